@@ -1,0 +1,283 @@
+"""Train one model of ``params.yaml``'s ``train.models`` — the ``train`` DVC stage as a Prefect flow.
+
+    python -m pipelines.train mnist_cnn            # or: python -m pipelines.train --help
+
+Reads ``data/05_tokens/<corpus>/``; writes ``models/<model>/model.pt``,
+``plots/<model>/history.csv`` and ``metrics/<model>_train.json`` (all atomically). Every epoch
+ends with ``checkpoints/<model>/last.pt`` (weights, optimizer, scaler, RNG, history); a rerun
+with a matching fingerprint resumes after the last finished epoch, and — on CPU with the same
+seed — ends with exactly the weights of an uninterrupted run.
+
+The flow is coarse on purpose (STACK.md: a task costs a server round trip): load → fit → save.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
+import torch
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from tqdm import tqdm
+
+from pipelines import data as D
+from pipelines import device as dev
+from pipelines import scoring
+from pipelines.config import Layout, ModelConfig, TrainConfig
+from pipelines.models import build_model
+from pipelines.outputs import logger, save_torch, write_atomic
+from rnnflow.config import load_params, parse
+from rnnflow.io import write_json
+
+VAL_BATCH = 1024
+
+
+def history_columns(task_name: str) -> list[str]:
+    return ["epoch", "train_loss", "val_loss", f"val_{scoring.headline(task_name)}", "seconds"]
+
+
+def write_history(path: Path, history: list[dict[str, Any]], task_name: str) -> None:
+    """``history.csv``: one row per epoch (DVC plots reads it)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=history_columns(task_name), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: row[k] for k in writer.fieldnames} for row in history)
+    write_atomic(path, buf.getvalue().encode())
+
+
+# --- training ---------------------------------------------------------------------------
+
+def train_fingerprint(cfg: ModelConfig, corpus: D.Corpus) -> str:
+    """What a checkpoint must match to be resumed: the model's params, the spec, the data.
+
+    ``epochs`` is left out when the schedule does not depend on it, so a run can be extended
+    (or finished after an interruption) with more epochs.
+    """
+    exclude = {"epochs"} if cfg.schedule == "constant" else set()
+    return D.fingerprint(cfg.model_dump(exclude=exclude), corpus.spec, corpus.files)
+
+
+@dataclass
+class FitResult:
+    """A trained model and how it got there."""
+
+    model: torch.nn.Module
+    history: list[dict[str, Any]]
+    device: str
+    amp: str | None
+    resumed_from: int = 0  # epochs already done when this call started (0: fresh)
+    seconds: float = 0.0  # wall time of this call
+    complete: bool = True  # False when stopped early (``stop_after``)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _scheduler(opt: torch.optim.Optimizer, cfg: ModelConfig):
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+
+
+def _load_checkpoint(path: Path, fp: str, epochs: int, log) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated or from an incompatible version
+        log.warning("checkpoint %s unreadable (%s): starting fresh", path, exc)
+        return None
+    if ckpt.get("fingerprint") != fp:
+        log.info("checkpoint %s fingerprint differs (params, spec or data changed): "
+                 "starting fresh", path)
+        return None
+    if ckpt["epoch"] > epochs:
+        log.info("checkpoint %s has %d epochs, more than the %d asked: starting fresh",
+                 path, ckpt["epoch"], epochs)
+        return None
+    return ckpt
+
+
+def fit(cfg: ModelConfig, corpus: D.Corpus, *, device: torch.device | str = "cpu",
+        amp: bool = True, checkpoint: Path | None = None, stop_after: int | None = None,
+        progress: bool | None = None, name: str = "model") -> FitResult:
+    """Train ``cfg.family`` on ``corpus.train``, validating on ``corpus.validation`` each epoch.
+
+    ``checkpoint``: resume from / save to this file every epoch (None: neither).
+    ``stop_after``: stop after this many epochs in this call, as an interruption would.
+    ``progress``: tqdm bar per epoch on stderr (None: only on a terminal).
+    """
+    log = logger("pipelines.train")
+    device = torch.device(device)
+    amp_dtype = dev.amp_dtype(device, amp)
+    spec, task_name = corpus.spec, corpus.spec["task"]
+    key = f"val_{scoring.headline(task_name)}"
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.family, cfg, spec).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = _scheduler(opt, cfg)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    if cfg.augment and len(spec["x_shape"]) != 2:
+        raise ValueError(f"augment needs 2-D images, spec x_shape is {spec['x_shape']}")
+    fill = D.background(spec)
+
+    fp = train_fingerprint(cfg, corpus)
+    history: list[dict[str, Any]] = []
+    start = 0
+    ckpt = _load_checkpoint(checkpoint, fp, cfg.epochs, log) if checkpoint else None
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        torch.set_rng_state(ckpt["rng_cpu"])
+        if device.type == "cuda" and ckpt.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(ckpt["rng_cuda"], device)
+        start, history = int(ckpt["epoch"]), list(ckpt["history"])
+        log.info("%s: resuming from %s after epoch %d", name, checkpoint, start)
+
+    x, y = (t.to(device) for t in corpus.train)
+    xv, yv = corpus.validation
+    n = len(x)
+    began = time.perf_counter()
+    done_here = 0
+    for epoch in range(start, cfg.epochs):
+        if stop_after is not None and done_here >= stop_after:
+            break
+        t0 = time.perf_counter()
+        gen = D.epoch_generator(cfg.seed, epoch)
+        model.train()
+        total = torch.zeros((), device=device)
+        bar = tqdm(D.batches(n, cfg.batch_size, gen, device), total=D.num_batches(n, cfg.batch_size),
+                   desc=f"{name} {epoch + 1}/{cfg.epochs}", file=sys.stderr, leave=False,
+                   disable=None if progress is None else not progress, mininterval=1.0)
+        for idx in bar:
+            xb, yb = x[idx], y[idx]
+            if cfg.augment:
+                xb = D.random_shift(xb, cfg.max_shift, gen, fill)
+            with scoring.autocast(device, amp_dtype):
+                loss = scoring.loss(task_name, model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.grad_clip > 0:
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            total += loss.detach().float() * len(idx)
+        bar.close()
+        sched.step()
+        out = scoring.predict(model, xv, VAL_BATCH, device, amp_dtype)
+        val = scoring.metrics(spec, out, yv, xv)
+        row = {"epoch": epoch + 1, "train_loss": float(total) / max(n, 1),
+               "val_loss": val["loss"], key: val[scoring.headline(task_name)],
+               "seconds": round(time.perf_counter() - t0, 3)}
+        history.append(row)
+        done_here += 1
+        log.info("%s epoch %d/%d: train_loss %.4f val_loss %.4f %s %.4f (%.1fs)", name,
+                 row["epoch"], cfg.epochs, row["train_loss"], row["val_loss"], key, row[key],
+                 row["seconds"])
+        if checkpoint is not None:
+            save_torch(checkpoint, {
+                "fingerprint": fp, "epoch": epoch + 1, "history": history,
+                "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                "rng_cpu": torch.get_rng_state(),
+                "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            })
+    return FitResult(model=model, history=history, device=str(device),
+                     amp=str(amp_dtype).removeprefix("torch.") if amp_dtype else None,
+                     resumed_from=start, seconds=time.perf_counter() - began,
+                     complete=len(history) >= cfg.epochs)
+
+
+def save_outputs(layout: Layout, name: str, cfg: ModelConfig, corpus: D.Corpus,
+                 result: FitResult) -> dict[str, Any]:
+    """``model.pt``, ``history.csv`` and ``<model>_train.json``; returns the metrics."""
+    spec, task_name = corpus.spec, corpus.spec["task"]
+    model = result.model
+    save_torch(layout.model(name), {
+        "name": name, "family": cfg.family, "config": cfg.model_dump(), "spec": spec,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "torch": torch.__version__,
+    })
+    write_history(layout.history(name), result.history, task_name)
+    last = result.history[-1] if result.history else {}
+    key = f"val_{scoring.headline(task_name)}"
+    metrics = {
+        "model": name, "corpus": cfg.corpus, "family": cfg.family,
+        "epochs": len(result.history),
+        "train_loss": last.get("train_loss"), "val_loss": last.get("val_loss"),
+        key: last.get(key),
+        "wall_seconds": round(sum(r["seconds"] for r in result.history), 3),
+        "run_seconds": round(result.seconds, 3),
+        "resumed_from_epoch": result.resumed_from,
+        "device": result.device, "amp": result.amp, "torch": torch.__version__,
+        "n_train": len(corpus.train[1]), "n_validation": len(corpus.validation[1]),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    write_json(layout.train_metrics(name), metrics)
+    return metrics
+
+
+# --- flow -------------------------------------------------------------------------------
+
+@task(cache_policy=NO_CACHE)
+def load_data(directory: Path) -> D.Corpus:
+    """Train + validation tensors of one corpus."""
+    return D.load_corpus(directory)
+
+
+@task(cache_policy=NO_CACHE)
+def fit_model(name: str, cfg: ModelConfig, corpus: D.Corpus, device: str, amp: bool,
+              checkpoint: Path) -> FitResult:
+    """The whole training loop (one task: per-batch tasks would cost a round trip each)."""
+    return fit(cfg, corpus, device=device, amp=amp, checkpoint=checkpoint, name=name)
+
+
+@task(cache_policy=NO_CACHE)
+def save(layout: Layout, name: str, cfg: ModelConfig, corpus: D.Corpus,
+         result: FitResult) -> dict[str, Any]:
+    """Write the stage outputs."""
+    return save_outputs(layout, name, cfg, corpus, result)
+
+
+@flow(name="train")
+def train(model: str, params_path: str = "params.yaml", root: str | None = None) -> dict[str, Any]:
+    """Train ``model`` (a key of ``train.models``) and write its outputs under ``root``."""
+    layout = Layout(Path(root)) if root else Layout()
+    tcfg = parse(TrainConfig, load_params(layout.params(params_path)), "train")
+    cfg = tcfg.model(model)
+    device = dev.resolve(tcfg.device)
+    dev.configure(device, tcfg.threads)
+    corpus = load_data(layout.tokens(cfg.corpus))
+    result = fit_model(model, cfg, corpus, str(device), tcfg.amp, layout.checkpoint(model))
+    return save(layout, model, cfg, corpus, result)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.train", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", help="model name: a key of train.models in the params file")
+    parser.add_argument("--params", default="params.yaml",
+                        help="params file, relative to the root (default: %(default)s)")
+    parser.add_argument("--root", default=None,
+                        help="project root holding data/, models/, metrics/ (default: this checkout)")
+    args = parser.parse_args(argv)
+    metrics = train(args.model, args.params, args.root)
+    print({k: metrics[k] for k in ("model", "epochs", "val_loss", "wall_seconds", "device")})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

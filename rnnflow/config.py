@@ -1,0 +1,155 @@
+"""params.yaml → typed config.
+
+Config flows one way: ``params.yaml`` is read once at the edge (a stage's ``main``), the
+section that stage owns is validated into a pydantic model, and only that model reaches
+the pure functions. Unknown keys are errors, so a typo in params.yaml fails loudly
+instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from rnnflow.env import PROJECT_ROOT
+
+PARAMS_FILE = PROJECT_ROOT / "params.yaml"
+PROFILES_DIR = PROJECT_ROOT / "profiles"
+
+M = TypeVar("M", bound="Config")
+
+
+class Config(BaseModel):
+    """Base of every typed params section: strict, immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConfigError(ValueError):
+    """params.yaml (or a profile) does not match what a stage expects."""
+
+
+def _yaml():
+    from ruamel.yaml import YAML
+
+    yaml = YAML()  # round-trip: keeps comments and order when a profile is applied
+    yaml.width = 4096
+    return yaml
+
+
+def load_params(path: Path | str = PARAMS_FILE) -> dict[str, Any]:
+    """Read a params file as plain dicts/lists."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: params file not found")
+    with path.open() as fh:
+        data = _yaml().load(fh) or {}
+    return _plain(data)
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def section(params: dict[str, Any], dotted: str) -> Any:
+    """Return ``params[a][b]...`` for ``dotted = "a.b"``; error names the missing key."""
+    node: Any = params
+    for i, key in enumerate(dotted.split(".")):
+        if not isinstance(node, dict) or key not in node:
+            have = sorted(node) if isinstance(node, dict) else []
+            where = ".".join(dotted.split(".")[:i]) or "<top>"
+            raise ConfigError(f"params: no key {dotted!r} (under {where}: {have})")
+        node = node[key]
+    return node
+
+
+def parse(model: type[M], params: dict[str, Any], dotted: str, **extra: Any) -> M:
+    """Validate one params section into ``model``; errors name the section."""
+    from pydantic import ValidationError
+
+    raw = section(params, dotted)
+    try:
+        return model.model_validate({**raw, **extra} if isinstance(raw, dict) else raw)
+    except ValidationError as exc:
+        raise ConfigError(f"params section {dotted!r}: {exc}") from exc
+
+
+def deep_merge(base: Any, overlay: Any) -> Any:
+    """Overlay ``overlay`` onto ``base``: dicts merge key by key, anything else replaces."""
+    if isinstance(base, dict) and isinstance(overlay, dict):
+        out = copy.copy(base)
+        for key, value in overlay.items():
+            out[key] = deep_merge(base[key], value) if key in base else value
+        return out
+    return overlay
+
+
+def flatten(overlay: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}``: the form ``dvc exp run -S`` takes."""
+    flat: dict[str, Any] = {}
+    for key, value in overlay.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def profile_overlay(name: str) -> dict[str, Any]:
+    """Load ``profiles/<name>.yaml``; the overlay may name only keys params.yaml has."""
+    path = PROFILES_DIR / f"{name}.yaml"
+    if not path.exists():
+        known = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+        raise ConfigError(f"{path}: no such profile (known: {known})")
+    return load_params(path)
+
+
+def _check_keys(base: Any, overlay: Any, where: str) -> None:
+    if not isinstance(overlay, dict):
+        return
+    if not isinstance(base, dict):
+        raise ConfigError(f"profile sets {where} as a mapping, params.yaml does not")
+    for key, value in overlay.items():
+        if key not in base:
+            # New entries are fine where the base maps names to things (e.g. sources).
+            continue
+        _check_keys(base[key], value, f"{where}.{key}" if where else key)
+
+
+def apply_profile(name: str, params_path: Path = PARAMS_FILE) -> list[str]:
+    """Merge ``profiles/<name>.yaml`` into params.yaml in place, keeping its comments.
+
+    Returns the dotted keys that changed. Applying the same profile twice changes
+    nothing the second time, so a following ``dvc repro`` is a no-op.
+    """
+    yaml = _yaml()
+    with params_path.open() as fh:
+        doc = yaml.load(fh)
+    overlay = profile_overlay(name)
+    _check_keys(_plain(doc), overlay, "")
+    changed: list[str] = []
+
+    def merge(node: Any, over: dict[str, Any], prefix: str) -> None:
+        for key, value in over.items():
+            dotted = f"{prefix}{key}"
+            if isinstance(value, dict) and isinstance(node.get(key), dict):
+                merge(node[key], value, dotted + ".")
+            elif _plain(node.get(key)) != value:
+                node[key] = value
+                changed.append(dotted)
+
+    merge(doc, overlay, "")
+    if changed:
+        tmp = params_path.with_suffix(".yaml.tmp")
+        with tmp.open("w") as fh:
+            yaml.dump(doc, fh)
+        tmp.replace(params_path)
+    return changed

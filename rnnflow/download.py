@@ -1,0 +1,294 @@
+"""Fetch source files: verified local mirror first, then resumable HTTP downloads.
+
+Every corpus names its files as ``FileSpec``s (relative path + checksum) and calls
+``fetch_file``. A file only ever appears at its final path after its checksum verified, so
+an interrupted or corrupted fetch can never be mistaken for data. Standard library only
+(urllib), so fetching adds no dependency.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import logging
+import os
+import socket
+import shutil
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from rnnflow.env import MIRROR_ENV
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20  # 1 MiB: large enough for throughput, small enough for flat memory
+_HEX_LEN = {"md5": 32, "sha256": 64}  # accepted algorithms and their hex digest length
+# Client errors that another try cannot fix (a missing file stays missing); 408/429 can.
+_RETRYABLE_4XX = {408, 429}
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    """One source file: where it lives relative to a base URL / mirror, and its checksum."""
+
+    path: str
+    checksum: str
+    size: int | None = None
+
+    def __post_init__(self) -> None:
+        # Validate eagerly so a typo in params fails at definition, not mid-download.
+        _parse_checksum(self.checksum)
+        parts = PurePosixPath(self.path).parts
+        if not parts or self.path.startswith("/") or ".." in parts or "\\" in self.path:
+            raise ValueError(f"FileSpec.path must be a relative POSIX path inside the "
+                             f"download directory, got {self.path!r}")
+        if self.size is not None and self.size < 0:
+            raise ValueError(f"FileSpec.size must be >= 0, got {self.size} for {self.path}")
+
+
+class DownloadError(RuntimeError):
+    """A file could not be obtained; the message names the file, where it was sought, and why."""
+
+
+class ChecksumMismatch(DownloadError):
+    """A file's bytes do not match the checksum its spec declares."""
+
+
+def _parse_checksum(checksum: str) -> tuple[str, str]:
+    algo, sep, digest = checksum.partition(":")
+    algo, digest = algo.strip().lower(), digest.strip().lower()
+    if not sep or algo not in _HEX_LEN:
+        raise ValueError(f"checksum must be 'md5:<hex>' or 'sha256:<hex>', got {checksum!r}")
+    expected_len = _HEX_LEN[algo]
+    if len(digest) != expected_len or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError(f"{algo} checksum must be {expected_len} hex digits, got {checksum!r}")
+    return algo, digest
+
+
+def _hasher(algo: str) -> "hashlib._Hash":
+    # md5 here is an integrity check, not security; FIPS builds refuse it without this flag.
+    return hashlib.new(algo, usedforsecurity=False)
+
+
+def file_digest(path: Path, algo: str) -> str:
+    """Hex digest of ``path`` with ``algo`` ("md5" or "sha256"), read in 1 MiB chunks."""
+    h = _hasher(algo)
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(path: Path, checksum: str) -> None:
+    """Raise ``ChecksumMismatch`` unless ``path``'s digest equals ``checksum`` ("algo:hex")."""
+    algo, expected = _parse_checksum(checksum)
+    actual = file_digest(path, algo)
+    if actual != expected:
+        raise ChecksumMismatch(f"{path}: checksum mismatch: expected {algo}:{expected}, "
+                               f"got {algo}:{actual}")
+
+
+def _check(path: Path, spec: FileSpec) -> None:
+    """Size (cheap) then checksum; raises ``ChecksumMismatch``."""
+    if spec.size is not None:
+        size = path.stat().st_size
+        if size != spec.size:
+            raise ChecksumMismatch(f"{path}: expected {spec.size} bytes, found {size} "
+                                   f"(checksum {spec.checksum} not checked)")
+    verify(path, spec.checksum)
+
+
+def fetch_file(spec: FileSpec, *, urls: list[str], mirror: Path | None, dest_dir: Path,
+               retries: int = 4, timeout_s: float = 60.0, backoff_s: float = 1.0,
+               progress: bool = True) -> Path:
+    """Return ``dest_dir / spec.path`` holding verified bytes, fetching it if needed.
+
+    Order: an existing verified copy in ``dest_dir``; then ``mirror / spec.path`` (which must
+    verify, else ``ChecksumMismatch``: a corrupt mirror is an error, never skipped); then each
+    base URL in ``urls`` (file URL = base + ``spec.path``), ``retries`` attempts each with
+    backoff ``backoff_s * 2**attempt``. Downloads go to ``<final>.part`` and resume with an
+    HTTP Range request; the final path appears only after the checksum verified.
+
+    Raises ``DownloadError`` (``ChecksumMismatch`` if some attempt got wrong bytes) naming the
+    file, every URL tried and how to point ``$RNNFLOW_MIRROR`` at a local mirror.
+    """
+    dest_dir = Path(dest_dir)
+    final = dest_dir / spec.path
+    final.parent.mkdir(parents=True, exist_ok=True)
+
+    if final.exists():
+        try:
+            _check(final, spec)
+            return final
+        except ChecksumMismatch as exc:
+            # Remove it now so nothing downstream can pick up the bad copy while we refetch.
+            log.warning("%s; fetching it again", exc)
+            final.unlink()
+
+    mirror_file = Path(mirror) / spec.path if mirror is not None else None
+    if mirror_file is not None and mirror_file.is_file():
+        _copy_verified(mirror_file, final, spec)
+        return final
+
+    return _download(spec, urls=urls, mirror_file=mirror_file, final=final, retries=retries,
+                     timeout_s=timeout_s, backoff_s=backoff_s, progress=progress)
+
+
+def _copy_verified(src: Path, final: Path, spec: FileSpec) -> None:
+    """Copy ``src`` to ``final`` atomically, hashing while copying (one read of the source)."""
+    if spec.size is not None and src.stat().st_size != spec.size:
+        raise ChecksumMismatch(f"mirror file {src}: expected {spec.size} bytes, found "
+                               f"{src.stat().st_size}; fix or remove the mirror copy")
+    algo, expected = _parse_checksum(spec.checksum)
+    h = _hasher(algo)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, src.open("rb") as fh:
+            while chunk := fh.read(CHUNK):
+                h.update(chunk)
+                out.write(chunk)
+        if h.hexdigest() != expected:
+            raise ChecksumMismatch(f"mirror file {src}: checksum mismatch: expected "
+                                   f"{algo}:{expected}, got {algo}:{h.hexdigest()}; "
+                                   f"fix or remove the mirror copy")
+        shutil.copymode(src, tmp)
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+class _AttemptFailed(Exception):
+    """One download attempt failed; ``retry`` says whether the same URL is worth another try."""
+
+    def __init__(self, reason: str, *, retry: bool = True, checksum: bool = False) -> None:
+        super().__init__(reason)
+        self.retry = retry
+        self.checksum = checksum
+
+
+def _download(spec: FileSpec, *, urls: list[str], mirror_file: Path | None, final: Path,
+              retries: int, timeout_s: float, backoff_s: float, progress: bool) -> Path:
+    part = final.with_name(final.name + ".part")
+    tried: list[str] = []
+    any_checksum = False
+    for base in urls:
+        url = _join(base, spec.path)
+        for attempt in range(max(1, retries)):
+            if attempt and backoff_s > 0:
+                time.sleep(backoff_s * 2 ** (attempt - 1))
+            try:
+                _download_once(url, part, spec, timeout_s=timeout_s, progress=progress)
+                _check(part, spec)
+            except ChecksumMismatch as exc:
+                # The bytes (possibly an old resumed prefix) are wrong: start clean next time.
+                part.unlink(missing_ok=True)
+                failure = _AttemptFailed(str(exc), checksum=True)
+            except _AttemptFailed as exc:
+                failure = exc
+            else:
+                os.replace(part, final)
+                return final
+            any_checksum |= failure.checksum
+            tried.append(f"{url} (attempt {attempt + 1}): {failure}")
+            log.warning("fetching %s failed: %s", url, failure)
+            if not failure.retry:
+                break
+
+    # A checksum failure leaves no .part behind; a network failure keeps it for resuming.
+    if mirror_file is not None:
+        where = f"the mirror has no {mirror_file}"
+    else:
+        where = f"no local mirror was given (is ${MIRROR_ENV} set?)"
+    hint = (f"set {MIRROR_ENV}=/path/to/mirror (e.g. ../shared/corpora) so that "
+            f"<mirror>/{spec.path} is found")
+    if not urls:
+        detail = "no download URLs are configured"
+    else:
+        detail = "tried:\n  " + "\n  ".join(tried)
+    message = (f"{spec.path}: could not be downloaded from {list(urls)}; {where}; {hint}.\n"
+               f"{detail}")
+    raise (ChecksumMismatch if any_checksum else DownloadError)(message)
+
+
+def _join(base: str, rel: str) -> str:
+    return (base if base.endswith("/") else base + "/") + urllib.parse.quote(rel)
+
+
+def _download_once(url: str, part: Path, spec: FileSpec, *, timeout_s: float,
+                   progress: bool) -> None:
+    """One HTTP request appending to (or restarting) ``part``; raises ``_AttemptFailed``."""
+    offset = part.stat().st_size if part.exists() else 0
+    if spec.size is not None and offset > spec.size:
+        part.unlink()  # longer than the file can be: not a prefix of it
+        offset = 0
+    headers = {"User-Agent": "rnnflow", "Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as resp:
+            if offset and resp.status == 206:
+                start = _content_range_start(resp.headers.get("Content-Range", ""))
+                if start != offset:
+                    part.unlink()
+                    raise _AttemptFailed(f"asked for bytes from {offset}, server sent "
+                                         f"Content-Range {resp.headers.get('Content-Range')!r}")
+                mode = "ab"
+            else:
+                # 200 to a Range request means the server sends the whole file: start over.
+                mode, offset = "wb", 0
+            length = resp.headers.get("Content-Length")
+            total = offset + int(length) if length and length.isdigit() else spec.size
+            with part.open(mode) as out:
+                _copy_body(resp, out, total=total, initial=offset, label=spec.path,
+                           progress=progress)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and offset:
+            # Range beyond the end: the .part may already be complete; the checksum decides.
+            return
+        retry = exc.code >= 500 or exc.code in _RETRYABLE_4XX
+        raise _AttemptFailed(f"HTTP {exc.code} {exc.reason}", retry=retry) from exc
+    except urllib.error.URLError as exc:
+        # A host that does not resolve will not resolve a second later either: offline
+        # machines must fail at once and point at the mirror, not sit through backoffs.
+        offline = isinstance(exc.reason, socket.gaierror)
+        raise _AttemptFailed(f"network error: {exc.reason}", retry=not offline) from exc
+    except (http.client.HTTPException, OSError) as exc:
+        # IncompleteRead, resets, timeouts: whatever reached .part stays there for resuming.
+        raise _AttemptFailed(f"transfer interrupted: {exc!r}") from exc
+
+    got = part.stat().st_size
+    if total is not None and got < total:
+        # http.client returns b"" rather than raising when a read(n) is cut short.
+        raise _AttemptFailed(f"connection closed after {got} of {total} bytes; will resume")
+
+
+def _content_range_start(value: str) -> int | None:
+    # "bytes 100-199/200"
+    unit, _, rng = value.strip().partition(" ")
+    if unit != "bytes":
+        return None
+    start, _, _ = rng.partition("-")
+    return int(start) if start.isdigit() else None
+
+
+def _copy_body(resp: BinaryIO, out: BinaryIO, *, total: int | None, initial: int, label: str,
+               progress: bool) -> None:
+    from tqdm import tqdm  # only needed when something is actually downloaded
+
+    with tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
+              desc=label, file=sys.stderr, leave=False,
+              disable=None if progress else True) as bar:
+        while chunk := resp.read(CHUNK):
+            out.write(chunk)
+            bar.update(len(chunk))

@@ -1,0 +1,204 @@
+"""What every DVC hop shares: paths, CLI, streaming, validation, atomic output.
+
+A hop's ``main`` parses ``CORPUS`` (and ``--params``), then :func:`execute` removes the
+previous output, runs the hop into a temporary directory, validates, writes the
+validation report, and renames the directory into place only if everything passed.
+Failures print one readable report to stderr and exit non-zero; nothing half-written
+stays behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from rnnflow import io
+from rnnflow.config import ConfigError, load_params
+from rnnflow.env import PROJECT_ROOT
+from rnnflow.validate import Expect, Result, Suite, ValidationFailed, check, validate
+
+# Data layers by name (Kedro's convention): the number says where in the flow a file is.
+LAYERS = {
+    "fetch": "01_raw",
+    "clean": "02_clean",
+    "format": "03_formatted",
+    "sample": "04_sampled",
+    "tokenize": "05_tokens",
+}
+HOPS = list(LAYERS)
+SPLITS = ("train", "validation", "test")
+
+
+def data_dir(hop: str, corpus: str, root: Path = PROJECT_ROOT) -> Path:
+    """Output directory of ``hop`` for ``corpus``."""
+    return root / "data" / LAYERS[hop] / corpus
+
+
+def input_dir(hop: str, corpus: str, root: Path = PROJECT_ROOT) -> Path:
+    """Output directory of the hop before ``hop``."""
+    return data_dir(HOPS[HOPS.index(hop) - 1], corpus, root)
+
+
+def parts(directory: Path) -> list[str]:
+    """Parquet file stems in a hop directory, in a stable order (test first)."""
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory}: input directory missing (did the previous hop run?)")
+    found = sorted(p.stem for p in directory.glob("*.parquet"))
+    if not found:
+        raise FileNotFoundError(f"{directory}: no .parquet files")
+    # Test first: when deduplicating, the held-out set is never the one that loses rows.
+    return sorted(found, key=lambda s: (s != "test", s != "validation", s))
+
+
+@dataclass
+class HopRun:
+    """One execution of a hop for one corpus: where to write, what was validated."""
+
+    hop: str
+    corpus: str
+    params: dict[str, Any]
+    out: Path
+    root: Path = PROJECT_ROOT
+    results: list[Result] = field(default_factory=list)
+    rows_out: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def inputs(self) -> Path:
+        return input_dir(self.hop, self.corpus, self.root)
+
+    def final_path(self, part: str) -> Path:
+        """Where ``part`` will live once the hop succeeds (used in messages)."""
+        return data_dir(self.hop, self.corpus, self.root) / f"{part}.parquet"
+
+    def rel(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+    def validate(self, table: pa.Table, suite: Suite, part: str, row_offset: int = 0) -> None:
+        """Validate rows of ``part``; failures are collected, raised at the end."""
+        res = validate(table, suite, where=self.rel(self.final_path(part)), row_offset=row_offset)
+        self._keep(res)
+
+    def _keep(self, res: Result) -> None:
+        # One result per (suite, file) unless it failed: batch-wise validation of a big file
+        # would otherwise fill the report with identical successes.
+        for i, old in enumerate(self.results):
+            if old.suite == res.suite and old.where == res.where:
+                if old.success and not res.success:
+                    self.results[i] = res
+                elif old.success and res.success:
+                    old.evaluated += res.evaluated
+                return
+        self.results.append(res)
+        if not res.success:
+            raise ValidationFailed([res])
+
+    def write_stream(self, part: str, batches: Iterable[pa.RecordBatch | pa.Table],
+                     suite: Suite | None) -> int:
+        """Validate and write batches to ``<part>.parquet``; return the row count."""
+        rows = 0
+        with io.BatchWriter(self.out / f"{part}.parquet") as writer:
+            for batch in batches:
+                table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+                if suite is not None:
+                    self.validate(table, suite, part, row_offset=rows)
+                writer.write(table)
+                rows += table.num_rows
+        self.rows_out[part] = rows
+        return rows
+
+    def check_rows(self, part: str, rows: int, min_rows: int, max_rows: int | None,
+                   why: str) -> None:
+        """Row-count bound for one output file, checked through the same adapter."""
+        frame = pa.table({"rows": [rows], "min_rows": [min_rows],
+                          "max_rows": [max_rows if max_rows is not None else rows]})
+        suite = Suite(f"{self.corpus}.{self.hop}.row_count ({why})", (
+            Expect("expect_column_pair_values_a_to_be_greater_than_b",
+                   {"column_A": "rows", "column_B": "min_rows", "or_equal": True}),
+            Expect("expect_column_pair_values_a_to_be_greater_than_b",
+                   {"column_A": "max_rows", "column_B": "rows", "or_equal": True}),
+        ))
+        self.validate(frame, suite, part)
+
+    def check_disjoint(self) -> None:
+        """No ``row_id`` may occur in two splits (checked on the written files)."""
+        frames = []
+        for part in self.rows_out:
+            path = self.out / f"{part}.parquet"
+            ids = np.unique(io.read_table(path, columns=["row_id"])["row_id"].to_numpy())
+            frames.append(pa.table({"row_id": pa.array(ids, pa.uint64()),
+                                    "split": pa.array([part] * len(ids))}))
+        if not frames:
+            return
+        table = pa.concat_tables(frames)
+        suite = Suite(f"{self.corpus}.{self.hop}.splits_disjoint",
+                      (Expect.unique("row_id"),))
+        res = validate(table, suite, where=self.rel(data_dir(self.hop, self.corpus, self.root)))
+        if not res.success:
+            bad = set(res.failures[0].values) if res.failures else set()
+            hits = table.to_pandas()
+            hits = hits[hits["row_id"].isin(bad)]
+            shared = sorted({s for s in hits["split"]})
+            res.failures[0].detail += f" (rows shared between splits {shared})"
+        self._keep(res)
+
+
+def batches_of(table: pa.Table, rows: int = io.BATCH_ROWS) -> Iterator[pa.Table]:
+    """Slice a table into batches (zero-copy)."""
+    for start in range(0, table.num_rows, rows):
+        yield table.slice(start, rows)
+
+
+def execute(hop: str, corpus: str, body: Callable[[HopRun], None], *,
+            params_path: Path | None = None, root: Path = PROJECT_ROOT) -> int:
+    """Run ``body`` for one hop/corpus with atomic output; return a process exit code."""
+    from rnnflow.validate import write_report
+
+    started = time.perf_counter()
+    final = data_dir(hop, corpus, root)
+    io.remove_stale(final)
+    run: HopRun | None = None
+    try:
+        params = load_params(params_path or root / "params.yaml")
+        with io.atomic_dir(final) as tmp:
+            run = HopRun(hop, corpus, params, tmp, root)
+            body(run)
+            check(hop, corpus, run.results)
+    except ValidationFailed as exc:
+        if run is not None:
+            path = write_report(hop, corpus, run.results)
+            exc.report_path = path
+        print(f"rnnflow {hop} {corpus}: stopped, output not written\n{exc.render()}",
+              file=sys.stderr)
+        return 1
+    except (ConfigError, FileNotFoundError, ValueError, OSError, RuntimeError) as exc:
+        print(f"rnnflow {hop} {corpus}: error: {exc}", file=sys.stderr)
+        return 1
+    took = time.perf_counter() - started
+    summary = ", ".join(f"{k}={v:,}" for k, v in run.rows_out.items())
+    print(f"rnnflow {hop} {corpus}: ok in {took:.1f}s ({summary}) → {run.rel(final)}",
+          file=sys.stderr)
+    return 0
+
+
+def cli(hop: str, description: str, body_for: Callable[[str, argparse.Namespace], Callable[[HopRun], None]],
+        argv: list[str] | None = None) -> int:
+    """The shared command line of every hop: ``python -m stages.<hop> CORPUS``."""
+    from stages import corpora
+
+    parser = argparse.ArgumentParser(prog=f"python -m stages.{hop}", description=description)
+    parser.add_argument("corpus", choices=corpora.names(), help="which corpus to process")
+    parser.add_argument("--params", type=Path, default=None,
+                        help="params file (default: params.yaml in the project root)")
+    args = parser.parse_args(argv)
+    return execute(hop, args.corpus, body_for(args.corpus, args), params_path=args.params)

@@ -1,0 +1,1 @@
+"""DVC hops: one module per hop (fetch, clean, format, sample, tokenize)."""

@@ -1,0 +1,108 @@
+"""clean: drop what should not be learned from, and count every drop by reason.
+
+Streams record batches: the adapter's row-local cleaning, then null rows, then exact
+duplicates (by the corpus's key columns, across all input files, test first so the
+held-out set never loses rows to train). Writes ``reports/clean/<corpus>.json`` (a DVC
+metric) with the counts, and fails if more than ``max_drop_fraction`` of the rows went.
+
+params.yaml section ``clean.<corpus>``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+
+from rnnflow import io
+from rnnflow.config import Config, parse
+from rnnflow.hashing import row_hash
+from rnnflow.hop import HopRun, cli, parts
+
+
+class CleanConfig(Config):
+    """Base of every corpus's clean section (adapters extend it)."""
+
+    dedupe: bool = True
+    max_drop_fraction: float = 0.01
+
+
+def drop_nulls(table: pa.Table) -> tuple[pa.Table, int]:
+    """Drop rows with a null in any column; return the table and the count dropped."""
+    if table.num_rows == 0 or all(c.null_count == 0 for c in table.columns):
+        return table, 0
+    kept = table.drop_null()
+    return kept, table.num_rows - kept.num_rows
+
+
+class Deduper:
+    """Remembers content hashes across batches and files; drops rows seen before."""
+
+    def __init__(self, columns: tuple[str, ...]) -> None:
+        self.columns = columns
+        self.seen: set[int] = set()
+
+    def __call__(self, table: pa.Table) -> tuple[pa.Table, int]:
+        if table.num_rows == 0:
+            return table, 0
+        hashes = row_hash(table, self.columns).to_numpy()
+        keep = np.empty(len(hashes), dtype=bool)
+        seen = self.seen
+        for i, h in enumerate(hashes.tolist()):
+            keep[i] = h not in seen
+            seen.add(h)
+        kept = table.filter(pa.array(keep))
+        return kept, table.num_rows - kept.num_rows
+
+
+def body_for(corpus: str, _args: object):
+    """Build the hop body for ``corpus``."""
+    from stages import corpora
+
+    def body(run: HopRun) -> None:
+        adapter = corpora.get(corpus)
+        cfg = parse(adapter.CleanConfig, run.params, f"clean.{corpus}")
+        dedupe = Deduper(adapter.clean_key) if cfg.dedupe else None
+        report: dict[str, dict] = {}
+        for part in parts(run.inputs):
+            src = run.inputs / f"{part}.parquet"
+            dropped: Counter[str] = Counter()
+            rows_in = io.parquet_rows(src)
+
+            def cleaned():
+                for batch in io.iter_batches(src):
+                    table = pa.Table.from_batches([batch])
+                    table, n = drop_nulls(table)
+                    dropped["null"] += n
+                    table, reasons = adapter.clean(table, cfg)
+                    dropped.update(reasons)
+                    if dedupe is not None:
+                        table, n = dedupe(table)
+                        dropped["duplicate"] += n
+                    yield table
+
+            rows = run.write_stream(part, cleaned(), adapter.clean_suite(part, cfg))
+            report[part] = {"rows_in": rows_in, "rows_out": rows,
+                            "dropped": dict(sorted((k, v) for k, v in dropped.items() if v))}
+            run.check_rows(part, rows, int(np.ceil(rows_in * (1 - cfg.max_drop_fraction))),
+                           rows_in, f"at most {cfg.max_drop_fraction:.1%} dropped")
+        total_in = sum(p["rows_in"] for p in report.values())
+        total_out = sum(p["rows_out"] for p in report.values())
+        io.write_json(run.root / "reports" / "clean" / f"{corpus}.json", {
+            "corpus": corpus, "rows_in": total_in, "rows_out": total_out,
+            "dropped_fraction": round(1 - total_out / total_in, 6) if total_in else 0.0,
+            "parts": report,
+        })
+
+    return body
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m stages.clean CORPUS``."""
+    return cli("clean", __doc__.split("\n\n")[0], body_for, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

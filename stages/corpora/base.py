@@ -1,0 +1,79 @@
+"""The adapter contract: what a corpus must say at each hop.
+
+Every method is a pure function of Arrow tables and typed config; the hop modules do the
+streaming, validation and writing. Defaults cover the common case (no cleaning beyond
+nulls/duplicates, nothing to fit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import pyarrow as pa
+
+from rnnflow.validate import Suite
+from stages.clean import CleanConfig
+from stages.fetch import FetchConfig, FetchContext
+from stages.format import FormatConfig
+from stages.tokenize import TokenizeConfig
+
+
+class Corpus:
+    """Base adapter. Subclasses set the class attributes and override the hop methods."""
+
+    name: ClassVar[str] = ""
+    #: Columns identifying a raw row's content (exact-duplicate detection in clean).
+    clean_key: ClassVar[tuple[str, ...]] = ()
+    #: Formatted columns identifying a row's content (its ``row_id``).
+    key_columns: ClassVar[tuple[str, ...]] = ()
+    #: Whether format needs a whole input file at once (e.g. sliding windows).
+    format_whole_part: ClassVar[bool] = False
+
+    FetchConfig: ClassVar[type[FetchConfig]] = FetchConfig
+    CleanConfig: ClassVar[type[CleanConfig]] = CleanConfig
+    FormatConfig: ClassVar[type[FormatConfig]] = FormatConfig
+    TokenizeConfig: ClassVar[type[TokenizeConfig]] = TokenizeConfig
+
+    # fetch ---------------------------------------------------------------------------
+    def fetch(self, cfg: Any, ctx: FetchContext) -> dict[str, pa.Table]:
+        """Return the raw corpus as named parts (e.g. ``train``/``test`` or ``all``)."""
+        raise NotImplementedError
+
+    def expected_rows(self, part: str, cfg: Any) -> tuple[int, int | None]:
+        """Inclusive bounds on the rows of a fetched part."""
+        return 1, None
+
+    def raw_suite(self, part: str, cfg: Any) -> Suite:
+        raise NotImplementedError
+
+    # clean ---------------------------------------------------------------------------
+    def clean(self, table: pa.Table, cfg: Any) -> tuple[pa.Table, dict[str, int]]:
+        """Corpus-specific row filters; returns kept rows and drop counts by reason."""
+        return table, {}
+
+    def clean_suite(self, part: str, cfg: Any) -> Suite:
+        return self.raw_suite(part, None)
+
+    # format --------------------------------------------------------------------------
+    def format(self, table: pa.Table, cfg: Any) -> pa.Table:
+        """Map cleaned rows to the task's schema (``row_id`` and split are added for you)."""
+        raise NotImplementedError
+
+    def formatted_rows(self, rows_in: int, cfg: Any) -> int:
+        """Rows format must produce from ``rows_in`` input rows."""
+        return rows_in
+
+    def formatted_suite(self, cfg: Any) -> Suite:
+        raise NotImplementedError
+
+    # tokenize ------------------------------------------------------------------------
+    def fit(self, train: Iterable[pa.RecordBatch], cfg: Any) -> dict[str, Any]:
+        """Fit on the train split; return artifacts by file name (``spec.json`` at least)."""
+        raise NotImplementedError
+
+    def tokenize(self, table: pa.Table, artifacts: dict[str, Any], cfg: Any) -> pa.Table:
+        raise NotImplementedError
+
+    def tokens_suite(self, artifacts: dict[str, Any], cfg: Any) -> Suite:
+        raise NotImplementedError

@@ -1,0 +1,151 @@
+"""IDX files (the MNIST format): strict reading and format-exact writing.
+
+Layout (big-endian): two zero bytes, a dtype code, the number of dimensions, one uint32 per
+dimension, then the payload. Reading checks every field and that the payload holds exactly
+as many bytes as the header promises, so a truncated download or a wrong file fails loudly
+with the file named instead of yielding a silently shorter dataset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import math
+import os
+import struct
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+# IDX dtype codes -> big-endian numpy dtypes (the format stores multi-byte values MSB first).
+IDX_DTYPES: dict[int, np.dtype] = {
+    0x08: np.dtype("u1"),
+    0x09: np.dtype("i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_GZIP_MAGIC = b"\x1f\x8b"
+MNIST_SIDE = 28
+MNIST_CLASSES = 10
+
+
+class IdxError(ValueError):
+    """A file is not a well-formed IDX file of the expected kind; the message names it."""
+
+
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(2) == _GZIP_MAGIC
+
+
+def _read_all(path: Path) -> bytes:
+    """Whole decompressed content; memory is bounded by the real data, not the header's claim."""
+    try:
+        if path.suffix == ".gz" or _is_gzip(path):
+            with gzip.open(path, "rb") as fh:
+                return fh.read()
+        return path.read_bytes()
+    except gzip.BadGzipFile as exc:
+        raise IdxError(f"{path}: not a valid gzip file ({exc})") from exc
+    except (EOFError, zlib.error) as exc:
+        raise IdxError(f"{path}: truncated or corrupt gzip stream ({exc})") from exc
+
+
+def read_idx(path: Path, *, dims: int, dtype_code: int = 0x08) -> np.ndarray:
+    """Read an IDX file (gzip-compressed or raw) into an array shaped by its header.
+
+    ``dims`` is the expected number of dimensions (3 for MNIST images, 1 for labels) and
+    ``dtype_code`` the expected element type (0x08 = unsigned byte). Raises ``IdxError``
+    naming the file on any mismatch, truncation or trailing bytes.
+    """
+    path = Path(path)
+    if dtype_code not in IDX_DTYPES:
+        raise ValueError(f"unknown IDX dtype code 0x{dtype_code:02X}")
+    raw = _read_all(path)
+    if len(raw) < 4:
+        raise IdxError(f"{path}: {len(raw)} bytes, too short for an IDX header")
+    if raw[0] != 0 or raw[1] != 0:
+        raise IdxError(f"{path}: bad magic {raw[:4].hex()}: IDX files start with two zero bytes")
+    if raw[2] != dtype_code:
+        raise IdxError(f"{path}: dtype code 0x{raw[2]:02X}, expected 0x{dtype_code:02X}")
+    if raw[3] != dims:
+        raise IdxError(f"{path}: header has {raw[3]} dimensions, expected {dims}")
+    header_len = 4 + 4 * dims
+    if len(raw) < header_len:
+        raise IdxError(f"{path}: truncated header ({len(raw)} of {header_len} bytes)")
+    shape = struct.unpack(f">{dims}I", raw[4:header_len])
+    dtype = IDX_DTYPES[dtype_code]
+    expected = math.prod(shape) * dtype.itemsize
+    present = len(raw) - header_len
+    if present != expected:
+        claim = f"header says {'×'.join(map(str, shape))} = {expected} bytes"
+        if present < expected:
+            raise IdxError(f"{path}: truncated: {claim} but only {present} present")
+        raise IdxError(f"{path}: {claim} but {present} present "
+                       f"({present - expected} bytes of trailing garbage)")
+    # bytearray so the returned array is writable; native byte order for downstream maths.
+    array = np.frombuffer(bytearray(raw[header_len:]), dtype=dtype).reshape(shape)
+    return array if dtype.isnative else array.astype(dtype.newbyteorder("="))
+
+
+def read_mnist_pair(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read MNIST images (N, 28, 28) and labels (N,) and check they belong together."""
+    x = read_idx(images, dims=3)
+    y = read_idx(labels, dims=1)
+    if x.shape[1:] != (MNIST_SIDE, MNIST_SIDE):
+        raise IdxError(f"{images}: images are {x.shape[1]}×{x.shape[2]}, "
+                       f"expected {MNIST_SIDE}×{MNIST_SIDE}")
+    if len(x) != len(y):
+        raise IdxError(f"{images} holds {len(x)} images but {labels} holds {len(y)} labels")
+    bad = np.flatnonzero(y >= MNIST_CLASSES)
+    if bad.size:
+        i = int(bad[0])
+        raise IdxError(f"{labels}: label {int(y[i])} at index {i} is outside "
+                       f"0..{MNIST_CLASSES - 1} ({bad.size} bad labels in all)")
+    return x, y
+
+
+def _dtype_code(dtype: np.dtype) -> int:
+    for code, idx_dtype in IDX_DTYPES.items():
+        if idx_dtype.kind == dtype.kind and idx_dtype.itemsize == dtype.itemsize:
+            return code
+    raise ValueError(f"dtype {dtype} has no IDX type code "
+                     f"(supported: uint8, int8, int16, int32, float32, float64)")
+
+
+def write_idx(path: Path, array: np.ndarray, *, gzip_: bool = True) -> None:
+    """Write ``array`` as an IDX file (gzip-compressed if ``gzip_``), atomically.
+
+    The gzip header carries no timestamp, so equal arrays give byte-identical files (stable
+    checksums for fixtures and DVC).
+    """
+    path = Path(path)
+    array = np.asarray(array)
+    code = _dtype_code(array.dtype)
+    if array.ndim == 0 or array.ndim > 255:
+        raise ValueError(f"IDX needs 1..255 dimensions, got {array.ndim}")
+    if any(n >= 2**32 for n in array.shape):
+        raise ValueError(f"IDX dimensions must fit in uint32, got {array.shape}")
+    header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    payload = np.ascontiguousarray(array, dtype=IDX_DTYPES[code]).tobytes()
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if gzip_:
+                with gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) as gz:
+                    gz.write(header)
+                    gz.write(payload)
+            else:
+                fh.write(header)
+                fh.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

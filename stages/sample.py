@@ -1,0 +1,94 @@
+"""sample: a deterministic subset of each split, by count or fraction.
+
+Rows are ranked by ``splitmix64(row_id ^ seed)`` — a pseudo-random order fixed by content —
+and the first *n* kept, so the sample is uniform (it keeps the length and label
+distribution), repeatable, and stable when unrelated rows are added. ``null`` keeps the
+whole split: the default, full-size run samples nothing.
+
+params.yaml section ``sample.<corpus>``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pyarrow as pa
+from pydantic import field_validator
+
+from rnnflow import io
+from rnnflow.config import Config, parse
+from rnnflow.hashing import uniform
+from rnnflow.hop import SPLITS, HopRun, cli
+
+
+class SampleConfig(Config):
+    """Per split: an int is a row count, a float in (0, 1] a fraction, null everything."""
+
+    seed: int = 0
+    train: int | float | None = None
+    validation: int | float | None = None
+    test: int | float | None = None
+
+    @field_validator("train", "validation", "test")
+    @classmethod
+    def _positive(cls, v: int | float | None) -> int | float | None:
+        if v is not None and (v <= 0 or (isinstance(v, float) and v > 1)):
+            raise ValueError("a sample size is a count > 0 or a fraction in (0, 1]")
+        return v
+
+
+def target_rows(spec: int | float | None, available: int) -> int:
+    """How many rows to keep of ``available`` for one split's setting."""
+    if spec is None:
+        return available
+    if isinstance(spec, float):
+        return int(round(available * spec))
+    return min(int(spec), available)
+
+
+def keep_mask(row_id: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Boolean mask selecting exactly ``n`` rows: those ranked first by the seeded hash."""
+    mask = np.zeros(len(row_id), dtype=bool)
+    if n >= len(row_id):
+        mask[:] = True
+    elif n > 0:
+        mask[np.argpartition(uniform(row_id, seed), n - 1)[:n]] = True
+    return mask
+
+
+def body_for(corpus: str, _args: object):
+    """Build the hop body for ``corpus``."""
+    from stages import corpora
+
+    def body(run: HopRun) -> None:
+        adapter = corpora.get(corpus)
+        cfg = parse(SampleConfig, run.params, f"sample.{corpus}")
+        fmt_suite = adapter.formatted_suite(None)
+        for split in SPLITS:
+            src = run.inputs / f"{split}.parquet"
+            ids = io.read_table(src, columns=["row_id"])["row_id"].to_numpy()
+            n = target_rows(getattr(cfg, split), len(ids))
+            mask = keep_mask(ids, n, cfg.seed)
+
+            def kept():
+                offset = 0
+                for batch in io.iter_batches(src):
+                    part = mask[offset:offset + batch.num_rows]
+                    offset += batch.num_rows
+                    yield pa.Table.from_batches([batch]).filter(pa.array(part))
+
+            rows = run.write_stream(split, kept(), fmt_suite)
+            run.check_rows(split, rows, max(n, 1), n, f"sample of {n:,} rows")
+        run.check_disjoint()
+
+    return body
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m stages.sample CORPUS``."""
+    return cli("sample", __doc__.split("\n\n")[0], body_for, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

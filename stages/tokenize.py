@@ -1,0 +1,65 @@
+"""tokenize: turn formatted rows into model-ready arrays, fitted on train only.
+
+The adapter fits what needs fitting (a vocabulary, normalisation statistics) on the train
+split alone, saves it next to the data (``spec.json`` and any tokenizer files), then
+streams every split through the same transform. Token and feature columns are
+fixed-size or variable Arrow lists, so training reads them without Python loops.
+
+params.yaml section ``tokenize.<corpus>``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pyarrow as pa
+
+from rnnflow import io
+from rnnflow.config import Config, parse
+from rnnflow.hop import SPLITS, HopRun, cli
+
+
+class TokenizeConfig(Config):
+    """Base of every corpus's tokenize section (adapters extend it)."""
+
+    max_drop_fraction: float = 0.0
+
+
+def body_for(corpus: str, _args: object):
+    """Build the hop body for ``corpus``."""
+    from stages import corpora
+
+    def body(run: HopRun) -> None:
+        adapter = corpora.get(corpus)
+        cfg = parse(adapter.TokenizeConfig, run.params, f"tokenize.{corpus}")
+        train = run.inputs / "train.parquet"
+        artifacts = adapter.fit(io.iter_batches(train), cfg)
+        for name, content in artifacts.items():
+            if isinstance(content, (dict, list)):
+                io.write_json(run.out / name, content)
+            else:
+                (run.out / name).write_text(content if isinstance(content, str) else json.dumps(content))
+        suite = adapter.tokens_suite(artifacts, cfg)
+        for split in SPLITS:
+            src = run.inputs / f"{split}.parquet"
+            rows_in = io.parquet_rows(src)
+            stream = (adapter.tokenize(pa.Table.from_batches([b]), artifacts, cfg)
+                      for b in io.iter_batches(src))
+            rows = run.write_stream(split, stream, suite)
+            low = int(np.ceil(rows_in * (1 - cfg.max_drop_fraction)))
+            run.check_rows(split, rows, low, rows_in,
+                           f"at most {cfg.max_drop_fraction:.1%} dropped")
+        run.check_disjoint()
+
+    return body
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m stages.tokenize CORPUS``."""
+    return cli("tokenize", __doc__.split("\n\n")[0], body_for, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
