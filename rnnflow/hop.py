@@ -173,10 +173,10 @@ def execute(hop: str, corpus: str, body: Callable[[HopRun], None], *,
         with io.atomic_dir(final) as tmp:
             run = HopRun(hop, corpus, params, tmp, root)
             body(run)
-            check(hop, corpus, run.results)
+            check(hop, corpus, run.results, root)
     except ValidationFailed as exc:
         if run is not None:
-            path = write_report(hop, corpus, run.results)
+            path = write_report(hop, corpus, run.results, root)
             exc.report_path = path
         print(f"rnnflow {hop} {corpus}: stopped, output not written\n{exc.render()}",
               file=sys.stderr)

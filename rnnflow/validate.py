@@ -24,7 +24,6 @@ import pyarrow.compute as pc
 
 from rnnflow.env import PROJECT_ROOT
 
-REPORT_DIR = PROJECT_ROOT / "reports" / "validation"
 
 
 @dataclass(frozen=True)
@@ -294,20 +293,20 @@ def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str))
 
 
-def report_path(hop: str, corpus: str) -> Path:
+def report_path(hop: str, corpus: str, root: Path = PROJECT_ROOT) -> Path:
     """Where a hop's validation results for a corpus are written."""
-    return REPORT_DIR / hop / f"{_safe(corpus)}.json"
+    return root / "reports" / "validation" / hop / f"{_safe(corpus)}.json"
 
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
-def write_report(hop: str, corpus: str, results: list[Result]) -> Path:
+def write_report(hop: str, corpus: str, results: list[Result], root: Path = PROJECT_ROOT) -> Path:
     """Write all results of one hop run as JSON (success or not) and return the path."""
     from rnnflow.io import write_json
 
-    path = report_path(hop, corpus)
+    path = report_path(hop, corpus, root)
     write_json(path, {
         "hop": hop,
         "corpus": corpus,
@@ -317,9 +316,9 @@ def write_report(hop: str, corpus: str, results: list[Result]) -> Path:
     return path
 
 
-def check(hop: str, corpus: str, results: list[Result]) -> Path:
+def check(hop: str, corpus: str, results: list[Result], root: Path = PROJECT_ROOT) -> Path:
     """Write the report; raise :class:`ValidationFailed` if any result failed."""
-    path = write_report(hop, corpus, results)
+    path = write_report(hop, corpus, results, root)
     if not all(r.success for r in results):
         raise ValidationFailed(results, path)
     return path

@@ -1,0 +1,39 @@
+# Two entry points (README): `make repro` runs the DVC DAG, `make test` runs the tests.
+# Both set up the virtualenv first, so they work on a fresh clone.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(abspath $(VENV)/bin)
+# Offline mirror of the corpora; development machines and CI have it beside the project.
+MIRROR_DEFAULT := $(abspath ../shared/corpora)
+export RNNFLOW_MIRROR ?= $(if $(wildcard $(MIRROR_DEFAULT)),$(MIRROR_DEFAULT),)
+export DVC_NO_ANALYTICS := 1
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_HOME := $(abspath .prefect)
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
+export PATH := $(BIN):$(PATH)
+# PROFILE=offline|ci overlays profiles/$(PROFILE).yaml onto params.yaml before repro.
+PROFILE ?=
+
+.PHONY: setup repro test help
+
+help:  ## list targets
+	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch range <2.14 takes the local CPU wheel; see pyproject.toml
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed  ## create .venv and install rnnflow with its test extras
+
+repro: setup  ## run the DVC DAG (PROFILE=offline for the mirror, ci for the smoke run)
+	@if [ -n "$(PROFILE)" ]; then $(BIN)/rnnflow profile $(PROFILE); fi
+	$(BIN)/dvc repro
+	@$(BIN)/dvc metrics show
+
+test: setup  ## run the test suite
+	$(BIN)/pytest -q

@@ -1,0 +1,88 @@
+"""Shared fixtures: a throw-away project root with its own params.yaml and mirror."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import importlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnflow.config import deep_merge, load_params
+from rnnflow.env import PROJECT_ROOT
+
+REAL_MIRROR = PROJECT_ROOT.parent / "shared" / "corpora"
+
+
+def sha256(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write_params(root: Path, overlay: dict) -> Path:
+    """params.yaml for a test project: the real one, the CI profile, then ``overlay``."""
+    params = deep_merge(load_params(PROJECT_ROOT / "params.yaml"),
+                        load_params(PROJECT_ROOT / "profiles" / "ci.yaml"))
+    params = deep_merge(params, overlay)
+    path = root / "params.yaml"
+    path.write_text(json.dumps(params, indent=1))  # JSON is YAML
+    return path
+
+
+def run_hop(hop: str, corpus: str, root: Path) -> int:
+    """Run one hop in-process against ``root`` (what DVC's cmd does in a subprocess)."""
+    from rnnflow.hop import execute
+
+    module = importlib.import_module(f"stages.{hop}")
+    return execute(hop, corpus, module.body_for(corpus, None),
+                   params_path=root / "params.yaml", root=root)
+
+
+@pytest.fixture
+def mnist_mirror(tmp_path: Path) -> tuple[Path, dict]:
+    """A format-exact tiny MNIST mirror (IDX gz files) and a matching params source."""
+    from stages.corpora.idx import write_idx
+
+    mirror = tmp_path / "mirror"
+    (mirror / "mnist").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    files = {}
+    for part, n in (("train", 300), ("test", 100)):
+        labels = np.arange(n, dtype=np.uint8) % 10
+        images = rng.integers(0, 40, size=(n, 28, 28), dtype=np.uint8)
+        # Each digit gets a bright stripe at its own row: learnable, and never blank.
+        images[np.arange(n), labels * 2 + 4, 4:24] = 255
+        prefix = "train" if part == "train" else "t10k"
+        for kind, arr in (("images", images), ("labels", labels)):
+            name = f"{prefix}-{kind}-idx{3 if kind == 'images' else 1}-ubyte.gz"
+            write_idx(mirror / "mnist" / name, arr)
+            files[f"{part}_{kind}"] = {"path": name, "checksum": sha256(mirror / "mnist" / name)}
+    source = {"source": "fixture",
+              "sources": {"fixture": {"urls": [], "files": files,
+                                      "rows": {"train": 300, "test": 100}}}}
+    return mirror, source
+
+
+@pytest.fixture
+def project(tmp_path: Path, mnist_mirror, monkeypatch) -> Path:
+    """A project root in tmp_path whose params fetch MNIST from the fixture mirror."""
+    mirror, source = mnist_mirror
+    root = tmp_path / "project"
+    root.mkdir()
+    write_params(root, {"fetch": {"mnist": source},
+                        "sample": {"mnist": {"train": None, "validation": None, "test": None}}})
+    monkeypatch.setenv("RNNFLOW_MIRROR", str(mirror))
+    return root
+
+
+@pytest.fixture
+def real_mirror() -> Path:
+    if not (REAL_MIRROR / "mnist").is_dir():
+        pytest.skip("the real corpora mirror ../shared/corpora is not present")
+    return REAL_MIRROR
+
+
+def copy_tree(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst, dirs_exist_ok=True)
