@@ -37,6 +37,8 @@ def _yaml():
 
     yaml = YAML()  # round-trip: keeps comments and order when a profile is applied
     yaml.width = 4096
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
     return yaml
 
 

@@ -26,6 +26,9 @@ class SampleConfig(Config):
     """Per split: an int is a row count, a float in (0, 1] a fraction, null everything."""
 
     seed: int = 0
+    #: Drop rows longer than this (in the corpus's own length unit, e.g. words) before
+    #: sampling; null keeps every length. The tutorials use 15 words for translation.
+    max_length: int | None = None
     train: int | float | None = None
     validation: int | float | None = None
     test: int | float | None = None
@@ -47,13 +50,16 @@ def target_rows(spec: int | float | None, available: int) -> int:
     return min(int(spec), available)
 
 
-def keep_mask(row_id: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Boolean mask selecting exactly ``n`` rows: those ranked first by the seeded hash."""
+def keep_mask(row_id: np.ndarray, n: int, seed: int,
+              eligible: np.ndarray | None = None) -> np.ndarray:
+    """Mask selecting exactly ``n`` eligible rows: those ranked first by the seeded hash."""
+    candidates = np.arange(len(row_id)) if eligible is None else np.flatnonzero(eligible)
     mask = np.zeros(len(row_id), dtype=bool)
-    if n >= len(row_id):
-        mask[:] = True
+    if n >= len(candidates):
+        mask[candidates] = True
     elif n > 0:
-        mask[np.argpartition(uniform(row_id, seed), n - 1)[:n]] = True
+        rank = uniform(row_id[candidates], seed)
+        mask[candidates[np.argpartition(rank, n - 1)[:n]]] = True
     return mask
 
 
@@ -68,8 +74,13 @@ def body_for(corpus: str, _args: object):
         for split in SPLITS:
             src = run.inputs / f"{split}.parquet"
             ids = io.read_table(src, columns=["row_id"])["row_id"].to_numpy()
-            n = target_rows(getattr(cfg, split), len(ids))
-            mask = keep_mask(ids, n, cfg.seed)
+            eligible = np.ones(len(ids), dtype=bool)
+            if cfg.max_length is not None:
+                lengths = np.concatenate([adapter.lengths(pa.Table.from_batches([b]))
+                                          for b in io.iter_batches(src)] or [np.zeros(0)])
+                eligible = lengths <= cfg.max_length
+            n = target_rows(getattr(cfg, split), int(eligible.sum()))
+            mask = keep_mask(ids, n, cfg.seed, eligible)
 
             def kept():
                 offset = 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
+import numpy as np
 import pyarrow as pa
 
 from rnnflow.validate import Suite
@@ -66,6 +67,11 @@ class Corpus:
 
     def formatted_suite(self, cfg: Any) -> Suite:
         raise NotImplementedError
+
+    # sample --------------------------------------------------------------------------
+    def lengths(self, table: pa.Table) -> np.ndarray:
+        """Length of each formatted row for ``sample.max_length`` (e.g. words)."""
+        raise NotImplementedError(f"{self.name}: sample.max_length is not supported")
 
     # tokenize ------------------------------------------------------------------------
     def fit(self, train: Iterable[pa.RecordBatch], cfg: Any) -> dict[str, Any]:

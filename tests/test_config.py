@@ -1,0 +1,72 @@
+"""params.yaml → typed config, and profiles overlaid onto params.yaml."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+import rnnflow.config as config
+from rnnflow.env import PROJECT_ROOT
+from stages.fetch import SourcedFetchConfig
+from stages.sample import SampleConfig
+
+
+def test_unknown_key_is_an_error() -> None:
+    params = {"sample": {"mnist": {"seed": 0, "trian": 10}}}
+    with pytest.raises(config.ConfigError, match="sample.mnist"):
+        config.parse(SampleConfig, params, "sample.mnist")
+
+
+def test_missing_section_names_the_key() -> None:
+    with pytest.raises(config.ConfigError, match="sample.books"):
+        config.section({"sample": {"mnist": {}}}, "sample.books")
+
+
+def test_sample_size_must_be_positive() -> None:
+    with pytest.raises(config.ConfigError):
+        config.parse(SampleConfig, {"s": {"train": 1.5}}, "s")
+
+
+def test_real_params_parse_and_name_checksums() -> None:
+    params = config.load_params(PROJECT_ROOT / "params.yaml")
+    cfg = config.parse(SourcedFetchConfig, params, "fetch.mnist")
+    assert cfg.source == "published"
+    for source in cfg.sources.values():
+        for f in source.files.values():
+            algo, _, digest = f.checksum.partition(":")
+            assert algo in {"md5", "sha256"} and len(digest) in {32, 64}
+
+
+@pytest.fixture
+def params_copy(tmp_path: Path, monkeypatch) -> Path:
+    shutil.copy(PROJECT_ROOT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copytree(PROJECT_ROOT / "profiles", tmp_path / "profiles")
+    monkeypatch.setattr(config, "PROFILES_DIR", tmp_path / "profiles")
+    return tmp_path / "params.yaml"
+
+
+def test_profile_applies_once_and_keeps_comments(params_copy: Path) -> None:
+    before = params_copy.read_text()
+    changed = config.apply_profile("ci", params_copy)
+    assert "fetch.mnist.source" in changed and "train.models.mnist_cnn.epochs" in changed
+    after = params_copy.read_text()
+    assert "# rnnflow params" in after  # comments survive
+    merged = config.load_params(params_copy)
+    assert merged["fetch"]["mnist"]["source"] == "mirror_partial"
+    assert merged["train"]["models"]["mnist_cnn"]["epochs"] == 1
+    # Everything the profile does not name is untouched.
+    assert merged["train"]["models"]["mnist_cnn"]["lr"] == \
+        config.load_params(PROJECT_ROOT / "params.yaml")["train"]["models"]["mnist_cnn"]["lr"]
+    assert config.apply_profile("ci", params_copy) == []
+    assert params_copy.read_text() == after != before
+
+
+def test_unknown_profile_lists_known(params_copy: Path) -> None:
+    with pytest.raises(config.ConfigError, match="ci"):
+        config.apply_profile("nope", params_copy)
+
+
+def test_flatten_gives_dvc_set_param_form() -> None:
+    assert config.flatten({"a": {"b": 1, "c": {"d": [1, 2]}}}) == {"a.b": 1, "a.c.d": [1, 2]}
