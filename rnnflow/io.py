@@ -124,7 +124,9 @@ class BatchWriter:
 def iter_batches(path: Path | str, batch_rows: int = BATCH_ROWS,
                  columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     """Stream a Parquet file as record batches."""
-    with pq.ParquetFile(path) as pf:
+    # pre_buffer=False: the default keeps every row group read so far in memory until the
+    # file closes, which makes peak RSS grow with the file instead of the batch.
+    with pq.ParquetFile(path, pre_buffer=False) as pf:
         yield from pf.iter_batches(batch_size=batch_rows, columns=columns)
 
 

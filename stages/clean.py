@@ -38,21 +38,27 @@ def drop_nulls(table: pa.Table) -> tuple[pa.Table, int]:
 
 
 class Deduper:
-    """Remembers content hashes across batches and files; drops rows seen before."""
+    """Remembers content hashes across batches and files; drops rows seen before.
+
+    The seen set is a sorted uint64 array (8 bytes a distinct row, no Python objects);
+    membership is a vectorised binary search.
+    """
 
     def __init__(self, columns: tuple[str, ...]) -> None:
         self.columns = columns
-        self.seen: set[int] = set()
+        self.seen = np.zeros(0, dtype=np.uint64)
 
     def __call__(self, table: pa.Table) -> tuple[pa.Table, int]:
         if table.num_rows == 0:
             return table, 0
         hashes = row_hash(table, self.columns).to_numpy()
-        keep = np.empty(len(hashes), dtype=bool)
-        seen = self.seen
-        for i, h in enumerate(hashes.tolist()):
-            keep[i] = h not in seen
-            seen.add(h)
+        first = np.zeros(len(hashes), dtype=bool)
+        first[np.unique(hashes, return_index=True)[1]] = True  # first copy within the batch
+        pos = np.searchsorted(self.seen, hashes)
+        known = (pos < len(self.seen)) & (self.seen[np.minimum(pos, len(self.seen) - 1)] == hashes) \
+            if len(self.seen) else np.zeros(len(hashes), dtype=bool)
+        keep = first & ~known
+        self.seen = np.union1d(self.seen, hashes[keep])
         kept = table.filter(pa.array(keep))
         return kept, table.num_rows - kept.num_rows
 

@@ -10,8 +10,11 @@ checksums in params decide what the data is).
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+import pyarrow as pa
 
 from rnnflow.config import Config, parse
 from rnnflow.env import mirror_dir
@@ -69,10 +72,30 @@ class FetchContext:
     downloads: Path
 
 
-def download_source(source: SourceConfig, ctx: FetchContext) -> dict[str, Path]:
-    """Fetch every file of ``source`` (mirror first, then URLs), verified; paths by key."""
+#: The checksum params give a file whose published bytes nobody has checked yet. Such a
+#: file is never fetched: its source fails before any download, saying what to pin.
+UNPINNED = "sha256:unpinned"
+
+
+def require_pinned(source: SourceConfig, params_key: str = "the fetch source") -> None:
+    """Raise ``ValueError`` if a file of ``source`` has no pinned checksum (:data:`UNPINNED`);
+    ``params_key`` is the source's dotted params key, for the message."""
+    for name, f in source.files.items():
+        if f.checksum.strip().lower() == UNPINNED:
+            where = (source.urls[0].rstrip("/") + "/" + f.path) if source.urls else f.path
+            raise ValueError(f"no pinned checksum for {where}: download it, check it, and put "
+                             f"its sha256 in params {params_key}.files.{name}.checksum")
+
+
+def download_source(source: SourceConfig, ctx: FetchContext,
+                    params_key: str = "the fetch source") -> dict[str, Path]:
+    """Fetch every file of ``source`` (mirror first, then URLs), verified; paths by key.
+
+    ``params_key`` (e.g. ``fetch.twitter.sources.published``) names the source in errors.
+    """
     from rnnflow.download import FileSpec, fetch_file
 
+    require_pinned(source, params_key)
     return {
         key: fetch_file(FileSpec(f.path, f.checksum, f.size), urls=source.urls, mirror=ctx.mirror,
                         dest_dir=ctx.downloads, retries=ctx.network.retries,
@@ -90,10 +113,13 @@ def body_for(corpus: str, _args: object):
         cfg = parse(adapter.FetchConfig, run.params, f"fetch.{corpus}")
         net = parse(NetworkConfig, run.params, "fetch.network")
         mirror = mirror_dir()
-        ctx = FetchContext(net, mirror / corpus if mirror else None,
+        sub = adapter.mirror_subdir(cfg) or corpus
+        ctx = FetchContext(net, mirror / sub if mirror else None,
                            run.root / "data" / "downloads" / corpus)
-        for part, table in adapter.fetch(cfg, ctx).items():
-            rows = run.write_stream(part, batches_of(table), adapter.raw_suite(part, cfg))
+        for part, data in adapter.fetch(cfg, ctx).items():
+            # A part is a whole table or (for big sources) an iterable of tables, streamed.
+            stream: Iterable[pa.Table] = batches_of(data) if isinstance(data, pa.Table) else data
+            rows = run.write_stream(part, stream, adapter.raw_suite(part, cfg))
             low, high = adapter.expected_rows(part, cfg)
             run.check_rows(part, rows, low, high, "rows fetched")
 

@@ -6,6 +6,11 @@ hashed validation hold-out from train (``given``), or by position for series
 never moves earlier rows between splits; identical rows always share a split. The hop
 fails if any ``row_id`` lands in two splits or if a row went missing.
 
+Corpora with ``held_out_columns`` (text: sentences) also keep the test split's sentences out
+of train: a first pass collects the test rows' sentences, and train rows sharing one are
+dropped, counted in ``reports/format/<corpus>.json`` (at most ``max_held_out_drop`` of the
+rows), and the written splits are checked for shared sentences.
+
 params.yaml section ``format.<corpus>``.
 """
 
@@ -37,6 +42,8 @@ class FormatConfig(Config):
     """Base of every corpus's format section (adapters extend it)."""
 
     split: SplitConfig = SplitConfig()
+    #: Most rows that may be dropped from train for sharing a held-out sentence with test.
+    max_held_out_drop: float = 0.05
 
 
 def with_row_id(table: pa.Table, key: tuple[str, ...]) -> pa.Table:
@@ -57,6 +64,21 @@ def assign_hash(row_id: pa.Array, part: str, cfg: SplitConfig) -> np.ndarray:
     return np.where(u < cfg.validation, "validation", "train")
 
 
+def sentence_hashes(table: pa.Table, columns: tuple[str, ...]) -> np.ndarray:
+    """64-bit content hashes of the values of ``columns`` (pooled, one array)."""
+    if not columns or table.num_rows == 0:
+        return np.zeros(0, np.uint64)
+    return np.concatenate([row_hash(table, (c,)).to_numpy() for c in columns])
+
+
+def shares_sentence(table: pa.Table, columns: tuple[str, ...], held: np.ndarray) -> np.ndarray:
+    """Per row: does any of ``columns`` hold a sentence whose hash is in ``held``?"""
+    hit = np.zeros(table.num_rows, dtype=bool)
+    for c in columns:
+        hit |= np.isin(row_hash(table, (c,)).to_numpy(), held)
+    return hit
+
+
 def assign_ordered(start: int, n: int, total: int, cfg: SplitConfig) -> np.ndarray:
     """Split name per row by position: train, then validation, then test (series)."""
     pos = np.arange(start, start + n)
@@ -73,32 +95,48 @@ def body_for(corpus: str, _args: object):
         adapter = corpora.get(corpus)
         cfg = parse(adapter.FormatConfig, run.params, f"format.{corpus}")
         suite = adapter.formatted_suite(cfg)
+        ordered = cfg.split.method == "ordered"
+        held_cols = () if ordered else tuple(adapter.held_out_columns)
+
+        def split_tables(part: str):
+            """Formatted tables of one input part with their split labels."""
+            src = run.inputs / f"{part}.parquet"
+            if adapter.format_whole_part or ordered:
+                whole = with_row_id(adapter.format(io.read_table(src), cfg), adapter.key_columns)
+                stream = batches_of(whole)
+                total = whole.num_rows
+            else:
+                stream = (with_row_id(adapter.format(pa.Table.from_batches([b]), cfg),
+                                      adapter.key_columns) for b in io.iter_batches(src))
+                total = 0
+            start = 0
+            for table in stream:
+                if ordered:
+                    split = assign_ordered(start, table.num_rows, total, cfg.split)
+                else:
+                    split = assign_hash(table.column("row_id"), part, cfg.split)
+                start += table.num_rows
+                yield table, pa.array(split)
+
+        held = np.zeros(0, np.uint64)
+        if held_cols:  # first pass: the test split's sentences
+            held = np.unique(np.concatenate([np.zeros(0, np.uint64)] + [
+                sentence_hashes(table.filter(pc.equal(labels, "test")), held_cols)
+                for part in parts(run.inputs) for table, labels in split_tables(part)]))
+
         writers = {s: io.BatchWriter(run.out / f"{s}.parquet") for s in SPLITS}
         counts = dict.fromkeys(SPLITS, 0)
-        rows_in = 0
+        rows_in = held_out_dropped = 0
         try:
             for part in parts(run.inputs):
-                src = run.inputs / f"{part}.parquet"
-                rows_in += io.parquet_rows(src)
-                ordered = cfg.split.method == "ordered"
-                if adapter.format_whole_part or ordered:
-                    whole = with_row_id(adapter.format(io.read_table(src), cfg), adapter.key_columns)
-                    stream = batches_of(whole)
-                    total = whole.num_rows
-                else:
-                    stream = (with_row_id(adapter.format(pa.Table.from_batches([b]), cfg),
-                                          adapter.key_columns) for b in io.iter_batches(src))
-                    total = 0
-                start = 0
-                for table in stream:
-                    if ordered:
-                        split = assign_ordered(start, table.num_rows, total, cfg.split)
-                    else:
-                        split = assign_hash(table.column("row_id"), part, cfg.split)
-                    start += table.num_rows
-                    labels = pa.array(split)
+                rows_in += io.parquet_rows(run.inputs / f"{part}.parquet")
+                for table, labels in split_tables(part):
                     for name in SPLITS:
                         chunk = table.filter(pc.equal(labels, name))
+                        if name == "train" and len(held) and chunk.num_rows:
+                            hit = shares_sentence(chunk, held_cols, held)
+                            held_out_dropped += int(hit.sum())
+                            chunk = chunk.filter(pa.array(~hit))
                         if chunk.num_rows:
                             run.validate(chunk, suite, name, row_offset=counts[name])
                             writers[name].write(chunk)
@@ -107,12 +145,22 @@ def body_for(corpus: str, _args: object):
             for writer in writers.values():
                 writer.close()
         run.rows_out.update(counts)
+        io.write_json(run.root / "reports" / "format" / f"{corpus}.json", {
+            "corpus": corpus, "rows_in": rows_in, "rows_out": dict(counts),
+            "dropped": {"train_shares_sentence_with_test": held_out_dropped} if held_cols else {},
+        })
         for name in SPLITS:
             run.check_rows(name, counts[name], 1, None, "every split has rows")
         expected = adapter.formatted_rows(rows_in, cfg)
-        run.check_rows("all splits", sum(counts.values()), expected, expected,
+        run.check_rows("all splits", sum(counts.values()) + held_out_dropped, expected, expected,
                        "format keeps every row")
         run.check_disjoint()
+        if held_cols:
+            low = int(np.ceil(expected * (1 - cfg.max_held_out_drop)))
+            run.check_rows("all splits", sum(counts.values()), low, expected,
+                           f"at most {cfg.max_held_out_drop:.1%} dropped for sharing a test "
+                           f"sentence")
+            run.check_shared(held_cols, ("test", "train"))
 
     return body
 

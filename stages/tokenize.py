@@ -5,6 +5,10 @@ split alone, saves it next to the data (``spec.json`` and any tokenizer files), 
 streams every split through the same transform. Token and feature columns are
 fixed-size or variable Arrow lists, so training reads them without Python loops.
 
+The hop writes ``reports/tokenize/<corpus>.json`` (a DVC metric): rows per split, plus,
+for adapters that define ``token_stats(path, artifacts, cfg) -> dict`` (the text corpora:
+unknown-token rate, mean/max length), those statistics per split.
+
 params.yaml section ``tokenize.<corpus>``.
 """
 
@@ -12,12 +16,14 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from rnnflow import io
 from rnnflow.config import Config, parse
+from rnnflow.env import PROJECT_ROOT
 from rnnflow.hop import SPLITS, HopRun, cli
 
 
@@ -25,6 +31,11 @@ class TokenizeConfig(Config):
     """Base of every corpus's tokenize section (adapters extend it)."""
 
     max_drop_fraction: float = 0.0
+
+
+def stats_path(corpus: str, root: Path = PROJECT_ROOT) -> Path:
+    """Where the per-split token statistics of ``corpus`` are written."""
+    return root / "reports" / "tokenize" / f"{corpus}.json"
 
 
 def body_for(corpus: str, _args: object):
@@ -42,6 +53,8 @@ def body_for(corpus: str, _args: object):
             else:
                 (run.out / name).write_text(content if isinstance(content, str) else json.dumps(content))
         suite = adapter.tokens_suite(artifacts, cfg)
+        stats_of = getattr(adapter, "token_stats", None)
+        stats: dict[str, dict] = {}
         for split in SPLITS:
             src = run.inputs / f"{split}.parquet"
             rows_in = io.parquet_rows(src)
@@ -51,7 +64,11 @@ def body_for(corpus: str, _args: object):
             low = int(np.ceil(rows_in * (1 - cfg.max_drop_fraction)))
             run.check_rows(split, rows, low, rows_in,
                            f"at most {cfg.max_drop_fraction:.1%} dropped")
+            stats[split] = {"rows": rows}
+            if stats_of is not None:
+                stats[split].update(stats_of(run.out / f"{split}.parquet", artifacts, cfg))
         run.check_disjoint()
+        io.write_json(stats_path(corpus, run.root), {"corpus": corpus, "splits": stats})
 
     return body
 

@@ -21,6 +21,9 @@ REGISTRY: dict[str, str] = {
     "counting": "stages.corpora.synthetic:Counting",
     "addition": "stages.corpora.synthetic:Addition",
     "timeseries": "stages.corpora.synthetic:TimeSeries",
+    "es_en": "stages.corpora.es_en:EsEn",
+    "twitter": "stages.corpora.twitter:Twitter",
+    "books": "stages.corpora.books:Books",
 }
 
 

@@ -30,6 +30,11 @@ class Corpus:
     key_columns: ClassVar[tuple[str, ...]] = ()
     #: Whether format needs a whole input file at once (e.g. sliding windows).
     format_whole_part: ClassVar[bool] = False
+    #: Formatted text columns whose sentences may not occur in both test and train (pooled:
+    #: a sentence in any of them). format drops the train rows that share one with test,
+    #: counts them, and checks the written splits. ``key_columns`` already keep rows with
+    #: the same key in one split.
+    held_out_columns: ClassVar[tuple[str, ...]] = ()
 
     FetchConfig: ClassVar[type[FetchConfig]] = FetchConfig
     CleanConfig: ClassVar[type[CleanConfig]] = CleanConfig
@@ -37,9 +42,14 @@ class Corpus:
     TokenizeConfig: ClassVar[type[TokenizeConfig]] = TokenizeConfig
 
     # fetch ---------------------------------------------------------------------------
-    def fetch(self, cfg: Any, ctx: FetchContext) -> dict[str, pa.Table]:
-        """Return the raw corpus as named parts (e.g. ``train``/``test`` or ``all``)."""
+    def fetch(self, cfg: Any, ctx: FetchContext) -> dict[str, pa.Table | Iterable[pa.Table]]:
+        """Return the raw corpus as named parts (e.g. ``train``/``test`` or ``all``): each a
+        table, or an iterable of tables for sources streamed in chunks."""
         raise NotImplementedError
+
+    def mirror_subdir(self, cfg: Any) -> str | None:
+        """Directory of ``$RNNFLOW_MIRROR`` holding this corpus (None: the corpus name)."""
+        return None
 
     def expected_rows(self, part: str, cfg: Any) -> tuple[int, int | None]:
         """Inclusive bounds on the rows of a fetched part."""

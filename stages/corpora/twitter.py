@@ -1,0 +1,89 @@
+"""Twitter dialogue pairs: alternating tweet / reply lines (``twitter_en.txt.gz`` format).
+
+fetch reads the lines two at a time into ``(thread, context, response)`` rows. Consecutive
+pairs where a pair's tweet is the previous pair's reply are one conversation; ``thread``
+is the hash of the conversation's first tweet (content, so adding data moves nothing).
+
+clean replaces URLs and @handles by ``<url>`` / ``<user>``, normalises, drops empty and
+over-long tweets, then exact duplicate pairs.
+
+format splits by ``thread``, so a conversation never straddles splits (its tweets are
+both replies and contexts); a train pair that still shares a tweet with a test pair (in
+either column: generic replies such as "yes") is dropped and counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from rnnflow.hashing import row_hash
+from rnnflow.validate import Expect, Suite
+from stages.corpora.text import (TextCleanConfig, TextCorpus, TextFetchConfig, TextSourceConfig,
+                                 mask_urls_and_handles, read_alternating)
+
+
+class TwitterCleanConfig(TextCleanConfig):
+    max_chars: int = 300
+    url_token: str = "<url>"
+    user_token: str = "<user>"
+
+
+def with_threads(pairs: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """Prepend ``thread`` (uint64) to streamed ``(context, response)`` tables.
+
+    A pair continues the previous pair's thread when its context equals the previous
+    response (also across chunk boundaries); otherwise it starts a thread whose id is the
+    hash of its context.
+    """
+    last_response: str | None = None
+    last_thread = np.uint64(0)
+    for table in pairs:
+        ctx, rsp = table.column("context"), table.column("response")
+        prev = pa.concat_arrays([pa.array([last_response], pa.string()),
+                                 rsp.slice(0, len(rsp) - 1).combine_chunks()])
+        starts = pc.fill_null(pc.not_equal(ctx, prev), True).to_numpy(zero_copy_only=False)
+        first = np.where(starts, np.arange(len(starts)), -1)
+        np.maximum.accumulate(first, out=first)
+        ids = row_hash(table, ("context",)).to_numpy()
+        thread = np.where(first >= 0, ids[np.maximum(first, 0)], last_thread).astype(np.uint64)
+        if len(thread):
+            last_response, last_thread = rsp[-1].as_py(), thread[-1]
+        yield table.add_column(0, "thread", pa.array(thread, pa.uint64()))
+
+
+class Twitter(TextCorpus):
+    """The Twitter dialogue adapter."""
+
+    name = "twitter"
+    text_columns = ("context", "response")
+    clean_key = ("context", "response")
+    key_columns = ("thread",)
+    held_out_columns = ("context", "response")
+    task = {"task": "dialogue", "source": "context_ids", "target": "response_ids"}
+    CleanConfig = TwitterCleanConfig
+
+    def read_source(self, name: str, source: TextSourceConfig, files: dict[str, Path],
+                    cfg: TextFetchConfig) -> Iterator[pa.Table]:
+        if source.format != "alternating" or len(files) != 1:
+            raise ValueError(f"fetch.twitter.sources.{name}: expected one file of format "
+                             f"alternating, got format {source.format!r} with files "
+                             f"{sorted(files)}")
+        (path,) = files.values()
+        yield from with_threads(read_alternating(path, cfg.chunk_lines, source.member))
+
+    def raw_schema(self) -> dict[str, str]:
+        return {"thread": "uint64", "context": "string", "response": "string"}
+
+    def raw_suite(self, part: str, cfg: Any) -> Suite:
+        base = super().raw_suite(part, cfg)
+        return Suite(base.name, base.expectations + (Expect.not_null("thread"),),
+                     schema=base.schema)
+
+    def prepare(self, arr: pa.ChunkedArray, cfg: TwitterCleanConfig) -> pa.ChunkedArray:
+        return mask_urls_and_handles(arr, cfg.url_token, cfg.user_token)

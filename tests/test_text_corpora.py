@@ -1,0 +1,374 @@
+"""The text corpora (es_en, twitter, books) through the hops, on small format-exact files.
+
+Builders here (a Moses zip, a Tatoeba TSV, a gzipped alternating-lines file, Gutenberg-like
+books) are reused by tests/test_text_bad_input.py.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from rnnflow.hop import data_dir
+from stages.corpora import text
+from tests.conftest import REAL_MIRROR, run_hop, sha256, write_params
+
+SPLITS = ("train", "validation", "test")
+
+# --- builders -------------------------------------------------------------------------------
+
+
+def write_lines(path: Path, lines: list[str], newline: str = "\n", bom: bool = False) -> Path:
+    """Write text lines (gzip if the name ends in .gz)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = ("\ufeff" if bom else "") + "".join(line + newline for line in lines)
+    raw = data.encode("utf-8")
+    path.write_bytes(gzip.compress(raw) if path.suffix == ".gz" else raw)
+    return path
+
+
+def write_moses_zip(path: Path, es: list[str], en: list[str]) -> Path:
+    """An OPUS-style Moses zip: aligned .es/.en members plus a README."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("README", "OPUS test fixture\n")
+        zf.writestr("Fixture.en-es.es", "".join(s + "\n" for s in es))
+        zf.writestr("Fixture.en-es.en", "".join(s + "\n" for s in en))
+    return path
+
+
+def source(fmt: str, files: dict[str, Path], base: Path, **extra) -> dict:
+    """A params source naming ``files`` (relative to the corpus's mirror dir ``base``)."""
+    return {"format": fmt, "urls": [], **extra,
+            "files": {k: {"path": p.relative_to(base).as_posix(), "checksum": sha256(p)}
+                      for k, p in files.items()}}
+
+
+def overlay(corpus: str, mirror_dir: str, sources: dict[str, dict], chunk_lines: int = 50,
+            **sample) -> dict:
+    """Params overlay: fetch ``corpus`` from ``sources`` (all chosen), keep every row."""
+    return {"fetch": {corpus: {"source": list(sources), "sources": sources,
+                               "mirror_dir": mirror_dir, "chunk_lines": chunk_lines}},
+            "sample": {corpus: {"seed": 0, "max_length": None, "train": None,
+                                "validation": None, "test": None, **sample}}}
+
+
+@pytest.fixture
+def text_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project root with an (empty) mirror beside it at ``tmp_path/mirror``."""
+    root = tmp_path / "project"
+    root.mkdir()
+    (tmp_path / "mirror").mkdir()
+    monkeypatch.setenv("RNNFLOW_MIRROR", str(tmp_path / "mirror"))
+    return root
+
+
+def es_en_files(mirror: Path) -> dict[str, dict]:
+    """Moses zip + Tatoeba TSV (with attribution column) holding one case per clean rule."""
+    base = mirror / "es-en"
+    es = [f"La frase número {i} es corta." for i in range(300)]
+    en = [f"Sentence number {i} is short." for i in range(300)]
+    # Forty Spanish sentences with one English translation: some land in test, some in train.
+    es += [f"Estoy bien, gracias {i}." for i in range(40)]
+    en += ["I am fine."] * 40
+    es += ["", "Hola " * 100, "Sí.", "Cafe\u0301\x07  con\u00a0leche"]  # empty, long, ratio, mess
+    en += ["Empty source.", "Hello " * 100,
+           "Yes, and this English side is much, much longer than its source sentence.",
+           "Coffee with milk"]
+    es += ["La frase número 1 es corta."] * 2  # exact duplicates of pair 1
+    en += ["Sentence number 1 is short."] * 2
+    tsv = [f"Tatoeba sentence {i}.\tFrase de Tatoeba {i}.\tCC-BY 2.0 (France) #{i}"
+           for i in range(200)]
+    tsv += ["Good morning.\tBuenos días.\tx", "Good day.\tBuenos días.\ty"]  # two references
+    sources = {
+        "subs": source("moses", {"archive": write_moses_zip(base / "subs.zip", es, en)}, base,
+                       origin="opensubtitles", rows={"opensubtitles": len(es)}),
+        "tatoeba": source("tsv", {"pairs": write_lines(base / "tatoeba" / "spa.txt", tsv)},
+                          base, columns=["en", "es"], rows={"tatoeba": len(tsv)}),
+    }
+    params = overlay("es_en", "es-en", sources)
+    params["clean"] = {"es_en": {"max_drop_fraction": 0.05}}  # 5 of 346 rows go, on purpose
+    return params
+
+
+def tweet_files(mirror: Path, conversations: int = 80) -> dict[str, dict]:
+    """Alternating tweet/reply lines: conversations of three chained pairs, URLs, handles."""
+    lines: list[str] = []
+    for c in range(conversations):
+        turns = [f"conversation {c} turn {t} says something" for t in range(4)]
+        if c == 0:
+            turns[0] = "look at https://t.co/AbC123 and www.example.org @alice_1"
+            turns[1] = "@bob thanks, mail me at a@b.com"
+        for a, b in zip(turns, turns[1:]):
+            lines += [a, b]
+    lines += ["@carol", "ok"]  # a tweet that is only a handle is kept as "<user>"
+    lines += ["", "a reply to nothing"]  # empty tweet
+    path = write_lines(mirror / "twitter" / "tw.txt.gz", lines)
+    sources = {"tw": source("alternating", {"pairs": path}, mirror / "twitter",
+                            origin="twitter", rows={"twitter": len(lines) // 2})}
+    return overlay("twitter", "twitter", sources, chunk_lines=40)  # threads straddle chunks
+
+
+GUTENBERG_HEADER = [
+    "The Project Gutenberg EBook of A Test Book, by Nobody", "",
+    "This eBook is for the use of anyone anywhere at no cost.", "",
+    "*** START OF THIS PROJECT GUTENBERG EBOOK A TEST BOOK ***", "", "",
+    "Produced by A. Volunteer", "", "",
+]
+GUTENBERG_FOOTER = [
+    "", "End of the Project Gutenberg EBook of A Test Book, by Nobody", "",
+    "*** END OF THIS PROJECT GUTENBERG EBOOK A TEST BOOK ***", "",
+    "Updated editions will replace the previous one--the old editions", "will be renamed.",
+    "", "START: FULL LICENSE", "",
+]
+BOOK_PARAGRAPHS = [
+    ["A TEST BOOK"],
+    ["CHAPTER I"],
+    ["It was a dark and stormy night; the rain fell", "in torrents, except at occasional",
+     "intervals."],
+    ["\u201cWho is there?\u201d said the", "voice."],
+    ["CHAPTER I"],  # a repeated heading: an exact duplicate
+    ["The end of the story", "came soon."],
+]
+
+
+def book_lines(paragraphs: list[list[str]]) -> list[str]:
+    out: list[str] = []
+    for p in paragraphs:
+        out += p + ["", ""]
+    return out
+
+
+def book_files(mirror: Path, chunk_lines: int = 5) -> dict[str, dict]:
+    base = mirror / "books"
+    body = book_lines(BOOK_PARAGRAPHS)
+    book = write_lines(base / "pg1.txt", GUTENBERG_HEADER + body + GUTENBERG_FOOTER,
+                       newline="\r\n", bom=True)
+    speeches = [["First Citizen:", "Before we proceed any further,", "hear me speak."],
+                ["All:", "Speak, speak."]]
+    speeches += [[f"Citizen {i}:", f"Line {i} of the play,", "spoken aloud."] for i in range(60)]
+    play = write_lines(base / "play.txt", book_lines(speeches)[:-2])  # no blank line at the end
+    sources = {"gb": source("gutenberg", {"pg1": book}, base, origin="gutenberg"),
+               "play": source("gutenberg", {"shakes": play}, base, gutenberg_header=False,
+                              origin="tinyshakespeare")}
+    params = overlay("books", "books", sources, chunk_lines=chunk_lines)
+    params["clean"] = {"books": {"max_drop_fraction": 0.2}}  # the repeated heading: 1 of 6
+    return params
+
+
+def read(root: Path, hop: str, corpus: str, part: str) -> pa.Table:
+    return pq.read_table(data_dir(hop, corpus, root) / f"{part}.parquet")
+
+
+def run_hops(root: Path, corpus: str, hops=("fetch", "clean", "format", "sample")) -> None:
+    for hop in hops:
+        assert run_hop(hop, corpus, root) == 0, f"{hop} {corpus} failed"
+
+
+# --- pure functions -------------------------------------------------------------------------
+
+
+def test_normalize_nfc_controls_whitespace() -> None:
+    got = text.normalize(pa.array(["  Cafe\u0301\x07 con\u00a0\tleche\u200b\ufeff ",
+                                   "a\r\nb", "\x00\x1f"])).to_pylist()
+    assert got == ["Caf\u00e9 con leche", "a b", ""]
+
+
+def test_urls_and_handles_become_placeholders() -> None:
+    arr = pa.array(["see https://t.co/x1 and www.a.org/p?q=1 @bob_1, mail a@b.com",
+                    "@x: pic.twitter.com/abc don't @ me"])
+    got = text.normalize(text.mask_urls_and_handles(arr)).to_pylist()
+    assert got == ["see <url> and <url> <user> , mail a@b.com", "<user> : <url> don't @ me"]
+
+
+def test_length_ratio_and_words() -> None:
+    a, b = pa.array(["Sí.", "Hola", "x" * 60]), pa.array(["Yes.", "Hello there", "y"])
+    ratio = text.length_ratio(a, b, smoothing=10)
+    assert ratio[0] == pytest.approx(14 / 13) and ratio[2] == pytest.approx(70 / 11)
+    assert text.words(pa.array(["a b  c", "", " d "])).tolist() == [3, 0, 1]
+
+
+def test_paragraphs_carry_the_open_one() -> None:
+    done, rest = text.paragraphs(pa.array(["a", "b", "", "", "c", "", "d", "e"]))
+    assert done.to_pylist() == ["a b", "c"] and rest.to_pylist() == ["d", "e"]
+
+
+# --- es_en ----------------------------------------------------------------------------------
+
+
+def test_es_en_sources_combine_clean_and_split(text_root: Path) -> None:
+    write_params(text_root, es_en_files(text_root.parent / "mirror"))
+    run_hops(text_root, "es_en", ("fetch", "clean", "format"))
+
+    subs = read(text_root, "fetch", "es_en", "opensubtitles")
+    assert subs.column_names == ["src", "tgt", "origin"]
+    assert subs.slice(0, 1).to_pylist() == [{"src": "La frase número 0 es corta.",
+                                             "tgt": "Sentence number 0 is short.",
+                                             "origin": "opensubtitles"}]
+    tat = read(text_root, "fetch", "es_en", "tatoeba")
+    assert tat.slice(0, 1).to_pylist() == [{"src": "Frase de Tatoeba 0.",
+                                            "tgt": "Tatoeba sentence 0.", "origin": "tatoeba"}]
+
+    report = json.loads((text_root / "reports" / "clean" / "es_en.json").read_text())
+    assert report["parts"]["opensubtitles"]["dropped"] == {
+        "duplicate": 2, "empty": 1, "length_ratio": 1, "too_long": 1}
+    assert report["parts"]["tatoeba"]["dropped"] == {}
+    clean = read(text_root, "clean", "es_en", "opensubtitles").to_pandas()
+    assert "Café con leche" in set(clean["src"])
+
+    formatted = {s: read(text_root, "format", "es_en", s).to_pandas() for s in SPLITS}
+    both = pd_concat(formatted)
+    # Identical Spanish sentences share a split and a row_id (two references).
+    days = both[both["src"] == "Buenos días."]
+    assert len(days) == 2 and days["split"].nunique() == 1 and days["row_id"].nunique() == 1
+    # No English sentence of test is in train; the train rows that had one were dropped.
+    fine = both[both["tgt"] == "I am fine."]
+    assert (fine["split"] == "test").any()
+    assert not (fine["split"] == "train").any()
+    fmt = json.loads((text_root / "reports" / "format" / "es_en.json").read_text())
+    dropped = fmt["dropped"]["train_shares_sentence_with_test"]
+    assert dropped == 40 - len(fine) > 0
+    assert sum(fmt["rows_out"].values()) + dropped == report["rows_out"]
+    assert set(formatted["test"]["origin"]) == {"opensubtitles", "tatoeba"}
+
+
+def pd_concat(frames: dict):
+    import pandas as pd
+
+    return pd.concat([f.assign(split=s) for s, f in frames.items()], ignore_index=True)
+
+
+def test_shared_target_check_catches_a_leak(text_root: Path, monkeypatch, capsys) -> None:
+    """If format stopped dropping them, the check on the written splits stops the hop."""
+    import stages.format
+
+    write_params(text_root, es_en_files(text_root.parent / "mirror"))
+    run_hops(text_root, "es_en", ("fetch", "clean"))
+    monkeypatch.setattr(stages.format, "shares_sentence",
+                        lambda table, cols, held: np.zeros(table.num_rows, dtype=bool))
+    assert run_hop("format", "es_en", text_root) == 1
+    err = capsys.readouterr().err
+    assert "sentences_disjoint[tgt]" in err and "I am fine." in err
+    assert not data_dir("format", "es_en", text_root).exists()
+
+
+def test_es_en_tokens_keep_origin_and_task(text_root: Path) -> None:
+    write_params(text_root, es_en_files(text_root.parent / "mirror"))
+    run_hops(text_root, "es_en", ("fetch", "clean", "format", "sample", "tokenize"))
+    out = data_dir("tokenize", "es_en", text_root)
+    spec = json.loads((out / "spec.json").read_text())
+    assert spec["task"] == "translate" and spec["source"] == "src_ids"
+    test = pq.read_table(out / "test.parquet")
+    assert test.column_names == ["row_id", "src", "tgt", "src_ids", "tgt_ids", "origin"]
+    assert set(test["origin"].to_pylist()) <= {"opensubtitles", "tatoeba"}
+
+
+# --- twitter --------------------------------------------------------------------------------
+
+
+def test_twitter_threads_placeholders_and_splits(text_root: Path) -> None:
+    write_params(text_root, tweet_files(text_root.parent / "mirror"))
+    run_hops(text_root, "twitter", ("fetch", "clean", "format"))
+    raw = read(text_root, "fetch", "twitter", "twitter").to_pandas()
+    assert len(raw) == 80 * 3 + 2
+    # Three chained pairs per conversation share one thread id, across 20-pair chunks.
+    threads = raw["thread"].iloc[:240].to_numpy().reshape(80, 3)
+    assert (threads == threads[:, :1]).all() and len(np.unique(threads[:, 0])) == 80
+
+    clean = read(text_root, "clean", "twitter", "twitter").to_pandas()
+    first = clean.iloc[0]
+    assert first["context"] == "look at <url> and <url> <user>"
+    assert first["response"] == "<user> thanks, mail me at a@b.com"
+    report = json.loads((text_root / "reports" / "clean" / "twitter.json").read_text())
+    assert report["parts"]["twitter"]["dropped"] == {"empty": 1}
+
+    both = pd_concat({s: read(text_root, "format", "twitter", s).to_pandas() for s in SPLITS})
+    assert both.columns.tolist()[:4] == ["row_id", "thread", "context", "response"]
+    assert (both.groupby("thread")["split"].nunique() == 1).all()  # conversations stay whole
+    test = set(both.loc[both.split == "test", ["context", "response"]].stack())
+    train = set(both.loc[both.split == "train", ["context", "response"]].stack())
+    assert test and not test & train
+
+
+# --- books ----------------------------------------------------------------------------------
+
+
+def test_books_paragraphs_without_gutenberg_boilerplate(text_root: Path) -> None:
+    write_params(text_root, book_files(text_root.parent / "mirror"))
+    run_hops(text_root, "books", ("fetch", "clean", "format"))
+    raw = read(text_root, "fetch", "books", "gutenberg").to_pandas()
+    assert raw["doc_id"].unique().tolist() == ["pg1"]
+    assert raw["text"].tolist() == [" ".join(p) for p in BOOK_PARAGRAPHS]
+    play = read(text_root, "fetch", "books", "tinyshakespeare").to_pandas()
+    assert play["text"].tolist()[:2] == ["First Citizen: Before we proceed any further, hear "
+                                         "me speak.", "All: Speak, speak."]
+    assert play["text"].tolist()[-1] == "Citizen 59: Line 59 of the play, spoken aloud."
+    report = json.loads((text_root / "reports" / "clean" / "books.json").read_text())
+    assert report["parts"]["gutenberg"]["dropped"] == {"duplicate": 1}
+    both = pd_concat({s: read(text_root, "format", "books", s).to_pandas() for s in SPLITS})
+    assert not both["text"].str.contains("Gutenberg|LICENSE|Produced by").any()
+    assert sorted(both["doc_id"].unique()) == ["pg1", "shakes"]
+
+
+@pytest.mark.parametrize("chunk_lines", [2, 3, 1000])
+def test_books_same_paragraphs_whatever_the_chunk_size(text_root: Path, chunk_lines: int) -> None:
+    write_params(text_root, book_files(text_root.parent / "mirror", chunk_lines=chunk_lines))
+    assert run_hop("fetch", "books", text_root) == 0
+    got = read(text_root, "fetch", "books", "gutenberg")["text"].to_pylist()
+    assert got == [" ".join(p) for p in BOOK_PARAGRAPHS]
+
+
+# --- sample ---------------------------------------------------------------------------------
+
+
+def test_sample_max_length_keeps_the_length_distribution(text_root: Path) -> None:
+    """Rows over max_length go; among the rest, the sample's lengths match the population."""
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 31, size=3000)
+    es = [" ".join(f"p{i}x{k}" for k in range(n)) for i, n in enumerate(lengths)]
+    en = [" ".join(f"w{i}y{k}" for k in range(max(1, n - 1))) for i, n in enumerate(lengths)]
+    mirror = text_root.parent / "mirror"
+    base = mirror / "es-en"
+    sources = {"m": source("moses", {"es": write_lines(base / "m.es", es),
+                                     "en": write_lines(base / "m.en", en)}, base,
+                           origin="opensubtitles")}
+    params = overlay("es_en", "es-en", sources, chunk_lines=1000, max_length=15, train=600)
+    params["clean"] = {"es_en": {"max_length_ratio": None}}
+    write_params(text_root, params)
+    run_hops(text_root, "es_en")
+
+    from stages.corpora.es_en import EsEn
+
+    population = EsEn().lengths(read(text_root, "format", "es_en", "train"))
+    eligible = np.sort(population[population <= 15])
+    sample = np.sort(EsEn().lengths(read(text_root, "sample", "es_en", "train")))
+    assert len(sample) == 600 and sample.max() <= 15 and population.max() > 15
+    # Kolmogorov-Smirnov distance between the two length distributions.
+    grid = np.arange(1, 16)
+    cdf = lambda x: np.searchsorted(x, grid, side="right") / len(x)  # noqa: E731
+    assert np.abs(cdf(sample) - cdf(eligible)).max() < 0.06
+    assert abs(np.median(sample) - np.median(eligible)) <= 1
+
+
+# --- the real mirror ------------------------------------------------------------------------
+
+
+def test_real_mirror_twitter_and_books_fetch(tmp_path: Path, monkeypatch) -> None:
+    if not (REAL_MIRROR / "twitter").is_dir():
+        pytest.skip("the real corpora mirror ../shared/corpora is not present")
+    monkeypatch.setenv("RNNFLOW_MIRROR", str(REAL_MIRROR))
+    root = tmp_path / "project"
+    root.mkdir()
+    write_params(root, {})  # params.yaml + the CI profile: the mirror sources
+    for corpus in ("twitter", "books"):
+        assert run_hop("fetch", corpus, root) == 0  # exact row counts are checked there
+    raw = read(root, "fetch", "books", "gutenberg").to_pandas()
+    assert raw.groupby("doc_id").size().to_dict()["pg11"] > 500
+    assert not raw["text"].str.contains("Project Gutenberg").any()
