@@ -22,16 +22,9 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from rnnflow.env import PROJECT_ROOT
 from rnnflow.io import parquet_rows, read_json, read_table
 
-TOKENS_DIR = Path("data") / "05_tokens"
 SPLITS = ("train", "validation", "test")
-
-
-def corpus_dir(corpus: str, root: Path | str = PROJECT_ROOT) -> Path:
-    """``<root>/data/05_tokens/<corpus>``."""
-    return Path(root) / TOKENS_DIR / corpus
 
 
 def read_spec(directory: Path | str) -> dict[str, Any]:

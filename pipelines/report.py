@@ -17,6 +17,7 @@ import csv
 import html
 import io
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,10 +60,10 @@ def gather(layout: Layout) -> Inputs:
     """Read whatever outputs exist under ``layout.root``."""
     inp = Inputs()
     for path in sorted((layout.root / "metrics").glob("*.json")):
-        data = read_json(path)
-        if path.stem.endswith("_train"):
+        data = read_json(path)  # other stages' metrics files may sit here too: skip them
+        if path.stem.endswith("_train") and isinstance(data, dict) and "epochs" in data:
             inp.train[path.stem.removesuffix("_train")] = data
-        else:
+        elif isinstance(data, dict) and isinstance(data.get("test"), dict):
             inp.evals[path.stem] = data
     for path in sorted((layout.root / "plots").glob("*/history.csv")):
         inp.histories[path.parent.name] = _csv(path)
@@ -102,36 +103,47 @@ def metrics_rows(inp: Inputs) -> list[dict[str, Any]]:
             "metric": head, "test": test.get(head), "test_loss": test.get("loss"),
             "validation": val.get(head, tr.get(f"val_{head}")), "extra": extras,
             "n_test": test.get("n"), "epochs": tr.get("epochs"),
-            "train_seconds": tr.get("wall_seconds"), "device": tr.get("device", ""),
+            "train_seconds": (f"{tr['wall_seconds']:.1f}" if tr.get("wall_seconds") is not None
+                              else None),
+            "device": tr.get("device", ""),
         })
     return rows
 
 
+HOP_ORDER = ("fetch", "format", "clean", "sample", "tokenize")
+
+
 def validation_rows(inp: Inputs) -> list[dict[str, Any]]:
-    rows = []
+    """One row per corpus, one column per hop: ``pass (N)`` expectations or ``FAIL: ...``."""
+    hops = sorted({r.get("hop", "?") for r in inp.validation},
+                  key=lambda h: (HOP_ORDER.index(h) if h in HOP_ORDER else len(HOP_ORDER), h))
+    table: dict[str, dict[str, Any]] = {}
     for rep in inp.validation:
         results = rep.get("results", [])
         failures = [f"{r.get('suite')}: {f.get('expectation')}"
                     for r in results for f in r.get("failures", [])]
-        rows.append({"hop": rep.get("hop"), "corpus": rep.get("corpus"),
-                     "success": rep.get("success"), "suites": len(results),
-                     "expectations": sum(r.get("expectations_evaluated", 0) for r in results),
-                     "failures": "; ".join(failures[:3]) + (" …" if len(failures) > 3 else "")})
-    return rows
+        n = sum(r.get("expectations_evaluated", 0) for r in results)
+        cell = (f"pass ({n})" if rep.get("success") and not failures
+                else "FAIL: " + "; ".join(failures[:2]) + (" …" if len(failures) > 2 else ""))
+        row = table.setdefault(str(rep.get("corpus")), {"corpus": rep.get("corpus")})
+        row[rep.get("hop", "?")] = cell
+    return [{"corpus": row["corpus"], **{h: row.get(h, "") for h in hops}}
+            for _, row in sorted(table.items())]
 
 
 def clean_rows(inp: Inputs) -> list[dict[str, Any]]:
-    """Scalar facts of each clean report (its schema belongs to the clean hop)."""
+    """Rows in/out of the clean hop per corpus, with the drop reasons summed over parts."""
     rows = []
     for corpus, rep in inp.clean.items():
-        facts = []
-        for k, v in rep.items():
-            if isinstance(v, dict):
-                facts += [f"{k}.{k2}={_fmt(v2)}" for k2, v2 in v.items()
-                          if isinstance(v2, (int, float, str, bool))]
-            elif isinstance(v, (int, float, str, bool)) and k != "corpus":
-                facts.append(f"{k}={_fmt(v)}")
-        rows.append({"corpus": corpus, "summary": ", ".join(facts[:12])})
+        reasons: Counter[str] = Counter()
+        for part in (rep.get("parts") or {}).values():
+            if isinstance(part, dict):
+                reasons.update({k: v for k, v in (part.get("dropped") or {}).items()
+                                if isinstance(v, (int, float))})
+        rows.append({"corpus": corpus, "rows_in": rep.get("rows_in"),
+                     "rows_out": rep.get("rows_out"),
+                     "dropped_fraction": rep.get("dropped_fraction"),
+                     "dropped": ", ".join(f"{k} {v}" for k, v in reasons.most_common())})
     return rows
 
 
@@ -153,6 +165,7 @@ def history_png(name: str, rows: list[dict[str, str]]) -> bytes:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [int(r["epoch"]) for r in rows]
     key = next(k for k in rows[0] if k.startswith("val_") and k != "val_loss")
@@ -161,11 +174,13 @@ def history_png(name: str, rows: list[dict[str, str]]) -> bytes:
     ax.plot(epochs, [float(r["val_loss"]) for r in rows], "s-", label="validation loss")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax2 = ax.twinx()
     ax2.plot(epochs, [float(r[key]) for r in rows], "^--", color="tab:green", label=key)
     ax2.set_ylabel(key.removeprefix("val_"))
     lines = ax.get_lines() + ax2.get_lines()
-    ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="center right")
+    ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, ncol=3, frameon=False,
+              loc="upper center", bbox_to_anchor=(0.5, -0.2))
     ax.set_title(name)
     return _png(fig)
 
@@ -236,7 +251,7 @@ def _html_table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         cells = []
         for c in cols:
-            cls = ' class="bad"' if c == "success" and r[c] is False else ""
+            cls = ' class="bad"' if _fmt(r[c]).startswith("FAIL") else ""
             cells.append(f"<td{cls}>{html.escape(_fmt(r[c]))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"

@@ -1,9 +1,10 @@
-"""Train one model of ``params.yaml``'s ``train.models`` — the ``train`` DVC stage as a Prefect flow.
+"""Train one model of ``train.models`` in params.yaml: the ``train`` DVC stage as a Prefect flow.
 
     python -m pipelines.train mnist_cnn            # or: python -m pipelines.train --help
 
-Reads ``data/05_tokens/<corpus>/``; writes ``models/<model>/model.pt``,
-``plots/<model>/history.csv`` and ``metrics/<model>_train.json`` (all atomically). Every epoch
+Reads ``data/05_tokens/<corpus>/``; writes ``models/<model>/model.pt`` (the weights of the best
+validation epoch, or of the last with ``keep: last``), ``plots/<model>/history.csv`` (every
+epoch) and ``metrics/<model>_train.json`` (all atomically). Every epoch
 ends with ``checkpoints/<model>/last.pt`` (weights, optimizer, scaler, RNG, history); a rerun
 with a matching fingerprint resumes after the last finished epoch, and — on CPU with the same
 seed — ends with exactly the weights of an uninterrupted run.
@@ -18,7 +19,8 @@ import csv
 import io
 import sys
 import time
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +61,9 @@ def train_fingerprint(cfg: ModelConfig, corpus: D.Corpus) -> str:
     """What a checkpoint must match to be resumed: the model's params, the spec, the data.
 
     ``epochs`` is left out when the schedule does not depend on it, so a run can be extended
-    (or finished after an interruption) with more epochs.
+    (or finished after an interruption) with more epochs; ``keep`` only picks what is saved.
     """
-    exclude = {"epochs"} if cfg.schedule == "constant" else set()
+    exclude = {"keep"} | ({"epochs"} if cfg.schedule == "constant" else set())
     return D.fingerprint(cfg.model_dump(exclude=exclude), corpus.spec, corpus.files)
 
 
@@ -69,14 +71,27 @@ def train_fingerprint(cfg: ModelConfig, corpus: D.Corpus) -> str:
 class FitResult:
     """A trained model and how it got there."""
 
-    model: torch.nn.Module
+    model: torch.nn.Module  # as after the last epoch
     history: list[dict[str, Any]]
     device: str
     amp: str | None
     resumed_from: int = 0  # epochs already done when this call started (0: fresh)
     seconds: float = 0.0  # wall time of this call
     complete: bool = True  # False when stopped early (``stop_after``)
-    info: dict[str, Any] = field(default_factory=dict)
+    best_epoch: int | None = None  # epoch with the best validation headline metric
+    best_state: dict[str, torch.Tensor] | None = None  # its weights (CPU)
+
+    def state_dict(self, keep: str = "best") -> dict[str, torch.Tensor]:
+        """Weights to save: the best validation epoch's, or the last epoch's."""
+        if keep == "best" and self.best_state is not None:
+            return self.best_state
+        return {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+
+    def selected(self, keep: str = "best") -> dict[str, Any]:
+        """The history row of the saved weights."""
+        if keep == "best" and self.best_epoch is not None:
+            return self.history[self.best_epoch - 1]
+        return self.history[-1] if self.history else {}
 
 
 def _scheduler(opt: torch.optim.Optimizer, cfg: ModelConfig):
@@ -105,7 +120,7 @@ def _load_checkpoint(path: Path, fp: str, epochs: int, log) -> dict[str, Any] | 
 
 
 def fit(cfg: ModelConfig, corpus: D.Corpus, *, device: torch.device | str = "cpu",
-        amp: bool = True, checkpoint: Path | None = None, stop_after: int | None = None,
+        amp: bool = False, checkpoint: Path | None = None, stop_after: int | None = None,
         progress: bool | None = None, name: str = "model") -> FitResult:
     """Train ``cfg.family`` on ``corpus.train``, validating on ``corpus.validation`` each epoch.
 
@@ -131,6 +146,7 @@ def fit(cfg: ModelConfig, corpus: D.Corpus, *, device: torch.device | str = "cpu
     fp = train_fingerprint(cfg, corpus)
     history: list[dict[str, Any]] = []
     start = 0
+    best: dict[str, Any] = {"epoch": None, "state": None}
     ckpt = _load_checkpoint(checkpoint, fp, cfg.epochs, log) if checkpoint else None
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
@@ -142,6 +158,7 @@ def fit(cfg: ModelConfig, corpus: D.Corpus, *, device: torch.device | str = "cpu
         if device.type == "cuda" and ckpt.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(ckpt["rng_cuda"], device)
         start, history = int(ckpt["epoch"]), list(ckpt["history"])
+        best = dict(ckpt.get("best") or best)
         log.info("%s: resuming from %s after epoch %d", name, checkpoint, start)
 
     x, y = (t.to(device) for t in corpus.train)
@@ -156,9 +173,10 @@ def fit(cfg: ModelConfig, corpus: D.Corpus, *, device: torch.device | str = "cpu
         gen = D.epoch_generator(cfg.seed, epoch)
         model.train()
         total = torch.zeros((), device=device)
-        bar = tqdm(D.batches(n, cfg.batch_size, gen, device), total=D.num_batches(n, cfg.batch_size),
-                   desc=f"{name} {epoch + 1}/{cfg.epochs}", file=sys.stderr, leave=False,
-                   disable=None if progress is None else not progress, mininterval=1.0)
+        bar = tqdm(D.batches(n, cfg.batch_size, gen, device),
+                   total=D.num_batches(n, cfg.batch_size), desc=f"{name} {epoch + 1}/{cfg.epochs}",
+                   file=sys.stderr, leave=False, mininterval=1.0,
+                   disable=None if progress is None else not progress)
         for idx in bar:
             xb, yb = x[idx], y[idx]
             if cfg.augment:
@@ -182,6 +200,10 @@ def fit(cfg: ModelConfig, corpus: D.Corpus, *, device: torch.device | str = "cpu
                "seconds": round(time.perf_counter() - t0, 3)}
         history.append(row)
         done_here += 1
+        if _better(row[key], history[best["epoch"] - 1][key] if best["epoch"] else None,
+                   higher=key != "val_rmse"):
+            best = {"epoch": epoch + 1,
+                    "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
         log.info("%s epoch %d/%d: train_loss %.4f val_loss %.4f %s %.4f (%.1fs)", name,
                  row["epoch"], cfg.epochs, row["train_loss"], row["val_loss"], key, row[key],
                  row["seconds"])
@@ -189,7 +211,7 @@ def fit(cfg: ModelConfig, corpus: D.Corpus, *, device: torch.device | str = "cpu
             save_torch(checkpoint, {
                 "fingerprint": fp, "epoch": epoch + 1, "history": history,
                 "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
+                "scheduler": sched.state_dict(), "best": best,
                 "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                 "rng_cpu": torch.get_rng_state(),
                 "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
@@ -197,33 +219,42 @@ def fit(cfg: ModelConfig, corpus: D.Corpus, *, device: torch.device | str = "cpu
     return FitResult(model=model, history=history, device=str(device),
                      amp=str(amp_dtype).removeprefix("torch.") if amp_dtype else None,
                      resumed_from=start, seconds=time.perf_counter() - began,
-                     complete=len(history) >= cfg.epochs)
+                     complete=len(history) >= cfg.epochs,
+                     best_epoch=best["epoch"], best_state=best["state"])
+
+
+def _better(value: float, incumbent: float | None, higher: bool) -> bool:
+    """Strictly better (ties keep the earlier epoch); NaN never wins."""
+    if math.isnan(value):
+        return False
+    if incumbent is None or math.isnan(incumbent):
+        return True
+    return value > incumbent if higher else value < incumbent
 
 
 def save_outputs(layout: Layout, name: str, cfg: ModelConfig, corpus: D.Corpus,
                  result: FitResult) -> dict[str, Any]:
     """``model.pt``, ``history.csv`` and ``<model>_train.json``; returns the metrics."""
     spec, task_name = corpus.spec, corpus.spec["task"]
-    model = result.model
     save_torch(layout.model(name), {
         "name": name, "family": cfg.family, "config": cfg.model_dump(), "spec": spec,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "torch": torch.__version__,
+        "state_dict": result.state_dict(cfg.keep), "torch": str(torch.__version__),
     })
     write_history(layout.history(name), result.history, task_name)
+    chosen = result.selected(cfg.keep)
     last = result.history[-1] if result.history else {}
     key = f"val_{scoring.headline(task_name)}"
     metrics = {
         "model": name, "corpus": cfg.corpus, "family": cfg.family,
-        "epochs": len(result.history),
-        "train_loss": last.get("train_loss"), "val_loss": last.get("val_loss"),
-        key: last.get(key),
+        "epochs": len(result.history), "keep": cfg.keep, "saved_epoch": chosen.get("epoch"),
+        "train_loss": chosen.get("train_loss"), "val_loss": chosen.get("val_loss"),
+        key: chosen.get(key), f"last_{key}": last.get(key),
         "wall_seconds": round(sum(r["seconds"] for r in result.history), 3),
         "run_seconds": round(result.seconds, 3),
         "resumed_from_epoch": result.resumed_from,
-        "device": result.device, "amp": result.amp, "torch": torch.__version__,
+        "device": result.device, "amp": result.amp, "torch": str(torch.__version__),
         "n_train": len(corpus.train[1]), "n_validation": len(corpus.validation[1]),
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": sum(p.numel() for p in result.model.parameters()),
     }
     write_json(layout.train_metrics(name), metrics)
     return metrics
@@ -272,7 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml",
                         help="params file, relative to the root (default: %(default)s)")
     parser.add_argument("--root", default=None,
-                        help="project root holding data/, models/, metrics/ (default: this checkout)")
+                        help="project root holding data/, models/, metrics/ "
+                             "(default: this checkout)")
     args = parser.parse_args(argv)
     metrics = train(args.model, args.params, args.root)
     print({k: metrics[k] for k in ("model", "epochs", "val_loss", "wall_seconds", "device")})

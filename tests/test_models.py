@@ -69,11 +69,11 @@ def test_family_learns_tiny_task(tmp_path, family):
     torch.manual_seed(cfg.seed)
     untrained = build_model(family, cfg, c.spec)
     xv, yv = c.validation
-    before = scoring.metrics(c.spec, scoring.predict(untrained, xv, 256, torch.device("cpu")), yv, xv)
+    cpu = torch.device("cpu")
+    before = scoring.metrics(c.spec, scoring.predict(untrained, xv, 256, cpu), yv, xv)
 
     result = fit(cfg, c, progress=False)
-    after = scoring.metrics(c.spec, scoring.predict(result.model, xv, 256, torch.device("cpu")),
-                            yv, xv)
+    after = scoring.metrics(c.spec, scoring.predict(result.model, xv, 256, cpu), yv, xv)
     assert len(result.history) == cfg.epochs
     assert after["loss"] < 0.8 * before["loss"]
     assert result.history[-1]["val_loss"] == pytest.approx(after["loss"], rel=1e-5)
@@ -156,3 +156,25 @@ def test_task_metrics():
     assert m["rmse"] == pytest.approx((0.125 ** 0.5) * 2)
     assert m["baseline_rmse"] == pytest.approx(0.0)
     assert torch.allclose(scoring.predictions(reg, torch.tensor([1.0])), torch.tensor([12.0]))
+
+
+def test_model_file_holds_the_best_validation_epoch(tmp_path):
+    from pipelines.config import Layout
+    from pipelines.evaluate import load_trained
+    from pipelines.train import save_outputs
+
+    c = corpus(tmp_path, "counting", length=6)
+    cfg = ModelConfig(corpus="counting", family="rnn_classifier", cell="gru", hidden=16,
+                      epochs=4, batch_size=16, lr=0.05, seed=0)  # a high lr: noisy epochs
+    result = fit(cfg, c, progress=False)
+    accs = [r["val_accuracy"] for r in result.history]
+    assert result.best_epoch == 1 + accs.index(max(accs))
+    layout = Layout(tmp_path / "root")
+    for keep in ("best", "last"):
+        metrics = save_outputs(layout, "m", cfg.model_copy(update={"keep": keep}), c, result)
+        model, _, spec = load_trained(layout.model("m"))
+        xv, yv = c.validation
+        acc = scoring.metrics(spec, scoring.predict(model, xv, 256, torch.device("cpu")), yv)
+        want = max(accs) if keep == "best" else accs[-1]
+        assert acc["accuracy"] == pytest.approx(want) == pytest.approx(metrics["val_accuracy"])
+        assert metrics["saved_epoch"] == (result.best_epoch if keep == "best" else 4)
