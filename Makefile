@@ -16,7 +16,7 @@ export PATH := $(BIN):$(PATH)
 # PROFILE=offline|ci overlays profiles/$(PROFILE).yaml onto params.yaml before repro.
 PROFILE ?=
 
-.PHONY: setup repro test help
+.PHONY: setup system repro test help
 
 help:  ## list targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -30,10 +30,16 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed  ## create .venv and install rnnflow with its test extras
 
+system:  ## Debian packages the tests use: chromium (headless UI check), when root and missing
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	else echo "note: /usr/bin/chromium missing (not root): the browser check will skip"; fi
+
 repro: setup  ## run the DVC DAG (PROFILE=offline for the mirror, ci for the smoke run)
 	@if [ -n "$(PROFILE)" ]; then $(BIN)/rnnflow profile $(PROFILE); fi
 	$(BIN)/dvc repro
 	@$(BIN)/dvc metrics show
 
-test: setup  ## run the test suite
+test: setup system  ## run the test suite
 	$(BIN)/pytest -q

@@ -43,8 +43,6 @@ def child(what: str, corpus: str, root: str) -> int:
     """Run in the measured child process: one hop, or the import floor, or texttok only."""
     import rnnflow  # noqa: F401  offline env
 
-    if os.environ.get("RNNFLOW_BENCH_PREBUFFER") == "0":
-        _read_without_prebuffer()
     if what == "baseline":
         import great_expectations  # noqa: F401  what every hop imports to validate
         import pyarrow  # noqa: F401
@@ -60,21 +58,6 @@ def child(what: str, corpus: str, root: str) -> int:
     module = importlib.import_module(f"stages.{what}")
     return execute(what, corpus, module.body_for(corpus, None),
                    params_path=Path(root) / "params.yaml", root=Path(root))
-
-
-def _read_without_prebuffer() -> None:
-    """``--no-prebuffer``: patch ``rnnflow.io.iter_batches`` to open files with
-    ``pre_buffer=False``. With pyarrow's default (``True``), ``iter_batches`` keeps every
-    row group it has read buffered until the file is closed: memory grows with the file."""
-    import pyarrow.parquet as pq
-
-    from rnnflow import io
-
-    def iter_batches(path, batch_rows=io.BATCH_ROWS, columns=None):
-        with pq.ParquetFile(path, pre_buffer=False) as pf:
-            yield from pf.iter_batches(batch_size=batch_rows, columns=columns)
-
-    io.iter_batches = iter_batches
 
 
 def _texttok_only(root: Path) -> int:
@@ -223,8 +206,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, default=10, help="the bigger input, ×N (default 10)")
     parser.add_argument("--texttok-only", action="store_true",
                         help="measure texttok fit + encode alone, on generated text")
-    parser.add_argument("--no-prebuffer", action="store_true",
-                        help="read Parquet with pre_buffer=False in the hops (see below)")
     parser.add_argument("--keep", type=Path, default=None,
                         help="work here and keep the outputs (default: a temp dir, removed)")
     args = parser.parse_args(argv)
@@ -232,9 +213,6 @@ def main(argv: list[str] | None = None) -> int:
     from stages import corpora
 
     env = dict(os.environ)
-    if args.no_prebuffer:
-        env["RNNFLOW_BENCH_PREBUFFER"] = "0"
-        print("reading Parquet with pre_buffer=False (rnnflow.io.iter_batches patched)")
     env.setdefault("RNNFLOW_MIRROR", str(_ROOT.parent / "shared" / "corpora"))
     work = args.keep or Path(tempfile.mkdtemp(prefix="rnnflow-memory-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,17 @@ from rnnflow.config import PROFILES_DIR, ConfigError, apply_profile, flatten, pr
 
 _HOPS = ("fetch", "clean", "format", "sample", "tokenize")
 _FLOWS = ("train", "evaluate", "report")
+_TOOLS = {"translate": "translate Spanish to English with the trained translator",
+          "chat": "chat with the trained chatbot (stdin)",
+          "generate": "generate text with the trained language model"}
+# Operations (pipelines/<name>.py): runs from the Prefect UI, retraining, comparisons, search.
+_OPS = {
+    "repro": "dvc repro of chosen stages with params overrides, as a Prefect flow",
+    "serve": "serve the flows as Prefect deployments (UI runs, scheduled retraining)",
+    "retrain": "retrain a model and promote it only if it beats the champion",
+    "compare": "one HTML page comparing metrics, params and curves of two commits",
+    "search": "hyperparameter search (grid, random, TPE), each trial a DVC experiment",
+}
 
 
 def _profile(args: argparse.Namespace) -> int:
@@ -54,13 +65,17 @@ def main(argv: list[str] | None = None) -> int:
     for flow in _FLOWS:
         sub.add_parser(flow, help=f"run the {flow} flow (see `rnnflow {flow} --help`)",
                        add_help=False)
+    for op, text in _OPS.items():
+        sub.add_parser(op, help=f"{text} (see `rnnflow {op} --help`)", add_help=False)
+    for tool, what in _TOOLS.items():
+        sub.add_parser(tool, help=f"{what} (see `rnnflow {tool} --help`)", add_help=False)
     prof = sub.add_parser("profile", help="overlay profiles/NAME.yaml onto params.yaml")
     prof.add_argument("name", nargs="?", help="profile name (offline, ci, ...)")
     prof.add_argument("--list", action="store_true", help="list the profiles")
     prof.add_argument("--dry-run", action="store_true",
                       help="print the overrides as `dvc exp run -S` arguments instead")
 
-    if argv and argv[0] in _HOPS + _FLOWS:
+    if argv and argv[0] in (*_HOPS, *_FLOWS, *_OPS):
         package = "stages" if argv[0] in _HOPS else "pipelines"
         module = importlib.import_module(f"{package}.{argv[0]}")
         return int(module.main(argv[1:]) or 0)

@@ -1,0 +1,365 @@
+"""Scheduled retraining with champion/challenger: the ``retrain`` flow.
+
+    python -m pipelines.retrain                  # the model named in params.yaml `retrain:`
+    python -m pipelines.retrain --model mnist_logreg
+
+1. Under the workspace lock, ``dvc repro evaluate@<model>``: new data or params or code make
+   their stages stale and DVC reruns exactly those (nothing new: nothing runs).
+2. The result is the *challenger*: its fingerprint is what ``dvc.lock`` records as the inputs
+   of ``train@<model>`` and ``evaluate@<model>`` (data and code hashes, params), its score the
+   ``retrain.metric`` of ``metrics/<model>.json`` on the current test split.
+3. The *champion* is the last promoted entry of the registry (``registry/champions.json``, a
+   file meant for git). When the test split changed since it was promoted, its weights (kept
+   in the DVC cache under the hash the registry recorded) are scored again on the current
+   split, so both are judged on the same examples.
+4. Promote only when the challenger beats the champion by more than ``retrain.margin``.
+
+Idempotent: a challenger with the champion's fingerprint is "no change", and one already
+judged (same fingerprint as the last entry) is not judged twice — a duplicate or late
+scheduled run adds nothing to the registry. Every run publishes a Markdown artifact saying
+what changed (params, data/code, metrics) and why the challenger was or was not promoted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from pydantic import Field
+
+from pipelines import workspace as W
+from pipelines.outputs import logger, write_atomic
+from rnnflow.config import Config, ConfigError, load_params, parse
+
+Decision = Literal["promoted", "rejected", "no change", "already judged"]
+
+
+class RetrainConfig(Config):
+    """``retrain`` section of params.yaml."""
+
+    cron: str = "0 3 * * *"  # when the served deployment runs (Prefect cron schedule)
+    timezone: str = "UTC"
+    model: str  # a key of train.models
+    metric: str = "test.accuracy"  # dotted key in metrics/<model>.json
+    higher_is_better: bool = True
+    margin: float = Field(0.0, ge=0)  # promote only when better by more than this
+    registry: str = "registry/champions.json"  # relative to the project root
+
+
+@dataclass
+class Candidate:
+    """A trained model as DVC left it in the workspace."""
+
+    model: str
+    fingerprint: str
+    value: float | None
+    metrics: dict[str, Any]
+    params: dict[str, Any]  # params.yaml values train/evaluate depend on (dvc.lock)
+    deps: dict[str, str]  # dependency path → hash (dvc.lock)
+    model_hash: str | None  # hash of the models/<model> output: its weights in the DVC cache
+    commit: str | None
+    dirty: bool
+    time: str = field(default_factory=W.utc_now)
+
+
+# --- pure parts -------------------------------------------------------------------------
+
+def stage_inputs(lock: dict[str, Any], model: str) -> tuple[dict[str, Any], dict[str, str],
+                                                           str | None]:
+    """(params, deps, model output hash) of ``train@model`` + ``evaluate@model`` in dvc.lock."""
+    stages = (lock or {}).get("stages", {})
+    params: dict[str, Any] = {}
+    deps: dict[str, str] = {}
+    out_hash = None
+    for name in (f"train@{model}", f"evaluate@{model}"):
+        st = stages.get(name)
+        if st is None:
+            raise ConfigError(f"dvc.lock has no stage {name!r}: has it run?")
+        for values in (st.get("params") or {}).values():
+            params.update(values)
+        for dep in st.get("deps") or []:
+            if not dep["path"].startswith(f"models/{model}"):  # evaluate reads train's output
+                deps[dep["path"]] = dep.get("md5") or dep.get("hash") or ""
+        for out in st.get("outs") or []:
+            if out["path"] == f"models/{model}":
+                out_hash = out.get("md5")
+    return params, deps, out_hash
+
+
+def fingerprint(params: dict[str, Any], deps: dict[str, str]) -> str:
+    """One hash of everything a model's training and evaluation depend on."""
+    blob = json.dumps({"params": params, "deps": deps}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def improvement(champion: float, challenger: float, higher_is_better: bool) -> float:
+    """How much better the challenger is (negative: worse)."""
+    return challenger - champion if higher_is_better else champion - challenger
+
+
+def decide(champion: float | None, challenger: float | None, higher_is_better: bool,
+           margin: float, metric: str) -> tuple[bool, str]:
+    """(promote?, why) — promote only when better by more than ``margin``."""
+    if challenger is None or (isinstance(challenger, float) and math.isnan(challenger)):
+        return False, f"the challenger has no {metric}"
+    if champion is None or (isinstance(champion, float) and math.isnan(champion)):
+        return True, f"no champion yet: the first model with a {metric} is the champion"
+    gain = improvement(champion, challenger, higher_is_better)
+    word = "higher" if higher_is_better else "lower"
+    if gain > margin:
+        return True, (f"{metric} {challenger:.6g} vs champion {champion:.6g}: better by "
+                      f"{gain:.6g} ({word} is better), more than the margin {margin:g}")
+    how = (f"better by only {gain:.6g}" if gain > 0 else
+           f"worse by {-gain:.6g}" if gain < 0 else "equal")
+    return False, (f"{metric} {challenger:.6g} vs champion {champion:.6g}: {how} "
+                   f"({word} is better), not more than the margin {margin:g}")
+
+
+def changes(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows ``key, champion, challenger`` for keys whose values differ (flattened)."""
+    from rnnflow.config import flatten
+
+    a, b = flatten(old or {}), flatten(new or {})
+    return [{"key": k, "champion": a.get(k), "challenger": b.get(k)}
+            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def numeric_leaves(data: Any) -> dict[str, float]:
+    from rnnflow.config import flatten
+
+    return {k: v for k, v in flatten(data if isinstance(data, dict) else {}).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+# --- the registry -----------------------------------------------------------------------
+
+class Registry:
+    """``registry/champions.json``: per model, the champion and every judgement, oldest first."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.data: dict[str, Any] = (json.loads(self.path.read_text()) if self.path.exists()
+                                     else {"format": 1, "models": {}})
+
+    def _model(self, model: str) -> dict[str, Any]:
+        return self.data["models"].setdefault(model, {"champion": None, "history": []})
+
+    def champion(self, model: str) -> dict[str, Any] | None:
+        return self.data["models"].get(model, {}).get("champion")
+
+    def history(self, model: str) -> list[dict[str, Any]]:
+        return self.data["models"].get(model, {}).get("history", [])
+
+    def record(self, model: str, entry: dict[str, Any]) -> None:
+        node = self._model(model)
+        node["history"].append(entry)
+        if entry["decision"] == "promoted":
+            node["champion"] = entry
+        payload = json.dumps(self.data, indent=2, sort_keys=False, default=str) + "\n"
+        write_atomic(self.path, payload.encode())
+
+
+# --- the steps --------------------------------------------------------------------------
+
+def read_candidate(root: Path, model: str, metric: str) -> Candidate:
+    """The challenger DVC just produced (dvc.lock + metrics/<model>.json)."""
+    from ruamel.yaml import YAML
+
+    lock = YAML(typ="safe").load((root / "dvc.lock").read_text())
+    params, deps, out_hash = stage_inputs(lock, model)
+    mpath = root / "metrics" / f"{model}.json"
+    metrics = json.loads(mpath.read_text()) if mpath.exists() else {}
+    value = W.dig(metrics, metric)
+    commit, dirty = W.git_head(root)
+    return Candidate(model=model, fingerprint=fingerprint(params, deps),
+                     value=float(value) if isinstance(value, (int, float)) else None,
+                     metrics=metrics, params=params, deps=deps, model_hash=out_hash,
+                     commit=commit, dirty=dirty)
+
+
+def data_deps(deps: dict[str, str]) -> dict[str, str]:
+    return {p: h for p, h in deps.items() if p.startswith("data/")}
+
+
+def cached_weights(root: Path, out_hash: str) -> Path:
+    """``model.pt`` of a ``models/<model>`` output, from the DVC cache by its hash."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        odb = repo.cache.local
+        listing = Path(odb.oid_to_path(out_hash))
+        if out_hash.endswith(".dir"):
+            entries = json.loads(listing.read_text())
+            md5 = next(e["md5"] for e in entries if e["relpath"] == "model.pt")
+            return Path(odb.oid_to_path(md5))
+        return listing
+
+
+def rescore(root: Path, champion: dict[str, Any], metric: str, params: dict[str, Any]) -> float:
+    """The champion's ``metric`` on the current split (its weights from the DVC cache)."""
+    import torch
+
+    from pipelines import device as dev
+    from pipelines.config import EvaluateConfig
+    from pipelines.evaluate import load_trained, score
+
+    split, _, key = metric.partition(".")
+    ecfg = parse(EvaluateConfig, params, "evaluate")
+    device = dev.resolve(ecfg.device)
+    weights = cached_weights(root, champion["model_hash"])
+    net, cfg, _ = load_trained(weights, device)
+    corpus_dir = root / "data" / "05_tokens" / cfg.corpus
+    with torch.no_grad():
+        metrics, _, _ = score(net, corpus_dir, split, ecfg.batch_size, torch.device(device))
+    return float(W.dig(metrics, key))
+
+
+@dataclass
+class Verdict:
+    decision: Decision
+    reason: str
+    champion_value: float | None
+    champion_rescored: bool = False
+
+
+def judge(root: Path, reg: Registry, cand: Candidate, cfg: RetrainConfig,
+          params: dict[str, Any]) -> Verdict:
+    """Compare the challenger with the champion on the same test split."""
+    champ = reg.champion(cand.model)
+    history = reg.history(cand.model)
+    if champ and champ["fingerprint"] == cand.fingerprint:
+        return Verdict("no change", f"same data, params and code as the champion promoted "
+                       f"{champ['time']} (fingerprint {cand.fingerprint})", champ.get("value"))
+    if history and history[-1]["fingerprint"] == cand.fingerprint:
+        last = history[-1]
+        return Verdict("already judged", f"this challenger (fingerprint {cand.fingerprint}) was "
+                       f"judged {last['time']}: {last['decision']}", last.get("champion_value"))
+    champion_value, rescored, note = None, False, ""
+    if champ:
+        champion_value = champ.get("value")
+        if data_deps(champ.get("deps", {})) != data_deps(cand.deps):
+            try:
+                champion_value = rescore(root, champ, cfg.metric, params)
+                rescored = True
+                note = " (champion scored again on the current test split)"
+            except Exception as exc:  # weights gone from the cache, or an incompatible spec
+                note = (f" (the test split changed but the champion could not be scored "
+                        f"on it: {type(exc).__name__}: {exc}; compared with its recorded "
+                        f"{cfg.metric})")
+    promote, why = decide(champion_value, cand.value, cfg.higher_is_better, cfg.margin,
+                          cfg.metric)
+    return Verdict("promoted" if promote else "rejected", why + note, champion_value, rescored)
+
+
+def report_markdown(cand: Candidate, verdict: Verdict, champ: dict[str, Any] | None,
+                    cfg: RetrainConfig, ran: list[str], history: list[dict[str, Any]]) -> str:
+    title = {"promoted": "promoted", "rejected": "not promoted", "no change": "no change",
+             "already judged": "already judged"}[verdict.decision]
+    gain = (improvement(verdict.champion_value, cand.value, cfg.higher_is_better)
+            if verdict.champion_value is not None and cand.value is not None else None)
+    parts = [f"# retrain {cand.model}: {title}\n", f"**Why:** {verdict.reason}\n",
+             W.md_table([{"metric": cfg.metric, "champion": verdict.champion_value,
+                          "challenger": cand.value, "improvement": gain, "margin": cfg.margin,
+                          "higher is better": cfg.higher_is_better,
+                          "champion rescored": verdict.champion_rescored}]),
+             f"Challenger fingerprint `{cand.fingerprint}`, commit `{cand.commit}`"
+             f"{' (+ uncommitted changes)' if cand.dirty else ''}; champion fingerprint "
+             f"`{(champ or {}).get('fingerprint')}`, promoted {(champ or {}).get('time')}.\n",
+             "## Stages DVC ran\n", W.md_table([{"stage": s} for s in ran]),
+             "## What changed since the champion\n", "### Params\n",
+             W.md_table(changes((champ or {}).get("params", {}), cand.params)),
+             "### Data and code (dvc.lock hashes)\n",
+             W.md_table(changes((champ or {}).get("deps", {}), cand.deps)),
+             "### Metrics (as recorded)\n",
+             W.md_table(changes(numeric_leaves((champ or {}).get("metrics")),
+                                numeric_leaves(cand.metrics))),
+             "## Registry history (latest last)\n",
+             W.md_table([{k: e.get(k) for k in ("time", "decision", "value", "champion_value",
+                                                 "commit", "reason")}
+                         for e in history[-10:]])]
+    return "\n".join(parts)
+
+
+@task(cache_policy=NO_CACHE)
+def reproduce(root: str, targets: list[str]) -> list[str]:
+    """``dvc repro`` of the model's stages (stale ones only); the stages that ran."""
+    return W.dvc_repro(Path(root), targets, log=logger()).ran
+
+
+@task(cache_policy=NO_CACHE)
+def evaluate_and_record(root: str, cfg: RetrainConfig, params_path: str,
+                        flow_run: str | None) -> tuple[Candidate, Verdict, dict | None, list]:
+    """Judge the challenger and record the judgement (unless nothing is new)."""
+    path = Path(root)
+    params = load_params(path / params_path)
+    cand = read_candidate(path, cfg.model, cfg.metric)
+    reg = Registry(path / cfg.registry)
+    champ = reg.champion(cfg.model)
+    verdict = judge(path, reg, cand, cfg, params)
+    logger().info("retrain %s: %s — %s", cfg.model, verdict.decision, verdict.reason)
+    if verdict.decision in ("promoted", "rejected"):
+        entry = {**asdict(cand), "decision": verdict.decision, "reason": verdict.reason,
+                 "metric": cfg.metric, "champion_value": verdict.champion_value,
+                 "champion_rescored": verdict.champion_rescored, "margin": cfg.margin,
+                 "flow_run": flow_run}
+        entry.pop("model", None)
+        reg.record(cfg.model, entry)
+    return cand, verdict, champ, reg.history(cfg.model)
+
+
+def _flow_run_name() -> str | None:
+    try:
+        from prefect.runtime import flow_run
+
+        return flow_run.name
+    except Exception:
+        return None
+
+
+@flow(name="retrain")
+def retrain(model: str | None = None, params_path: str = "params.yaml",
+            lock_timeout: float = 3600.0, root: str | None = None) -> dict[str, Any]:
+    """Rerun the stale stages of ``model`` (default: ``retrain.model``), then promote or not."""
+    path = W.resolve_root(root)
+    overrides = {"model": model} if model else {}
+    cfg = parse(RetrainConfig, load_params(path / params_path), "retrain", **overrides)
+    with W.workspace_lock(path, f"retrain {cfg.model}", lock_timeout, log=logger()):
+        ran = reproduce(str(path), [f"evaluate@{cfg.model}"])
+        cand, verdict, champ, history = evaluate_and_record(str(path), cfg, params_path,
+                                                            _flow_run_name())
+    W.publish_markdown(report_markdown(cand, verdict, champ, cfg, ran, history),
+                       W.artifact_key("retrain", cfg.model),
+                       f"retrain {cfg.model}: {verdict.decision}")
+    return {"model": cfg.model, "decision": verdict.decision, "reason": verdict.reason,
+            "challenger": cand.value, "champion": verdict.champion_value, "ran": ran,
+            "fingerprint": cand.fingerprint}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.retrain", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None,
+                        help="model to retrain (default: retrain.model in params.yaml)")
+    parser.add_argument("--params", default="params.yaml",
+                        help="params file, relative to the root (default: %(default)s)")
+    parser.add_argument("--lock-timeout", type=float, default=3600.0,
+                        help="seconds to wait for another run holding the workspace")
+    parser.add_argument("--root", default=None, help="project root (default: this checkout)")
+    args = parser.parse_args(argv)
+    out = retrain(args.model, args.params, args.lock_timeout, args.root)
+    print(f"retrain {out['model']}: {out['decision']} — {out['reason']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

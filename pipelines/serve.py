@@ -1,0 +1,104 @@
+"""Serve rnnflow's flows as Prefect deployments, to run from the Prefect UI or on a schedule.
+
+    prefect server start --host 127.0.0.1 --port 4200        # terminal 1 (UI + API, SQLite)
+    export PREFECT_API_URL=http://127.0.0.1:4200/api         # terminal 2
+    python -m pipelines.serve                                 # or: rnnflow serve
+
+Deployments (flow/deployment):
+
+- ``repro/repro`` — ``dvc repro`` of chosen stages with params overrides (``targets``:
+  e.g. ``["train@mnist_cnn"]``, empty for the whole DAG; ``overrides``: e.g.
+  ``{"train.models.mnist_cnn.lr": 0.003}``; ``experiment``: run as a named DVC experiment).
+- ``retrain/scheduled`` — champion/challenger retraining on the cron of ``retrain.cron``
+  in params.yaml; concurrency 1, a run that finds one already running is cancelled.
+- ``search/search`` — hyperparameter search from a spec under ``search/``.
+
+Every run happens in this checkout (the served process's project root), holds the
+workspace lock while it uses DVC, and streams DVC's output into its log. Stop serving
+with Ctrl-C or SIGTERM (schedules are paused until the next ``serve``), then the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
+
+from rnnflow.config import ConfigError, load_params, parse
+from rnnflow.env import PROJECT_ROOT
+
+TAGS = ["rnnflow"]
+
+
+def api_url() -> str | None:
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url
+
+
+def deployments(params: dict[str, Any], schedule: bool = True) -> list:
+    """The RunnerDeployments ``serve`` registers."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+    from prefect.schedules import Cron
+
+    from pipelines.repro import repro
+    from pipelines.retrain import RetrainConfig, retrain
+    from pipelines.search import search
+
+    rcfg = parse(RetrainConfig, params, "retrain")
+    return [
+        repro.to_deployment(
+            "repro", tags=TAGS, concurrency_limit=1,
+            description="dvc repro of chosen stages (targets) with params overrides"),
+        retrain.to_deployment(
+            "scheduled", tags=TAGS,
+            schedules=[Cron(rcfg.cron, timezone=rcfg.timezone)] if schedule else None,
+            concurrency_limit=ConcurrencyLimitConfig(
+                limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
+            description=f"retrain {rcfg.model}; promote if {rcfg.metric} beats the champion "
+                        f"by more than {rcfg.margin}"),
+        search.to_deployment(
+            "search", tags=TAGS, concurrency_limit=1,
+            parameters={"spec_path": "search/mnist_logreg.yaml"},
+            description="hyperparameter search; each trial a DVC experiment"),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.serve", description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml",
+                        help="params file the schedule is read from (default: %(default)s)")
+    parser.add_argument("--no-schedule", action="store_true",
+                        help="register the retraining deployment without its schedule")
+    parser.add_argument("--list", action="store_true",
+                        help="print the deployments and exit (no server needed)")
+    args = parser.parse_args(argv)
+    try:
+        params = load_params(PROJECT_ROOT / args.params)
+        deps = deployments(params, schedule=not args.no_schedule)
+    except ConfigError as exc:
+        print(f"rnnflow serve: error: {exc}", file=sys.stderr)
+        return 2
+    if args.list:
+        for d in deps:
+            sched = ", ".join(getattr(s.schedule, "cron", str(s.schedule))
+                              for s in d.schedules or []) or "-"
+            print(f"{d.flow_name}/{d.name}\tschedule: {sched}\t{d.description}")
+        return 0
+    if not api_url():
+        print("rnnflow serve: PREFECT_API_URL is not set. Start a server and point at it:\n"
+              "  prefect server start --host 127.0.0.1 --port 4200\n"
+              "  export PREFECT_API_URL=http://127.0.0.1:4200/api", file=sys.stderr)
+        return 2
+    from prefect import serve
+
+    serve(*deps)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
