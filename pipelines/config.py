@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from rnnflow.config import Config, ConfigError
 from rnnflow.env import PROJECT_ROOT
@@ -42,6 +42,46 @@ class ModelConfig(Config):
     # image families: random shift of up to ``max_shift`` pixels per training example
     augment: bool = False
     max_shift: int = Field(2, ge=0)
+    # text families (lm, seq2seq); ``cell``, ``hidden``, ``layers``, ``dropout`` as above
+    embedding: int = Field(256, ge=1)
+    softmax: Literal["full", "adaptive"] = "full"  # adaptive: Grave et al. 2017, exact probs
+    cutoffs: list[int] = Field(default_factory=lambda: [2000, 10000])  # adaptive clusters
+    # The model's own vocabulary, counted on what it trains on: rarer tokens → <unk>.
+    # 1/None: the corpus vocabulary as tokenized. The softmax size is the CPU cost driver.
+    min_freq: int = Field(1, ge=1)
+    max_vocab: int | None = Field(None, gt=4)
+    max_batches: int | None = Field(None, ge=1)  # per epoch (shuffled): bounds CPU time
+    bptt: int = Field(35, ge=2)  # lm: truncated-BPTT window
+    tie_weights: bool = False  # lm: output layer shares the embedding (needs embedding == hidden)
+    attention: Literal["general", "dot", "none"] = "general"  # seq2seq: Luong et al. 2015
+    bidirectional: bool = True  # seq2seq encoder
+    teacher_forcing: float = Field(1.0, ge=0, le=1)  # seq2seq: share of teacher-forced batches
+    origins: list[str] | None = None  # seq2seq: train/validate on rows of these origins only
+    # decoding and sampling (evaluate, CLIs); not part of the training fingerprint
+    beam: int = Field(5, ge=1)
+    length_penalty: float = Field(1.0, ge=0)  # beam: final score / length ** length_penalty
+    max_decode_len: int = Field(30, ge=1)
+    top_k: int = Field(0, ge=0)  # sampling: keep the k most likely tokens (0: all)
+    temperature: float = Field(1.0, gt=0)
+    block_unk: bool = False  # decoding never emits <unk> (perplexities are unaffected)
+    samples: int = Field(12, ge=0)  # sample rows shown in the report
+    prompts: list[str] = Field(default_factory=list)  # lm: report generations start here
+
+    @model_validator(mode="after")
+    def _text_checks(self) -> "ModelConfig":
+        if self.tie_weights and self.softmax != "full":
+            raise ValueError("tie_weights needs softmax: full")
+        if self.tie_weights and self.embedding != self.hidden:
+            raise ValueError(f"tie_weights needs embedding == hidden "
+                             f"(got {self.embedding} and {self.hidden})")
+        if self.cutoffs != sorted(set(self.cutoffs)) or any(c <= 0 for c in self.cutoffs):
+            raise ValueError(f"cutoffs must be increasing positive ints, got {self.cutoffs}")
+        return self
+
+
+#: ModelConfig fields that only change decoding/reporting: not part of the train fingerprint.
+DECODE_FIELDS = frozenset({"beam", "length_penalty", "max_decode_len", "top_k", "temperature",
+                           "block_unk", "samples", "prompts"})
 
 
 class TrainConfig(Config):
@@ -104,6 +144,10 @@ class Layout:
 
     def metrics(self, name: str) -> Path:
         return self.root / "metrics" / f"{name}.json"
+
+    def samples(self, name: str) -> Path:
+        """Sample outputs of a text model (generations, translations, replies) for the report."""
+        return self.root / "reports" / "samples" / f"{name}.json"
 
     @property
     def reports(self) -> Path:

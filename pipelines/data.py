@@ -25,12 +25,20 @@ import torch
 from rnnflow.io import parquet_rows, read_json, read_table
 
 SPLITS = ("train", "validation", "test")
+TEXT_TASKS = ("lm", "translate", "dialogue")  # read by pipelines.text_data instead
+TEXT_KEYS = {"lm": ("ids",), "translate": ("source", "target"), "dialogue": ("source", "target")}
 
 
 def read_spec(directory: Path | str) -> dict[str, Any]:
     """The corpus ``spec.json``, with its required keys checked."""
     path = Path(directory) / "spec.json"
     spec = read_json(path)
+    if spec.get("task") in TEXT_TASKS:  # the text contract: stages/corpora/texttok.py
+        required = ("vocab_size", "specials", *TEXT_KEYS[spec["task"]])
+        missing = [k for k in required if k not in spec]
+        if missing:
+            raise ValueError(f"{path}: missing keys {missing}")
+        return spec
     missing = [k for k in ("task", "x_shape", "x_dtype", "y_shape") if k not in spec]
     if missing:
         raise ValueError(f"{path}: missing keys {missing}")
@@ -95,10 +103,19 @@ class Corpus:
     validation: tuple[torch.Tensor, torch.Tensor]
     files: list[dict[str, Any]] = field(default_factory=list)  # identity of the train data
 
+    @property
+    def task(self) -> str:
+        return self.spec["task"]
+
 
 def load_corpus(directory: Path | str) -> Corpus:
-    """Train and validation splits of one corpus, plus what identifies the training data."""
+    """Train and validation splits of one corpus, plus what identifies the training data
+    (a :class:`pipelines.text_data.TextCorpus` for the text tasks)."""
     directory = Path(directory)
+    if read_spec(directory)["task"] in TEXT_TASKS:
+        from pipelines import text_data
+
+        return text_data.load_corpus(directory)
     x, y, spec = load_split(directory, "train")
     xv, yv, _ = load_split(directory, "validation")
     return Corpus(directory.name, spec, (x, y), (xv, yv), data_identity(directory))

@@ -7,6 +7,11 @@ writes ``metrics/<model>.json`` (``{"test": {...}, "validation": {...}}``, metri
 in :mod:`pipelines.scoring`) and ``plots/<model>/confusion.csv`` (``actual,predicted``: one
 row per test example for classifiers of up to 20 classes, only the header otherwise, so the
 plot DVC declares always exists).
+
+Text models (``lm``, ``translate``, ``dialogue``; see :mod:`pipelines.text`) are scored on
+their own terms — perplexity beside an n-gram or unigram baseline, sacrebleu BLEU/chrF,
+distinct-n — and also write ``reports/samples/<model>.json`` (generations, translations,
+replies) for the report; every other model writes it with no rows, so the DVC output exists.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from pipelines import data as D
 from pipelines import device as dev
 from pipelines import scoring
 from pipelines.config import EvaluateConfig, Layout, ModelConfig
-from pipelines.models import build_model
+from pipelines.models import TEXT_TASKS, build_model
 from pipelines.outputs import write_atomic
 from rnnflow.config import load_params, parse
 from rnnflow.io import write_json
@@ -90,6 +95,32 @@ def write_outputs(layout: Layout, name: str, spec: dict, ecfg: EvaluateConfig,
     return metrics
 
 
+@task(cache_policy=NO_CACHE)
+def score_text(path: Path, directory: Path, batch_size: int, device: str, amp: bool,
+               ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A text model's metrics and sample outputs (one task: decoding dominates)."""
+    from pipelines import text
+
+    device_ = torch.device(device)
+    bundle = text.load_bundle(path, device_)
+    return text.evaluate(bundle, directory, device_, dev.amp_dtype(device_, amp), batch_size)
+
+
+def write_samples(layout: Layout, name: str, task_name: str, rows: list[dict[str, Any]]) -> None:
+    write_json(layout.samples(name), {"model": name, "task": task_name, "rows": rows})
+
+
+@task(cache_policy=NO_CACHE)
+def write_text_outputs(layout: Layout, name: str, spec: dict, metrics: dict[str, Any],
+                       samples: list[dict[str, Any]]) -> dict[str, Any]:
+    metrics = {"model": name, "task": spec["task"], **metrics}
+    write_json(layout.metrics(name), metrics)
+    write_samples(layout, name, spec["task"], samples)
+    empty = torch.empty(0, dtype=torch.int64)
+    write_confusion(layout.confusion(name), empty, empty)
+    return metrics
+
+
 @flow(name="evaluate")
 def evaluate(model: str, params_path: str = "params.yaml", root: str | None = None,
              ) -> dict[str, Any]:
@@ -98,9 +129,15 @@ def evaluate(model: str, params_path: str = "params.yaml", root: str | None = No
     ecfg = parse(EvaluateConfig, load_params(layout.params(params_path)), "evaluate")
     device = dev.resolve(ecfg.device)
     net, cfg, spec = load_model(layout.model(model), str(device))
+    if spec["task"] in TEXT_TASKS:
+        metrics, samples = score_text(layout.model(model), layout.tokens(cfg.corpus),
+                                      ecfg.batch_size, str(device), ecfg.amp)
+        return write_text_outputs(layout, model, spec, metrics, samples)
     scored = score_splits(net, layout.tokens(cfg.corpus), ecfg.batch_size, str(device),
                           ecfg.amp)
-    return write_outputs(layout, model, spec, ecfg, scored)
+    out = write_outputs(layout, model, spec, ecfg, scored)
+    write_samples(layout, model, spec["task"], [])
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@
     python -m pipelines.report
 
 Reads ``metrics/*.json``, ``plots/*/history.csv``, ``plots/*/confusion.csv``,
+``reports/samples/<model>.json`` (generations, translations, replies of the text models),
 ``reports/validation/<hop>/<corpus>.json`` and ``reports/clean/<corpus>.json`` (whichever
 exist); writes ``reports/index.md``, ``reports/index.html`` (self-contained: inline CSS,
 relative PNGs, no CDN — ``dvc plots`` HTML is blank offline) and ``reports/img/*.png``.
@@ -31,8 +32,20 @@ from pipelines.outputs import logger, write_atomic
 from rnnflow.config import load_params, parse
 from rnnflow.io import read_json
 
-# Extra test metrics shown beside the headline one, per task.
-EXTRAS = ("parity_accuracy", "sequence_accuracy", "baseline_rmse")
+# Extra test metrics shown beside the headline one, per task (dotted: nested keys).
+EXTRAS = ("parity_accuracy", "sequence_accuracy", "baseline_rmse",
+          "ngram_perplexity", "unigram_perplexity", "distinct_1", "distinct_2",
+          "chrf", "bleu_greedy", "tatoeba.bleu", "tatoeba.chrf", "tatoeba.bleu_multiref")
+# The headline test metric: the first of these the model's test metrics have.
+HEADLINES = ("bleu", "perplexity", "rmse", "accuracy")
+
+
+def _get(d: dict[str, Any], dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(d, dict) or part not in d:
+            return None
+        d = d[part]
+    return d
 
 
 @dataclass
@@ -43,6 +56,7 @@ class Inputs:
     evals: dict[str, dict[str, Any]] = field(default_factory=dict)  # model → <model>.json
     histories: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     confusions: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    samples: dict[str, dict[str, Any]] = field(default_factory=dict)  # text models' outputs
     validation: list[dict[str, Any]] = field(default_factory=list)
     clean: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -70,6 +84,10 @@ def gather(layout: Layout) -> Inputs:
     for path in sorted((layout.root / "plots").glob("*/confusion.csv")):
         inp.confusions[path.parent.name] = [(int(r["actual"]), int(r["predicted"]))
                                             for r in _csv(path)]
+    for path in sorted((layout.reports / "samples").glob("*.json")):
+        data = read_json(path)
+        if isinstance(data, dict) and data.get("rows"):
+            inp.samples[path.stem] = data
     for path in sorted((layout.reports / "validation").glob("*/*.json")):
         inp.validation.append(read_json(path))
     for path in sorted((layout.reports / "clean").glob("*.json")):
@@ -95,9 +113,9 @@ def metrics_rows(inp: Inputs) -> list[dict[str, Any]]:
     for name in inp.models:
         tr, ev = inp.train.get(name, {}), inp.evals.get(name, {})
         test, val = ev.get("test", {}), ev.get("validation", {})
-        is_reg = "rmse" in test or "val_rmse" in tr
-        head = "rmse" if is_reg else "accuracy"
-        extras = "; ".join(f"{k} {_fmt(test[k])}" for k in EXTRAS if k in test)
+        head = next((h for h in HEADLINES if h in test or f"val_{h}" in tr), "accuracy")
+        extras = "; ".join(f"{k} {_fmt(_get(test, k))}" for k in EXTRAS
+                           if _get(test, k) is not None and k != head)
         rows.append({
             "model": name, "corpus": tr.get("corpus", ""), "family": tr.get("family", ""),
             "metric": head, "test": test.get(head), "test_loss": test.get("loss"),
@@ -273,6 +291,9 @@ def sections(inp: Inputs, images: dict[str, list[str]]) -> list[tuple[str, list[
     out = [("Models", metrics_rows(inp), [])]
     for name in sorted(images):
         out.append((f"Model {name}", [], images[name]))
+    for name, data in sorted(inp.samples.items()):
+        rows = [{k: " ".join(str(v).split()) for k, v in r.items()} for r in data["rows"]]
+        out.append((f"Samples: {name} ({data.get('task', '')})", rows, []))
     out.append(("Data validation", validation_rows(inp), []))
     if inp.clean:
         out.append(("Cleaning", clean_rows(inp), []))

@@ -29,9 +29,20 @@ def loss(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"unknown task {task!r}")
 
 
+TEXT_TASKS = ("lm", "translate", "dialogue")
+
+
 def headline(task: str) -> str:
-    """The one validation number tracked per epoch: ``accuracy`` or ``rmse``."""
+    """The one validation number tracked per epoch: ``accuracy``, ``rmse`` or (text tasks)
+    ``perplexity``."""
+    if task in TEXT_TASKS:
+        return "perplexity"
     return "rmse" if task == "regress" else "accuracy"
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of ``metric`` is better."""
+    return metric.removeprefix("val_") not in ("rmse", "perplexity", "loss", "mse")
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

@@ -10,6 +10,10 @@ with a matching fingerprint resumes after the last finished epoch, and — on CP
 seed — ends with exactly the weights of an uninterrupted run.
 
 The flow is coarse on purpose (STACK.md: a task costs a server round trip): load → fit → save.
+``fit`` runs a *job* per corpus task: :class:`TensorJob` for the fixed-shape corpora (MNIST,
+synthetic), ``pipelines.text`` jobs for the text models (BPTT language model, seq2seq), which
+also save the corpus tokenizer in ``model.pt``. Data-parallel on several processes:
+``torchrun --nproc_per_node=N -m pipelines.ddp_train <model>`` (the same ``fit``).
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ from tqdm import tqdm
 from pipelines import data as D
 from pipelines import device as dev
 from pipelines import scoring
-from pipelines.config import Layout, ModelConfig, TrainConfig
-from pipelines.models import build_model
+from pipelines.config import DECODE_FIELDS, Layout, ModelConfig, TrainConfig
+from pipelines.models import TEXT_TASKS, build_model
 from pipelines.outputs import logger, save_torch, write_atomic
 from rnnflow.config import load_params, parse
 from rnnflow.io import write_json
@@ -57,14 +61,65 @@ def write_history(path: Path, history: list[dict[str, Any]], task_name: str) -> 
 
 # --- training ---------------------------------------------------------------------------
 
-def train_fingerprint(cfg: ModelConfig, corpus: D.Corpus) -> str:
+def train_fingerprint(cfg: ModelConfig, corpus: D.Corpus,
+                      spec: dict[str, Any] | None = None) -> str:
     """What a checkpoint must match to be resumed: the model's params, the spec, the data.
 
     ``epochs`` is left out when the schedule does not depend on it, so a run can be extended
-    (or finished after an interruption) with more epochs; ``keep`` only picks what is saved.
+    (or finished after an interruption) with more epochs; ``keep`` only picks what is saved,
+    and the decoding fields (beam, sampling, prompts) only change evaluation.
     """
-    exclude = {"keep"} | ({"epochs"} if cfg.schedule == "constant" else set())
-    return D.fingerprint(cfg.model_dump(exclude=exclude), corpus.spec, corpus.files)
+    exclude = {"keep"} | DECODE_FIELDS | ({"epochs"} if cfg.schedule == "constant" else set())
+    return D.fingerprint(cfg.model_dump(exclude=exclude), spec or corpus.spec, corpus.files)
+
+
+def world() -> tuple[int, int]:
+    """``(rank, world_size)`` under ``torchrun`` (an initialised process group), else (0, 1)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class TensorJob:
+    """Epochs over fixed-shape tensors (classify, tag, regress: the MNIST and synthetic models).
+
+    Under ``torchrun`` each rank takes rows ``rank::world`` of every batch.
+    """
+
+    def __init__(self, cfg: ModelConfig, corpus: D.Corpus, device: torch.device,
+                 amp_dtype: torch.dtype | None = None, rank: int = 0, world: int = 1) -> None:
+        spec = corpus.spec
+        if cfg.augment and len(spec["x_shape"]) != 2:
+            raise ValueError(f"augment needs 2-D images, spec x_shape is {spec['x_shape']}")
+        self.cfg, self.spec, self.device, self.amp_dtype = cfg, spec, device, amp_dtype
+        self.rank, self.world = rank, world
+        self.task, self.headline = spec["task"], scoring.headline(spec["task"])
+        self.fill = D.background(spec)
+        self.x, self.y = (t.to(device) for t in corpus.train)
+        self.xv, self.yv = corpus.validation
+        self.n_train, self.n_validation = len(self.y), len(self.yv)
+
+    def num_batches(self) -> int:
+        return D.num_batches(self.n_train, self.cfg.batch_size)
+
+    def losses(self, model: torch.nn.Module, epoch: int, gen: torch.Generator):
+        for idx in D.batches(self.n_train, self.cfg.batch_size, gen, self.device):
+            if self.world > 1:
+                if len(idx) < self.world:
+                    continue
+                idx = idx[self.rank::self.world]
+            xb, yb = self.x[idx], self.y[idx]
+            if self.cfg.augment:
+                xb = D.random_shift(xb, self.cfg.max_shift, gen, self.fill)
+            with scoring.autocast(self.device, self.amp_dtype):
+                loss = scoring.loss(self.task, model(xb), yb)
+            yield loss, loss.detach().float() * len(idx), len(idx)
+
+    def validate(self, model: torch.nn.Module) -> dict[str, Any]:
+        out = scoring.predict(model, self.xv, VAL_BATCH, self.device, self.amp_dtype)
+        return scoring.metrics(self.spec, out, self.yv, self.xv)
 
 
 @dataclass
@@ -80,6 +135,9 @@ class FitResult:
     complete: bool = True  # False when stopped early (``stop_after``)
     best_epoch: int | None = None  # epoch with the best validation headline metric
     best_state: dict[str, torch.Tensor] | None = None  # its weights (CPU)
+    spec: dict[str, Any] | None = None  # the spec the model was built from (text: + its vocab)
+    n_train: int = 0  # examples (text: target tokens or sentence pairs) per full epoch
+    n_validation: int = 0
 
     def state_dict(self, keep: str = "best") -> dict[str, torch.Tensor]:
         """Weights to save: the best validation epoch's, or the last epoch's."""
@@ -127,23 +185,38 @@ def fit(cfg: ModelConfig, corpus: D.Corpus, *, device: torch.device | str = "cpu
     ``checkpoint``: resume from / save to this file every epoch (None: neither).
     ``stop_after``: stop after this many epochs in this call, as an interruption would.
     ``progress``: tqdm bar per epoch on stderr (None: only on a terminal).
+    Under ``torchrun`` (a process group initialised, see ``pipelines.ddp_train``) the model
+    is wrapped in ``DistributedDataParallel``, every rank trains on its share of each batch,
+    and only rank 0 writes the checkpoint.
     """
     log = logger("pipelines.train")
     device = torch.device(device)
     amp_dtype = dev.amp_dtype(device, amp)
-    spec, task_name = corpus.spec, corpus.spec["task"]
-    key = f"val_{scoring.headline(task_name)}"
+    rank, size = world()
+    if corpus.task in TEXT_TASKS:
+        from pipelines import text, text_data
+
+        corpus = text_data.prepare(cfg, corpus)
+        job = text.make_job(cfg, corpus, device, amp_dtype, rank, size)
+    else:
+        job = TensorJob(cfg, corpus, device, amp_dtype, rank, size)
+    spec = corpus.spec
+    key = f"val_{job.headline}"
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.family, cfg, spec).to(device)
+    net = model
+    if size > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        # an adaptive softmax's tail clusters get no gradient in a batch without their words
+        net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
+                  find_unused_parameters=getattr(cfg, "softmax", "full") == "adaptive")
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = _scheduler(opt, cfg)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    if cfg.augment and len(spec["x_shape"]) != 2:
-        raise ValueError(f"augment needs 2-D images, spec x_shape is {spec['x_shape']}")
-    fill = D.background(spec)
 
-    fp = train_fingerprint(cfg, corpus)
+    fp = train_fingerprint(cfg, corpus, spec)
     history: list[dict[str, Any]] = []
     start = 0
     best: dict[str, Any] = {"epoch": None, "state": None}
@@ -161,9 +234,6 @@ def fit(cfg: ModelConfig, corpus: D.Corpus, *, device: torch.device | str = "cpu
         best = dict(ckpt.get("best") or best)
         log.info("%s: resuming from %s after epoch %d", name, checkpoint, start)
 
-    x, y = (t.to(device) for t in corpus.train)
-    xv, yv = corpus.validation
-    n = len(x)
     began = time.perf_counter()
     done_here = 0
     for epoch in range(start, cfg.epochs):
@@ -173,16 +243,12 @@ def fit(cfg: ModelConfig, corpus: D.Corpus, *, device: torch.device | str = "cpu
         gen = D.epoch_generator(cfg.seed, epoch)
         model.train()
         total = torch.zeros((), device=device)
-        bar = tqdm(D.batches(n, cfg.batch_size, gen, device),
-                   total=D.num_batches(n, cfg.batch_size), desc=f"{name} {epoch + 1}/{cfg.epochs}",
-                   file=sys.stderr, leave=False, mininterval=1.0,
-                   disable=None if progress is None else not progress)
-        for idx in bar:
-            xb, yb = x[idx], y[idx]
-            if cfg.augment:
-                xb = D.random_shift(xb, cfg.max_shift, gen, fill)
-            with scoring.autocast(device, amp_dtype):
-                loss = scoring.loss(task_name, model(xb), yb)
+        count = 0
+        bar = tqdm(job.losses(net, epoch, gen), total=job.num_batches(),
+                   desc=f"{name} {epoch + 1}/{cfg.epochs}", file=sys.stderr, leave=False,
+                   mininterval=1.0, disable=(None if progress is None else not progress)
+                   if rank == 0 else True)
+        for loss, summed, n in bar:
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if cfg.grad_clip > 0:
@@ -190,24 +256,24 @@ def fit(cfg: ModelConfig, corpus: D.Corpus, *, device: torch.device | str = "cpu
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             scaler.step(opt)
             scaler.update()
-            total += loss.detach().float() * len(idx)
+            total += summed
+            count += n
         bar.close()
         sched.step()
-        out = scoring.predict(model, xv, VAL_BATCH, device, amp_dtype)
-        val = scoring.metrics(spec, out, yv, xv)
-        row = {"epoch": epoch + 1, "train_loss": float(total) / max(n, 1),
-               "val_loss": val["loss"], key: val[scoring.headline(task_name)],
+        val = job.validate(model)
+        row = {"epoch": epoch + 1, "train_loss": float(total) / max(count, 1),
+               "val_loss": val["loss"], key: val[job.headline],
                "seconds": round(time.perf_counter() - t0, 3)}
         history.append(row)
         done_here += 1
         if _better(row[key], history[best["epoch"] - 1][key] if best["epoch"] else None,
-                   higher=key != "val_rmse"):
+                   higher=scoring.higher_is_better(key)):
             best = {"epoch": epoch + 1,
                     "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
         log.info("%s epoch %d/%d: train_loss %.4f val_loss %.4f %s %.4f (%.1fs)", name,
                  row["epoch"], cfg.epochs, row["train_loss"], row["val_loss"], key, row[key],
                  row["seconds"])
-        if checkpoint is not None:
+        if checkpoint is not None and rank == 0:
             save_torch(checkpoint, {
                 "fingerprint": fp, "epoch": epoch + 1, "history": history,
                 "model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -220,7 +286,8 @@ def fit(cfg: ModelConfig, corpus: D.Corpus, *, device: torch.device | str = "cpu
                      amp=str(amp_dtype).removeprefix("torch.") if amp_dtype else None,
                      resumed_from=start, seconds=time.perf_counter() - began,
                      complete=len(history) >= cfg.epochs,
-                     best_epoch=best["epoch"], best_state=best["state"])
+                     best_epoch=best["epoch"], best_state=best["state"], spec=spec,
+                     n_train=job.n_train, n_validation=job.n_validation)
 
 
 def _better(value: float, incumbent: float | None, higher: bool) -> bool:
@@ -235,11 +302,13 @@ def _better(value: float, incumbent: float | None, higher: bool) -> bool:
 def save_outputs(layout: Layout, name: str, cfg: ModelConfig, corpus: D.Corpus,
                  result: FitResult) -> dict[str, Any]:
     """``model.pt``, ``history.csv`` and ``<model>_train.json``; returns the metrics."""
-    spec, task_name = corpus.spec, corpus.spec["task"]
-    save_torch(layout.model(name), {
-        "name": name, "family": cfg.family, "config": cfg.model_dump(), "spec": spec,
-        "state_dict": result.state_dict(cfg.keep), "torch": str(torch.__version__),
-    })
+    spec = result.spec or corpus.spec
+    task_name = spec["task"]
+    saved = {"name": name, "family": cfg.family, "config": cfg.model_dump(), "spec": spec,
+             "state_dict": result.state_dict(cfg.keep), "torch": str(torch.__version__)}
+    if task_name in TEXT_TASKS:  # the tokenizer travels with the model (CLIs need no data/)
+        saved["tokenizer"] = getattr(corpus, "artifacts", {})
+    save_torch(layout.model(name), saved)
     write_history(layout.history(name), result.history, task_name)
     chosen = result.selected(cfg.keep)
     last = result.history[-1] if result.history else {}
@@ -253,7 +322,7 @@ def save_outputs(layout: Layout, name: str, cfg: ModelConfig, corpus: D.Corpus,
         "run_seconds": round(result.seconds, 3),
         "resumed_from_epoch": result.resumed_from,
         "device": result.device, "amp": result.amp, "torch": str(torch.__version__),
-        "n_train": len(corpus.train[1]), "n_validation": len(corpus.validation[1]),
+        "n_train": result.n_train, "n_validation": result.n_validation,
         "parameters": sum(p.numel() for p in result.model.parameters()),
     }
     write_json(layout.train_metrics(name), metrics)

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     prof.add_argument("--dry-run", action="store_true",
                       help="print the overrides as `dvc exp run -S` arguments instead")
 
-    if argv and argv[0] in (*_HOPS, *_FLOWS, *_OPS):
+    if argv and argv[0] in (*_HOPS, *_FLOWS, *_OPS, *_TOOLS):
         package = "stages" if argv[0] in _HOPS else "pipelines"
         module = importlib.import_module(f"{package}.{argv[0]}")
         return int(module.main(argv[1:]) or 0)

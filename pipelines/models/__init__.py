@@ -15,7 +15,12 @@ from typing import Any
 
 from torch import nn
 
-TASKS = ("classify", "tag", "regress")
+TASKS = ("classify", "tag", "regress", "lm", "translate", "dialogue")
+TEXT_TASKS = ("lm", "translate", "dialogue")
+
+# Special token ids of every text corpus (stages/corpora/texttok.py SPECIALS), repeated here so
+# the model files import nothing but torch.
+PAD, BOS, EOS, UNK = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -63,3 +68,10 @@ def build_model(family: str, cfg: Any, spec: dict[str, Any]) -> nn.Module:
         raise ValueError(f"family {family!r} handles tasks {list(fam.tasks)}, "
                          f"corpus task is {spec['task']!r}")
     return fam.cls.from_config(cfg, spec)
+
+
+def text_vocab_size(spec: dict[str, Any], side: str) -> int:
+    """Vocabulary size of one side (``ids``, ``source``, ``target``) of a text model: its own
+    vocabulary (``spec["model_vocab"][side]``, set by training) or the corpus's."""
+    own = (spec.get("model_vocab") or {}).get(side)
+    return len(own) if own is not None else int(spec["vocab_size"])

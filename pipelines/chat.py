@@ -1,0 +1,74 @@
+"""Chat with the trained seq2seq chatbot: type a line, get a reply; an empty line or EOF ends.
+
+    rnnflow chat
+    printf 'hi there\nhow are you?\n' | python -m pipelines.chat --greedy
+
+Replies are sampled from the ``top_k`` most likely words at the model's ``temperature``
+(``--greedy``: the most likely word each step; ``--beam K``: beam search). Words the model
+never saw are read as ``<unk>`` — it still answers, and ``--show-unknown`` says which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import rnnflow  # noqa: F401,I001  offline/telemetry env defaults first
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="rnnflow chat", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("--model", default="twitter_chatbot",
+                        help="model name under models/ (default: %(default)s)")
+    parser.add_argument("--root", default=None, help="project root (default: this checkout)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--greedy", action="store_true", help="most likely word at each step")
+    mode.add_argument("--beam", type=int, default=None, help="beam search with this beam")
+    parser.add_argument("--top-k", type=int, default=None, help="sampling: top-k (default: params)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="sampling temperature (default: params)")
+    parser.add_argument("--seed", type=int, default=None, help="sampling seed (default: random)")
+    parser.add_argument("--show-unknown", action="store_true",
+                        help="print the words read as <unk> before each reply")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from pipelines import text
+    from pipelines.config import Layout
+
+    layout = Layout(Path(args.root)) if args.root else Layout()
+    path = layout.model(args.model)
+    if not path.exists():
+        print(f"rnnflow chat: no trained model at {path} (run `dvc repro` or "
+              f"`python -m pipelines.train {args.model}`)", file=sys.stderr)
+        return 2
+    bundle = text.load_bundle(path)
+    update = {k: v for k, v in (("top_k", args.top_k), ("temperature", args.temperature))
+              if v is not None}
+    cfg = bundle.cfg.model_copy(update=update)
+    gen = torch.Generator()
+    gen.manual_seed(args.seed) if args.seed is not None else gen.seed()
+    interactive = sys.stdin.isatty()
+    mode = "beam" if args.beam else "greedy" if args.greedy else "sample"
+    while True:
+        if interactive:
+            print("you> ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line or not line.strip():
+            return 0
+        line = line.strip()
+        if args.show_unknown and (unk := bundle.codec.unknown_words(line, "source")):
+            print(f"(unknown: {', '.join(unk)})")
+        ids = bundle.codec.encode([line], "source")
+        out = text.decode_rows(bundle.model, ids, mode, cfg, torch.device("cpu"),
+                               beam=args.beam, generator=gen)[0]
+        reply = bundle.codec.text(out, "target") or "..."
+        print(f"bot> {reply}" if interactive else reply, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""Recurrent encoder–decoder with global attention (Luong, Pham & Manning 2015), the model of
+the PyTorch seq2seq translation and chatbot tutorials.
+
+- Encoder: embedding → (bi)LSTM/GRU over packed sequences (padding never enters the state);
+  a bidirectional encoder's two final states are concatenated per layer to start the decoder
+  (as OpenNMT's ``brnn``).
+- Decoder: embedding → LSTM/GRU over the whole teacher-forced target at once (one cuDNN call),
+  then attention over the encoder outputs: ``score = h_t·W_a·h_s`` (``general``) or
+  ``h_t·h_s`` (``dot``), masked at padding; ``h~_t = tanh(W_c[c_t; h_t])``; softmax over the
+  target vocabulary. No input feeding, so training needs no Python loop over time steps.
+- ``forward`` returns the summed masked cross-entropy and the token count (padding excluded);
+  ``teacher_forcing=False`` feeds the model's own greedy predictions instead (the tutorials'
+  teacher-forcing ratio, decided per batch by the trainer).
+- Decoding: ``greedy``, ``sample`` (temperature, top-k) and a batched ``beam_search`` (all
+  sentences × beams in one tensor; final scores normalised by ``length ** length_penalty``).
+
+Imports only torch (the throughput benchmark runs it where Prefect is not installed).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from pipelines.models import BOS, EOS, PAD, register, text_vocab_size
+from pipelines.models.lm import CELLS, Hidden, Softmax, no_unk, pick
+
+
+def _map_state(fn, state: Hidden) -> Hidden:
+    return tuple(fn(s) for s in state) if isinstance(state, tuple) else fn(state)
+
+
+def trim(rows: torch.Tensor) -> list[list[int]]:
+    """Token rows ``(B, L)`` → lists cut before the first ``<eos>`` (or padding)."""
+    out = []
+    for row in rows.tolist():
+        cut = len(row)
+        for stop in (EOS, PAD):
+            if stop in row:
+                cut = min(cut, row.index(stop))
+        out.append(row[:cut])
+    return out
+
+
+@register("seq2seq", tasks=("translate", "dialogue"))
+class Seq2Seq(nn.Module):
+    """``forward(src, src_len, tgt_in, tgt_out) -> (nll_sum, n_tokens)``; ``(B, T)`` batches
+    padded with ``<pad>``; ``tgt_in`` starts with ``<bos>``, ``tgt_out`` ends with ``<eos>``."""
+
+    def __init__(self, src_vocab: int, tgt_vocab: int, embedding: int = 256, hidden: int = 256,
+                 layers: int = 2, cell: str = "lstm", dropout: float = 0.2,
+                 attention: str = "general", bidirectional: bool = True,
+                 softmax: str = "full", cutoffs: list[int] | None = None) -> None:
+        super().__init__()
+        if cell not in CELLS:
+            raise ValueError(f"unknown cell {cell!r} (known: {sorted(CELLS)})")
+        if attention not in ("general", "dot", "none"):
+            raise ValueError(f"unknown attention {attention!r}")
+        if bidirectional and hidden % 2:
+            raise ValueError(f"a bidirectional encoder needs an even hidden size, got {hidden}")
+        rnn = CELLS[cell]
+        inner = dropout if layers > 1 else 0.0
+        self.bidirectional, self.attention = bidirectional, attention
+        self.drop = nn.Dropout(dropout)
+        self.src_embed = nn.Embedding(src_vocab, embedding, padding_idx=PAD)
+        self.tgt_embed = nn.Embedding(tgt_vocab, embedding, padding_idx=PAD)
+        self.encoder = rnn(embedding, hidden // 2 if bidirectional else hidden, num_layers=layers,
+                           batch_first=True, dropout=inner, bidirectional=bidirectional)
+        self.decoder = rnn(embedding, hidden, num_layers=layers, batch_first=True, dropout=inner)
+        if attention == "general":
+            self.w_a = nn.Linear(hidden, hidden, bias=False)
+        if attention != "none":
+            self.w_c = nn.Linear(2 * hidden, hidden, bias=False)
+        self.out = Softmax(hidden, tgt_vocab, softmax, cutoffs)
+
+    @classmethod
+    def from_config(cls, cfg, spec) -> "Seq2Seq":
+        return cls(src_vocab=text_vocab_size(spec, "source"),
+                   tgt_vocab=text_vocab_size(spec, "target"), embedding=cfg.embedding,
+                   hidden=cfg.hidden, layers=cfg.layers, cell=cfg.cell, dropout=cfg.dropout,
+                   attention=cfg.attention, bidirectional=cfg.bidirectional,
+                   softmax=cfg.softmax, cutoffs=cfg.cutoffs)
+
+    # --- pieces --------------------------------------------------------------------------
+
+    def encode(self, src: torch.Tensor, src_len: torch.Tensor,
+               ) -> tuple[torch.Tensor, torch.Tensor, Hidden]:
+        """Encoder outputs ``(B, S, H)``, the padding mask ``(B, S)`` and the decoder's start."""
+        packed = pack_padded_sequence(self.drop(self.src_embed(src)), src_len.cpu(),
+                                      batch_first=True, enforce_sorted=False)
+        out, state = self.encoder(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
+        if self.bidirectional:  # (layers*2, B, H/2) → (layers, B, H): [forward; backward]
+            def merge(h: torch.Tensor) -> torch.Tensor:
+                n2, b, h2 = h.shape
+                return h.view(n2 // 2, 2, b, h2).transpose(1, 2).reshape(n2 // 2, b, 2 * h2)
+            state = _map_state(merge, state)
+        return out, src != PAD, state
+
+    def _attend(self, dec: torch.Tensor, enc: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.attention == "none":
+            return dec
+        query = self.w_a(dec) if self.attention == "general" else dec
+        scores = torch.bmm(query, enc.transpose(1, 2))  # (B, T, S)
+        scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
+        context = torch.bmm(scores.softmax(-1), enc)
+        return torch.tanh(self.w_c(torch.cat([context, dec], -1)))
+
+    def decode(self, tokens: torch.Tensor, state: Hidden, enc: torch.Tensor,
+               mask: torch.Tensor) -> tuple[torch.Tensor, Hidden]:
+        """Attentional hidden states ``(B, T, H)`` for decoder inputs ``tokens`` ``(B, T)``."""
+        out, state = self.decoder(self.drop(self.tgt_embed(tokens)), state)
+        return self.drop(self._attend(out, enc, mask)), state
+
+    def step(self, tokens: torch.Tensor, state: Hidden, enc: torch.Tensor, mask: torch.Tensor,
+             ) -> tuple[torch.Tensor, Hidden]:
+        """One decoding step: log-probabilities ``(B, V)`` of the token after ``tokens``."""
+        feats, state = self.decode(tokens[:, None], state, enc, mask)
+        return self.out.log_probs(feats[:, 0]), state
+
+    # --- training --------------------------------------------------------------------------
+
+    def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor,
+                tgt_out: torch.Tensor, teacher_forcing: bool = True) -> tuple[torch.Tensor, int]:
+        enc, mask, state = self.encode(src, src_len)
+        if teacher_forcing:
+            feats, _ = self.decode(tgt_in, state, enc, mask)
+        else:  # free running: the model's own greedy choice is the next input
+            tok, steps = tgt_in[:, 0], []
+            for _ in range(tgt_in.size(1)):
+                f, state = self.decode(tok[:, None], state, enc, mask)
+                steps.append(f)
+                tok = self.out.log_probs(f[:, 0].detach()).argmax(-1)
+            feats = torch.cat(steps, 1)
+        keep = tgt_out != PAD
+        return self.out.nll(feats, tgt_out, keep), int(keep.sum())
+
+    # --- decoding --------------------------------------------------------------------------
+
+    # Every decoder takes ``block_unk``: never emit ``<unk>`` (a reply must name a word).
+
+    @torch.no_grad()
+    def greedy(self, src: torch.Tensor, src_len: torch.Tensor, max_len: int,
+               block_unk: bool = False) -> list[list[int]]:
+        """Most likely token at each step, until ``<eos>`` or ``max_len`` tokens."""
+        return self._run(src, src_len, max_len, greedy=True, block_unk=block_unk)
+
+    @torch.no_grad()
+    def sample(self, src: torch.Tensor, src_len: torch.Tensor, max_len: int,
+               temperature: float = 1.0, top_k: int = 0,
+               generator: torch.Generator | None = None, block_unk: bool = False,
+               ) -> list[list[int]]:
+        """Ancestral sampling from the ``top_k`` most likely tokens at ``temperature``."""
+        return self._run(src, src_len, max_len, False, temperature, top_k, generator, block_unk)
+
+    def _run(self, src, src_len, max_len, greedy, temperature=1.0, top_k=0, generator=None,
+             block_unk=False):
+        enc, mask, state = self.encode(src, src_len)
+        tok = torch.full((src.size(0),), BOS, dtype=torch.long, device=src.device)
+        done = torch.zeros_like(tok, dtype=torch.bool)
+        out = []
+        for _ in range(max_len):
+            logp, state = self.step(tok, state, enc, mask)
+            logp = no_unk(logp) if block_unk else logp
+            tok = pick(logp, greedy, temperature, top_k, generator).masked_fill(done, PAD)
+            out.append(tok)
+            done |= tok == EOS
+            if bool(done.all()):
+                break
+        return trim(torch.stack(out, 1)) if out else [[] for _ in range(src.size(0))]
+
+    @torch.no_grad()
+    def beam_search(self, src: torch.Tensor, src_len: torch.Tensor, beam: int, max_len: int,
+                    length_penalty: float = 1.0, block_unk: bool = False) -> list[list[int]]:
+        """Best of ``beam`` hypotheses per sentence, all sentences in one batch. A finished
+        hypothesis keeps its score (it continues with ``<pad>`` at no cost); the winner is the
+        highest ``score / length ** length_penalty``. ``beam=1`` is greedy decoding."""
+        b, k = src.size(0), beam
+        enc, mask, state = self.encode(src, src_len)
+        enc, mask = enc.repeat_interleave(k, 0), mask.repeat_interleave(k, 0)
+        state = _map_state(lambda h: h.repeat_interleave(k, 1), state)
+        dev = src.device
+        scores = torch.full((b, k), float("-inf"), device=dev)
+        scores[:, 0] = 0.0  # all beams start identical: expand only the first
+        tokens = torch.full((b * k, 1), BOS, dtype=torch.long, device=dev)
+        done = torch.zeros(b * k, dtype=torch.bool, device=dev)
+        lengths = torch.zeros(b * k, dtype=torch.long, device=dev)
+        base = (torch.arange(b, device=dev) * k)[:, None]
+        for _ in range(max_len):
+            logp, state = self.step(tokens[:, -1], state, enc, mask)
+            logp = no_unk(logp) if block_unk else logp
+            vocab = logp.size(-1)
+            finished = torch.full_like(logp[:1], float("-inf"))
+            finished[0, PAD] = 0.0
+            logp = torch.where(done[:, None], finished, logp)
+            top, idx = (scores.reshape(-1, 1) + logp).view(b, k * vocab).topk(k, -1)
+            rows = (base + torch.div(idx, vocab, rounding_mode="floor")).view(-1)
+            tok = (idx % vocab).view(-1)
+            tokens = torch.cat([tokens[rows], tok[:, None]], 1)
+            state = _map_state(lambda h: h.index_select(1, rows), state)
+            lengths = lengths[rows] + (~done[rows]).long()
+            done = done[rows] | (tok == EOS)
+            scores = top
+            if bool(done.all()):
+                break
+        norm = scores.view(-1) / lengths.clamp(min=1).float() ** length_penalty
+        best = norm.view(b, k).argmax(-1) + base[:, 0]
+        return trim(tokens[best, 1:])
