@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import rnnflow  # noqa: F401,I001  offline/telemetry env defaults first
 
@@ -40,15 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from pipelines import text
-    from pipelines.config import Layout
-
-    layout = Layout(Path(args.root)) if args.root else Layout()
-    path = layout.model(args.model)
-    if not path.exists():
-        print(f"rnnflow generate: no trained model at {path} (run `dvc repro` or "
-              f"`python -m pipelines.train {args.model}`)", file=sys.stderr)
+    bundle = text.load_for_cli("generate", args.model, args.root)
+    if bundle is None:
         return 2
-    bundle = text.load_bundle(path)
     if bundle.spec["task"] != "lm":
         print(f"rnnflow generate: {args.model} is a {bundle.spec['task']} model, not an lm",
               file=sys.stderr)

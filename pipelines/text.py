@@ -20,6 +20,7 @@ ranks take the same number of steps.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -399,3 +400,15 @@ def _dialogue_scores(bundle, test: T.TextSplit, table, src_col, tgt_col, device,
                 "greedy": codec.text(greedy[i], "target"),
                 "sampled": codec.text(sampled[i], "target")} for i in sorted(pick.tolist())]
     return out, samples
+
+
+def load_for_cli(prog: str, model: str, root: str | None = None):
+    """A trained text model for a CLI, or ``None`` after telling the user why not on stderr."""
+    from pipelines.config import Layout
+
+    path = (Layout(Path(root)) if root else Layout()).model(model)
+    if not path.exists():
+        print(f"rnnflow {prog}: no trained model at {path} (run `dvc repro` or "
+              f"`python -m pipelines.train {model}`)", file=sys.stderr)
+        return None
+    return load_bundle(path)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import rnnflow  # noqa: F401,I001  offline/telemetry env defaults first
 
@@ -32,15 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from pipelines import text
-    from pipelines.config import Layout
-
-    layout = Layout(Path(args.root)) if args.root else Layout()
-    path = layout.model(args.model)
-    if not path.exists():
-        print(f"rnnflow translate: no trained model at {path} (run `dvc repro` or "
-              f"`python -m pipelines.train {args.model}`)", file=sys.stderr)
+    bundle = text.load_for_cli("translate", args.model, args.root)
+    if bundle is None:
         return 2
-    bundle = text.load_bundle(path)
     lines = args.text or [ln.strip() for ln in sys.stdin if ln.strip()]
     if not lines:
         return 0

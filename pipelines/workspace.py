@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from rnnflow.config import ConfigError, _plain, _yaml
+from rnnflow.config import ConfigError, _plain, _yaml, dump_yaml
 from rnnflow.env import PROJECT_ROOT
 
 LOCK_FILE = Path(".dvc") / "tmp" / "rnnflow.lock"
@@ -281,10 +281,7 @@ def set_params(path: Path, overrides: dict[str, Any]) -> dict[str, tuple[Any, An
             node[leaf] = value
             changed[dotted] = (old, value)
     if changed:
-        tmp = path.with_suffix(".yaml.tmp")
-        with tmp.open("w") as fh:
-            yaml.dump(doc, fh)
-        tmp.replace(path)
+        dump_yaml(doc, path)
     return changed
 
 

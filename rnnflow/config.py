@@ -150,8 +150,13 @@ def apply_profile(name: str, params_path: Path = PARAMS_FILE) -> list[str]:
 
     merge(doc, overlay, "")
     if changed:
-        tmp = params_path.with_suffix(".yaml.tmp")
-        with tmp.open("w") as fh:
-            yaml.dump(doc, fh)
-        tmp.replace(params_path)
+        dump_yaml(doc, params_path)
     return changed
+
+
+def dump_yaml(doc: Any, path: Path) -> None:
+    """Write a round-trip YAML document atomically (temp file, then rename)."""
+    tmp = path.with_suffix(".yaml.tmp")
+    with tmp.open("w") as fh:
+        _yaml().dump(doc, fh)
+    tmp.replace(path)
