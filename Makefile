@@ -13,7 +13,8 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_HOME := $(abspath .prefect)
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 90
 export PATH := $(BIN):$(PATH)
-# PROFILE=offline|ci overlays profiles/$(PROFILE).yaml onto params.yaml before repro.
+# PROFILE=ci|gpu runs the DAG with profiles/$(PROFILE).yaml as a DVC experiment
+# (`dvc exp run -S ...`); no PROFILE is the main job on params.yaml as committed.
 PROFILE ?=
 
 .PHONY: setup system repro test help
@@ -36,9 +37,15 @@ system:  ## Debian packages the tests use: chromium (headless UI check), when ro
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
 	else echo "note: /usr/bin/chromium missing (not root): the browser check will skip"; fi
 
-repro: setup  ## run the DVC DAG (PROFILE=offline for the mirror, ci for the smoke run)
-	@if [ -n "$(PROFILE)" ]; then $(BIN)/rnnflow profile $(PROFILE); fi
-	$(BIN)/dvc repro
+repro: setup  ## run the DVC DAG: the main job, or PROFILE=ci|gpu as a DVC experiment
+	@if [ -n "$(PROFILE)" ]; then \
+		$(BIN)/rnnflow profile $(PROFILE) --exp-run; \
+	else \
+		git diff --quiet -- params.yaml 2>/dev/null || echo "note: params.yaml differs from \
+	the last commit (your edits, or an experiment left applied): running with it; \
+	\`git checkout params.yaml\` returns to the main job" >&2; \
+		$(PY) -m pipelines.prefect_session -- $(BIN)/dvc repro; \
+	fi
 	@$(BIN)/dvc metrics show
 
 test: setup system  ## run the test suite

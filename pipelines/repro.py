@@ -15,6 +15,7 @@ and ``dvc metrics diff`` against HEAD.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from typing import Any
@@ -27,12 +28,45 @@ from pipelines import workspace as W
 from pipelines.outputs import logger
 
 
+# DVC restored the outputs from its run cache instead of running the command.
+_RESTORED = re.compile(r"^Stage '([^']+)' is cached - skipping run, checking out outputs")
+# Keys (any dotted part) that are timings, not metrics: they change on every run.
+_TIMING = re.compile(r"(^|[._-])(seconds?|secs?|s|time|times|timing|wall|elapsed|duration|"
+                     r"runtime|ms)($|[._-])", re.IGNORECASE)
+
+
+def restored(run: W.Run) -> list[str]:
+    """Stages DVC restored from its run cache (``Stage 'x' is cached - skipping run``)."""
+    return [m.group(1) for ln in run.lines if (m := _RESTORED.match(ln))]
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def is_timing(key: str) -> bool:
+    """``seconds``, ``train.time``, ``wall_s``, ``epoch_seconds``…: a timing, not a metric."""
+    return any(_TIMING.search(part) for part in re.split(r"[./]", key))
+
+
 def metrics_diff_rows(diff: dict[str, Any]) -> list[dict[str, Any]]:
-    """``dvc metrics diff --json`` → one row per changed metric."""
+    """``dvc metrics diff --json`` → one row per changed numeric metric.
+
+    Text values (model, device, torch version…) and timings (seconds, time, wall…) are left
+    out: they are not metrics, and timings differ on every run.
+    """
     rows = []
     for path, metrics in sorted(W.metric_files(diff).items()):
-        for key, d in sorted(metrics.items()):
-            rows.append({"file": path, "metric": key, "old": d.get("old"), "new": d.get("new"),
+        for key, d in sorted((metrics or {}).items()):
+            d = d if isinstance(d, dict) else {}
+            old, new = d.get("old"), d.get("new")
+            if is_timing(key) or not (_number(old) or _number(new)):
+                continue
+            if any(v is not None and not _number(v) for v in (old, new)):
+                continue  # a text value on one side
+            if old == new:
+                continue
+            rows.append({"file": path, "metric": key, "old": old, "new": new,
                          "change": d.get("diff")})
     return rows
 
@@ -41,12 +75,14 @@ def summary_markdown(targets: list[str], changed: dict[str, tuple[Any, Any]], ru
                      mdiff: list[dict[str, Any]], experiment: str | None) -> str:
     what = " ".join(targets) or "(whole DAG)"
     cmd = f"dvc exp run -n {experiment}" if experiment else "dvc repro"
+    back = restored(run)
     parts = [f"# {cmd} {what}\n",
-             f"{len(run.ran)} stage(s) ran, {len(run.skipped)} up to date, "
-             f"{run.seconds:.1f} s.\n",
+             f"{len(run.ran)} stage(s) ran, {len(back)} restored from the run cache, "
+             f"{len(run.skipped)} up to date, {run.seconds:.1f} s.\n",
              "## Params overrides\n",
              W.md_table([{"key": k, "old": o, "new": n} for k, (o, n) in changed.items()]),
              "## Stages run\n", W.md_table([{"stage": s} for s in run.ran]),
+             "## Stages restored from the run cache\n", W.md_table([{"stage": s} for s in back]),
              "## Metrics changed since HEAD (`dvc metrics diff`)\n", W.md_table(mdiff)]
     return "\n".join(parts)
 
@@ -94,7 +130,8 @@ def repro(targets: list[str] | None = None, overrides: dict[str, Any] | None = N
     W.publish_markdown(summary_markdown(targets, changed, run, mdiff, experiment), "repro",
                        f"dvc repro {' '.join(targets) or '(all)'}")
     return {"targets": targets, "overrides": {k: v[1] for k, v in changed.items()},
-            "ran": run.ran, "skipped": run.skipped, "metrics_changed": len(mdiff),
+            "ran": run.ran, "restored": restored(run), "skipped": run.skipped,
+            "metrics_changed": len(mdiff),
             "seconds": round(time.monotonic() - began, 2)}
 
 

@@ -15,9 +15,10 @@
 4. Promote only when the challenger beats the champion by more than ``retrain.margin``.
 
 Idempotent: a challenger with the champion's fingerprint is "no change", and one already
-judged (same fingerprint as the last entry) is not judged twice — a duplicate or late
-scheduled run adds nothing to the registry. Every run publishes a Markdown artifact saying
-what changed (params, data/code, metrics) and why the challenger was or was not promoted.
+judged (same fingerprint as any earlier judgement of that model, not only the last) is not
+judged twice — a duplicate or late scheduled run adds nothing to the registry. Every run
+publishes a Markdown artifact saying what changed (params, data/code, metrics) and why the
+challenger was or was not promoted.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from pydantic import Field
 
 from pipelines import workspace as W
 from pipelines.outputs import logger, write_atomic
-from rnnflow.config import Config, ConfigError, load_params, parse
+from rnnflow.config import Config, ConfigError, load_params, parse, section
 
 Decision = Literal["promoted", "rejected", "no change", "already judged"]
 
@@ -186,6 +187,23 @@ def read_candidate(root: Path, model: str, metric: str) -> Candidate:
                      commit=commit, dirty=dirty)
 
 
+def retrain_config(params: dict[str, Any], model: str | None = None) -> RetrainConfig:
+    """The ``retrain`` section of ``params``, its ``model`` replaced by ``model`` if given.
+
+    The override goes into the section itself, not through ``parse(..., **extra)``: ``parse``
+    names its own first parameter ``model``, so ``parse(..., model=...)`` is a TypeError.
+    """
+    if model:
+        params = {**params, "retrain": {**(section(params, "retrain") or {}), "model": model}}
+    return parse(RetrainConfig, params, "retrain")
+
+
+def last_judged(history: list[dict[str, Any]], fp: str) -> dict[str, Any] | None:
+    """The latest entry of ``history`` that judged a challenger with fingerprint ``fp``."""
+    return next((e for e in reversed(history or []) if e.get("fingerprint") == fp
+                 and e.get("decision") in ("promoted", "rejected")), None)
+
+
 def data_deps(deps: dict[str, str]) -> dict[str, str]:
     return {p: h for p, h in deps.items() if p.startswith("data/")}
 
@@ -239,8 +257,8 @@ def judge(root: Path, reg: Registry, cand: Candidate, cfg: RetrainConfig,
     if champ and champ["fingerprint"] == cand.fingerprint:
         return Verdict("no change", f"same data, params and code as the champion promoted "
                        f"{champ['time']} (fingerprint {cand.fingerprint})", champ.get("value"))
-    if history and history[-1]["fingerprint"] == cand.fingerprint:
-        last = history[-1]
+    last = last_judged(history, cand.fingerprint)  # any earlier judgement, not just the last
+    if last is not None:
         return Verdict("already judged", f"this challenger (fingerprint {cand.fingerprint}) was "
                        f"judged {last['time']}: {last['decision']}", last.get("champion_value"))
     champion_value, rescored, note = None, False, ""
@@ -330,8 +348,7 @@ def retrain(model: str | None = None, params_path: str = "params.yaml",
             lock_timeout: float = 3600.0, root: str | None = None) -> dict[str, Any]:
     """Rerun the stale stages of ``model`` (default: ``retrain.model``), then promote or not."""
     path = W.resolve_root(root)
-    overrides = {"model": model} if model else {}
-    cfg = parse(RetrainConfig, load_params(path / params_path), "retrain", **overrides)
+    cfg = retrain_config(load_params(path / params_path), model)
     with W.workspace_lock(path, f"retrain {cfg.model}", lock_timeout, log=logger()):
         ran = reproduce(str(path), [f"evaluate@{cfg.model}"])
         cand, verdict, champ, history = evaluate_and_record(str(path), cfg, params_path,

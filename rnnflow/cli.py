@@ -27,7 +27,44 @@ _OPS = {
 }
 
 
+def override_value(value: object) -> str:
+    """A params value as ``dvc exp run -S`` (Hydra's override grammar) reads it."""
+    import json
+
+    if isinstance(value, str):
+        return value if value.replace("_", "").replace("-", "").replace(".", "").isalnum() \
+            else json.dumps(value)
+    return json.dumps(value, separators=(",", ":"))
+
+
+def set_params_args(name: str) -> list[str]:
+    """``-S key=value`` arguments of ``dvc exp run`` for ``profiles/<name>.yaml``."""
+    args = []
+    for key, value in flatten(profile_overlay(name)).items():
+        args += ["-S", f"{key}={override_value(value)}"]
+    return args
+
+
 def _profile(args: argparse.Namespace) -> int:
+    if args.exp_run:
+        import subprocess
+        import time
+
+        try:
+            overrides = set_params_args(args.name)
+        except ConfigError as exc:
+            print(f"rnnflow profile: error: {exc}", file=sys.stderr)
+            return 2
+        name = f"{args.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        cmd = ["dvc", "exp", "run", "--name", name, *overrides]
+        print("+ " + " ".join(cmd), file=sys.stderr)
+        code = subprocess.call(cmd)
+        if code == 0:
+            print(f"profile {args.name}: ran as DVC experiment {name!r}. params.yaml holds "
+                  f"its values until you `git checkout params.yaml dvc.lock` (or `dvc exp "
+                  f"apply` another); `dvc exp show` compares it with the main job.",
+                  file=sys.stderr)
+        return code
     if args.list or not args.name:
         for path in sorted(PROFILES_DIR.glob("*.yaml")):
             first = next((ln[2:].strip() for ln in path.read_text().splitlines()
@@ -36,8 +73,9 @@ def _profile(args: argparse.Namespace) -> int:
         return 0
     try:
         if args.dry_run:
-            for key, value in flatten(profile_overlay(args.name)).items():
-                print(f"-S {key}={value}")
+            import shlex
+
+            print(" ".join(shlex.quote(a) for a in set_params_args(args.name)))
             return 0
         changed = apply_profile(args.name)
     except ConfigError as exc:
@@ -69,11 +107,14 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_parser(op, help=f"{text} (see `rnnflow {op} --help`)", add_help=False)
     for tool, what in _TOOLS.items():
         sub.add_parser(tool, help=f"{what} (see `rnnflow {tool} --help`)", add_help=False)
-    prof = sub.add_parser("profile", help="overlay profiles/NAME.yaml onto params.yaml")
-    prof.add_argument("name", nargs="?", help="profile name (offline, ci, ...)")
+    prof = sub.add_parser("profile", help="run or apply profiles/NAME.yaml (sizes: ci, gpu)")
+    prof.add_argument("name", nargs="?", help="profile name (ci, gpu, ...)")
     prof.add_argument("--list", action="store_true", help="list the profiles")
+    prof.add_argument("--exp-run", action="store_true",
+                      help="run the DAG with the profile as a DVC experiment (`dvc exp run -S "
+                           "...`); what `make repro PROFILE=NAME` does")
     prof.add_argument("--dry-run", action="store_true",
-                      help="print the overrides as `dvc exp run -S` arguments instead")
+                      help="print the overrides as `dvc exp run -S` arguments")
 
     if argv and argv[0] in (*_HOPS, *_FLOWS, *_OPS, *_TOOLS):
         package = "stages" if argv[0] in _HOPS else "pipelines"

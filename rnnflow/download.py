@@ -40,12 +40,15 @@ class FileSpec:
     """One source file: where it lives relative to a base URL / mirror, and its checksum."""
 
     path: str
-    checksum: str
+    #: "md5:<hex>" or "sha256:<hex>"; None for a file trusted on first use (the caller
+    #: records what arrived and pins it from then on).
+    checksum: str | None
     size: int | None = None
 
     def __post_init__(self) -> None:
         # Validate eagerly so a typo in params fails at definition, not mid-download.
-        _parse_checksum(self.checksum)
+        if self.checksum is not None:
+            _parse_checksum(self.checksum)
         parts = PurePosixPath(self.path).parts
         if not parts or self.path.startswith("/") or ".." in parts or "\\" in self.path:
             raise ValueError(f"FileSpec.path must be a relative POSIX path inside the "
@@ -103,12 +106,31 @@ def _check(path: Path, spec: FileSpec) -> None:
         if size != spec.size:
             raise ChecksumMismatch(f"{path}: expected {spec.size} bytes, found {size} "
                                    f"(checksum {spec.checksum} not checked)")
-    verify(path, spec.checksum)
+    if spec.checksum is not None:
+        verify(path, spec.checksum)
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A fetched file and where its bytes came from."""
+
+    path: Path
+    served_by: str  # "cache" (an earlier verified copy), "mirror" or "download"
+    url: str  # the mirror path or URL the bytes came from ("" for the cache)
 
 
 def fetch_file(spec: FileSpec, *, urls: list[str], mirror: Path | None, dest_dir: Path,
                retries: int = 4, timeout_s: float = 60.0, backoff_s: float = 1.0,
                progress: bool = True) -> Path:
+    """Return ``dest_dir / spec.path`` holding verified bytes, fetching it if needed
+    (see :func:`obtain`)."""
+    return obtain(spec, urls=urls, mirror=mirror, dest_dir=dest_dir, retries=retries,
+                  timeout_s=timeout_s, backoff_s=backoff_s, progress=progress).path
+
+
+def obtain(spec: FileSpec, *, urls: list[str], mirror: Path | None, dest_dir: Path,
+           retries: int = 4, timeout_s: float = 60.0, backoff_s: float = 1.0,
+           progress: bool = True, refresh: bool = False) -> Fetched:
     """Return ``dest_dir / spec.path`` holding verified bytes, fetching it if needed.
 
     Order: an existing verified copy in ``dest_dir``; then ``mirror / spec.path`` (which must
@@ -117,17 +139,22 @@ def fetch_file(spec: FileSpec, *, urls: list[str], mirror: Path | None, dest_dir
     backoff ``backoff_s * 2**attempt``. Downloads go to ``<final>.part`` and resume with an
     HTTP Range request; the final path appears only after the checksum verified.
 
+    With ``spec.checksum`` None (trust on first use) nothing is verified but the size, if
+    given; ``refresh`` ignores an earlier copy in ``dest_dir`` (to take new upstream bytes).
+
     Raises ``DownloadError`` (``ChecksumMismatch`` if some attempt got wrong bytes) naming the
-    file, every URL tried and how to point ``$RNNFLOW_MIRROR`` at a local mirror.
+    file, every URL tried and where the mirror copy was looked for.
     """
     dest_dir = Path(dest_dir)
     final = dest_dir / spec.path
     final.parent.mkdir(parents=True, exist_ok=True)
 
+    if final.exists() and refresh:
+        final.unlink()
     if final.exists():
         try:
             _check(final, spec)
-            return final
+            return Fetched(final, "cache", "")
         except ChecksumMismatch as exc:
             # Remove it now so nothing downstream can pick up the bad copy while we refetch.
             log.warning("%s; fetching it again", exc)
@@ -136,10 +163,11 @@ def fetch_file(spec: FileSpec, *, urls: list[str], mirror: Path | None, dest_dir
     mirror_file = Path(mirror) / spec.path if mirror is not None else None
     if mirror_file is not None and mirror_file.is_file():
         _copy_verified(mirror_file, final, spec)
-        return final
+        return Fetched(final, "mirror", str(mirror_file))
 
-    return _download(spec, urls=urls, mirror_file=mirror_file, final=final, retries=retries,
-                     timeout_s=timeout_s, backoff_s=backoff_s, progress=progress)
+    url = _download(spec, urls=urls, mirror_file=mirror_file, final=final, retries=retries,
+                    timeout_s=timeout_s, backoff_s=backoff_s, progress=progress)
+    return Fetched(final, "download", url)
 
 
 def _copy_verified(src: Path, final: Path, spec: FileSpec) -> None:
@@ -147,7 +175,7 @@ def _copy_verified(src: Path, final: Path, spec: FileSpec) -> None:
     if spec.size is not None and src.stat().st_size != spec.size:
         raise ChecksumMismatch(f"mirror file {src}: expected {spec.size} bytes, found "
                                f"{src.stat().st_size}; fix or remove the mirror copy")
-    algo, expected = _parse_checksum(spec.checksum)
+    algo, expected = _parse_checksum(spec.checksum) if spec.checksum else ("sha256", None)
     h = _hasher(algo)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     try:
@@ -155,7 +183,7 @@ def _copy_verified(src: Path, final: Path, spec: FileSpec) -> None:
             while chunk := fh.read(CHUNK):
                 h.update(chunk)
                 out.write(chunk)
-        if h.hexdigest() != expected:
+        if expected is not None and h.hexdigest() != expected:
             raise ChecksumMismatch(f"mirror file {src}: checksum mismatch: expected "
                                    f"{algo}:{expected}, got {algo}:{h.hexdigest()}; "
                                    f"fix or remove the mirror copy")
@@ -177,7 +205,8 @@ class _AttemptFailed(Exception):
 
 
 def _download(spec: FileSpec, *, urls: list[str], mirror_file: Path | None, final: Path,
-              retries: int, timeout_s: float, backoff_s: float, progress: bool) -> Path:
+              retries: int, timeout_s: float, backoff_s: float, progress: bool) -> str:
+    """Download ``spec`` to ``final`` from the first URL that serves it; return that URL."""
     part = final.with_name(final.name + ".part")
     tried: list[str] = []
     any_checksum = False
@@ -197,7 +226,7 @@ def _download(spec: FileSpec, *, urls: list[str], mirror_file: Path | None, fina
                 failure = exc
             else:
                 os.replace(part, final)
-                return final
+                return url
             any_checksum |= failure.checksum
             tried.append(f"{url} (attempt {attempt + 1}): {failure}")
             log.warning("fetching %s failed: %s", url, failure)
@@ -206,17 +235,15 @@ def _download(spec: FileSpec, *, urls: list[str], mirror_file: Path | None, fina
 
     # A checksum failure leaves no .part behind; a network failure keeps it for resuming.
     if mirror_file is not None:
-        where = f"the mirror has no {mirror_file}"
+        where = f"the mirror (${MIRROR_ENV}) has no {mirror_file}"
     else:
-        where = f"no local mirror was given (is ${MIRROR_ENV} set?)"
-    hint = (f"set {MIRROR_ENV}=/path/to/mirror (e.g. ../shared/corpora) so that "
-            f"<mirror>/{spec.path} is found")
+        where = (f"no local mirror is set: set {MIRROR_ENV}=/path/to/mirror (e.g. "
+                 f"../shared/corpora) to read the corpus's files from there")
     if not urls:
         detail = "no download URLs are configured"
     else:
         detail = "tried:\n  " + "\n  ".join(tried)
-    message = (f"{spec.path}: could not be downloaded from {list(urls)}; {where}; {hint}.\n"
-               f"{detail}")
+    message = f"{spec.path}: could not be downloaded from {list(urls)}; {where}.\n{detail}"
     raise (ChecksumMismatch if any_checksum else DownloadError)(message)
 
 

@@ -1,10 +1,13 @@
 """What every DVC hop shares: paths, CLI, streaming, validation, atomic output.
 
-A hop's ``main`` parses ``CORPUS`` (and ``--params``), then :func:`execute` removes the
-previous output, runs the hop into a temporary directory, validates, writes the
-validation report, and renames the directory into place only if everything passed.
-Failures print one readable report to stderr and exit non-zero; nothing half-written
-stays behind.
+A hop's ``main`` parses ``CORPUS`` (and ``--params``), then :func:`execute` runs the hop
+into a temporary directory, validates, writes the validation report, and swaps the
+directory into place only if everything passed (:func:`rnnflow.io.atomic_dir`). Failures
+print one readable report to stderr and exit non-zero; nothing half-written stays behind
+and the previous output, if any, is left as it was (DVC itself removes outputs before it
+runs a stage; a direct ``python -m stages.<hop>`` run with a params typo or a failing
+check no longer destroys the last good output). Temp directories left by a killed run of
+the same hop are removed by the next one.
 """
 
 from __future__ import annotations
@@ -107,19 +110,34 @@ class HopRun:
                      suite: Suite | None) -> int:
         """Validate and write batches to ``<part>.parquet``; return the row count."""
         rows = 0
-        with io.BatchWriter(self.out / f"{part}.parquet") as writer:
-            for batch in batches:
-                table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
-                if suite is not None:
-                    self.validate(table, suite, part, row_offset=rows)
-                writer.write(table)
-                rows += table.num_rows
+        path = self.out / f"{part}.parquet"
+        try:
+            with io.BatchWriter(path) as writer:
+                for batch in batches:
+                    table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+                    if suite is not None:
+                        self.validate(table, suite, part, row_offset=rows)
+                    writer.write(table)
+                    rows += table.num_rows
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError) or str(path) not in str(exc):
+                raise
+            # Name the file as the user knows it, not its temporary directory.
+            text = (exc.strerror or str(exc)).replace(
+                str(path), f"{self.rel(self.final_path(part))} (written in {self.rel(self.out)})")
+            raise OSError(exc.errno, text) from exc
         self.rows_out[part] = rows
         return rows
 
     def check_rows(self, part: str, rows: int, min_rows: int, max_rows: int | None,
-                   why: str) -> None:
-        """Row-count bound for one output file, checked through the same adapter."""
+                   why: str, params_key: str | None = None) -> None:
+        """Row-count bound for one output file, checked through the same adapter.
+
+        ``params_key`` (e.g. ``fetch.mnist.sources.fixture.rows.train``) names the params
+        entry that sets the bound; a failure says to change it there if the data is right.
+        """
+        rows, min_rows = int(rows), int(min_rows)
+        max_rows = int(max_rows) if max_rows is not None else None
         frame = pa.table({"rows": [rows], "min_rows": [min_rows],
                           "max_rows": [max_rows if max_rows is not None else rows]})
         suite = Suite(f"{self.corpus}.{self.hop}.row_count ({why})", (
@@ -128,7 +146,27 @@ class HopRun:
             Expect("expect_column_pair_values_a_to_be_greater_than_b",
                    {"column_A": "max_rows", "column_B": "rows", "or_equal": True}),
         ))
-        self.validate(frame, suite, part)
+        try:
+            self.validate(frame, suite, part)
+        except ValidationFailed as exc:
+            # GX reports the offending (a, b) pair as numpy scalars: say it in plain numbers.
+            if max_rows is None:
+                want = f"at least {min_rows:,}"
+            elif min_rows == max_rows:
+                want = f"exactly {min_rows:,}"
+            else:
+                want = f"{min_rows:,} to {max_rows:,}"
+            detail = f"{rows:,} rows, expected {want}"
+            if params_key:
+                detail += (f"; if the data is right, change the expected count in params "
+                           f"{params_key}")
+            for res in exc.results:
+                for failure in res.failures:
+                    failure.detail = detail
+                    failure.values, failure.rows = [], []
+                    break  # one line says it all
+                res.failures = res.failures[:1]
+            raise ValidationFailed(exc.results, exc.report_path) from None
 
     def check_disjoint(self) -> None:
         """No ``row_id`` may occur in two splits (checked on the written files)."""
@@ -220,10 +258,10 @@ def execute(hop: str, corpus: str, body: Callable[[HopRun], None], *,
 
     started = time.perf_counter()
     final = data_dir(hop, corpus, root)
-    io.remove_stale(final)
+    # The previous output stays until a complete, validated new one replaces it.
     run: HopRun | None = None
     try:
-        params = load_params(params_path or root / "params.yaml")
+        params = _load_params(params_path or root / "params.yaml")
         with io.atomic_dir(final) as tmp:
             run = HopRun(hop, corpus, params, tmp, root)
             body(run)
@@ -235,6 +273,9 @@ def execute(hop: str, corpus: str, body: Callable[[HopRun], None], *,
         print(f"rnnflow {hop} {corpus}: stopped, output not written\n{exc.render()}",
               file=sys.stderr)
         return 1
+    except io.ParquetReadError as exc:
+        print(f"rnnflow {hop} {corpus}: error: {_with_stage_hint(exc, root)}", file=sys.stderr)
+        return 1
     except (ConfigError, FileNotFoundError, ValueError, OSError, RuntimeError) as exc:
         print(f"rnnflow {hop} {corpus}: error: {exc}", file=sys.stderr)
         return 1
@@ -245,14 +286,44 @@ def execute(hop: str, corpus: str, body: Callable[[HopRun], None], *,
     return 0
 
 
+def _load_params(path: Path) -> dict[str, Any]:
+    """:func:`load_params`, with a YAML syntax error reported as a :class:`ConfigError`."""
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        return load_params(path)
+    except YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+
+
+def _with_stage_hint(exc: io.ParquetReadError, root: Path) -> io.ParquetReadError:
+    """Name the DVC stage that re-creates a damaged file under ``data/<layer>/<corpus>/``."""
+    try:
+        layer, corpus = exc.path.resolve().relative_to((root / "data").resolve()).parts[:2]
+    except ValueError:
+        return exc
+    stage = {v: k for k, v in LAYERS.items()}.get(layer)
+    if stage is None:
+        return exc
+    return exc.with_hint(f"re-create it with `dvc checkout {stage}@{corpus}` (or "
+                         f"`dvc repro {stage}@{corpus}`)")
+
+
 def cli(hop: str, description: str, body_for: Callable[[str, argparse.Namespace], Callable[[HopRun], None]],
-        argv: list[str] | None = None) -> int:
-    """The shared command line of every hop: ``python -m stages.<hop> CORPUS``."""
+        argv: list[str] | None = None,
+        add_args: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
+    """The shared command line of every hop: ``python -m stages.<hop> CORPUS``.
+
+    ``add_args`` lets a hop add its own flags (e.g. ``fetch --update``); they reach
+    ``body_for`` in the parsed namespace.
+    """
     from stages import corpora
 
     parser = argparse.ArgumentParser(prog=f"python -m stages.{hop}", description=description)
     parser.add_argument("corpus", choices=corpora.names(), help="which corpus to process")
     parser.add_argument("--params", type=Path, default=None,
                         help="params file (default: params.yaml in the project root)")
+    if add_args is not None:
+        add_args(parser)
     args = parser.parse_args(argv)
     return execute(hop, args.corpus, body_for(args.corpus, args), params_path=args.params)

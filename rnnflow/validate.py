@@ -14,7 +14,12 @@ before validation: ``<col>.len`` (elements; characters for strings), ``<col>.min
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.util
 import re
+import sys
+import threading
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,22 +155,65 @@ def _list_summary(col: pa.ChunkedArray | pa.Array, name: str) -> dict[str, pa.Ar
         out[f"{name}.len"] = lengths
         inner = typ.value_type
         if pa.types.is_integer(inner) or pa.types.is_floating(inner):
-            n = len(arr)
-            flat = pc.list_flatten(arr)
-            parents = pc.list_parent_indices(arr)
-            grouped = pa.table({"p": parents, "v": flat}).group_by("p").aggregate(
-                [("v", "min"), ("v", "max")])
+            stats = _row_min_max(arr)
+            if stats is None:
+                stats = _row_min_max_grouped(arr)
             # Rows with empty lists get null min/max (and are caught by .len checks).
-            idx = grouped["p"].to_numpy()
-            import numpy as np
-
-            for stat in ("min", "max"):
-                full = np.full(n, np.nan)
-                full[idx] = grouped[f"v_{stat}"].to_numpy().astype("float64")
+            for stat, full in zip(("min", "max"), stats):
                 out[f"{name}.{stat}"] = pa.array(full, from_pandas=True)
     elif pa.types.is_string(typ) or pa.types.is_large_string(typ):
         out[f"{name}.len"] = pc.utf8_length(arr)
     return out
+
+
+def _row_min_max(arr: pa.Array) -> "tuple[Any, Any] | None":
+    """Per-row min and max of a numeric list column as float64 (NaN for empty rows), by
+    numpy reductions over the flat values; None where nulls or NaNs need Arrow's rules."""
+    import numpy as np
+
+    if arr.null_count:
+        return None
+    flat = arr.flatten()  # respects slicing
+    if flat.null_count:
+        return None
+    values = flat.to_numpy()
+    if values.dtype.kind == "f" and np.isnan(values).any():
+        return None
+    n = len(arr)
+    if pa.types.is_fixed_size_list(arr.type):
+        width = arr.type.list_size
+        if n == 0 or width == 0:
+            return np.full(n, np.nan), np.full(n, np.nan)
+        rows = values.reshape(n, width)
+        return rows.min(axis=1).astype("float64"), rows.max(axis=1).astype("float64")
+    offsets = arr.offsets.to_numpy()
+    offsets = offsets - offsets[0]
+    lengths = np.diff(offsets)
+    nonempty = lengths > 0
+    lo, hi = np.full(n, np.nan), np.full(n, np.nan)
+    if nonempty.any():
+        starts = offsets[:-1][nonempty]
+        lo[nonempty] = np.minimum.reduceat(values, starts).astype("float64")
+        hi[nonempty] = np.maximum.reduceat(values, starts).astype("float64")
+    return lo, hi
+
+
+def _row_min_max_grouped(arr: pa.Array) -> "tuple[Any, Any]":
+    """Per-row min and max by an Arrow group-by (skips null elements)."""
+    import numpy as np
+
+    n = len(arr)
+    flat = pc.list_flatten(arr)
+    parents = pc.list_parent_indices(arr)
+    grouped = pa.table({"p": parents, "v": flat}).group_by("p").aggregate(
+        [("v", "min"), ("v", "max")])
+    idx = grouped["p"].to_numpy()
+    result = []
+    for stat in ("min", "max"):
+        full = np.full(n, np.nan)
+        full[idx] = grouped[f"v_{stat}"].to_numpy().astype("float64")
+        result.append(full)
+    return result[0], result[1]
 
 
 def view(table: pa.Table) -> "Any":
@@ -185,9 +233,75 @@ def view(table: pa.Table) -> "Any":
 
 # --- GX --------------------------------------------------------------------------------
 
+#: Modules Great Expectations imports at start-up but needs only for expectations and
+#: renderers rnnflow never uses (KL divergence / KS tests, Altair charts, JSON-schema and
+#: Markdown checks, local time zones in Data Docs): about 1 s of its
+#: 2.5 s import. :func:`_gx` leaves them unexecuted until something reads an attribute.
+_DEFERRED_GX_DEPS = ("scipy.stats", "altair", "jsonschema", "mistune", "tzlocal")
+
+
+class _DeferredModule(types.ModuleType):
+    """A module registered in ``sys.modules`` whose code runs on first attribute access.
+
+    Unlike :class:`importlib.util.LazyLoader` (which fires on ``__spec__``, read by every
+    ``import`` of an already-imported module), only a *missing* attribute triggers the load:
+    ``import altair`` and ``from scipy import stats`` bind the module without executing it;
+    ``stats.entropy`` (or importing a submodule, which reads ``__path__``) executes it in
+    place, so every holder of the module sees the real one.
+    """
+
+    _lock = threading.RLock()
+
+    def __getattr__(self, name: str) -> Any:
+        with _DeferredModule._lock:
+            if type(self) is _DeferredModule:
+                spec = self.__spec__
+                self.__class__ = types.ModuleType
+                if spec.submodule_search_locations is not None:
+                    self.__path__ = spec.submodule_search_locations
+                try:
+                    spec.loader.exec_module(self)
+                except BaseException:
+                    sys.modules.pop(spec.name, None)
+                    raise
+        return object.__getattribute__(self, name)
+
+
+def _defer(name: str) -> None:
+    """Register ``name`` as a :class:`_DeferredModule` (no-op if imported or not installed)."""
+    if name in sys.modules:
+        return
+    parent, _, child = name.rpartition(".")
+    parent_module = importlib.import_module(parent) if parent else None
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return
+    if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+        return
+    module = importlib.util.module_from_spec(spec)
+    if hasattr(module, "__path__"):
+        del module.__path__  # a submodule import must load the package first
+    module.__class__ = _DeferredModule
+    sys.modules[name] = module
+    if parent_module is not None:
+        setattr(parent_module, child, module)
+
+
+@functools.lru_cache(maxsize=1)
+def _gx():
+    """``great_expectations``, imported once per process with its unused deps deferred."""
+    for name in _DEFERRED_GX_DEPS:
+        _defer(name)
+    import great_expectations as gx
+
+    return gx
+
+
 @functools.lru_cache(maxsize=1)
 def _context():
-    import great_expectations as gx
+    """One ephemeral (in-memory) GX context per process: no files, no Data Docs."""
+    gx = _gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     ctx = gx.get_context(mode="ephemeral")
@@ -198,6 +312,7 @@ def _context():
 
 
 def _gx_class(type_name: str):
+    _gx()
     import great_expectations.expectations as gxe
 
     camel = "".join(part.capitalize() for part in type_name.split("_"))
@@ -241,8 +356,6 @@ def validate(table: pa.Table, suite: Suite, *, where: str, row_offset: int = 0) 
     ``row_offset`` turns batch-local row numbers into file row numbers when a caller
     validates a file batch by batch.
     """
-    import great_expectations as gx
-
     failures = _check_schema(table, suite)
     frame = view(table)
     missing = sorted({e.kwargs["column"] for e in suite.expectations
@@ -252,6 +365,7 @@ def validate(table: pa.Table, suite: Suite, *, where: str, row_offset: int = 0) 
                                 f"columns {missing} not in the table (has {list(frame.columns)})",
                                 [], []))
         return Result(suite.name, where, False, len(suite.expectations), failures)
+    gx = _gx()
     ctx, batch_def = _context()
     n = next(_counter)
     gx_suite = ctx.suites.add(gx.ExpectationSuite(name=f"{suite.name}#{n}"))

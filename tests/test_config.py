@@ -32,9 +32,10 @@ def test_sample_size_must_be_positive() -> None:
 def test_real_params_parse_and_name_checksums() -> None:
     params = config.load_params(PROJECT_ROOT / "params.yaml")
     cfg = config.parse(SourcedFetchConfig, params, "fetch.mnist")
-    assert cfg.source == "published"
+    assert cfg.source == ["published", "mirror_partial"]
     for source in cfg.sources.values():
         for f in source.files.values():
+            assert f.pinned
             algo, _, digest = f.checksum.partition(":")
             assert algo in {"md5", "sha256"} and len(digest) in {32, 64}
 
@@ -50,11 +51,11 @@ def params_copy(tmp_path: Path, monkeypatch) -> Path:
 def test_profile_applies_once_and_keeps_comments(params_copy: Path) -> None:
     before = params_copy.read_text()
     changed = config.apply_profile("ci", params_copy)
-    assert "fetch.mnist.source" in changed and "train.models.mnist_cnn.epochs" in changed
+    assert "fetch.parity.n" in changed and "train.models.mnist_cnn.epochs" in changed
     after = params_copy.read_text()
     assert "# rnnflow params" in after  # comments survive
     merged = config.load_params(params_copy)
-    assert merged["fetch"]["mnist"]["source"] == "mirror_partial"
+    assert merged["fetch"]["parity"]["n"] == 4000
     assert merged["train"]["models"]["mnist_cnn"]["epochs"] == 1
     # Everything the profile does not name is untouched.
     assert merged["train"]["models"]["mnist_cnn"]["lr"] == \
@@ -70,3 +71,22 @@ def test_unknown_profile_lists_known(params_copy: Path) -> None:
 
 def test_flatten_gives_dvc_set_param_form() -> None:
     assert config.flatten({"a": {"b": 1, "c": {"d": [1, 2]}}}) == {"a.b": 1, "a.c.d": [1, 2]}
+
+
+def test_profiles_change_sizes_not_sources() -> None:
+    """Sources are chosen by availability (params' ordered lists), never by a profile."""
+    for path in sorted((PROJECT_ROOT / "profiles").glob("*.yaml")):
+        overlay = config.flatten(config.load_params(path))
+        assert not [k for k in overlay if ".source" in k], path
+
+
+def test_exp_run_arguments_parse_as_dvc_overrides() -> None:
+    """`rnnflow profile ci --dry-run` prints `-S` overrides in Hydra's grammar: lists without
+    spaces, null and true as YAML spells them, so `dvc exp run` reads the same values."""
+    from rnnflow.cli import override_value, set_params_args
+
+    assert override_value([500, 2000]) == "[500,2000]"
+    assert override_value(None) == "null" and override_value(True) == "true"
+    assert override_value("cosine") == "cosine" and override_value("a b") == '"a b"'
+    args = set_params_args("ci")
+    assert args[0] == "-S" and "train.models.mnist_cnn.epochs=1" in args

@@ -1,7 +1,6 @@
 """Bad text input: every case names the file and the problem, exits 1, writes nothing.
 
-Also the published-download path of a text source against a loopback HTTP server, and the
-refusal of a source whose checksum is not pinned yet.
+Also the published-download path of a text source against a loopback HTTP server.
 """
 
 from __future__ import annotations
@@ -165,27 +164,5 @@ def test_text_source_downloads_from_loopback(text_root: Path, server: Server,  #
     assert sha256(downloaded) == "sha256:" + hashlib.sha256(body).hexdigest()
 
 
-def test_unpinned_checksum_is_refused_before_any_download(
-        text_root: Path, server: Server, monkeypatch, capsys) -> None:  # noqa: F811
-    monkeypatch.delenv("RNNFLOW_MIRROR")
-    server.files["twitter_en.txt.gz"] = gzip.compress(b"a\nb\n")
-    write_params(text_root, published(server.base, "sha256:unpinned"))
-    fails(text_root, "twitter", capsys,
-          f"no pinned checksum for {server.base}twitter_en.txt.gz",
-          "put its sha256 in params fetch.twitter.sources.published.files.pairs.checksum")
-    assert server.requests == []
-    assert not (text_root / "data" / "downloads" / "twitter" / "twitter_en.txt.gz").exists()
-
-
-def test_default_params_name_published_sources_unpinned_not_invented() -> None:
-    """The defaults point at the published downloads; none has an invented checksum."""
-    from rnnflow.config import load_params
-    from rnnflow.env import PROJECT_ROOT
-
-    fetch = load_params(PROJECT_ROOT / "params.yaml")["fetch"]
-    for corpus in ("es_en", "twitter", "books"):
-        chosen = fetch[corpus]["source"]
-        for name in [chosen] if isinstance(chosen, str) else chosen:
-            src = fetch[corpus]["sources"][name]
-            assert src["urls"] and all(u.startswith("https://") for u in src["urls"])
-            assert {f["checksum"] for f in src["files"].values()} == {"sha256:unpinned"}
+# Unpinned files (trust on first use), strict mode and the default source lists:
+# tests/test_sources.py.

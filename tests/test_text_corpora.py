@@ -91,7 +91,7 @@ def es_en_files(mirror: Path) -> dict[str, dict]:
         "subs": source("moses", {"archive": write_moses_zip(base / "subs.zip", es, en)}, base,
                        origin="opensubtitles", rows={"opensubtitles": len(es)}),
         "tatoeba": source("tsv", {"pairs": write_lines(base / "tatoeba" / "spa.txt", tsv)},
-                          base, columns=["en", "es"], rows={"tatoeba": len(tsv)}),
+                          base, columns=["en", "es", "attribution"], rows={"tatoeba": len(tsv)}),
     }
     params = overlay("es_en", "es-en", sources)
     params["clean"] = {"es_en": {"max_drop_fraction": 0.05}}  # 5 of 346 rows go, on purpose

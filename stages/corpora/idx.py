@@ -3,7 +3,9 @@
 Layout (big-endian): two zero bytes, a dtype code, the number of dimensions, one uint32 per
 dimension, then the payload. Reading checks every field and that the payload holds exactly
 as many bytes as the header promises, so a truncated download or a wrong file fails loudly
-with the file named instead of yielding a silently shorter dataset.
+with the file named instead of yielding a silently shorter dataset. Callers that read a
+copy (``data/downloads/…``) pass ``origin`` (e.g. the params entry and the file the user
+named) so messages say where the bad bytes came from, not only where they were read.
 """
 
 from __future__ import annotations
@@ -42,7 +44,12 @@ def _is_gzip(path: Path) -> bool:
         return fh.read(2) == _GZIP_MAGIC
 
 
-def _read_all(path: Path) -> bytes:
+def describe(path: Path, origin: str | None = None) -> str:
+    """How a file is named in messages: the path read, and where it came from if known."""
+    return f"{path} (from {origin})" if origin else str(path)
+
+
+def _read_all(path: Path, name: str) -> bytes:
     """Whole decompressed content; memory is bounded by the real data, not the header's claim."""
     try:
         if path.suffix == ".gz" or _is_gzip(path):
@@ -50,33 +57,36 @@ def _read_all(path: Path) -> bytes:
                 return fh.read()
         return path.read_bytes()
     except gzip.BadGzipFile as exc:
-        raise IdxError(f"{path}: not a valid gzip file ({exc})") from exc
+        raise IdxError(f"{name}: not a valid gzip file ({exc})") from exc
     except (EOFError, zlib.error) as exc:
-        raise IdxError(f"{path}: truncated or corrupt gzip stream ({exc})") from exc
+        raise IdxError(f"{name}: truncated or corrupt gzip stream ({exc})") from exc
 
 
-def read_idx(path: Path, *, dims: int, dtype_code: int = 0x08) -> np.ndarray:
+def read_idx(path: Path, *, dims: int, dtype_code: int = 0x08,
+             origin: str | None = None) -> np.ndarray:
     """Read an IDX file (gzip-compressed or raw) into an array shaped by its header.
 
     ``dims`` is the expected number of dimensions (3 for MNIST images, 1 for labels) and
     ``dtype_code`` the expected element type (0x08 = unsigned byte). Raises ``IdxError``
-    naming the file on any mismatch, truncation or trailing bytes.
+    naming the file on any mismatch, truncation or trailing bytes; ``origin`` (where the
+    file came from: a params entry, the user's path) is added to the name in messages.
     """
     path = Path(path)
     if dtype_code not in IDX_DTYPES:
         raise ValueError(f"unknown IDX dtype code 0x{dtype_code:02X}")
-    raw = _read_all(path)
+    name = describe(path, origin)
+    raw = _read_all(path, name)
     if len(raw) < 4:
-        raise IdxError(f"{path}: {len(raw)} bytes, too short for an IDX header")
+        raise IdxError(f"{name}: {len(raw)} bytes, too short for an IDX header")
     if raw[0] != 0 or raw[1] != 0:
-        raise IdxError(f"{path}: bad magic {raw[:4].hex()}: IDX files start with two zero bytes")
+        raise IdxError(f"{name}: bad magic {raw[:4].hex()}: IDX files start with two zero bytes")
     if raw[2] != dtype_code:
-        raise IdxError(f"{path}: dtype code 0x{raw[2]:02X}, expected 0x{dtype_code:02X}")
+        raise IdxError(f"{name}: dtype code 0x{raw[2]:02X}, expected 0x{dtype_code:02X}")
     if raw[3] != dims:
-        raise IdxError(f"{path}: header has {raw[3]} dimensions, expected {dims}")
+        raise IdxError(f"{name}: header has {raw[3]} dimensions, expected {dims}")
     header_len = 4 + 4 * dims
     if len(raw) < header_len:
-        raise IdxError(f"{path}: truncated header ({len(raw)} of {header_len} bytes)")
+        raise IdxError(f"{name}: truncated header ({len(raw)} of {header_len} bytes)")
     shape = struct.unpack(f">{dims}I", raw[4:header_len])
     dtype = IDX_DTYPES[dtype_code]
     expected = math.prod(shape) * dtype.itemsize
@@ -84,29 +94,42 @@ def read_idx(path: Path, *, dims: int, dtype_code: int = 0x08) -> np.ndarray:
     if present != expected:
         claim = f"header says {'×'.join(map(str, shape))} = {expected} bytes"
         if present < expected:
-            raise IdxError(f"{path}: truncated: {claim} but only {present} present")
-        raise IdxError(f"{path}: {claim} but {present} present "
+            raise IdxError(f"{name}: truncated: {claim} but only {present} present")
+        raise IdxError(f"{name}: {claim} but {present} present "
                        f"({present - expected} bytes of trailing garbage)")
     # bytearray so the returned array is writable; native byte order for downstream maths.
     array = np.frombuffer(bytearray(raw[header_len:]), dtype=dtype).reshape(shape)
     return array if dtype.isnative else array.astype(dtype.newbyteorder("="))
 
 
-def read_mnist_pair(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read MNIST images (N, 28, 28) and labels (N,) and check they belong together."""
-    x = read_idx(images, dims=3)
-    y = read_idx(labels, dims=1)
+def read_mnist_pair(images: Path, labels: Path, *, images_origin: str | None = None,
+                    labels_origin: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Read MNIST images (N, 28, 28) and labels (N,) and check they belong together.
+
+    ``images_origin``/``labels_origin``: where each file came from, for messages (see
+    :func:`read_idx`).
+    """
+    x = read_idx(images, dims=3, origin=images_origin)
+    y = read_idx(labels, dims=1, origin=labels_origin)
+    images_name, labels_name = describe(images, images_origin), describe(labels, labels_origin)
     if x.shape[1:] != (MNIST_SIDE, MNIST_SIDE):
-        raise IdxError(f"{images}: images are {x.shape[1]}×{x.shape[2]}, "
+        raise IdxError(f"{images_name}: images are {x.shape[1]}×{x.shape[2]}, "
                        f"expected {MNIST_SIDE}×{MNIST_SIDE}")
     if len(x) != len(y):
-        raise IdxError(f"{images} holds {len(x)} images but {labels} holds {len(y)} labels")
+        raise IdxError(f"{images_name} holds {len(x)} images but {labels_name} holds "
+                       f"{len(y)} labels")
     bad = np.flatnonzero(y >= MNIST_CLASSES)
     if bad.size:
         i = int(bad[0])
-        raise IdxError(f"{labels}: label {int(y[i])} at index {i} is outside "
+        raise IdxError(f"{labels_name}: label {int(y[i])} at index {i} is outside "
                        f"0..{MNIST_CLASSES - 1} ({bad.size} bad labels in all)")
     return x, y
+
+
+def _umask() -> int:
+    from rnnflow.io import umask
+
+    return umask()
 
 
 def _dtype_code(dtype: np.dtype) -> int:
@@ -144,6 +167,7 @@ def write_idx(path: Path, array: np.ndarray, *, gzip_: bool = True) -> None:
             else:
                 fh.write(header)
                 fh.write(payload)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 → what open() would give
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

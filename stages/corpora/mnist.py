@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from rnnflow.validate import Expect, Suite
 from stages.corpora.base import Corpus
-from stages.fetch import FetchContext, SourcedFetchConfig, download_source
+from stages.fetch import FetchContext, SourcedFetchConfig, resolve
 from stages.format import FormatConfig, SplitConfig
 
 PIXELS = 28 * 28
@@ -54,17 +54,22 @@ class Mnist(Corpus):
     def fetch(self, cfg: SourcedFetchConfig, ctx: FetchContext) -> dict[str, pa.Table]:
         from stages.corpora.idx import read_mnist_pair
 
-        files = download_source(cfg.chosen(), ctx)
+        # The published files first, then e.g. the mirror's partial training set: the first
+        # source whose four files can be had and verified serves both parts.
+        name, source, files = resolve(cfg.candidates(), ctx, "mnist", "fetch.mnist",
+                                      part_of=lambda key: key.split("_")[0])
+
+        def origin(key: str) -> str:  # where a file came from, for decoding errors
+            return f"{source.files[key].path}, params fetch.mnist.sources.{name}.files.{key}"
+
         out = {}
         for part in ("train", "test"):
-            images, labels = read_mnist_pair(files[f"{part}_images"], files[f"{part}_labels"])
+            images, labels = read_mnist_pair(files[f"{part}_images"], files[f"{part}_labels"],
+                                             images_origin=origin(f"{part}_images"),
+                                             labels_origin=origin(f"{part}_labels"))
             out[part] = pa.table({"image": images_column(images),
                                   "label": pa.array(labels, pa.uint8())})
         return out
-
-    def expected_rows(self, part: str, cfg: SourcedFetchConfig) -> tuple[int, int | None]:
-        rows = cfg.chosen().rows.get(part)
-        return (rows, rows) if rows is not None else (1, None)
 
     def raw_suite(self, part: str, cfg: Any) -> Suite:
         return Suite(f"mnist.raw.{part}", (

@@ -4,8 +4,10 @@ Reading (fetch). A text source names its files (with checksums) and a ``format``
 
 - ``moses``: line-aligned parallel files, one per language (``files: {es: …, en: …}``), or
   one zip holding them (the OPUS download; members found by their ``.<lang>`` suffix).
-- ``tsv``: tab-separated fields named by ``columns`` (Tatoeba: ``[en, es]``); more fields
-  (the attribution column of newer manythings files) are ignored.
+- ``tsv``: tab-separated fields named by ``columns`` (Tatoeba: ``[en, es]``, or
+  ``[en, es, attribution]`` for the newer manythings files); every line must have exactly
+  that many fields (a sentence holding a tab is an error naming the line, not a silently
+  truncated row). Declared columns an adapter does not use are read and ignored.
 - ``alternating``: one utterance a line, tweet then reply (``twitter_en.txt.gz``).
 - ``gutenberg``: a plain-text book, one row per paragraph; the Project Gutenberg header
   and licence footer are stripped here, at fetch, because the markers are line-level
@@ -14,7 +16,11 @@ Reading (fetch). A text source names its files (with checksums) and a ``format``
 A file ending in ``.gz`` is read through gzip; a ``.zip`` through its ``member``. Files are
 read in chunks of ``chunk_lines`` lines, each chunk one Arrow table, so memory stays flat
 however big the file. Bad input raises :class:`TextSourceError` naming the file, the
-problem and, where there is one, the line.
+problem and, where there is one, the line. Archives are read in memory, never extracted,
+and hostile ones are refused: zip members with absolute or ``..`` paths or symlinks, and
+compressed data expanding past ``max_expanded_bytes`` (a "bomb"; default
+:data:`MAX_EXPANDED_BYTES`, set per corpus as ``fetch.<corpus>.max_expanded_bytes``), or
+holding a line longer than :data:`MAX_LINE_BYTES`.
 
 Cleaning (clean). Pure functions on Arrow string arrays, vectorised with
 ``pyarrow.compute``: :func:`normalize` (NFC, control characters out, whitespace
@@ -28,8 +34,11 @@ columns, fitted on train); each adapter adds its task to ``spec.json``.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import gzip
+import io
 import itertools
+import stat
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -46,8 +55,7 @@ from stages.clean import CleanConfig
 from stages.corpora import texttok
 from stages.corpora.base import Corpus
 from stages.corpora.texttok import TextTokenizeConfig
-from stages.fetch import (FetchConfig, FetchContext, SourceConfig, download_source,
-                          require_pinned)
+from stages.fetch import FetchConfig, FetchContext, SourceConfig, listed, resolve
 
 # --- configuration ------------------------------------------------------------------------
 
@@ -56,9 +64,8 @@ class TextSourceConfig(SourceConfig):
     """One text source: files with checksums (see :class:`SourceConfig`) and how to read them."""
 
     format: Literal["moses", "tsv", "alternating", "gutenberg"]
-    #: Name of the fetched part (and of the ``origin`` column where a corpus keeps one);
-    #: default: the source's own name. Published and mirror copies share an origin.
-    origin: str | None = None
+    # ``origin`` (from SourceConfig): the fetched part and ``origin`` column; default: the
+    # source's own name. Published and mirror copies share an origin: alternatives.
     #: tsv: names of the tab-separated fields, in file order.
     columns: list[str] = []
     #: The member to read when a (single-file) source is a zip archive.
@@ -68,7 +75,11 @@ class TextSourceConfig(SourceConfig):
 
 
 class TextFetchConfig(FetchConfig):
-    """fetch.<text corpus>: named sources; ``source`` picks one or a list to combine."""
+    """fetch.<text corpus>: named sources; ``source`` lists them in order of preference.
+
+    Sources of different origins are combined (one part each); sources of one origin are
+    alternatives, the first that can be had serving it (e.g. ``[tatoeba, tatoeba_mirror]``).
+    """
 
     source: str | list[str]
     sources: dict[str, TextSourceConfig]
@@ -76,20 +87,16 @@ class TextFetchConfig(FetchConfig):
     mirror_dir: str | None = None
     #: Lines read per chunk (one Arrow table each).
     chunk_lines: int = Field(50_000, ge=2)
+    #: Most bytes a compressed source file (``.gz`` or zip member) may expand to; reading
+    #: stops with an error past it (a decompression "bomb" must not fill memory or disk).
+    max_expanded_bytes: int = Field(64 << 30, ge=1)
 
-    def chosen(self) -> list[tuple[str, TextSourceConfig]]:
-        """The selected sources as (name, config); errors list the defined ones."""
-        names = [self.source] if isinstance(self.source, str) else list(self.source)
-        missing = [n for n in names if n not in self.sources]
-        if missing or not names:
-            raise ValueError(f"fetch source(s) {missing or names} not defined "
-                             f"(have {sorted(self.sources)})")
-        chosen = [(n, self.sources[n]) for n in names]
-        parts = [part_name(n, s) for n, s in chosen]
-        if len(set(parts)) != len(parts):
-            raise ValueError(f"fetch sources {names} share an origin ({parts}): combine "
-                             f"sources of different origins only")
-        return chosen
+    def origins(self) -> dict[str, list[tuple[str, TextSourceConfig]]]:
+        """The listed sources grouped by origin (part), each group in listed order."""
+        groups: dict[str, list[tuple[str, TextSourceConfig]]] = {}
+        for name, source in listed(self.source, self.sources):
+            groups.setdefault(part_name(name, source), []).append((name, source))
+        return groups
 
 
 def part_name(name: str, source: TextSourceConfig) -> str:
@@ -112,6 +119,66 @@ class TextSourceError(ValueError):
 
 _BOM = b"\xef\xbb\xbf"
 
+#: Default for ``max_expanded_bytes``: most bytes a ``.gz`` file or zip member may
+#: decompress to before reading stops with :class:`TextSourceError`.
+MAX_EXPANDED_BYTES = 64 << 30
+#: Longest line read (bytes): a file without line breaks must not be read into memory whole.
+MAX_LINE_BYTES = 256 << 20
+#: The limit readers use when not given one; :func:`_naming` sets it (from
+#: ``fetch.<corpus>.max_expanded_bytes``) while a source is read.
+_EXPAND_LIMIT: contextvars.ContextVar[int] = contextvars.ContextVar(
+    "max_expanded_bytes", default=MAX_EXPANDED_BYTES)
+
+
+class _Guard(io.RawIOBase):
+    """Counts bytes read from ``inner``: raises past ``limit`` (compressed sources only)
+    or on a line longer than ``max_line``."""
+
+    def __init__(self, inner: BinaryIO, label: str, limit: int | None, max_line: int) -> None:
+        self._inner = inner
+        self._label = label
+        self._limit = limit
+        self._max_line = max_line
+        self.total = 0
+        self._run = 0  # bytes since the last line break
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._inner.readinto(buffer)
+        if not n:
+            return n
+        self.total += n
+        if self._limit is not None and self.total > self._limit:
+            raise TextSourceError(
+                f"{self._label}: expands to more than {self._limit:,} bytes "
+                f"(max_expanded_bytes): a decompression bomb or a far bigger file than "
+                f"expected; reading stopped (raise fetch.<corpus>.max_expanded_bytes if "
+                f"the file is genuine)")
+        last = bytes(memoryview(buffer)[:n]).rfind(b"\n")
+        self._run = self._run + n if last < 0 else n - last - 1
+        if self._run > self._max_line:
+            raise TextSourceError(f"{self._label}: a line longer than {self._max_line:,} "
+                                  f"bytes (no line breaks): not a text file of this format")
+        return n
+
+
+def _guarded(fh: BinaryIO, label: str, limit: int | None) -> BinaryIO:
+    return io.BufferedReader(_Guard(fh, label, limit, MAX_LINE_BYTES), buffer_size=1 << 20)
+
+
+def _unsafe_member(info: zipfile.ZipInfo) -> str | None:
+    """Why a zip member must not be read (absolute or ``..`` path, symlink), or None."""
+    name = info.filename.replace("\\", "/")
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return "an absolute path"
+    if ".." in name.split("/"):
+        return "a '..' path component"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "a symbolic link"
+    return None
+
 
 def describe(path: Path, member: str | None = None) -> str:
     """How a file (or a zip member) is named in messages."""
@@ -122,10 +189,16 @@ def zip_member(path: Path, member: str | None = None, suffix: str | None = None)
     """The one member of a zip archive to read: named, or the only one ending in ``suffix``."""
     try:
         with zipfile.ZipFile(path) as zf:
-            names = [n for n in zf.namelist() if not n.endswith("/")]
+            infos = zf.infolist()
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         raise TextSourceError(f"{path}: not a readable zip archive, truncated or corrupt "
                               f"({exc})") from exc
+    for info in infos:
+        why = _unsafe_member(info)
+        if why:
+            raise TextSourceError(f"{path}: refusing a zip archive with member "
+                                  f"{info.filename!r}: {why} (a hostile or broken archive)")
+    names = [i.filename for i in infos if not i.is_dir()]
     if member is not None:
         if member not in names:
             raise TextSourceError(f"{path}: zip has no member {member!r} (has {names})")
@@ -139,18 +212,34 @@ def zip_member(path: Path, member: str | None = None, suffix: str | None = None)
 
 
 @contextlib.contextmanager
-def open_binary(path: Path, member: str | None = None) -> Iterator[BinaryIO]:
-    """Open a plain, ``.gz`` or zip-member file for reading bytes."""
+def open_binary(path: Path, member: str | None = None,
+                max_expanded_bytes: int | None = None) -> Iterator[BinaryIO]:
+    """Open a plain, ``.gz`` or zip-member file for reading bytes.
+
+    Decompressed bytes are counted: past ``max_expanded_bytes`` (default: the corpus's
+    ``max_expanded_bytes`` while :func:`_naming` reads it, else :data:`MAX_EXPANDED_BYTES`),
+    and on a line longer than :data:`MAX_LINE_BYTES`, reading raises
+    :class:`TextSourceError`. Hostile zip archives are refused (see :func:`zip_member`).
+    """
     path = Path(path)
+    limit = _EXPAND_LIMIT.get() if max_expanded_bytes is None else max_expanded_bytes
     if path.suffix == ".zip":
-        with zipfile.ZipFile(path) as zf, zf.open(zip_member(path, member)) as fh:
-            yield fh
+        name = zip_member(path, member)
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo(name)
+            label = describe(path, name)
+            if info.file_size > limit:
+                raise TextSourceError(f"{label}: declares {info.file_size:,} bytes "
+                                      f"uncompressed, more than max_expanded_bytes "
+                                      f"({limit:,}); refusing to expand it")
+            with zf.open(info) as fh, _guarded(fh, label, limit) as guarded:
+                yield guarded
     elif path.suffix == ".gz":
-        with gzip.open(path, "rb") as fh:
-            yield fh
+        with gzip.open(path, "rb") as fh, _guarded(fh, str(path), limit) as guarded:
+            yield guarded
     else:
-        with path.open("rb") as fh:
-            yield fh
+        with path.open("rb") as fh, _guarded(fh, str(path), None) as guarded:
+            yield guarded
 
 
 def _decode(lines: list[bytes], label: str, first_line: int) -> pa.Array:
@@ -169,8 +258,8 @@ def _decode(lines: list[bytes], label: str, first_line: int) -> pa.Array:
     return pc.utf8_rtrim(arr, characters="\r\n")
 
 
-def read_lines(path: Path, chunk_lines: int, member: str | None = None
-               ) -> Iterator[tuple[int, pa.Array]]:
+def read_lines(path: Path, chunk_lines: int, member: str | None = None,
+               max_expanded_bytes: int | None = None) -> Iterator[tuple[int, pa.Array]]:
     """Stream a text file as ``(first line number, lines)`` chunks (1-based numbers).
 
     Raises :class:`TextSourceError` for an empty file, bytes that are not UTF-8 (with the
@@ -179,7 +268,7 @@ def read_lines(path: Path, chunk_lines: int, member: str | None = None
     label = describe(path, member)
     line = 1
     try:
-        with open_binary(path, member) as fh:
+        with open_binary(path, member, max_expanded_bytes) as fh:
             while True:
                 lines = list(itertools.islice(fh, chunk_lines))
                 if not lines:
@@ -200,10 +289,10 @@ def read_lines(path: Path, chunk_lines: int, member: str | None = None
         raise TextSourceError(f"{label}: empty file (no lines)")
 
 
-def read_parallel(sources: list[tuple[Path, str | None]], chunk_lines: int
-                  ) -> Iterator[list[pa.Array]]:
+def read_parallel(sources: list[tuple[Path, str | None]], chunk_lines: int,
+                  max_expanded_bytes: int | None = None) -> Iterator[list[pa.Array]]:
     """Stream line-aligned files in lockstep; differing line counts are an error."""
-    readers = [read_lines(p, chunk_lines, m) for p, m in sources]
+    readers = [read_lines(p, chunk_lines, m, max_expanded_bytes) for p, m in sources]
     totals = [0] * len(readers)
     while True:
         chunks = [next(r, None) for r in readers]
@@ -221,28 +310,35 @@ def read_parallel(sources: list[tuple[Path, str | None]], chunk_lines: int
         yield [c[1] for c in chunks]
 
 
-def read_tsv(path: Path, columns: list[str], chunk_lines: int, member: str | None = None
-             ) -> Iterator[pa.Table]:
-    """Stream a tab-separated file as tables with ``columns`` (extra fields ignored)."""
+def read_tsv(path: Path, columns: list[str], chunk_lines: int, member: str | None = None,
+             max_expanded_bytes: int | None = None) -> Iterator[pa.Table]:
+    """Stream a tab-separated file as tables with ``columns``.
+
+    Every line must have exactly ``len(columns)`` fields: fewer or more (a sentence with a
+    tab in it, an undeclared column) raise :class:`TextSourceError` naming the line.
+    """
     if not columns:
         raise ValueError(f"{path}: a tsv source needs `columns` (names of its fields)")
-    for start, lines in read_lines(path, chunk_lines, member):
+    for start, lines in read_lines(path, chunk_lines, member, max_expanded_bytes):
         fields = pc.split_pattern(lines, "\t")
-        short = np.flatnonzero(pc.list_value_length(fields).to_numpy() < len(columns))
-        if len(short):
-            i = int(short[0])
+        bad = np.flatnonzero(pc.list_value_length(fields).to_numpy() != len(columns))
+        if len(bad):
+            i = int(bad[0])
+            found = len(fields[i])
+            more = (" (a tab inside a sentence, or a column missing from `columns` in params)"
+                    if found > len(columns) else "")
             raise TextSourceError(
                 f"{describe(path, member)}: line {start + i}: expected {len(columns)} "
                 f"tab-separated fields ({', '.join(columns)}), found "
-                f"{len(fields[i])}: {lines[i].as_py()[:80]!r}")
+                f"{found}{more}: {lines[i].as_py()[:80]!r}")
         yield pa.table({c: pc.list_element(fields, k) for k, c in enumerate(columns)})
 
 
-def read_alternating(path: Path, chunk_lines: int, member: str | None = None
-                     ) -> Iterator[pa.Table]:
+def read_alternating(path: Path, chunk_lines: int, member: str | None = None,
+                     max_expanded_bytes: int | None = None) -> Iterator[pa.Table]:
     """Stream alternating utterance/reply lines as ``(context, response)`` tables."""
     chunk_lines += chunk_lines % 2  # even, so a pair never straddles two chunks
-    for start, lines in read_lines(path, chunk_lines, member):
+    for start, lines in read_lines(path, chunk_lines, member, max_expanded_bytes):
         if len(lines) % 2:
             last = start + len(lines) - 1
             raise TextSourceError(f"{describe(path, member)}: odd number of lines ({last:,}): "
@@ -281,7 +377,8 @@ def paragraphs(lines: pa.Array) -> tuple[pa.Array, pa.Array]:
 
 
 def read_book(path: Path, chunk_lines: int, gutenberg_header: bool = True,
-              member: str | None = None) -> Iterator[pa.Array]:
+              member: str | None = None, max_expanded_bytes: int | None = None
+              ) -> Iterator[pa.Array]:
     """Stream a plain-text book as arrays of paragraphs, Gutenberg header/footer stripped.
 
     With ``gutenberg_header`` the text between the ``*** START OF THE PROJECT GUTENBERG
@@ -294,7 +391,7 @@ def read_book(path: Path, chunk_lines: int, gutenberg_header: bool = True,
     ended = False
     emitted = 0
     pending = pa.array([], pa.string())
-    for start, lines in read_lines(path, chunk_lines, member):
+    for start, lines in read_lines(path, chunk_lines, member, max_expanded_bytes):
         if ended:
             continue  # the licence: read (so damage is still detected) but not kept
         if not inside:
@@ -394,12 +491,18 @@ def drop_rows(table: pa.Table, reasons: list[tuple[str, np.ndarray]]
     return table.filter(pa.array(~dropped)), counts
 
 
-def _naming(tables: Iterator[pa.Table], key: str) -> Iterator[pa.Table]:
-    """Add the params key of the source to reading errors (the file is already named)."""
+def _naming(tables: Iterator[pa.Table], key: str,
+            max_expanded_bytes: int | None = None) -> Iterator[pa.Table]:
+    """Add the params key of the source to reading errors (the file is already named);
+    the readers inside get ``max_expanded_bytes`` (the corpus's, when given) as default."""
+    token = _EXPAND_LIMIT.set(max_expanded_bytes or MAX_EXPANDED_BYTES)
     try:
         yield from tables
     except TextSourceError as exc:
         raise TextSourceError(f"{exc} [source: params {key}]") from exc
+    finally:
+        with contextlib.suppress(ValueError):
+            _EXPAND_LIMIT.reset(token)
 
 
 # --- the shared adapter -------------------------------------------------------------------
@@ -427,26 +530,18 @@ class TextCorpus(Corpus):
         return cfg.mirror_dir
 
     def fetch(self, cfg: TextFetchConfig, ctx: FetchContext) -> dict[str, Iterable[pa.Table]]:
-        chosen = cfg.chosen()
-        for name, source in chosen:  # refuse unpinned files before downloading anything
-            require_pinned(source, f"fetch.{self.name}.sources.{name}")
         out: dict[str, Iterable[pa.Table]] = {}
-        for name, source in chosen:
+        for part, candidates in cfg.origins().items():
+            # Files are had (verified or trusted on first use) now; reading them streams
+            # later, and checks them structurally (archive, UTF-8, line counts) on the way.
+            name, source, files = resolve(candidates, ctx, part, f"fetch.{self.name}")
             key = f"fetch.{self.name}.sources.{name}"
-            files = download_source(source, ctx, key)
-            out[part_name(name, source)] = _naming(self.read_source(name, source, files, cfg), key)
+            out[part] = _naming(self.read_source(name, source, files, cfg), key)
         return out
 
     def read_source(self, name: str, source: TextSourceConfig, files: dict[str, Path],
                     cfg: TextFetchConfig) -> Iterator[pa.Table]:
         raise NotImplementedError
-
-    def expected_rows(self, part: str, cfg: TextFetchConfig) -> tuple[int, int | None]:
-        for name, source in cfg.chosen():
-            if part_name(name, source) == part and part in source.rows:
-                rows = source.rows[part]
-                return rows, rows
-        return 1, None
 
     def raw_schema(self) -> dict[str, str]:
         return {c: "string" for c in self.text_columns}

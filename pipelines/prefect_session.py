@@ -1,0 +1,268 @@
+"""One Prefect server for a whole session: every flow a command starts reports to it.
+
+    python -m pipelines.prefect_session -- dvc repro
+    python -m pipelines.prefect_session --home .prefect --port 4200 -- dvc repro train@mnist_cnn
+
+With no ``PREFECT_API_URL``, each process that runs a Prefect flow starts a temporary server of
+its own (~13 s cold, per training or evaluation stage) and its runs vanish with it. This wraps a
+command instead: when ``PREFECT_API_URL`` is unset it starts ``prefect server start --host
+127.0.0.1 --port <free port>`` once, with ``PREFECT_HOME=<home>`` (its SQLite database lives
+there, so the runs of every session stay and show in the UI of the next server over that home),
+waits for ``/api/health``, runs the command with ``PREFECT_API_URL`` pointing at it, then stops
+the server (SIGTERM, then SIGKILL after a grace period), also on Ctrl-C. When
+``PREFECT_API_URL`` is already set, that server is used and nothing is started. The exit code
+is the command's (128+N when it died of signal N).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from rnnflow.env import PROJECT_ROOT, apply_offline_defaults
+
+HOST = "127.0.0.1"
+LOG_NAME = "server.log"
+
+
+class ServerStartError(RuntimeError):
+    """``prefect server start`` exited or did not answer ``/api/health`` in time."""
+
+
+def free_port(host: str = HOST) -> int:
+    """A TCP port free on ``host`` right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def healthy(api_url: str, timeout: float = 2.0) -> bool:
+    """Whether ``<api_url>/health`` answers 200 (no proxy: loopback only)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"{api_url.rstrip('/')}/health", timeout=timeout) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def _tail(path: Path, offset: int, lines: int = 40) -> str:
+    """The last ``lines`` lines written to ``path`` after byte ``offset``."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            text = fh.read().decode("utf-8", "replace")
+    except OSError as exc:
+        return f"(no log: {exc})"
+    return "\n".join(text.splitlines()[-lines:]) or "(empty)"
+
+
+def _die_with_parent() -> None:
+    """In the server child (Linux): SIGTERM it if this process dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 20.0) -> int | None:
+    """SIGTERM ``proc``; SIGKILL it if it is still running after ``grace`` seconds.
+
+    A Ctrl-C while waiting kills it at once (and is then re-raised): the server never
+    outlives its session.
+    """
+    if proc.poll() is None:
+        try:
+            proc.terminate()
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        except BaseException:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+            raise
+    return proc.returncode
+
+
+def _server_env(home: Path, api: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PREFECT__") and k not in ("PREFECT_API_URL", "PREFECT_API_KEY")}
+    env.update({"PREFECT_HOME": str(home), "PREFECT_UI_API_URL": api,
+                "PREFECT_SERVER_ANALYTICS_ENABLED": env.get("PREFECT_SERVER_ANALYTICS_ENABLED",
+                                                            "false"),
+                "DO_NOT_TRACK": env.get("DO_NOT_TRACK", "1"), "PYTHONUNBUFFERED": "1"})
+    return env
+
+
+def _prefect_cli() -> list[str]:
+    beside = Path(sys.executable).parent / "prefect"
+    return [str(beside)] if beside.exists() else [sys.executable, "-m", "prefect"]
+
+
+@contextlib.contextmanager
+def prefect_server(home: Path, port: int | None = None, startup_timeout: float = 120.0,
+                   grace: float = 20.0, quiet: bool = False) -> Iterator[str]:
+    """Yield the API URL of a Prefect server that runs for the ``with`` block.
+
+    ``PREFECT_API_URL`` already set: yield it, start nothing. Otherwise start ``prefect server
+    start --host 127.0.0.1 --port <port or a free one>`` with ``PREFECT_HOME=home`` (its output
+    appended to ``home/server.log``), wait up to ``startup_timeout`` seconds for
+    ``/api/health``, and set ``PREFECT_API_URL`` in ``os.environ`` for the block (so every child
+    process inherits it; the previous value is restored after). On exit, Ctrl-C included, the
+    server gets SIGTERM and, after ``grace`` seconds, SIGKILL. It runs in its own session, so a
+    Ctrl-C at the terminal reaches the command but not the server, which is stopped only after
+    the command has finished writing its runs.
+
+    Raises :class:`ServerStartError` (with the tail of the server's log) if it exits early or
+    is not healthy in time; with no ``port`` given, a lost race for the free port is retried.
+    """
+    existing = os.environ.get("PREFECT_API_URL", "").strip()
+    if existing:
+        if not quiet:
+            print(f"prefect_session: using the server at PREFECT_API_URL={existing}",
+                  file=sys.stderr)
+        yield existing
+        return
+
+    apply_offline_defaults()
+    home = Path(home).expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    log_path = home / LOG_NAME
+    attempts = 1 if port else 3
+    for attempt in range(1, attempts + 1):
+        use_port = port or free_port()
+        api = f"http://{HOST}:{use_port}/api"
+        with log_path.open("ab") as log:
+            offset = log.tell()
+            log.write(f"--- prefect_session {datetime.now(timezone.utc).isoformat()} "
+                      f"pid {os.getpid()} port {use_port} ---\n".encode())
+            log.flush()
+            began = time.monotonic()
+            proc = subprocess.Popen(
+                [*_prefect_cli(), "server", "start", "--host", HOST, "--port", str(use_port)],
+                env=_server_env(home, api), stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
+        try:
+            while not healthy(api):
+                if proc.poll() is not None or time.monotonic() - began > startup_timeout:
+                    break
+                time.sleep(0.25)
+            else:
+                break  # healthy
+        except BaseException:  # Ctrl-C while waiting
+            stop_process(proc, grace)
+            raise
+        code = proc.poll()
+        stop_process(proc, grace)
+        why = (f"exited with code {code}" if code is not None
+               else f"was not healthy after {startup_timeout:.0f} s")
+        if code is not None and attempt < attempts and "address" in _tail(log_path, offset):
+            continue  # someone took the free port between our check and the server's bind
+        raise ServerStartError(
+            f"prefect server start (PREFECT_HOME={home}, {api}) {why}; last lines of "
+            f"{log_path}:\n{_tail(log_path, offset)}")
+
+    if not quiet:
+        print(f"prefect_session: Prefect server at {api} (UI http://{HOST}:{use_port}, "
+              f"PREFECT_HOME={home}, healthy in {time.monotonic() - began:.1f} s)",
+              file=sys.stderr)
+    previous = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = api
+    try:
+        yield api
+    finally:
+        if previous is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = previous
+        code = stop_process(proc, grace)
+        if not quiet:
+            how = signal.Signals(-code).name if code and code < 0 else f"exit {code}"
+            print(f"prefect_session: stopped the Prefect server ({how}); its runs are kept in "
+                  f"{home}", file=sys.stderr)
+
+
+def _terminal_signals_child() -> bool:
+    """Whether a Ctrl-C at the terminal reaches our child too (we are its foreground group)."""
+    for stream in (sys.stdin, sys.stdout, sys.stderr):
+        try:
+            return os.tcgetpgrp(stream.fileno()) == os.getpgrp()
+        except (OSError, ValueError, AttributeError):
+            continue
+    return False
+
+
+def run_command(cmd: Sequence[str]) -> int:
+    """Run ``cmd``; its exit code (128+N if signal N ended it).
+
+    SIGTERM and SIGHUP are passed on to it. A SIGINT is passed on unless the terminal already
+    sent it to the whole foreground process group (the child included); either way this
+    process waits for the command to end, so the server outlives the command's last write.
+    """
+    proc = subprocess.Popen(list(cmd))
+    terminal = _terminal_signals_child()
+
+    def forward(signum, _frame):
+        if proc.poll() is None and not (signum == signal.SIGINT and terminal):
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signum)
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        code = proc.wait()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    return 128 - code if code < 0 else code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.prefect_session",
+        description="\n\n".join(__doc__.split("\n\n")[::2]),
+        epilog="examples:\n" + __doc__.split("\n\n")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", type=Path, default=None,
+                        help="PREFECT_HOME of the server: its SQLite database and server.log "
+                             "(default: $PREFECT_HOME, else <project>/.prefect)")
+    parser.add_argument("--port", type=int, default=None,
+                        help="port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--startup-timeout", type=float, default=120.0,
+                        help="seconds to wait for /api/health (default: %(default)s)")
+    parser.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...",
+                        help="the command to run inside the session, after --")
+    args = parser.parse_args(argv)
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        parser.error("no command given: python -m pipelines.prefect_session -- CMD ARGS...")
+    home = args.home or Path(os.environ.get("PREFECT_HOME") or PROJECT_ROOT / ".prefect")
+    try:
+        with prefect_server(home, args.port, args.startup_timeout):
+            return run_command(cmd)
+    except ServerStartError as exc:
+        print(f"prefect_session: {exc}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as exc:
+        print(f"prefect_session: {exc}", file=sys.stderr)
+        return 127
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""Issue #13 fixes in the operations flows, tested without a Prefect server or a DVC run.
+
+a. ``retrain`` with a ``model`` (CLI ``--model``, deployment parameter) used to crash with a
+   TypeError: ``parse()``'s own first parameter is named ``model``.
+b. A challenger already judged is not judged again, however many entries came after.
+c. The ``repro`` artifact lists only numeric, non-timing metrics as changed, and counts a
+   stage DVC restored from its run cache as restored.
+
+The flows' bodies are called with ``.fn`` (no Prefect engine); the DVC subprocess steps are
+replaced by stand-ins through monkeypatch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipelines import repro as R
+from pipelines import retrain as RT
+from pipelines import workspace as W
+from tests.conftest import write_params
+
+MODEL = "mnist_logreg"
+
+
+# --- a. retrain --model ------------------------------------------------------------------
+
+@pytest.fixture
+def retrain_root(tmp_path: Path, monkeypatch) -> tuple[Path, list]:
+    """A project root whose params name another model; DVC and judging are stand-ins."""
+    root = tmp_path / "project"
+    root.mkdir()
+    write_params(root, {"retrain": {"model": "mnist_cnn"}})
+    calls: list = []
+
+    def reproduce(root_: str, targets: list[str]) -> list[str]:
+        calls.append(("reproduce", targets))
+        return []
+
+    def evaluate_and_record(root_, cfg, params_path, flow_run):
+        calls.append(("judge", cfg.model))
+        cand = RT.Candidate(model=cfg.model, fingerprint="f" * 16, value=0.5, metrics={},
+                            params={}, deps={}, model_hash=None, commit=None, dirty=False)
+        return cand, RT.Verdict("no change", "stand-in", None), None, []
+
+    monkeypatch.setattr(RT, "reproduce", reproduce)
+    monkeypatch.setattr(RT, "evaluate_and_record", evaluate_and_record)
+    monkeypatch.setattr(W, "publish_markdown", lambda *a, **k: None)
+    return root, calls
+
+
+def test_retrain_flow_takes_a_model_parameter(retrain_root):
+    root, calls = retrain_root
+    out = RT.retrain.fn(model=MODEL, root=str(root))
+    assert out["model"] == MODEL
+    assert calls == [("reproduce", [f"evaluate@{MODEL}"]), ("judge", MODEL)]
+
+
+def test_retrain_without_a_model_uses_params(retrain_root):
+    root, calls = retrain_root
+    assert RT.retrain.fn(root=str(root))["model"] == "mnist_cnn"
+    assert calls[0] == ("reproduce", ["evaluate@mnist_cnn"])
+
+
+def test_retrain_cli_model_option(retrain_root, monkeypatch, capsys):
+    root, calls = retrain_root
+    monkeypatch.setattr(RT, "retrain", RT.retrain.fn)  # the flow body, no Prefect engine
+    assert RT.main(["--model", MODEL, "--root", str(root)]) == 0
+    assert capsys.readouterr().out.startswith(f"retrain {MODEL}: no change")
+    assert ("judge", MODEL) in calls
+
+
+def test_retrain_config_override_keeps_the_rest_and_validates():
+    params = {"retrain": {"model": "mnist_cnn", "margin": 0.5}}
+    cfg = RT.retrain_config(params, MODEL)
+    assert (cfg.model, cfg.margin) == (MODEL, 0.5)
+    assert params["retrain"]["model"] == "mnist_cnn"  # not modified in place
+    assert RT.retrain_config(params).model == "mnist_cnn"
+    with pytest.raises(RT.ConfigError, match="retrain"):
+        RT.retrain_config({"retrain": {"model": "x", "margin": -1}}, MODEL)
+
+
+# --- b. already judged, anywhere in the history ------------------------------------------
+
+def _cfg(**kw) -> RT.RetrainConfig:
+    return RT.RetrainConfig(model=MODEL, margin=0.0, **kw)
+
+
+def _cand(fp: str, value: float) -> RT.Candidate:
+    return RT.Candidate(model=MODEL, fingerprint=fp, value=value, metrics={}, params={},
+                        deps={}, model_hash=None, commit=None, dirty=False)
+
+
+def _entry(cand: RT.Candidate, decision: str, champion_value) -> dict:
+    e = {**RT.asdict(cand), "decision": decision, "reason": "r",
+         "champion_value": champion_value}
+    e.pop("model")
+    return e
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> RT.Registry:
+    """Promoted A (0.8), rejected B (0.7), promoted C (0.9): B is no longer the last entry."""
+    reg = RT.Registry(tmp_path / "registry" / "champions.json")
+    reg.record(MODEL, _entry(_cand("a" * 16, 0.8), "promoted", None))
+    reg.record(MODEL, _entry(_cand("b" * 16, 0.7), "rejected", 0.8))
+    reg.record(MODEL, _entry(_cand("c" * 16, 0.9), "promoted", 0.8))
+    return reg
+
+
+def test_a_rejected_challenger_is_not_judged_again_after_another_promotion(registry, tmp_path):
+    verdict = RT.judge(tmp_path, registry, _cand("b" * 16, 0.7), _cfg(), {})
+    assert verdict.decision == "already judged"
+    assert "rejected" in verdict.reason
+    assert verdict.champion_value == 0.8  # what it was judged against then
+
+
+def test_an_earlier_champion_coming_back_is_already_judged(registry, tmp_path):
+    verdict = RT.judge(tmp_path, registry, _cand("a" * 16, 0.8), _cfg(), {})
+    assert verdict.decision == "already judged" and "promoted" in verdict.reason
+
+
+def test_the_champion_and_new_challengers_are_still_judged(registry, tmp_path):
+    assert RT.judge(tmp_path, registry, _cand("c" * 16, 0.9), _cfg(), {}).decision == "no change"
+    assert RT.judge(tmp_path, registry, _cand("d" * 16, 0.95), _cfg(), {}).decision == "promoted"
+    assert RT.judge(tmp_path, registry, _cand("e" * 16, 0.5), _cfg(), {}).decision == "rejected"
+
+
+def test_the_registry_gets_no_second_entry_for_a_judged_fingerprint(registry, tmp_path,
+                                                                    monkeypatch):
+    root = registry.path.parent.parent
+    write_params(root, {"retrain": {"model": MODEL, "margin": 0.0}})
+    monkeypatch.setattr(RT, "read_candidate", lambda r, m, metric: _cand("b" * 16, 0.7))
+    before = json.loads(registry.path.read_text())
+    cfg = _cfg(registry="registry/champions.json")
+    _, verdict, _, history = RT.evaluate_and_record.fn(str(root), cfg, "params.yaml", None)
+    assert verdict.decision == "already judged"
+    assert len(history) == 3
+    assert json.loads(registry.path.read_text()) == before
+
+
+# --- c. the repro artifact --------------------------------------------------------------
+
+DIFF = {  # `dvc metrics diff --json` after a retrain of mnist_logreg on another device
+    "metrics/mnist_logreg.json": {
+        "test.accuracy": {"old": 0.81, "new": 0.84, "diff": 0.03},
+        "test.loss": {"old": 0.6, "new": 0.6, "diff": 0},
+        "model": {"old": "mnist_logreg", "new": "mnist_logreg_v2"},
+        "seconds": {"old": 1.5, "new": 2.25, "diff": 0.75},
+    },
+    "metrics/mnist_logreg_train.json": {
+        "val_accuracy": {"old": 0.8, "new": 0.83, "diff": 0.03},
+        "device": {"old": "cpu", "new": "cuda"},
+        "torch": {"old": "2.4.0", "new": "2.5.1"},
+        "keep": {"old": "best", "new": "last"},
+        "wall_seconds": {"old": 3.0, "new": 4.0, "diff": 1.0},
+        "run_seconds": {"old": 3.5, "new": 4.5, "diff": 1.0},
+        "train.time": {"old": 10, "new": 12, "diff": 2},
+        "wall": {"old": 10, "new": 12, "diff": 2},
+        "epochs": {"old": 3, "new": 5, "diff": 2},
+        "amp": {"old": False, "new": True},
+    },
+}
+
+
+def test_metrics_diff_lists_only_numeric_non_timing_metrics():
+    rows = R.metrics_diff_rows(DIFF)
+    assert [(r["file"], r["metric"]) for r in rows] == [
+        ("metrics/mnist_logreg.json", "test.accuracy"),
+        ("metrics/mnist_logreg_train.json", "epochs"),
+        ("metrics/mnist_logreg_train.json", "val_accuracy"),
+    ]
+    assert rows[0] == {"file": "metrics/mnist_logreg.json", "metric": "test.accuracy",
+                       "old": 0.81, "new": 0.84, "change": 0.03}
+    assert R.metrics_diff_rows({"diff": DIFF}) == rows  # the Python API's wrapping
+
+
+def test_a_metric_that_appears_or_disappears_is_listed():
+    rows = R.metrics_diff_rows({"m.json": {"test.f1": {"new": 0.5}, "gone": {"old": 2}}})
+    assert [r["metric"] for r in rows] == ["gone", "test.f1"]
+
+
+@pytest.mark.parametrize("key, timing", [
+    ("seconds", True), ("wall_seconds", True), ("run_seconds", True), ("train.time", True),
+    ("wall", True), ("epoch_time", True), ("wall_s", True), ("test.accuracy", False),
+    ("val_loss", False), ("loss", False), ("epochs", False), ("timestamps_seen", False)])
+def test_timing_keys(key, timing):
+    assert R.is_timing(key) is timing
+
+
+LINES = [
+    "Stage 'fetch@mnist' didn't change, skipping",
+    "Stage 'clean@mnist' is cached - skipping run, checking out outputs",
+    "Stage 'format@mnist' is cached - skipping run, checking out outputs",
+    "Running stage 'train@mnist_logreg':",
+    "> python -m pipelines.train mnist_logreg",
+]
+
+
+def test_summary_counts_stages_restored_from_the_run_cache():
+    run = W.Run(["dvc", "repro"], 0, LINES, 3.0)
+    assert R.restored(run) == ["clean@mnist", "format@mnist"]
+    md = R.summary_markdown([], {}, run, [], None)
+    assert "1 stage(s) ran, 2 restored from the run cache, 1 up to date" in md
+    assert "| clean@mnist |" in md and "| format@mnist |" in md
+
+
+def test_repro_flow_reports_restored_and_filtered_metrics(tmp_path, monkeypatch):
+    published = []
+    monkeypatch.setattr(R, "run_dvc", lambda *a: W.Run(["dvc", "repro"], 0, LINES, 3.0))
+    monkeypatch.setattr(W, "dvc_json", lambda root, *args: DIFF)
+    monkeypatch.setattr(W, "publish_markdown", lambda md, *a, **k: published.append(md))
+    out = R.repro.fn(root=str(tmp_path))
+    assert out["ran"] == ["train@mnist_logreg"]
+    assert out["restored"] == ["clean@mnist", "format@mnist"]
+    assert out["skipped"] == ["fetch@mnist"]
+    assert out["metrics_changed"] == 3
+    md = published[0]
+    for text in ("| device |", "| torch |", "| model |", "| keep |", "seconds |"):
+        assert text not in md
+    assert "| test.accuracy |" in md
