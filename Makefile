@@ -38,14 +38,11 @@ system:  ## Debian packages the tests use: chromium (headless UI check), when ro
 	else echo "note: /usr/bin/chromium missing (not root): the browser check will skip"; fi
 
 repro: setup  ## run the DVC DAG: the main job, or PROFILE=ci|gpu as a DVC experiment
-	@if [ -n "$(PROFILE)" ]; then \
-		$(BIN)/rnnflow profile $(PROFILE) --exp-run; \
-	else \
-		git diff --quiet -- params.yaml 2>/dev/null || echo "note: params.yaml differs from \
-	the last commit (your edits, or an experiment left applied): running with it; \
-	\`git checkout params.yaml\` returns to the main job" >&2; \
-		$(PY) -m pipelines.prefect_session -- $(BIN)/dvc repro; \
-	fi
+	@git diff --quiet -- params.yaml 2>/dev/null || echo "note: params.yaml differs from the \
+	last commit (your edits, or an experiment left applied); \`git checkout params.yaml\` \
+	returns to the main job" >&2
+	$(PY) -m pipelines.prefect_session -- \
+		$(if $(PROFILE),$(BIN)/rnnflow profile $(PROFILE) --exp-run,$(BIN)/dvc repro)
 	@$(BIN)/dvc metrics show
 
 test: setup system  ## run the test suite

@@ -38,10 +38,19 @@ def override_value(value: object) -> str:
 
 
 def set_params_args(name: str) -> list[str]:
-    """``-S key=value`` arguments of ``dvc exp run`` for ``profiles/<name>.yaml``."""
+    """``-S key=value`` arguments of ``dvc exp run`` for ``profiles/<name>.yaml``; keys that
+    params.yaml does not have yet are added (Hydra's ``+key=value``)."""
+    from rnnflow.config import PARAMS_FILE, load_params, section
+
+    params = load_params(PARAMS_FILE)
     args = []
     for key, value in flatten(profile_overlay(name)).items():
-        args += ["-S", f"{key}={override_value(value)}"]
+        try:
+            section(params, key)
+            plus = ""
+        except ConfigError:
+            plus = "+"
+        args += ["-S", f"{plus}{key}={override_value(value)}"]
     return args
 
 

@@ -129,8 +129,7 @@ def _write_error(path: Path | str, exc: OSError) -> OSError:
     why = exc.strerror or str(exc)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         why += " (disk full or quota exceeded: free space, then run again)"
-    new = OSError(exc.errno, f"{path}: cannot write: {why}")
-    return new
+    return OSError(exc.errno, f"{path}: cannot write: {why}")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -150,16 +149,20 @@ def remove_orphans(final: Path | str) -> list[Path]:
 
     Only ``.<name>.tmp-<pid>-*`` and ``.<name>.old-<pid>`` entries of this very output are
     considered, and only those whose ``pid`` is not a live process (a concurrent run of
-    the same hop keeps its own). Returns what was removed.
+    the same hop keeps its own). A previous output set aside by a swap that was killed
+    before the new one moved in is put back rather than removed. Returns what was removed.
     """
     final = Path(final)
     if not final.parent.is_dir():
         return []
-    pattern = re.compile(rf"^\.{re.escape(final.name)}\.(?:tmp|old)-(\d+)(?:-.*)?$")
+    pattern = re.compile(rf"^\.{re.escape(final.name)}\.(tmp|old)-(\d+)(?:-.*)?$")
     removed = []
     for entry in final.parent.iterdir():
         m = pattern.match(entry.name)
-        if not m or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))):
+        if not m or int(m.group(2)) == os.getpid() or _pid_alive(int(m.group(2))):
+            continue
+        if m.group(1) == "old" and not (final.exists() or final.is_symlink()):
+            os.replace(entry, final)  # killed mid-swap: the old output is the last good one
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)

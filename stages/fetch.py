@@ -308,10 +308,12 @@ def body_for(corpus: str, args: argparse.Namespace | None):
             stream: Iterable[pa.Table] = batches_of(data) if isinstance(data, pa.Table) else data
             rows = run.write_stream(part, stream, adapter.raw_suite(part, cfg))
             low, high = adapter.expected_rows(part, cfg)
+            key = None
             for name, source, _ in ctx.resolved.values():
                 if part in source.rows:  # the source that served it says how many rows it has
                     low = high = source.rows[part]
-            run.check_rows(part, rows, low, high, "rows fetched")
+                    key = f"fetch.{corpus}.sources.{name}.rows.{part}"
+            run.check_rows(part, rows, low, high, "rows fetched", params_key=key)
         # Reached only when every part read, validated and counted: first uses are trusted now.
         ctx.lock.save(lock_file)
         io.write_json(run.root / "reports" / "fetch" / f"{corpus}.json",

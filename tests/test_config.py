@@ -90,3 +90,4 @@ def test_exp_run_arguments_parse_as_dvc_overrides() -> None:
     assert override_value("cosine") == "cosine" and override_value("a b") == '"a b"'
     args = set_params_args("ci")
     assert args[0] == "-S" and "train.models.mnist_cnn.epochs=1" in args
+    assert "+train.models.books_lm.max_batches=15" in args  # not in params.yaml: added

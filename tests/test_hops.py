@@ -123,9 +123,9 @@ def test_failing_expectation_stops_hop_and_leaves_nothing(project: Path, capsys)
     assert failed and failed[0]["failures"][0]["rows"] == [3, 7]
 
 
-def test_failing_hop_removes_previous_output(project: Path) -> None:
+def test_failing_hop_keeps_the_last_good_output(project: Path) -> None:
     run_all("parity", project)
-    assert data_dir("clean", "parity", project).exists()
+    before = pq.read_table(data_dir("clean", "parity", project) / "all.parquet")
     params = json.loads((project / "params.yaml").read_text())
     params["clean"]["parity"]["max_drop_fraction"] = 0.0
     (project / "params.yaml").write_text(json.dumps(params))
@@ -134,7 +134,10 @@ def test_failing_hop_removes_previous_output(project: Path) -> None:
     table = pq.read_table(path)
     pq.write_table(pa.concat_tables([table, table]), path)
     assert run_hop("clean", "parity", project) == 1
-    assert not data_dir("clean", "parity", project).exists()
+    # The new output was not valid: the previous one stays, untouched, and no temp dir.
+    assert pq.read_table(data_dir("clean", "parity", project) / "all.parquet").equals(before)
+    assert not [p for p in data_dir("clean", "parity", project).parent.iterdir()
+                if p.name.startswith(".")]
 
 
 def test_clean_drops_train_copies_of_test_images(project: Path) -> None:

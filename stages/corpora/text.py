@@ -536,7 +536,8 @@ class TextCorpus(Corpus):
             # later, and checks them structurally (archive, UTF-8, line counts) on the way.
             name, source, files = resolve(candidates, ctx, part, f"fetch.{self.name}")
             key = f"fetch.{self.name}.sources.{name}"
-            out[part] = _naming(self.read_source(name, source, files, cfg), key)
+            out[part] = _naming(self.read_source(name, source, files, cfg), key,
+                                cfg.max_expanded_bytes)
         return out
 
     def read_source(self, name: str, source: TextSourceConfig, files: dict[str, Path],
