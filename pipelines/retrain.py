@@ -35,7 +35,7 @@ from typing import Any, Literal
 import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from pipelines import workspace as W
 from pipelines.outputs import logger, write_atomic
@@ -50,10 +50,18 @@ class RetrainConfig(Config):
     cron: str = "0 3 * * *"  # when the served deployment runs (Prefect cron schedule)
     timezone: str = "UTC"
     model: str  # a key of train.models
-    metric: str = "test.accuracy"  # dotted key in metrics/<model>.json
+    metric: str = "validation.accuracy"  # dotted key in metrics/<model>.json: never test.
     higher_is_better: bool = True
     margin: float = Field(0.0, ge=0)  # promote only when better by more than this
     registry: str = "registry/champions.json"  # relative to the project root
+
+    @field_validator("metric")
+    @classmethod
+    def _not_test(cls, value: str) -> str:
+        if value.split(".")[0] == "test":
+            raise ValueError(f"retrain.metric {value!r} reads the test split: promotion is "
+                             f"judged on validation (e.g. validation.accuracy)")
+        return value
 
 
 @dataclass

@@ -91,7 +91,7 @@ class SearchSpec(Config):
     """A search spec file (``search/<name>.yaml``)."""
 
     model: str
-    metric: str = "test.accuracy"
+    metric: str = "validation.accuracy"  # chosen on validation; test is reported, never chosen on
     direction: Literal["maximize", "minimize"] = "maximize"
     method: Literal["grid", "random", "tpe"] = "tpe"
     n_trials: int | None = Field(None, ge=1)  # grid: default all of it
@@ -105,6 +105,9 @@ class SearchSpec(Config):
     def _check(self) -> "SearchSpec":
         if not self.space:
             raise ValueError("the space is empty")
+        if self.metric.split(".")[0] == "test":
+            raise ValueError(f"metric {self.metric!r} reads the test split: a search chooses "
+                             f"on validation (e.g. validation.accuracy); test is reported only")
         if self.method != "grid" and self.n_trials is None:
             raise ValueError(f"{self.method} search needs n_trials")
         return self

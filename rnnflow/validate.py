@@ -272,8 +272,8 @@ def _defer(name: str) -> None:
     if name in sys.modules:
         return
     parent, _, child = name.rpartition(".")
-    parent_module = importlib.import_module(parent) if parent else None
     try:
+        parent_module = importlib.import_module(parent) if parent else None
         spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):
         return

@@ -93,7 +93,8 @@ def body_for(corpus: str, _args: object):
             report[part] = {"rows_in": rows_in, "rows_out": rows,
                             "dropped": dict(sorted((k, v) for k, v in dropped.items() if v))}
             run.check_rows(part, rows, int(np.ceil(rows_in * (1 - cfg.max_drop_fraction))),
-                           rows_in, f"at most {cfg.max_drop_fraction:.1%} dropped")
+                           rows_in, f"at most {cfg.max_drop_fraction:.1%} dropped",
+                           params_key=f"clean.{corpus}.max_drop_fraction")
         total_in = sum(p["rows_in"] for p in report.values())
         total_out = sum(p["rows_out"] for p in report.values())
         io.write_json(run.root / "reports" / "clean" / f"{corpus}.json", {

@@ -158,7 +158,8 @@ def body_for(corpus: str, _args: object):
         if held_cols:
             low = int(np.ceil(expected * (1 - cfg.max_held_out_drop)))
             run.check_rows("all splits", sum(counts.values()), low, expected,
-                           f"at most {cfg.max_held_out_drop:.1%} dropped for sharing a test "
+                           params_key=f"format.{corpus}.max_held_out_drop",
+                           why=f"at most {cfg.max_held_out_drop:.1%} dropped for sharing a test "
                            f"sentence")
             run.check_shared(held_cols, ("test", "train"))
 

@@ -90,7 +90,8 @@ def body_for(corpus: str, _args: object):
                     yield pa.Table.from_batches([batch]).filter(pa.array(part))
 
             rows = run.write_stream(split, kept(), fmt_suite)
-            run.check_rows(split, rows, max(n, 1), n, f"sample of {n:,} rows")
+            run.check_rows(split, rows, max(n, 1), n, f"sample of {n:,} rows",
+                           params_key=f"sample.{corpus}.{split}")
         run.check_disjoint()
 
     return body

@@ -63,7 +63,8 @@ def body_for(corpus: str, _args: object):
             rows = run.write_stream(split, stream, suite)
             low = int(np.ceil(rows_in * (1 - cfg.max_drop_fraction)))
             run.check_rows(split, rows, low, rows_in,
-                           f"at most {cfg.max_drop_fraction:.1%} dropped")
+                           f"at most {cfg.max_drop_fraction:.1%} dropped",
+                           params_key=f"tokenize.{corpus}.max_drop_fraction")
             stats[split] = {"rows": rows}
             if stats_of is not None:
                 stats[split].update(stats_of(run.out / f"{split}.parquet", artifacts, cfg))

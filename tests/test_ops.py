@@ -331,7 +331,7 @@ def test_retrain_promotes_only_a_better_challenger(project, server):
 
 SPEC = """\
 model: mnist_logreg
-metric: test.accuracy
+metric: validation.accuracy
 direction: maximize
 method: tpe
 n_trials: 4
@@ -371,7 +371,7 @@ def test_search_runs_four_trials_as_dvc_experiments(project, server):
         data = exps[t["experiment"]]["data"]
         lr = data["params"]["params.yaml"]["data"]["train"]["models"][MODEL]["lr"]
         assert lr == t["params"][f"train.models.{MODEL}.lr"]
-        acc = data["metrics"][f"metrics/{MODEL}.json"]["data"]["test"]["accuracy"]
+        acc = data["metrics"][f"metrics/{MODEL}.json"]["data"]["validation"]["accuracy"]
         assert acc == pytest.approx(t["value"])
     md = (root / "reports/search/tiny.md").read_text()
     assert "## Best" in md and best["experiment"] in md and "| trial |" in md
@@ -379,7 +379,7 @@ def test_search_runs_four_trials_as_dvc_experiments(project, server):
     # The workspace is left at the best trial.
     assert params_of(root)["train"]["models"][MODEL]["lr"] == best["params"][
         f"train.models.{MODEL}.lr"]
-    assert json.loads((root / f"metrics/{MODEL}.json").read_text())["test"]["accuracy"] == \
+    assert json.loads((root / f"metrics/{MODEL}.json").read_text())["validation"]["accuracy"] == \
         pytest.approx(best["value"])
 
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
