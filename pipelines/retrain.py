@@ -8,17 +8,22 @@
 2. The result is the *challenger*: its fingerprint is what ``dvc.lock`` records as the inputs
    of ``train@<model>`` and ``evaluate@<model>`` (data and code hashes, params), its score the
    ``retrain.metric`` of ``metrics/<model>.json`` on the current test split.
-3. The *champion* is the last promoted entry of the registry (``registry/champions.json``, a
-   file meant for git). When the test split changed since it was promoted, its weights (kept
-   in the DVC cache under the hash the registry recorded) are scored again on the current
-   split, so both are judged on the same examples.
+3. The *champion* is the version of the model's GTO artifact last assigned the stage
+   ``retrain.stage`` (``champion``): the registry is Git tags (pipelines/registry.py;
+   ``gto show``, ``gto history <model>``), each version's tag message holding its judgement.
+   When the test split changed since it was promoted, its weights (kept in the DVC cache
+   under the hash its judgement recorded) are scored again on the current split, so both
+   are judged on the same examples.
 4. Promote only when the challenger beats the champion by more than ``retrain.margin``.
+   Every judged challenger is registered as a new version (``<model>@v0.0.N``, at HEAD when
+   the workspace is clean, else at a snapshot commit of it); a promoted one is also assigned
+   the stage (``<model>#champion#N``). Publish the tags with ``git push --tags``.
 
 Idempotent: a challenger with the champion's fingerprint is "no change", and one already
-judged (same fingerprint as any earlier judgement of that model, not only the last) is not
-judged twice — a duplicate or late scheduled run adds nothing to the registry. Every run
-publishes a Markdown artifact saying what changed (params, data/code, metrics) and why the
-challenger was or was not promoted.
+judged (same fingerprint as any earlier registered version of that model, not only the last)
+is not judged twice — a duplicate or late scheduled run creates no tag. Every run publishes
+a Markdown artifact saying what changed (params, data/code, metrics) and why the challenger
+was or was not promoted.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import argparse
 import hashlib
 import json
 import math
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,7 +44,8 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import Field, field_validator
 
 from pipelines import workspace as W
-from pipelines.outputs import logger, write_atomic
+from pipelines.outputs import logger
+from pipelines.registry import GitTagRegistry
 from rnnflow.config import Config, ConfigError, load_params, parse, section
 
 Decision = Literal["promoted", "rejected", "no change", "already judged"]
@@ -53,7 +60,15 @@ class RetrainConfig(Config):
     metric: str = "validation.accuracy"  # dotted key in metrics/<model>.json: never test.
     higher_is_better: bool = True
     margin: float = Field(0.0, ge=0)  # promote only when better by more than this
-    registry: str = "registry/champions.json"  # relative to the project root
+    stage: str = "champion"  # GTO stage a promotion assigns (tags <model>#<stage>#N)
+
+    @field_validator("stage")
+    @classmethod
+    def _gto_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-zA-Z0-9]([a-zA-Z0-9-/_]*[a-zA-Z0-9])?", value):
+            raise ValueError(f"retrain.stage {value!r} is not a GTO stage name (letters, "
+                             f"digits, '-', '_', '/'; starts and ends with a letter or digit)")
+        return value
 
     @field_validator("metric")
     @classmethod
@@ -149,34 +164,6 @@ def numeric_leaves(data: Any) -> dict[str, float]:
             if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-# --- the registry -----------------------------------------------------------------------
-
-class Registry:
-    """``registry/champions.json``: per model, the champion and every judgement, oldest first."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.data: dict[str, Any] = (json.loads(self.path.read_text()) if self.path.exists()
-                                     else {"format": 1, "models": {}})
-
-    def _model(self, model: str) -> dict[str, Any]:
-        return self.data["models"].setdefault(model, {"champion": None, "history": []})
-
-    def champion(self, model: str) -> dict[str, Any] | None:
-        return self.data["models"].get(model, {}).get("champion")
-
-    def history(self, model: str) -> list[dict[str, Any]]:
-        return self.data["models"].get(model, {}).get("history", [])
-
-    def record(self, model: str, entry: dict[str, Any]) -> None:
-        node = self._model(model)
-        node["history"].append(entry)
-        if entry["decision"] == "promoted":
-            node["champion"] = entry
-        payload = json.dumps(self.data, indent=2, sort_keys=False, default=str) + "\n"
-        write_atomic(self.path, payload.encode())
-
-
 # --- the steps --------------------------------------------------------------------------
 
 def read_candidate(root: Path, model: str, metric: str) -> Candidate:
@@ -257,7 +244,7 @@ class Verdict:
     champion_rescored: bool = False
 
 
-def judge(root: Path, reg: Registry, cand: Candidate, cfg: RetrainConfig,
+def judge(root: Path, reg: GitTagRegistry, cand: Candidate, cfg: RetrainConfig,
           params: dict[str, Any]) -> Verdict:
     """Compare the challenger with the champion on the same test split."""
     champ = reg.champion(cand.model)
@@ -299,7 +286,8 @@ def report_markdown(cand: Candidate, verdict: Verdict, champ: dict[str, Any] | N
                           "champion rescored": verdict.champion_rescored}]),
              f"Challenger fingerprint `{cand.fingerprint}`, commit `{cand.commit}`"
              f"{' (+ uncommitted changes)' if cand.dirty else ''}; champion fingerprint "
-             f"`{(champ or {}).get('fingerprint')}`, promoted {(champ or {}).get('time')}.\n",
+             f"`{(champ or {}).get('fingerprint')}`, version "
+             f"`{(champ or {}).get('version')}`, promoted {(champ or {}).get('time')}.\n",
              "## Stages DVC ran\n", W.md_table([{"stage": s} for s in ran]),
              "## What changed since the champion\n", "### Params\n",
              W.md_table(changes((champ or {}).get("params", {}), cand.params)),
@@ -308,9 +296,9 @@ def report_markdown(cand: Candidate, verdict: Verdict, champ: dict[str, Any] | N
              "### Metrics (as recorded)\n",
              W.md_table(changes(numeric_leaves((champ or {}).get("metrics")),
                                 numeric_leaves(cand.metrics))),
-             "## Registry history (latest last)\n",
-             W.md_table([{k: e.get(k) for k in ("time", "decision", "value", "champion_value",
-                                                 "commit", "reason")}
+             "## Registry history (GTO versions, latest last)\n",
+             W.md_table([{k: e.get(k) for k in ("version", "time", "decision", "value",
+                                                 "champion_value", "commit", "reason")}
                          for e in history[-10:]])]
     return "\n".join(parts)
 
@@ -328,7 +316,7 @@ def evaluate_and_record(root: str, cfg: RetrainConfig, params_path: str,
     path = Path(root)
     params = load_params(path / params_path)
     cand = read_candidate(path, cfg.model, cfg.metric)
-    reg = Registry(path / cfg.registry)
+    reg = GitTagRegistry(path, cfg.stage)
     champ = reg.champion(cfg.model)
     verdict = judge(path, reg, cand, cfg, params)
     logger().info("retrain %s: %s — %s", cfg.model, verdict.decision, verdict.reason)
@@ -364,9 +352,11 @@ def retrain(model: str | None = None, params_path: str = "params.yaml",
     W.publish_markdown(report_markdown(cand, verdict, champ, cfg, ran, history),
                        W.artifact_key("retrain", cfg.model),
                        f"retrain {cfg.model}: {verdict.decision}")
+    version = (history[-1].get("version") if history and verdict.decision
+               in ("promoted", "rejected") else None)
     return {"model": cfg.model, "decision": verdict.decision, "reason": verdict.reason,
             "challenger": cand.value, "champion": verdict.champion_value, "ran": ran,
-            "fingerprint": cand.fingerprint}
+            "fingerprint": cand.fingerprint, "version": version}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -275,13 +275,13 @@ def retrain(root: Path, env: dict) -> str:
 def test_retrain_promotes_only_a_better_challenger(project, server):
     root, env = project
     api = server[0]
-    registry = root / "registry" / "champions.json"
+    from pipelines.registry import GitTagRegistry
 
-    def entries() -> list[dict]:
-        return json.loads(registry.read_text())["models"][MODEL]["history"]
+    def entries() -> list[dict]:  # the registry is GTO tags (gto history MODEL)
+        return GitTagRegistry(root).history(MODEL)
 
-    def champion() -> dict:
-        return json.loads(registry.read_text())["models"][MODEL]["champion"]
+    def champion() -> dict:  # the version last assigned the `champion` stage
+        return GitTagRegistry(root).champion(MODEL)
 
     key = f"train.models.{MODEL}"
     assert retrain(root, env) == "promoted"  # no champion yet
@@ -312,6 +312,9 @@ def test_retrain_promotes_only_a_better_challenger(project, server):
     # Same data, params and code as the champion: no change, no entry.
     assert retrain(root, env) == "no change"
     assert [e["decision"] for e in entries()] == ["promoted", "rejected", "promoted"]
+    tags = sh(["git", "tag", "-l"], root, env).split()
+    assert tags == [f"{MODEL}#champion#1", f"{MODEL}#champion#2", f"{MODEL}@v0.0.1",
+                    f"{MODEL}@v0.0.2", f"{MODEL}@v0.0.3"], tags
 
     # Each run published a report saying what happened and why.
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey

@@ -12,7 +12,7 @@ replaced by stand-ins through monkeypatch.
 
 from __future__ import annotations
 
-import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -100,10 +100,24 @@ def _entry(cand: RT.Candidate, decision: str, champion_value) -> dict:
     return e
 
 
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
 @pytest.fixture
-def registry(tmp_path: Path) -> RT.Registry:
-    """Promoted A (0.8), rejected B (0.7), promoted C (0.9): B is no longer the last entry."""
-    reg = RT.Registry(tmp_path / "registry" / "champions.json")
+def registry(tmp_path: Path) -> RT.GitTagRegistry:
+    """Promoted A (0.8), rejected B (0.7), promoted C (0.9): B is no longer the last entry.
+
+    The registry is GTO tags in a throw-away git repository (tests/test_gto_registry.py).
+    """
+    write_params(tmp_path, {"retrain": {"model": MODEL, "margin": 0.0}})
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "config", "user.name", "ci")
+    _git(tmp_path, "config", "user.email", "ci@localhost")
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "commit", "-qm", "project")
+    reg = RT.GitTagRegistry(tmp_path)
     reg.record(MODEL, _entry(_cand("a" * 16, 0.8), "promoted", None))
     reg.record(MODEL, _entry(_cand("b" * 16, 0.7), "rejected", 0.8))
     reg.record(MODEL, _entry(_cand("c" * 16, 0.9), "promoted", 0.8))
@@ -130,15 +144,14 @@ def test_the_champion_and_new_challengers_are_still_judged(registry, tmp_path):
 
 def test_the_registry_gets_no_second_entry_for_a_judged_fingerprint(registry, tmp_path,
                                                                     monkeypatch):
-    root = registry.path.parent.parent
-    write_params(root, {"retrain": {"model": MODEL, "margin": 0.0}})
+    root = registry.root
     monkeypatch.setattr(RT, "read_candidate", lambda r, m, metric: _cand("b" * 16, 0.7))
-    before = json.loads(registry.path.read_text())
-    cfg = _cfg(registry="registry/champions.json")
-    _, verdict, _, history = RT.evaluate_and_record.fn(str(root), cfg, "params.yaml", None)
+    before = _git(root, "tag", "-l").split()
+    assert len(before) == 5  # 3 versions, 2 champion assignments
+    _, verdict, _, history = RT.evaluate_and_record.fn(str(root), _cfg(), "params.yaml", None)
     assert verdict.decision == "already judged"
     assert len(history) == 3
-    assert json.loads(registry.path.read_text()) == before
+    assert _git(root, "tag", "-l").split() == before
 
 
 # --- c. the repro artifact --------------------------------------------------------------
