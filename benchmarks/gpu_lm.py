@@ -40,9 +40,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# A sibling script is named like the stdlib ``tokenize`` module: take this directory off the path.
 _HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+# the project root, for a checkout that is not pip-installed (e.g. the GPU machine)
 sys.path.insert(0, str(_HERE.parent))
 
 import os  # noqa: E402

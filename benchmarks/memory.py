@@ -21,9 +21,7 @@ from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
 _ROOT = _HERE.parent
-# benchmarks/tokenize.py would shadow the stdlib ``tokenize`` (imported by ``inspect``):
-# take this directory off the path before anything imports it.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+# the project root, for a checkout that is not pip-installed (e.g. the GPU machine)
 sys.path.insert(0, str(_ROOT))
 
 import argparse  # noqa: E402

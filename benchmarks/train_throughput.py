@@ -2,6 +2,7 @@
 ``nn.LSTMCell`` (the naive reference), side by side.
 
     python benchmarks/train_throughput.py [--device cpu|cuda] [--sizes default|gpu] [--steps 10]
+        [--quick] [--out benchmarks/results/train_throughput_<cpu|cuda>_<sizes>.json]
 
 For each text model (``books_lm``, ``es_en_translator``, ``twitter_chatbot``), at the sizes of
 params.yaml (``--sizes gpu``: profiles/gpu.yaml), one training step = forward + backward +
@@ -12,6 +13,9 @@ before timing, so the comparison is fair. Prints target tokens/second (seq2seq: 
 tokens incl. ``<eos>``; lm: every position) and the ratio.
 
 Imports only torch and ``pipelines.models`` (runs where Prefect and pydantic are not installed).
+This is the *secondary* comparison (a naive loop, not a peer); ``benchmarks/peers.py`` has the
+pytorch/examples peers. Writes JSON (``--out``) for ``benchmarks/summary.py``; ``--quick``: 2
+steps per model, a smoke run whose numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -19,10 +23,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# A sibling script is named like the stdlib ``tokenize`` module, which ``linecache``/``inspect``
-# import: take this directory off the path before anything imports it.
 _HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+# the project root, for a checkout that is not pip-installed (e.g. the GPU machine)
 sys.path.insert(0, str(_HERE.parent))
 
 import os  # noqa: E402
@@ -33,7 +35,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import copy  # noqa: E402
+import json  # noqa: E402
 import time  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
@@ -236,7 +240,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="timed steps for the naive loop (default: --steps)")
     parser.add_argument("--models", nargs="*", default=None, help="subset of models")
     parser.add_argument("--threads", type=int, default=0, help="torch threads on CPU (0: default)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 steps per model")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON output (default: benchmarks/results/train_throughput_"
+                             "<device type>_<sizes>.json; --quick: ..._quick.json)")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.steps, args.naive_steps = 2, 2
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -250,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'model':18s} {'tokens/step':>11s} {'fused tok/s':>12s} {'loop tok/s':>11s} "
           f"{'ratio':>7s}   (fused: nn.LSTM kernels; loop: Python loop over nn.LSTMCell)")
     gen = torch.Generator().manual_seed(0)
+    rows = []
     for model_name, s in SIZES[args.sizes].items():
         if args.models and model_name not in args.models:
             continue
@@ -263,6 +274,19 @@ def main(argv: list[str] | None = None) -> int:
         loop = time_steps(naive, batch, device, args.naive_steps or args.steps)
         print(f"{model_name:18s} {tokens:11d} {tokens / fused:12,.0f} {tokens / loop:11,.0f} "
               f"{loop / fused:6.1f}x", flush=True)
+        rows.append({"model": model_name, "tokens_per_step": tokens,
+                     "fused_tokens_per_s": round(tokens / fused),
+                     "loop_tokens_per_s": round(tokens / loop), "ratio": round(loop / fused, 2)})
+    out = args.out or _HERE / "results" / (
+        f"train_throughput_{device.type}_{args.sizes}{'_quick' if args.quick else ''}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "benchmark": "train_throughput", "quick": args.quick, "device": name,
+        "torch": str(torch.__version__), "sizes": args.sizes, "steps": args.steps,
+        "naive_steps": args.naive_steps or args.steps,
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "load_avg_at_end": [round(x, 2) for x in os.getloadavg()], "rows": rows}, indent=2) + "\n")
+    print(f"wrote {out}")
     return 0
 
 

@@ -1,0 +1,101 @@
+"""BENCHMARKS.md's generated tables equal what ``benchmarks/summary.py`` makes from the JSON.
+
+The first test is the gate (``summary.py --check`` on the repository); the others check the
+mechanics on a throw-away root with made-up metrics and results.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "benchmarks" / "summary.py"
+
+
+@pytest.fixture(scope="module")
+def summary():
+    spec = importlib.util.spec_from_file_location("benchmarks_summary", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_benchmarks_md_tables_are_current():
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--check"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, (
+        "BENCHMARKS.md's generated tables are stale; run `python benchmarks/summary.py --write`"
+        f"\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
+
+
+def test_every_block_is_in_benchmarks_md(summary):
+    text = (ROOT / "BENCHMARKS.md").read_text()
+    present = {m.group("name") for m in summary.BLOCK_RE.finditer(text)}
+    assert present == set(summary.BLOCKS)
+
+
+def _fake_root(tmp_path: Path) -> Path:
+    root = tmp_path / "run"
+    (root / "metrics").mkdir(parents=True)
+    (root / "benchmarks" / "results").mkdir(parents=True)
+    shutil.copy(ROOT / "params.yaml", root / "params.yaml")
+
+    def w(name: str, doc: dict) -> None:
+        (root / "metrics" / name).write_text(json.dumps(doc))
+
+    train = {"wall_seconds": 12.5, "epochs": 3, "saved_epoch": 2, "device": "cpu",
+             "n_train": 100}
+    w("mnist_cnn.json", {"test": {"n": 10000, "loss": 0.03, "accuracy": 0.9912},
+                         "validation": {"n": 1853, "accuracy": 0.993}})
+    w("mnist_cnn_train.json", train)
+    w("books_lm.json", {"test": {"n": 9, "perplexity": 91.23, "ngram_perplexity": 129.8},
+                        "validation": {"perplexity": 92.4, "ngram_perplexity": 131.7}})
+    w("books_lm_train.json", train)
+    w("es_en_translator.json", {
+        "validation": {"perplexity": 9.1},
+        "test": {"n": 20, "perplexity": 9.3, "decoding": {"beam": 5}, "bleu": 27.2,
+                 "chrf": 50.1, "bleu_greedy": 25.0,
+                 "signature": {"bleu": "nrefs:1|tok:13a", "chrf": "x"},
+                 "tatoeba": {"n": 11, "bleu": 35.3, "bleu_greedy": 32.1, "chrf": 52.2}}})
+    w("es_en_translator_train.json", train)
+    return root
+
+
+def test_tables_from_fake_metrics_and_round_trip(summary, tmp_path):
+    root = _fake_root(tmp_path)
+    blocks = summary.render(root)
+    assert "| mnist_cnn | accuracy 0.9912 (n=10000) | 12.5 | 3 (2) | cpu | 100 |" in blocks["models"]
+    assert "(no metrics: stage not run)" in blocks["models"]  # the other models
+    assert "perplexity 91.2 (validation 92.4)" in blocks["text-quality"]
+    assert "tatoeba (n=11): BLEU 35.3 / 32.1" in blocks["text-quality"]
+    assert "nrefs:1|tok:13a" in blocks["text-quality"]
+    assert blocks["peers-lm"].startswith("_Not measured yet")
+
+    doc = root / "B.md"
+    doc.write_text("# t\n\nprose\n\n<!-- summary:models -->\nstale\n<!-- /summary:models -->\n"
+                   "\nmore prose\n")
+    check = [str(SCRIPT), "--root", str(root), "--doc", str(doc)]
+    proc = subprocess.run([sys.executable, *check, "--check"], capture_output=True, text=True)
+    assert proc.returncode == 1 and "-stale" in proc.stdout
+    assert subprocess.run([sys.executable, *check, "--write"], capture_output=True).returncode == 0
+    text = doc.read_text()
+    assert text.startswith("# t\n\nprose\n\n<!-- summary:models -->\n| model |")
+    assert text.endswith("<!-- /summary:models -->\n\nmore prose\n")
+    proc = subprocess.run([sys.executable, *check, "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_unknown_block_is_an_error(summary, tmp_path):
+    root = _fake_root(tmp_path)
+    doc = root / "B.md"
+    doc.write_text("<!-- summary:nope -->\nx\n<!-- /summary:nope -->\n")
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--root", str(root), "--doc", str(doc),
+                           "--check"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "nope" in proc.stderr
