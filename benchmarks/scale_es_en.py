@@ -86,7 +86,7 @@ SPLITS = ("train", "validation", "test")
 MEMORY_NOTES = {
     "fetch": "streams zip members line-aligned in chunk_lines chunks",
     "clean": "global dedupe: a sorted uint64 array of every distinct row's hash (8 B/row), "
-             "rebuilt by np.union1d per batch (copies: ~2-3x while merging; time O(rows²/batch))",
+             "new hashes merged in at their sorted positions (one linear copy a batch)",
     "format": "held-out check: the test split's target sentences are kept to drop train rows "
               "that share one",
     "sample": "reads the whole row_id column (8 B/row) and ranks it (+ lengths for max_length)",

@@ -41,7 +41,9 @@ class Deduper:
     """Remembers content hashes across batches and files; drops rows seen before.
 
     The seen set is a sorted uint64 array (8 bytes a distinct row, no Python objects);
-    membership is a vectorised binary search.
+    membership is a vectorised binary search. New hashes are merged in at their sorted
+    positions (one linear copy a batch): re-sorting the whole set every batch, as
+    ``np.union1d`` does, made a 10M-row corpus take over six minutes in clean.
     """
 
     def __init__(self, columns: tuple[str, ...]) -> None:
@@ -58,7 +60,8 @@ class Deduper:
         known = (pos < len(self.seen)) & (self.seen[np.minimum(pos, len(self.seen) - 1)] == hashes) \
             if len(self.seen) else np.zeros(len(hashes), dtype=bool)
         keep = first & ~known
-        self.seen = np.union1d(self.seen, hashes[keep])
+        new = np.sort(hashes[keep])  # unique, and none of them in ``seen``
+        self.seen = np.insert(self.seen, np.searchsorted(self.seen, new), new)
         kept = table.filter(pa.array(keep))
         return kept, table.num_rows - kept.num_rows
 
