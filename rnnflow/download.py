@@ -149,12 +149,15 @@ def obtain(spec: FileSpec, *, urls: list[str], mirror: Path | None, dest_dir: Pa
     final = dest_dir / spec.path
     final.parent.mkdir(parents=True, exist_ok=True)
 
+    origin = final.with_name(final.name + ".origin")
     if final.exists() and refresh:
         final.unlink()
     if final.exists():
         try:
             _check(final, spec)
-            return Fetched(final, "cache", "")
+            # A verified earlier copy: report where its bytes first came from, so the fetch
+            # report does not depend on what this workspace happened to cache.
+            return Fetched(final, *_read_origin(origin))
         except ChecksumMismatch as exc:
             # Remove it now so nothing downstream can pick up the bad copy while we refetch.
             log.warning("%s; fetching it again", exc)
@@ -163,11 +166,23 @@ def obtain(spec: FileSpec, *, urls: list[str], mirror: Path | None, dest_dir: Pa
     mirror_file = Path(mirror) / spec.path if mirror is not None else None
     if mirror_file is not None and mirror_file.is_file():
         _copy_verified(mirror_file, final, spec)
-        return Fetched(final, "mirror", str(mirror_file))
+        fetched = Fetched(final, "mirror", str(mirror_file))
+    else:
+        url = _download(spec, urls=urls, mirror_file=mirror_file, final=final,
+                        retries=retries, timeout_s=timeout_s, backoff_s=backoff_s,
+                        progress=progress)
+        fetched = Fetched(final, "download", url)
+    origin.write_text(f"{fetched.served_by} {fetched.url}\n")
+    return fetched
 
-    url = _download(spec, urls=urls, mirror_file=mirror_file, final=final, retries=retries,
-                    timeout_s=timeout_s, backoff_s=backoff_s, progress=progress)
-    return Fetched(final, "download", url)
+
+def _read_origin(origin: Path) -> tuple[str, str]:
+    """(served_by, url) recorded beside a cached copy; ("cache", "") if there is none."""
+    try:
+        served_by, _, url = origin.read_text().strip().partition(" ")
+    except OSError:
+        return "cache", ""
+    return (served_by, url) if served_by in ("mirror", "download") else ("cache", "")
 
 
 def _copy_verified(src: Path, final: Path, spec: FileSpec) -> None:

@@ -209,7 +209,8 @@ def test_mirror_copy_is_used_without_http(server: Server, tmp_path: Path) -> Non
     assert out == tmp_path / "dest" / PATH
     assert out.read_bytes() == BODY
     assert server.requests == []
-    assert sorted(p.name for p in out.parent.iterdir()) == ["data.bin"]  # no temp left
+    # no temp left; the .origin note says where the bytes came from
+    assert sorted(p.name for p in out.parent.iterdir()) == ["data.bin", "data.bin.origin"]
 
 
 def test_bad_mirror_copy_is_an_error_not_skipped(server: Server, tmp_path: Path) -> None:

@@ -215,3 +215,13 @@ def test_committed_locks_match_what_params_name() -> None:
         for source, files in data["sources"].items():
             defined = fetch_params[path.stem]["sources"][source]["files"]
             assert set(files) <= set(defined), (path, source)
+
+
+def test_a_cached_copy_reports_where_its_bytes_came_from(tofu_root: Path, server: Server) -> None:  # noqa: F811
+    """A second fetch uses the verified copy in data/downloads, and the report still names
+    the download (the report must not depend on what a workspace happened to cache)."""
+    assert fetch(tofu_root) == 0
+    first = read_json(tofu_root / "reports" / "fetch" / "twitter.json")
+    assert fetch(tofu_root) == 0
+    assert [p for p, _ in server.requests] == ["/twitter_en.txt.gz"]  # served from the cache
+    assert read_json(tofu_root / "reports" / "fetch" / "twitter.json") == first
