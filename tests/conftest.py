@@ -84,5 +84,20 @@ def real_mirror() -> Path:
     return REAL_MIRROR
 
 
+def copy_checkout(dst: Path, skip: tuple[str, ...] = ()) -> Path:
+    """Copy the project's files (tracked, and untracked but not ignored) to ``dst``, as a
+    fresh clone would have them; paths starting with a prefix in ``skip`` are left out."""
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=PROJECT_ROOT,
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    for rel in files:
+        src = PROJECT_ROOT / rel
+        if src.is_file() and not rel.startswith(skip):
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / rel)
+    return dst
+
+
 def copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, dirs_exist_ok=True)

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from rnnflow.env import PROJECT_ROOT
-from tests.conftest import REAL_MIRROR
+from tests.conftest import REAL_MIRROR, copy_checkout
 
 pytestmark = pytest.mark.slow
 
@@ -33,14 +31,7 @@ def sh(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 1500) -> 
 def fresh_clone(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     if not (REAL_MIRROR / "mnist").is_dir():
         pytest.skip("the real corpora mirror ../shared/corpora is not present")
-    dst = tmp_path_factory.mktemp("clone") / "rnnflow"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=PROJECT_ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for rel in files:
-        src = PROJECT_ROOT / rel
-        if src.is_file():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / rel)
+    dst = copy_checkout(tmp_path_factory.mktemp("clone") / "rnnflow")
     env = dict(os.environ)
     env.update({
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",

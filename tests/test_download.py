@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import socket
 import threading
@@ -79,9 +80,9 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
 
 
-@pytest.fixture
-def server() -> Iterator[Server]:
-    state = Server(files={PATH: BODY})
+@contextlib.contextmanager
+def serving(state: Server) -> Iterator[Server]:
+    """Serve ``state`` on a free loopback port (``state.base``) until the block ends."""
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
@@ -92,6 +93,12 @@ def server() -> Iterator[Server]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    with serving(Server(files={PATH: BODY})) as state:
+        yield state
 
 
 @pytest.fixture

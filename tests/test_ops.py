@@ -24,7 +24,7 @@ import pytest
 
 from pipelines import workspace as W
 from rnnflow.env import PROJECT_ROOT
-from tests.conftest import sha256
+from tests.conftest import copy_checkout, sha256
 
 CHROMIUM = Path("/usr/bin/chromium")
 MODEL = "mnist_logreg"
@@ -127,13 +127,7 @@ def base_project(tmp_path_factory, server):
     mirror = top / "mirror"
     source = _tiny_mnist_mirror(mirror)
     root = top / "base"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=PROJECT_ROOT,
-                           capture_output=True, text=True, check=True).stdout.splitlines()
-    for rel in files:
-        src = PROJECT_ROOT / rel
-        if src.is_file() and not rel.startswith("registry/"):
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, root / rel)
+    copy_checkout(root, skip=("registry/",))
     env = project_env(root, senv, mirror)
     sh([sys.executable, "-m", "rnnflow.cli", "profile", "ci"], root, env)
     W.set_params(root / "params.yaml", {

@@ -17,20 +17,17 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
-import threading
 import zipfile
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rnnflow.config import load_params
-from rnnflow.env import PROJECT_ROOT
-from tests.test_download import Server, _handler
+from tests.conftest import copy_checkout
+from tests.test_download import Server, serving
 from tests.test_text_corpora import GUTENBERG_FOOTER, GUTENBERG_HEADER
 
 pytestmark = pytest.mark.slow
@@ -134,31 +131,15 @@ def sh(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 2400) -> 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    state = Server(files=published_files(np.random.default_rng(0)))
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    state.base = f"http://127.0.0.1:{httpd.server_address[1]}/"
-    try:
+    with serving(Server(files=published_files(np.random.default_rng(0)))) as state:
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 @pytest.fixture(scope="module")
 def online_run(served: Server, tmp_path_factory) -> tuple[Path, dict[str, str], str]:
     """A copy of the project (no mirror beside it) after `make repro PROFILE=ci`."""
     top = tmp_path_factory.mktemp("online")
-    root = top / "rnnflow"
-    tracked = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=PROJECT_ROOT,
-                             capture_output=True, text=True, check=True).stdout.split()
-    for rel in tracked:
-        src = PROJECT_ROOT / rel
-        if src.is_file():
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, root / rel)
+    root = copy_checkout(top / "rnnflow")
     params = point_params_at(load_params(root / "params.yaml"), served.base, served.files)
     (root / "params.yaml").write_text(json.dumps(params, indent=1))  # JSON is YAML
     for lock in (root / "sources").glob("*.lock"):
