@@ -84,9 +84,15 @@ def real_mirror() -> Path:
     return REAL_MIRROR
 
 
-def copy_checkout(dst: Path, skip: tuple[str, ...] = ()) -> Path:
+#: What the committed reference run adds to a checkout (DVC outputs and the lock). Test copies
+#: leave it out by default, so a stage that did not run cannot pass for one that did.
+RUN_OUTPUTS = ("dvc.lock", "metrics/", "plots/", "reports/", "sources/", "models/")
+
+
+def copy_checkout(dst: Path, skip: tuple[str, ...] = RUN_OUTPUTS) -> Path:
     """Copy the project's files (tracked, and untracked but not ignored) to ``dst``, as a
-    fresh clone would have them; paths starting with a prefix in ``skip`` are left out."""
+    fresh clone would have them, less paths starting with a prefix in ``skip`` (by default
+    the committed reference run's outputs)."""
     import subprocess
 
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=PROJECT_ROOT,

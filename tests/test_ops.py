@@ -24,7 +24,7 @@ import pytest
 
 from pipelines import workspace as W
 from rnnflow.env import PROJECT_ROOT
-from tests.conftest import copy_checkout, sha256
+from tests.conftest import RUN_OUTPUTS, copy_checkout, sha256
 
 CHROMIUM = Path("/usr/bin/chromium")
 MODEL = "mnist_logreg"
@@ -127,7 +127,7 @@ def base_project(tmp_path_factory, server):
     mirror = top / "mirror"
     source = _tiny_mnist_mirror(mirror)
     root = top / "base"
-    copy_checkout(root, skip=("registry/",))
+    copy_checkout(root, skip=RUN_OUTPUTS + ("registry/",))
     env = project_env(root, senv, mirror)
     sh([sys.executable, "-m", "rnnflow.cli", "profile", "ci"], root, env)
     W.set_params(root / "params.yaml", {

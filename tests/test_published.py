@@ -142,8 +142,7 @@ def online_run(served: Server, tmp_path_factory) -> tuple[Path, dict[str, str], 
     root = copy_checkout(top / "rnnflow")
     params = point_params_at(load_params(root / "params.yaml"), served.base, served.files)
     (root / "params.yaml").write_text(json.dumps(params, indent=1))  # JSON is YAML
-    for lock in (root / "sources").glob("*.lock"):
-        lock.unlink()  # first use everywhere, as on a machine that never fetched
+    assert not (root / "sources").exists()  # first use everywhere: no committed locks copied
     venv = Path(sys.executable).parent.parent
     env = {k: v for k, v in os.environ.items()
            if k not in ("RNNFLOW_MIRROR", "PREFECT_API_URL") and "proxy" not in k.lower()}
