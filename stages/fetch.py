@@ -212,7 +212,7 @@ def _obtain(name: str, source: SourceConfig, ctx: FetchContext, params_key: str,
                 f"it, or pin its checksum in params")
         else:
             plan.append((key, FileSpec(f.path, None, f.size), None, False))
-    served = []
+    served, trusted = [], []
     for key, spec, entry, pinned in plan:
         try:
             got = obtain(spec, urls=source.urls, mirror=ctx.mirror, dest_dir=ctx.downloads,
@@ -233,10 +233,14 @@ def _obtain(name: str, source: SourceConfig, ctx: FetchContext, params_key: str,
         served.append(Served(key, name, part_of(key), got.path, sha, got.path.stat().st_size,
                              got.served_by, got.url))
         if not pinned:
-            lock.record(name, key, {
-                "path": spec.path, "url": got.url, "sha256": sha,
+            trusted.append((key, {
+                "path": spec.path, "url": got.url or (entry or {}).get("url", ""), "sha256": sha,
                 "size": got.path.stat().st_size,
-                "date": entry["date"] if entry else dt.date.today().isoformat()})
+                "date": entry["date"] if entry else dt.date.today().isoformat()}))
+    # Only a source whose every file was had enters the lock (still in memory: it is written
+    # after the hop read and validated them); a source passed over half-way records nothing.
+    for key, record in trusted:
+        lock.record(name, key, record)
     return served
 
 

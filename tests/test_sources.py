@@ -225,3 +225,29 @@ def test_a_cached_copy_reports_where_its_bytes_came_from(tofu_root: Path, server
     assert fetch(tofu_root) == 0
     assert [p for p, _ in server.requests] == ["/twitter_en.txt.gz"]  # served from the cache
     assert read_json(tofu_root / "reports" / "fetch" / "twitter.json") == first
+
+
+def test_a_source_passed_over_half_way_records_nothing(text_root: Path, server: Server,  # noqa: F811
+                                                       monkeypatch) -> None:
+    """Two unpinned files, the second missing upstream: the source falls through to the
+    mirror, and the first file (downloaded, never read) must not enter the lock."""
+    monkeypatch.delenv("RNNFLOW_MIRROR")
+    server.files["twitter_en.txt.gz"] = BODY
+    mirror = text_root.parent / "mirror" / "twitter"
+    mirror.mkdir(parents=True)
+    (mirror / "pairs.txt.gz").write_bytes(BODY)
+    monkeypatch.setenv("RNNFLOW_MIRROR", str(text_root.parent / "mirror"))
+    params = published(server.base)
+    params["fetch"]["twitter"]["sources"]["published"]["files"]["extra"] = {"path": "missing.gz"}
+    params["fetch"]["twitter"]["source"] = ["published", "mirror"]
+    params["fetch"]["twitter"]["sources"]["mirror"] = {
+        "format": "alternating", "origin": "twitter",
+        "files": {"pairs": {"path": "pairs.txt.gz", "size": None,
+                            "checksum": "sha256:" + hashlib.sha256(BODY).hexdigest()}},
+        "rows": {"twitter": 20}}
+    write_params(text_root, params)
+    assert run_hop("fetch", "twitter", text_root) == 0
+    assert read_json(text_root / "reports" / "fetch" / "twitter.json")["sources"] == \
+        {"twitter": "mirror"}
+    assert ("/twitter_en.txt.gz", None) in server.requests  # it was downloaded…
+    assert lock(text_root)["sources"] == {}  # …but never trusted
