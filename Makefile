@@ -41,7 +41,7 @@ repro: setup  ## run the DVC DAG: the main job, or PROFILE=ci|gpu as a DVC exper
 	@git diff --quiet -- params.yaml 2>/dev/null || echo "note: params.yaml differs from the \
 	last commit (your edits, or an experiment left applied); \`git checkout params.yaml\` \
 	returns to the main job" >&2
-	$(PY) -m pipelines.prefect_session -- \
+	$(PY) -m pipelines.ops.prefect_session -- \
 		$(if $(PROFILE),$(BIN)/rnnflow profile $(PROFILE) --exp-run,$(BIN)/dvc repro)
 	@$(BIN)/dvc metrics show
 

@@ -9,7 +9,7 @@ overhead, three ways, each ``--repeats`` times in a throw-away ``PREFECT_HOME``:
 * ``temporary``: no ``PREFECT_API_URL`` — Prefect starts (and stops) a temporary server inside
   the stage, as ``dvc repro`` did before issue #10;
 * ``shared``: ``PREFECT_API_URL`` pointing at one server started once by
-  ``pipelines.prefect_session.prefect_server`` (its start-up is timed apart, paid once);
+  ``pipelines.ops.prefect_session.prefect_server`` (its start-up is timed apart, paid once);
 * ``no_flow``: the same process importing prefect but running no flow (the floor).
 
 It writes the wall times, their medians, the overhead per stage (``median - no_flow``) and the
@@ -78,7 +78,7 @@ def summary(times: list[float]) -> dict[str, object]:
 
 
 def measure(repeats: int, stages: int, log=print) -> dict[str, object]:
-    from pipelines.prefect_session import prefect_server
+    from pipelines.ops.prefect_session import prefect_server
 
     with tempfile.TemporaryDirectory(prefix="flow_overhead_") as tmp:
         tmp = Path(tmp)

@@ -4,9 +4,9 @@ GPU: batch size x precision x optimizer, against the bf16 roofline (issue #10).
     python benchmarks/gpu_lm.py [--device cuda] [--vocab 16597] [--quality-tokens 6000000] \
         [--out benchmarks/results/gpu_lm_h200.json]
 
-The training step reproduces ``pipelines.train.fit`` + ``pipelines.text.LMJob.losses`` for an
+The training step reproduces ``pipelines.flows.train.fit`` + ``pipelines.text.LMJob.losses`` for an
 LM (those modules import Prefect/pydantic/pyarrow, absent on the GPU machine, so the loop is
-written out here; it imports only ``pipelines.models.lm`` and ``pipelines.scoring.autocast``,
+written out here; it imports only ``pipelines.models.lm`` and ``pipelines.metrics.scoring.autocast``,
 which import nothing but torch):
 
     with autocast(device, amp_dtype): nll, n, hidden = model(x[:, i:i+bptt], y[:, i:i+bptt], hidden)
@@ -56,7 +56,7 @@ import time  # noqa: E402
 import torch  # noqa: E402
 
 from pipelines.models.lm import RNNLanguageModel, detach  # noqa: E402
-from pipelines.scoring import autocast  # noqa: E402
+from pipelines.metrics.scoring import autocast  # noqa: E402
 
 BOOKS_LM = dict(embedding=650, hidden=650, layers=2, dropout=0.5, bptt=70, lr=1e-3,
                 grad_clip=0.25, batch=64)

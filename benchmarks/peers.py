@@ -8,7 +8,7 @@ they are modelled on, on the same data, side by side in one run (issue #10).
 1×256 LSTM, embedding 256, dropout 0.1, adaptive softmax cutoffs [2000, 6000], bptt 35,
 batch 64, Adam lr 0.003 with the per-epoch cosine schedule over its 3 epochs, clip 0.25),
 trained by rnnflow's own job (``pipelines.text.LMJob.losses`` + the optimizer step of
-``pipelines.train.fit``), against pytorch/examples ``word_language_model`` (``model.py``'s
+``pipelines.flows.train.fit``), against pytorch/examples ``word_language_model`` (``model.py``'s
 ``RNNModel``: ``nn.LSTM`` in time-major layout, full ``nn.Linear`` softmax decoder +
 ``log_softmax`` + ``NLLLoss``; ``main.py``'s ``batchify``/``get_batch``/``repackage_hidden``
 loop with ``clip_grad_norm_``) at the same sizes on the same token stream (the books corpus as
@@ -29,7 +29,7 @@ the PyTorch seq2seq tutorials and of most peers).
 
 ``mnist`` — one epoch on the mirror's real MNIST (``partial-train``: the first 22,699 training
 images; accuracy on the real 10k test set): rnnflow's ``cnn`` family with its training job
-(``pipelines.train.TensorJob``: whole-tensor batches, random-shift augmentation,
+(``pipelines.flows.train.TensorJob``: whole-tensor batches, random-shift augmentation,
 Adam lr 0.001, as ``mnist_cnn`` trains) vs pytorch/examples ``mnist/main.py`` (its ``Net``
 with ``log_softmax`` + ``nll_loss``, a ``DataLoader`` over a per-item ToTensor+Normalize
 dataset, shuffled, ``Adadelta(lr=1.0)``, ``StepLR(gamma=0.7)``), both at rnnflow's batch size
@@ -200,7 +200,7 @@ def race_rnnflow(cfg, corpus, device, args, val, log) -> dict:
     from pipelines import data as D
     from pipelines.models import build_model
     from pipelines.text import LMJob
-    from pipelines.train import _scheduler
+    from pipelines.flows.train import _scheduler
 
     job = LMJob(cfg, corpus, device)
     torch.manual_seed(cfg.seed)
@@ -449,7 +449,7 @@ def load_mnist(limit_train: int | None, limit_test: int | None):
 def run_mnist(args, device, log) -> dict:
     from pipelines import data as D
     from pipelines.models import build_model
-    from pipelines.train import TensorJob
+    from pipelines.flows.train import TensorJob
 
     x, y, xt, yt = load_mnist(args.mnist_train, args.mnist_test)
     batch = args.mnist_batch

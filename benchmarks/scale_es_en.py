@@ -32,9 +32,9 @@ With ``--compare-pairs M`` the same is done on M pairs, so time and memory can b
 ``a + b·rows`` per hop: the slope ``b`` of peak RSS is the memory a hop needs per row (≈ 0 for
 a hop that streams), and both are extrapolated to ``--extrapolate-to`` rows (61M).
 
-Finally the Dask check: ``pipelines.shards`` runs sample and tokenize shard by shard on a
+Finally the Dask check: ``stages.shards`` runs sample and tokenize shard by shard on a
 ``distributed.LocalCluster(n_workers=2, threads_per_worker=1)`` (passed to
-``pipelines.shards.run(..., address=cluster.scheduler_address)``) and its outputs are
+``stages.shards.run(..., address=cluster.scheduler_address)``) and its outputs are
 compared with the serial hops' (``pyarrow.Table.equals`` per split, artifacts JSON equal,
 and whether the files are byte-identical).
 
@@ -381,7 +381,7 @@ def run_pipeline(sub: Path, n: int, args: argparse.Namespace, lengths: np.ndarra
 DASK_DRIVER = '''
 import json, sys, time
 from distributed import LocalCluster
-from pipelines import shards
+from stages import shards
 
 if __name__ == "__main__":
     root, params, outbase, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -414,7 +414,7 @@ def dask_check(run: dict, args: argparse.Namespace) -> dict:
                  str(args.workers)], root, env, "sample", args.poll, log)
     text = log.read_text()
     m = re.search(r"^DASK-RESULT (.*)$", text, re.M)
-    out = {"how": "pipelines.shards.run(hop, 'es_en', address=LocalCluster(n_workers="
+    out = {"how": "stages.shards.run(hop, 'es_en', address=LocalCluster(n_workers="
                   f"{args.workers}, threads_per_worker=1).scheduler_address, out=...)",
            "rc": res["rc"], "wall_s_total": res["wall_s"],
            "peak_rss_bytes_driver": res["peak_rss_bytes"], "log": str(log)}

@@ -7,9 +7,9 @@
 BENCHMARKS.md keeps its prose by hand; each generated table sits between
 ``<!-- summary:NAME -->`` and ``<!-- /summary:NAME -->`` and is made here from:
 
-- ``metrics/<model>.json`` (``pipelines/evaluate.py``: ``{"test": ..., "validation": ...}``
-  with the keys of ``pipelines/scoring.py`` and ``pipelines/text.py``) and
-  ``metrics/<model>_train.json`` (``pipelines/train.py``) of the committed reference run:
+- ``metrics/<model>.json`` (``pipelines/flows/evaluate.py``: ``{"test": ..., "validation": ...}``
+  with the keys of ``pipelines/metrics/scoring.py`` and ``pipelines/text.py``) and
+  ``metrics/<model>_train.json`` (``pipelines/flows/train.py``) of the committed reference run:
   blocks ``models`` (MNIST and synthetic) and ``text-quality`` (the text models);
 - ``benchmarks/results/<name>.json`` of the benchmark scripts: ``tokenize-speed``
   (tokenize_speed.py), ``peers-lm``, ``peers-translator``, ``peers-mnist`` (peers.py),
@@ -303,7 +303,7 @@ def block_flow_overhead(root: Path) -> list[str]:
             f"{floor:.2f} s import-only floor) |", "|---|---|---|",
             f"| temporary server per stage (before) | {doc['temporary']['median_s']:.2f} s | "
             f"{o['temporary']:.2f} s |",
-            f"| one server for the whole run (`python -m pipelines.prefect_session -- dvc repro`,"
+            f"| one server for the whole run (`python -m pipelines.ops.prefect_session -- dvc repro`,"
             f" what `make repro` does now) | {doc['shared']['median_s']:.2f} s | "
             f"{o['shared']:.2f} s |",
             "", f"The shared server starts once ({doc['shared_server_startup_s']:.2f} s) and "

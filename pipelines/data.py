@@ -33,7 +33,7 @@ def read_spec(directory: Path | str) -> dict[str, Any]:
     """The corpus ``spec.json``, with its required keys checked."""
     path = Path(directory) / "spec.json"
     spec = read_json(path)
-    if spec.get("task") in TEXT_TASKS:  # the text contract: stages/corpora/texttok.py
+    if spec.get("task") in TEXT_TASKS:  # the text contract: rnnflow/codec.py
         required = ("vocab_size", "specials", *TEXT_KEYS[spec["task"]])
         missing = [k for k in required if k not in spec]
         if missing:

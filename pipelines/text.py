@@ -1,11 +1,11 @@
 """The text tasks — ``lm`` (books), ``translate`` (es→en) and ``dialogue`` (Twitter): how
-``pipelines.train.fit`` runs an epoch of each (a *job*), how it validates, and what
-``pipelines.evaluate`` measures and shows.
+``pipelines.flows.train.fit`` runs an epoch of each (a *job*), how it validates, and what
+``pipelines.flows.evaluate`` measures and shows.
 
 - Language model: truncated BPTT over the train stream (``text_data.lm_stream``), hidden
   state carried across windows, a random start offset per epoch; perplexity = exp(mean NLL
   over every target token, ``<eos>`` included), beside an interpolated Kneser–Ney trigram
-  fitted on the same train stream and vocabulary (``pipelines.ngram``); generations.
+  fitted on the same train stream and vocabulary (``pipelines.metrics.ngram``); generations.
 - Seq2seq: length-bucketed batches, teacher forcing (ratio ``teacher_forcing``, decided per
   batch from the epoch's generator), masked cross-entropy. Translator: sacrebleu BLEU/chrF
   on the test split (all rows and the Tatoeba rows), greedy and beam, detokenised and
@@ -29,11 +29,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipelines import ngram, scorers
+from pipelines.metrics import ngram
+from pipelines.metrics import scorers
 from pipelines import text_data as T
 from pipelines.models import TEXT_TASKS, build_model
 from pipelines.models.lm import detach
-from pipelines.scoring import autocast
+from pipelines.metrics.scoring import autocast
 
 EVAL_ROWS = 16  # parallel rows when scoring a stream (each starts from a zero state)
 EVAL_WINDOW = 256  # tokens per forward when scoring a stream (state carried: exact)
@@ -409,6 +410,6 @@ def load_for_cli(prog: str, model: str, root: str | None = None):
     path = (Layout(Path(root)) if root else Layout()).model(model)
     if not path.exists():
         print(f"rnnflow {prog}: no trained model at {path} (run `dvc repro` or "
-              f"`python -m pipelines.train {model}`)", file=sys.stderr)
+              f"`python -m pipelines.flows.train {model}`)", file=sys.stderr)
         return None
     return load_bundle(path)

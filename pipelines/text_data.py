@@ -1,6 +1,6 @@
 """Text token splits → arrays the text models train on, with no Python loop per example.
 
-Reads the ``tokenize`` hop's text contract (``stages/corpora/texttok.py``):
+Reads the ``tokenize`` hop's text contract (``rnnflow/codec.py``):
 ``data/05_tokens/<corpus>/{train,validation,test}.parquet`` with ``<col>_ids`` ``list<int32>``
 columns (no ``<bos>``/``<eos>``), ``spec.json`` (``task`` and which columns it uses) and
 ``vocab.json`` or ``tokenizer.json``. A list column is kept as its flat values plus offsets
@@ -246,7 +246,7 @@ def load_split(directory: Path | str, split: str, spec: dict[str, Any],
 def load_corpus(directory: Path | str) -> TextCorpus:
     """Train and validation splits of a text corpus, its spec, its tokenizer files."""
     from pipelines.data import data_identity, read_spec
-    from stages.corpora.texttok import load_artifacts
+    from rnnflow.codec import load_artifacts
 
     directory = Path(directory)
     spec = read_spec(directory)
@@ -298,7 +298,7 @@ _SENTENCE = re.compile(r"([.!?][\"»)]? )(\w)")
 
 
 def detokenize(tokens: Sequence[str], truecase: dict[str, str] | None = None) -> str:
-    """Word tokens (lowercased, punctuation split off, as ``texttok.pretokenize`` makes them)
+    """Word tokens (lowercased, punctuation split off, as ``rnnflow.codec.pretokenize`` makes them)
     → readable text: spacing around punctuation undone, and cased with a truecaser (the most
     frequent casing of each word in the training references) plus a capital letter at the
     start of each sentence."""
@@ -326,7 +326,7 @@ def fit_truecaser(texts: pa.Array | pa.ChunkedArray, keep: set[str] | None = Non
                   ) -> dict[str, str]:
     """lowercase word → its most frequent written form in ``texts`` (sentence-initial words
     left out), for words whose usual form is not lowercase; Arrow group-by, no Python loop."""
-    from stages.corpora.texttok import pretokenize
+    from rnnflow.codec import pretokenize
 
     lists = pretokenize(texts, lowercase=False)
     flat = pc.list_flatten(lists)
@@ -351,7 +351,7 @@ class Codec:
 
     def __init__(self, spec: dict[str, Any], artifacts: dict[str, Any]) -> None:
         self.spec = spec
-        self.artifacts = {"spec.json": spec, **artifacts}  # what texttok encode/decode read
+        self.artifacts = {"spec.json": spec, **artifacts}  # what rnnflow.codec encode/decode read
         vocab = int(spec["vocab_size"])
         own = spec.get("model_vocab") or {}
         self.keep = {s: np.asarray(k, dtype=np.int64) for s, k in own.items()}
@@ -360,13 +360,13 @@ class Codec:
 
     def encode(self, texts: Sequence[str], side: str) -> Ragged:
         """Raw strings → model ids (unknown words → ``<unk>``), no ``<bos>``/``<eos>``."""
-        from stages.corpora.texttok import encode_column
+        from rnnflow.codec import encode_column
 
         ids = encode_column(pa.array(list(texts), pa.string()), self.artifacts)
         return Ragged.from_arrow(ids).map(self.luts.get(side))
 
     def tokens(self, ids: Sequence[int], side: str) -> list[str]:
-        from stages.corpora.texttok import decode
+        from rnnflow.codec import decode
 
         ids = np.asarray(list(ids), dtype=np.int64)
         if side in self.keep:
@@ -378,22 +378,22 @@ class Codec:
         text the ids continue, kept as typed (its unknown words too)."""
         toks = [t for t in self.tokens(ids, side) if t not in ("<pad>", "<bos>", "<eos>")]
         if self.spec.get("kind") == "bpe":
-            from stages.corpora.texttok import _bpe_from_str
+            from rnnflow.codec import bpe_from_str
 
-            tok = _bpe_from_str(self.artifacts["tokenizer.json"])
+            tok = bpe_from_str(self.artifacts["tokenizer.json"])
             out = tok.decode([tok.token_to_id(t) for t in toks])
             return f"{prompt} {out}".strip() if prompt else out
         if self.truecase:
             toks = [self.truecase.get(t, t) for t in toks]
         if prompt:
-            from stages.corpora.texttok import pretokenize
+            from rnnflow.codec import pretokenize
 
             toks = pretokenize(pa.array([prompt]), lowercase=False)[0].as_py() + toks
         return detokenize(toks)
 
     def unknown_words(self, text: str, side: str) -> list[str]:
         """Words of ``text`` the model reads as ``<unk>``."""
-        from stages.corpora.texttok import pretokenize
+        from rnnflow.codec import pretokenize
 
         words = pretokenize(pa.array([text]), self.spec.get("lowercase", True))[0].as_py()
         ids = self.encode([text], side).values

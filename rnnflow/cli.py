@@ -17,7 +17,7 @@ _FLOWS = ("train", "evaluate", "report")
 _TOOLS = {"translate": "translate Spanish to English with the trained translator",
           "chat": "chat with the trained chatbot (stdin)",
           "generate": "generate text with the trained language model"}
-# Operations (pipelines/<name>.py): runs from the Prefect UI, retraining, comparisons, search.
+# Operations (pipelines/ops/<name>.py): runs from the Prefect UI, retraining, comparisons, search.
 _OPS = {
     "repro": "dvc repro of chosen stages with params overrides, as a Prefect flow",
     "serve": "serve the flows as Prefect deployments (UI runs, scheduled retraining)",
@@ -126,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
                       help="print the overrides as `dvc exp run -S` arguments")
 
     if argv and argv[0] in (*_HOPS, *_FLOWS, *_OPS, *_TOOLS):
-        package = "stages" if argv[0] in _HOPS else "pipelines"
+        # Dispatch by module name, not import: the core stays below both sides it starts.
+        package = ("stages" if argv[0] in _HOPS else "pipelines.flows" if argv[0] in _FLOWS
+                   else "pipelines.cli" if argv[0] in _TOOLS else "pipelines.ops")
         module = importlib.import_module(f"{package}.{argv[0]}")
         return int(module.main(argv[1:]) or 0)
     args = parser.parse_args(argv)

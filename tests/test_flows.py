@@ -24,7 +24,9 @@ report:
 
 
 def test_cli_help(capsys):
-    from pipelines import evaluate, report, train
+    from pipelines.flows import evaluate
+    from pipelines.flows import report
+    from pipelines.flows import train
 
     for mod in (train, evaluate, report):
         with pytest.raises(SystemExit) as exc:
@@ -37,9 +39,9 @@ def test_cli_help(capsys):
 def test_train_evaluate_report_flows(tmp_path):
     from prefect.testing.utilities import prefect_test_harness
 
-    from pipelines.evaluate import evaluate
-    from pipelines.report import report
-    from pipelines.train import train
+    from pipelines.flows.evaluate import evaluate
+    from pipelines.flows.report import report
+    from pipelines.flows.train import train
 
     root = tmp_path
     (root / "params.yaml").write_text(PARAMS)

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from pipelines import registry as G
-from pipelines import retrain as RT
+from pipelines.ops import registry as G
+from pipelines.ops import retrain as RT
 from rnnflow.config import load_params
 from rnnflow.env import PROJECT_ROOT
 from tests.conftest import write_params
@@ -40,13 +40,13 @@ def write_result(root: Path, lr: float, accuracy: float, model: str = MODEL) -> 
     """What ``dvc repro evaluate@<model>`` leaves: dvc.lock and the metrics (stubs)."""
     lock = {"schema": "2.0", "stages": {
         f"train@{model}": {
-            "cmd": f"python -m pipelines.train {model}",
+            "cmd": f"python -m pipelines.flows.train {model}",
             "deps": [{"path": "data/05_tokens/mnist", "md5": "d" * 32 + ".dir"},
-                     {"path": "pipelines/train.py", "md5": "c" * 32}],
+                     {"path": "pipelines/flows/train.py", "md5": "c" * 32}],
             "params": {"params.yaml": {f"train.models.{model}": {"lr": lr, "epochs": 1}}},
             "outs": [{"path": f"models/{model}", "md5": f"{int(lr * 1e6):032d}.dir"}]},
         f"evaluate@{model}": {
-            "cmd": f"python -m pipelines.evaluate {model}",
+            "cmd": f"python -m pipelines.flows.evaluate {model}",
             "deps": [{"path": "data/05_tokens/mnist", "md5": "d" * 32 + ".dir"},
                      {"path": f"models/{model}", "md5": f"{int(lr * 1e6):032d}.dir"}],
             "params": {"params.yaml": {"evaluate": {"batch_size": 1024}}},

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from pipelines import data as D
-from pipelines import scoring, synthetic
+from pipelines.metrics import scoring
+from pipelines import synthetic
 from pipelines.config import ModelConfig
 from pipelines.models import build_model, families, register
-from pipelines.train import fit
+from pipelines.flows.train import fit
 
 # family → (corpus kind, generator kwargs, model kwargs); all easy enough to learn in 2-3 epochs.
 CASES = {
@@ -160,8 +161,8 @@ def test_task_metrics():
 
 def test_model_file_holds_the_best_validation_epoch(tmp_path):
     from pipelines.config import Layout
-    from pipelines.evaluate import load_trained
-    from pipelines.train import save_outputs
+    from pipelines.flows.evaluate import load_trained
+    from pipelines.flows.train import save_outputs
 
     c = corpus(tmp_path, "counting", length=6)
     cfg = ModelConfig(corpus="counting", family="rnn_classifier", cell="gru", hidden=16,

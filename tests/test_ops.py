@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines import workspace as W
+from pipelines.ops import workspace as W
 from rnnflow.env import PROJECT_ROOT
 from tests.conftest import RUN_OUTPUTS, copy_checkout, sha256
 
@@ -186,7 +186,7 @@ def test_served_deployments_run_from_the_api_and_show_in_the_ui(project, server,
     root, env = project
     api, ui, _ = server
     log = (tmp_path / "serve.log").open("w")
-    serve = subprocess.Popen([sys.executable, "-m", "pipelines.serve"], cwd=root, env=env,
+    serve = subprocess.Popen([sys.executable, "-m", "pipelines.ops.serve"], cwd=root, env=env,
                              stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         # The deployments are registered, the retraining one with the cron from params.yaml.
@@ -259,7 +259,7 @@ def check_run_page_in_browser(ui: str, run, tmp_path: Path) -> None:
 # --- retraining: champion / challenger ---------------------------------------------------
 
 def retrain(root: Path, env: dict) -> str:
-    out = sh([sys.executable, "-m", "pipelines.retrain"], root, env)
+    out = sh([sys.executable, "-m", "pipelines.ops.retrain"], root, env)
     line = next(ln for ln in out.splitlines() if ln.startswith(f"retrain {MODEL}: "))
     return line.removeprefix(f"retrain {MODEL}: ").split(" — ")[0]
 
@@ -269,7 +269,7 @@ def retrain(root: Path, env: dict) -> str:
 def test_retrain_promotes_only_a_better_challenger(project, server):
     root, env = project
     api = server[0]
-    from pipelines.registry import GitTagRegistry
+    from pipelines.ops.registry import GitTagRegistry
 
     def entries() -> list[dict]:  # the registry is GTO tags (gto history MODEL)
         return GitTagRegistry(root).history(MODEL)
@@ -348,7 +348,7 @@ def test_search_runs_four_trials_as_dvc_experiments(project, server):
     (root / "search" / "tiny.yaml").write_text(SPEC)
     sh(["git", "add", "search/tiny.yaml"], root, env)
     sh(["git", "commit", "-qm", "search spec"], root, env)
-    out = sh([sys.executable, "-m", "pipelines.search", "search/tiny.yaml"], root, env)
+    out = sh([sys.executable, "-m", "pipelines.ops.search", "search/tiny.yaml"], root, env)
     assert "search tiny: 4 trials" in out, out
 
     shown = json.loads(sh([str(Path(sys.executable).parent / "dvc"), "exp", "show", "--json"],
@@ -418,7 +418,7 @@ def test_compare_renders_one_self_contained_page(project):
 # --- fast unit checks -------------------------------------------------------------------
 
 def test_decide_needs_more_than_the_margin():
-    from pipelines.retrain import decide
+    from pipelines.ops.retrain import decide
 
     assert decide(None, 0.5, True, 0.01, "acc")[0] is True
     assert decide(0.90, 0.905, True, 0.01, "acc")[0] is False
@@ -445,7 +445,7 @@ def test_set_params_keeps_comments_and_rejects_unknown_sections(tmp_path):
 
 
 def test_workspace_lock_keeps_a_second_run_out(tmp_path):
-    code = ("import sys, time; from pathlib import Path; from pipelines.workspace import "
+    code = ("import sys, time; from pathlib import Path; from pipelines.ops.workspace import "
             "workspace_lock\nwith workspace_lock(Path(sys.argv[1]), 'holder'):\n"
             "    print('held', flush=True); time.sleep(30)\n")
     holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=PROJECT_ROOT,
@@ -464,7 +464,7 @@ def test_workspace_lock_keeps_a_second_run_out(tmp_path):
 
 
 def test_search_spaces_grid_and_samplers():
-    from pipelines.search import SearchSpec, Sampler, grid_points
+    from pipelines.ops.search import SearchSpec, Sampler, grid_points
 
     spec = SearchSpec.model_validate({
         "model": "m", "method": "grid",

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import repro as R
-from pipelines import retrain as RT
-from pipelines import workspace as W
+from pipelines.ops import repro as R
+from pipelines.ops import retrain as RT
+from pipelines.ops import workspace as W
 from tests.conftest import write_params
 
 MODEL = "mnist_logreg"
@@ -208,7 +208,7 @@ LINES = [
     "Stage 'clean@mnist' is cached - skipping run, checking out outputs",
     "Stage 'format@mnist' is cached - skipping run, checking out outputs",
     "Running stage 'train@mnist_logreg':",
-    "> python -m pipelines.train mnist_logreg",
+    "> python -m pipelines.flows.train mnist_logreg",
 ]
 
 

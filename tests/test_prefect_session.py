@@ -1,6 +1,6 @@
-"""One Prefect server per session (pipelines/prefect_session.py, issue #10).
+"""One Prefect server per session (pipelines/ops/prefect_session.py, issue #10).
 
-The slow test runs ``python -m pipelines.prefect_session -- dvc repro`` on a tiny git+DVC
+The slow test runs ``python -m pipelines.ops.prefect_session -- dvc repro`` on a tiny git+DVC
 project whose two stages each run a Prefect flow, with no ``PREFECT_API_URL``; afterwards a
 new server over the same ``PREFECT_HOME`` still has both runs, Completed, with their artifacts.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.prefect_session import healthy, prefect_server
+from pipelines.ops.prefect_session import healthy, prefect_server
 from rnnflow.env import PROJECT_ROOT
 
 BIN = Path(sys.executable).parent
@@ -66,7 +66,7 @@ def _run(args: list, cwd: Path, env: dict, timeout: float = 300) -> subprocess.C
 # --- fast: no server -------------------------------------------------------------------
 
 def test_help_works():
-    proc = subprocess.run([sys.executable, "-m", "pipelines.prefect_session", "--help"],
+    proc = subprocess.run([sys.executable, "-m", "pipelines.ops.prefect_session", "--help"],
                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "-- CMD ARGS" in proc.stdout and "PREFECT_API_URL" in proc.stdout
@@ -79,7 +79,7 @@ def test_existing_api_url_is_used_and_exit_code_passed_on(tmp_path, monkeypatch)
         assert api == "http://127.0.0.1:9/api"
     assert not (tmp_path / "home").exists()
     code = ("import os, sys; print(os.environ['PREFECT_API_URL']); sys.exit(3)")
-    proc = subprocess.run([sys.executable, "-m", "pipelines.prefect_session", "--home",
+    proc = subprocess.run([sys.executable, "-m", "pipelines.ops.prefect_session", "--home",
                            str(tmp_path / "home"), "--", sys.executable, "-c", code],
                           cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
                           env=_clean_env(PREFECT_API_URL="http://127.0.0.1:9/api"))
@@ -114,7 +114,7 @@ def test_dvc_repro_runs_persist_in_the_session_server(tmp_path, monkeypatch):
     _run(["git", "add", "-A"], root, env)
     _run(["git", "commit", "-qm", "tiny flow project"], root, env)
 
-    proc = _run([sys.executable, "-m", "pipelines.prefect_session", "--home", home, "--",
+    proc = _run([sys.executable, "-m", "pipelines.ops.prefect_session", "--home", home, "--",
                  BIN / "dvc", "repro"], root, env)
     out = proc.stdout + proc.stderr
     assert (root / "first.txt").read_text().strip() == FLOWS[0]

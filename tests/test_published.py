@@ -215,7 +215,7 @@ def test_push_then_pull_gives_an_up_to_date_clone_that_translates(online_run,
     sh(["dvc", "pull"], clone, env2)
     status = sh(["dvc", "status"], clone, env2)
     assert "up to date" in status, status
-    out = subprocess.run([sys.executable, "-m", "pipelines.translate", "el gato come pan 3."],
+    out = subprocess.run([sys.executable, "-m", "pipelines.cli.translate", "el gato come pan 3."],
                          cwd=clone, env=env2, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() and "<unk>" not in out.stdout

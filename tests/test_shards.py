@@ -110,7 +110,7 @@ def toy_project(tmp_path: Path, monkeypatch) -> Path:
 @pytest.mark.slow
 def test_sharded_sample_and_tokenize_equal_serial_hops(toy_project: Path, prefect_server,
                                                        dask_address: str, tmp_path: Path) -> None:
-    from pipelines import shards
+    from stages import shards
 
     root = toy_project
     assert run_hop("sample", "toypairs", root) == 0
@@ -150,7 +150,7 @@ def test_sharded_sample_and_tokenize_equal_serial_hops(toy_project: Path, prefec
 def test_a_failing_shard_fails_the_flow_and_writes_nothing(toy_project: Path, prefect_server,
                                                            dask_address: str,
                                                            tmp_path: Path) -> None:
-    from pipelines import shards
+    from stages import shards
 
     root = toy_project
     assert run_hop("sample", "toypairs", root) == 0

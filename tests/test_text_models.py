@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines import ngram, scorers, text
+from pipelines.metrics import ngram
+from pipelines.metrics import scorers
+from pipelines import text
 from pipelines import data as D
 from pipelines import text_data as T
 from pipelines.config import Layout, ModelConfig
 from pipelines.models import BOS, EOS, PAD, UNK, build_model
-from pipelines.train import fit, save_outputs
+from pipelines.flows.train import fit, save_outputs
 from tests.textdata import write_text_corpus
 
 SMALL = dict(embedding=32, hidden=32, layers=1, dropout=0.0, batch_size=16, lr=0.01, seed=0)
@@ -200,7 +202,7 @@ def test_text_resume_equals_uninterrupted(corpora, tmp_path, task):
 
 
 def test_decode_fields_do_not_change_the_fingerprint(corpora):
-    from pipelines.train import train_fingerprint
+    from pipelines.flows.train import train_fingerprint
 
     corpus = D.load_corpus(corpora["translate"])
     cfg = ModelConfig(**CFGS["translate"])
@@ -258,7 +260,10 @@ def test_detokenize_and_truecase():
 # --- CLIs and report -------------------------------------------------------------------
 
 def test_cli_help(capsys):
-    from pipelines import chat, ddp_train, generate, translate
+    from pipelines.cli import chat
+    from pipelines.cli import ddp_train
+    from pipelines.cli import generate
+    from pipelines.cli import translate
 
     for mod in (translate, chat, generate, ddp_train):
         with pytest.raises(SystemExit) as exc:
@@ -269,7 +274,9 @@ def test_cli_help(capsys):
 
 
 def test_clis_answer_even_with_unknown_words(trained, monkeypatch, capsys):
-    from pipelines import chat, generate, translate
+    from pipelines.cli import chat
+    from pipelines.cli import generate
+    from pipelines.cli import translate
     from rnnflow.cli import main as rnnflow
 
     layout, _ = trained
@@ -291,7 +298,7 @@ def test_clis_answer_even_with_unknown_words(trained, monkeypatch, capsys):
 
 
 def test_report_shows_text_metrics_and_samples(tmp_path):
-    from pipelines.report import build
+    from pipelines.flows.report import build
     from rnnflow.io import write_json
 
     layout = Layout(tmp_path)
@@ -330,7 +337,7 @@ def test_two_process_ddp_keeps_replicas_identical(corpora, tmp_path):
     dump = tmp_path / "dump"
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-         "-m", "pipelines.ddp_train", "toy", "--root", str(root), "--dump", str(dump)],
+         "-m", "pipelines.cli.ddp_train", "toy", "--root", str(root), "--dump", str(dump)],
         capture_output=True, text=True, timeout=240, cwd=str(D.Path(__file__).parents[1]))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     r0, r1 = (json.loads((dump / f"rank{k}.json").read_text()) for k in (0, 1))
@@ -339,7 +346,7 @@ def test_two_process_ddp_keeps_replicas_identical(corpora, tmp_path):
     saved = torch.load(root / "models/toy/model.pt", weights_only=True)
     torch.manual_seed(0)  # fit's seed: the weights every rank started from
     start = build_model("seq2seq", ModelConfig(**model), saved["spec"])
-    from pipelines.ddp_train import state_checksums
+    from pipelines.cli.ddp_train import state_checksums
 
     moved = state_checksums(start)
     assert moved.keys() == r0["checksums"].keys()

@@ -9,7 +9,7 @@ import torch
 from pipelines import data as D
 from pipelines import synthetic
 from pipelines.config import ModelConfig
-from pipelines.train import fit, train_fingerprint
+from pipelines.flows.train import fit, train_fingerprint
 
 # Dropout (global RNG) and shift augmentation (epoch generator) both have to resume exactly.
 CNN = dict(corpus="images", family="cnn", epochs=2, batch_size=32, lr=0.01, seed=3, augment=True)
@@ -66,7 +66,7 @@ def test_fingerprint_mismatch_starts_fresh(images, tmp_path, caplog):
     fit(ModelConfig(**CNN), images, checkpoint=ckpt, stop_after=1, progress=False)
 
     changed = ModelConfig(**{**CNN, "lr": 0.02})
-    with caplog.at_level("INFO", logger="pipelines.train"):
+    with caplog.at_level("INFO", logger="pipelines.flows.train"):
         fresh = fit(changed, images, checkpoint=ckpt, progress=False)
     assert fresh.resumed_from == 0
     assert "fingerprint differs" in caplog.text

@@ -9,7 +9,8 @@ Two kinds, chosen by ``tokenize.<corpus>.kind``:
 - ``bpe``: a byte-pair-encoding model trained with the ``tokenizers`` library.
 
 Both are fitted on the **train split only** and share one vocabulary over all text columns
-of a corpus. The four special tokens are defined once, here, with fixed ids 0–3. Encoded
+of a corpus. The four special tokens, pre-tokenisation and encode/decode are the
+core's text codec (``rnnflow/codec.py``), shared with the models. Encoded
 ``<col>_ids`` columns are ``list<int32>`` and carry **no** ``<bos>``/``<eos>``: the models
 add them (and pad with ``<pad>``) where their task needs them.
 
@@ -26,30 +27,20 @@ An adapter uses this module as::
 
 from __future__ import annotations
 
-import functools
-import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import model_validator
 
+from rnnflow.codec import (  # noqa: F401  re-exported: the hop's adapters use them from here
+    BOS, EOS, PAD, PRETOKENIZER, PUNCT_RE, SPECIAL_IDS, SPECIALS, UNK, _plain, bpe_from_str,
+    decode, encode_bpe, encode_column, encode_word, load_artifacts, pretokenize,
+)
 from rnnflow.validate import Expect
 from stages.tokenize import TokenizeConfig
-
-SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
-PAD, BOS, EOS, UNK = range(len(SPECIALS))
-SPECIAL_IDS = {name.strip("<>"): i for i, name in enumerate(SPECIALS)}
-
-#: A token is a run of letters, digits and combining marks, or any other single
-#: non-space character (punctuation and symbols stand alone): RE2 syntax, for
-#: ``pc.replace_substring_regex``. ``regex`` (not ``re``) understands it too.
-PUNCT_RE = r"([^\p{L}\p{N}\p{M}\s])"
-PRETOKENIZER = "lowercase (optional), punctuation/symbols split off, split on whitespace"
-
 
 class TextTokenizeConfig(TokenizeConfig):
     """params.yaml ``tokenize.<corpus>`` of a text corpus."""
@@ -74,31 +65,7 @@ class TextTokenizeConfig(TokenizeConfig):
         return self
 
 
-# --- word level: pre-tokenisation ------------------------------------------------------
-
-def _plain(col: pa.Array | pa.ChunkedArray) -> pa.Array:
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    if arr.null_count:
-        raise ValueError("texttok: text column has nulls (format should have dropped them)")
-    return arr
-
-
-def pretokenize(texts: pa.Array | pa.ChunkedArray, lowercase: bool = True) -> pa.ListArray:
-    """Strings → list<string> of word tokens, vectorised; empty text → empty list."""
-    arr = _plain(texts)
-    if lowercase:
-        arr = pc.utf8_lower(arr)
-    arr = pc.utf8_trim_whitespace(pc.replace_substring_regex(arr, PUNCT_RE, r" \1 "))
-    lists = pc.utf8_split_whitespace(arr)
-    # Trimmed, a string splits into [""] only if it was blank: give those rows no tokens.
-    blank = pc.equal(pc.binary_length(arr), 0)
-    if not pc.any(blank).as_py():
-        return lists
-    lengths = pc.if_else(blank, 0, pc.list_value_length(lists)).to_numpy(zero_copy_only=False)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-    keep = pc.invert(pc.take(blank, pc.list_parent_indices(lists)))
-    return pa.ListArray.from_arrays(pa.array(offsets), pc.list_flatten(lists).filter(keep))
-
+# --- word level: counting ------------------------------------------------------
 
 def count_tokens(batches: Iterable[pa.RecordBatch | pa.Table], columns: tuple[str, ...],
                  lowercase: bool = True) -> tuple[pa.Table, int, int]:
@@ -211,60 +178,6 @@ def _fit_bpe(batches: Iterable[pa.RecordBatch], columns: tuple[str, ...],
 
 # --- encode ----------------------------------------------------------------------------
 
-class _VocabIndex:
-    """The vocabulary as an Arrow array (built once per vocabulary object)."""
-
-    _cache: dict[int, tuple[list[str], pa.Array]] = {}
-
-    @classmethod
-    def of(cls, vocab: list[str]) -> pa.Array:
-        hit = cls._cache.get(id(vocab))
-        if hit is None or hit[0] is not vocab:
-            if len(cls._cache) > 8:
-                cls._cache.clear()
-            hit = (vocab, pa.array(vocab, pa.string()))
-            cls._cache[id(vocab)] = hit  # keeps ``vocab`` alive, so its id is not reused
-        return hit[1]
-
-
-@functools.lru_cache(maxsize=4)
-def _bpe_from_str(text: str):
-    from tokenizers import Tokenizer
-
-    return Tokenizer.from_str(text)
-
-
-def encode_word(texts: pa.Array | pa.ChunkedArray, vocab: list[str] | pa.Array,
-                lowercase: bool = True) -> pa.ListArray:
-    """Strings → list<int32> ids against ``vocab`` (unknown → ``<unk>``), vectorised."""
-    values = vocab if isinstance(vocab, pa.Array) else _VocabIndex.of(vocab)
-    lists = pretokenize(texts, lowercase)
-    ids = pc.index_in(pc.list_flatten(lists), value_set=values)
-    ids = pc.fill_null(ids, UNK).cast(pa.int32())
-    offsets = lists.offsets
-    if offsets[0].as_py() != 0:
-        offsets = pc.subtract(offsets, offsets[0])
-    return pa.ListArray.from_arrays(offsets, ids)
-
-
-def encode_bpe(texts: pa.Array | pa.ChunkedArray, tokenizer_json: str) -> pa.ListArray:
-    """Strings → list<int32> BPE ids (the library's batch encoder; one call per batch)."""
-    tok = _bpe_from_str(tokenizer_json)
-    strings = _plain(texts).to_pylist()
-    encode = getattr(tok, "encode_batch_fast", tok.encode_batch)
-    encs = encode(strings, add_special_tokens=False)
-    # One attribute read per row; pyarrow converts the id lists in C.
-    return pa.array([e.ids for e in encs], pa.list_(pa.int32()))
-
-
-def encode_column(texts: pa.Array | pa.ChunkedArray, artifacts: dict[str, Any]) -> pa.ListArray:
-    """One text column → list<int32> ids, with the fitted word vocabulary or BPE model."""
-    spec = artifacts["spec.json"]
-    if spec["kind"] == "bpe":
-        return encode_bpe(texts, artifacts["tokenizer.json"])
-    return encode_word(texts, artifacts["vocab.json"], spec["lowercase"])
-
-
 def encode(table: pa.Table, columns: tuple[str, ...], artifacts: dict[str, Any],
            cfg: Any = None) -> pa.Table:
     """``row_id``, each text column unchanged, then ``<col>_ids`` (list<int32>) per column.
@@ -278,26 +191,6 @@ def encode(table: pa.Table, columns: tuple[str, ...], artifacts: dict[str, Any],
     for col in columns:
         out[f"{col}_ids"] = encode_column(table.column(col), artifacts)
     return pa.table(out)
-
-
-def decode(ids: list[int], artifacts: dict[str, Any]) -> list[str]:
-    """Ids → tokens (for tests, debugging and model output)."""
-    if artifacts["spec.json"]["kind"] == "bpe":
-        tok = _bpe_from_str(artifacts["tokenizer.json"])
-        return [tok.id_to_token(i) for i in ids]
-    vocab = artifacts["vocab.json"]
-    return [vocab[i] for i in ids]
-
-
-def load_artifacts(directory: Path | str) -> dict[str, Any]:
-    """Read the artifacts the tokenize hop saved (``spec.json`` + vocabulary/tokenizer)."""
-    directory = Path(directory)
-    out: dict[str, Any] = {"spec.json": json.loads((directory / "spec.json").read_text())}
-    if (directory / "vocab.json").exists():
-        out["vocab.json"] = json.loads((directory / "vocab.json").read_text())
-    if (directory / "tokenizer.json").exists():
-        out["tokenizer.json"] = (directory / "tokenizer.json").read_text()
-    return out
 
 
 # --- validation and statistics ---------------------------------------------------------

@@ -2,7 +2,7 @@
 
     prefect server start --host 127.0.0.1 --port 4200        # terminal 1 (UI + API, SQLite)
     export PREFECT_API_URL=http://127.0.0.1:4200/api         # terminal 2
-    python -m pipelines.serve                                 # or: rnnflow serve
+    python -m pipelines.ops.serve                                 # or: rnnflow serve
 
 Deployments (flow/deployment):
 
@@ -43,9 +43,9 @@ def deployments(params: dict[str, Any], schedule: bool = True) -> list:
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.schedules import Cron
 
-    from pipelines.repro import repro
-    from pipelines.retrain import RetrainConfig, retrain
-    from pipelines.search import search
+    from pipelines.ops.repro import repro
+    from pipelines.ops.retrain import RetrainConfig, retrain
+    from pipelines.ops.search import search
 
     rcfg = parse(RetrainConfig, params, "retrain")
     return [
@@ -68,7 +68,7 @@ def deployments(params: dict[str, Any], schedule: bool = True) -> list:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.serve", description=__doc__.split("\n\n")[0],
+        prog="python -m pipelines.ops.serve", description=__doc__.split("\n\n")[0],
         epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params.yaml",
                         help="params file the schedule is read from (default: %(default)s)")

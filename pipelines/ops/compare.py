@@ -1,7 +1,7 @@
 """Compare two commits: metrics, params and training curves on one self-contained HTML page.
 
-    python -m pipelines.compare HEAD~1 HEAD              # or: rnnflow compare HEAD~1 HEAD
-    python -m pipelines.compare main workspace -o /tmp/cmp.html
+    python -m pipelines.ops.compare HEAD~1 HEAD              # or: rnnflow compare HEAD~1 HEAD
+    python -m pipelines.ops.compare main workspace -o /tmp/cmp.html
 
 Metrics come from ``dvc metrics diff --all --json``, params from ``dvc params diff --json``
 (changed keys; ``--all-params`` for every key), curves from ``plots/<model>/history.csv``
@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipelines import workspace as W
+from pipelines.ops import workspace as W
 
 WORKSPACE = "workspace"
 
@@ -195,7 +195,7 @@ def compare(rev_a: str, rev_b: str | None = None, out: str | Path | None = None,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.compare", description=__doc__.split("\n\n")[0],
+        prog="python -m pipelines.ops.compare", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("rev_a", help="first git revision (A), e.g. HEAD~1")
     parser.add_argument("rev_b", nargs="?", default=WORKSPACE,

@@ -1,7 +1,7 @@
 """Scheduled retraining with champion/challenger: the ``retrain`` flow.
 
-    python -m pipelines.retrain                  # the model named in params.yaml `retrain:`
-    python -m pipelines.retrain --model mnist_logreg
+    python -m pipelines.ops.retrain                  # the model named in params.yaml `retrain:`
+    python -m pipelines.ops.retrain --model mnist_logreg
 
 1. Under the workspace lock, ``dvc repro evaluate@<model>``: new data or params or code make
    their stages stale and DVC reruns exactly those (nothing new: nothing runs).
@@ -9,7 +9,7 @@
    of ``train@<model>`` and ``evaluate@<model>`` (data and code hashes, params), its score the
    ``retrain.metric`` of ``metrics/<model>.json`` on the current test split.
 3. The *champion* is the version of the model's GTO artifact last assigned the stage
-   ``retrain.stage`` (``champion``): the registry is Git tags (pipelines/registry.py;
+   ``retrain.stage`` (``champion``): the registry is Git tags (pipelines/ops/registry.py;
    ``gto show``, ``gto history <model>``), each version's tag message holding its judgement.
    When the test split changed since it was promoted, its weights (kept in the DVC cache
    under the hash its judgement recorded) are scored again on the current split, so both
@@ -43,9 +43,9 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import Field, field_validator
 
-from pipelines import workspace as W
+from pipelines.ops import workspace as W
 from pipelines.outputs import logger
-from pipelines.registry import GitTagRegistry
+from pipelines.ops.registry import GitTagRegistry
 from rnnflow.config import Config, ConfigError, load_params, parse, section
 
 Decision = Literal["promoted", "rejected", "no change", "already judged"]
@@ -223,7 +223,7 @@ def rescore(root: Path, champion: dict[str, Any], metric: str, params: dict[str,
 
     from pipelines import device as dev
     from pipelines.config import EvaluateConfig
-    from pipelines.evaluate import load_trained, score
+    from pipelines.flows.evaluate import load_trained, score
 
     split, _, key = metric.partition(".")
     ecfg = parse(EvaluateConfig, params, "evaluate")
@@ -361,7 +361,7 @@ def retrain(model: str | None = None, params_path: str = "params.yaml",
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.retrain", description=__doc__.split("\n\n")[0],
+        prog="python -m pipelines.ops.retrain", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None,
                         help="model to retrain (default: retrain.model in params.yaml)")

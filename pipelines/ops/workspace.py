@@ -62,7 +62,7 @@ def _log(log: Any) -> Any:
         return log
     from pipelines.outputs import logger
 
-    return logger("pipelines.workspace")
+    return logger("pipelines.ops.workspace")
 
 
 # --- the lock ---------------------------------------------------------------------------
@@ -121,7 +121,7 @@ def subprocess_env(root: Path) -> dict[str, str]:
     """Environment for ``dvc``/``git`` children: this venv first, the root's code importable.
 
     Prefect's per-run variables (``PREFECT__*``) are dropped, so the flows DVC starts
-    (``python -m pipelines.train``) begin runs of their own against the same API server.
+    (``python -m pipelines.flows.train``) begin runs of their own against the same API server.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT__")}
     bindir = str(Path(sys.executable).parent)

@@ -1,12 +1,12 @@
 """Data-parallel training with the standard launcher (no Prefect server per process):
 
-    torchrun --nproc_per_node=2 -m pipelines.ddp_train books_lm
-    torchrun --nproc_per_node=8 -m pipelines.ddp_train es_en_translator --params params.yaml
+    torchrun --nproc_per_node=2 -m pipelines.cli.ddp_train books_lm
+    torchrun --nproc_per_node=8 -m pipelines.cli.ddp_train es_en_translator --params params.yaml
 
 Every process loads the corpus and builds the same model (same seed); ``fit`` wraps it in
 ``DistributedDataParallel`` (gloo on CPU, NCCL on CUDA: one GPU per local rank) and each rank
 trains on rows ``rank::world`` of every batch, so a global batch is ``batch_size`` as in a
-single process. Rank 0 writes the checkpoint (resume works as in ``pipelines.train``) and the
+single process. Rank 0 writes the checkpoint (resume works as in ``pipelines.flows.train``) and the
 stage outputs (``models/<model>/model.pt``, history, train metrics). ``--dump DIR`` makes
 every rank write ``DIR/rank<k>.json`` with a checksum per parameter (the replica test).
 """
@@ -27,7 +27,7 @@ import torch.distributed as dist
 from pipelines import data as D
 from pipelines import device as dev
 from pipelines.config import Layout, TrainConfig
-from pipelines.train import fit, save_outputs
+from pipelines.flows.train import fit, save_outputs
 from rnnflow.config import load_params, parse
 
 
@@ -39,7 +39,7 @@ def state_checksums(model: torch.nn.Module) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="torchrun --nproc_per_node=N -m pipelines.ddp_train",
+        prog="torchrun --nproc_per_node=N -m pipelines.cli.ddp_train",
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="model name: a key of train.models in the params file")
     parser.add_argument("--params", default="params.yaml",

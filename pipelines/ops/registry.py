@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipelines import workspace as W
+from pipelines.ops import workspace as W
 
 STAGE = "champion"
 MARKER = "rnnflow-judgement: "

@@ -1,8 +1,8 @@
 """Translate Spanish to English with the trained translator.
 
     rnnflow translate "hola, ¿cómo estás?"
-    python -m pipelines.translate --beam 1 "¿dónde está la biblioteca?" "tengo hambre."
-    echo "me gusta leer." | python -m pipelines.translate
+    python -m pipelines.cli.translate --beam 1 "¿dónde está la biblioteca?" "tengo hambre."
+    echo "me gusta leer." | python -m pipelines.cli.translate
 
 Reads ``models/<model>/model.pt`` (weights, vocabulary, truecaser: no data files needed).
 Words the model never saw are read as ``<unk>``; the translation still comes out.

@@ -1,7 +1,7 @@
 """``dvc repro`` as a Prefect flow: what a run started from the Prefect UI does.
 
-    python -m pipelines.repro train@mnist_cnn -S train.models.mnist_cnn.lr=0.003
-    python -m pipelines.repro                     # the whole DAG (DVC skips what is fresh)
+    python -m pipelines.ops.repro train@mnist_cnn -S train.models.mnist_cnn.lr=0.003
+    python -m pipelines.ops.repro                     # the whole DAG (DVC skips what is fresh)
 
 Overrides are written into params.yaml first (comments and layout kept; the same as editing
 it by hand, or as ``dvc exp run -S`` without the reformatting), then ``dvc repro <targets>``
@@ -24,7 +24,7 @@ import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect r
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from pipelines import workspace as W
+from pipelines.ops import workspace as W
 from pipelines.outputs import logger
 
 
@@ -137,7 +137,7 @@ def repro(targets: list[str] | None = None, overrides: dict[str, Any] | None = N
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.repro", description=__doc__.split("\n\n")[0],
+        prog="python -m pipelines.ops.repro", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("targets", nargs="*",
                         help="DVC stages, e.g. train@mnist_cnn evaluate@mnist_cnn (none: all)")

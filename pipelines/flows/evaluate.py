@@ -1,10 +1,10 @@
 """Evaluate a trained model on the test (and validation) split — the ``evaluate`` stage.
 
-    python -m pipelines.evaluate mnist_cnn
+    python -m pipelines.flows.evaluate mnist_cnn
 
 Reads ``models/<model>/model.pt`` (weights + config + spec) and ``data/05_tokens/<corpus>/``;
 writes ``metrics/<model>.json`` (``{"test": {...}, "validation": {...}}``, metrics per task as
-in :mod:`pipelines.scoring`) and ``plots/<model>/confusion.csv`` (``actual,predicted``: one
+in :mod:`pipelines.metrics.scoring`) and ``plots/<model>/confusion.csv`` (``actual,predicted``: one
 row per test example for classifiers of up to 20 classes, only the header otherwise, so the
 plot DVC declares always exists).
 
@@ -30,7 +30,7 @@ from prefect.cache_policies import NO_CACHE
 
 from pipelines import data as D
 from pipelines import device as dev
-from pipelines import scoring
+from pipelines.metrics import scoring
 from pipelines.config import EvaluateConfig, Layout, ModelConfig
 from pipelines.models import TEXT_TASKS, build_model
 from pipelines.outputs import write_atomic
@@ -142,7 +142,7 @@ def evaluate(model: str, params_path: str = "params.yaml", root: str | None = No
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.evaluate", description=__doc__.split("\n\n")[0])
+        prog="python -m pipelines.flows.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="model name: models/<model>/model.pt must exist")
     parser.add_argument("--params", default="params.yaml",
                         help="params file, relative to the root (default: %(default)s)")

@@ -1,6 +1,6 @@
 """Gather every model's metrics, curves and confusion matrix and the data reports into one page.
 
-    python -m pipelines.report
+    python -m pipelines.flows.report
 
 Reads ``metrics/*.json``, ``plots/*/history.csv``, ``plots/*/confusion.csv``,
 ``reports/samples/<model>.json`` (generations, translations, replies of the text models),
@@ -365,7 +365,7 @@ def report(params_path: str = "params.yaml", root: str | None = None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.report", description=__doc__.split("\n\n")[0])
+        prog="python -m pipelines.flows.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", default="params.yaml",
                         help="params file, relative to the root (default: %(default)s)")
     parser.add_argument("--root", default=None, help="project root (default: this checkout)")

@@ -1,8 +1,8 @@
 """Generate text with the trained word-level language model.
 
     rnnflow generate --prompt "It was"
-    python -m pipelines.generate --prompt "The king" --greedy --length 30
-    python -m pipelines.generate --prompt "She said" --temperature 0.8 --top-k 40 -n 3
+    python -m pipelines.cli.generate --prompt "The king" --greedy --length 30
+    python -m pipelines.cli.generate --prompt "She said" --temperature 0.8 --top-k 40 -n 3
 
 Sampling (default) draws each word from the ``top_k`` most likely at ``temperature`` (the
 model's params unless given); ``--greedy`` takes the most likely word. Words of the prompt

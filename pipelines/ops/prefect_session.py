@@ -1,7 +1,7 @@
 """One Prefect server for a whole session: every flow a command starts reports to it.
 
-    python -m pipelines.prefect_session -- dvc repro
-    python -m pipelines.prefect_session --home .prefect --port 4200 -- dvc repro train@mnist_cnn
+    python -m pipelines.ops.prefect_session -- dvc repro
+    python -m pipelines.ops.prefect_session --home .prefect --port 4200 -- dvc repro train@mnist_cnn
 
 With no ``PREFECT_API_URL``, each process that runs a Prefect flow starts a temporary server of
 its own (~13 s cold, per training or evaluation stage) and its runs vanish with it. This wraps a
@@ -233,7 +233,7 @@ def run_command(cmd: Sequence[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.prefect_session",
+        prog="python -m pipelines.ops.prefect_session",
         description="\n\n".join(__doc__.split("\n\n")[::2]),
         epilog="examples:\n" + __doc__.split("\n\n")[1],
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
-        parser.error("no command given: python -m pipelines.prefect_session -- CMD ARGS...")
+        parser.error("no command given: python -m pipelines.ops.prefect_session -- CMD ARGS...")
     home = args.home or Path(os.environ.get("PREFECT_HOME") or PROJECT_ROOT / ".prefect")
     try:
         with prefect_server(home, args.port, args.startup_timeout):

@@ -1,7 +1,7 @@
 """sample and tokenize shard by shard on Dask, through Prefect's Dask task runner.
 
-    python -m pipelines.shards tokenize es_en                       # local Dask cluster
-    python -m pipelines.shards sample es_en --address tcp://host:8786
+    python -m stages.shards tokenize es_en                       # local Dask cluster
+    python -m stages.shards sample es_en --address tcp://host:8786
 
 For corpora that outgrow one machine. A *shard* is a range of Parquet row groups of one
 input split (hops write ~64k-row groups, so by default one group per shard). Each shard is
@@ -282,8 +282,8 @@ def run(hop: str, corpus: str, *, address: str | None = None, **kwargs: Any) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m pipelines.shards {tokenize,sample} CORPUS``."""
-    parser = argparse.ArgumentParser(prog="python -m pipelines.shards",
+    """``python -m stages.shards {tokenize,sample} CORPUS``."""
+    parser = argparse.ArgumentParser(prog="python -m stages.shards",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("hop", choices=sorted(FLOWS), help="which hop to run shard by shard")
     parser.add_argument("corpus", help="corpus name (as in params.yaml)")
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = run(args.hop, args.corpus, address=args.address, root=args.root,
                    params=args.params, out=args.out, rows_per_shard=args.rows_per_shard)
     except (RuntimeError, ValueError, FileNotFoundError) as exc:
-        print(f"pipelines.shards {args.hop} {args.corpus}: error: {exc}", file=sys.stderr)
+        print(f"stages.shards {args.hop} {args.corpus}: error: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(rows))
     return 0

@@ -1,7 +1,7 @@
 """Hyperparameter search: grid, random or TPE over a params space, each trial a DVC experiment.
 
-    python -m pipelines.search search/mnist_logreg.yaml
-    python -m pipelines.search search/mnist_cnn.yaml --method random --trials 6
+    python -m pipelines.ops.search search/mnist_logreg.yaml
+    python -m pipelines.ops.search search/mnist_cnn.yaml --method random --trials 6
 
 The spec (YAML) names the model, the metric (a dotted key of ``metrics/<model>.json``), the
 direction, the method and the space: dotted params keys with ``{type: loguniform|uniform,
@@ -36,7 +36,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import Field, model_validator
 
-from pipelines import workspace as W
+from pipelines.ops import workspace as W
 from pipelines.outputs import logger, write_atomic
 from rnnflow.config import Config, ConfigError, load_params
 
@@ -371,7 +371,7 @@ def search(spec_path: str = "search/mnist_logreg.yaml", method: str | None = Non
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.search", description=__doc__.split("\n\n")[0],
+        prog="python -m pipelines.ops.search", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("spec", help="search spec YAML, e.g. search/mnist_logreg.yaml")
     parser.add_argument("--method", choices=["grid", "random", "tpe"], default=None,

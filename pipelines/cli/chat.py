@@ -1,7 +1,7 @@
 """Chat with the trained seq2seq chatbot: type a line, get a reply; an empty line or EOF ends.
 
     rnnflow chat
-    printf 'hi there\nhow are you?\n' | python -m pipelines.chat --greedy
+    printf 'hi there\nhow are you?\n' | python -m pipelines.cli.chat --greedy
 
 Replies are sampled from the ``top_k`` most likely words at the model's ``temperature``
 (``--greedy``: the most likely word each step; ``--beam K``: beam search). Words the model

@@ -1,6 +1,6 @@
 """Train one model of ``train.models`` in params.yaml: the ``train`` DVC stage as a Prefect flow.
 
-    python -m pipelines.train mnist_cnn            # or: python -m pipelines.train --help
+    python -m pipelines.flows.train mnist_cnn            # or: python -m pipelines.flows.train --help
 
 Reads ``data/05_tokens/<corpus>/``; writes ``models/<model>/model.pt`` (the weights of the best
 validation epoch, or of the last with ``keep: last``), ``plots/<model>/history.csv`` (every
@@ -13,7 +13,7 @@ The flow is coarse on purpose (STACK.md: a task costs a server round trip): load
 ``fit`` runs a *job* per corpus task: :class:`TensorJob` for the fixed-shape corpora (MNIST,
 synthetic), ``pipelines.text`` jobs for the text models (BPTT language model, seq2seq), which
 also save the corpus tokenizer in ``model.pt``. Data-parallel on several processes:
-``torchrun --nproc_per_node=N -m pipelines.ddp_train <model>`` (the same ``fit``).
+``torchrun --nproc_per_node=N -m pipelines.cli.ddp_train <model>`` (the same ``fit``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from pipelines import data as D
 from pipelines import device as dev
-from pipelines import scoring
+from pipelines.metrics import scoring
 from pipelines.config import DECODE_FIELDS, Layout, ModelConfig, TrainConfig
 from pipelines.models import TEXT_TASKS, build_model
 from pipelines.outputs import logger, save_torch, write_atomic
@@ -185,16 +185,17 @@ def fit(cfg: ModelConfig, corpus: D.Corpus, *, device: torch.device | str = "cpu
     ``checkpoint``: resume from / save to this file every epoch (None: neither).
     ``stop_after``: stop after this many epochs in this call, as an interruption would.
     ``progress``: tqdm bar per epoch on stderr (None: only on a terminal).
-    Under ``torchrun`` (a process group initialised, see ``pipelines.ddp_train``) the model
+    Under ``torchrun`` (a process group initialised, see ``pipelines.cli.ddp_train``) the model
     is wrapped in ``DistributedDataParallel``, every rank trains on its share of each batch,
     and only rank 0 writes the checkpoint.
     """
-    log = logger("pipelines.train")
+    log = logger("pipelines.flows.train")
     device = torch.device(device)
     amp_dtype = dev.amp_dtype(device, amp)
     rank, size = world()
     if corpus.task in TEXT_TASKS:
-        from pipelines import text, text_data
+        from pipelines import text
+        from pipelines import text_data
 
         corpus = text_data.prepare(cfg, corpus)
         job = text.make_job(cfg, corpus, device, amp_dtype, rank, size)
@@ -366,7 +367,7 @@ def train(model: str, params_path: str = "params.yaml", root: str | None = None)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.train", description=__doc__.split("\n\n")[0],
+        prog="python -m pipelines.flows.train", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="model name: a key of train.models in the params file")
     parser.add_argument("--params", default="params.yaml",
