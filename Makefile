@@ -17,7 +17,7 @@ export PATH := $(BIN):$(PATH)
 # (`dvc exp run -S ...`); no PROFILE is the main job on params.yaml as committed.
 PROFILE ?=
 
-.PHONY: setup system repro test help
+.PHONY: setup system repro lint test help
 
 help:  ## list targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -45,5 +45,12 @@ repro: setup  ## run the DVC DAG: the main job, or PROFILE=ci|gpu as a DVC exper
 		$(if $(PROFILE),$(BIN)/rnnflow profile $(PROFILE) --exp-run,$(BIN)/dvc repro)
 	@$(BIN)/dvc metrics show
 
-test: setup system  ## run the test suite
+# Every check runs (one failure does not hide the next); the target fails if any did.
+lint: setup  ## ruff (lint, format check), mypy, import contracts (pyproject.toml); CI runs it first
+	@status=0; \
+	for check in "ruff check ." "ruff format --check ." "mypy" "lint-imports --no-logo"; do \
+		echo "+ $$check"; $(BIN)/$$check || status=1; \
+	done; exit $$status
+
+test: setup system lint  ## lint, then run the test suite
 	$(BIN)/pytest -q

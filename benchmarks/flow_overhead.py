@@ -37,7 +37,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 
-NOOP_FLOW = '''\
+NOOP_FLOW = """\
 import sys
 from prefect import flow
 
@@ -47,15 +47,23 @@ def noop() -> None:
 
 if sys.argv[1:] != ["--no-flow"]:
     noop()
-'''
+"""
 
 
 def _env(home: Path, api: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PREFECT__") and k not in ("PREFECT_API_URL", "PREFECT_API_KEY")}
-    env.update({"PREFECT_HOME": str(home), "DO_NOT_TRACK": "1",
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90"})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PREFECT__") and k not in ("PREFECT_API_URL", "PREFECT_API_KEY")
+    }
+    env.update(
+        {
+            "PREFECT_HOME": str(home),
+            "DO_NOT_TRACK": "1",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+        }
+    )
     if api:
         env["PREFECT_API_URL"] = api
     return env
@@ -64,8 +72,15 @@ def _env(home: Path, api: str | None) -> dict[str, str]:
 def time_stage(script: Path, env: dict[str, str], *args: str) -> float:
     """Wall seconds of one stage process (``python script args``); it must exit 0."""
     began = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(script), *args], env=env, cwd=script.parent,
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(script), *args],
+        env=env,
+        cwd=script.parent,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
     seconds = time.perf_counter() - began
     if proc.returncode != 0:
         raise RuntimeError(f"stage exited {proc.returncode}:\n{proc.stderr[-3000:]}")
@@ -73,8 +88,12 @@ def time_stage(script: Path, env: dict[str, str], *args: str) -> float:
 
 
 def summary(times: list[float]) -> dict[str, object]:
-    return {"runs_s": [round(t, 2) for t in times], "median_s": round(statistics.median(times), 2),
-            "min_s": round(min(times), 2), "max_s": round(max(times), 2)}
+    return {
+        "runs_s": [round(t, 2) for t in times],
+        "median_s": round(statistics.median(times), 2),
+        "min_s": round(min(times), 2),
+        "max_s": round(max(times), 2),
+    }
 
 
 def measure(repeats: int, stages: int, log=print) -> dict[str, object]:
@@ -90,8 +109,9 @@ def measure(repeats: int, stages: int, log=print) -> dict[str, object]:
 
         # Warm the interpreter's file cache once, so the first timed run is not penalised.
         time_stage(script, _env(home, None), "--no-flow")
-        results["no_flow"] = summary([time_stage(script, _env(home, None), "--no-flow")
-                                      for _ in range(repeats)])
+        results["no_flow"] = summary(
+            [time_stage(script, _env(home, None), "--no-flow") for _ in range(repeats)]
+        )
         log(f"no_flow   (import prefect, no flow): {results['no_flow']}")
 
         temporary = []
@@ -136,28 +156,42 @@ def measure(repeats: int, stages: int, log=print) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python benchmarks/flow_overhead.py", description=__doc__.split("\n\n")[0],
+        prog="python benchmarks/flow_overhead.py",
+        description=__doc__.split("\n\n")[0],
         epilog="\n\n".join(__doc__.split("\n\n")[2:]),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="timed stage runs per way (default: %(default)s)")
-    parser.add_argument("--stages", type=int, default=23,
-                        help="flow stages in the DAG, for the projection (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=_HERE / "results" / "flow_overhead.json",
-                        help="JSON output (default: benchmarks/results/flow_overhead.json)")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timed stage runs per way (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--stages",
+        type=int,
+        default=23,
+        help="flow stages in the DAG, for the projection (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=_HERE / "results" / "flow_overhead.json",
+        help="JSON output (default: benchmarks/results/flow_overhead.json)",
+    )
     args = parser.parse_args(argv)
 
-    import rnnflow  # noqa: F401  offline/telemetry defaults first
-
     import prefect
+
+    import rnnflow  # noqa: F401  offline/telemetry defaults first
 
     results = {
         "benchmark": "flow_overhead",
         "what": "wall seconds of one stage process running a no-op Prefect flow",
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "prefect": prefect.__version__,
-                    "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "prefect": prefect.__version__,
+            "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+        },
         "repeats": args.repeats,
         **measure(args.repeats, args.stages),
     }
@@ -165,9 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     o, p = results["overhead_per_stage_s"], results["projection"]
-    print(f"overhead per stage: temporary server {o['temporary']} s, shared server "
-          f"{o['shared']} s (saved {results['saved_per_stage_s']} s a stage); "
-          f"{p['stages']} stages: {p['temporary_total_s']} s vs {p['shared_total_s']} s")
+    print(
+        f"overhead per stage: temporary server {o['temporary']} s, shared server "
+        f"{o['shared']} s (saved {results['saved_per_stage_s']} s a stage); "
+        f"{p['stages']} stages: {p['temporary_total_s']} s vs {p['shared_total_s']} s"
+    )
     print(f"wrote {args.out}")
     return 0
 

@@ -4,10 +4,10 @@ GPU: batch size x precision x optimizer, against the bf16 roofline (issue #10).
     python benchmarks/gpu_lm.py [--device cuda] [--vocab 16597] [--quality-tokens 6000000] \
         [--out benchmarks/results/gpu_lm_h200.json]
 
-The training step reproduces ``pipelines.flows.train.fit`` + ``pipelines.text.LMJob.losses`` for an
-LM (those modules import Prefect/pydantic/pyarrow, absent on the GPU machine, so the loop is
-written out here; it imports only ``pipelines.models.lm`` and ``pipelines.metrics.scoring.autocast``,
-which import nothing but torch):
+The training step reproduces ``pipelines.flows.train.fit`` + ``pipelines.tasks.lm.LMJob.losses``
+for an LM (those modules import Prefect/pydantic/pyarrow, absent on the GPU machine, so the
+loop is written out here; it imports only ``pipelines.models.lm`` and
+``pipelines.metrics.scoring.autocast``, which import nothing but torch):
 
     with autocast(device, amp_dtype): nll, n, hidden = model(x[:, i:i+bptt], y[:, i:i+bptt], hidden)
     hidden = detach(hidden); loss = nll / n
@@ -55,11 +55,12 @@ import time  # noqa: E402
 
 import torch  # noqa: E402
 
-from pipelines.models.lm import RNNLanguageModel, detach  # noqa: E402
 from pipelines.metrics.scoring import autocast  # noqa: E402
+from pipelines.models.lm import RNNLanguageModel, detach  # noqa: E402
 
-BOOKS_LM = dict(embedding=650, hidden=650, layers=2, dropout=0.5, bptt=70, lr=1e-3,
-                grad_clip=0.25, batch=64)
+BOOKS_LM = dict(
+    embedding=650, hidden=650, layers=2, dropout=0.5, bptt=70, lr=1e-3, grad_clip=0.25, batch=64
+)
 
 # (name, batch, amp, optimizer, lr multiplier, in quality phase)
 CONFIGS = [
@@ -91,8 +92,13 @@ def markov_source(vocab: int, k: int, seed: int, device) -> tuple[torch.Tensor, 
     return succ.view(vocab, k).to(device), (w / w.sum()).float().to(device)
 
 
-def sample_stream(succ: torch.Tensor, w: torch.Tensor, n: int, chains: int, seed: int,
-                  ) -> torch.Tensor:
+def sample_stream(
+    succ: torch.Tensor,
+    w: torch.Tensor,
+    n: int,
+    chains: int,
+    seed: int,
+) -> torch.Tensor:
     """``n`` tokens: ``chains`` parallel chains of the source, concatenated (int64, on succ's
     device)."""
     dev = succ.device
@@ -120,10 +126,10 @@ def source_entropy(succ: torch.Tensor, w: torch.Tensor, stream: torch.Tensor) ->
         ws = w.expand(v, k).gather(1, order)
         h = torch.empty(v, device=succ.device)
         for start in range(0, v, 2048):
-            rows_s, rows_w = s[start:start + 2048], ws[start:start + 2048]
+            rows_s, rows_w = s[start : start + 2048], ws[start : start + 2048]
             p = torch.zeros(rows_s.size(0), v, device=succ.device)
             p.scatter_add_(1, rows_s, rows_w)
-            h[start:start + 2048] = -(p * torch.log(p.clamp_min(1e-30))).sum(1)
+            h[start : start + 2048] = -(p * torch.log(p.clamp_min(1e-30))).sum(1)
     counts = torch.bincount(stream[:-1], minlength=v).double()
     return float((counts * h.double()).sum() / counts.sum())
 
@@ -132,14 +138,15 @@ def batchify(stream: torch.Tensor, rows: int) -> tuple[torch.Tensor, torch.Tenso
     """``pipelines.text_data.batchify`` (offset 0, no tail) on a tensor."""
     x, y = stream[:-1], stream[1:]
     n = len(x) // rows
-    return x[:n * rows].view(rows, n), y[:n * rows].view(rows, n)
+    return x[: n * rows].view(rows, n), y[: n * rows].view(rows, n)
 
 
 def build(vocab: int, device, seed: int = 0) -> RNNLanguageModel:
     torch.manual_seed(seed)
     s = BOOKS_LM
-    return RNNLanguageModel(vocab, s["embedding"], s["hidden"], s["layers"], "lstm",
-                            s["dropout"], True, "full", None).to(device)
+    return RNNLanguageModel(
+        vocab, s["embedding"], s["hidden"], s["layers"], "lstm", s["dropout"], True, "full", None
+    ).to(device)
 
 
 def make_opt(model, kind: str, lr: float, device) -> torch.optim.Optimizer:
@@ -148,8 +155,19 @@ def make_opt(model, kind: str, lr: float, device) -> torch.optim.Optimizer:
     return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=0.0)
 
 
-def train_steps(model, opt, x, y, steps: int, bptt: int, amp_dtype, device, grad_clip: float,
-                start: int = 0, hidden=None):
+def train_steps(
+    model,
+    opt,
+    x,
+    y,
+    steps: int,
+    bptt: int,
+    amp_dtype,
+    device,
+    grad_clip: float,
+    start: int = 0,
+    hidden=None,
+):
     """``steps`` windows of LMJob.losses + fit's step; returns (summed nll tensor, tokens,
     hidden). No host sync inside."""
     total = torch.zeros((), device=device)
@@ -160,7 +178,7 @@ def train_steps(model, opt, x, y, steps: int, bptt: int, amp_dtype, device, grad
         if i == 0 and (start + j) > 0:
             hidden = None  # wrapped around the stream: a new epoch starts from a zero state
         with autocast(device, amp_dtype):
-            nll, n, hidden = model(x[:, i:i + bptt], y[:, i:i + bptt], hidden)
+            nll, n, hidden = model(x[:, i : i + bptt], y[:, i : i + bptt], hidden)
         hidden = detach(hidden)
         loss = nll / n
         opt.zero_grad(set_to_none=True)
@@ -174,15 +192,20 @@ def train_steps(model, opt, x, y, steps: int, bptt: int, amp_dtype, device, grad
 
 
 @torch.no_grad()
-def heldout_nll(model, stream: torch.Tensor, device, rows: int = 64, window: int = 256,
-                ) -> tuple[float, int]:
-    """fp32, eval mode, state carried across windows (``pipelines.text.stream_nll``)."""
+def heldout_nll(
+    model,
+    stream: torch.Tensor,
+    device,
+    rows: int = 64,
+    window: int = 256,
+) -> tuple[float, int]:
+    """fp32, eval mode, state carried across windows (``pipelines.tasks.lm.stream_nll``)."""
     was = model.training
     model.eval()
     x, y = batchify(stream, rows)
     hidden, total, count = None, torch.zeros((), device=device, dtype=torch.float64), 0
     for i in range(0, x.size(1), window):
-        nll, n, hidden = model(x[:, i:i + window], y[:, i:i + window], hidden)
+        nll, n, hidden = model(x[:, i : i + window], y[:, i : i + window], hidden)
         total += nll.double()
         count += n
     model.train(was)
@@ -209,28 +232,49 @@ def matmul_peak(device) -> float | None:
     sync(device)
     dt = (time.perf_counter() - t0) / 10
     del a, b
-    return 2 * 8192 ** 3 / dt / 1e12
+    return 2 * 8192**3 / dt / 1e12
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--vocab", type=int, default=16597,
-                   help="vocabulary (16597: books on the offline mirror, as train_throughput)")
+    p.add_argument(
+        "--vocab",
+        type=int,
+        default=16597,
+        help="vocabulary (16597: books on the offline mirror, as train_throughput)",
+    )
     p.add_argument("--successors", type=int, default=16, help="K candidates per word")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--steps", type=int, default=20, help="timed steps per config")
-    p.add_argument("--quality-tokens", type=int, default=6_000_000,
-                   help="target tokens each quality run trains on (0: no quality phase)")
+    p.add_argument(
+        "--quality-tokens",
+        type=int,
+        default=6_000_000,
+        help="target tokens each quality run trains on (0: no quality phase)",
+    )
     p.add_argument("--val-tokens", type=int, default=500_000)
-    p.add_argument("--budget-s", type=float, default=240.0,
-                   help="skip quality runs that would end the script past this many seconds")
+    p.add_argument(
+        "--budget-s",
+        type=float,
+        default=240.0,
+        help="skip quality runs that would end the script past this many seconds",
+    )
     p.add_argument("--configs", nargs="*", default=None, help="substrings of config names")
-    p.add_argument("--batches", type=int, nargs="*", default=None,
-                   help="override batch sizes (CPU smoke tests: small ones)")
+    p.add_argument(
+        "--batches",
+        type=int,
+        nargs="*",
+        default=None,
+        help="override batch sizes (CPU smoke tests: small ones)",
+    )
     p.add_argument("--hidden", type=int, default=None, help="override 650 (CPU smoke tests)")
-    p.add_argument("--peak-tflops", type=float, default=None,
-                   help="bf16 peak for the roofline (default: measured; CPU: 790)")
+    p.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=None,
+        help="bf16 peak for the roofline (default: measured; CPU: 790)",
+    )
     p.add_argument("--out", default=None, help="JSON path (default: print only)")
     a = p.parse_args(argv)
 
@@ -251,40 +295,66 @@ def main(argv: list[str] | None = None) -> int:
     fl = flops_per_token(s["embedding"], s["hidden"], s["layers"], V)
     peak = a.peak_tflops or matmul_peak(device) or 790.0
     roof = peak * 1e12 / fl["total"]
-    print(f"device: {name}; torch {torch.__version__}; cuda {torch.version.cuda}; "
-          f"cudnn {torch.backends.cudnn.version() if device.type == 'cuda' else None}")
-    print(f"model: {s['layers']}x{s['hidden']} LSTM, tied, full softmax, V={V}, bptt {bptt}, "
-          f"dropout {s['dropout']}, clip {s['grad_clip']}")
-    print(f"FLOPs/token (fwd+bwd): LSTM {fl['lstm'] / 1e6:.1f}M + softmax "
-          f"{fl['softmax'] / 1e6:.1f}M = {fl['total'] / 1e6:.1f}M; bf16 peak {peak:.0f} TFLOP/s"
-          f" -> roofline {roof / 1e6:.2f}M tokens/s", flush=True)
+    print(
+        f"device: {name}; torch {torch.__version__}; cuda {torch.version.cuda}; "
+        f"cudnn {torch.backends.cudnn.version() if device.type == 'cuda' else None}"
+    )
+    print(
+        f"model: {s['layers']}x{s['hidden']} LSTM, tied, full softmax, V={V}, bptt {bptt}, "
+        f"dropout {s['dropout']}, clip {s['grad_clip']}"
+    )
+    print(
+        f"FLOPs/token (fwd+bwd): LSTM {fl['lstm'] / 1e6:.1f}M + softmax "
+        f"{fl['softmax'] / 1e6:.1f}M = {fl['total'] / 1e6:.1f}M; bf16 peak {peak:.0f} TFLOP/s"
+        f" -> roofline {roof / 1e6:.2f}M tokens/s",
+        flush=True,
+    )
 
     configs = [c for c in CONFIGS if not a.configs or any(t in c[0] for t in a.configs)]
     if a.batches:
         sub = sorted(set(a.batches))
-        remap = {64: sub[0], 256: sub[min(1, len(sub) - 1)], 512: sub[min(2, len(sub) - 1)],
-                 1024: sub[-1]}
+        remap = {
+            64: sub[0],
+            256: sub[min(1, len(sub) - 1)],
+            512: sub[min(2, len(sub) - 1)],
+            1024: sub[-1],
+        }
         configs = [(n, remap.get(b, b), *rest) for n, b, *rest in configs]
     maxb = max(c[1] for c in configs)
-    need = max(maxb * (bptt * (a.warmup + a.steps) + 1) + 1,
-               a.quality_tokens + maxb * (bptt + 1) + 1)
+    need = max(
+        maxb * (bptt * (a.warmup + a.steps) + 1) + 1, a.quality_tokens + maxb * (bptt + 1) + 1
+    )
     succ, w = markov_source(V, a.successors, 0, device)
     t0 = time.perf_counter()
     train = sample_stream(succ, w, need, 4096 if device.type == "cuda" else 256, 1)
     val = sample_stream(succ, w, a.val_tokens, 64, 2)
     floor = source_entropy(succ, w, val)
-    print(f"synthetic Markov stream: {need:,} train + {a.val_tokens:,} held-out tokens "
-          f"({time.perf_counter() - t0:.1f}s); source entropy {floor:.4f} nats "
-          f"(best perplexity {math.exp(floor):.2f}); uniform {math.log(V - 4):.3f}", flush=True)
+    print(
+        f"synthetic Markov stream: {need:,} train + {a.val_tokens:,} held-out tokens "
+        f"({time.perf_counter() - t0:.1f}s); source entropy {floor:.4f} nats "
+        f"(best perplexity {math.exp(floor):.2f}); uniform {math.log(V - 4):.3f}",
+        flush=True,
+    )
 
-    result = {"device": name, "torch": torch.__version__, "cuda": torch.version.cuda,
-              "model": dict(s, vocab=V, tie_weights=True, softmax="full"),
-              "flops_per_token": fl, "peak_bf16_tflops": peak,
-              "peak_source": "measured 8192^3 bf16 matmul" if device.type == "cuda"
-              and not a.peak_tflops else "assumed",
-              "roofline_tokens_per_s": roof, "source_entropy_nats": floor,
-              "warmup": a.warmup, "steps": a.steps, "speed": [], "quality": [],
-              "quality_tokens": a.quality_tokens, "val_tokens": a.val_tokens}
+    result = {
+        "device": name,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "model": dict(s, vocab=V, tie_weights=True, softmax="full"),
+        "flops_per_token": fl,
+        "peak_bf16_tflops": peak,
+        "peak_source": "measured 8192^3 bf16 matmul"
+        if device.type == "cuda" and not a.peak_tflops
+        else "assumed",
+        "roofline_tokens_per_s": roof,
+        "source_entropy_nats": floor,
+        "warmup": a.warmup,
+        "steps": a.steps,
+        "speed": [],
+        "quality": [],
+        "quality_tokens": a.quality_tokens,
+        "val_tokens": a.val_tokens,
+    }
 
     def save() -> None:
         if a.out:
@@ -292,8 +362,11 @@ def main(argv: list[str] | None = None) -> int:
             Path(a.out).write_text(json.dumps(result, indent=2) + "\n")
 
     # --- phase 1: speed ---------------------------------------------------------------------
-    print(f"\n{'config':28s} {'batch':>5s} {'tok/step':>8s} {'ms/step':>8s} {'tokens/s':>11s} "
-          f"{'roofline':>8s} {'TFLOP/s':>8s} {'peak GiB':>8s}", flush=True)
+    print(
+        f"\n{'config':28s} {'batch':>5s} {'tok/step':>8s} {'ms/step':>8s} {'tokens/s':>11s} "
+        f"{'roofline':>8s} {'TFLOP/s':>8s} {'peak GiB':>8s}",
+        flush=True,
+    )
     speed = {}
     for cname, batch, amp, optk, lrm, _ in configs:
         amp_dtype = torch.bfloat16 if amp and device.type == "cuda" else None
@@ -303,12 +376,24 @@ def main(argv: list[str] | None = None) -> int:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         try:
-            _, _, hidden = train_steps(model, opt, x, y, a.warmup, bptt, amp_dtype, device,
-                                       s["grad_clip"])
+            _, _, hidden = train_steps(
+                model, opt, x, y, a.warmup, bptt, amp_dtype, device, s["grad_clip"]
+            )
             sync(device)
             t0 = time.perf_counter()
-            total, count, _ = train_steps(model, opt, x, y, a.steps, bptt, amp_dtype, device,
-                                          s["grad_clip"], start=a.warmup, hidden=hidden)
+            total, count, _ = train_steps(
+                model,
+                opt,
+                x,
+                y,
+                a.steps,
+                bptt,
+                amp_dtype,
+                device,
+                s["grad_clip"],
+                start=a.warmup,
+                hidden=hidden,
+            )
             sync(device)
             dt = time.perf_counter() - t0
         except torch.OutOfMemoryError as e:
@@ -316,16 +401,27 @@ def main(argv: list[str] | None = None) -> int:
             result["speed"].append({"config": cname, "batch": batch, "error": "OOM"})
             continue
         tps = count / dt
-        mem = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else 0
-        row = {"config": cname, "batch": batch, "amp": "bf16" if amp_dtype else None,
-               "optimizer": optk, "tokens_per_step": batch * bptt, "ms_per_step": dt / a.steps * 1e3,
-               "tokens_per_s": tps, "fraction_of_roofline": tps / roof,
-               "achieved_tflops": tps * fl["total"] / 1e12, "peak_mem_gib": mem,
-               "train_loss_timed_steps": float(total) / count}
+        mem = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0
+        row = {
+            "config": cname,
+            "batch": batch,
+            "amp": "bf16" if amp_dtype else None,
+            "optimizer": optk,
+            "tokens_per_step": batch * bptt,
+            "ms_per_step": dt / a.steps * 1e3,
+            "tokens_per_s": tps,
+            "fraction_of_roofline": tps / roof,
+            "achieved_tflops": tps * fl["total"] / 1e12,
+            "peak_mem_gib": mem,
+            "train_loss_timed_steps": float(total) / count,
+        }
         speed[cname] = tps
         result["speed"].append(row)
-        print(f"{cname:28s} {batch:5d} {batch * bptt:8d} {row['ms_per_step']:8.2f} {tps:11,.0f} "
-              f"{tps / roof:8.1%} {row['achieved_tflops']:8.1f} {mem:8.1f}", flush=True)
+        print(
+            f"{cname:28s} {batch:5d} {batch * bptt:8d} {row['ms_per_step']:8.2f} {tps:11,.0f} "
+            f"{tps / roof:8.1%} {row['achieved_tflops']:8.1f} {mem:8.1f}",
+            flush=True,
+        )
         del model, opt, x, y
         save()
     base = result["speed"][0].get("tokens_per_s") if result["speed"] else None
@@ -336,10 +432,15 @@ def main(argv: list[str] | None = None) -> int:
 
     # --- phase 2: quality after a fixed number of tokens ----------------------------------------
     if a.quality_tokens > 0:
-        print(f"\nquality: {a.quality_tokens:,} training tokens from the same init, held-out "
-              f"loss in fp32 (source entropy {floor:.4f})")
-        print(f"{'config':28s} {'steps':>6s} {'seconds':>7s} {'train loss':>10s} "
-              f"{'val loss':>8s} {'val ppl':>8s} {'excess':>7s}", flush=True)
+        print(
+            f"\nquality: {a.quality_tokens:,} training tokens from the same init, held-out "
+            f"loss in fp32 (source entropy {floor:.4f})"
+        )
+        print(
+            f"{'config':28s} {'steps':>6s} {'seconds':>7s} {'train loss':>10s} "
+            f"{'val loss':>8s} {'val ppl':>8s} {'excess':>7s}",
+            flush=True,
+        )
     for cname, batch, amp, optk, lrm, q in configs:
         if not q or a.quality_tokens <= 0 or cname not in speed:
             continue
@@ -347,8 +448,10 @@ def main(argv: list[str] | None = None) -> int:
         est = steps * batch * bptt / speed[cname] * 1.1 + 5
         left = a.budget_s - (time.perf_counter() - began)
         if est > left:
-            print(f"{cname:28s} skipped: needs ~{est:.0f}s, {left:.0f}s left in --budget-s",
-                  flush=True)
+            print(
+                f"{cname:28s} skipped: needs ~{est:.0f}s, {left:.0f}s left in --budget-s",
+                flush=True,
+            )
             result["quality"].append({"config": cname, "skipped": f"needs ~{est:.0f}s"})
             continue
         amp_dtype = torch.bfloat16 if amp and device.type == "cuda" else None
@@ -357,22 +460,46 @@ def main(argv: list[str] | None = None) -> int:
         opt = make_opt(model, optk, s["lr"] * lrm, device)
         t0 = time.perf_counter()
         last = max(1, steps // 10)
-        _, _, hidden = train_steps(model, opt, x, y, steps - last, bptt, amp_dtype, device,
-                                   s["grad_clip"])
-        tail, tcount, _ = train_steps(model, opt, x, y, last, bptt, amp_dtype, device,
-                                      s["grad_clip"], start=steps - last, hidden=hidden)
+        _, _, hidden = train_steps(
+            model, opt, x, y, steps - last, bptt, amp_dtype, device, s["grad_clip"]
+        )
+        tail, tcount, _ = train_steps(
+            model,
+            opt,
+            x,
+            y,
+            last,
+            bptt,
+            amp_dtype,
+            device,
+            s["grad_clip"],
+            start=steps - last,
+            hidden=hidden,
+        )
         sync(device)
         secs = time.perf_counter() - t0
         nll, n = heldout_nll(model, val, device)
-        row = {"config": cname, "batch": batch, "amp": "bf16" if amp_dtype else None,
-               "optimizer": optk, "lr": s["lr"] * lrm, "steps": steps,
-               "tokens": steps * batch * bptt, "seconds": secs,
-               "train_loss_last_10pct": float(tail) / tcount, "val_loss": nll / n,
-               "val_perplexity": math.exp(nll / n), "excess_over_entropy": nll / n - floor}
+        row = {
+            "config": cname,
+            "batch": batch,
+            "amp": "bf16" if amp_dtype else None,
+            "optimizer": optk,
+            "lr": s["lr"] * lrm,
+            "steps": steps,
+            "tokens": steps * batch * bptt,
+            "seconds": secs,
+            "train_loss_last_10pct": float(tail) / tcount,
+            "val_loss": nll / n,
+            "val_perplexity": math.exp(nll / n),
+            "excess_over_entropy": nll / n - floor,
+        }
         result["quality"].append(row)
-        print(f"{cname:28s} {steps:6d} {secs:7.1f} {row['train_loss_last_10pct']:10.4f} "
-              f"{row['val_loss']:8.4f} {row['val_perplexity']:8.2f} "
-              f"{row['excess_over_entropy']:7.4f}", flush=True)
+        print(
+            f"{cname:28s} {steps:6d} {secs:7.1f} {row['train_loss_last_10pct']:10.4f} "
+            f"{row['val_loss']:8.4f} {row['val_perplexity']:8.2f} "
+            f"{row['excess_over_entropy']:7.4f}",
+            flush=True,
+        )
         del model, opt, x, y
         save()
     result["wall_s"] = time.perf_counter() - began

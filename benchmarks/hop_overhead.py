@@ -40,8 +40,13 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 HOPS = ("fetch", "clean", "format", "sample", "tokenize")
-LAYERS = {"fetch": "01_raw", "clean": "02_clean", "format": "03_formatted",
-          "sample": "04_sampled", "tokenize": "05_tokens"}
+LAYERS = {
+    "fetch": "01_raw",
+    "clean": "02_clean",
+    "format": "03_formatted",
+    "sample": "04_sampled",
+    "tokenize": "05_tokens",
+}
 DEFAULT_CORPORA = ("parity", "timeseries", "mnist")
 
 
@@ -59,8 +64,9 @@ def params_file(copy: Path, mnist_source: str | None, tmp: Path) -> Path | None:
     return path
 
 
-def run_hop(python: str, copy: Path, hop: str, corpus: str, params: Path | None,
-            mirror: str) -> tuple[float, int, str]:
+def run_hop(
+    python: str, copy: Path, hop: str, corpus: str, params: Path | None, mirror: str
+) -> tuple[float, int, str]:
     """Run one hop in ``copy``; return (wall seconds, exit code, last stderr line)."""
     env = dict(os.environ, PYTHONPATH=str(copy), RNNFLOW_MIRROR=mirror)
     cmd = [python, "-m", f"stages.{hop}", corpus]
@@ -96,31 +102,64 @@ def compare_outputs(before: Path, after: Path, hop: str, corpus: str) -> tuple[b
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 2)[2])
-    parser.add_argument("--before", type=Path, required=True,
-                        help="project copy with the old code (e.g. a git clone of HEAD)")
-    parser.add_argument("--after", type=Path, default=_ROOT,
-                        help="project copy with the new code (default: this project)")
-    parser.add_argument("--corpora", nargs="+", default=list(DEFAULT_CORPORA),
-                        help=f"corpora whose hop chains to time (default: {DEFAULT_CORPORA})")
-    parser.add_argument("--hops", nargs="+", default=list(HOPS), choices=HOPS,
-                        help="hops to time, run in chain order (default: all five)")
-    parser.add_argument("--repeat", type=int, default=2,
-                        help="times each chain is run per copy (default: 2)")
-    parser.add_argument("--python", default=sys.executable,
-                        help="interpreter for the hops (default: this one)")
-    parser.add_argument("--mirror", default=os.environ.get("RNNFLOW_MIRROR",
-                                                           str(_ROOT.parent / "shared" / "corpora")),
-                        help="RNNFLOW_MIRROR for the hops (default: $RNNFLOW_MIRROR or "
-                             "../shared/corpora)")
-    parser.add_argument("--mnist-source", default="mirror_partial",
-                        help="fetch.mnist.source for both copies ('' keeps params.yaml's)")
-    parser.add_argument("--no-compare", dest="compare", action="store_false",
-                        help="skip comparing the outputs of the two copies")
-    parser.add_argument("--json", type=Path, default=_HERE / "results" / "hop_overhead.json",
-                        help="where to write the results (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 2)[2],
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        required=True,
+        help="project copy with the old code (e.g. a git clone of HEAD)",
+    )
+    parser.add_argument(
+        "--after",
+        type=Path,
+        default=_ROOT,
+        help="project copy with the new code (default: this project)",
+    )
+    parser.add_argument(
+        "--corpora",
+        nargs="+",
+        default=list(DEFAULT_CORPORA),
+        help=f"corpora whose hop chains to time (default: {DEFAULT_CORPORA})",
+    )
+    parser.add_argument(
+        "--hops",
+        nargs="+",
+        default=list(HOPS),
+        choices=HOPS,
+        help="hops to time, run in chain order (default: all five)",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="times each chain is run per copy (default: 2)"
+    )
+    parser.add_argument(
+        "--python", default=sys.executable, help="interpreter for the hops (default: this one)"
+    )
+    parser.add_argument(
+        "--mirror",
+        default=os.environ.get("RNNFLOW_MIRROR", str(_ROOT.parent / "shared" / "corpora")),
+        help="RNNFLOW_MIRROR for the hops (default: $RNNFLOW_MIRROR or ../shared/corpora)",
+    )
+    parser.add_argument(
+        "--mnist-source",
+        default="mirror_partial",
+        help="fetch.mnist.source for both copies ('' keeps params.yaml's)",
+    )
+    parser.add_argument(
+        "--no-compare",
+        dest="compare",
+        action="store_false",
+        help="skip comparing the outputs of the two copies",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=_HERE / "results" / "hop_overhead.json",
+        help="where to write the results (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
 
     copies = {"before": args.before.resolve(), "after": args.after.resolve()}
@@ -131,8 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[tuple[str, str, str], list[float]] = {}
     failures: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        params = {name: params_file(copy, args.mnist_source, Path(tmp)) if "mnist" in args.corpora
-                  else None for name, copy in copies.items()}
+        params = {
+            name: params_file(copy, args.mnist_source, Path(tmp))
+            if "mnist" in args.corpora
+            else None
+            for name, copy in copies.items()
+        }
         for rep in range(args.repeat):
             for corpus in args.corpora:
                 for hop in hops:
@@ -141,8 +184,11 @@ def main(argv: list[str] | None = None) -> int:
                         took, rc, tail = run_hop(args.python, copy, hop, corpus, p, args.mirror)
                         times.setdefault((corpus, hop, name), []).append(took)
                         status = "ok" if rc == 0 else f"FAILED (exit {rc}): {tail}"
-                        print(f"[{rep + 1}/{args.repeat}] {name:6s} {hop:8s} {corpus:10s} "
-                              f"{took:6.2f}s {status}", file=sys.stderr)
+                        print(
+                            f"[{rep + 1}/{args.repeat}] {name:6s} {hop:8s} {corpus:10s} "
+                            f"{took:6.2f}s {status}",
+                            file=sys.stderr,
+                        )
                         if rc != 0:
                             failures.append(f"{name} {hop} {corpus}: {tail}")
 
@@ -150,11 +196,16 @@ def main(argv: list[str] | None = None) -> int:
     for corpus in args.corpora:
         for hop in hops:
             b, a = times[(corpus, hop, "before")], times[(corpus, hop, "after")]
-            row = {"corpus": corpus, "hop": hop,
-                   "before_s": round(min(b), 3), "after_s": round(min(a), 3),
-                   "before_median_s": round(statistics.median(b), 3),
-                   "after_median_s": round(statistics.median(a), 3),
-                   "ratio": round(min(a) / min(b), 3), "runs": len(b)}
+            row = {
+                "corpus": corpus,
+                "hop": hop,
+                "before_s": round(min(b), 3),
+                "after_s": round(min(a), 3),
+                "before_median_s": round(statistics.median(b), 3),
+                "after_median_s": round(statistics.median(a), 3),
+                "ratio": round(min(a) / min(b), 3),
+                "runs": len(b),
+            }
             if args.compare:
                 same, detail = compare_outputs(copies["before"], copies["after"], hop, corpus)
                 row.update(identical=same, compare=detail)
@@ -165,23 +216,37 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     print("-" * len(header))
     for r in rows:
-        line = (f"{r['corpus']:11s} {r['hop']:9s} {r['before_s']:9.2f} {r['after_s']:8.2f} "
-                f"{r['ratio']:6.2f}")
+        line = (
+            f"{r['corpus']:11s} {r['hop']:9s} {r['before_s']:9.2f} {r['after_s']:8.2f} "
+            f"{r['ratio']:6.2f}"
+        )
         if args.compare:
             line += "  " + ("identical" if r["identical"] else f"DIFFER: {r['compare']}")
         print(line)
     print(f"(fastest of {args.repeat} run(s) per hop; medians in the JSON)")
 
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({
-        "what": "wall seconds of `python -m stages.<hop> <corpus>` as a subprocess",
-        "before": str(copies["before"]), "after": str(copies["after"]),
-        "repeat": args.repeat, "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                                           "python": platform.python_version()},
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "loadavg_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "rows": rows, "failures": failures,
-    }, indent=2) + "\n")
+    args.json.write_text(
+        json.dumps(
+            {
+                "what": "wall seconds of `python -m stages.<hop> <corpus>` as a subprocess",
+                "before": str(copies["before"]),
+                "after": str(copies["after"]),
+                "repeat": args.repeat,
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "platform": platform.platform(),
+                    "python": platform.python_version(),
+                },
+                "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "loadavg_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+                "rows": rows,
+                "failures": failures,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {args.json}", file=sys.stderr)
     ok = not failures and all(r.get("identical", True) for r in rows)
     return 0 if ok else 1

@@ -37,6 +37,7 @@ HOPS = ("clean", "format", "sample", "tokenize")
 
 # --- child side ---------------------------------------------------------------------------
 
+
 def child(what: str, corpus: str, root: str) -> int:
     """Run in the measured child process: one hop, or the import floor, or texttok only."""
     import rnnflow  # noqa: F401  offline env
@@ -46,6 +47,7 @@ def child(what: str, corpus: str, root: str) -> int:
         import pyarrow  # noqa: F401
 
         from stages import clean, format, sample, tokenize  # noqa: F401
+
         return 0
     if what == "texttok":
         return _texttok_only(Path(root))
@@ -54,8 +56,13 @@ def child(what: str, corpus: str, root: str) -> int:
     from rnnflow.hop import execute
 
     module = importlib.import_module(f"stages.{what}")
-    return execute(what, corpus, module.body_for(corpus, None),
-                   params_path=Path(root) / "params.yaml", root=Path(root))
+    return execute(
+        what,
+        corpus,
+        module.body_for(corpus, None),
+        params_path=Path(root) / "params.yaml",
+        root=Path(root),
+    )
 
 
 def _texttok_only(root: Path) -> int:
@@ -75,12 +82,18 @@ def _texttok_only(root: Path) -> int:
 
 # --- parent side --------------------------------------------------------------------------
 
+
 def measure(args: list[str], env: dict[str, str]) -> tuple[int, float, float, str]:
     """Run ``memory.py --child ARGS`` and return (exit code, peak RSS MiB, seconds, stderr)."""
     started = time.perf_counter()
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([sys.executable, __file__, "--child", *args], cwd=_ROOT,
-                                env=env, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--child", *args],
+            cwd=_ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
@@ -91,10 +104,12 @@ def measure(args: list[str], env: dict[str, str]) -> tuple[int, float, float, st
 def write_params(root: Path, corpus: str) -> None:
     from rnnflow.config import deep_merge, load_params
 
-    params = deep_merge(load_params(_ROOT / "params.yaml"),
-                        load_params(_ROOT / "profiles" / "ci.yaml"))
-    params = deep_merge(params, {"sample": {corpus: {"train": None, "validation": None,
-                                                     "test": None}}})
+    params = deep_merge(
+        load_params(_ROOT / "params.yaml"), load_params(_ROOT / "profiles" / "ci.yaml")
+    )
+    params = deep_merge(
+        params, {"sample": {corpus: {"train": None, "validation": None, "test": None}}}
+    )
     (root / "params.yaml").write_text(json.dumps(params, indent=1))
 
 
@@ -128,8 +143,9 @@ def rows_of(root: Path, hop: str, corpus: str) -> int:
 
     from rnnflow.hop import data_dir
 
-    return sum(pq.ParquetFile(p).metadata.num_rows
-               for p in data_dir(hop, corpus, root).glob("*.parquet"))
+    return sum(
+        pq.ParquetFile(p).metadata.num_rows for p in data_dir(hop, corpus, root).glob("*.parquet")
+    )
 
 
 def run_hops(corpus: str, scale: int, work: Path, env: dict[str, str]) -> int:
@@ -144,14 +160,19 @@ def run_hops(corpus: str, scale: int, work: Path, env: dict[str, str]) -> int:
         print(f"fetch {corpus} failed:\n{err}", file=sys.stderr)
         return 1
     raw_rows = rows_of(roots[1], "fetch", corpus)
-    multiply_raw(data_dir("fetch", corpus, roots[1]), data_dir("fetch", corpus, roots[scale]),
-                 scale)
-    print(f"corpus: {corpus} from the mirror, {raw_rows:,} raw rows (1×) and "
-          f"{rows_of(roots[scale], 'fetch', corpus):,} ({scale}×, each copy with its own suffix)")
+    multiply_raw(
+        data_dir("fetch", corpus, roots[1]), data_dir("fetch", corpus, roots[scale]), scale
+    )
+    print(
+        f"corpus: {corpus} from the mirror, {raw_rows:,} raw rows (1×) and "
+        f"{rows_of(roots[scale], 'fetch', corpus):,} ({scale}×, each copy with its own suffix)"
+    )
     _, floor, _, _ = measure(["baseline", corpus, str(roots[1])], env)
     print(f"import floor (python + pyarrow + GX + stages): {floor:,.0f} MiB\n")
-    print(f"{'hop':<10}{'rows out 1×':>13}{'peak 1×':>10}{'s':>7}"
-          f"{f'rows out {scale}×':>15}{f'peak {scale}×':>11}{'s':>7}{'ratio':>8}")
+    print(
+        f"{'hop':<10}{'rows out 1×':>13}{'peak 1×':>10}{'s':>7}"
+        f"{f'rows out {scale}×':>15}{f'peak {scale}×':>11}{'s':>7}{'ratio':>8}"
+    )
     for hop in HOPS:
         got = {}
         for n, root in roots.items():
@@ -161,8 +182,10 @@ def run_hops(corpus: str, scale: int, work: Path, env: dict[str, str]) -> int:
                 return 1
             got[n] = (rows_of(root, hop, corpus), rss, secs)
         (r1, m1, s1), (rn, mn, sn) = got[1], got[scale]
-        print(f"{hop:<10}{r1:>13,}{m1:>8,.0f}Mi{s1:>7.1f}{rn:>15,}{mn:>9,.0f}Mi{sn:>7.1f}"
-              f"{mn / m1:>7.2f}×")
+        print(
+            f"{hop:<10}{r1:>13,}{m1:>8,.0f}Mi{s1:>7.1f}{rn:>15,}{mn:>9,.0f}Mi{sn:>7.1f}"
+            f"{mn / m1:>7.2f}×"
+        )
     return 0
 
 
@@ -185,8 +208,11 @@ def run_texttok_only(scale: int, work: Path, env: dict[str, str]) -> int:
                 for c in ("src", "tgt"):
                     toks = words[np.minimum(rng.zipf(1.2, (50_000, 12)), len(words)) - 1]
                     cols[c] = [" ".join(r) for r in toks]
-                writer.write(pa.table({"row_id": pa.array(rng.integers(0, 2**63, 50_000),
-                                                           pa.uint64()), **cols}))
+                writer.write(
+                    pa.table(
+                        {"row_id": pa.array(rng.integers(0, 2**63, 50_000), pa.uint64()), **cols}
+                    )
+                )
         rc, rss, secs, err = measure(["texttok", "-", str(root)], env)
         if rc:
             print(err, file=sys.stderr)
@@ -202,10 +228,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", default="es_en", help="registered corpus (default es_en)")
     parser.add_argument("--scale", type=int, default=10, help="the bigger input, ×N (default 10)")
-    parser.add_argument("--texttok-only", action="store_true",
-                        help="measure texttok fit + encode alone, on generated text")
-    parser.add_argument("--keep", type=Path, default=None,
-                        help="work here and keep the outputs (default: a temp dir, removed)")
+    parser.add_argument(
+        "--texttok-only",
+        action="store_true",
+        help="measure texttok fit + encode alone, on generated text",
+    )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="work here and keep the outputs (default: a temp dir, removed)",
+    )
     args = parser.parse_args(argv)
 
     from stages import corpora
@@ -218,8 +251,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.corpus in corpora.REGISTRY and not args.texttok_only:
             return run_hops(args.corpus, args.scale, work, env)
         if not args.texttok_only:
-            print(f"{args.corpus!r} has no adapter in stages.corpora.REGISTRY: "
-                  f"measuring texttok alone on generated text")
+            print(
+                f"{args.corpus!r} has no adapter in stages.corpora.REGISTRY: "
+                f"measuring texttok alone on generated text"
+            )
         return run_texttok_only(args.scale, work, env)
     finally:
         if args.keep is None:

@@ -7,7 +7,7 @@ they are modelled on, on the same data, side by side in one run (issue #10).
 ``lm`` — the books LM at its trained configuration (params.yaml ``train.models.books_lm``:
 1×256 LSTM, embedding 256, dropout 0.1, adaptive softmax cutoffs [2000, 6000], bptt 35,
 batch 64, Adam lr 0.003 with the per-epoch cosine schedule over its 3 epochs, clip 0.25),
-trained by rnnflow's own job (``pipelines.text.LMJob.losses`` + the optimizer step of
+trained by rnnflow's own job (``pipelines.tasks.lm.LMJob.losses`` + the optimizer step of
 ``pipelines.flows.train.fit``), against pytorch/examples ``word_language_model`` (``model.py``'s
 ``RNNModel``: ``nn.LSTM`` in time-major layout, full ``nn.Linear`` softmax decoder +
 ``log_softmax`` + ``NLLLoss``; ``main.py``'s ``batchify``/``get_batch``/``repackage_hidden``
@@ -17,19 +17,19 @@ does). The peer's optimizer: ``sgd`` = the example's plain SGD, lr 20, divided b
 epoch whose validation loss did not improve; ``adam`` = rnnflow's Adam 0.003 (constant). Each
 model trains for at most ``--max-seconds`` of training time (validation time excluded); every
 ``--eval-every`` training seconds and at each epoch end the validation perplexity is measured
-with rnnflow's evaluator (``pipelines.text.stream_nll``, the same for both models) on the
+with rnnflow's evaluator (``pipelines.tasks.lm.stream_nll``, the same for both models) on the
 first ``--val-tokens`` of the validation stream. Reported: training tokens/s and the training
 seconds each model needed to first reach each perplexity of ``--targets``.
 
 ``translator`` — es_en_translator at its configuration (biLSTM 256 + general attention,
 adaptive softmax [1000, 3000], Tatoeba rows, its own min_freq-3 vocabularies, batch 64):
 target tokens/s of training steps on real length-bucketed batches from
-``pipelines.text.Seq2SeqJob``, vs the same network with a full softmax (the output layer of
+``pipelines.tasks.seq2seq.Seq2SeqJob``, vs the same network with a full softmax (the output layer of
 the PyTorch seq2seq tutorials and of most peers).
 
 ``mnist`` — one epoch on the mirror's real MNIST (``partial-train``: the first 22,699 training
 images; accuracy on the real 10k test set): rnnflow's ``cnn`` family with its training job
-(``pipelines.flows.train.TensorJob``: whole-tensor batches, random-shift augmentation,
+(``pipelines.tasks.tensor.TensorJob``: whole-tensor batches, random-shift augmentation,
 Adam lr 0.001, as ``mnist_cnn`` trains) vs pytorch/examples ``mnist/main.py`` (its ``Net``
 with ``log_softmax`` + ``nll_loss``, a ``DataLoader`` over a per-item ToTensor+Normalize
 dataset, shuffled, ``Adadelta(lr=1.0)``, ``StepLR(gamma=0.7)``), both at rnnflow's batch size
@@ -85,6 +85,7 @@ def sync(device: torch.device) -> None:
 
 # --- (a) the books LM vs word_language_model ------------------------------------------------
 
+
 class ExampleRNNModel(nn.Module):
     """pytorch/examples word_language_model/model.py ``RNNModel`` (LSTM, untied)."""
 
@@ -110,8 +111,10 @@ class ExampleRNNModel(nn.Module):
 
     def init_hidden(self, bsz):
         weight = next(self.parameters())
-        return (weight.new_zeros(self.nlayers, bsz, self.nhid),
-                weight.new_zeros(self.nlayers, bsz, self.nhid))
+        return (
+            weight.new_zeros(self.nlayers, bsz, self.nhid),
+            weight.new_zeros(self.nlayers, bsz, self.nhid),
+        )
 
 
 class ExampleAsRnnflow(nn.Module):
@@ -142,14 +145,23 @@ def example_batchify(data: torch.Tensor, bsz: int, device) -> torch.Tensor:
 
 def example_get_batch(source: torch.Tensor, i: int, bptt: int):
     seq_len = min(bptt, len(source) - 1 - i)
-    return source[i:i + seq_len], source[i + 1:i + 1 + seq_len].reshape(-1)
+    return source[i : i + seq_len], source[i + 1 : i + 1 + seq_len].reshape(-1)
 
 
 class Race:
     """Training-time bookkeeping: validation points, tokens, budget."""
 
-    def __init__(self, name: str, model: nn.Module, val_stream: np.ndarray, device,
-                 budget: float, eval_every: float, targets: list[float], log) -> None:
+    def __init__(
+        self,
+        name: str,
+        model: nn.Module,
+        val_stream: np.ndarray,
+        device,
+        budget: float,
+        eval_every: float,
+        targets: list[float],
+        log,
+    ) -> None:
         self.name, self.model, self.val, self.device = name, model, val_stream, device
         self.budget, self.eval_every, self.targets, self.log = budget, eval_every, targets, log
         self.train_s = 0.0
@@ -160,17 +172,25 @@ class Race:
         self._next = eval_every
 
     def evaluate(self, epoch_end: bool = False) -> float:
-        from pipelines.text import stream_nll
+        from pipelines.tasks.lm import stream_nll
 
         t0 = time.perf_counter()
         nll, n = stream_nll(self.model, self.val, self.device)
         self.eval_s += time.perf_counter() - t0
         ppl = math.exp(nll / n)
-        self.curve.append({"train_s": round(self.train_s, 2), "tokens": self.tokens,
-                           "steps": self.steps, "val_ppl": round(ppl, 2),
-                           "epoch_end": epoch_end})
-        self.log(f"  {self.name}: {self.train_s:7.1f} s, {self.tokens:>10,} tokens, "
-                 f"val ppl {ppl:8.2f}{' (epoch end)' if epoch_end else ''}")
+        self.curve.append(
+            {
+                "train_s": round(self.train_s, 2),
+                "tokens": self.tokens,
+                "steps": self.steps,
+                "val_ppl": round(ppl, 2),
+                "epoch_end": epoch_end,
+            }
+        )
+        self.log(
+            f"  {self.name}: {self.train_s:7.1f} s, {self.tokens:>10,} tokens, "
+            f"val ppl {ppl:8.2f}{' (epoch end)' if epoch_end else ''}"
+        )
         self._next = self.train_s + self.eval_every
         return ppl
 
@@ -188,27 +208,33 @@ class Race:
         for t in self.targets:
             hit = next((p for p in self.curve if p["val_ppl"] <= t), None)
             reached[str(t)] = None if hit is None else hit["train_s"]
-        return {"train_s": round(self.train_s, 2), "tokens": self.tokens, "steps": self.steps,
-                "tokens_per_s": round(self.tokens / self.train_s) if self.train_s else None,
-                "eval_s": round(self.eval_s, 2),
-                "best_val_ppl": min((p["val_ppl"] for p in self.curve), default=None),
-                "seconds_to_ppl": reached, "curve": self.curve}
+        return {
+            "train_s": round(self.train_s, 2),
+            "tokens": self.tokens,
+            "steps": self.steps,
+            "tokens_per_s": round(self.tokens / self.train_s) if self.train_s else None,
+            "eval_s": round(self.eval_s, 2),
+            "best_val_ppl": min((p["val_ppl"] for p in self.curve), default=None),
+            "seconds_to_ppl": reached,
+            "curve": self.curve,
+        }
 
 
 def race_rnnflow(cfg, corpus, device, args, val, log) -> dict:
     """rnnflow's LMJob + fit's optimizer step, epoch after epoch, within the budget."""
     from pipelines import data as D
-    from pipelines.models import build_model
-    from pipelines.text import LMJob
     from pipelines.flows.train import _scheduler
+    from pipelines.models import build_model
+    from pipelines.tasks.lm import LMJob
 
     job = LMJob(cfg, corpus, device)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.family, cfg, corpus.spec).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = _scheduler(opt, cfg)
-    race = Race("rnnflow books_lm", model, val, device, args.max_seconds, args.eval_every,
-                args.targets, log)
+    race = Race(
+        "rnnflow books_lm", model, val, device, args.max_seconds, args.eval_every, args.targets, log
+    )
     race.evaluate()
     done = False
     for epoch in range(cfg.epochs):  # its trained configuration: cfg.epochs epochs at most
@@ -237,27 +263,41 @@ def race_rnnflow(cfg, corpus, device, args, val, log) -> dict:
         sched.step()
         race.evaluate(epoch_end=True)
     out = race.result()
-    out.update({"optimizer": f"Adam lr {cfg.lr}, cosine over {cfg.epochs} epochs (per epoch), "
-                             f"clip {cfg.grad_clip}",
-                "parameters": sum(p.numel() for p in model.parameters()),
-                "softmax": f"adaptive {list(cfg.cutoffs)}"})
+    out.update(
+        {
+            "optimizer": f"Adam lr {cfg.lr}, cosine over {cfg.epochs} epochs (per epoch), "
+            f"clip {cfg.grad_clip}",
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "softmax": f"adaptive {list(cfg.cutoffs)}",
+        }
+    )
     return out
 
 
-def race_example(cfg, stream: np.ndarray, vocab: int, device, args, val, optimizer: str,
-                 log) -> dict:
+def race_example(
+    cfg, stream: np.ndarray, vocab: int, device, args, val, optimizer: str, log
+) -> dict:
     """word_language_model/main.py's train() loop (plus its per-epoch lr annealing for SGD)."""
     torch.manual_seed(cfg.seed)
     model = ExampleRNNModel(vocab, cfg.embedding, cfg.hidden, cfg.layers, cfg.dropout).to(device)
     wrapped = ExampleAsRnnflow(model)
     criterion = nn.NLLLoss()
-    train_data = example_batchify(torch.from_numpy(np.asarray(stream, dtype=np.int64)),
-                                  cfg.batch_size, device)
+    train_data = example_batchify(
+        torch.from_numpy(np.asarray(stream, dtype=np.int64)), cfg.batch_size, device
+    )
     lr = 20.0 if optimizer == "sgd" else cfg.lr
     opt = torch.optim.Adam(model.parameters(), lr=lr) if optimizer == "adam" else None
     bptt, clip = cfg.bptt, cfg.grad_clip
-    race = Race(f"word_language_model ({optimizer})", wrapped, val, device, args.max_seconds,
-                args.eval_every, args.targets, log)
+    race = Race(
+        f"word_language_model ({optimizer})",
+        wrapped,
+        val,
+        device,
+        args.max_seconds,
+        args.eval_every,
+        args.targets,
+        log,
+    )
     best_val = race.evaluate()
     epoch, done = 0, False
     while not done:
@@ -291,81 +331,145 @@ def race_example(cfg, stream: np.ndarray, vocab: int, device, args, val, optimiz
             lr /= 4.0  # "Anneal the learning rate if no improvement has been seen"
         best_val = min(best_val, val_ppl)
     out = race.result()
-    out.update({"optimizer": ("plain SGD lr 20, /4 after an epoch without improvement, "
-                              f"clip {clip}" if opt is None else f"Adam lr {lr} (constant), "
-                                                                 f"clip {clip}"),
-                "parameters": sum(p.numel() for p in model.parameters()),
-                "softmax": "full"})
+    out.update(
+        {
+            "optimizer": (
+                f"plain SGD lr 20, /4 after an epoch without improvement, clip {clip}"
+                if opt is None
+                else f"Adam lr {lr} (constant), clip {clip}"
+            ),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "softmax": "full",
+        }
+    )
     return out
 
 
 def run_lm(args, device, log) -> dict:
-    from pipelines import data as D
+    from pipelines import tasks
     from pipelines import text_data as T
     from pipelines.models import text_vocab_size
 
     cfg = model_cfg("books_lm")
-    corpus = T.prepare(cfg, D.load_corpus(args.tokens / cfg.corpus))
+    corpus = T.prepare(cfg, tasks.load_corpus(args.tokens / cfg.corpus))
     vocab = text_vocab_size(corpus.spec, "ids")
     stream = T.lm_stream(corpus.train.sides["ids"])
     val = T.lm_stream(corpus.validation.sides["ids"])
     if args.val_tokens and len(val) > args.val_tokens:
-        val = val[:args.val_tokens]
-    log(f"[lm] books: vocab {vocab:,}, train stream {len(stream):,} tokens, validation "
-        f"{len(val):,} tokens; budget {args.max_seconds:g} training s per model")
-    out = {"config": {k: getattr(cfg, k) for k in ("embedding", "hidden", "layers", "dropout",
-                                                   "softmax", "cutoffs", "bptt", "batch_size",
-                                                   "lr", "grad_clip", "epochs")},
-           "vocab": vocab, "train_tokens": len(stream), "val_tokens": len(val),
-           "max_seconds": args.max_seconds, "targets": args.targets, "runs": {}}
+        val = val[: args.val_tokens]
+    log(
+        f"[lm] books: vocab {vocab:,}, train stream {len(stream):,} tokens, validation "
+        f"{len(val):,} tokens; budget {args.max_seconds:g} training s per model"
+    )
+    out = {
+        "config": {
+            k: getattr(cfg, k)
+            for k in (
+                "embedding",
+                "hidden",
+                "layers",
+                "dropout",
+                "softmax",
+                "cutoffs",
+                "bptt",
+                "batch_size",
+                "lr",
+                "grad_clip",
+                "epochs",
+            )
+        },
+        "vocab": vocab,
+        "train_tokens": len(stream),
+        "val_tokens": len(val),
+        "max_seconds": args.max_seconds,
+        "targets": args.targets,
+        "runs": {},
+    }
     out["runs"]["rnnflow"] = race_rnnflow(cfg, corpus, device, args, val, log)
     for o in args.peer_optimizer:
-        out["runs"][f"word_language_model_{o}"] = race_example(cfg, stream, vocab, device, args,
-                                                               val, o, log)
+        out["runs"][f"word_language_model_{o}"] = race_example(
+            cfg, stream, vocab, device, args, val, o, log
+        )
     ours = out["runs"]["rnnflow"]
     for name, r in out["runs"].items():
         if name == "rnnflow":
             continue
-        common = [t for t in args.targets
-                  if ours["seconds_to_ppl"][str(t)] is not None
-                  and r["seconds_to_ppl"][str(t)] is not None]
+        common = [
+            t
+            for t in args.targets
+            if ours["seconds_to_ppl"][str(t)] is not None
+            and r["seconds_to_ppl"][str(t)] is not None
+        ]
         best = min(common) if common else None
         r["vs_rnnflow"] = {
             "tokens_per_s_ratio": round(ours["tokens_per_s"] / r["tokens_per_s"], 2),
             "lowest_common_target": best,
-            "time_ratio_at_target": (round(r["seconds_to_ppl"][str(best)]
-                                           / ours["seconds_to_ppl"][str(best)], 2)
-                                     if best is not None else None)}
-        log(f"[lm] rnnflow / {name}: tokens/s {r['vs_rnnflow']['tokens_per_s_ratio']}×; "
-            + (f"to val ppl {best:g}: {ours['seconds_to_ppl'][str(best)]} s vs "
-               f"{r['seconds_to_ppl'][str(best)]} s "
-               f"({r['vs_rnnflow']['time_ratio_at_target']}× faster)" if best is not None
-               else "no target perplexity reached by both within the budget"))
+            "time_ratio_at_target": (
+                round(r["seconds_to_ppl"][str(best)] / ours["seconds_to_ppl"][str(best)], 2)
+                if best is not None
+                else None
+            ),
+        }
+        log(
+            f"[lm] rnnflow / {name}: tokens/s {r['vs_rnnflow']['tokens_per_s_ratio']}×; "
+            + (
+                f"to val ppl {best:g}: {ours['seconds_to_ppl'][str(best)]} s vs "
+                f"{r['seconds_to_ppl'][str(best)]} s "
+                f"({r['vs_rnnflow']['time_ratio_at_target']}× faster)"
+                if best is not None
+                else "no target perplexity reached by both within the budget"
+            )
+        )
     return out
 
 
 # --- (b) the translator --------------------------------------------------------------------
 
+
 def run_translator(args, device, log) -> dict:
     from pipelines import data as D
+    from pipelines import tasks
     from pipelines import text_data as T
     from pipelines.models import build_model, text_vocab_size
-    from pipelines.text import Seq2SeqJob
+    from pipelines.tasks.seq2seq import Seq2SeqJob
 
     base = model_cfg("es_en_translator")
-    corpus = T.prepare(base, D.load_corpus(args.tokens / base.corpus))
+    corpus = T.prepare(base, tasks.load_corpus(args.tokens / base.corpus))
     job = Seq2SeqJob(base, corpus, device)
     src_v, tgt_v = (text_vocab_size(corpus.spec, s) for s in ("source", "target"))
-    log(f"[translator] es_en (origins {base.origins}): {job.n_train:,} train pairs, "
-        f"vocab {src_v:,} → {tgt_v:,}; {args.steps} timed steps after 3 warm-up")
-    out = {"config": {k: getattr(base, k) for k in ("embedding", "hidden", "layers", "cell",
-                                                    "attention", "bidirectional", "softmax",
-                                                    "cutoffs", "batch_size", "lr", "grad_clip",
-                                                    "dropout")},
-           "src_vocab": src_v, "tgt_vocab": tgt_v, "runs": {}}
-    for label, cfg in (("rnnflow (adaptive softmax, as trained)", base),
-                       ("same network, full softmax (peer output layer)",
-                        base.model_copy(update={"softmax": "full"}))):
+    log(
+        f"[translator] es_en (origins {base.origins}): {job.n_train:,} train pairs, "
+        f"vocab {src_v:,} → {tgt_v:,}; {args.steps} timed steps after 3 warm-up"
+    )
+    out = {
+        "config": {
+            k: getattr(base, k)
+            for k in (
+                "embedding",
+                "hidden",
+                "layers",
+                "cell",
+                "attention",
+                "bidirectional",
+                "softmax",
+                "cutoffs",
+                "batch_size",
+                "lr",
+                "grad_clip",
+                "dropout",
+            )
+        },
+        "src_vocab": src_v,
+        "tgt_vocab": tgt_v,
+        "runs": {},
+    }
+    for label, cfg in (
+        ("rnnflow (adaptive softmax, as trained)", base),
+        (
+            "same network, full softmax (peer output layer)",
+            base.model_copy(update={"softmax": "full"}),
+        ),
+    ):
         torch.manual_seed(cfg.seed)
         model = build_model(cfg.family, cfg, corpus.spec).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -385,8 +489,12 @@ def run_translator(args, device, log) -> dict:
                 times.append(time.perf_counter() - t0)
                 tokens.append(n)
         tps = sum(tokens) / sum(times)
-        out["runs"][label] = {"steps": len(times), "target_tokens": int(sum(tokens)),
-                              "seconds": round(sum(times), 3), "tokens_per_s": round(tps)}
+        out["runs"][label] = {
+            "steps": len(times),
+            "target_tokens": int(sum(tokens)),
+            "seconds": round(sum(times), 3),
+            "tokens_per_s": round(tps),
+        }
         log(f"[translator] {label}: {tps:,.0f} target tokens/s")
     a, b = (r["tokens_per_s"] for r in out["runs"].values())
     out["ratio_adaptive_over_full"] = round(a / b, 2)
@@ -395,6 +503,7 @@ def run_translator(args, device, log) -> dict:
 
 
 # --- (c) MNIST -----------------------------------------------------------------------------
+
 
 class ExampleNet(nn.Module):
     """pytorch/examples mnist/main.py ``Net``."""
@@ -425,7 +534,10 @@ class ExampleMNIST(torch.utils.data.Dataset):
     per item, from the uint8 arrays (no PIL round trip)."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
-        self.images, self.labels = torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))
+        self.images, self.labels = (
+            torch.from_numpy(images),
+            torch.from_numpy(labels.astype(np.int64)),
+        )
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -449,23 +561,36 @@ def load_mnist(limit_train: int | None, limit_test: int | None):
 def run_mnist(args, device, log) -> dict:
     from pipelines import data as D
     from pipelines.models import build_model
-    from pipelines.flows.train import TensorJob
+    from pipelines.tasks import tensor
+    from pipelines.tasks.tensor import TensorJob
 
     x, y, xt, yt = load_mnist(args.mnist_train, args.mnist_test)
     batch = args.mnist_batch
-    log(f"[mnist] {len(y):,} real training images (mirror partial-train), {len(yt):,} test; "
-        f"batch {batch} for both; one epoch each")
+    log(
+        f"[mnist] {len(y):,} real training images (mirror partial-train), {len(yt):,} test; "
+        f"batch {batch} for both; one epoch each"
+    )
     out = {"train_images": len(y), "test_images": len(yt), "batch_size": batch, "runs": {}}
 
     # rnnflow: the spec the format hop writes (x_scale, train mean/std), TensorJob, fit's step
     cfg = model_cfg("mnist_cnn", batch_size=batch)
     scaled = x.astype(np.float32) / 255.0
-    spec = {"task": "classify", "x_shape": [28, 28], "x_scale": 255.0,
-            "x_mean": float(scaled.mean()), "x_std": float(scaled.std()), "num_classes": 10,
-            "y_shape": []}
-    feats = lambda a: torch.from_numpy(D.features(a, spec))  # noqa: E731
-    corpus = D.Corpus("mnist", spec, (feats(x), torch.from_numpy(y.astype(np.int64))),
-                      (feats(xt), torch.from_numpy(yt.astype(np.int64))))
+    spec = {
+        "task": "classify",
+        "x_shape": [28, 28],
+        "x_scale": 255.0,
+        "x_mean": float(scaled.mean()),
+        "x_std": float(scaled.std()),
+        "num_classes": 10,
+        "y_shape": [],
+    }
+    feats = lambda a: torch.from_numpy(tensor.features(a, spec))  # noqa: E731
+    corpus = tensor.Corpus(
+        "mnist",
+        spec,
+        (feats(x), torch.from_numpy(y.astype(np.int64))),
+        (feats(xt), torch.from_numpy(yt.astype(np.int64))),
+    )
     job = TensorJob(cfg, corpus, device)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.family, cfg, spec).to(device)
@@ -482,10 +607,14 @@ def run_mnist(args, device, log) -> dict:
     acc = job.validate(model)["accuracy"]
     out["runs"]["rnnflow"] = {
         "loop": f"TensorJob (augment {cfg.augment}, max_shift {cfg.max_shift}) + Adam lr {cfg.lr}",
-        "seconds": round(secs, 2), "images_per_s": round(len(y) / secs),
-        "test_accuracy": round(acc, 4)}
-    log(f"[mnist] rnnflow cnn: {secs:.1f} s ({len(y) / secs:,.0f} images/s), "
-        f"test accuracy {acc:.4f}")
+        "seconds": round(secs, 2),
+        "images_per_s": round(len(y) / secs),
+        "test_accuracy": round(acc, 4),
+    }
+    log(
+        f"[mnist] rnnflow cnn: {secs:.1f} s ({len(y) / secs:,.0f} images/s), "
+        f"test accuracy {acc:.4f}"
+    )
 
     # pytorch/examples mnist/main.py
     torch.manual_seed(1)  # the example's --seed default
@@ -510,52 +639,92 @@ def run_mnist(args, device, log) -> dict:
     with torch.no_grad():
         net.eval()
         xs = torch.stack([test[i][0] for i in range(len(test))]).to(device)
-        pred = torch.cat([net(xs[i:i + 1000]).argmax(1) for i in range(0, len(xs), 1000)])
+        pred = torch.cat([net(xs[i : i + 1000]).argmax(1) for i in range(0, len(xs), 1000)])
         acc2 = float((pred.cpu() == test.labels).float().mean())
     out["runs"]["pytorch_examples_mnist"] = {
         "loop": "DataLoader(shuffle) + per-item ToTensor/Normalize + Adadelta lr 1.0",
-        "seconds": round(secs2, 2), "images_per_s": round(len(y) / secs2),
-        "test_accuracy": round(acc2, 4)}
+        "seconds": round(secs2, 2),
+        "images_per_s": round(len(y) / secs2),
+        "test_accuracy": round(acc2, 4),
+    }
     out["ratio_rnnflow_over_example_speed"] = round(secs2 / secs, 2)
-    log(f"[mnist] pytorch/examples mnist: {secs2:.1f} s ({len(y) / secs2:,.0f} images/s), "
-        f"test accuracy {acc2:.4f}; rnnflow / example speed: {secs2 / secs:.2f}×")
+    log(
+        f"[mnist] pytorch/examples mnist: {secs2:.1f} s ({len(y) / secs2:,.0f} images/s), "
+        f"test accuracy {acc2:.4f}; rnnflow / example speed: {secs2 / secs:.2f}×"
+    )
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python benchmarks/peers.py", description=__doc__.split("\n\n")[0],
+        prog="python benchmarks/peers.py",
+        description=__doc__.split("\n\n")[0],
         epilog="\n\n".join(__doc__.split("\n\n")[2:]),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", nargs="+", default=["lm", "translator", "mnist"],
-                        choices=["lm", "translator", "mnist"])
-    parser.add_argument("--tokens", type=Path, default=ROOT / "data" / "05_tokens",
-                        help="the tokenize hop's outputs (default: data/05_tokens of this "
-                             "checkout; a finished run elsewhere works too)")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        default=["lm", "translator", "mnist"],
+        choices=["lm", "translator", "mnist"],
+    )
+    parser.add_argument(
+        "--tokens",
+        type=Path,
+        default=ROOT / "data" / "05_tokens",
+        help="the tokenize hop's outputs (default: data/05_tokens of this "
+        "checkout; a finished run elsewhere works too)",
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    parser.add_argument("--max-seconds", type=float, default=600.0,
-                        help="lm: training seconds per model (default: %(default)s)")
-    parser.add_argument("--eval-every", type=float, default=60.0,
-                        help="lm: validate every this many training seconds (default: %(default)s)")
-    parser.add_argument("--val-tokens", type=int, default=0,
-                        help="lm: validate on the first N validation tokens (0: all)")
-    parser.add_argument("--targets", type=float, nargs="+",
-                        default=[1000.0, 500.0, 400.0, 300.0, 250.0, 200.0, 175.0, 150.0, 125.0,
-                                 100.0],
-                        help="lm: validation perplexities to time")
-    parser.add_argument("--peer-optimizer", nargs="+", choices=["sgd", "adam"], default=["sgd"],
-                        help="lm: the example's optimizer: its SGD lr 20, and/or rnnflow's Adam")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=600.0,
+        help="lm: training seconds per model (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--eval-every",
+        type=float,
+        default=60.0,
+        help="lm: validate every this many training seconds (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--val-tokens",
+        type=int,
+        default=0,
+        help="lm: validate on the first N validation tokens (0: all)",
+    )
+    parser.add_argument(
+        "--targets",
+        type=float,
+        nargs="+",
+        default=[1000.0, 500.0, 400.0, 300.0, 250.0, 200.0, 175.0, 150.0, 125.0, 100.0],
+        help="lm: validation perplexities to time",
+    )
+    parser.add_argument(
+        "--peer-optimizer",
+        nargs="+",
+        choices=["sgd", "adam"],
+        default=["sgd"],
+        help="lm: the example's optimizer: its SGD lr 20, and/or rnnflow's Adam",
+    )
     parser.add_argument("--steps", type=int, default=30, help="translator: timed steps")
     parser.add_argument("--mnist-batch", type=int, default=128)
     parser.add_argument("--mnist-train", type=int, default=None, help="limit training images")
     parser.add_argument("--mnist-test", type=int, default=None, help="limit test images")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: lm 6 s per model on 3,000 validation tokens, 3 "
-                             "translator steps, MNIST 1,280 / 1,000 images")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="JSON output (default: benchmarks/results/peers.json; --quick: "
-                             "peers_quick.json)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: lm 6 s per model on 3,000 validation tokens, 3 "
+        "translator steps, MNIST 1,280 / 1,000 images",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="JSON output (default: benchmarks/results/peers.json; --quick: peers_quick.json)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.max_seconds, args.eval_every = min(args.max_seconds, 6.0), 3.0
@@ -564,8 +733,10 @@ def main(argv: list[str] | None = None) -> int:
         args.mnist_train, args.mnist_test = args.mnist_train or 1280, args.mnist_test or 1000
     out_path = args.out or _HERE / "results" / ("peers_quick.json" if args.quick else "peers.json")
     if ("lm" in args.parts or "translator" in args.parts) and not args.tokens.is_dir():
-        raise SystemExit(f"{args.tokens}: no tokenize-hop outputs (run `make repro` or pass "
-                         f"--tokens DIR of a finished run)")
+        raise SystemExit(
+            f"{args.tokens}: no tokenize-hop outputs (run `make repro` or pass "
+            f"--tokens DIR of a finished run)"
+        )
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -576,11 +747,18 @@ def main(argv: list[str] | None = None) -> int:
         dev_name = f"CPU, {torch.get_num_threads()} threads"
     log = lambda m: print(m, flush=True)  # noqa: E731
     log(f"device: {dev_name}; torch {torch.__version__}")
-    doc = {"benchmark": "peers", "quick": args.quick, "device": dev_name,
-           "torch": str(torch.__version__),
-           "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                       "load_avg_at_start": [round(v, 2) for v in os.getloadavg()]}}
+    doc = {
+        "benchmark": "peers",
+        "quick": args.quick,
+        "device": dev_name,
+        "torch": str(torch.__version__),
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_avg_at_start": [round(v, 2) for v in os.getloadavg()],
+        },
+    }
     runners = {"lm": run_lm, "translator": run_translator, "mnist": run_mnist}
     for part in args.parts:
         doc[part] = runners[part](args, device, log)

@@ -40,8 +40,9 @@ sys.path.insert(0, str(ROOT))
 from rnnflow.config import load_params  # noqa: E402
 
 TEXT_FAMILIES = {"lm", "seq2seq"}
-BLOCK_RE = re.compile(r"(<!-- summary:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /summary:(?P=name) -->)",
-                      re.S)
+BLOCK_RE = re.compile(
+    r"(<!-- summary:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /summary:(?P=name) -->)", re.S
+)
 
 
 def _json(path: Path) -> dict[str, Any] | None:
@@ -61,20 +62,30 @@ def _models(root: Path) -> dict[str, dict[str, Any]]:
 
 
 def _metrics(root: Path, name: str) -> tuple[dict | None, dict | None]:
-    return (_json(root / "metrics" / f"{name}.json"),
-            _json(root / "metrics" / f"{name}_train.json"))
+    return (
+        _json(root / "metrics" / f"{name}.json"),
+        _json(root / "metrics" / f"{name}_train.json"),
+    )
 
 
 # --- from metrics/*.json -------------------------------------------------------------------
 
-TENSOR_KEYS = ("accuracy", "parity_accuracy", "bit_accuracy", "sequence_accuracy", "rmse",
-               "baseline_rmse")
+TENSOR_KEYS = (
+    "accuracy",
+    "parity_accuracy",
+    "bit_accuracy",
+    "sequence_accuracy",
+    "rmse",
+    "baseline_rmse",
+)
 
 
 def block_models(root: Path) -> list[str]:
     """MNIST and synthetic models: test metrics, training wall time, epochs, device, data."""
-    out = ["| model | test metrics | train wall (s) | epochs (best) | device | n_train |",
-           "|---|---|---|---|---|---|"]
+    out = [
+        "| model | test metrics | train wall (s) | epochs (best) | device | n_train |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, m in _models(root).items():
         if m.get("family") in TEXT_FAMILIES:
             continue
@@ -83,18 +94,24 @@ def block_models(root: Path) -> list[str]:
             out.append(f"| {name} | (no metrics: stage not run) | | | | |")
             continue
         test = ev.get("test", {})
-        shown = ", ".join(f"{k} {test[k]:.4g}" for k in TENSOR_KEYS
-                          if isinstance(test.get(k), (int, float)))
-        out.append(f"| {name} | {shown} (n={test.get('n')}) | {tr.get('wall_seconds')} | "
-                   f"{tr.get('epochs')} ({tr.get('saved_epoch')}) | {tr.get('device')} | "
-                   f"{tr.get('n_train')} |")
+        shown = ", ".join(
+            f"{k} {test[k]:.4g}" for k in TENSOR_KEYS if isinstance(test.get(k), (int, float))
+        )
+        out.append(
+            f"| {name} | {shown} (n={test.get('n')}) | {tr.get('wall_seconds')} | "
+            f"{tr.get('epochs')} ({tr.get('saved_epoch')}) | {tr.get('device')} | "
+            f"{tr.get('n_train')} |"
+        )
     return out
 
 
 def _subsets(test: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per-origin translation scores (``test[origin] = {"n", "bleu", ...}``)."""
-    return {k: v for k, v in test.items()
-            if isinstance(v, dict) and isinstance(v.get("bleu"), (int, float))}
+    return {
+        k: v
+        for k, v in test.items()
+        if isinstance(v, dict) and isinstance(v.get("bleu"), (int, float))
+    }
 
 
 def _text_row(name: str, m: dict, ev: dict, tr: dict) -> str:
@@ -102,39 +119,56 @@ def _text_row(name: str, m: dict, ev: dict, tr: dict) -> str:
     cell = str(m.get("cell", "lstm")).upper()
     what = f"{m.get('layers')}×{m.get('hidden')} {cell}"
     if m.get("family") == "seq2seq":
-        what = (f"{'bi' if m.get('bidirectional', True) else ''}{cell} {m.get('layers')}×"
-                f"{m.get('hidden')} + {m.get('attention', 'general')} attention")
+        what = (
+            f"{'bi' if m.get('bidirectional', True) else ''}{cell} {m.get('layers')}×"
+            f"{m.get('hidden')} + {m.get('attention', 'general')} attention"
+        )
         if m.get("origins"):
             what += f", {'/'.join(m['origins'])} rows"
     what += f", {m.get('softmax', 'full')} softmax"
     if "ngram_perplexity" in test:  # language model
         metric = f"perplexity {test['perplexity']:.1f} (validation {val.get('perplexity', 0):.1f})"
-        base = (f"interpolated Kneser–Ney trigram {test['ngram_perplexity']:.1f} "
-                f"(validation {val.get('ngram_perplexity', 0):.1f})")
+        base = (
+            f"interpolated Kneser–Ney trigram {test['ngram_perplexity']:.1f} "
+            f"(validation {val.get('ngram_perplexity', 0):.1f})"
+        )
     elif "bleu" in test:  # translator
-        parts = [f"all test rows (n={test.get('n')}): BLEU {test['bleu']:.1f} beam "
-                 f"{(test.get('decoding') or {}).get('beam', '')} / {test.get('bleu_greedy', 0):.1f} "
-                 f"greedy, chrF {test.get('chrf', 0):.1f}"]
+        parts = [
+            f"all test rows (n={test.get('n')}): BLEU {test['bleu']:.1f} beam "
+            f"{(test.get('decoding') or {}).get('beam', '')} / {test.get('bleu_greedy', 0):.1f} "
+            f"greedy, chrF {test.get('chrf', 0):.1f}"
+        ]
         for origin, s in _subsets(test).items():
-            parts.append(f"{origin} (n={s.get('n')}): BLEU {s['bleu']:.1f} / "
-                         f"{s.get('bleu_greedy', 0):.1f}, chrF {s.get('chrf', 0):.1f}")
+            parts.append(
+                f"{origin} (n={s.get('n')}): BLEU {s['bleu']:.1f} / "
+                f"{s.get('bleu_greedy', 0):.1f}, chrF {s.get('chrf', 0):.1f}"
+            )
         parts.append(f"perplexity {test['perplexity']:.1f}")
         metric = "; ".join(parts)
         base = "—"
     else:  # dialogue
-        metric = (f"perplexity {test['perplexity']:.1f}; distinct-1/2 of sampled replies "
-                  f"{test.get('distinct_1', 0):.3f} / {test.get('distinct_2', 0):.3f} "
-                  f"({100 * test.get('unique_replies_sampled', 0):.1f} % distinct replies)")
-        base = (f"add-one unigram {test.get('unigram_perplexity', 0):.1f}; human replies "
-                f"distinct-2 {test.get('distinct_2_reference', 0):.3f}")
-    return (f"| {name} ({what}) | {metric} | {base} | {tr.get('wall_seconds')} | "
-            f"{tr.get('epochs')} ({tr.get('saved_epoch')}) | {tr.get('device')} |")
+        metric = (
+            f"perplexity {test['perplexity']:.1f}; distinct-1/2 of sampled replies "
+            f"{test.get('distinct_1', 0):.3f} / {test.get('distinct_2', 0):.3f} "
+            f"({100 * test.get('unique_replies_sampled', 0):.1f} % distinct replies)"
+        )
+        base = (
+            f"add-one unigram {test.get('unigram_perplexity', 0):.1f}; human replies "
+            f"distinct-2 {test.get('distinct_2_reference', 0):.3f}"
+        )
+    return (
+        f"| {name} ({what}) | {metric} | {base} | {tr.get('wall_seconds')} | "
+        f"{tr.get('epochs')} ({tr.get('saved_epoch')}) | {tr.get('device')} |"
+    )
 
 
 def block_text_quality(root: Path) -> list[str]:
     """The text models: headline test metrics, the baseline on the same split, training."""
-    out = ["| model | test metrics | baseline on the same test split | train wall (s) | "
-           "epochs (best) | device |", "|---|---|---|---|---|---|"]
+    out = [
+        "| model | test metrics | baseline on the same test split | train wall (s) | "
+        "epochs (best) | device |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, m in _models(root).items():
         if m.get("family") not in TEXT_FAMILIES:
             continue
@@ -143,15 +177,22 @@ def block_text_quality(root: Path) -> list[str]:
             out.append(f"| {name} | (no metrics: stage not run) | | | | |")
             continue
         out.append(_text_row(name, m, ev, tr))
-    signature = next((ev["test"]["signature"]["bleu"] for name in _models(root)
-                      for ev in [_metrics(root, name)[0]]
-                      if ev and isinstance(ev.get("test", {}).get("signature"), dict)), None)
+    signature = next(
+        (
+            ev["test"]["signature"]["bleu"]
+            for name in _models(root)
+            for ev in [_metrics(root, name)[0]]
+            if ev and isinstance(ev.get("test", {}).get("signature"), dict)
+        ),
+        None,
+    )
     if signature:
         out += ["", f"BLEU signature: `{signature}`."]
     return out
 
 
 # --- from benchmarks/results/*.json --------------------------------------------------------
+
 
 def _result(root: Path, name: str) -> dict[str, Any] | None:
     return _json(root / "benchmarks" / "results" / f"{name}.json")
@@ -167,114 +208,159 @@ def _load_note(doc: dict[str, Any]) -> str:
 def block_tokenize_speed(root: Path) -> list[str]:
     doc = _result(root, "tokenize_speed")
     if doc is None:
-        return _missing("benchmarks/results/tokenize_speed.json",
-                        "python benchmarks/tokenize_speed.py")
-    out = ["| path | seconds (best of {r}) | sentences/s | rnnflow speed-up |".format(
-        r=doc["repeats"]), "|---|---|---|---|"]
+        return _missing(
+            "benchmarks/results/tokenize_speed.json", "python benchmarks/tokenize_speed.py"
+        )
+    out = [
+        "| path | seconds (best of {r}) | sentences/s | rnnflow speed-up |".format(
+            r=doc["repeats"]
+        ),
+        "|---|---|---|---|",
+    ]
     for row in doc["rows"]:
-        out.append(f"| {row['path']} | {row['seconds']:.3f} | {row['sentences_per_s']:,} | "
-                   f"{row['rnnflow_speedup']:.2f}× |")
+        out.append(
+            f"| {row['path']} | {row['seconds']:.3f} | {row['sentences_per_s']:,} | "
+            f"{row['rnnflow_speedup']:.2f}× |"
+        )
     sw = doc.get("stock_whitespace_differs", {})
-    out += ["", f"{doc['pairs']:,} pairs = {doc['sentences']:,} sentences ({doc['data']}); "
-                f"vocabulary {doc['vocab_size']:,}; every path checked to give the same "
-                f"vocabulary and ids; tokenizers {doc['machine'].get('tokenizers')}, datasets "
-                f"{doc['machine'].get('datasets')}; {doc['machine'].get('cpus')} CPUs, "
-                f"{_load_note(doc)}; {doc['when']}. HF's stock `Whitespace` pre-tokenizer would "
-                f"split {sw.get('sentences', 0):,} sentences differently."]
+    out += [
+        "",
+        f"{doc['pairs']:,} pairs = {doc['sentences']:,} sentences ({doc['data']}); "
+        f"vocabulary {doc['vocab_size']:,}; every path checked to give the same "
+        f"vocabulary and ids; tokenizers {doc['machine'].get('tokenizers')}, datasets "
+        f"{doc['machine'].get('datasets')}; {doc['machine'].get('cpus')} CPUs, "
+        f"{_load_note(doc)}; {doc['when']}. HF's stock `Whitespace` pre-tokenizer would "
+        f"split {sw.get('sentences', 0):,} sentences differently.",
+    ]
     return out
 
 
 def block_peers_lm(root: Path) -> list[str]:
     doc = _result(root, "peers")
     if doc is None or "lm" not in doc:
-        return _missing("lm in benchmarks/results/peers.json",
-                        "python benchmarks/peers.py --parts lm")
+        return _missing(
+            "lm in benchmarks/results/peers.json", "python benchmarks/peers.py --parts lm"
+        )
     lm = doc["lm"]
     runs = lm["runs"]
     targets = [str(t) for t in lm["targets"]]
-    shown = [t for t in targets if any(r["seconds_to_ppl"].get(t) is not None
-                                       for r in runs.values())]
-    head = "| run | optimizer | softmax | tokens/s | best val ppl | " + " | ".join(
-        f"s to ppl {float(t):g}" for t in shown) + " |"
+    shown = [
+        t for t in targets if any(r["seconds_to_ppl"].get(t) is not None for r in runs.values())
+    ]
+    head = (
+        "| run | optimizer | softmax | tokens/s | best val ppl | "
+        + " | ".join(f"s to ppl {float(t):g}" for t in shown)
+        + " |"
+    )
     out = [head, "|" + "---|" * (5 + len(shown))]
     for name, r in runs.items():
-        cells = [_g(r["seconds_to_ppl"].get(t), 4) if r["seconds_to_ppl"].get(t) is not None
-                 else "—" for t in shown]
-        out.append(f"| {name} | {r['optimizer']} | {r['softmax']} | {r['tokens_per_s']:,} | "
-                   f"{r['best_val_ppl']} | " + " | ".join(cells) + " |")
+        cells = [
+            _g(r["seconds_to_ppl"].get(t), 4) if r["seconds_to_ppl"].get(t) is not None else "—"
+            for t in shown
+        ]
+        out.append(
+            f"| {name} | {r['optimizer']} | {r['softmax']} | {r['tokens_per_s']:,} | "
+            f"{r['best_val_ppl']} | " + " | ".join(cells) + " |"
+        )
     notes = []
     for name, r in runs.items():
         v = r.get("vs_rnnflow")
         if v:
-            at = (f"to validation perplexity {v['lowest_common_target']:g}: "
-                  f"{v['time_ratio_at_target']}× less training time"
-                  if v["lowest_common_target"] is not None else
-                  "no target perplexity reached by both")
+            at = (
+                f"to validation perplexity {v['lowest_common_target']:g}: "
+                f"{v['time_ratio_at_target']}× less training time"
+                if v["lowest_common_target"] is not None
+                else "no target perplexity reached by both"
+            )
             notes.append(f"rnnflow vs {name}: {v['tokens_per_s_ratio']}× the tokens/s; {at}")
-    out += ["", "; ".join(notes) + "." if notes else "",
-            f"{doc['device']}, torch {doc['torch']}; vocabulary {lm['vocab']:,}; "
-            f"{lm['train_tokens']:,} train tokens; validation on {lm['val_tokens']:,} tokens; "
-            f"budget {lm['max_seconds']:g} training s per run; {_load_note(doc)}; "
-            f"{doc['when']}{' (--quick: sizes mean nothing)' if doc.get('quick') else ''}."]
+    out += [
+        "",
+        "; ".join(notes) + "." if notes else "",
+        f"{doc['device']}, torch {doc['torch']}; vocabulary {lm['vocab']:,}; "
+        f"{lm['train_tokens']:,} train tokens; validation on {lm['val_tokens']:,} tokens; "
+        f"budget {lm['max_seconds']:g} training s per run; {_load_note(doc)}; "
+        f"{doc['when']}{' (--quick: sizes mean nothing)' if doc.get('quick') else ''}.",
+    ]
     return [line for line in out if line is not None]
 
 
 def block_peers_translator(root: Path) -> list[str]:
     doc = _result(root, "peers")
     if doc is None or "translator" not in doc:
-        return _missing("translator in benchmarks/results/peers.json",
-                        "python benchmarks/peers.py --parts translator")
+        return _missing(
+            "translator in benchmarks/results/peers.json",
+            "python benchmarks/peers.py --parts translator",
+        )
     t = doc["translator"]
     out = ["| model | target tokens/s | steps |", "|---|---|---|"]
     for name, r in t["runs"].items():
         out.append(f"| {name} | {r['tokens_per_s']:,} | {r['steps']} |")
-    out += ["", f"Adaptive / full softmax: {t['ratio_adaptive_over_full']}×; vocabularies "
-                f"{t['src_vocab']:,} → {t['tgt_vocab']:,}; {doc['device']}; {_load_note(doc)}; "
-                f"{doc['when']}{' (--quick)' if doc.get('quick') else ''}."]
+    out += [
+        "",
+        f"Adaptive / full softmax: {t['ratio_adaptive_over_full']}×; vocabularies "
+        f"{t['src_vocab']:,} → {t['tgt_vocab']:,}; {doc['device']}; {_load_note(doc)}; "
+        f"{doc['when']}{' (--quick)' if doc.get('quick') else ''}.",
+    ]
     return out
 
 
 def block_peers_mnist(root: Path) -> list[str]:
     doc = _result(root, "peers")
     if doc is None or "mnist" not in doc:
-        return _missing("mnist in benchmarks/results/peers.json",
-                        "python benchmarks/peers.py --parts mnist")
+        return _missing(
+            "mnist in benchmarks/results/peers.json", "python benchmarks/peers.py --parts mnist"
+        )
     m = doc["mnist"]
     out = ["| loop (one epoch) | seconds | images/s | test accuracy |", "|---|---|---|---|"]
     for name, r in m["runs"].items():
-        out.append(f"| {name}: {r['loop']} | {r['seconds']} | {r['images_per_s']:,} | "
-                   f"{r['test_accuracy']:.4f} |")
-    out += ["", f"rnnflow / example speed: {m['ratio_rnnflow_over_example_speed']}×; "
-                f"{m['train_images']:,} training images, {m['test_images']:,} test, batch "
-                f"{m['batch_size']}; {doc['device']}; {_load_note(doc)}; "
-                f"{doc['when']}{' (--quick)' if doc.get('quick') else ''}."]
+        out.append(
+            f"| {name}: {r['loop']} | {r['seconds']} | {r['images_per_s']:,} | "
+            f"{r['test_accuracy']:.4f} |"
+        )
+    out += [
+        "",
+        f"rnnflow / example speed: {m['ratio_rnnflow_over_example_speed']}×; "
+        f"{m['train_images']:,} training images, {m['test_images']:,} test, batch "
+        f"{m['batch_size']}; {doc['device']}; {_load_note(doc)}; "
+        f"{doc['when']}{' (--quick)' if doc.get('quick') else ''}.",
+    ]
     return out
 
 
 def block_train_throughput(root: Path) -> list[str]:
-    files = sorted(p for p in (root / "benchmarks" / "results").glob("train_throughput_*.json")
-                   if not p.stem.endswith("_quick"))
+    files = sorted(
+        p
+        for p in (root / "benchmarks" / "results").glob("train_throughput_*.json")
+        if not p.stem.endswith("_quick")
+    )
     if not files:
-        return _missing("benchmarks/results/train_throughput_*.json",
-                        "python benchmarks/train_throughput.py")
-    out = ["| device | sizes | model | tokens/step | fused tok/s | loop tok/s | ratio |",
-           "|---|---|---|---|---|---|---|"]
+        return _missing(
+            "benchmarks/results/train_throughput_*.json", "python benchmarks/train_throughput.py"
+        )
+    out = [
+        "| device | sizes | model | tokens/step | fused tok/s | loop tok/s | ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for path in files:
         doc = json.loads(path.read_text())
         load = doc.get("load_avg_at_end")
         dev = doc["device"] + (f" (load {load[0]:.1f})" if load else "")
         for r in doc["rows"]:
-            out.append(f"| {dev} | {doc['sizes']} | {r['model']} | {r['tokens_per_step']:,} | "
-                       f"{r['fused_tokens_per_s']:,} | {r['loop_tokens_per_s']:,} | "
-                       f"{r['ratio']:.1f}× |")
+            out.append(
+                f"| {dev} | {doc['sizes']} | {r['model']} | {r['tokens_per_step']:,} | "
+                f"{r['fused_tokens_per_s']:,} | {r['loop_tokens_per_s']:,} | "
+                f"{r['ratio']:.1f}× |"
+            )
     return out
 
 
 def block_hop_overhead(root: Path) -> list[str]:
     doc = _result(root, "hop_overhead")
     if doc is None:
-        return _missing("benchmarks/results/hop_overhead.json",
-                        "python benchmarks/hop_overhead.py --before DIR --after .")
+        return _missing(
+            "benchmarks/results/hop_overhead.json",
+            "python benchmarks/hop_overhead.py --before DIR --after .",
+        )
     hops: list[str] = []
     table: dict[str, dict[str, str]] = {}
     for r in doc["rows"]:
@@ -285,31 +371,39 @@ def block_hop_overhead(root: Path) -> list[str]:
     for corpus, cells in table.items():
         out.append(f"| {corpus} | " + " | ".join(cells.get(h, "") for h in hops) + " |")
     ratios = [r["ratio"] for r in doc["rows"]]
-    out += ["", f"After / before: {min(ratios):.2f}–{max(ratios):.2f}; best of "
-                f"{doc.get('repeat')}; outputs identical: "
-                f"{all(r.get('identical') for r in doc['rows'])}; {doc.get('measured_at')}."]
+    out += [
+        "",
+        f"After / before: {min(ratios):.2f}–{max(ratios):.2f}; best of "
+        f"{doc.get('repeat')}; outputs identical: "
+        f"{all(r.get('identical') for r in doc['rows'])}; {doc.get('measured_at')}.",
+    ]
     return out
 
 
 def block_flow_overhead(root: Path) -> list[str]:
     doc = _result(root, "flow_overhead")
     if doc is None:
-        return _missing("benchmarks/results/flow_overhead.json",
-                        "python benchmarks/flow_overhead.py")
+        return _missing(
+            "benchmarks/results/flow_overhead.json", "python benchmarks/flow_overhead.py"
+        )
     floor = doc["no_flow"]["median_s"]
     o = doc["overhead_per_stage_s"]
     p = doc["projection"]
-    return [f"| | per stage (median of {doc['repeats']}) | Prefect's share (minus the "
-            f"{floor:.2f} s import-only floor) |", "|---|---|---|",
-            f"| temporary server per stage (before) | {doc['temporary']['median_s']:.2f} s | "
-            f"{o['temporary']:.2f} s |",
-            f"| one server for the whole run (`python -m pipelines.ops.prefect_session -- dvc repro`,"
-            f" what `make repro` does now) | {doc['shared']['median_s']:.2f} s | "
-            f"{o['shared']:.2f} s |",
-            "", f"The shared server starts once ({doc['shared_server_startup_s']:.2f} s) and "
-                f"stops in {doc['shared_server_stop_s']:.2f} s; for {p['stages']} flow stages: "
-                f"~{p['shared_total_s']:.0f} s of overhead instead of ~{p['temporary_total_s']:.0f}"
-                f" s. {_load_note(doc)}; {doc['when']}."]
+    return [
+        f"| | per stage (median of {doc['repeats']}) | Prefect's share (minus the "
+        f"{floor:.2f} s import-only floor) |",
+        "|---|---|---|",
+        f"| temporary server per stage (before) | {doc['temporary']['median_s']:.2f} s | "
+        f"{o['temporary']:.2f} s |",
+        f"| one server for the whole run (`python -m pipelines.ops.prefect_session -- dvc repro`,"
+        f" what `make repro` does now) | {doc['shared']['median_s']:.2f} s | "
+        f"{o['shared']:.2f} s |",
+        "",
+        f"The shared server starts once ({doc['shared_server_startup_s']:.2f} s) and "
+        f"stops in {doc['shared_server_stop_s']:.2f} s; for {p['stages']} flow stages: "
+        f"~{p['shared_total_s']:.0f} s of overhead instead of ~{p['temporary_total_s']:.0f}"
+        f" s. {_load_note(doc)}; {doc['when']}.",
+    ]
 
 
 BLOCKS: dict[str, Callable[[Path], list[str]]] = {
@@ -346,17 +440,30 @@ def rewrite(text: str, blocks: dict[str, str]) -> tuple[str, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python benchmarks/summary.py", description=__doc__.split("\n\n")[0],
+        prog="python benchmarks/summary.py",
+        description=__doc__.split("\n\n")[0],
         epilog="\n\n".join(__doc__.split("\n\n")[2:]),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", type=Path, default=ROOT,
-                        help="project root of the run: params.yaml, metrics/, benchmarks/results/")
-    parser.add_argument("--doc", type=Path, default=None,
-                        help="the Markdown file with the markers (default: ROOT/BENCHMARKS.md)")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=ROOT,
+        help="project root of the run: params.yaml, metrics/, benchmarks/results/",
+    )
+    parser.add_argument(
+        "--doc",
+        type=Path,
+        default=None,
+        help="the Markdown file with the markers (default: ROOT/BENCHMARKS.md)",
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true", help="rewrite the blocks in place")
-    mode.add_argument("--check", action="store_true",
-                      help="exit 1 with a diff if any block differs from what would be written")
+    mode.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 with a diff if any block differs from what would be written",
+    )
     args = parser.parse_args(argv)
     blocks = render(args.root)
     if not (args.write or args.check):
@@ -368,8 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     new, unknown = rewrite(text, blocks)
     present = {m.group("name") for m in BLOCK_RE.finditer(text)}
     if unknown:
-        print(f"{doc}: unknown summary blocks {unknown} (known: {sorted(BLOCKS)})",
-              file=sys.stderr)
+        print(f"{doc}: unknown summary blocks {unknown} (known: {sorted(BLOCKS)})", file=sys.stderr)
         return 2
     absent = sorted(set(BLOCKS) - present)
     if absent:
@@ -380,11 +486,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{doc}: {len(present)} blocks {'rewritten' if new != text else 'already current'}")
         return 0
     if new != text:
-        sys.stdout.writelines(difflib.unified_diff(
-            text.splitlines(keepends=True), new.splitlines(keepends=True),
-            f"{doc} (as committed)", f"{doc} (python benchmarks/summary.py --write)"))
-        print(f"\n{doc}: generated tables are stale: run `python benchmarks/summary.py --write`",
-              file=sys.stderr)
+        sys.stdout.writelines(
+            difflib.unified_diff(
+                text.splitlines(keepends=True),
+                new.splitlines(keepends=True),
+                f"{doc} (as committed)",
+                f"{doc} (python benchmarks/summary.py --write)",
+            )
+        )
+        print(
+            f"\n{doc}: generated tables are stale: run `python benchmarks/summary.py --write`",
+            file=sys.stderr,
+        )
         return 1
     print(f"{doc}: {len(present)} generated blocks current")
     return 0

@@ -1,4 +1,4 @@
-"""Word tokenization speed: rnnflow's tokenize hop vs its real peers (HF ``tokenizers``,
+r"""Word tokenization speed: rnnflow's tokenize hop vs its real peers (HF ``tokenizers``,
 ``datasets.Dataset.map``), with naive pandas as a secondary row.
 
     python benchmarks/tokenize_speed.py [--rows N] [--corpus PATH] [--repeats 3] [--quick]
@@ -44,14 +44,14 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
 
-import rnnflow  # noqa: E402,F401  offline/telemetry env defaults first
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
+import rnnflow  # noqa: E402,F401  offline/telemetry env defaults first
 from stages.corpora import texttok  # noqa: E402
 from stages.corpora.texttok import PUNCT_RE, SPECIALS, UNK, TextTokenizeConfig  # noqa: E402
 
@@ -67,10 +67,11 @@ def read_pairs(path: Path) -> pa.Table:
     table = pacsv.read_csv(
         path,
         read_options=pacsv.ReadOptions(autogenerate_column_names=True, block_size=1 << 22),
-        parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False,
-                                         newlines_in_values=False),
-        convert_options=pacsv.ConvertOptions(column_types={"f0": pa.string(),
-                                                           "f1": pa.string()}))
+        parse_options=pacsv.ParseOptions(
+            delimiter="\t", quote_char=False, newlines_in_values=False
+        ),
+        convert_options=pacsv.ConvertOptions(column_types={"f0": pa.string(), "f1": pa.string()}),
+    )
     return pa.table({"en": table.column("f0"), "es": table.column("f1")})
 
 
@@ -84,8 +85,9 @@ def generated_pairs(rows: int, seed: int = 0) -> pa.Table:
         ranks = np.minimum(rng.zipf(1.2, int(lengths.sum())), len(words)) - 1
         toks = words[ranks]
         ends = np.cumsum(lengths)
-        out[col] = [" ".join(toks[e - k:e]) + rng.choice([".", "?", "!"])
-                    for e, k in zip(ends, lengths)]
+        out[col] = [
+            " ".join(toks[e - k : e]) + rng.choice([".", "?", "!"]) for e, k in zip(ends, lengths)
+        ]
     return pa.table(out)
 
 
@@ -114,6 +116,7 @@ def sorted_vocab(counts: dict[str, int]) -> list[str]:
 
 
 # --- the three paths: each returns (vocab, {column: list of id lists}) -----------------
+
 
 def run_rnnflow(table: pa.Table) -> tuple[list[str], dict[str, object]]:
     cfg = TextTokenizeConfig(kind="word", lowercase=True, min_freq=MIN_FREQ)
@@ -153,11 +156,16 @@ def run_datasets(ds, num_proc: int = 1) -> tuple[list[str], dict[str, object]]:
     procs = None if num_proc <= 1 else num_proc
 
     def pretok(batch):
-        return {f"{c}_tok": [punct.sub(r" \1 ", s.lower()).split() for s in batch[c]]
-                for c in COLS}
+        return {f"{c}_tok": [punct.sub(r" \1 ", s.lower()).split() for s in batch[c]] for c in COLS}
 
-    toks = ds.map(pretok, batched=True, batch_size=1000, keep_in_memory=True, num_proc=procs,
-                  load_from_cache_file=False)
+    toks = ds.map(
+        pretok,
+        batched=True,
+        batch_size=1000,
+        keep_in_memory=True,
+        num_proc=procs,
+        load_from_cache_file=False,
+    )
 
     def count(batch):  # per-batch counts as rows (works across worker processes)
         seen: Counter = Counter()
@@ -166,22 +174,38 @@ def run_datasets(ds, num_proc: int = 1) -> tuple[list[str], dict[str, object]]:
                 seen.update(row)
         return {"token": list(seen), "count": list(seen.values())}
 
-    counted = toks.map(count, batched=True, batch_size=1000, keep_in_memory=True,
-                       num_proc=procs, remove_columns=toks.column_names,
-                       load_from_cache_file=False)
+    counted = toks.map(
+        count,
+        batched=True,
+        batch_size=1000,
+        keep_in_memory=True,
+        num_proc=procs,
+        remove_columns=toks.column_names,
+        load_from_cache_file=False,
+    )
     counts: Counter = Counter()
-    for t, n in zip(counted.data.column("token").to_pylist(),
-                    counted.data.column("count").to_pylist()):
+    for t, n in zip(
+        counted.data.column("token").to_pylist(), counted.data.column("count").to_pylist()
+    ):
         counts[t] += n
     vocab = sorted_vocab(counts)
     index = {t: i for i, t in enumerate(vocab)}
 
     def enc(batch):
-        return {f"{c}_ids": [[index.get(t, UNK) for t in row] for row in batch[f"{c}_tok"]]
-                for c in COLS}
+        return {
+            f"{c}_ids": [[index.get(t, UNK) for t in row] for row in batch[f"{c}_tok"]]
+            for c in COLS
+        }
 
-    out = toks.map(enc, batched=True, batch_size=1000, keep_in_memory=True, num_proc=procs,
-                   remove_columns=[f"{c}_tok" for c in COLS], load_from_cache_file=False)
+    out = toks.map(
+        enc,
+        batched=True,
+        batch_size=1000,
+        keep_in_memory=True,
+        num_proc=procs,
+        remove_columns=[f"{c}_tok" for c in COLS],
+        load_from_cache_file=False,
+    )
     return vocab, {c: out.data.column(f"{c}_ids") for c in COLS}
 
 
@@ -190,14 +214,23 @@ def hf_tokenizer(vocab: list[str] | None = None, stock_whitespace: bool = False)
     trained; or over ``vocab``, ids = positions)."""
     from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
 
-    wl = (models.WordLevel(unk_token=SPECIALS[UNK]) if vocab is None
-          else models.WordLevel({t: i for i, t in enumerate(vocab)}, unk_token=SPECIALS[UNK]))
+    wl = (
+        models.WordLevel(unk_token=SPECIALS[UNK])
+        if vocab is None
+        else models.WordLevel({t: i for i, t in enumerate(vocab)}, unk_token=SPECIALS[UNK])
+    )
     tok = Tokenizer(wl)
     tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = (pre_tokenizers.Whitespace() if stock_whitespace else
-                         pre_tokenizers.Sequence([
-                             pre_tokenizers.Split(Regex(PUNCT_RE.strip("()")), behavior="isolated"),
-                             pre_tokenizers.WhitespaceSplit()]))
+    tok.pre_tokenizer = (
+        pre_tokenizers.Whitespace()
+        if stock_whitespace
+        else pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(PUNCT_RE.strip("()")), behavior="isolated"),
+                pre_tokenizers.WhitespaceSplit(),
+            ]
+        )
+    )
     return tok
 
 
@@ -207,14 +240,15 @@ def run_hf(texts: dict[str, list[str]]) -> tuple[list[str], dict[str, object]]:
     from tokenizers import trainers
 
     tok = hf_tokenizer()
-    trainer = trainers.WordLevelTrainer(min_frequency=MIN_FREQ, special_tokens=list(SPECIALS),
-                                        show_progress=False)
+    trainer = trainers.WordLevelTrainer(
+        min_frequency=MIN_FREQ, special_tokens=list(SPECIALS), show_progress=False
+    )
 
     def chunks():
         for c in COLS:
             col = texts[c]
             for i in range(0, len(col), 10_000):
-                yield col[i:i + 10_000]
+                yield col[i : i + 10_000]
 
     tok.train_from_iterator(chunks(), trainer=trainer, length=sum(map(len, texts.values())))
     v = tok.get_vocab()
@@ -274,26 +308,44 @@ def first_difference(ids, ref) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python benchmarks/tokenize_speed.py", description=__doc__.split("\n\n")[0],
+        prog="python benchmarks/tokenize_speed.py",
+        description=__doc__.split("\n\n")[0],
         epilog="\n\n".join(__doc__.split("\n\n")[2:]),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=None,
-                        help="sentence pairs to use (default: the whole file; more repeats it)")
-    parser.add_argument("--corpus", type=Path, default=None,
-                        help="a TSV of English<TAB>Spanish pairs (default: the mirror's Tatoeba)")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=None,
+        help="sentence pairs to use (default: the whole file; more repeats it)",
+    )
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=None,
+        help="a TSV of English<TAB>Spanish pairs (default: the mirror's Tatoeba)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="runs per path; the best counts")
-    parser.add_argument("--num-proc", type=int, default=2,
-                        help="datasets.map worker processes for the peer row (default: 2)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 5,000 pairs, 1 repeat")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="JSON output (default: benchmarks/results/tokenize_speed.json; "
-                             "--quick: tokenize_speed_quick.json)")
+    parser.add_argument(
+        "--num-proc",
+        type=int,
+        default=2,
+        help="datasets.map worker processes for the peer row (default: 2)",
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 5,000 pairs, 1 repeat")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="JSON output (default: benchmarks/results/tokenize_speed.json; "
+        "--quick: tokenize_speed_quick.json)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.repeats = args.rows or 5000, 1
     out_path = args.out or _HERE / "results" / (
-        "tokenize_speed_quick.json" if args.quick else "tokenize_speed.json")
+        "tokenize_speed_quick.json" if args.quick else "tokenize_speed.json"
+    )
 
     import datasets
     import pandas as pd
@@ -305,14 +357,21 @@ def main(argv: list[str] | None = None) -> int:
     texts = {c: table.column(c).to_pylist() for c in COLS}
     frame = pd.DataFrame(texts)
     ds = datasets.Dataset(table.select(list(COLS)))
-    print(f"data: {what}\n      {table.num_rows:,} pairs = {sentences:,} sentences; "
-          f"best of {args.repeats} runs each (fit + encode)")
+    print(
+        f"data: {what}\n      {table.num_rows:,} pairs = {sentences:,} sentences; "
+        f"best of {args.repeats} runs each (fit + encode)"
+    )
 
     RN, HF, HFV = "rnnflow (Arrow compute)", "HF tokenizers WordLevel", "HF WordLevel, encode only"
-    DS1, DSN, PD = "datasets.map(batched)", f"datasets.map(batched, num_proc={args.num_proc})", \
-        "naive pandas .apply"
-    results = {RN: best_of(args.repeats, lambda: run_rnnflow(table)),
-               HF: best_of(args.repeats, lambda: run_hf(texts))}
+    DS1, DSN, PD = (
+        "datasets.map(batched)",
+        f"datasets.map(batched, num_proc={args.num_proc})",
+        "naive pandas .apply",
+    )
+    results = {
+        RN: best_of(args.repeats, lambda: run_rnnflow(table)),
+        HF: best_of(args.repeats, lambda: run_hf(texts)),
+    }
     ref_vocab, ref_ids = results[RN][1]
     results[HFV] = best_of(args.repeats, lambda: run_hf_fixed_vocab(texts, ref_vocab))
     results[DSN] = best_of(args.repeats, lambda: run_datasets(ds, args.num_proc))
@@ -325,9 +384,11 @@ def main(argv: list[str] | None = None) -> int:
         if name == HF and vocab != ref_vocab:
             same_set = set(vocab) == set(ref_vocab)
             pos = next((i for i, (a, b) in enumerate(zip(vocab, ref_vocab)) if a != b), None)
-            checks[name] = (f"trainer's vocabulary order differs from rnnflow's (first at id "
-                            f"{pos}: {vocab[pos]!r} vs {ref_vocab[pos]!r}); same token set: "
-                            f"{same_set}; ids compared through tokens")
+            checks[name] = (
+                f"trainer's vocabulary order differs from rnnflow's (first at id "
+                f"{pos}: {vocab[pos]!r} vs {ref_vocab[pos]!r}); same token set: "
+                f"{same_set}; ids compared through tokens"
+            )
             assert same_set, f"{name}: vocabulary set differs from rnnflow's"
             where = {t: j for j, t in enumerate(ref_vocab)}
             lookup = [where[t] for t in vocab]
@@ -343,31 +404,53 @@ def main(argv: list[str] | None = None) -> int:
         if name == HF:
             print(f"       {name}: {note}")
     n_diff, examples = stock_whitespace_differences(texts)
-    print(f"note: HF's stock Whitespace pre-tokenizer would split {n_diff:,} of {sentences:,} "
-          f"sentences differently (runs of punctuation, '_'), e.g. "
-          f"{examples[0]['text']!r}: {examples[0]['Whitespace']}" if examples else
-          "note: HF's stock Whitespace pre-tokenizer agrees on every sentence")
+    print(
+        f"note: HF's stock Whitespace pre-tokenizer would split {n_diff:,} of {sentences:,} "
+        f"sentences differently (runs of punctuation, '_'), e.g. "
+        f"{examples[0]['text']!r}: {examples[0]['Whitespace']}"
+        if examples
+        else "note: HF's stock Whitespace pre-tokenizer agrees on every sentence"
+    )
 
     ours = results[RN][0]
     rows = []
     print(f"\n{'path':<36}{'seconds':>9}{'sentences/s':>14}{'rnnflow/peer':>14}")
     for name, (secs, _) in results.items():
-        rows.append({"path": name, "seconds": round(secs, 4),
-                     "sentences_per_s": round(sentences / secs),
-                     "rnnflow_speedup": round(secs / ours, 2), "check": checks.get(name)})
+        rows.append(
+            {
+                "path": name,
+                "seconds": round(secs, 4),
+                "sentences_per_s": round(sentences / secs),
+                "rnnflow_speedup": round(secs / ours, 2),
+                "check": checks.get(name),
+            }
+        )
         print(f"{name:<36}{secs:>9.3f}{sentences / secs:>14,.0f}{secs / ours:>13.2f}×")
-    print(f"\nrnnflow / HF tokenizers (fit+encode): {results[HF][0] / ours:.2f}×; "
-          f"/ datasets.map num_proc={args.num_proc}: {results[DSN][0] / ours:.2f}×; "
-          f"/ naive pandas: {results[PD][0] / ours:.2f}×")
-    doc = {"benchmark": "tokenize_speed", "quick": args.quick, "data": what,
-           "pairs": table.num_rows, "sentences": sentences, "vocab_size": len(ref_vocab),
-           "repeats": args.repeats, "num_proc": args.num_proc,
-           "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                       "tokenizers": tokenizers.__version__, "datasets": datasets.__version__,
-                       "load_avg_at_end": [round(x, 2) for x in os.getloadavg()]},
-           "stock_whitespace_differs": {"sentences": n_diff, "examples": examples},
-           "rows": rows}
+    print(
+        f"\nrnnflow / HF tokenizers (fit+encode): {results[HF][0] / ours:.2f}×; "
+        f"/ datasets.map num_proc={args.num_proc}: {results[DSN][0] / ours:.2f}×; "
+        f"/ naive pandas: {results[PD][0] / ours:.2f}×"
+    )
+    doc = {
+        "benchmark": "tokenize_speed",
+        "quick": args.quick,
+        "data": what,
+        "pairs": table.num_rows,
+        "sentences": sentences,
+        "vocab_size": len(ref_vocab),
+        "repeats": args.repeats,
+        "num_proc": args.num_proc,
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "tokenizers": tokenizers.__version__,
+            "datasets": datasets.__version__,
+            "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
+        },
+        "stock_whitespace_differs": {"sentences": n_diff, "examples": examples},
+        "rows": rows,
+    }
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {out_path}")

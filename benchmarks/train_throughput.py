@@ -50,25 +50,89 @@ from pipelines.models.seq2seq import Seq2Seq  # noqa: E402
 # measured on the offline mirror's tokens (model vocabularies after min_freq).
 SIZES = {
     "default": {
-        "books_lm": dict(kind="lm", vocab=16597, embedding=256, hidden=256, layers=1,
-                         cell="lstm", softmax="adaptive", cutoffs=[2000, 6000], batch=64,
-                         bptt=35),
-        "es_en_translator": dict(kind="seq2seq", src_vocab=12987, tgt_vocab=6152, embedding=256,
-                                 hidden=256, layers=1, cell="lstm", softmax="full",
-                                 cutoffs=[], batch=64, src_len=9, tgt_len=9),
-        "twitter_chatbot": dict(kind="seq2seq", src_vocab=5035, tgt_vocab=5035, embedding=256,
-                                hidden=256, layers=3, cell="lstm", softmax="full", cutoffs=[],
-                                batch=64, src_len=12, tgt_len=12),
+        "books_lm": dict(
+            kind="lm",
+            vocab=16597,
+            embedding=256,
+            hidden=256,
+            layers=1,
+            cell="lstm",
+            softmax="adaptive",
+            cutoffs=[2000, 6000],
+            batch=64,
+            bptt=35,
+        ),
+        "es_en_translator": dict(
+            kind="seq2seq",
+            src_vocab=12987,
+            tgt_vocab=6152,
+            embedding=256,
+            hidden=256,
+            layers=1,
+            cell="lstm",
+            softmax="full",
+            cutoffs=[],
+            batch=64,
+            src_len=9,
+            tgt_len=9,
+        ),
+        "twitter_chatbot": dict(
+            kind="seq2seq",
+            src_vocab=5035,
+            tgt_vocab=5035,
+            embedding=256,
+            hidden=256,
+            layers=3,
+            cell="lstm",
+            softmax="full",
+            cutoffs=[],
+            batch=64,
+            src_len=12,
+            tgt_len=12,
+        ),
     },
     "gpu": {
-        "books_lm": dict(kind="lm", vocab=16597, embedding=650, hidden=650, layers=2,
-                         cell="lstm", softmax="full", cutoffs=[], batch=64, bptt=70, tie=True),
-        "es_en_translator": dict(kind="seq2seq", src_vocab=17795, tgt_vocab=10973, embedding=512,
-                                 hidden=1024, layers=2, cell="lstm", softmax="full", cutoffs=[],
-                                 batch=256, src_len=9, tgt_len=9),
-        "twitter_chatbot": dict(kind="seq2seq", src_vocab=5035, tgt_vocab=5035, embedding=512,
-                                hidden=512, layers=3, cell="lstm", softmax="full", cutoffs=[],
-                                batch=256, src_len=12, tgt_len=12),
+        "books_lm": dict(
+            kind="lm",
+            vocab=16597,
+            embedding=650,
+            hidden=650,
+            layers=2,
+            cell="lstm",
+            softmax="full",
+            cutoffs=[],
+            batch=64,
+            bptt=70,
+            tie=True,
+        ),
+        "es_en_translator": dict(
+            kind="seq2seq",
+            src_vocab=17795,
+            tgt_vocab=10973,
+            embedding=512,
+            hidden=1024,
+            layers=2,
+            cell="lstm",
+            softmax="full",
+            cutoffs=[],
+            batch=256,
+            src_len=9,
+            tgt_len=9,
+        ),
+        "twitter_chatbot": dict(
+            kind="seq2seq",
+            src_vocab=5035,
+            tgt_vocab=5035,
+            embedding=512,
+            hidden=512,
+            layers=3,
+            cell="lstm",
+            softmax="full",
+            cutoffs=[],
+            batch=256,
+            src_len=12,
+            tgt_len=12,
+        ),
     },
 }
 
@@ -87,8 +151,9 @@ class LoopRNN(nn.Module):
         self.cells = nn.ModuleList()
         for layer in range(self.layers):
             for d in range(self.dirs):
-                c = cell(rnn.input_size if layer == 0 else rnn.hidden_size * self.dirs,
-                         rnn.hidden_size)
+                c = cell(
+                    rnn.input_size if layer == 0 else rnn.hidden_size * self.dirs, rnn.hidden_size
+                )
                 sfx = f"_l{layer}" + ("_reverse" if d else "")
                 for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                     getattr(c, name).data.copy_(getattr(rnn, name + sfx).data)
@@ -161,9 +226,11 @@ class LoopSeq2Seq(nn.Module):
         enc, state = self.enc(m.drop(m.src_embed(src)), None, mask)
         enc = enc * mask[..., None]
         if m.bidirectional:
+
             def merge(h):
                 n2, b, h2 = h.shape
                 return h.view(n2 // 2, 2, b, h2).transpose(1, 2).reshape(n2 // 2, b, 2 * h2)
+
             state = tuple(merge(s) for s in state) if isinstance(state, tuple) else merge(state)
         out, _ = self.dec(m.drop(m.tgt_embed(tgt_in)), state)
         feats = m.drop(m._attend(out, enc, mask))
@@ -174,8 +241,9 @@ class LoopSeq2Seq(nn.Module):
 def zipf(shape, vocab: int, gen: torch.Generator, device) -> torch.Tensor:
     """Ids ≥ 4 with Zipf(1) frequencies over the vocabulary (as word frequencies are)."""
     ranks = torch.arange(1, vocab - 3, dtype=torch.float64)
-    idx = torch.multinomial((1 / ranks).float(), int(torch.tensor(shape).prod()), True,
-                            generator=gen)
+    idx = torch.multinomial(
+        (1 / ranks).float(), int(torch.tensor(shape).prod()), True, generator=gen
+    )
     return (idx + 4).view(*shape).to(device)
 
 
@@ -183,14 +251,34 @@ def build(name: str, s: dict, device: torch.device, gen: torch.Generator):
     """(model, naive model, batch args, target tokens per step)."""
     torch.manual_seed(0)
     if s["kind"] == "lm":
-        model = RNNLanguageModel(s["vocab"], s["embedding"], s["hidden"], s["layers"], s["cell"],
-                                 0.0, s.get("tie", False), s["softmax"], s["cutoffs"])
+        model = RNNLanguageModel(
+            s["vocab"],
+            s["embedding"],
+            s["hidden"],
+            s["layers"],
+            s["cell"],
+            0.0,
+            s.get("tie", False),
+            s["softmax"],
+            s["cutoffs"],
+        )
         data = zipf((s["batch"], s["bptt"] + 1), s["vocab"], gen, device)
         args = (data[:, :-1], data[:, 1:])
         naive = LoopLM(model)
         return model.to(device), naive.to(device), args, s["batch"] * s["bptt"]
-    model = Seq2Seq(s["src_vocab"], s["tgt_vocab"], s["embedding"], s["hidden"], s["layers"],
-                    s["cell"], 0.0, "general", True, s["softmax"], s["cutoffs"])
+    model = Seq2Seq(
+        s["src_vocab"],
+        s["tgt_vocab"],
+        s["embedding"],
+        s["hidden"],
+        s["layers"],
+        s["cell"],
+        0.0,
+        "general",
+        True,
+        s["softmax"],
+        s["cutoffs"],
+    )
     b = s["batch"]
     # lengths spread around the corpus mean, padded per batch as the bucketed loader does
     src_len = torch.randint(max(2, s["src_len"] - 3), s["src_len"] + 4, (b,), generator=gen)
@@ -210,8 +298,13 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_steps(model: nn.Module, args, device: torch.device, steps: int, warmup: int = 2,
-               ) -> float:
+def time_steps(
+    model: nn.Module,
+    args,
+    device: torch.device,
+    steps: int,
+    warmup: int = 2,
+) -> float:
     """Seconds per training step (forward + backward + Adam), median of ``steps``."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     model.train()
@@ -233,17 +326,29 @@ def time_steps(model: nn.Module, args, device: torch.device, steps: int, warmup:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--sizes", choices=sorted(SIZES), default="default",
-                        help="model sizes: params.yaml defaults or the gpu profile")
+    parser.add_argument(
+        "--sizes",
+        choices=sorted(SIZES),
+        default="default",
+        help="model sizes: params.yaml defaults or the gpu profile",
+    )
     parser.add_argument("--steps", type=int, default=10, help="timed steps per model")
-    parser.add_argument("--naive-steps", type=int, default=None,
-                        help="timed steps for the naive loop (default: --steps)")
+    parser.add_argument(
+        "--naive-steps",
+        type=int,
+        default=None,
+        help="timed steps for the naive loop (default: --steps)",
+    )
     parser.add_argument("--models", nargs="*", default=None, help="subset of models")
     parser.add_argument("--threads", type=int, default=0, help="torch threads on CPU (0: default)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 steps per model")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="JSON output (default: benchmarks/results/train_throughput_"
-                             "<device type>_<sizes>.json; --quick: ..._quick.json)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="JSON output (default: benchmarks/results/train_throughput_"
+        "<device type>_<sizes>.json; --quick: ..._quick.json)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.steps, args.naive_steps = 2, 2
@@ -255,10 +360,14 @@ def main(argv: list[str] | None = None) -> int:
         name = torch.cuda.get_device_name(device)
     else:
         name = f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; torch {torch.__version__}; sizes: {args.sizes}; "
-          f"median of {args.steps} steps")
-    print(f"{'model':18s} {'tokens/step':>11s} {'fused tok/s':>12s} {'loop tok/s':>11s} "
-          f"{'ratio':>7s}   (fused: nn.LSTM kernels; loop: Python loop over nn.LSTMCell)")
+    print(
+        f"device: {name}; torch {torch.__version__}; sizes: {args.sizes}; "
+        f"median of {args.steps} steps"
+    )
+    print(
+        f"{'model':18s} {'tokens/step':>11s} {'fused tok/s':>12s} {'loop tok/s':>11s} "
+        f"{'ratio':>7s}   (fused: nn.LSTM kernels; loop: Python loop over nn.LSTMCell)"
+    )
     gen = torch.Generator().manual_seed(0)
     rows = []
     for model_name, s in SIZES[args.sizes].items():
@@ -272,20 +381,42 @@ def main(argv: list[str] | None = None) -> int:
             raise AssertionError(f"{model_name}: naive loss {b} != fused loss {a}")
         fused = time_steps(model, batch, device, args.steps)
         loop = time_steps(naive, batch, device, args.naive_steps or args.steps)
-        print(f"{model_name:18s} {tokens:11d} {tokens / fused:12,.0f} {tokens / loop:11,.0f} "
-              f"{loop / fused:6.1f}x", flush=True)
-        rows.append({"model": model_name, "tokens_per_step": tokens,
-                     "fused_tokens_per_s": round(tokens / fused),
-                     "loop_tokens_per_s": round(tokens / loop), "ratio": round(loop / fused, 2)})
+        print(
+            f"{model_name:18s} {tokens:11d} {tokens / fused:12,.0f} {tokens / loop:11,.0f} "
+            f"{loop / fused:6.1f}x",
+            flush=True,
+        )
+        rows.append(
+            {
+                "model": model_name,
+                "tokens_per_step": tokens,
+                "fused_tokens_per_s": round(tokens / fused),
+                "loop_tokens_per_s": round(tokens / loop),
+                "ratio": round(loop / fused, 2),
+            }
+        )
     out = args.out or _HERE / "results" / (
-        f"train_throughput_{device.type}_{args.sizes}{'_quick' if args.quick else ''}.json")
+        f"train_throughput_{device.type}_{args.sizes}{'_quick' if args.quick else ''}.json"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "benchmark": "train_throughput", "quick": args.quick, "device": name,
-        "torch": str(torch.__version__), "sizes": args.sizes, "steps": args.steps,
-        "naive_steps": args.naive_steps or args.steps,
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "load_avg_at_end": [round(x, 2) for x in os.getloadavg()], "rows": rows}, indent=2) + "\n")
+    out.write_text(
+        json.dumps(
+            {
+                "benchmark": "train_throughput",
+                "quick": args.quick,
+                "device": name,
+                "torch": str(torch.__version__),
+                "sizes": args.sizes,
+                "steps": args.steps,
+                "naive_steps": args.naive_steps or args.steps,
+                "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
+                "rows": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {out}")
     return 0
 

@@ -68,20 +68,31 @@ class ModelConfig(Config):
     prompts: list[str] = Field(default_factory=list)  # lm: report generations start here
 
     @model_validator(mode="after")
-    def _text_checks(self) -> "ModelConfig":
+    def _text_checks(self) -> ModelConfig:
         if self.tie_weights and self.softmax != "full":
             raise ValueError("tie_weights needs softmax: full")
         if self.tie_weights and self.embedding != self.hidden:
-            raise ValueError(f"tie_weights needs embedding == hidden "
-                             f"(got {self.embedding} and {self.hidden})")
+            raise ValueError(
+                f"tie_weights needs embedding == hidden (got {self.embedding} and {self.hidden})"
+            )
         if self.cutoffs != sorted(set(self.cutoffs)) or any(c <= 0 for c in self.cutoffs):
             raise ValueError(f"cutoffs must be increasing positive ints, got {self.cutoffs}")
         return self
 
 
 #: ModelConfig fields that only change decoding/reporting: not part of the train fingerprint.
-DECODE_FIELDS = frozenset({"beam", "length_penalty", "max_decode_len", "top_k", "temperature",
-                           "block_unk", "samples", "prompts"})
+DECODE_FIELDS = frozenset(
+    {
+        "beam",
+        "length_penalty",
+        "max_decode_len",
+        "top_k",
+        "temperature",
+        "block_unk",
+        "samples",
+        "prompts",
+    }
+)
 
 
 class TrainConfig(Config):
@@ -98,8 +109,9 @@ class TrainConfig(Config):
     def model(self, name: str) -> ModelConfig:
         """The entry for ``name``; the error lists the models that exist."""
         if name not in self.models:
-            raise ConfigError(f"params: no model {name!r} under train.models "
-                              f"(have: {sorted(self.models)})")
+            raise ConfigError(
+                f"params: no model {name!r} under train.models (have: {sorted(self.models)})"
+            )
         return self.models[name]
 
 

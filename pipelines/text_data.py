@@ -12,6 +12,10 @@ columns (no ``<bos>``/``<eos>``), ``spec.json`` (``task`` and which columns it u
 - seq2seq: rows bucketed by length (:func:`bucket_batches`: sorted inside large random
   chunks), padded per batch with ``<bos>``/``<eos>`` added here (:func:`padded`).
 
+The text tasks (:mod:`pipelines.tasks.text` and the task modules) load corpora with these
+pieces; this module knows no task names: a spec's side keys (``ids``, or ``source`` and
+``target``) name its id columns.
+
 A text model trains on its own vocabulary (``min_freq``/``max_vocab`` over what it trains
 on): :func:`prepare` maps corpus ids to model ids and records the kept ids in
 ``spec["model_vocab"]``, saved with the model, so the CLIs map text the same way.
@@ -31,13 +35,14 @@ import pyarrow.compute as pc
 import torch
 
 from pipelines.models import BOS, EOS, PAD, UNK
-from pipelines.models import text_vocab_size as text_vocab
+from pipelines.models import text_vocab_size as text_vocab  # noqa: F401  (T.text_vocab)
 from rnnflow.io import read_table
 
 SPECIAL_COUNT = 4  # <pad> <bos> <eos> <unk>: ids 0-3 in every vocabulary
 
 
 # --- ragged id columns -------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Ragged:
@@ -47,7 +52,7 @@ class Ragged:
     offsets: np.ndarray
 
     @classmethod
-    def from_arrow(cls, col: pa.ChunkedArray | pa.Array) -> "Ragged":
+    def from_arrow(cls, col: pa.ChunkedArray | pa.Array) -> Ragged:
         arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
         offsets = np.asarray(arr.offsets.to_numpy(zero_copy_only=False), dtype=np.int64)
         offsets = offsets - offsets[0]
@@ -55,10 +60,13 @@ class Ragged:
         return cls(values, offsets)
 
     @classmethod
-    def from_lists(cls, rows: Sequence[Sequence[int]]) -> "Ragged":
+    def from_lists(cls, rows: Sequence[Sequence[int]]) -> Ragged:
         lengths = np.array([len(r) for r in rows], dtype=np.int64)
-        values = (np.concatenate([np.asarray(r, dtype=np.int64) for r in rows]) if len(rows)
-                  else np.zeros(0, np.int64))
+        values = (
+            np.concatenate([np.asarray(r, dtype=np.int64) for r in rows])
+            if len(rows)
+            else np.zeros(0, np.int64)
+        )
         return cls(values, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
 
     def __len__(self) -> int:
@@ -69,9 +77,9 @@ class Ragged:
         return np.diff(self.offsets)
 
     def row(self, i: int) -> np.ndarray:
-        return self.values[self.offsets[i]:self.offsets[i + 1]]
+        return self.values[self.offsets[i] : self.offsets[i + 1]]
 
-    def take(self, idx: np.ndarray) -> "Ragged":
+    def take(self, idx: np.ndarray) -> Ragged:
         """Rows ``idx`` (any order), gathered in one vectorised step."""
         idx = np.asarray(idx, dtype=np.int64)
         lengths = self.lengths[idx]
@@ -79,13 +87,17 @@ class Ragged:
         gather = np.repeat(self.offsets[idx] - offsets[:-1], lengths) + np.arange(offsets[-1])
         return Ragged(self.values[gather], offsets)
 
-    def map(self, lut: np.ndarray | None) -> "Ragged":
+    def map(self, lut: np.ndarray | None) -> Ragged:
         """Ids through a lookup table (corpus id → model id); None: unchanged."""
         return self if lut is None else Ragged(lut[self.values], self.offsets)
 
 
-def padded(r: Ragged, idx: np.ndarray, bos: bool = False, eos: bool = False,
-           ) -> tuple[np.ndarray, np.ndarray]:
+def padded(
+    r: Ragged,
+    idx: np.ndarray,
+    bos: bool = False,
+    eos: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """Rows ``idx`` as a ``<pad>``-filled ``(B, T)`` int64 array (optionally ``<bos>`` first and
     ``<eos>`` after the tokens) and their lengths with the added tokens — vectorised."""
     idx = np.asarray(idx, dtype=np.int64)
@@ -116,20 +128,28 @@ def lm_stream(r: Ragged) -> np.ndarray:
     return out
 
 
-def batchify(stream: np.ndarray, rows: int, offset: int = 0,
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def batchify(
+    stream: np.ndarray,
+    rows: int,
+    offset: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Inputs/targets ``(rows, n)`` of ``stream[offset:]`` (pytorch/examples ``batchify``, batch
     first), plus the leftover tail as one ``(1, m)`` row so evaluation scores every token."""
-    x, y = stream[offset:-1], stream[offset + 1:]
+    x, y = stream[offset:-1], stream[offset + 1 :]
     n = len(x) // rows
     main = n * rows
     to = lambda a: torch.from_numpy(np.ascontiguousarray(a))  # noqa: E731
-    return (to(x[:main].reshape(rows, n)), to(y[:main].reshape(rows, n)),
-            to(x[main:][None]), to(y[main:][None]))
+    return (
+        to(x[:main].reshape(rows, n)),
+        to(y[:main].reshape(rows, n)),
+        to(x[main:][None]),
+        to(y[main:][None]),
+    )
 
 
-def bucket_batches(lengths: np.ndarray, batch_size: int, generator: torch.Generator,
-                   chunk_batches: int = 64) -> list[np.ndarray]:
+def bucket_batches(
+    lengths: np.ndarray, batch_size: int, generator: torch.Generator, chunk_batches: int = 64
+) -> list[np.ndarray]:
     """Index batches of similar length: shuffle, sort inside chunks of ``chunk_batches``
     batches, cut, then shuffle the batch order (all draws from ``generator``)."""
     n = len(lengths)
@@ -137,9 +157,9 @@ def bucket_batches(lengths: np.ndarray, batch_size: int, generator: torch.Genera
     chunk = batch_size * chunk_batches
     out: list[np.ndarray] = []
     for start in range(0, n, chunk):
-        part = order[start:start + chunk]
+        part = order[start : start + chunk]
         part = part[np.argsort(lengths[part], kind="stable")]
-        out += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
+        out += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
     perm = torch.randperm(len(out), generator=generator).tolist()
     return [out[i] for i in perm]
 
@@ -147,13 +167,15 @@ def bucket_batches(lengths: np.ndarray, batch_size: int, generator: torch.Genera
 def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
     """Evaluation batches: all rows, sorted by length (least padding), no randomness."""
     order = np.argsort(lengths, kind="stable")
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 # --- model vocabulary --------------------------------------------------------------------
 
-def keep_ids(values: np.ndarray, corpus_vocab: int, min_freq: int = 1,
-             max_vocab: int | None = None) -> np.ndarray | None:
+
+def keep_ids(
+    values: np.ndarray, corpus_vocab: int, min_freq: int = 1, max_vocab: int | None = None
+) -> np.ndarray | None:
     """Corpus ids a model keeps: the 4 specials, then tokens seen ≥ ``min_freq`` times in
     ``values``, most frequent first (ties by id), at most ``max_vocab`` in all. None when that
     is the whole corpus vocabulary (no mapping needed)."""
@@ -164,7 +186,7 @@ def keep_ids(values: np.ndarray, corpus_vocab: int, min_freq: int = 1,
     cand = cand[cand >= SPECIAL_COUNT]
     cand = cand[np.lexsort((cand, -counts[cand]))]
     if max_vocab is not None:
-        cand = cand[:max_vocab - SPECIAL_COUNT]
+        cand = cand[: max_vocab - SPECIAL_COUNT]
     return np.concatenate([np.arange(SPECIAL_COUNT), cand]).astype(np.int64)
 
 
@@ -179,9 +201,9 @@ def lookup(keep: Sequence[int] | np.ndarray | None, corpus_vocab: int) -> np.nda
 
 # --- corpus ------------------------------------------------------------------------------
 
-#: Which spec keys name a task's id columns, and the side names the models use.
-SIDES = {"lm": {"ids": "ids"}, "translate": {"source": "source", "target": "target"},
-         "dialogue": {"source": "source", "target": "target"}}
+#: The spec keys that can name a text corpus's id columns (its *sides*), in model order:
+#: ``ids`` (one stream: a language model) or ``source`` and ``target`` (pairs).
+SIDE_KEYS = ("ids", "source", "target")
 
 
 @dataclass
@@ -195,13 +217,15 @@ class TextSplit:
     def __len__(self) -> int:
         return len(next(iter(self.sides.values())))
 
-    def select(self, mask: np.ndarray) -> "TextSplit":
+    def select(self, mask: np.ndarray) -> TextSplit:
         idx = np.nonzero(mask)[0]
-        return TextSplit({k: v.take(idx) for k, v in self.sides.items()},
-                         None if self.origin is None else self.origin[idx],
-                         None if self.row_id is None else self.row_id[idx])
+        return TextSplit(
+            {k: v.take(idx) for k, v in self.sides.items()},
+            None if self.origin is None else self.origin[idx],
+            None if self.row_id is None else self.row_id[idx],
+        )
 
-    def mapped(self, luts: dict[str, np.ndarray | None]) -> "TextSplit":
+    def mapped(self, luts: dict[str, np.ndarray | None]) -> TextSplit:
         return replace(self, sides={k: v.map(luts.get(k)) for k, v in self.sides.items()})
 
 
@@ -221,43 +245,58 @@ class TextCorpus:
         return self.spec["task"]
 
 
-def id_columns(spec: dict[str, Any]) -> dict[str, str]:
-    """side → ``<col>_ids`` column, from the spec's task keys."""
-    return {side: spec[key] for side, key in SIDES[spec["task"]].items()}
+def sides_of(spec: dict[str, Any]) -> tuple[str, ...]:
+    """The sides a spec names (its keys among :data:`SIDE_KEYS`, in that order)."""
+    return tuple(k for k in SIDE_KEYS if k in spec)
 
 
-def load_split(directory: Path | str, split: str, spec: dict[str, Any],
-               text: Sequence[str] = ()) -> tuple[TextSplit, pa.Table | None]:
+def id_columns(spec: dict[str, Any], sides: Sequence[str] | None = None) -> dict[str, str]:
+    """side → ``<col>_ids`` column, from the spec's side keys."""
+    return {side: spec[side] for side in (sides if sides is not None else sides_of(spec))}
+
+
+def load_split(
+    directory: Path | str,
+    split: str,
+    spec: dict[str, Any],
+    text: Sequence[str] = (),
+    sides: Sequence[str] | None = None,
+) -> tuple[TextSplit, pa.Table | None]:
     """One split's id columns (+ origin), and the requested raw text columns as a table."""
     path = Path(directory) / f"{split}.parquet"
-    cols = id_columns(spec)
+    cols = id_columns(spec, sides)
     import pyarrow.parquet as pq
 
     names = pq.read_schema(path).names
     extra = [c for c in ("origin", "row_id") if c in names]
     table = read_table(path, columns=list(dict.fromkeys([*cols.values(), *extra, *text])))
-    split_ = TextSplit({side: Ragged.from_arrow(table.column(c)) for side, c in cols.items()},
-                       (table.column("origin").to_numpy(zero_copy_only=False).astype(str)
-                        if "origin" in names else None),
-                       (table.column("row_id").to_numpy() if "row_id" in names else None))
+    split_ = TextSplit(
+        {side: Ragged.from_arrow(table.column(c)) for side, c in cols.items()},
+        (
+            table.column("origin").to_numpy(zero_copy_only=False).astype(str)
+            if "origin" in names
+            else None
+        ),
+        (table.column("row_id").to_numpy() if "row_id" in names else None),
+    )
     return split_, (table.select(list(text)) if text else None)
 
 
-def load_corpus(directory: Path | str) -> TextCorpus:
-    """Train and validation splits of a text corpus, its spec, its tokenizer files."""
-    from pipelines.data import data_identity, read_spec
+def load_corpus(
+    directory: Path | str, spec: dict[str, Any], sides: Sequence[str], files: list[dict[str, Any]]
+) -> TextCorpus:
+    """Train and validation splits of a text corpus (``spec`` already read and checked), its
+    tokenizer files, and a truecaser fitted on the train text of the last (output) side."""
     from rnnflow.codec import load_artifacts
 
     directory = Path(directory)
-    spec = read_spec(directory)
     artifacts = {k: v for k, v in load_artifacts(directory).items() if k != "spec.json"}
-    out_col = id_columns(spec)["ids" if spec["task"] == "lm" else "target"].removesuffix("_ids")
-    train, text = load_split(directory, "train", spec, text=[out_col])
-    validation, _ = load_split(directory, "validation", spec)
+    out_col = id_columns(spec, sides)[sides[-1]].removesuffix("_ids")
+    train, text = load_split(directory, "train", spec, text=[out_col], sides=sides)
+    validation, _ = load_split(directory, "validation", spec, sides=sides)
     if spec.get("kind", "word") == "word" and spec.get("lowercase", True):
         artifacts["truecase"] = fit_truecaser(text.column(out_col))
-    return TextCorpus(directory.name, spec, train, validation, data_identity(directory),
-                      artifacts)
+    return TextCorpus(directory.name, spec, train, validation, files, artifacts)
 
 
 def prepare(cfg: Any, corpus: TextCorpus) -> TextCorpus:
@@ -284,8 +323,7 @@ def prepare(cfg: Any, corpus: TextCorpus) -> TextCorpus:
             own[side] = keep.tolist()
     if own:
         spec["model_vocab"] = own
-    return replace(corpus, spec=spec, train=train.mapped(luts),
-                   validation=validation.mapped(luts))
+    return replace(corpus, spec=spec, train=train.mapped(luts), validation=validation.mapped(luts))
 
 
 # --- text in, text out -------------------------------------------------------------------
@@ -313,17 +351,23 @@ def detokenize(tokens: Sequence[str], truecase: dict[str, str] | None = None) ->
     if len(parts) > 1:
         text = parts[0]
         for i, part in enumerate(parts[1:]):
-            text = (text.rstrip() + ' "' + part.lstrip()) if i % 2 == 0 else (text.rstrip() + '"' + part)
+            text = (
+                (text.rstrip() + ' "' + part.lstrip())
+                if i % 2 == 0
+                else (text.rstrip() + '"' + part)
+            )
         text = text.strip()
     text = _SENTENCE.sub(lambda m: m.group(1) + m.group(2).upper(), text)
     for i, ch in enumerate(text):
         if ch.isalpha():
-            return text[:i] + ch.upper() + text[i + 1:]
+            return text[:i] + ch.upper() + text[i + 1 :]
     return text
 
 
-def fit_truecaser(texts: pa.Array | pa.ChunkedArray, keep: set[str] | None = None,
-                  ) -> dict[str, str]:
+def fit_truecaser(
+    texts: pa.Array | pa.ChunkedArray,
+    keep: set[str] | None = None,
+) -> dict[str, str]:
     """lowercase word → its most frequent written form in ``texts`` (sentence-initial words
     left out), for words whose usual form is not lowercase; Arrow group-by, no Python loop."""
     from rnnflow.codec import pretokenize
@@ -336,8 +380,9 @@ def fit_truecaser(texts: pa.Array | pa.ChunkedArray, keep: set[str] | None = Non
     first[offs[:-1][np.diff(offs) > 0]] = True
     table = pa.table({"cased": flat, "lower": pc.utf8_lower(flat)}).filter(pa.array(~first))
     counts = table.group_by(["lower", "cased"]).aggregate([("cased", "count")])
-    counts = counts.sort_by([("lower", "ascending"), ("cased_count", "descending"),
-                             ("cased", "ascending")])
+    counts = counts.sort_by(
+        [("lower", "ascending"), ("cased_count", "descending"), ("cased", "ascending")]
+    )
     lower = counts["lower"].to_numpy(zero_copy_only=False)
     cased = counts["cased"].to_numpy(zero_copy_only=False)
     top = np.ones(len(lower), dtype=bool)
@@ -400,4 +445,3 @@ class Codec:
         if len(words) != len(ids):  # BPE: pieces, not words
             return []
         return [w for w, i in zip(words, ids) if i == UNK]
-

@@ -14,9 +14,11 @@ from rnnflow.config import PROFILES_DIR, ConfigError, apply_profile, flatten, pr
 
 _HOPS = ("fetch", "clean", "format", "sample", "tokenize")
 _FLOWS = ("train", "evaluate", "report")
-_TOOLS = {"translate": "translate Spanish to English with the trained translator",
-          "chat": "chat with the trained chatbot (stdin)",
-          "generate": "generate text with the trained language model"}
+_TOOLS = {
+    "translate": "translate Spanish to English with the trained translator",
+    "chat": "chat with the trained chatbot (stdin)",
+    "generate": "generate text with the trained language model",
+}
 # Operations (pipelines/ops/<name>.py): runs from the Prefect UI, retraining, comparisons, search.
 _OPS = {
     "repro": "dvc repro of chosen stages with params overrides, as a Prefect flow",
@@ -32,8 +34,11 @@ def override_value(value: object) -> str:
     import json
 
     if isinstance(value, str):
-        return value if value.replace("_", "").replace("-", "").replace(".", "").isalnum() \
+        return (
+            value
+            if value.replace("_", "").replace("-", "").replace(".", "").isalnum()
             else json.dumps(value)
+        )
     return json.dumps(value, separators=(",", ":"))
 
 
@@ -69,15 +74,18 @@ def _profile(args: argparse.Namespace) -> int:
         print("+ " + " ".join(cmd), file=sys.stderr)
         code = subprocess.call(cmd)
         if code == 0:
-            print(f"profile {args.name}: ran as DVC experiment {name!r}. params.yaml holds "
-                  f"its values until you `git checkout params.yaml dvc.lock` (or `dvc exp "
-                  f"apply` another); `dvc exp show` compares it with the main job.",
-                  file=sys.stderr)
+            print(
+                f"profile {args.name}: ran as DVC experiment {name!r}. params.yaml holds "
+                f"its values until you `git checkout params.yaml dvc.lock` (or `dvc exp "
+                f"apply` another); `dvc exp show` compares it with the main job.",
+                file=sys.stderr,
+            )
         return code
     if args.list or not args.name:
         for path in sorted(PROFILES_DIR.glob("*.yaml")):
-            first = next((ln[2:].strip() for ln in path.read_text().splitlines()
-                          if ln.startswith("# ")), "")
+            first = next(
+                (ln[2:].strip() for ln in path.read_text().splitlines() if ln.startswith("# ")), ""
+            )
             print(f"{path.stem:10s} {first}")
         return 0
     try:
@@ -103,15 +111,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="rnnflow",
         description="Real corpora → validated Parquet (DVC hops) → trained sequence models "
-                    "(Prefect flows). Usually run through `dvc repro`; each command below "
-                    "is one DVC stage.")
+        "(Prefect flows). Usually run through `dvc repro`; each command below "
+        "is one DVC stage.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for hop in _HOPS:
-        sub.add_parser(hop, help=f"run the {hop} hop for one corpus (see `rnnflow {hop} --help`)",
-                       add_help=False)
+        sub.add_parser(
+            hop,
+            help=f"run the {hop} hop for one corpus (see `rnnflow {hop} --help`)",
+            add_help=False,
+        )
     for flow in _FLOWS:
-        sub.add_parser(flow, help=f"run the {flow} flow (see `rnnflow {flow} --help`)",
-                       add_help=False)
+        sub.add_parser(
+            flow, help=f"run the {flow} flow (see `rnnflow {flow} --help`)", add_help=False
+        )
     for op, text in _OPS.items():
         sub.add_parser(op, help=f"{text} (see `rnnflow {op} --help`)", add_help=False)
     for tool, what in _TOOLS.items():
@@ -119,16 +132,27 @@ def main(argv: list[str] | None = None) -> int:
     prof = sub.add_parser("profile", help="run or apply profiles/NAME.yaml (sizes: ci, gpu)")
     prof.add_argument("name", nargs="?", help="profile name (ci, gpu, ...)")
     prof.add_argument("--list", action="store_true", help="list the profiles")
-    prof.add_argument("--exp-run", action="store_true",
-                      help="run the DAG with the profile as a DVC experiment (`dvc exp run -S "
-                           "...`); what `make repro PROFILE=NAME` does")
-    prof.add_argument("--dry-run", action="store_true",
-                      help="print the overrides as `dvc exp run -S` arguments")
+    prof.add_argument(
+        "--exp-run",
+        action="store_true",
+        help="run the DAG with the profile as a DVC experiment (`dvc exp run -S "
+        "...`); what `make repro PROFILE=NAME` does",
+    )
+    prof.add_argument(
+        "--dry-run", action="store_true", help="print the overrides as `dvc exp run -S` arguments"
+    )
 
     if argv and argv[0] in (*_HOPS, *_FLOWS, *_OPS, *_TOOLS):
         # Dispatch by module name, not import: the core stays below both sides it starts.
-        package = ("stages" if argv[0] in _HOPS else "pipelines.flows" if argv[0] in _FLOWS
-                   else "pipelines.cli" if argv[0] in _TOOLS else "pipelines.ops")
+        package = (
+            "stages"
+            if argv[0] in _HOPS
+            else "pipelines.flows"
+            if argv[0] in _FLOWS
+            else "pipelines.cli"
+            if argv[0] in _TOOLS
+            else "pipelines.ops"
+        )
         module = importlib.import_module(f"{package}.{argv[0]}")
         return int(module.main(argv[1:]) or 0)
     args = parser.parse_args(argv)

@@ -34,7 +34,6 @@ PUNCT_RE = r"([^\p{L}\p{N}\p{M}\s])"
 PRETOKENIZER = "lowercase (optional), punctuation/symbols split off, split on whitespace"
 
 
-
 def _plain(col: pa.Array | pa.ChunkedArray) -> pa.Array:
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     if arr.null_count:
@@ -59,8 +58,8 @@ def pretokenize(texts: pa.Array | pa.ChunkedArray, lowercase: bool = True) -> pa
     return pa.ListArray.from_arrays(pa.array(offsets), pc.list_flatten(lists).filter(keep))
 
 
-
 # --- encode / decode ------------------------------------------------------------------
+
 
 class _VocabIndex:
     """The vocabulary as an Arrow array (built once per vocabulary object)."""
@@ -86,8 +85,9 @@ def bpe_from_str(text: str) -> Any:
     return Tokenizer.from_str(text)
 
 
-def encode_word(texts: pa.Array | pa.ChunkedArray, vocab: list[str] | pa.Array,
-                lowercase: bool = True) -> pa.ListArray:
+def encode_word(
+    texts: pa.Array | pa.ChunkedArray, vocab: list[str] | pa.Array, lowercase: bool = True
+) -> pa.ListArray:
     """Strings → list<int32> ids against ``vocab`` (unknown → ``<unk>``), vectorised."""
     values = vocab if isinstance(vocab, pa.Array) else _VocabIndex.of(vocab)
     lists = pretokenize(texts, lowercase)

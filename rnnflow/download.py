@@ -13,8 +13,8 @@ import hashlib
 import http.client
 import logging
 import os
-import socket
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -23,7 +23,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from rnnflow.env import MIRROR_ENV
 
@@ -51,8 +51,10 @@ class FileSpec:
             _parse_checksum(self.checksum)
         parts = PurePosixPath(self.path).parts
         if not parts or self.path.startswith("/") or ".." in parts or "\\" in self.path:
-            raise ValueError(f"FileSpec.path must be a relative POSIX path inside the "
-                             f"download directory, got {self.path!r}")
+            raise ValueError(
+                f"FileSpec.path must be a relative POSIX path inside the "
+                f"download directory, got {self.path!r}"
+            )
         if self.size is not None and self.size < 0:
             raise ValueError(f"FileSpec.size must be >= 0, got {self.size} for {self.path}")
 
@@ -76,7 +78,7 @@ def _parse_checksum(checksum: str) -> tuple[str, str]:
     return algo, digest
 
 
-def _hasher(algo: str) -> "hashlib._Hash":
+def _hasher(algo: str) -> hashlib._Hash:
     # md5 here is an integrity check, not security; FIPS builds refuse it without this flag.
     return hashlib.new(algo, usedforsecurity=False)
 
@@ -95,8 +97,9 @@ def verify(path: Path, checksum: str) -> None:
     algo, expected = _parse_checksum(checksum)
     actual = file_digest(path, algo)
     if actual != expected:
-        raise ChecksumMismatch(f"{path}: checksum mismatch: expected {algo}:{expected}, "
-                               f"got {algo}:{actual}")
+        raise ChecksumMismatch(
+            f"{path}: checksum mismatch: expected {algo}:{expected}, got {algo}:{actual}"
+        )
 
 
 def _check(path: Path, spec: FileSpec) -> None:
@@ -104,8 +107,10 @@ def _check(path: Path, spec: FileSpec) -> None:
     if spec.size is not None:
         size = path.stat().st_size
         if size != spec.size:
-            raise ChecksumMismatch(f"{path}: expected {spec.size} bytes, found {size} "
-                                   f"(checksum {spec.checksum} not checked)")
+            raise ChecksumMismatch(
+                f"{path}: expected {spec.size} bytes, found {size} "
+                f"(checksum {spec.checksum} not checked)"
+            )
     if spec.checksum is not None:
         verify(path, spec.checksum)
 
@@ -119,18 +124,43 @@ class Fetched:
     url: str  # the mirror path or URL the bytes came from ("" for the cache)
 
 
-def fetch_file(spec: FileSpec, *, urls: list[str], mirror: Path | None, dest_dir: Path,
-               retries: int = 4, timeout_s: float = 60.0, backoff_s: float = 1.0,
-               progress: bool = True) -> Path:
+def fetch_file(
+    spec: FileSpec,
+    *,
+    urls: list[str],
+    mirror: Path | None,
+    dest_dir: Path,
+    retries: int = 4,
+    timeout_s: float = 60.0,
+    backoff_s: float = 1.0,
+    progress: bool = True,
+) -> Path:
     """Return ``dest_dir / spec.path`` holding verified bytes, fetching it if needed
     (see :func:`obtain`)."""
-    return obtain(spec, urls=urls, mirror=mirror, dest_dir=dest_dir, retries=retries,
-                  timeout_s=timeout_s, backoff_s=backoff_s, progress=progress).path
+    return obtain(
+        spec,
+        urls=urls,
+        mirror=mirror,
+        dest_dir=dest_dir,
+        retries=retries,
+        timeout_s=timeout_s,
+        backoff_s=backoff_s,
+        progress=progress,
+    ).path
 
 
-def obtain(spec: FileSpec, *, urls: list[str], mirror: Path | None, dest_dir: Path,
-           retries: int = 4, timeout_s: float = 60.0, backoff_s: float = 1.0,
-           progress: bool = True, refresh: bool = False) -> Fetched:
+def obtain(
+    spec: FileSpec,
+    *,
+    urls: list[str],
+    mirror: Path | None,
+    dest_dir: Path,
+    retries: int = 4,
+    timeout_s: float = 60.0,
+    backoff_s: float = 1.0,
+    progress: bool = True,
+    refresh: bool = False,
+) -> Fetched:
     """Return ``dest_dir / spec.path`` holding verified bytes, fetching it if needed.
 
     Order: an existing verified copy in ``dest_dir``; then ``mirror / spec.path`` (which must
@@ -168,9 +198,16 @@ def obtain(spec: FileSpec, *, urls: list[str], mirror: Path | None, dest_dir: Pa
         _copy_verified(mirror_file, final, spec)
         fetched = Fetched(final, "mirror", str(mirror_file))
     else:
-        url = _download(spec, urls=urls, mirror_file=mirror_file, final=final,
-                        retries=retries, timeout_s=timeout_s, backoff_s=backoff_s,
-                        progress=progress)
+        url = _download(
+            spec,
+            urls=urls,
+            mirror_file=mirror_file,
+            final=final,
+            retries=retries,
+            timeout_s=timeout_s,
+            backoff_s=backoff_s,
+            progress=progress,
+        )
         fetched = Fetched(final, "download", url)
     origin.write_text(f"{fetched.served_by} {fetched.url}\n")
     return fetched
@@ -188,8 +225,10 @@ def _read_origin(origin: Path) -> tuple[str, str]:
 def _copy_verified(src: Path, final: Path, spec: FileSpec) -> None:
     """Copy ``src`` to ``final`` atomically, hashing while copying (one read of the source)."""
     if spec.size is not None and src.stat().st_size != spec.size:
-        raise ChecksumMismatch(f"mirror file {src}: expected {spec.size} bytes, found "
-                               f"{src.stat().st_size}; fix or remove the mirror copy")
+        raise ChecksumMismatch(
+            f"mirror file {src}: expected {spec.size} bytes, found "
+            f"{src.stat().st_size}; fix or remove the mirror copy"
+        )
     algo, expected = _parse_checksum(spec.checksum) if spec.checksum else ("sha256", None)
     h = _hasher(algo)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
@@ -199,9 +238,11 @@ def _copy_verified(src: Path, final: Path, spec: FileSpec) -> None:
                 h.update(chunk)
                 out.write(chunk)
         if expected is not None and h.hexdigest() != expected:
-            raise ChecksumMismatch(f"mirror file {src}: checksum mismatch: expected "
-                                   f"{algo}:{expected}, got {algo}:{h.hexdigest()}; "
-                                   f"fix or remove the mirror copy")
+            raise ChecksumMismatch(
+                f"mirror file {src}: checksum mismatch: expected "
+                f"{algo}:{expected}, got {algo}:{h.hexdigest()}; "
+                f"fix or remove the mirror copy"
+            )
         shutil.copymode(src, tmp)
         os.replace(tmp, final)
     except BaseException:
@@ -219,8 +260,17 @@ class _AttemptFailed(Exception):
         self.checksum = checksum
 
 
-def _download(spec: FileSpec, *, urls: list[str], mirror_file: Path | None, final: Path,
-              retries: int, timeout_s: float, backoff_s: float, progress: bool) -> str:
+def _download(
+    spec: FileSpec,
+    *,
+    urls: list[str],
+    mirror_file: Path | None,
+    final: Path,
+    retries: int,
+    timeout_s: float,
+    backoff_s: float,
+    progress: bool,
+) -> str:
     """Download ``spec`` to ``final`` from the first URL that serves it; return that URL."""
     part = final.with_name(final.name + ".part")
     tried: list[str] = []
@@ -252,8 +302,10 @@ def _download(spec: FileSpec, *, urls: list[str], mirror_file: Path | None, fina
     if mirror_file is not None:
         where = f"the mirror (${MIRROR_ENV}) has no {mirror_file}"
     else:
-        where = (f"no local mirror is set: set {MIRROR_ENV}=/path/to/mirror (e.g. "
-                 f"../shared/corpora) to read the corpus's files from there")
+        where = (
+            f"no local mirror is set: set {MIRROR_ENV}=/path/to/mirror (e.g. "
+            f"../shared/corpora) to read the corpus's files from there"
+        )
     if not urls:
         detail = "no download URLs are configured"
     else:
@@ -266,8 +318,9 @@ def _join(base: str, rel: str) -> str:
     return (base if base.endswith("/") else base + "/") + urllib.parse.quote(rel)
 
 
-def _download_once(url: str, part: Path, spec: FileSpec, *, timeout_s: float,
-                   progress: bool) -> None:
+def _download_once(
+    url: str, part: Path, spec: FileSpec, *, timeout_s: float, progress: bool
+) -> None:
     """One HTTP request appending to (or restarting) ``part``; raises ``_AttemptFailed``."""
     offset = part.stat().st_size if part.exists() else 0
     if spec.size is not None and offset > spec.size:
@@ -283,8 +336,10 @@ def _download_once(url: str, part: Path, spec: FileSpec, *, timeout_s: float,
                 start = _content_range_start(resp.headers.get("Content-Range", ""))
                 if start != offset:
                     part.unlink()
-                    raise _AttemptFailed(f"asked for bytes from {offset}, server sent "
-                                         f"Content-Range {resp.headers.get('Content-Range')!r}")
+                    raise _AttemptFailed(
+                        f"asked for bytes from {offset}, server sent "
+                        f"Content-Range {resp.headers.get('Content-Range')!r}"
+                    )
                 mode = "ab"
             else:
                 # 200 to a Range request means the server sends the whole file: start over.
@@ -292,8 +347,9 @@ def _download_once(url: str, part: Path, spec: FileSpec, *, timeout_s: float,
             length = resp.headers.get("Content-Length")
             total = offset + int(length) if length and length.isdigit() else spec.size
             with part.open(mode) as out:
-                _copy_body(resp, out, total=total, initial=offset, label=spec.path,
-                           progress=progress)
+                _copy_body(
+                    resp, out, total=total, initial=offset, label=spec.path, progress=progress
+                )
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:
             # Range beyond the end: the .part may already be complete; the checksum decides.
@@ -324,13 +380,22 @@ def _content_range_start(value: str) -> int | None:
     return int(start) if start.isdigit() else None
 
 
-def _copy_body(resp: BinaryIO, out: BinaryIO, *, total: int | None, initial: int, label: str,
-               progress: bool) -> None:
+def _copy_body(
+    resp: BinaryIO, out: IO[bytes], *, total: int | None, initial: int, label: str, progress: bool
+) -> None:
     from tqdm import tqdm  # only needed when something is actually downloaded
 
-    with tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
-              desc=label, file=sys.stderr, leave=False,
-              disable=None if progress else True) as bar:
+    with tqdm(
+        total=total,
+        initial=initial,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=label,
+        file=sys.stderr,
+        leave=False,
+        disable=None if progress else True,
+    ) as bar:
         while chunk := resp.read(CHUNK):
             out.write(chunk)
             bar.update(len(chunk))

@@ -29,7 +29,9 @@ def splitmix64(x: np.ndarray) -> np.ndarray:
 def uniform(row_id: np.ndarray | pa.Array, seed: int) -> np.ndarray:
     """A deterministic value in [0, 1) per row, from its id and a seed."""
     ids = row_id.to_numpy() if isinstance(row_id, (pa.Array, pa.ChunkedArray)) else row_id
-    mixed = splitmix64(np.asarray(ids, dtype=np.uint64) ^ splitmix64(np.array([seed], dtype=np.uint64)))
+    mixed = splitmix64(
+        np.asarray(ids, dtype=np.uint64) ^ splitmix64(np.array([seed], dtype=np.uint64))
+    )
     return (mixed >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
@@ -40,18 +42,24 @@ def _column_hash(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
         # Hash each row's raw bytes: fixed-width values are contiguous after flatten.
         values = np.ascontiguousarray(arr.flatten().to_numpy(zero_copy_only=False))
         width = typ.list_size * values.itemsize
-        rows = values.view(np.uint8).reshape(len(arr), width) if len(arr) else np.zeros((0, width), np.uint8)
+        rows = (
+            values.view(np.uint8).reshape(len(arr), width)
+            if len(arr)
+            else np.zeros((0, width), np.uint8)
+        )
         keys = np.empty(len(arr), dtype=object)
         keys[:] = [r.tobytes() for r in rows]
         return pd.util.hash_array(keys, categorize=False)
     if pa.types.is_list(typ) or pa.types.is_large_list(typ):
         # Variable lists (token ids): hash a canonical text form.
         as_text = pc.binary_join(pc.cast(arr, pa.list_(pa.string())), " ")
-        return pd.util.hash_array(np.asarray(as_text.to_numpy(zero_copy_only=False), dtype=object),
-                                  categorize=False)
+        return pd.util.hash_array(
+            np.asarray(as_text.to_numpy(zero_copy_only=False), dtype=object), categorize=False
+        )
     if pa.types.is_string(typ) or pa.types.is_large_string(typ):
-        return pd.util.hash_array(np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object),
-                                  categorize=False)
+        return pd.util.hash_array(
+            np.asarray(arr.to_numpy(zero_copy_only=False), dtype=object), categorize=False
+        )
     return pd.util.hash_array(arr.to_numpy(zero_copy_only=False), categorize=False)
 
 

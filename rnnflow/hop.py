@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,8 +106,9 @@ class HopRun:
         if not res.success:
             raise ValidationFailed([res])
 
-    def write_stream(self, part: str, batches: Iterable[pa.RecordBatch | pa.Table],
-                     suite: Suite | None) -> int:
+    def write_stream(
+        self, part: str, batches: Iterable[pa.RecordBatch | pa.Table], suite: Suite | None
+    ) -> int:
         """Validate and write batches to ``<part>.parquet``; return the row count."""
         rows = 0
         path = self.out / f"{part}.parquet"
@@ -124,13 +125,21 @@ class HopRun:
                 raise
             # Name the file as the user knows it, not its temporary directory.
             text = (exc.strerror or str(exc)).replace(
-                str(path), f"{self.rel(self.final_path(part))} (written in {self.rel(self.out)})")
+                str(path), f"{self.rel(self.final_path(part))} (written in {self.rel(self.out)})"
+            )
             raise OSError(exc.errno, text) from exc
         self.rows_out[part] = rows
         return rows
 
-    def check_rows(self, part: str, rows: int, min_rows: int, max_rows: int | None,
-                   why: str, params_key: str | None = None) -> None:
+    def check_rows(
+        self,
+        part: str,
+        rows: int,
+        min_rows: int,
+        max_rows: int | None,
+        why: str,
+        params_key: str | None = None,
+    ) -> None:
         """Row-count bound for one output file, checked through the same adapter.
 
         ``params_key`` (e.g. ``fetch.mnist.sources.fixture.rows.train``) names the params
@@ -138,14 +147,26 @@ class HopRun:
         """
         rows, min_rows = int(rows), int(min_rows)
         max_rows = int(max_rows) if max_rows is not None else None
-        frame = pa.table({"rows": [rows], "min_rows": [min_rows],
-                          "max_rows": [max_rows if max_rows is not None else rows]})
-        suite = Suite(f"{self.corpus}.{self.hop}.row_count ({why})", (
-            Expect("expect_column_pair_values_a_to_be_greater_than_b",
-                   {"column_A": "rows", "column_B": "min_rows", "or_equal": True}),
-            Expect("expect_column_pair_values_a_to_be_greater_than_b",
-                   {"column_A": "max_rows", "column_B": "rows", "or_equal": True}),
-        ))
+        frame = pa.table(
+            {
+                "rows": [rows],
+                "min_rows": [min_rows],
+                "max_rows": [max_rows if max_rows is not None else rows],
+            }
+        )
+        suite = Suite(
+            f"{self.corpus}.{self.hop}.row_count ({why})",
+            (
+                Expect(
+                    "expect_column_pair_values_a_to_be_greater_than_b",
+                    {"column_A": "rows", "column_B": "min_rows", "or_equal": True},
+                ),
+                Expect(
+                    "expect_column_pair_values_a_to_be_greater_than_b",
+                    {"column_A": "max_rows", "column_B": "rows", "or_equal": True},
+                ),
+            ),
+        )
         try:
             self.validate(frame, suite, part)
         except ValidationFailed as exc:
@@ -158,8 +179,9 @@ class HopRun:
                 want = f"{min_rows:,} to {max_rows:,}"
             detail = f"{rows:,} rows, expected {want}"
             if params_key:
-                detail += (f"; if the data is right, change the expected count in params "
-                           f"{params_key}")
+                detail += (
+                    f"; if the data is right, change the expected count in params {params_key}"
+                )
             for res in exc.results:
                 for failure in res.failures:
                     failure.detail = detail
@@ -176,8 +198,9 @@ class HopRun:
             values[part] = np.unique(io.read_table(path, columns=["row_id"])["row_id"].to_numpy())
         self._check_unique(values, "row_id", f"{self.corpus}.{self.hop}.splits_disjoint")
 
-    def check_shared(self, columns: tuple[str, ...],
-                     splits: tuple[str, ...] = ("test", "train")) -> None:
+    def check_shared(
+        self, columns: tuple[str, ...], splits: tuple[str, ...] = ("test", "train")
+    ) -> None:
         """No sentence (a value in any of ``columns``, pooled) may occur in two of ``splits``.
 
         Checked on the written files through the same adapter, by 64-bit content hash; a
@@ -199,8 +222,10 @@ class HopRun:
             res = self.results[-1]
             shared = np.intersect1d(values[splits[0]], values[splits[1]])
             examples = self._sentences(splits[0], columns, shared[:3])
-            res.failures[0].detail += (f" ({len(shared):,} sentences of {splits[0]} also in "
-                                       f"{splits[1]}, e.g. {examples})")
+            failure = res.failures[0]
+            failure.detail += (
+                f" ({len(shared):,} sentences of {splits[0]} also in {splits[1]}, e.g. {examples})"
+            )
             raise
 
     def _sentences(self, part: str, columns: tuple[str, ...], hashes: np.ndarray) -> list[str]:
@@ -212,11 +237,12 @@ class HopRun:
             table = pa.Table.from_batches([batch])
             for col in columns:
                 hit = np.isin(row_hash(table, (col,)).to_numpy(), hashes)
-                found += [t for t in table.column(col).filter(pa.array(hit)).to_pylist()
-                          if t not in found]
+                found += [
+                    t for t in table.column(col).filter(pa.array(hit)).to_pylist() if t not in found
+                ]
             if len(found) >= len(hashes):
                 break
-        return found[:len(hashes)]
+        return found[: len(hashes)]
 
     def _check_unique(self, values: dict[str, np.ndarray], column: str, suite_name: str) -> None:
         """Validate that each value (already unique within its split) is in one split only.
@@ -227,20 +253,24 @@ class HopRun:
         names = list(values)
         pairs, shared, examples = [], [], []
         for i, first in enumerate(names):
-            for second in names[i + 1:]:
+            for second in names[i + 1 :]:
                 common = np.intersect1d(values[first], values[second], assume_unique=True)
                 pairs.append(f"{first}∩{second}")
                 shared.append(len(common))
                 examples.append(", ".join(str(v) for v in common[:3]))
         if not pairs:
             return
-        table = pa.table({"pair": pairs, "shared": pa.array(shared, pa.int64()),
-                          f"example_{column}s": examples})
+        table = pa.table(
+            {"pair": pairs, "shared": pa.array(shared, pa.int64()), f"example_{column}s": examples}
+        )
         suite = Suite(suite_name, (Expect.between("shared", 0, 0),))
         res = validate(table, suite, where=self.rel(data_dir(self.hop, self.corpus, self.root)))
         if not res.success:
-            bad = [f"{p}: {n:,} shared {column}s (e.g. {e})"
-                   for p, n, e in zip(pairs, shared, examples) if n]
+            bad = [
+                f"{p}: {n:,} shared {column}s (e.g. {e})"
+                for p, n, e in zip(pairs, shared, examples)
+                if n
+            ]
             res.failures[0].detail += " — rows shared between splits: " + "; ".join(bad)
         self._keep(res)
 
@@ -251,8 +281,14 @@ def batches_of(table: pa.Table, rows: int = io.BATCH_ROWS) -> Iterator[pa.Table]
         yield table.slice(start, rows)
 
 
-def execute(hop: str, corpus: str, body: Callable[[HopRun], None], *,
-            params_path: Path | None = None, root: Path = PROJECT_ROOT) -> int:
+def execute(
+    hop: str,
+    corpus: str,
+    body: Callable[[HopRun], None],
+    *,
+    params_path: Path | None = None,
+    root: Path = PROJECT_ROOT,
+) -> int:
     """Run ``body`` for one hop/corpus with atomic output; return a process exit code."""
     from rnnflow.validate import write_report
 
@@ -270,8 +306,9 @@ def execute(hop: str, corpus: str, body: Callable[[HopRun], None], *,
         if run is not None:
             path = write_report(hop, corpus, run.results, root)
             exc.report_path = path
-        print(f"rnnflow {hop} {corpus}: stopped, output not written\n{exc.render()}",
-              file=sys.stderr)
+        print(
+            f"rnnflow {hop} {corpus}: stopped, output not written\n{exc.render()}", file=sys.stderr
+        )
         return 1
     except io.ParquetReadError as exc:
         print(f"rnnflow {hop} {corpus}: error: {_with_stage_hint(exc, root)}", file=sys.stderr)
@@ -281,8 +318,9 @@ def execute(hop: str, corpus: str, body: Callable[[HopRun], None], *,
         return 1
     took = time.perf_counter() - started
     summary = ", ".join(f"{k}={v:,}" for k, v in run.rows_out.items())
-    print(f"rnnflow {hop} {corpus}: ok in {took:.1f}s ({summary}) → {run.rel(final)}",
-          file=sys.stderr)
+    print(
+        f"rnnflow {hop} {corpus}: ok in {took:.1f}s ({summary}) → {run.rel(final)}", file=sys.stderr
+    )
     return 0
 
 
@@ -305,24 +343,35 @@ def _with_stage_hint(exc: io.ParquetReadError, root: Path) -> io.ParquetReadErro
     stage = {v: k for k, v in LAYERS.items()}.get(layer)
     if stage is None:
         return exc
-    return exc.with_hint(f"re-create it with `dvc checkout {stage}@{corpus}` (or "
-                         f"`dvc repro {stage}@{corpus}`)")
+    return exc.with_hint(
+        f"re-create it with `dvc checkout {stage}@{corpus}` (or `dvc repro {stage}@{corpus}`)"
+    )
 
 
-def cli(hop: str, description: str, body_for: Callable[[str, argparse.Namespace], Callable[[HopRun], None]],
-        argv: list[str] | None = None,
-        add_args: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
+def cli(
+    hop: str,
+    description: str,
+    body_for: Callable[[str, argparse.Namespace], Callable[[HopRun], None]],
+    argv: list[str] | None = None,
+    add_args: Callable[[argparse.ArgumentParser], None] | None = None,
+    *,
+    corpora: Sequence[str],
+) -> int:
     """The shared command line of every hop: ``python -m stages.<hop> CORPUS``.
 
+    ``corpora`` are the accepted corpus names: the hop passes its registry's
+    (``stages.corpora.names()``), so the framework never imports the stages above it.
     ``add_args`` lets a hop add its own flags (e.g. ``fetch --update``); they reach
     ``body_for`` in the parsed namespace.
     """
-    from stages import corpora
-
     parser = argparse.ArgumentParser(prog=f"python -m stages.{hop}", description=description)
-    parser.add_argument("corpus", choices=corpora.names(), help="which corpus to process")
-    parser.add_argument("--params", type=Path, default=None,
-                        help="params file (default: params.yaml in the project root)")
+    parser.add_argument("corpus", choices=list(corpora), help="which corpus to process")
+    parser.add_argument(
+        "--params",
+        type=Path,
+        default=None,
+        help="params file (default: params.yaml in the project root)",
+    )
     if add_args is not None:
         add_args(parser)
     args = parser.parse_args(argv)

@@ -49,10 +49,12 @@ class ParquetReadError(ValueError):
         super().__init__(self._text())
 
     def _text(self) -> str:
-        return (f"{self.path}: cannot read this Parquet file, it is damaged or not Parquet "
-                f"({self.cause}); {self.hint}")
+        return (
+            f"{self.path}: cannot read this Parquet file, it is damaged or not Parquet "
+            f"({self.cause}); {self.hint}"
+        )
 
-    def with_hint(self, hint: str) -> "ParquetReadError":
+    def with_hint(self, hint: str) -> ParquetReadError:
         """The same error with another re-creation hint."""
         return ParquetReadError(self.path, self.cause, hint)
 
@@ -264,7 +266,7 @@ class BatchWriter:
         except OSError as exc:
             raise _write_error(self.path, exc) from exc
 
-    def __enter__(self) -> "BatchWriter":
+    def __enter__(self) -> BatchWriter:
         return self
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
@@ -275,8 +277,9 @@ class BatchWriter:
                 self.close()
 
 
-def iter_batches(path: Path | str, batch_rows: int = BATCH_ROWS,
-                 columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+def iter_batches(
+    path: Path | str, batch_rows: int = BATCH_ROWS, columns: list[str] | None = None
+) -> Iterator[pa.RecordBatch]:
     """Stream a Parquet file as record batches."""
     # pre_buffer=False: the default keeps every row group read so far in memory until the
     # file closes, which makes peak RSS grow with the file instead of the batch.

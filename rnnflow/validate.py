@@ -30,7 +30,6 @@ import pyarrow.compute as pc
 from rnnflow.env import PROJECT_ROOT
 
 
-
 @dataclass(frozen=True)
 class Expect:
     """One expectation: a GX expectation type name and its keyword arguments."""
@@ -40,30 +39,36 @@ class Expect:
 
     # Convenience constructors for the expectations stages use most.
     @classmethod
-    def not_null(cls, column: str) -> "Expect":
+    def not_null(cls, column: str) -> Expect:
         return cls("expect_column_values_to_not_be_null", {"column": column})
 
     @classmethod
-    def between(cls, column: str, min_value: float | None = None,
-                max_value: float | None = None) -> "Expect":
-        return cls("expect_column_values_to_be_between",
-                   {"column": column, "min_value": min_value, "max_value": max_value})
+    def between(
+        cls, column: str, min_value: float | None = None, max_value: float | None = None
+    ) -> Expect:
+        return cls(
+            "expect_column_values_to_be_between",
+            {"column": column, "min_value": min_value, "max_value": max_value},
+        )
 
     @classmethod
-    def in_set(cls, column: str, values: list[Any]) -> "Expect":
-        return cls("expect_column_values_to_be_in_set", {"column": column, "value_set": list(values)})
+    def in_set(cls, column: str, values: list[Any]) -> Expect:
+        return cls(
+            "expect_column_values_to_be_in_set", {"column": column, "value_set": list(values)}
+        )
 
     @classmethod
-    def unique(cls, column: str) -> "Expect":
+    def unique(cls, column: str) -> Expect:
         return cls("expect_column_values_to_be_unique", {"column": column})
 
     @classmethod
-    def rows_between(cls, min_value: int | None = None, max_value: int | None = None) -> "Expect":
-        return cls("expect_table_row_count_to_be_between",
-                   {"min_value": min_value, "max_value": max_value})
+    def rows_between(cls, min_value: int | None = None, max_value: int | None = None) -> Expect:
+        return cls(
+            "expect_table_row_count_to_be_between", {"min_value": min_value, "max_value": max_value}
+        )
 
     @classmethod
-    def matches(cls, column: str, regex: str) -> "Expect":
+    def matches(cls, column: str, regex: str) -> Expect:
         return cls("expect_column_values_to_match_regex", {"column": column, "regex": regex})
 
     def describe(self) -> str:
@@ -146,6 +151,7 @@ class ValidationFailed(RuntimeError):
 
 # --- views -----------------------------------------------------------------------------
 
+
 def _list_summary(col: pa.ChunkedArray | pa.Array, name: str) -> dict[str, pa.Array]:
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     out: dict[str, pa.Array] = {}
@@ -166,7 +172,7 @@ def _list_summary(col: pa.ChunkedArray | pa.Array, name: str) -> dict[str, pa.Ar
     return out
 
 
-def _row_min_max(arr: pa.Array) -> "tuple[Any, Any] | None":
+def _row_min_max(arr: pa.Array) -> tuple[Any, Any] | None:
     """Per-row min and max of a numeric list column as float64 (NaN for empty rows), by
     numpy reductions over the flat values; None where nulls or NaNs need Arrow's rules."""
     import numpy as np
@@ -198,15 +204,16 @@ def _row_min_max(arr: pa.Array) -> "tuple[Any, Any] | None":
     return lo, hi
 
 
-def _row_min_max_grouped(arr: pa.Array) -> "tuple[Any, Any]":
+def _row_min_max_grouped(arr: pa.Array) -> tuple[Any, Any]:
     """Per-row min and max by an Arrow group-by (skips null elements)."""
     import numpy as np
 
     n = len(arr)
     flat = pc.list_flatten(arr)
     parents = pc.list_parent_indices(arr)
-    grouped = pa.table({"p": parents, "v": flat}).group_by("p").aggregate(
-        [("v", "min"), ("v", "max")])
+    grouped = (
+        pa.table({"p": parents, "v": flat}).group_by("p").aggregate([("v", "min"), ("v", "max")])
+    )
     idx = grouped["p"].to_numpy()
     result = []
     for stat in ("min", "max"):
@@ -216,7 +223,7 @@ def _row_min_max_grouped(arr: pa.Array) -> "tuple[Any, Any]":
     return result[0], result[1]
 
 
-def view(table: pa.Table) -> "Any":
+def view(table: pa.Table) -> Any:
     """A pandas frame GX can check: scalar columns as they are, list/string summaries added."""
     cols: dict[str, pa.Array] = {}
     for name in table.column_names:
@@ -256,7 +263,8 @@ class _DeferredModule(types.ModuleType):
         with _DeferredModule._lock:
             if type(self) is _DeferredModule:
                 spec = self.__spec__
-                self.__class__ = types.ModuleType
+                assert spec is not None and spec.loader is not None  # set by its importer
+                self.__class__ = types.ModuleType  # type: ignore[assignment]
                 if spec.submodule_search_locations is not None:
                     self.__path__ = spec.submodule_search_locations
                 try:
@@ -306,8 +314,11 @@ def _context():
 
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch_def = (ctx.data_sources.add_pandas("rnnflow").add_dataframe_asset("table")
-                 .add_batch_definition_whole_dataframe("whole"))
+    batch_def = (
+        ctx.data_sources.add_pandas("rnnflow")
+        .add_dataframe_asset("table")
+        .add_batch_definition_whole_dataframe("whole")
+    )
     return ctx, batch_def
 
 
@@ -358,12 +369,22 @@ def validate(table: pa.Table, suite: Suite, *, where: str, row_offset: int = 0) 
     """
     failures = _check_schema(table, suite)
     frame = view(table)
-    missing = sorted({e.kwargs["column"] for e in suite.expectations
-                      if "column" in e.kwargs and e.kwargs["column"] not in frame.columns})
+    missing = sorted(
+        {
+            e.kwargs["column"]
+            for e in suite.expectations
+            if "column" in e.kwargs and e.kwargs["column"] not in frame.columns
+        }
+    )
     if missing:
-        failures.append(Failure("expect_columns_present",
-                                f"columns {missing} not in the table (has {list(frame.columns)})",
-                                [], []))
+        failures.append(
+            Failure(
+                "expect_columns_present",
+                f"columns {missing} not in the table (has {list(frame.columns)})",
+                [],
+                [],
+            )
+        )
         return Result(suite.name, where, False, len(suite.expectations), failures)
     gx = _gx()
     ctx, batch_def = _context()
@@ -372,10 +393,13 @@ def validate(table: pa.Table, suite: Suite, *, where: str, row_offset: int = 0) 
     for exp in suite.expectations:
         gx_suite.add_expectation(_gx_class(exp.type)(**exp.kwargs))
     vd = ctx.validation_definitions.add(
-        gx.ValidationDefinition(name=f"vd#{n}", data=batch_def, suite=gx_suite))
+        gx.ValidationDefinition(name=f"vd#{n}", data=batch_def, suite=gx_suite)
+    )
     try:
-        res = vd.run(batch_parameters={"dataframe": frame},
-                     result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5})
+        res = vd.run(
+            batch_parameters={"dataframe": frame},
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5},
+        )
     finally:
         ctx.validation_definitions.delete(f"vd#{n}")
         ctx.suites.delete(f"{suite.name}#{n}")
@@ -390,15 +414,23 @@ def validate(table: pa.Table, suite: Suite, *, where: str, row_offset: int = 0) 
             failures.append(Failure(exp_name, detail, [], []))
             continue
         if "unexpected_count" in info:
-            detail = (f"{info['unexpected_count']} of {info.get('element_count')} values "
-                      f"unexpected ({info.get('unexpected_percent', 0):.3g}%)")
+            detail = (
+                f"{info['unexpected_count']} of {info.get('element_count')} values "
+                f"unexpected ({info.get('unexpected_percent', 0):.3g}%)"
+            )
         else:
             detail = f"observed {info.get('observed_value')!r}"
         values = list(info.get("partial_unexpected_list") or [])[:5]
         rows = [int(i) + row_offset for i in (info.get("partial_unexpected_index_list") or [])[:5]]
         failures.append(Failure(exp_name, detail, values, rows))
-    return Result(suite.name, where, not failures, len(suite.expectations), failures,
-                  gx=_jsonable(res.to_json_dict()))
+    return Result(
+        suite.name,
+        where,
+        not failures,
+        len(suite.expectations),
+        failures,
+        gx=_jsonable(res.to_json_dict()),
+    )
 
 
 def _jsonable(obj: Any) -> Any:
@@ -421,12 +453,15 @@ def write_report(hop: str, corpus: str, results: list[Result], root: Path = PROJ
     from rnnflow.io import write_json
 
     path = report_path(hop, corpus, root)
-    write_json(path, {
-        "hop": hop,
-        "corpus": corpus,
-        "success": all(r.success for r in results),
-        "results": [r.to_json() for r in results],
-    })
+    write_json(
+        path,
+        {
+            "hop": hop,
+            "corpus": corpus,
+            "success": all(r.success for r in results),
+            "results": [r.to_json() for r in results],
+        },
+    )
     return path
 
 

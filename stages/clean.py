@@ -12,21 +12,17 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from rnnflow import io
-from rnnflow.config import Config, parse
+from rnnflow.config import parse
 from rnnflow.hashing import row_hash
 from rnnflow.hop import HopRun, cli, parts
-
-
-class CleanConfig(Config):
-    """Base of every corpus's clean section (adapters extend it)."""
-
-    dedupe: bool = True
-    max_drop_fraction: float = 0.01
+from stages import corpora
 
 
 def drop_nulls(table: pa.Table) -> tuple[pa.Table, int]:
@@ -57,8 +53,11 @@ class Deduper:
         first = np.zeros(len(hashes), dtype=bool)
         first[np.unique(hashes, return_index=True)[1]] = True  # first copy within the batch
         pos = np.searchsorted(self.seen, hashes)
-        known = (pos < len(self.seen)) & (self.seen[np.minimum(pos, len(self.seen) - 1)] == hashes) \
-            if len(self.seen) else np.zeros(len(hashes), dtype=bool)
+        known = (
+            (pos < len(self.seen)) & (self.seen[np.minimum(pos, len(self.seen) - 1)] == hashes)
+            if len(self.seen)
+            else np.zeros(len(hashes), dtype=bool)
+        )
         keep = first & ~known
         new = np.sort(hashes[keep])  # unique, and none of them in ``seen``
         self.seen = np.insert(self.seen, np.searchsorted(self.seen, new), new)
@@ -68,7 +67,6 @@ class Deduper:
 
 def body_for(corpus: str, _args: object):
     """Build the hop body for ``corpus``."""
-    from stages import corpora
 
     def body(run: HopRun) -> None:
         adapter = corpora.get(corpus)
@@ -80,7 +78,7 @@ def body_for(corpus: str, _args: object):
             dropped: Counter[str] = Counter()
             rows_in = io.parquet_rows(src)
 
-            def cleaned():
+            def cleaned(src: Path, dropped: Counter[str]) -> Iterator[pa.Table]:
                 for batch in io.iter_batches(src):
                     table = pa.Table.from_batches([batch])
                     table, n = drop_nulls(table)
@@ -92,26 +90,39 @@ def body_for(corpus: str, _args: object):
                         dropped["duplicate"] += n
                     yield table
 
-            rows = run.write_stream(part, cleaned(), adapter.clean_suite(part, cfg))
-            report[part] = {"rows_in": rows_in, "rows_out": rows,
-                            "dropped": dict(sorted((k, v) for k, v in dropped.items() if v))}
-            run.check_rows(part, rows, int(np.ceil(rows_in * (1 - cfg.max_drop_fraction))),
-                           rows_in, f"at most {cfg.max_drop_fraction:.1%} dropped",
-                           params_key=f"clean.{corpus}.max_drop_fraction")
+            rows = run.write_stream(part, cleaned(src, dropped), adapter.clean_suite(part, cfg))
+            report[part] = {
+                "rows_in": rows_in,
+                "rows_out": rows,
+                "dropped": dict(sorted((k, v) for k, v in dropped.items() if v)),
+            }
+            run.check_rows(
+                part,
+                rows,
+                int(np.ceil(rows_in * (1 - cfg.max_drop_fraction))),
+                rows_in,
+                f"at most {cfg.max_drop_fraction:.1%} dropped",
+                params_key=f"clean.{corpus}.max_drop_fraction",
+            )
         total_in = sum(p["rows_in"] for p in report.values())
         total_out = sum(p["rows_out"] for p in report.values())
-        io.write_json(run.root / "reports" / "clean" / f"{corpus}.json", {
-            "corpus": corpus, "rows_in": total_in, "rows_out": total_out,
-            "dropped_fraction": round(1 - total_out / total_in, 6) if total_in else 0.0,
-            "parts": report,
-        })
+        io.write_json(
+            run.root / "reports" / "clean" / f"{corpus}.json",
+            {
+                "corpus": corpus,
+                "rows_in": total_in,
+                "rows_out": total_out,
+                "dropped_fraction": round(1 - total_out / total_in, 6) if total_in else 0.0,
+                "parts": report,
+            },
+        )
 
     return body
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m stages.clean CORPUS``."""
-    return cli("clean", __doc__.split("\n\n")[0], body_for, argv)
+    return cli("clean", __doc__.split("\n\n")[0], body_for, argv, corpora=corpora.names())
 
 
 if __name__ == "__main__":

@@ -17,33 +17,17 @@ params.yaml section ``format.<corpus>``.
 from __future__ import annotations
 
 import sys
-from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from rnnflow import io
-from rnnflow.config import Config, parse
+from rnnflow.config import parse
 from rnnflow.hashing import row_hash, uniform
 from rnnflow.hop import SPLITS, HopRun, batches_of, cli, parts
-
-
-class SplitConfig(Config):
-    """How rows are assigned to train / validation / test."""
-
-    method: Literal["hash", "given", "ordered"] = "hash"
-    validation: float = 0.1
-    test: float = 0.1
-    seed: int = 0
-
-
-class FormatConfig(Config):
-    """Base of every corpus's format section (adapters extend it)."""
-
-    split: SplitConfig = SplitConfig()
-    #: Most rows that may be dropped from train for sharing a held-out sentence with test.
-    max_held_out_drop: float = 0.05
+from rnnflow.hopconfig import SplitConfig
+from stages import corpora
 
 
 def with_row_id(table: pa.Table, key: tuple[str, ...]) -> pa.Table:
@@ -55,8 +39,9 @@ def assign_hash(row_id: pa.Array, part: str, cfg: SplitConfig) -> np.ndarray:
     """Split name per row for the ``hash`` and ``given`` methods."""
     u = uniform(row_id, cfg.seed)
     if cfg.method == "hash":
-        return np.where(u < cfg.test, "test",
-                        np.where(u < cfg.test + cfg.validation, "validation", "train"))
+        return np.where(
+            u < cfg.test, "test", np.where(u < cfg.test + cfg.validation, "validation", "train")
+        )
     if part in ("test", "validation"):
         return np.full(len(u), part)
     if part != "train":
@@ -89,7 +74,6 @@ def assign_ordered(start: int, n: int, total: int, cfg: SplitConfig) -> np.ndarr
 
 def body_for(corpus: str, _args: object):
     """Build the hop body for ``corpus``."""
-    from stages import corpora
 
     def body(run: HopRun) -> None:
         adapter = corpora.get(corpus)
@@ -106,8 +90,12 @@ def body_for(corpus: str, _args: object):
                 stream = batches_of(whole)
                 total = whole.num_rows
             else:
-                stream = (with_row_id(adapter.format(pa.Table.from_batches([b]), cfg),
-                                      adapter.key_columns) for b in io.iter_batches(src))
+                stream = (
+                    with_row_id(
+                        adapter.format(pa.Table.from_batches([b]), cfg), adapter.key_columns
+                    )
+                    for b in io.iter_batches(src)
+                )
                 total = 0
             start = 0
             for table in stream:
@@ -120,9 +108,16 @@ def body_for(corpus: str, _args: object):
 
         held = np.zeros(0, np.uint64)
         if held_cols:  # first pass: the test split's sentences
-            held = np.unique(np.concatenate([np.zeros(0, np.uint64)] + [
-                sentence_hashes(table.filter(pc.equal(labels, "test")), held_cols)
-                for part in parts(run.inputs) for table, labels in split_tables(part)]))
+            held = np.unique(
+                np.concatenate(
+                    [np.zeros(0, np.uint64)]
+                    + [
+                        sentence_hashes(table.filter(pc.equal(labels, "test")), held_cols)
+                        for part in parts(run.inputs)
+                        for table, labels in split_tables(part)
+                    ]
+                )
+            )
 
         writers = {s: io.BatchWriter(run.out / f"{s}.parquet") for s in SPLITS}
         counts = dict.fromkeys(SPLITS, 0)
@@ -145,22 +140,38 @@ def body_for(corpus: str, _args: object):
             for writer in writers.values():
                 writer.close()
         run.rows_out.update(counts)
-        io.write_json(run.root / "reports" / "format" / f"{corpus}.json", {
-            "corpus": corpus, "rows_in": rows_in, "rows_out": dict(counts),
-            "dropped": {"train_shares_sentence_with_test": held_out_dropped} if held_cols else {},
-        })
+        io.write_json(
+            run.root / "reports" / "format" / f"{corpus}.json",
+            {
+                "corpus": corpus,
+                "rows_in": rows_in,
+                "rows_out": dict(counts),
+                "dropped": {"train_shares_sentence_with_test": held_out_dropped}
+                if held_cols
+                else {},
+            },
+        )
         for name in SPLITS:
             run.check_rows(name, counts[name], 1, None, "every split has rows")
         expected = adapter.formatted_rows(rows_in, cfg)
-        run.check_rows("all splits", sum(counts.values()) + held_out_dropped, expected, expected,
-                       "format keeps every row")
+        run.check_rows(
+            "all splits",
+            sum(counts.values()) + held_out_dropped,
+            expected,
+            expected,
+            "format keeps every row",
+        )
         run.check_disjoint()
         if held_cols:
             low = int(np.ceil(expected * (1 - cfg.max_held_out_drop)))
-            run.check_rows("all splits", sum(counts.values()), low, expected,
-                           params_key=f"format.{corpus}.max_held_out_drop",
-                           why=f"at most {cfg.max_held_out_drop:.1%} dropped for sharing a test "
-                           f"sentence")
+            run.check_rows(
+                "all splits",
+                sum(counts.values()),
+                low,
+                expected,
+                params_key=f"format.{corpus}.max_held_out_drop",
+                why=f"at most {cfg.max_held_out_drop:.1%} dropped for sharing a test sentence",
+            )
             run.check_shared(held_cols, ("test", "train"))
 
     return body
@@ -168,7 +179,7 @@ def body_for(corpus: str, _args: object):
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m stages.format CORPUS``."""
-    return cli("format", __doc__.split("\n\n")[0], body_for, argv)
+    return cli("format", __doc__.split("\n\n")[0], body_for, argv, corpora=corpora.names())
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ params.yaml section ``sample.<corpus>``.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +22,7 @@ from rnnflow import io
 from rnnflow.config import Config, parse
 from rnnflow.hashing import uniform
 from rnnflow.hop import SPLITS, HopRun, cli
+from stages import corpora
 
 
 class SampleConfig(Config):
@@ -50,8 +53,9 @@ def target_rows(spec: int | float | None, available: int) -> int:
     return min(int(spec), available)
 
 
-def keep_mask(row_id: np.ndarray, n: int, seed: int,
-              eligible: np.ndarray | None = None) -> np.ndarray:
+def keep_mask(
+    row_id: np.ndarray, n: int, seed: int, eligible: np.ndarray | None = None
+) -> np.ndarray:
     """Mask selecting exactly ``n`` eligible rows: those ranked first by the seeded hash."""
     candidates = np.arange(len(row_id)) if eligible is None else np.flatnonzero(eligible)
     mask = np.zeros(len(row_id), dtype=bool)
@@ -65,7 +69,6 @@ def keep_mask(row_id: np.ndarray, n: int, seed: int,
 
 def body_for(corpus: str, _args: object):
     """Build the hop body for ``corpus``."""
-    from stages import corpora
 
     def body(run: HopRun) -> None:
         adapter = corpora.get(corpus)
@@ -76,22 +79,30 @@ def body_for(corpus: str, _args: object):
             ids = io.read_table(src, columns=["row_id"])["row_id"].to_numpy()
             eligible = np.ones(len(ids), dtype=bool)
             if cfg.max_length is not None:
-                lengths = np.concatenate([adapter.lengths(pa.Table.from_batches([b]))
-                                          for b in io.iter_batches(src)] or [np.zeros(0)])
+                lengths = np.concatenate(
+                    [adapter.lengths(pa.Table.from_batches([b])) for b in io.iter_batches(src)]
+                    or [np.zeros(0)]
+                )
                 eligible = lengths <= cfg.max_length
             n = target_rows(getattr(cfg, split), int(eligible.sum()))
             mask = keep_mask(ids, n, cfg.seed, eligible)
 
-            def kept():
+            def kept(src: Path, mask: np.ndarray) -> Iterator[pa.Table]:
                 offset = 0
                 for batch in io.iter_batches(src):
-                    part = mask[offset:offset + batch.num_rows]
+                    part = mask[offset : offset + batch.num_rows]
                     offset += batch.num_rows
                     yield pa.Table.from_batches([batch]).filter(pa.array(part))
 
-            rows = run.write_stream(split, kept(), fmt_suite)
-            run.check_rows(split, rows, max(n, 1), n, f"sample of {n:,} rows",
-                           params_key=f"sample.{corpus}.{split}")
+            rows = run.write_stream(split, kept(src, mask), fmt_suite)
+            run.check_rows(
+                split,
+                rows,
+                max(n, 1),
+                n,
+                f"sample of {n:,} rows",
+                params_key=f"sample.{corpus}.{split}",
+            )
         run.check_disjoint()
 
     return body
@@ -99,7 +110,7 @@ def body_for(corpus: str, _args: object):
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m stages.sample CORPUS``."""
-    return cli("sample", __doc__.split("\n\n")[0], body_for, argv)
+    return cli("sample", __doc__.split("\n\n")[0], body_for, argv, corpora=corpora.names())
 
 
 if __name__ == "__main__":

@@ -30,20 +30,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from prefect import flow, task
+from prefect import Flow, flow, task
 from prefect.cache_policies import NO_CACHE
 
+import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
 from rnnflow import io
 from rnnflow.config import load_params, parse
 from rnnflow.env import PROJECT_ROOT
 from rnnflow.hop import SPLITS, data_dir, input_dir
 
-LOCAL_CLUSTER = {"n_workers": 2, "threads_per_worker": 1, "processes": True,
-                 "dashboard_address": None}
+LOCAL_CLUSTER = {
+    "n_workers": 2,
+    "threads_per_worker": 1,
+    "processes": True,
+    "dashboard_address": None,
+}
 
 
 def dask_runner(address: str | None = None, cluster_kwargs: dict[str, Any] | None = None):
@@ -56,6 +60,7 @@ def dask_runner(address: str | None = None, cluster_kwargs: dict[str, Any] | Non
 
 
 # --- shards: pure functions ------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Shard:
@@ -113,29 +118,47 @@ def _validated(table: pa.Table, suite, where: str, row_offset: int) -> None:
         raise RuntimeError("\n".join(lines + [f"  - {f}" for f in res.failures]))
 
 
-def tokenize_part(src: str, shard: Shard, adapter: str, artifacts: dict[str, Any], cfg: Any,
-                  split: str, out_dir: str, check: bool = True) -> int:
+def tokenize_part(
+    src: str,
+    shard: Shard,
+    adapter: str,
+    artifacts: dict[str, Any],
+    cfg: Any,
+    split: str,
+    out_dir: str,
+    check: bool = True,
+) -> int:
     """Tokenize one shard with the adapter's transform, validate it, write its part file."""
     corpus = load_adapter(adapter)
     table = read_shard(src, shard)
-    tokens = pa.concat_tables([corpus.tokenize(pa.Table.from_batches([b], table.schema),
-                                               artifacts, cfg)
-                               for b in table.to_batches(max_chunksize=io.BATCH_ROWS)]
-                              or [corpus.tokenize(table, artifacts, cfg)])
+    tokens = pa.concat_tables(
+        [
+            corpus.tokenize(pa.Table.from_batches([b], table.schema), artifacts, cfg)
+            for b in table.to_batches(max_chunksize=io.BATCH_ROWS)
+        ]
+        or [corpus.tokenize(table, artifacts, cfg)]
+    )
     if check:
-        _validated(tokens, corpus.tokens_suite(artifacts, cfg), f"{split}.parquet",
-                   shard.row_start)
+        _validated(tokens, corpus.tokens_suite(artifacts, cfg), f"{split}.parquet", shard.row_start)
     io.write_table(_part_path(out_dir, split, shard), tokens)
     return tokens.num_rows
 
 
-def sample_part(src: str, shard: Shard, keep: np.ndarray, adapter: str, split: str,
-                out_dir: str, check: bool = True) -> int:
+def sample_part(
+    src: str,
+    shard: Shard,
+    keep: np.ndarray,
+    adapter: str,
+    split: str,
+    out_dir: str,
+    check: bool = True,
+) -> int:
     """Keep the masked rows of one shard, validate them, write its part file."""
     table = read_shard(src, shard).filter(pa.array(keep))
     if check:
-        _validated(table, load_adapter(adapter).formatted_suite(None), f"{split}.parquet",
-                   shard.row_start)
+        _validated(
+            table, load_adapter(adapter).formatted_suite(None), f"{split}.parquet", shard.row_start
+        )
     io.write_table(_part_path(out_dir, split, shard), table)
     return table.num_rows
 
@@ -156,6 +179,7 @@ def concat_parts(parts: list[Path], dst: Path, schema: pa.Schema) -> int:
 
 
 # --- Prefect: one task per shard ---------------------------------------------------------
+
 
 class Held:
     """An argument Prefect hands to a task without walking it (artifacts, masks).
@@ -197,15 +221,24 @@ def _out_dir(hop: str, corpus: str, root: Path, out: str | None) -> Path:
 
 
 @flow(name="tokenize-sharded", task_runner=dask_runner(), log_prints=True)
-def tokenize_sharded(corpus: str, root: str = str(PROJECT_ROOT), params: str | None = None,
-                     out: str | None = None, rows_per_shard: int = io.ROW_GROUP_ROWS,
-                     adapter: str | None = None, check: bool = True) -> dict[str, int]:
+def tokenize_sharded(
+    corpus: str,
+    root: str = str(PROJECT_ROOT),
+    params: str | None = None,
+    out: str | None = None,
+    rows_per_shard: int = io.ROW_GROUP_ROWS,
+    adapter: str | None = None,
+    check: bool = True,
+) -> dict[str, int]:
     """The tokenize hop of ``corpus``, shard by shard: artifacts + one file per split."""
     root_p = Path(root)
     name = adapter or corpus
     corpus_ad = load_adapter(name)
-    cfg = parse(corpus_ad.TokenizeConfig, load_params(params or root_p / "params.yaml"),
-                f"tokenize.{corpus}")
+    cfg = parse(
+        corpus_ad.TokenizeConfig,
+        load_params(params or root_p / "params.yaml"),
+        f"tokenize.{corpus}",
+    )
     src_dir = input_dir("tokenize", corpus, root_p)
     artifacts = corpus_ad.fit(io.iter_batches(src_dir / "train.parquet"), cfg)
     final = _out_dir("tokenize", corpus, root_p, out)
@@ -215,27 +248,49 @@ def tokenize_sharded(corpus: str, root: str = str(PROJECT_ROOT), params: str | N
             if isinstance(content, (dict, list)):
                 io.write_json(tmp / fname, content)
             else:
-                (tmp / fname).write_text(content if isinstance(content, str) else json.dumps(content))
+                (tmp / fname).write_text(
+                    content if isinstance(content, str) else json.dumps(content)
+                )
         for split in SPLITS:
             src = src_dir / f"{split}.parquet"
             shards = plan_shards(src, rows_per_shard)
-            counts = _map(tokenize_part, shards, src=str(src), adapter=name, artifacts=artifacts,
-                          cfg=cfg, split=split, out_dir=str(tmp), check=check)
+            counts = _map(
+                tokenize_part,
+                shards,
+                src=str(src),
+                adapter=name,
+                artifacts=artifacts,
+                cfg=cfg,
+                split=split,
+                out_dir=str(tmp),
+                check=check,
+            )
             empty = pq.read_schema(src).empty_table()
             schema = corpus_ad.tokenize(empty, artifacts, cfg).schema
-            rows[split] = concat_parts([_part_path(str(tmp), split, s) for s in shards],
-                                       tmp / f"{split}.parquet", schema)
-            if rows[split] != sum(counts) or rows[split] < io.parquet_rows(src) * (1 - cfg.max_drop_fraction):
-                raise RuntimeError(f"tokenize-sharded {corpus} {split}: {rows[split]} rows written "
-                                   f"of {io.parquet_rows(src)}")
+            rows[split] = concat_parts(
+                [_part_path(str(tmp), split, s) for s in shards], tmp / f"{split}.parquet", schema
+            )
+            if rows[split] != sum(counts) or rows[split] < io.parquet_rows(src) * (
+                1 - cfg.max_drop_fraction
+            ):
+                raise RuntimeError(
+                    f"tokenize-sharded {corpus} {split}: {rows[split]} rows written "
+                    f"of {io.parquet_rows(src)}"
+                )
     print(f"tokenize-sharded {corpus}: {rows} → {final}")
     return rows
 
 
 @flow(name="sample-sharded", task_runner=dask_runner(), log_prints=True)
-def sample_sharded(corpus: str, root: str = str(PROJECT_ROOT), params: str | None = None,
-                   out: str | None = None, rows_per_shard: int = io.ROW_GROUP_ROWS,
-                   adapter: str | None = None, check: bool = True) -> dict[str, int]:
+def sample_sharded(
+    corpus: str,
+    root: str = str(PROJECT_ROOT),
+    params: str | None = None,
+    out: str | None = None,
+    rows_per_shard: int = io.ROW_GROUP_ROWS,
+    adapter: str | None = None,
+    check: bool = True,
+) -> dict[str, int]:
     """The sample hop of ``corpus``, shard by shard: the same rows as ``stages.sample``."""
     from stages.sample import SampleConfig, keep_mask, target_rows
 
@@ -257,20 +312,41 @@ def sample_sharded(corpus: str, root: str = str(PROJECT_ROOT), params: str | Non
             n = target_rows(getattr(cfg, split), int(eligible.sum()))
             mask = keep_mask(ids, n, cfg.seed, eligible)
             named = shard_task.with_options(name="sample-shard")
-            futures = [named.submit(sample_part, s, Held({
-                "keep": mask[s.row_start:s.row_stop], "src": str(src), "adapter": name,
-                "split": split, "out_dir": str(tmp), "check": check})) for s in shards]
+            futures = [
+                named.submit(
+                    sample_part,
+                    s,
+                    Held(
+                        {
+                            "keep": mask[s.row_start : s.row_stop],
+                            "src": str(src),
+                            "adapter": name,
+                            "split": split,
+                            "out_dir": str(tmp),
+                            "check": check,
+                        }
+                    ),
+                )
+                for s in shards
+            ]
             kept = [f.result() for f in futures]
-            rows[split] = concat_parts([_part_path(str(tmp), split, s) for s in shards],
-                                       tmp / f"{split}.parquet", pq.read_schema(src))
+            rows[split] = concat_parts(
+                [_part_path(str(tmp), split, s) for s in shards],
+                tmp / f"{split}.parquet",
+                pq.read_schema(src),
+            )
             if rows[split] != n or sum(kept) != n:
-                raise RuntimeError(f"sample-sharded {corpus} {split}: {rows[split]} rows, expected {n}")
+                raise RuntimeError(
+                    f"sample-sharded {corpus} {split}: {rows[split]} rows, expected {n}"
+                )
     print(f"sample-sharded {corpus}: {rows} → {final}")
     return rows
 
 
-FLOWS: dict[str, Callable[..., dict[str, int]]] = {"tokenize": tokenize_sharded,
-                                                    "sample": sample_sharded}
+FLOWS: dict[str, Flow[..., dict[str, int]]] = {
+    "tokenize": tokenize_sharded,
+    "sample": sample_sharded,
+}
 
 
 def run(hop: str, corpus: str, *, address: str | None = None, **kwargs: Any) -> dict[str, int]:
@@ -283,21 +359,36 @@ def run(hop: str, corpus: str, *, address: str | None = None, **kwargs: Any) -> 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m stages.shards {tokenize,sample} CORPUS``."""
-    parser = argparse.ArgumentParser(prog="python -m stages.shards",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.shards", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("hop", choices=sorted(FLOWS), help="which hop to run shard by shard")
     parser.add_argument("corpus", help="corpus name (as in params.yaml)")
-    parser.add_argument("--address", default=None,
-                        help="Dask scheduler address (default: a local 2-process cluster)")
-    parser.add_argument("--rows-per-shard", type=int, default=io.ROW_GROUP_ROWS,
-                        help="rows per task (whole row groups; default %(default)s)")
+    parser.add_argument(
+        "--address",
+        default=None,
+        help="Dask scheduler address (default: a local 2-process cluster)",
+    )
+    parser.add_argument(
+        "--rows-per-shard",
+        type=int,
+        default=io.ROW_GROUP_ROWS,
+        help="rows per task (whole row groups; default %(default)s)",
+    )
     parser.add_argument("--root", default=str(PROJECT_ROOT), help="project root")
     parser.add_argument("--params", default=None, help="params file (default: ROOT/params.yaml)")
     parser.add_argument("--out", default=None, help="output directory (default: the hop's)")
     args = parser.parse_args(argv)
     try:
-        rows = run(args.hop, args.corpus, address=args.address, root=args.root,
-                   params=args.params, out=args.out, rows_per_shard=args.rows_per_shard)
+        rows = run(
+            args.hop,
+            args.corpus,
+            address=args.address,
+            root=args.root,
+            params=args.params,
+            out=args.out,
+            rows_per_shard=args.rows_per_shard,
+        )
     except (RuntimeError, ValueError, FileNotFoundError) as exc:
         print(f"stages.shards {args.hop} {args.corpus}: error: {exc}", file=sys.stderr)
         return 1

@@ -22,15 +22,10 @@ import numpy as np
 import pyarrow as pa
 
 from rnnflow import io
-from rnnflow.config import Config, parse
+from rnnflow.config import parse
 from rnnflow.env import PROJECT_ROOT
 from rnnflow.hop import SPLITS, HopRun, cli
-
-
-class TokenizeConfig(Config):
-    """Base of every corpus's tokenize section (adapters extend it)."""
-
-    max_drop_fraction: float = 0.0
+from stages import corpora
 
 
 def stats_path(corpus: str, root: Path = PROJECT_ROOT) -> Path:
@@ -40,7 +35,6 @@ def stats_path(corpus: str, root: Path = PROJECT_ROOT) -> Path:
 
 def body_for(corpus: str, _args: object):
     """Build the hop body for ``corpus``."""
-    from stages import corpora
 
     def body(run: HopRun) -> None:
         adapter = corpora.get(corpus)
@@ -51,20 +45,29 @@ def body_for(corpus: str, _args: object):
             if isinstance(content, (dict, list)):
                 io.write_json(run.out / name, content)
             else:
-                (run.out / name).write_text(content if isinstance(content, str) else json.dumps(content))
+                (run.out / name).write_text(
+                    content if isinstance(content, str) else json.dumps(content)
+                )
         suite = adapter.tokens_suite(artifacts, cfg)
         stats_of = getattr(adapter, "token_stats", None)
         stats: dict[str, dict] = {}
         for split in SPLITS:
             src = run.inputs / f"{split}.parquet"
             rows_in = io.parquet_rows(src)
-            stream = (adapter.tokenize(pa.Table.from_batches([b]), artifacts, cfg)
-                      for b in io.iter_batches(src))
+            stream = (
+                adapter.tokenize(pa.Table.from_batches([b]), artifacts, cfg)
+                for b in io.iter_batches(src)
+            )
             rows = run.write_stream(split, stream, suite)
             low = int(np.ceil(rows_in * (1 - cfg.max_drop_fraction)))
-            run.check_rows(split, rows, low, rows_in,
-                           f"at most {cfg.max_drop_fraction:.1%} dropped",
-                           params_key=f"tokenize.{corpus}.max_drop_fraction")
+            run.check_rows(
+                split,
+                rows,
+                low,
+                rows_in,
+                f"at most {cfg.max_drop_fraction:.1%} dropped",
+                params_key=f"tokenize.{corpus}.max_drop_fraction",
+            )
             stats[split] = {"rows": rows}
             if stats_of is not None:
                 stats[split].update(stats_of(run.out / f"{split}.parquet", artifacts, cfg))
@@ -76,7 +79,7 @@ def body_for(corpus: str, _args: object):
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m stages.tokenize CORPUS``."""
-    return cli("tokenize", __doc__.split("\n\n")[0], body_for, argv)
+    return cli("tokenize", __doc__.split("\n\n")[0], body_for, argv, corpora=corpora.names())
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import importlib
+import json
 import shutil
 from pathlib import Path
 
@@ -23,8 +23,10 @@ def sha256(path: Path) -> str:
 
 def write_params(root: Path, overlay: dict) -> Path:
     """params.yaml for a test project: the real one, the CI profile, then ``overlay``."""
-    params = deep_merge(load_params(PROJECT_ROOT / "params.yaml"),
-                        load_params(PROJECT_ROOT / "profiles" / "ci.yaml"))
+    params = deep_merge(
+        load_params(PROJECT_ROOT / "params.yaml"),
+        load_params(PROJECT_ROOT / "profiles" / "ci.yaml"),
+    )
     params = deep_merge(params, overlay)
     path = root / "params.yaml"
     path.write_text(json.dumps(params, indent=1))  # JSON is YAML
@@ -36,8 +38,9 @@ def run_hop(hop: str, corpus: str, root: Path) -> int:
     from rnnflow.hop import execute
 
     module = importlib.import_module(f"stages.{hop}")
-    return execute(hop, corpus, module.body_for(corpus, None),
-                   params_path=root / "params.yaml", root=root)
+    return execute(
+        hop, corpus, module.body_for(corpus, None), params_path=root / "params.yaml", root=root
+    )
 
 
 @pytest.fixture
@@ -59,9 +62,10 @@ def mnist_mirror(tmp_path: Path) -> tuple[Path, dict]:
             name = f"{prefix}-{kind}-idx{3 if kind == 'images' else 1}-ubyte.gz"
             write_idx(mirror / "mnist" / name, arr)
             files[f"{part}_{kind}"] = {"path": name, "checksum": sha256(mirror / "mnist" / name)}
-    source = {"source": "fixture",
-              "sources": {"fixture": {"urls": [], "files": files,
-                                      "rows": {"train": 300, "test": 100}}}}
+    source = {
+        "source": "fixture",
+        "sources": {"fixture": {"urls": [], "files": files, "rows": {"train": 300, "test": 100}}},
+    }
     return mirror, source
 
 
@@ -71,8 +75,13 @@ def project(tmp_path: Path, mnist_mirror, monkeypatch) -> Path:
     mirror, source = mnist_mirror
     root = tmp_path / "project"
     root.mkdir()
-    write_params(root, {"fetch": {"mnist": source},
-                        "sample": {"mnist": {"train": None, "validation": None, "test": None}}})
+    write_params(
+        root,
+        {
+            "fetch": {"mnist": source},
+            "sample": {"mnist": {"train": None, "validation": None, "test": None}},
+        },
+    )
     monkeypatch.setenv("RNNFLOW_MIRROR", str(mirror))
     return root
 
@@ -95,8 +104,13 @@ def copy_checkout(dst: Path, skip: tuple[str, ...] = RUN_OUTPUTS) -> Path:
     the committed reference run's outputs)."""
     import subprocess
 
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=PROJECT_ROOT,
-                           capture_output=True, text=True, check=True).stdout.splitlines()
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
     for rel in files:
         src = PROJECT_ROOT / rel
         if src.is_file() and not rel.startswith(skip):

@@ -28,11 +28,17 @@ def summary():
 
 
 def test_benchmarks_md_tables_are_current():
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--check"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, (
         "BENCHMARKS.md's generated tables are stale; run `python benchmarks/summary.py --write`"
-        f"\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
+        f"\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
+    )
 
 
 def test_every_block_is_in_benchmarks_md(summary):
@@ -50,20 +56,39 @@ def _fake_root(tmp_path: Path) -> Path:
     def w(name: str, doc: dict) -> None:
         (root / "metrics" / name).write_text(json.dumps(doc))
 
-    train = {"wall_seconds": 12.5, "epochs": 3, "saved_epoch": 2, "device": "cpu",
-             "n_train": 100}
-    w("mnist_cnn.json", {"test": {"n": 10000, "loss": 0.03, "accuracy": 0.9912},
-                         "validation": {"n": 1853, "accuracy": 0.993}})
+    train = {"wall_seconds": 12.5, "epochs": 3, "saved_epoch": 2, "device": "cpu", "n_train": 100}
+    w(
+        "mnist_cnn.json",
+        {
+            "test": {"n": 10000, "loss": 0.03, "accuracy": 0.9912},
+            "validation": {"n": 1853, "accuracy": 0.993},
+        },
+    )
     w("mnist_cnn_train.json", train)
-    w("books_lm.json", {"test": {"n": 9, "perplexity": 91.23, "ngram_perplexity": 129.8},
-                        "validation": {"perplexity": 92.4, "ngram_perplexity": 131.7}})
+    w(
+        "books_lm.json",
+        {
+            "test": {"n": 9, "perplexity": 91.23, "ngram_perplexity": 129.8},
+            "validation": {"perplexity": 92.4, "ngram_perplexity": 131.7},
+        },
+    )
     w("books_lm_train.json", train)
-    w("es_en_translator.json", {
-        "validation": {"perplexity": 9.1},
-        "test": {"n": 20, "perplexity": 9.3, "decoding": {"beam": 5}, "bleu": 27.2,
-                 "chrf": 50.1, "bleu_greedy": 25.0,
-                 "signature": {"bleu": "nrefs:1|tok:13a", "chrf": "x"},
-                 "tatoeba": {"n": 11, "bleu": 35.3, "bleu_greedy": 32.1, "chrf": 52.2}}})
+    w(
+        "es_en_translator.json",
+        {
+            "validation": {"perplexity": 9.1},
+            "test": {
+                "n": 20,
+                "perplexity": 9.3,
+                "decoding": {"beam": 5},
+                "bleu": 27.2,
+                "chrf": 50.1,
+                "bleu_greedy": 25.0,
+                "signature": {"bleu": "nrefs:1|tok:13a", "chrf": "x"},
+                "tatoeba": {"n": 11, "bleu": 35.3, "bleu_greedy": 32.1, "chrf": 52.2},
+            },
+        },
+    )
     w("es_en_translator_train.json", train)
     return root
 
@@ -71,7 +96,9 @@ def _fake_root(tmp_path: Path) -> Path:
 def test_tables_from_fake_metrics_and_round_trip(summary, tmp_path):
     root = _fake_root(tmp_path)
     blocks = summary.render(root)
-    assert "| mnist_cnn | accuracy 0.9912 (n=10000) | 12.5 | 3 (2) | cpu | 100 |" in blocks["models"]
+    assert (
+        "| mnist_cnn | accuracy 0.9912 (n=10000) | 12.5 | 3 (2) | cpu | 100 |" in blocks["models"]
+    )
     assert "(no metrics: stage not run)" in blocks["models"]  # the other models
     assert "perplexity 91.2 (validation 92.4)" in blocks["text-quality"]
     assert "tatoeba (n=11): BLEU 35.3 / 32.1" in blocks["text-quality"]
@@ -79,8 +106,9 @@ def test_tables_from_fake_metrics_and_round_trip(summary, tmp_path):
     assert blocks["peers-lm"].startswith("_Not measured yet")
 
     doc = root / "B.md"
-    doc.write_text("# t\n\nprose\n\n<!-- summary:models -->\nstale\n<!-- /summary:models -->\n"
-                   "\nmore prose\n")
+    doc.write_text(
+        "# t\n\nprose\n\n<!-- summary:models -->\nstale\n<!-- /summary:models -->\n\nmore prose\n"
+    )
     check = [str(SCRIPT), "--root", str(root), "--doc", str(doc)]
     proc = subprocess.run([sys.executable, *check, "--check"], capture_output=True, text=True)
     assert proc.returncode == 1 and "-stale" in proc.stdout
@@ -96,6 +124,9 @@ def test_unknown_block_is_an_error(summary, tmp_path):
     root = _fake_root(tmp_path)
     doc = root / "B.md"
     doc.write_text("<!-- summary:nope -->\nx\n<!-- /summary:nope -->\n")
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--root", str(root), "--doc", str(doc),
-                           "--check"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--root", str(root), "--doc", str(doc), "--check"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and "nope" in proc.stderr

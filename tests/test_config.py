@@ -9,7 +9,7 @@ import pytest
 
 import rnnflow.config as config
 from rnnflow.env import PROJECT_ROOT
-from stages.fetch import SourcedFetchConfig
+from rnnflow.hopconfig import SourcedFetchConfig
 from stages.sample import SampleConfig
 
 
@@ -58,8 +58,10 @@ def test_profile_applies_once_and_keeps_comments(params_copy: Path) -> None:
     assert merged["fetch"]["parity"]["n"] == 4000
     assert merged["train"]["models"]["mnist_cnn"]["epochs"] == 1
     # Everything the profile does not name is untouched.
-    assert merged["train"]["models"]["mnist_cnn"]["lr"] == \
-        config.load_params(PROJECT_ROOT / "params.yaml")["train"]["models"]["mnist_cnn"]["lr"]
+    assert (
+        merged["train"]["models"]["mnist_cnn"]["lr"]
+        == config.load_params(PROJECT_ROOT / "params.yaml")["train"]["models"]["mnist_cnn"]["lr"]
+    )
     assert config.apply_profile("ci", params_copy) == []
     assert params_copy.read_text() == after != before
 

@@ -22,8 +22,10 @@ pytestmark = pytest.mark.slow
 def sh(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 1500) -> str:
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} exited {proc.returncode}\n"
-                             f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-6000:]}")
+        raise AssertionError(
+            f"{' '.join(args)} exited {proc.returncode}\n"
+            f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-6000:]}"
+        )
     return proc.stdout + proc.stderr
 
 
@@ -33,15 +35,19 @@ def fresh_clone(tmp_path_factory) -> tuple[Path, dict[str, str]]:
         pytest.skip("the real corpora mirror ../shared/corpora is not present")
     dst = copy_checkout(tmp_path_factory.mktemp("clone") / "rnnflow")
     env = dict(os.environ)
-    env.update({
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        "RNNFLOW_MIRROR": str(REAL_MIRROR),
-        "PREFECT_HOME": str(dst / ".prefect"),
-        "GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@localhost",
-        "GIT_COMMITTER_NAME": "ci", "GIT_COMMITTER_EMAIL": "ci@localhost",
-        # The copy imports its own code (DVC runs `python -m stages...` in its root).
-        "PYTHONPATH": str(dst),
-    })
+    env.update(
+        {
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+            "RNNFLOW_MIRROR": str(REAL_MIRROR),
+            "PREFECT_HOME": str(dst / ".prefect"),
+            "GIT_AUTHOR_NAME": "ci",
+            "GIT_AUTHOR_EMAIL": "ci@localhost",
+            "GIT_COMMITTER_NAME": "ci",
+            "GIT_COMMITTER_EMAIL": "ci@localhost",
+            # The copy imports its own code (DVC runs `python -m stages...` in its root).
+            "PYTHONPATH": str(dst),
+        }
+    )
     env.pop("PREFECT_API_URL", None)
     sh(["git", "init", "-q"], dst, env)
     sh(["git", "add", "-A"], dst, env)
@@ -53,10 +59,21 @@ def fresh_clone(tmp_path_factory) -> tuple[Path, dict[str, str]]:
 
 def test_repro_runs_every_stage_and_model(fresh_clone) -> None:
     root, _ = fresh_clone
-    params = json.loads(subprocess.run(
-        [sys.executable, "-c", "import json,sys; from rnnflow.config import load_params;"
-                               "print(json.dumps(load_params(sys.argv[1])))", str(root / "params.yaml")],
-        capture_output=True, text=True, check=True, cwd=root).stdout)
+    params = json.loads(
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import json,sys; from rnnflow.config import load_params;"
+                "print(json.dumps(load_params(sys.argv[1])))",
+                str(root / "params.yaml"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=root,
+        ).stdout
+    )
     for model in params["train"]["models"]:
         metrics = json.loads((root / "metrics" / f"{model}.json").read_text())
         assert metrics["test"]["n"] > 0
@@ -83,7 +100,8 @@ def test_metrics_and_plots_diff_across_commits(fresh_clone) -> None:
     params = (root / "params.yaml").read_text()
     changed = params.replace(
         "mnist_logreg: {corpus: mnist, family: logreg, epochs: 1,",
-        "mnist_logreg: {corpus: mnist, family: logreg, epochs: 2,")
+        "mnist_logreg: {corpus: mnist, family: logreg, epochs: 2,",
+    )
     assert changed != params, "the CI profile's logreg entry moved; update this test"
     (root / "params.yaml").write_text(changed)
     out = sh(["dvc", "repro"], root, env)
@@ -91,8 +109,16 @@ def test_metrics_and_plots_diff_across_commits(fresh_clone) -> None:
     assert "Running stage 'train@mnist_cnn'" not in out  # only what the change touches reruns
 
     def dvc_json(*args: str) -> dict:
-        return json.loads(subprocess.run(["dvc", *args, "--json"], cwd=root, env=env,
-                                         capture_output=True, text=True, check=True).stdout)
+        return json.loads(
+            subprocess.run(
+                ["dvc", *args, "--json"],
+                cwd=root,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
 
     diff = dvc_json("metrics", "diff", "HEAD")
     # dvc 3: {file: {metric: {old, new, diff}}}

@@ -3,10 +3,10 @@
 The import closure of a stage's command is computed from the source (``ast``: every
 ``import`` anywhere in a module, function-local ones included, ``TYPE_CHECKING`` blocks
 excluded), starting at the module the command runs plus the modules it loads by name (the
-corpus adapter from ``stages.corpora.REGISTRY``, the model families that
-``pipelines.models`` discovers). A file of the closure that no dep covers (the file itself
-or a folder above it) means ``dvc repro`` would keep outputs the current code would not
-produce: the test fails and names the stage and the file.
+corpus adapter from ``stages.corpora.REGISTRY``, the model families and tasks that
+``pipelines.models`` and ``pipelines.tasks`` discover). A file of the closure that no dep
+covers (the file itself or a folder above it) means ``dvc repro`` would keep outputs the
+current code would not produce: the test fails and names the stage and the file.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ def module_file(name: str, root: Path = PROJECT_ROOT) -> Path | None:
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def imported_modules(path: Path, name: str) -> set[str]:
@@ -56,7 +57,7 @@ def imported_modules(path: Path, name: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 parts = package.split(".")
-                base = ".".join(parts[:len(parts) - node.level + 1])
+                base = ".".join(parts[: len(parts) - node.level + 1])
                 mod = f"{base}.{node.module}" if node.module else base
             else:
                 mod = node.module or ""
@@ -83,10 +84,12 @@ def dynamic_imports(name: str, args: list[str]) -> set[str]:
 
         if args and args[0] in corpora.REGISTRY:
             extra.add(corpora.REGISTRY[args[0]].split(":")[0])
-    if name == "pipelines.models":
-        models = PROJECT_ROOT / "pipelines" / "models"
-        extra.update(f"pipelines.models.{p.stem}" for p in models.glob("*.py")
-                     if p.stem != "__init__")
+    for registry in ("pipelines.models", "pipelines.tasks"):  # pkgutil-discovered modules
+        if name == registry:
+            folder = PROJECT_ROOT.joinpath(*registry.split("."))
+            extra.update(
+                f"{registry}.{p.stem}" for p in folder.glob("*.py") if p.stem != "__init__"
+            )
     return extra
 
 
@@ -122,15 +125,17 @@ def stages(root: Path = PROJECT_ROOT) -> list[tuple[str, str, list[Path]]]:
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
-        return [(s.addressing, s.cmd, [Path(d.fs_path) for d in s.deps])
-                for s in repo.index.stages]
+        return [(s.addressing, s.cmd, [Path(d.fs_path) for d in s.deps]) for s in repo.index.stages]
 
 
 def uncovered(closure: set[Path], deps: list[Path]) -> list[str]:
     """Files of ``closure`` that no dep (the file or a folder above it) covers."""
     resolved = [d.resolve() for d in deps]
-    return sorted(str(f.relative_to(PROJECT_ROOT)) for f in closure
-                  if not any(f == d or d in f.parents for d in resolved))
+    return sorted(
+        str(f.relative_to(PROJECT_ROOT))
+        for f in closure
+        if not any(f == d or d in f.parents for d in resolved)
+    )
 
 
 ALL_STAGES = stages()
@@ -139,8 +144,9 @@ ALL_STAGES = stages()
 @pytest.mark.parametrize("name,cmd,deps", ALL_STAGES, ids=[s[0] for s in ALL_STAGES])
 def test_stage_deps_cover_its_import_closure(name: str, cmd: str, deps: list[Path]) -> None:
     missing = uncovered(import_closure(cmd), deps)
-    assert not missing, f"dvc.yaml stage {name!r} ({cmd}) imports files it does not list " \
-                        f"as deps: {missing}"
+    assert not missing, (
+        f"dvc.yaml stage {name!r} ({cmd}) imports files it does not list as deps: {missing}"
+    )
 
 
 def test_the_closure_check_sees_a_missing_dep() -> None:
@@ -155,8 +161,10 @@ def test_the_closure_check_sees_a_missing_dep() -> None:
 
 def test_function_local_imports_count(tmp_path: Path) -> None:
     mod = tmp_path / "m.py"
-    mod.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import stages.x\n"
-                   "def f():\n    from rnnflow import hashing\n    import pipelines.y\n")
+    mod.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import stages.x\n"
+        "def f():\n    from rnnflow import hashing\n    import pipelines.y\n"
+    )
     found = imported_modules(mod, "pkg.m")
     assert {"rnnflow", "rnnflow.hashing", "pipelines.y"} <= found
     assert "stages.x" not in found

@@ -75,8 +75,7 @@ def _handler(state: Server) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     # A proxy from the environment would intercept the loopback requests.
-    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy",
-                "ALL_PROXY"):
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -138,7 +137,8 @@ def test_existing_corrupt_file_is_fetched_again(server: Server, tmp_path: Path) 
 
 
 def test_wrong_bytes_raise_checksum_mismatch_and_leave_nothing(
-        server: Server, tmp_path: Path) -> None:
+    server: Server, tmp_path: Path
+) -> None:
     server.wrong_bytes = True
     with pytest.raises(ChecksumMismatch) as exc:
         _fetch(tmp_path, [server.base], retries=3)
@@ -179,8 +179,7 @@ def test_range_ignored_by_server_restarts_from_zero(server: Server, tmp_path: Pa
     assert server.requests[0][1] == f"bytes={len(b'stale prefix from some other file')}-"
 
 
-def test_dead_first_url_falls_over_to_second(
-        server: Server, dead_url: str, tmp_path: Path) -> None:
+def test_dead_first_url_falls_over_to_second(server: Server, dead_url: str, tmp_path: Path) -> None:
     out = _fetch(tmp_path, [dead_url, server.base])
     assert out.read_bytes() == BODY
     assert len(server.requests) == 1
@@ -252,8 +251,10 @@ def test_verify_md5_and_sha256(tmp_path: Path) -> None:
         verify(f, "md5:" + hashlib.md5(b"other").hexdigest())
 
 
-@pytest.mark.parametrize("checksum", [hashlib.sha256(b"").hexdigest(), "sha1:" + "0" * 40,
-                                      "md5:xyz", "sha256:" + "0" * 63])
+@pytest.mark.parametrize(
+    "checksum",
+    [hashlib.sha256(b"").hexdigest(), "sha1:" + "0" * 40, "md5:xyz", "sha256:" + "0" * 63],
+)
 def test_checksum_needs_a_known_algorithm_prefix(checksum: str) -> None:
     with pytest.raises(ValueError):
         FileSpec("a.gz", checksum)

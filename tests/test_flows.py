@@ -14,8 +14,10 @@ train:
   device: cpu
   threads: 1
   models:
-    tiny_cnn: {corpus: digits, family: cnn, epochs: 2, batch_size: 64, lr: 0.01, seed: 0, augment: true}
-    tiny_series: {corpus: series, family: rnn_regressor, cell: gru, hidden: 8, epochs: 3, batch_size: 32, lr: 0.01, seed: 0}
+    tiny_cnn: {corpus: digits, family: cnn, epochs: 2, batch_size: 64, lr: 0.01, seed: 0,
+               augment: true}
+    tiny_series: {corpus: series, family: rnn_regressor, cell: gru, hidden: 8, epochs: 3,
+                  batch_size: 32, lr: 0.01, seed: 0}
 evaluate:
   batch_size: 256
 report:
@@ -24,9 +26,7 @@ report:
 
 
 def test_cli_help(capsys):
-    from pipelines.flows import evaluate
-    from pipelines.flows import report
-    from pipelines.flows import train
+    from pipelines.flows import evaluate, report, train
 
     for mod in (train, evaluate, report):
         with pytest.raises(SystemExit) as exc:
@@ -47,9 +47,14 @@ def test_train_evaluate_report_flows(tmp_path):
     (root / "params.yaml").write_text(PARAMS)
     synthetic.write(root / "data/05_tokens/digits", "images", n=500)
     synthetic.write(root / "data/05_tokens/series", "timeseries", n=400)
-    val_report = {"hop": "tokenize", "corpus": "digits", "success": True,
-                  "results": [{"suite": "tokens", "success": True, "expectations_evaluated": 4,
-                               "failures": []}]}
+    val_report = {
+        "hop": "tokenize",
+        "corpus": "digits",
+        "success": True,
+        "results": [
+            {"suite": "tokens", "success": True, "expectations_evaluated": 4, "failures": []}
+        ],
+    }
     (root / "reports/validation/tokenize").mkdir(parents=True)
     (root / "reports/validation/tokenize/digits.json").write_text(json.dumps(val_report))
 
@@ -79,6 +84,11 @@ def test_train_evaluate_report_flows(tmp_path):
     with open(root / "plots/tiny_cnn/confusion.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 100 and set(rows[0]) == {"actual", "predicted"}
+    samples = json.loads((root / "reports/samples/tiny_cnn.json").read_text())
+    assert samples["task"] == "classify" and [r["index"] for r in samples["rows"]] == list(
+        range(12)
+    )
+    assert {"actual", "predicted", "pixels", "png"} <= set(samples["rows"][0])
     series = json.loads((root / "metrics/tiny_series.json").read_text())["test"]
     assert series["rmse"] > 0 and series["baseline_rmse"] > 0
     assert (root / "plots/tiny_series/confusion.csv").read_text() == "actual,predicted\n"
@@ -88,7 +98,8 @@ def test_train_evaluate_report_flows(tmp_path):
     page = (root / "reports/index.html").read_text()
     assert "tiny report" in page and "tiny_cnn" in page and "tiny_series" in page
     assert "tokenize" in page and "http" not in page  # validation summary; nothing remote
+    md = (root / "reports/index.md").read_text()
     for img in ("tiny_cnn_history", "tiny_cnn_confusion", "tiny_series_history"):
-        assert f"img/{img}.png" in page
+        assert f"img/{img}.png" in md + page  # the HTML may carry it inline (data URI)
         assert (root / f"reports/img/{img}.png").read_bytes()[:4] == b"\x89PNG"
-    assert "| tiny_cnn |" in (root / "reports/index.md").read_text()
+    assert "| tiny_cnn |" in md

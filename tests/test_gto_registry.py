@@ -28,8 +28,9 @@ GTO = str(Path(sys.executable).parent / "gto")
 
 
 def git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def tags(root: Path) -> list[str]:
@@ -38,24 +39,35 @@ def tags(root: Path) -> list[str]:
 
 def write_result(root: Path, lr: float, accuracy: float, model: str = MODEL) -> None:
     """What ``dvc repro evaluate@<model>`` leaves: dvc.lock and the metrics (stubs)."""
-    lock = {"schema": "2.0", "stages": {
-        f"train@{model}": {
-            "cmd": f"python -m pipelines.flows.train {model}",
-            "deps": [{"path": "data/05_tokens/mnist", "md5": "d" * 32 + ".dir"},
-                     {"path": "pipelines/flows/train.py", "md5": "c" * 32}],
-            "params": {"params.yaml": {f"train.models.{model}": {"lr": lr, "epochs": 1}}},
-            "outs": [{"path": f"models/{model}", "md5": f"{int(lr * 1e6):032d}.dir"}]},
-        f"evaluate@{model}": {
-            "cmd": f"python -m pipelines.flows.evaluate {model}",
-            "deps": [{"path": "data/05_tokens/mnist", "md5": "d" * 32 + ".dir"},
-                     {"path": f"models/{model}", "md5": f"{int(lr * 1e6):032d}.dir"}],
-            "params": {"params.yaml": {"evaluate": {"batch_size": 1024}}},
-            "outs": [{"path": f"metrics/{model}.json", "md5": "e" * 32}]}}}
+    lock = {
+        "schema": "2.0",
+        "stages": {
+            f"train@{model}": {
+                "cmd": f"python -m pipelines.flows.train {model}",
+                "deps": [
+                    {"path": "data/05_tokens/mnist", "md5": "d" * 32 + ".dir"},
+                    {"path": "pipelines/flows/train.py", "md5": "c" * 32},
+                ],
+                "params": {"params.yaml": {f"train.models.{model}": {"lr": lr, "epochs": 1}}},
+                "outs": [{"path": f"models/{model}", "md5": f"{int(lr * 1e6):032d}.dir"}],
+            },
+            f"evaluate@{model}": {
+                "cmd": f"python -m pipelines.flows.evaluate {model}",
+                "deps": [
+                    {"path": "data/05_tokens/mnist", "md5": "d" * 32 + ".dir"},
+                    {"path": f"models/{model}", "md5": f"{int(lr * 1e6):032d}.dir"},
+                ],
+                "params": {"params.yaml": {"evaluate": {"batch_size": 1024}}},
+                "outs": [{"path": f"metrics/{model}.json", "md5": "e" * 32}],
+            },
+        },
+    }
     with (root / "dvc.lock").open("w") as f:
         YAML().dump(lock, f)
     (root / "metrics").mkdir(exist_ok=True)
-    (root / "metrics" / f"{model}.json").write_text(json.dumps(
-        {"validation": {"accuracy": accuracy}, "test": {"accuracy": accuracy - 0.01}}))
+    (root / "metrics" / f"{model}.json").write_text(
+        json.dumps({"validation": {"accuracy": accuracy}, "test": {"accuracy": accuracy - 0.01}})
+    )
 
 
 @pytest.fixture
@@ -67,8 +79,9 @@ def repo(tmp_path: Path) -> Path:
     write_params(root, {"retrain": {"model": MODEL, "margin": 0.01}})
     write_result(root, lr=0.003, accuracy=0.80)
     (root / ".dvc").mkdir()  # a DVC project (what `dvc init` leaves that matters here)
-    (root / ".dvc" / "config").write_text("[core]\n    analytics = false\n"
-                                          "    check_update = false\n")
+    (root / ".dvc" / "config").write_text(
+        "[core]\n    analytics = false\n    check_update = false\n"
+    )
     (root / ".dvc" / ".gitignore").write_text("/config.local\n/tmp\n/cache\n")
     git(root, "init", "-q")
     git(root, "config", "user.name", "ci")
@@ -86,8 +99,9 @@ def retrain(root: Path) -> tuple[RT.Verdict, list[dict]]:
 
 
 def gto_show(root: Path) -> dict:
-    out = subprocess.run([GTO, "show", "--json"], cwd=root, capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [GTO, "show", "--json"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout
     return json.loads(out)
 
 
@@ -96,6 +110,7 @@ def tag_message(root: Path, tag: str) -> str:
 
 
 # --- promotion both ways -----------------------------------------------------------------
+
 
 def test_first_and_better_challengers_get_a_version_and_the_champion_stage(repo):
     head = git(repo, "rev-parse", "HEAD")
@@ -111,31 +126,49 @@ def test_first_and_better_challengers_get_a_version_and_the_champion_stage(repo)
     write_result(repo, lr=0.05, accuracy=0.90)
     verdict, history = retrain(repo)
     assert verdict.decision == "promoted" and verdict.champion_value == 0.80
-    assert tags(repo) == [f"{MODEL}#champion#1", f"{MODEL}#champion#2",
-                          f"{MODEL}@v0.0.1", f"{MODEL}@v0.0.2"]
-    assert gto_show(repo)[MODEL] == {"version": "v0.0.2", "stage": {"champion": "v0.0.2"},
-                                     "registered": True, "active": True}
+    assert tags(repo) == [
+        f"{MODEL}#champion#1",
+        f"{MODEL}#champion#2",
+        f"{MODEL}@v0.0.1",
+        f"{MODEL}@v0.0.2",
+    ]
+    assert gto_show(repo)[MODEL] == {
+        "version": "v0.0.2",
+        "stage": {"champion": "v0.0.2"},
+        "registered": True,
+        "active": True,
+    }
     snap = git(repo, "rev-parse", f"{MODEL}@v0.0.2^{{commit}}")
     assert git(repo, "rev-parse", f"{snap}^") == head  # parent: HEAD
     assert git(repo, "show", f"{snap}:dvc.lock") == (repo / "dvc.lock").read_text().strip()
     assert json.loads(git(repo, "show", f"{snap}:metrics/{MODEL}.json"))["validation"] == {
-        "accuracy": 0.90}
+        "accuracy": 0.90
+    }
     # The branch, HEAD and the working tree are untouched: still the uncommitted result.
     assert git(repo, "rev-parse", "HEAD") == head
     assert git(repo, "status", "--porcelain", "--untracked-files=no").split() == [
-        "M", "dvc.lock", "M", f"metrics/{MODEL}.json"]
+        "M",
+        "dvc.lock",
+        "M",
+        f"metrics/{MODEL}.json",
+    ]
 
     # The judgement is in the annotated tags' messages...
     msg = tag_message(repo, f"{MODEL}@v0.0.2")
-    for line in ("decision: promoted", "metric: validation.accuracy", "value: 0.9",
-                 "champion_value: 0.8", "margin: 0.01", "dirty: True"):
+    for line in (
+        "decision: promoted",
+        "metric: validation.accuracy",
+        "value: 0.9",
+        "champion_value: 0.8",
+        "margin: 0.01",
+        "dirty: True",
+    ):
         assert line in msg.splitlines(), msg
     assert "better by 0.1" in msg and "dvc_lock: sha256:" in msg
     assert "decision: promoted" in tag_message(repo, f"{MODEL}#champion#2")
     # ... and read back from them: the champion as the flow sees it, weights hash included.
     champ = RT.GitTagRegistry(repo).champion(MODEL)
-    assert (champ["version"], champ["value"], champ["decision"]) == ("v0.0.2", 0.90,
-                                                                      "promoted")
+    assert (champ["version"], champ["value"], champ["decision"]) == ("v0.0.2", 0.90, "promoted")
     assert champ["model_hash"] == f"{50000:032d}.dir"
     assert champ["params"][f"train.models.{MODEL}"]["lr"] == 0.05
     assert [e["version"] for e in history] == ["v0.0.1", "v0.0.2"]
@@ -167,6 +200,7 @@ def test_a_worse_challenger_gets_a_version_but_not_the_champion_stage(repo):
 
 # --- idempotence: no new tag for a fingerprint already judged ---------------------------
 
+
 def test_duplicate_and_late_runs_create_no_tag(repo):
     assert retrain(repo)[0].decision == "promoted"
     before = tags(repo)
@@ -194,19 +228,23 @@ def test_judging_the_same_commit_twice_gives_two_versions(repo):
     write_result(repo, lr=1e-6, accuracy=0.50)
     git(repo, "commit", "-qam", "a worse result, committed")
     assert retrain(repo)[0].decision == "rejected"  # clean: at HEAD
-    assert git(repo, "rev-parse", f"{MODEL}@v0.0.2^{{commit}}") == git(repo, "rev-parse",
-                                                                         "HEAD")
+    assert git(repo, "rev-parse", f"{MODEL}@v0.0.2^{{commit}}") == git(repo, "rev-parse", "HEAD")
 
 
 # --- what reads the registry --------------------------------------------------------------
+
 
 def test_a_hand_made_rollback_is_the_champion(repo):
     """``gto assign`` by hand (a rollback) wins: the latest assignment counts, not SemVer."""
     retrain(repo)
     write_result(repo, lr=0.05, accuracy=0.90)
     retrain(repo)
-    subprocess.run([GTO, "assign", MODEL, "--version", "v0.0.1", "--stage", "champion",
-                    "--force"], cwd=repo, check=True, capture_output=True)
+    subprocess.run(
+        [GTO, "assign", MODEL, "--version", "v0.0.1", "--stage", "champion", "--force"],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
     champ = RT.GitTagRegistry(repo).champion(MODEL)
     assert champ["version"] == "v0.0.1" and champ["value"] == 0.80
 
@@ -218,8 +256,10 @@ def test_dvc_finds_the_champion_through_the_artifacts_section(repo):
     write_result(repo, lr=0.05, accuracy=0.90)
     retrain(repo)
     shown = dvc.api.artifacts_show(MODEL, stage="champion", repo=str(repo))
-    assert shown == {"rev": git(repo, "rev-parse", f"{MODEL}@v0.0.2^{{commit}}"),
-                     "path": f"models/{MODEL}"}
+    assert shown == {
+        "rev": git(repo, "rev-parse", f"{MODEL}@v0.0.2^{{commit}}"),
+        "path": f"models/{MODEL}",
+    }
 
 
 def test_every_model_is_a_dvc_artifact():

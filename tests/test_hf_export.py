@@ -90,8 +90,7 @@ def test_text_corpus_hops_load_with_datasets(tmp_path: Path, monkeypatch, hf_hom
         # The ids themselves come back unchanged, as Python ints.
         table = pq.read_table(data_dir("tokenize", "twitter", root) / f"{split}.parquet")
         assert tokens[split]["context_ids"] == table["context_ids"].to_pylist()
-        assert tokens[split].data.table.schema.field("context_ids").type == \
-            pa.list_(pa.int32())
+        assert tokens[split].data.table.schema.field("context_ids").type == pa.list_(pa.int32())
     # numpy formatting (what a training loop would use) keeps the integer ids.
     row = tokens["train"].with_format("numpy")[0]
     assert row["context_ids"].dtype.kind == "i"

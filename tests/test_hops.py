@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from rnnflow.hop import HOPS, data_dir
-from tests.conftest import run_hop, write_params
+from tests.conftest import run_hop
 
 SYNTHETIC = ("parity", "counting", "addition", "timeseries")
 
@@ -31,8 +31,10 @@ def test_synthetic_corpus_runs_every_hop(project: Path, corpus: str) -> None:
     run_all(corpus, project)
     tokens = data_dir("tokenize", corpus, project)
     spec = json.loads((tokens / "spec.json").read_text())
-    sizes = {s: pq.ParquetFile(tokens / f"{s}.parquet").metadata.num_rows
-             for s in ("train", "validation", "test")}
+    sizes = {
+        s: pq.ParquetFile(tokens / f"{s}.parquet").metadata.num_rows
+        for s in ("train", "validation", "test")
+    }
     params = json.loads((project / "params.yaml").read_text())
     n = params["fetch"][corpus]["n"]
     expected = n - params["format"][corpus].get("window", 0) if corpus == "timeseries" else n
@@ -46,7 +48,9 @@ def test_synthetic_corpus_runs_every_hop(project: Path, corpus: str) -> None:
     width = int(np.prod(spec["x_shape"]))
     assert table.schema.field("x").type.list_size == width
     for hop in HOPS:
-        report = json.loads((project / "reports" / "validation" / hop / f"{corpus}.json").read_text())
+        report = json.loads(
+            (project / "reports" / "validation" / hop / f"{corpus}.json").read_text()
+        )
         assert report["success"] is True and report["results"]
 
 
@@ -82,9 +86,11 @@ def test_targets_are_right(project: Path) -> None:
 def test_mnist_hops_keep_test_and_hold_out_validation(project: Path) -> None:
     run_all("mnist", project)
     tokens = data_dir("tokenize", "mnist", project)
-    n = {s: pq.ParquetFile(tokens / f"{s}.parquet").metadata.num_rows
-         for s in ("train", "validation", "test")}
-    assert n["test"] == 100                     # the published test set, untouched
+    n = {
+        s: pq.ParquetFile(tokens / f"{s}.parquet").metadata.num_rows
+        for s in ("train", "validation", "test")
+    }
+    assert n["test"] == 100  # the published test set, untouched
     assert n["train"] + n["validation"] == 300  # validation comes out of train
     assert 0 < n["validation"] < 100
     spec = json.loads((tokens / "spec.json").read_text())
@@ -136,8 +142,9 @@ def test_failing_hop_keeps_the_last_good_output(project: Path) -> None:
     assert run_hop("clean", "parity", project) == 1
     # The new output was not valid: the previous one stays, untouched, and no temp dir.
     assert pq.read_table(data_dir("clean", "parity", project) / "all.parquet").equals(before)
-    assert not [p for p in data_dir("clean", "parity", project).parent.iterdir()
-                if p.name.startswith(".")]
+    assert not [
+        p for p in data_dir("clean", "parity", project).parent.iterdir() if p.name.startswith(".")
+    ]
 
 
 def test_clean_drops_train_copies_of_test_images(project: Path) -> None:

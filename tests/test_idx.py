@@ -145,7 +145,8 @@ def test_images_must_be_28_by_28(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not MNIST_MIRROR.is_dir(), reason="no offline MNIST mirror")
 def test_real_mnist_mirror_files() -> None:
-    x, y = read_mnist_pair(MNIST_MIRROR / "t10k-images-idx3-ubyte.gz",
-                           MNIST_MIRROR / "t10k-labels-idx1-ubyte.gz")
+    x, y = read_mnist_pair(
+        MNIST_MIRROR / "t10k-images-idx3-ubyte.gz", MNIST_MIRROR / "t10k-labels-idx1-ubyte.gz"
+    )
     assert x.shape == (10000, 28, 28) and y.shape == (10000,)
     assert set(np.unique(y)) == set(range(10))

@@ -32,6 +32,7 @@ MODEL = "mnist_logreg"
 
 # --- fixtures ---------------------------------------------------------------------------
 
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -55,14 +56,31 @@ def server(tmp_path_factory):
     port = _free_port()
     api, ui = f"http://127.0.0.1:{port}/api", f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update({"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                "DO_NOT_TRACK": "1", "PREFECT_UI_API_URL": api,
-                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"})
+    env.update(
+        {
+            "PREFECT_HOME": str(home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "PREFECT_UI_API_URL": api,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        }
+    )
     log = (home / "server.log").open("w")
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
-         "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL)
+        [
+            str(Path(sys.executable).parent / "prefect"),
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while True:
         try:
@@ -103,19 +121,35 @@ def _tiny_mnist_mirror(mirror: Path) -> dict:
 
 
 def sh(args: list[str], cwd: Path, env: dict, timeout: float = 600) -> str:
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        args,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
     if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, args))} exited {proc.returncode}\n"
-                             f"stdout:\n{proc.stdout[-5000:]}\nstderr:\n{proc.stderr[-5000:]}")
+        raise AssertionError(
+            f"{' '.join(map(str, args))} exited {proc.returncode}\n"
+            f"stdout:\n{proc.stdout[-5000:]}\nstderr:\n{proc.stderr[-5000:]}"
+        )
     return proc.stdout + proc.stderr
 
 
 def project_env(root: Path, base_env: dict, mirror: Path) -> dict:
     env = dict(base_env)
-    env.update({"RNNFLOW_MIRROR": str(mirror), "PYTHONPATH": str(root),
-                "GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@localhost",
-                "GIT_COMMITTER_NAME": "ci", "GIT_COMMITTER_EMAIL": "ci@localhost"})
+    env.update(
+        {
+            "RNNFLOW_MIRROR": str(mirror),
+            "PYTHONPATH": str(root),
+            "GIT_AUTHOR_NAME": "ci",
+            "GIT_AUTHOR_EMAIL": "ci@localhost",
+            "GIT_COMMITTER_NAME": "ci",
+            "GIT_COMMITTER_EMAIL": "ci@localhost",
+        }
+    )
     return env
 
 
@@ -130,11 +164,21 @@ def base_project(tmp_path_factory, server):
     copy_checkout(root, skip=RUN_OUTPUTS + ("registry/",))
     env = project_env(root, senv, mirror)
     sh([sys.executable, "-m", "rnnflow.cli", "profile", "ci"], root, env)
-    W.set_params(root / "params.yaml", {
-        "fetch.mnist.sources.tiny": source, "fetch.mnist.source": "tiny",
-        "sample.mnist.train": None, "sample.mnist.validation": None, "sample.mnist.test": None,
-        f"train.models.{MODEL}.lr": 0.003, "train.device": "cpu", "train.threads": 1,
-        "retrain.model": MODEL, "retrain.margin": 0.01})
+    W.set_params(
+        root / "params.yaml",
+        {
+            "fetch.mnist.sources.tiny": source,
+            "fetch.mnist.source": "tiny",
+            "sample.mnist.train": None,
+            "sample.mnist.validation": None,
+            "sample.mnist.test": None,
+            f"train.models.{MODEL}.lr": 0.003,
+            "train.device": "cpu",
+            "train.threads": 1,
+            "retrain.model": MODEL,
+            "retrain.margin": 0.01,
+        },
+    )
     sh(["git", "init", "-q"], root, env)
     sh(["git", "add", "-A"], root, env)
     sh(["git", "commit", "-qm", "fresh copy"], root, env)
@@ -165,7 +209,9 @@ def artifacts_of(api: str, flow_run_id) -> list:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     with client(api) as c:
-        return c.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        return c.read_artifacts(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
 
 
 def params_of(root: Path) -> dict:
@@ -175,6 +221,7 @@ def params_of(root: Path) -> dict:
 
 
 # --- served deployments, a run through the API, the UI in a browser ---------------------
+
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
@@ -186,16 +233,21 @@ def test_served_deployments_run_from_the_api_and_show_in_the_ui(project, server,
     root, env = project
     api, ui, _ = server
     log = (tmp_path / "serve.log").open("w")
-    serve = subprocess.Popen([sys.executable, "-m", "pipelines.ops.serve"], cwd=root, env=env,
-                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.ops.serve"],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         # The deployments are registered, the retraining one with the cron from params.yaml.
         wanted = {"repro/repro", "retrain/scheduled", "search/search"}
         deadline = time.monotonic() + 120
         while True:
             with client(api) as c:
-                deps = {f"{c.read_flow(d.flow_id).name}/{d.name}": d
-                        for d in c.read_deployments()}
+                deps = {f"{c.read_flow(d.flow_id).name}/{d.name}": d for d in c.read_deployments()}
             if wanted <= set(deps):
                 break
             assert serve.poll() is None, (tmp_path / "serve.log").read_text()
@@ -208,9 +260,15 @@ def test_served_deployments_run_from_the_api_and_show_in_the_ui(project, server,
         # A run started through the API: dvc repro with a params override, in the workspace.
         with temporary_settings({PREFECT_API_URL: api}):
             run = run_deployment(
-                "repro/repro", timeout=400, poll_interval=1, as_subflow=False,
-                parameters={"targets": [f"evaluate@{MODEL}"],
-                            "overrides": {f"train.models.{MODEL}.epochs": 2}})
+                "repro/repro",
+                timeout=400,
+                poll_interval=1,
+                as_subflow=False,
+                parameters={
+                    "targets": [f"evaluate@{MODEL}"],
+                    "overrides": {f"train.models.{MODEL}.epochs": 2},
+                },
+            )
         assert run.state.type == StateType.COMPLETED, (tmp_path / "serve.log").read_text()
         arts = {a.key: a for a in artifacts_of(api, run.id)}
         md = arts["repro"].data
@@ -235,12 +293,24 @@ def check_run_page_in_browser(ui: str, run, tmp_path: Path) -> None:
         pytest.skip("no /usr/bin/chromium (`make test` installs it when run as root)")
     sync_api = pytest.importorskip("playwright.sync_api")
     shot = tmp_path / "flow-run.png"
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
-            args=flags, viewport={"width": 1400, "height": 900})
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=flags,
+            viewport={"width": 1400, "height": 900},
+        )
         try:
             page = browser.new_page()
             page.goto(f"{ui}/runs/flow-run/{run.id}", wait_until="load", timeout=60_000)
@@ -257,6 +327,7 @@ def check_run_page_in_browser(ui: str, run, tmp_path: Path) -> None:
 
 
 # --- retraining: champion / challenger ---------------------------------------------------
+
 
 def retrain(root: Path, env: dict) -> str:
     out = sh([sys.executable, "-m", "pipelines.ops.retrain"], root, env)
@@ -295,8 +366,9 @@ def test_retrain_promotes_only_a_better_challenger(project, server):
     assert len(entries()) == 2
 
     # Better, on a changed test split: the champion is scored again on the same examples.
-    W.set_params(root / "params.yaml", {f"{key}.lr": 0.05, f"{key}.epochs": 3,
-                                        "sample.mnist.test": 120})
+    W.set_params(
+        root / "params.yaml", {f"{key}.lr": 0.05, f"{key}.epochs": 3, "sample.mnist.test": 120}
+    )
     assert retrain(root, env) == "promoted"
     new = champion()
     assert new["value"] > new["champion_value"] + 0.01
@@ -307,20 +379,32 @@ def test_retrain_promotes_only_a_better_challenger(project, server):
     assert retrain(root, env) == "no change"
     assert [e["decision"] for e in entries()] == ["promoted", "rejected", "promoted"]
     tags = sh(["git", "tag", "-l"], root, env).split()
-    assert tags == [f"{MODEL}#champion#1", f"{MODEL}#champion#2", f"{MODEL}@v0.0.1",
-                    f"{MODEL}@v0.0.2", f"{MODEL}@v0.0.3"], tags
+    assert tags == [
+        f"{MODEL}#champion#1",
+        f"{MODEL}#champion#2",
+        f"{MODEL}@v0.0.1",
+        f"{MODEL}@v0.0.2",
+        f"{MODEL}@v0.0.3",
+    ], tags
 
     # Each run published a report saying what happened and why.
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     with client(api) as c:
-        arts = c.read_artifacts(artifact_filter=ArtifactFilter(
-            key=ArtifactFilterKey(any_=[W.artifact_key("retrain", MODEL)])))
+        arts = c.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[W.artifact_key("retrain", MODEL)])
+            )
+        )
     titles = [a.data.splitlines()[0] for a in arts]
     for title in ("promoted", "not promoted", "already judged", "no change"):
         assert f"# retrain {MODEL}: {title}" in titles, titles
-    promoted = next(a.data for a in arts if a.data.startswith(f"# retrain {MODEL}: promoted")
-                    and "champion scored again" in a.data.split("## Registry history")[0])
+    promoted = next(
+        a.data
+        for a in arts
+        if a.data.startswith(f"# retrain {MODEL}: promoted")
+        and "champion scored again" in a.data.split("## Registry history")[0]
+    )
     assert "train.models.mnist_logreg.lr" in promoted and "data/05_tokens/mnist" in promoted
 
 
@@ -351,10 +435,10 @@ def test_search_runs_four_trials_as_dvc_experiments(project, server):
     out = sh([sys.executable, "-m", "pipelines.ops.search", "search/tiny.yaml"], root, env)
     assert "search tiny: 4 trials" in out, out
 
-    shown = json.loads(sh([str(Path(sys.executable).parent / "dvc"), "exp", "show", "--json"],
-                          root, env))
-    exps = {r["name"]: r for rev in shown for e in rev.get("experiments") or []
-            for r in e["revs"]}
+    shown = json.loads(
+        sh([str(Path(sys.executable).parent / "dvc"), "exp", "show", "--json"], root, env)
+    )
+    exps = {r["name"]: r for rev in shown for e in rev.get("experiments") or [] for r in e["revs"]}
     names = sorted(n for n in exps if n.startswith("tiny-tpe-"))
     assert len(names) == 4, sorted(exps)
 
@@ -374,20 +458,25 @@ def test_search_runs_four_trials_as_dvc_experiments(project, server):
     assert "## Best" in md and best["experiment"] in md and "| trial |" in md
     assert "data:image/png;base64," in (root / "reports/search/tiny.html").read_text()
     # The workspace is left at the best trial.
-    assert params_of(root)["train"]["models"][MODEL]["lr"] == best["params"][
-        f"train.models.{MODEL}.lr"]
-    assert json.loads((root / f"metrics/{MODEL}.json").read_text())["validation"]["accuracy"] == \
-        pytest.approx(best["value"])
+    assert (
+        params_of(root)["train"]["models"][MODEL]["lr"]
+        == best["params"][f"train.models.{MODEL}.lr"]
+    )
+    assert json.loads((root / f"metrics/{MODEL}.json").read_text())["validation"][
+        "accuracy"
+    ] == pytest.approx(best["value"])
 
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
     with client(api) as c:
-        table = c.read_artifacts(artifact_filter=ArtifactFilter(
-            key=ArtifactFilterKey(any_=["search-tiny"])))
+        table = c.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["search-tiny"]))
+        )
     assert table and table[-1].type == "table"
 
 
 # --- compare two commits ----------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_compare_renders_one_self_contained_page(project):
@@ -404,8 +493,11 @@ def test_compare_renders_one_self_contained_page(project):
     sh(["git", "commit", "-qam", "second run"], root, env)
 
     out = tmp = root / "cmp.html"
-    sh([sys.executable, "-m", "rnnflow.cli", "compare", "HEAD~1", "HEAD", "-o", str(tmp)],
-       root, env)
+    sh(
+        [sys.executable, "-m", "rnnflow.cli", "compare", "HEAD~1", "HEAD", "-o", str(tmp)],
+        root,
+        env,
+    )
     page = out.read_text()
     assert page.count("<html") == 1
     assert "http://" not in page and "https://" not in page  # nothing from a CDN
@@ -416,6 +508,7 @@ def test_compare_renders_one_self_contained_page(project):
 
 
 # --- fast unit checks -------------------------------------------------------------------
+
 
 def test_decide_needs_more_than_the_margin():
     from pipelines.ops.retrain import decide
@@ -445,11 +538,17 @@ def test_set_params_keeps_comments_and_rejects_unknown_sections(tmp_path):
 
 
 def test_workspace_lock_keeps_a_second_run_out(tmp_path):
-    code = ("import sys, time; from pathlib import Path; from pipelines.ops.workspace import "
-            "workspace_lock\nwith workspace_lock(Path(sys.argv[1]), 'holder'):\n"
-            "    print('held', flush=True); time.sleep(30)\n")
-    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=PROJECT_ROOT,
-                              stdout=subprocess.PIPE, text=True)
+    code = (
+        "import sys, time; from pathlib import Path; from pipelines.ops.workspace import "
+        "workspace_lock\nwith workspace_lock(Path(sys.argv[1]), 'holder'):\n"
+        "    print('held', flush=True); time.sleep(30)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(W.WorkspaceBusy, match="holder"):
@@ -464,13 +563,19 @@ def test_workspace_lock_keeps_a_second_run_out(tmp_path):
 
 
 def test_search_spaces_grid_and_samplers():
-    from pipelines.ops.search import SearchSpec, Sampler, grid_points
+    from pipelines.ops.search import Sampler, SearchSpec, grid_points
 
-    spec = SearchSpec.model_validate({
-        "model": "m", "method": "grid",
-        "space": {"a.lr": {"type": "loguniform", "low": 1e-3, "high": 1e-1, "points": 3},
-                  "a.bs": {"type": "categorical", "choices": [32, 64]},
-                  "a.n": {"type": "int", "low": 1, "high": 2}}})
+    spec = SearchSpec.model_validate(
+        {
+            "model": "m",
+            "method": "grid",
+            "space": {
+                "a.lr": {"type": "loguniform", "low": 1e-3, "high": 1e-1, "points": 3},
+                "a.bs": {"type": "categorical", "choices": [32, 64]},
+                "a.n": {"type": "int", "low": 1, "high": 2},
+            },
+        }
+    )
     points = grid_points(spec)
     assert len(points) == 12 and points[0] == {"a.lr": 0.001, "a.bs": 32, "a.n": 1}
     assert sorted({p["a.lr"] for p in points}) == [0.001, 0.01, 0.1]

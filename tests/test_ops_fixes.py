@@ -27,6 +27,7 @@ MODEL = "mnist_logreg"
 
 # --- a. retrain --model ------------------------------------------------------------------
 
+
 @pytest.fixture
 def retrain_root(tmp_path: Path, monkeypatch) -> tuple[Path, list]:
     """A project root whose params name another model; DVC and judging are stand-ins."""
@@ -41,8 +42,17 @@ def retrain_root(tmp_path: Path, monkeypatch) -> tuple[Path, list]:
 
     def evaluate_and_record(root_, cfg, params_path, flow_run):
         calls.append(("judge", cfg.model))
-        cand = RT.Candidate(model=cfg.model, fingerprint="f" * 16, value=0.5, metrics={},
-                            params={}, deps={}, model_hash=None, commit=None, dirty=False)
+        cand = RT.Candidate(
+            model=cfg.model,
+            fingerprint="f" * 16,
+            value=0.5,
+            metrics={},
+            params={},
+            deps={},
+            model_hash=None,
+            commit=None,
+            dirty=False,
+        )
         return cand, RT.Verdict("no change", "stand-in", None), None, []
 
     monkeypatch.setattr(RT, "reproduce", reproduce)
@@ -84,25 +94,35 @@ def test_retrain_config_override_keeps_the_rest_and_validates():
 
 # --- b. already judged, anywhere in the history ------------------------------------------
 
+
 def _cfg(**kw) -> RT.RetrainConfig:
     return RT.RetrainConfig(model=MODEL, margin=0.0, **kw)
 
 
 def _cand(fp: str, value: float) -> RT.Candidate:
-    return RT.Candidate(model=MODEL, fingerprint=fp, value=value, metrics={}, params={},
-                        deps={}, model_hash=None, commit=None, dirty=False)
+    return RT.Candidate(
+        model=MODEL,
+        fingerprint=fp,
+        value=value,
+        metrics={},
+        params={},
+        deps={},
+        model_hash=None,
+        commit=None,
+        dirty=False,
+    )
 
 
 def _entry(cand: RT.Candidate, decision: str, champion_value) -> dict:
-    e = {**RT.asdict(cand), "decision": decision, "reason": "r",
-         "champion_value": champion_value}
+    e = {**RT.asdict(cand), "decision": decision, "reason": "r", "champion_value": champion_value}
     e.pop("model")
     return e
 
 
 def _git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 @pytest.fixture
@@ -142,8 +162,9 @@ def test_the_champion_and_new_challengers_are_still_judged(registry, tmp_path):
     assert RT.judge(tmp_path, registry, _cand("e" * 16, 0.5), _cfg(), {}).decision == "rejected"
 
 
-def test_the_registry_gets_no_second_entry_for_a_judged_fingerprint(registry, tmp_path,
-                                                                    monkeypatch):
+def test_the_registry_gets_no_second_entry_for_a_judged_fingerprint(
+    registry, tmp_path, monkeypatch
+):
     root = registry.root
     monkeypatch.setattr(RT, "read_candidate", lambda r, m, metric: _cand("b" * 16, 0.7))
     before = _git(root, "tag", "-l").split()
@@ -185,8 +206,13 @@ def test_metrics_diff_lists_only_numeric_non_timing_metrics():
         ("metrics/mnist_logreg_train.json", "epochs"),
         ("metrics/mnist_logreg_train.json", "val_accuracy"),
     ]
-    assert rows[0] == {"file": "metrics/mnist_logreg.json", "metric": "test.accuracy",
-                       "old": 0.81, "new": 0.84, "change": 0.03}
+    assert rows[0] == {
+        "file": "metrics/mnist_logreg.json",
+        "metric": "test.accuracy",
+        "old": 0.81,
+        "new": 0.84,
+        "change": 0.03,
+    }
     assert R.metrics_diff_rows({"diff": DIFF}) == rows  # the Python API's wrapping
 
 
@@ -195,10 +221,23 @@ def test_a_metric_that_appears_or_disappears_is_listed():
     assert [r["metric"] for r in rows] == ["gone", "test.f1"]
 
 
-@pytest.mark.parametrize("key, timing", [
-    ("seconds", True), ("wall_seconds", True), ("run_seconds", True), ("train.time", True),
-    ("wall", True), ("epoch_time", True), ("wall_s", True), ("test.accuracy", False),
-    ("val_loss", False), ("loss", False), ("epochs", False), ("timestamps_seen", False)])
+@pytest.mark.parametrize(
+    "key, timing",
+    [
+        ("seconds", True),
+        ("wall_seconds", True),
+        ("run_seconds", True),
+        ("train.time", True),
+        ("wall", True),
+        ("epoch_time", True),
+        ("wall_s", True),
+        ("test.accuracy", False),
+        ("val_loss", False),
+        ("loss", False),
+        ("epochs", False),
+        ("timestamps_seen", False),
+    ],
+)
 def test_timing_keys(key, timing):
     assert R.is_timing(key) is timing
 

@@ -44,30 +44,56 @@ FLOW_SCRIPT = textwrap.dedent('''\
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PREFECT__") and k not in ("PREFECT_API_URL", "PREFECT_API_KEY")}
-    env.update({"PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}", "PYTHONPATH": str(PROJECT_ROOT),
-                "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1",
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                "GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@localhost",
-                "GIT_COMMITTER_NAME": "ci", "GIT_COMMITTER_EMAIL": "ci@localhost"})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PREFECT__") and k not in ("PREFECT_API_URL", "PREFECT_API_KEY")
+    }
+    env.update(
+        {
+            "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "DO_NOT_TRACK": "1",
+            "DVC_NO_ANALYTICS": "1",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "GIT_AUTHOR_NAME": "ci",
+            "GIT_AUTHOR_EMAIL": "ci@localhost",
+            "GIT_COMMITTER_NAME": "ci",
+            "GIT_COMMITTER_EMAIL": "ci@localhost",
+        }
+    )
     env.update(extra)
     return env
 
 
 def _run(args: list, cwd: Path, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    assert proc.returncode == 0, (f"{' '.join(map(str, args))} exited {proc.returncode}\n"
-                                  f"stdout:\n{proc.stdout[-5000:]}\nstderr:\n{proc.stderr[-5000:]}")
+    proc = subprocess.run(
+        [str(a) for a in args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0, (
+        f"{' '.join(map(str, args))} exited {proc.returncode}\n"
+        f"stdout:\n{proc.stdout[-5000:]}\nstderr:\n{proc.stderr[-5000:]}"
+    )
     return proc
 
 
 # --- fast: no server -------------------------------------------------------------------
 
+
 def test_help_works():
-    proc = subprocess.run([sys.executable, "-m", "pipelines.ops.prefect_session", "--help"],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines.ops.prefect_session", "--help"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "-- CMD ARGS" in proc.stdout and "PREFECT_API_URL" in proc.stdout
 
@@ -78,11 +104,25 @@ def test_existing_api_url_is_used_and_exit_code_passed_on(tmp_path, monkeypatch)
     with prefect_server(tmp_path / "home", quiet=True) as api:
         assert api == "http://127.0.0.1:9/api"
     assert not (tmp_path / "home").exists()
-    code = ("import os, sys; print(os.environ['PREFECT_API_URL']); sys.exit(3)")
-    proc = subprocess.run([sys.executable, "-m", "pipelines.ops.prefect_session", "--home",
-                           str(tmp_path / "home"), "--", sys.executable, "-c", code],
-                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
-                          env=_clean_env(PREFECT_API_URL="http://127.0.0.1:9/api"))
+    code = "import os, sys; print(os.environ['PREFECT_API_URL']); sys.exit(3)"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.ops.prefect_session",
+            "--home",
+            str(tmp_path / "home"),
+            "--",
+            sys.executable,
+            "-c",
+            code,
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_clean_env(PREFECT_API_URL="http://127.0.0.1:9/api"),
+    )
     assert proc.returncode == 3, proc.stderr
     assert proc.stdout.strip() == "http://127.0.0.1:9/api"
     assert not (tmp_path / "home").exists()
@@ -90,12 +130,17 @@ def test_existing_api_url_is_used_and_exit_code_passed_on(tmp_path, monkeypatch)
 
 # --- slow: a real server, a real dvc repro ----------------------------------------------
 
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_dvc_repro_runs_persist_in_the_session_server(tmp_path, monkeypatch):
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (FlowFilter, FlowFilterName, FlowRunFilter,
-                                                FlowRunFilterId)
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterId,
+    )
     from prefect.client.schemas.objects import StateType
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -103,9 +148,11 @@ def test_dvc_repro_runs_persist_in_the_session_server(tmp_path, monkeypatch):
     root.mkdir()
     env = _clean_env(PREFECT_HOME=str(home))
     (root / "flow.py").write_text(FLOW_SCRIPT)
-    stages = "".join(f"  {s}:\n    cmd: {sys.executable} flow.py {name} {s}.txt\n"
-                     f"    deps: [flow.py]\n    outs: [{s}.txt]\n"
-                     for s, name in zip(("first", "second"), FLOWS))
+    stages = "".join(
+        f"  {s}:\n    cmd: {sys.executable} flow.py {name} {s}.txt\n"
+        f"    deps: [flow.py]\n    outs: [{s}.txt]\n"
+        for s, name in zip(("first", "second"), FLOWS)
+    )
     (root / "dvc.yaml").write_text("stages:\n" + stages)
     _run(["git", "init", "-q"], root, env)
     _run([BIN / "dvc", "init", "-q"], root, env)
@@ -114,8 +161,20 @@ def test_dvc_repro_runs_persist_in_the_session_server(tmp_path, monkeypatch):
     _run(["git", "add", "-A"], root, env)
     _run(["git", "commit", "-qm", "tiny flow project"], root, env)
 
-    proc = _run([sys.executable, "-m", "pipelines.ops.prefect_session", "--home", home, "--",
-                 BIN / "dvc", "repro"], root, env)
+    proc = _run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.ops.prefect_session",
+            "--home",
+            home,
+            "--",
+            BIN / "dvc",
+            "repro",
+        ],
+        root,
+        env,
+    )
     out = proc.stdout + proc.stderr
     assert (root / "first.txt").read_text().strip() == FLOWS[0]
     assert (root / "second.txt").read_text().strip() == FLOWS[1]
@@ -131,14 +190,20 @@ def test_dvc_repro_runs_persist_in_the_session_server(tmp_path, monkeypatch):
     with prefect_server(home, quiet=True) as api, temporary_settings({PREFECT_API_URL: api}):
         with get_client(sync_client=True) as client:
             runs = client.read_flow_runs(
-                flow_filter=FlowFilter(name=FlowFilterName(any_=list(FLOWS))))
-            flows = {f.id: f.name for f in client.read_flows(
-                flow_filter=FlowFilter(name=FlowFilterName(any_=list(FLOWS))))}
+                flow_filter=FlowFilter(name=FlowFilterName(any_=list(FLOWS)))
+            )
+            flows = {
+                f.id: f.name
+                for f in client.read_flows(
+                    flow_filter=FlowFilter(name=FlowFilterName(any_=list(FLOWS)))
+                )
+            }
             assert sorted(flows[r.flow_id] for r in runs) == sorted(FLOWS), runs
             for run in runs:
                 assert run.state.type == StateType.COMPLETED, (flows[run.flow_id], run.state)
                 arts = client.read_artifacts(
-                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id]))
+                )
                 assert [a.key for a in arts] == [flows[run.flow_id]], arts
                 assert f"# {flows[run.flow_id]}" in arts[0].data
     assert "PREFECT_API_URL" not in os.environ

@@ -24,9 +24,11 @@ from stages.corpora.text import TextSourceError, read_alternating, read_parallel
 from stages.corpora.texttok import SPECIALS, UNK, TextTokenizeConfig
 from stages.format import SplitConfig, assign_hash
 
-FAST = settings(max_examples=100, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow])
+FAST = settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 _BASE: list[Path] = []
@@ -47,20 +49,23 @@ def _tmpdir() -> Path:
 # --- the word codec: encode then decode keeps every in-vocabulary word -------------------
 
 # Letters (accented, Greek, CJK), digits, combining marks, punctuation, symbols, spaces.
-WORDY = st.text(st.sampled_from(list("abcAB çéÉñßΣσ日本٣3 ́.,!?¿'\"-_<>/@#\t\u00a0")),
-                max_size=30)
+WORDY = st.text(st.sampled_from(list("abcAB çéÉñßΣσ日本٣3 ́.,!?¿'\"-_<>/@#\t\u00a0")), max_size=30)
 
 
 @FAST
-@given(train=st.lists(WORDY, min_size=1, max_size=12), other=st.lists(WORDY, max_size=6),
-       min_freq=st.integers(1, 3), lowercase=st.booleans())
+@given(
+    train=st.lists(WORDY, min_size=1, max_size=12),
+    other=st.lists(WORDY, max_size=6),
+    min_freq=st.integers(1, 3),
+    lowercase=st.booleans(),
+)
 def test_word_codec_round_trip_keeps_in_vocabulary_words(train, other, min_freq, lowercase):
     cfg = TextTokenizeConfig(min_freq=min_freq, lowercase=lowercase)
     tbl = pa.table({"row_id": pa.array(range(len(train)), pa.uint64()), "text": train})
     art = texttok.fit(tbl.to_batches(max_chunksize=3), ("text",), cfg)
     vocab = art["vocab.json"]
-    assert vocab[:len(SPECIALS)] == list(SPECIALS) and len(set(vocab)) == len(vocab)
-    known = set(vocab[len(SPECIALS):])
+    assert vocab[: len(SPECIALS)] == list(SPECIALS) and len(set(vocab)) == len(vocab)
+    known = set(vocab[len(SPECIALS) :])
     words = texttok.pretokenize(pa.array(train), lowercase).to_pylist()
     counts = Counter(w for row in words for w in row)
     assert known == {w for w, n in counts.items() if n >= min_freq}
@@ -68,8 +73,9 @@ def test_word_codec_round_trip_keeps_in_vocabulary_words(train, other, min_freq,
     texts = train + other
     ids = texttok.encode_word(pa.array(texts), vocab, lowercase)
     assert ids.type == pa.list_(pa.int32())
-    for text, row, tokens in zip(texts, ids.to_pylist(),
-                                 texttok.pretokenize(pa.array(texts), lowercase).to_pylist()):
+    for text, row, tokens in zip(
+        texts, ids.to_pylist(), texttok.pretokenize(pa.array(texts), lowercase).to_pylist()
+    ):
         assert all(0 <= i < len(vocab) for i in row)
         decoded = texttok.decode(row, art)
         assert decoded == [t if t in known else SPECIALS[UNK] for t in tokens], text
@@ -83,8 +89,12 @@ CODES = sorted(IDX_DTYPES)
 
 
 @FAST
-@given(data=st.binary(max_size=64), how=st.sampled_from(["raw", "gzipped", "raw named .gz"]),
-       dims=st.integers(1, 3), code=st.sampled_from(CODES))
+@given(
+    data=st.binary(max_size=64),
+    how=st.sampled_from(["raw", "gzipped", "raw named .gz"]),
+    dims=st.integers(1, 3),
+    code=st.sampled_from(CODES),
+)
 def test_idx_random_bytes_never_crash(data, how, dims, code):
     path = _tmpdir() / ("f" if how == "raw" else "f.gz")
     path.write_bytes(gzip.compress(data, mtime=0) if how == "gzipped" else data)
@@ -97,13 +107,19 @@ def test_idx_random_bytes_never_crash(data, how, dims, code):
 
 
 @FAST
-@given(magic=st.sampled_from([b"\0\0", b"\0\x01", b"\x01\0", b"\x1f\x8b"]),
-       code=st.sampled_from(CODES + [0x00, 0x0A, 0xFF]), want_code=st.sampled_from(CODES),
-       ndim=st.integers(0, 4), want=st.integers(1, 3),
-       shape=st.lists(st.integers(0, 5), min_size=0, max_size=4),
-       delta=st.integers(-9, 9), gz=st.booleans())
-def test_idx_headers_that_disagree_are_idx_errors(magic, code, want_code, ndim, want, shape,
-                                                  delta, gz):
+@given(
+    magic=st.sampled_from([b"\0\0", b"\0\x01", b"\x01\0", b"\x1f\x8b"]),
+    code=st.sampled_from(CODES + [0x00, 0x0A, 0xFF]),
+    want_code=st.sampled_from(CODES),
+    ndim=st.integers(0, 4),
+    want=st.integers(1, 3),
+    shape=st.lists(st.integers(0, 5), min_size=0, max_size=4),
+    delta=st.integers(-9, 9),
+    gz=st.booleans(),
+)
+def test_idx_headers_that_disagree_are_idx_errors(
+    magic, code, want_code, ndim, want, shape, delta, gz
+):
     """Wrong magic, dtype, dimension count, or a payload longer/shorter than the dims say."""
     shape = (shape + [1] * 4)[:ndim]
     header = magic + bytes([code, ndim]) + struct.pack(f">{ndim}I", *shape)
@@ -113,20 +129,24 @@ def test_idx_headers_that_disagree_are_idx_errors(magic, code, want_code, ndim, 
     raw = header + payload
     path = _tmpdir() / ("x.gz" if gz else "x")
     path.write_bytes(gzip.compress(raw, mtime=0) if gz else raw)
-    ok = (magic == b"\0\0" and code == want_code and ndim == want and delta == 0)
+    ok = magic == b"\0\0" and code == want_code and ndim == want and delta == 0
     if ok:
         arr = read_idx(path, dims=want, dtype_code=want_code)
         assert arr.shape == tuple(shape)
-        assert arr.tobytes() == np.frombuffer(payload, IDX_DTYPES[code]).astype(
-            arr.dtype).tobytes()
+        assert arr.tobytes() == np.frombuffer(payload, IDX_DTYPES[code]).astype(arr.dtype).tobytes()
     else:
         with pytest.raises(IdxError, match="x"):
             read_idx(path, dims=want, dtype_code=want_code)
 
 
 @FAST
-@given(shape=st.lists(st.integers(0, 4), min_size=1, max_size=3), code=st.sampled_from(CODES),
-       gz=st.booleans(), cut=st.floats(0, 1, exclude_max=True), seed=st.integers(0, 99))
+@given(
+    shape=st.lists(st.integers(0, 4), min_size=1, max_size=3),
+    code=st.sampled_from(CODES),
+    gz=st.booleans(),
+    cut=st.floats(0, 1, exclude_max=True),
+    seed=st.integers(0, 99),
+)
 def test_idx_round_trip_and_every_truncation_fails(shape, code, gz, cut, seed):
     dtype = IDX_DTYPES[code]
     rng = np.random.default_rng(seed)
@@ -136,7 +156,7 @@ def test_idx_round_trip_and_every_truncation_fails(shape, code, gz, cut, seed):
     back = read_idx(path, dims=len(shape), dtype_code=code)
     assert back.shape == arr.shape and np.array_equal(back, arr)
     full = path.read_bytes()
-    path.write_bytes(full[:int(len(full) * cut)])  # strictly shorter
+    path.write_bytes(full[: int(len(full) * cut)])  # strictly shorter
     with pytest.raises(IdxError):
         read_idx(path, dims=len(shape), dtype_code=code)
 
@@ -151,8 +171,12 @@ def _ids(values: list[str]) -> pa.Array:
 
 
 @FAST
-@given(values=st.lists(st.text(max_size=12), min_size=1, max_size=60),
-       frac=FRACTIONS, seed=st.integers(0, 2**63 - 1), data=st.data())
+@given(
+    values=st.lists(st.text(max_size=12), min_size=1, max_size=60),
+    frac=FRACTIONS,
+    seed=st.integers(0, 2**63 - 1),
+    data=st.data(),
+)
 def test_hash_split_is_stable_and_per_row(values, frac, seed, data):
     cfg = SplitConfig(validation=frac[0], test=frac[1], seed=seed)
     ids = _ids(values)
@@ -177,17 +201,20 @@ def test_hash_split_is_stable_and_per_row(values, frac, seed, data):
 def test_hash_split_proportions(frac, seed, start):
     n = 40_000
     table = pa.table({"k": pa.array(np.arange(start, start + n, dtype=np.int64))})
-    split = assign_hash(row_hash(table, ("k",)), "all", SplitConfig(
-        validation=frac[0], test=frac[1], seed=seed))
-    for name, p in (("validation", frac[0]), ("test", frac[1]),
-                    ("train", 1 - frac[0] - frac[1])):
+    split = assign_hash(
+        row_hash(table, ("k",)), "all", SplitConfig(validation=frac[0], test=frac[1], seed=seed)
+    )
+    for name, p in (("validation", frac[0]), ("test", frac[1]), ("train", 1 - frac[0] - frac[1])):
         got = float(np.mean(split == name))
         assert abs(got - p) <= 6 * (p * (1 - p) / n) ** 0.5 + 1e-9, (name, got, p)
 
 
 @FAST
-@given(values=st.lists(st.text(max_size=8), min_size=1, max_size=40, unique=True),
-       val=st.floats(0, 0.5), seed=st.integers(0, 2**32))
+@given(
+    values=st.lists(st.text(max_size=8), min_size=1, max_size=40, unique=True),
+    val=st.floats(0, 0.5),
+    seed=st.integers(0, 2**32),
+)
 def test_given_split_keeps_test_and_holds_validation_out_of_train(values, val, seed):
     cfg = SplitConfig(method="given", validation=val, seed=seed)
     ids = _ids(values)
@@ -201,18 +228,20 @@ def test_given_split_keeps_test_and_holds_validation_out_of_train(values, val, s
 
 # Field text: anything but the line terminator \n, a \r (CRLF ends are added separately),
 # a tab (TSV separator) and a BOM; U+2028, U+0085, U+2029, \v and \f are ordinary characters.
-FIELD_CHARS = st.characters(blacklist_categories=("Cs",),
-                            blacklist_characters="\n\r\t\ufeff")
-FIELD = st.text(st.one_of(FIELD_CHARS, st.sampled_from(["\u2028", "\u0085", "\u2029", "\x0b",
-                                                        "\x0c", " ", "é", "日"])),
-                max_size=15)
+FIELD_CHARS = st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r\t\ufeff")
+FIELD = st.text(
+    st.one_of(
+        FIELD_CHARS, st.sampled_from(["\u2028", "\u0085", "\u2029", "\x0b", "\x0c", " ", "é", "日"])
+    ),
+    max_size=15,
+)
 EOL = st.sampled_from(["\n", "\r\n"])
 
 
 def _write(lines: list[str], eols: list[str], final: bool, gz: bool, bom: bool) -> Path:
     text = "".join(ln + e for ln, e in zip(lines, eols))
     if not final:  # no line end after the last line
-        text = text[:-len(eols[-1])]
+        text = text[: -len(eols[-1])]
     raw = (b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8")
     path = _tmpdir() / ("src.txt.gz" if gz else "src.txt")
     path.write_bytes(gzip.compress(raw, mtime=0) if gz else raw)
@@ -234,9 +263,15 @@ def _collect(tables, columns) -> dict[str, list[str]]:
 
 
 @FAST
-@given(rows=st.lists(st.lists(FIELD, min_size=2, max_size=2), min_size=1, max_size=12),
-       ncols=st.integers(1, 3), final=st.booleans(), gz=st.booleans(), bom=st.booleans(),
-       chunk=st.integers(1, 5), data=st.data())
+@given(
+    rows=st.lists(st.lists(FIELD, min_size=2, max_size=2), min_size=1, max_size=12),
+    ncols=st.integers(1, 3),
+    final=st.booleans(),
+    gz=st.booleans(),
+    bom=st.booleans(),
+    chunk=st.integers(1, 5),
+    data=st.data(),
+)
 def test_tsv_round_trip(rows, ncols, final, gz, bom, chunk, data):
     rows = [(r * 2)[:ncols] for r in rows]
     lines = ["\t".join(r) for r in rows]
@@ -248,8 +283,12 @@ def test_tsv_round_trip(rows, ncols, final, gz, bom, chunk, data):
 
 
 @FAST
-@given(rows=st.lists(st.lists(FIELD, min_size=2, max_size=2), min_size=1, max_size=10),
-       bad=st.data(), final=st.booleans(), chunk=st.integers(1, 5))
+@given(
+    rows=st.lists(st.lists(FIELD, min_size=2, max_size=2), min_size=1, max_size=10),
+    bad=st.data(),
+    final=st.booleans(),
+    chunk=st.integers(1, 5),
+)
 def test_tsv_field_with_a_tab_is_an_error_naming_the_line(rows, bad, final, chunk):
     i = bad.draw(st.integers(0, len(rows) - 1))
     rows[i] = [rows[i][0] + "\t" + bad.draw(FIELD), rows[i][1]]  # 3 fields where 2 are due
@@ -261,10 +300,16 @@ def test_tsv_field_with_a_tab_is_an_error_naming_the_line(rows, bad, final, chun
 
 
 @FAST
-@given(pairs=st.lists(st.tuples(FIELD.filter(lambda s: "\t" not in s), FIELD),
-                      min_size=1, max_size=12),
-       final=st.tuples(st.booleans(), st.booleans()), gz=st.tuples(st.booleans(), st.booleans()),
-       bom=st.booleans(), chunk=st.integers(1, 5), data=st.data())
+@given(
+    pairs=st.lists(
+        st.tuples(FIELD.filter(lambda s: "\t" not in s), FIELD), min_size=1, max_size=12
+    ),
+    final=st.tuples(st.booleans(), st.booleans()),
+    gz=st.tuples(st.booleans(), st.booleans()),
+    bom=st.booleans(),
+    chunk=st.integers(1, 5),
+    data=st.data(),
+)
 def test_parallel_round_trip(pairs, final, gz, bom, chunk, data):
     paths = []
     for side in (0, 1):
@@ -280,8 +325,12 @@ def test_parallel_round_trip(pairs, final, gz, bom, chunk, data):
 
 
 @FAST
-@given(lines=st.lists(FIELD, min_size=1, max_size=8), extra=st.integers(1, 3),
-       chunk=st.integers(1, 5), data=st.data())
+@given(
+    lines=st.lists(FIELD, min_size=1, max_size=8),
+    extra=st.integers(1, 3),
+    chunk=st.integers(1, 5),
+    data=st.data(),
+)
 def test_parallel_files_of_different_lengths_are_an_error(lines, extra, chunk, data):
     a = _write(lines, _eols(data, len(lines)), True, False, False)
     longer = lines + ["x"] * extra
@@ -292,9 +341,15 @@ def test_parallel_files_of_different_lengths_are_an_error(lines, extra, chunk, d
 
 
 @FAST
-@given(pairs=st.lists(st.tuples(FIELD, FIELD), min_size=1, max_size=10), final=st.booleans(),
-       gz=st.booleans(), bom=st.booleans(), chunk=st.integers(1, 5), odd=st.booleans(),
-       data=st.data())
+@given(
+    pairs=st.lists(st.tuples(FIELD, FIELD), min_size=1, max_size=10),
+    final=st.booleans(),
+    gz=st.booleans(),
+    bom=st.booleans(),
+    chunk=st.integers(1, 5),
+    odd=st.booleans(),
+    data=st.data(),
+)
 def test_alternating_round_trip_and_odd_count(pairs, final, gz, bom, chunk, odd, data):
     lines = [x for p in pairs for x in p] + (["orphan"] if odd else [])
     assume(final or lines[-1] != "")

@@ -32,10 +32,45 @@ from tests.test_text_corpora import GUTENBERG_FOOTER, GUTENBERG_HEADER
 
 pytestmark = pytest.mark.slow
 
-WORDS_ES = ["el", "gato", "perro", "come", "bebe", "agua", "pan", "niño", "ve", "grande",
-            "casa", "rojo", "y", "mira", "libro"]
-ES_EN = dict(zip(WORDS_ES, ["the", "cat", "dog", "eats", "drinks", "water", "bread", "boy",
-                            "sees", "big", "house", "red", "and", "looks", "book"]))
+WORDS_ES = [
+    "el",
+    "gato",
+    "perro",
+    "come",
+    "bebe",
+    "agua",
+    "pan",
+    "niño",
+    "ve",
+    "grande",
+    "casa",
+    "rojo",
+    "y",
+    "mira",
+    "libro",
+]
+ES_EN = dict(
+    zip(
+        WORDS_ES,
+        [
+            "the",
+            "cat",
+            "dog",
+            "eats",
+            "drinks",
+            "water",
+            "bread",
+            "boy",
+            "sees",
+            "big",
+            "house",
+            "red",
+            "and",
+            "looks",
+            "book",
+        ],
+    )
+)
 
 
 def _gz(text: str) -> bytes:
@@ -53,7 +88,8 @@ def _zip(members: dict[str, str]) -> bytes:
 def _idx(array: np.ndarray) -> bytes:
     code = 0x08  # unsigned byte
     header = bytes([0, 0, code, array.ndim]) + b"".join(
-        int(d).to_bytes(4, "big") for d in array.shape)
+        int(d).to_bytes(4, "big") for d in array.shape
+    )
     return gzip.compress(header + array.astype(np.uint8).tobytes(), mtime=0)
 
 
@@ -73,28 +109,41 @@ def published_files(rng: np.random.Generator) -> dict[str, bytes]:
         return " ".join(words) + f" {i}.", " ".join(ES_EN[w] for w in words) + f" {i}."
 
     subs = [pair(i) for i in range(700)]
-    files["opus/en-es.txt.zip"] = _zip({
-        "README": "OPUS fixture\n",
-        "OpenSubtitles.en-es.es": "".join(es + "\n" for es, _ in subs),
-        "OpenSubtitles.en-es.en": "".join(en + "\n" for _, en in subs)})
+    files["opus/en-es.txt.zip"] = _zip(
+        {
+            "README": "OPUS fixture\n",
+            "OpenSubtitles.en-es.es": "".join(es + "\n" for es, _ in subs),
+            "OpenSubtitles.en-es.en": "".join(en + "\n" for _, en in subs),
+        }
+    )
     tatoeba = [pair(i) for i in range(1000, 1900)]
-    files["anki/spa-eng.zip"] = _zip({
-        "_about.txt": "fixture\n",
-        "spa.txt": "".join(f"{en}\t{es}\tCC-BY 2.0 (France) #{i}\n"
-                           for i, (es, en) in enumerate(tatoeba))})
+    files["anki/spa-eng.zip"] = _zip(
+        {
+            "_about.txt": "fixture\n",
+            "spa.txt": "".join(
+                f"{en}\t{es}\tCC-BY 2.0 (France) #{i}\n" for i, (es, en) in enumerate(tatoeba)
+            ),
+        }
+    )
     lines = []
     for i in range(600):
-        lines += [f"@user{i} what do you think about the {WORDS_ES[i % 15]} number {i} ?",
-                  f"i think it is {ES_EN[WORDS_ES[(i * 7) % 15]]} and fine {i} !"]
+        lines += [
+            f"@user{i} what do you think about the {WORDS_ES[i % 15]} number {i} ?",
+            f"i think it is {ES_EN[WORDS_ES[(i * 7) % 15]]} and fine {i} !",
+        ]
     files["twitter/twitter_en.txt.gz"] = _gz("".join(line + "\n" for line in lines))
     for book in (11, 84, 1342, 1661, 2600, 3261):
         body = []
         for p in range(120):
             words = [ES_EN[str(w)] for w in rng.choice(WORDS_ES, size=12)]
-            body += [f"Paragraph {p} of book {book}: " + " ".join(words[:6]),
-                     " ".join(words[6:]) + ".", ""]
+            body += [
+                f"Paragraph {p} of book {book}: " + " ".join(words[:6]),
+                " ".join(words[6:]) + ".",
+                "",
+            ]
         files[f"gutenberg/{book}/pg{book}.txt"] = "\n".join(
-            GUTENBERG_HEADER + body + GUTENBERG_FOOTER).encode()
+            GUTENBERG_HEADER + body + GUTENBERG_FOOTER
+        ).encode()
     speeches = []
     for s in range(300):
         speeches += [f"Citizen {s}:", f"the {ES_EN[WORDS_ES[s % 15]]} speaks line {s}.", ""]
@@ -121,11 +170,12 @@ def point_params_at(params: dict, base: str, files: dict[str, bytes]) -> dict:
 
 
 def sh(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 2400) -> str:
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} exited {proc.returncode}\n"
-                             f"stdout:\n{proc.stdout[-5000:]}\nstderr:\n{proc.stderr[-8000:]}")
+        raise AssertionError(
+            f"{' '.join(args)} exited {proc.returncode}\n"
+            f"stdout:\n{proc.stdout[-5000:]}\nstderr:\n{proc.stderr[-8000:]}"
+        )
     return proc.stdout + proc.stderr
 
 
@@ -144,12 +194,22 @@ def online_run(served: Server, tmp_path_factory) -> tuple[Path, dict[str, str], 
     (root / "params.yaml").write_text(json.dumps(params, indent=1))  # JSON is YAML
     assert not (root / "sources").exists()  # first use everywhere: no committed locks copied
     venv = Path(sys.executable).parent.parent
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("RNNFLOW_MIRROR", "PREFECT_API_URL") and "proxy" not in k.lower()}
-    env.update({"PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
-                "PREFECT_HOME": str(root / ".prefect"), "PYTHONPATH": str(root),
-                "GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@localhost",
-                "GIT_COMMITTER_NAME": "ci", "GIT_COMMITTER_EMAIL": "ci@localhost"})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RNNFLOW_MIRROR", "PREFECT_API_URL") and "proxy" not in k.lower()
+    }
+    env.update(
+        {
+            "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+            "PREFECT_HOME": str(root / ".prefect"),
+            "PYTHONPATH": str(root),
+            "GIT_AUTHOR_NAME": "ci",
+            "GIT_AUTHOR_EMAIL": "ci@localhost",
+            "GIT_COMMITTER_NAME": "ci",
+            "GIT_COMMITTER_EMAIL": "ci@localhost",
+        }
+    )
     sh(["git", "init", "-q"], root, env)
     sh(["git", "config", "user.name", "ci"], root, env)
     sh(["git", "config", "user.email", "ci@localhost"], root, env)
@@ -159,19 +219,19 @@ def online_run(served: Server, tmp_path_factory) -> tuple[Path, dict[str, str], 
     sh(["git", "add", "-A"], root, env)
     sh(["git", "commit", "-qm", "copy of the project"], root, env)
     # The README's command, with this interpreter's venv (`-o` keeps make from reinstalling).
-    out = sh(["make", "repro", "PROFILE=ci", f"VENV={venv}", "-o", f"{venv}/.installed"],
-             root, env)
+    out = sh(["make", "repro", "PROFILE=ci", f"VENV={venv}", "-o", f"{venv}/.installed"], root, env)
     return root, env, out
 
 
 def test_every_corpus_comes_from_its_published_source(online_run, served: Server) -> None:
     root, _, out = online_run
     assert not (root.parent / "shared").exists()
-    for corpus, parts in (("mnist", {"mnist": "published"}),
-                          ("es_en", {"opensubtitles": "opensubtitles", "tatoeba": "tatoeba"}),
-                          ("twitter", {"twitter": "published"}),
-                          ("books", {"gutenberg": "gutenberg",
-                                     "tinyshakespeare": "tinyshakespeare"})):
+    for corpus, parts in (
+        ("mnist", {"mnist": "published"}),
+        ("es_en", {"opensubtitles": "opensubtitles", "tatoeba": "tatoeba"}),
+        ("twitter", {"twitter": "published"}),
+        ("books", {"gutenberg": "gutenberg", "tinyshakespeare": "tinyshakespeare"}),
+    ):
         report = json.loads((root / "reports" / "fetch" / f"{corpus}.json").read_text())
         assert report["sources"] == parts, report
         assert {f["served_by"] for f in report["files"].values()} == {"download"}
@@ -182,12 +242,20 @@ def test_every_corpus_comes_from_its_published_source(online_run, served: Server
 
 def test_first_use_is_locked_for_every_unpinned_file(online_run, served: Server) -> None:
     root, _, _ = online_run
-    locks = {c: json.loads((root / "sources" / f"{c}.lock").read_text())["sources"]
-             for c in ("mnist", "es_en", "twitter", "books")}
+    locks = {
+        c: json.loads((root / "sources" / f"{c}.lock").read_text())["sources"]
+        for c in ("mnist", "es_en", "twitter", "books")
+    }
     assert locks["mnist"] == {}  # pinned in params: nothing to trust
     assert set(locks["es_en"]) == {"opensubtitles", "tatoeba"}
-    assert set(locks["books"]["gutenberg"]) == {"pg11", "pg84", "pg1342", "pg1661", "pg2600",
-                                                "pg3261"}
+    assert set(locks["books"]["gutenberg"]) == {
+        "pg11",
+        "pg84",
+        "pg1342",
+        "pg1661",
+        "pg2600",
+        "pg3261",
+    }
     entry = locks["twitter"]["published"]["pairs"]
     body = served.files["twitter/twitter_en.txt.gz"]
     assert entry["sha256"] == hashlib.sha256(body).hexdigest() and entry["size"] == len(body)
@@ -203,8 +271,9 @@ def test_every_model_trained_and_evaluated(online_run) -> None:
     assert "Starting temporary server" not in out  # one Prefect server for the whole run
 
 
-def test_push_then_pull_gives_an_up_to_date_clone_that_translates(online_run,
-                                                                   tmp_path: Path) -> None:
+def test_push_then_pull_gives_an_up_to_date_clone_that_translates(
+    online_run, tmp_path: Path
+) -> None:
     root, env, _ = online_run
     sh(["dvc", "push", "--run-cache"], root, env)
     sh(["git", "add", "-A"], root, env)
@@ -215,7 +284,13 @@ def test_push_then_pull_gives_an_up_to_date_clone_that_translates(online_run,
     sh(["dvc", "pull"], clone, env2)
     status = sh(["dvc", "status"], clone, env2)
     assert "up to date" in status, status
-    out = subprocess.run([sys.executable, "-m", "pipelines.cli.translate", "el gato come pan 3."],
-                         cwd=clone, env=env2, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli.translate", "el gato come pan 3."],
+        cwd=clone,
+        env=env2,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() and "<unk>" not in out.stdout

@@ -36,7 +36,7 @@ def _zero_middle(path: Path) -> None:
     """Overwrite the data pages (not the footer) of a Parquet file with zeros."""
     raw = bytearray(path.read_bytes())
     footer = int.from_bytes(raw[-8:-4], "little") + 8
-    raw[4:len(raw) - footer] = bytes(len(raw) - footer - 4)
+    raw[4 : len(raw) - footer] = bytes(len(raw) - footer - 4)
     path.write_bytes(bytes(raw))
 
 
@@ -81,8 +81,9 @@ def test_corrupt_hop_input_names_the_file_and_the_stage(project: Path, capsys) -
 
 
 def test_tsv_line_with_a_tab_inside_a_sentence_is_an_error(tmp_path: Path) -> None:
-    path = write_lines(tmp_path / "spa.txt", ["Hi.\tHola.", "Bye.\tAdiós.",
-                                              "Tab\there.\tTabulador.", "Yes.\tSí."])
+    path = write_lines(
+        tmp_path / "spa.txt", ["Hi.\tHola.", "Bye.\tAdiós.", "Tab\there.\tTabulador.", "Yes.\tSí."]
+    )
     with pytest.raises(text.TextSourceError) as exc:
         list(text.read_tsv(path, ["en", "es"], 10))
     msg = str(exc.value)
@@ -102,11 +103,20 @@ def test_tsv_declared_attribution_column_is_read_and_dropped(text_root: Path) ->
 
 
 def test_tsv_undeclared_extra_column_is_an_error_in_the_hop(text_root: Path, capsys) -> None:
-    path = write_lines(mirror(text_root) / "es-en" / "spa.txt",
-                       [f"Sentence {i}.\tFrase {i}.\tattribution" for i in range(30)])
+    path = write_lines(
+        mirror(text_root) / "es-en" / "spa.txt",
+        [f"Sentence {i}.\tFrase {i}.\tattribution" for i in range(30)],
+    )
     es_en_params(text_root, {"pairs": path}, fmt="tsv", columns=["en", "es"])
-    fails(text_root, "es_en", capsys, path.name, "line 1", "expected 2 tab-separated fields",
-          "found 3")
+    fails(
+        text_root,
+        "es_en",
+        capsys,
+        path.name,
+        "line 1",
+        "expected 2 tab-separated fields",
+        "found 3",
+    )
 
 
 # --- 3. temp directories of killed runs -------------------------------------------------------
@@ -129,8 +139,9 @@ def test_killed_hop_temp_dir_is_removed_by_the_next_run(project: Path) -> None:
             print(tmp, flush=True)
             time.sleep(120)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                            cwd=PROJECT_ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=PROJECT_ROOT
+    )
     try:
         left = Path(proc.stdout.readline().strip())
     finally:
@@ -192,16 +203,21 @@ def test_failed_swap_puts_the_old_output_back(tmp_path: Path, monkeypatch) -> No
 # --- 5. messages --------------------------------------------------------------------------------
 
 
-def test_row_count_failure_is_plain_numbers_and_names_the_params_key(project: Path,
-                                                                       capsys) -> None:
+def test_row_count_failure_is_plain_numbers_and_names_the_params_key(project: Path, capsys) -> None:
     _mnist_rows(project, "train", 301)
     assert run_hop("fetch", "mnist", project) == 1
     err = capsys.readouterr().err
     assert "300 rows, expected exactly 301" in err and "np.int64" not in err, err
     run = HopRun("clean", "mnist", {}, project, project)
     with pytest.raises(ValidationFailed) as exc:
-        run.check_rows("train", np.int64(8432), np.int64(8433), None, "why",
-                       params_key="clean.mnist.max_drop_fraction")
+        run.check_rows(
+            "train",
+            np.int64(8432),
+            np.int64(8433),
+            None,
+            "why",
+            params_key="clean.mnist.max_drop_fraction",
+        )
     msg = exc.value.render()
     assert "8,432 rows, expected at least 8,433" in msg, msg
     assert "params clean.mnist.max_drop_fraction" in msg and "np.int64" not in msg
@@ -269,16 +285,17 @@ def test_hostile_zip_members_are_refused(tmp_path: Path, bad: str) -> None:
     else:
         path = _zip(tmp_path / "a.zip", {**members, bad: "evil\n"})
         member = bad
-    for call in (lambda: text.zip_member(path, suffix=".en"),
-                 lambda: list(text.read_lines(path, 10, member))):
+    for call in (
+        lambda: text.zip_member(path, suffix=".en"),
+        lambda: list(text.read_lines(path, 10, member)),
+    ):
         with pytest.raises(text.TextSourceError) as exc:
             call()
         assert str(path) in str(exc.value) and "refusing" in str(exc.value)
 
 
 def test_hostile_zip_in_a_hop_writes_nothing(text_root: Path, capsys) -> None:
-    path = write_moses_zip(mirror(text_root) / "es-en" / "os.zip", ["Hola."] * 30,
-                           ["Hi."] * 30)
+    path = write_moses_zip(mirror(text_root) / "es-en" / "os.zip", ["Hola."] * 30, ["Hi."] * 30)
     with zipfile.ZipFile(path, "a") as zf:
         zf.writestr("../../../evil.es", "x\n")
     es_en_params(text_root, {"archive": path})
@@ -295,8 +312,9 @@ def test_gzip_bomb_stops_at_the_limit(tmp_path: Path) -> None:
     with pytest.raises(text.TextSourceError, match=r"100,000 bytes.*fetch.twitter.sources.x"):
         list(text._naming(text.read_alternating(path, 50), "fetch.twitter.sources.x", 100_000))
     assert sum(len(t) for t in text.read_alternating(path, 50)) == 100_000  # default: reads
-    assert text.TextFetchConfig.model_fields["max_expanded_bytes"].default == \
-        text.MAX_EXPANDED_BYTES
+    assert (
+        text.TextFetchConfig.model_fields["max_expanded_bytes"].default == text.MAX_EXPANDED_BYTES
+    )
 
 
 def test_zip_bomb_is_refused_before_expanding(tmp_path: Path) -> None:
@@ -342,9 +360,13 @@ def test_disk_full_simulated(project: Path, monkeypatch, capsys) -> None:
 def test_disk_full_on_a_tiny_filesystem(project: Path, capsys) -> None:
     raw = project / "data" / "01_raw"
     raw.mkdir(parents=True)
-    if os.geteuid() != 0 or subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(raw)],
-            capture_output=True).returncode != 0:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(raw)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a tmpfs here (needs root)")
     try:
         assert run_hop("fetch", "mnist", project) == 0

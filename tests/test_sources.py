@@ -29,9 +29,19 @@ NEW_BODY = gzip.compress("".join(t + " again\n" for t in TWEETS).encode())
 
 def published(base_url: str, **extra: object) -> dict:
     """twitter from one published source without a checksum (trust on first use)."""
-    params = overlay("twitter", "twitter", {"published": {
-        "format": "alternating", "origin": "twitter", "urls": [base_url],
-        "files": {"pairs": {"path": "twitter_en.txt.gz"}}, "rows": {"twitter": 20}}})
+    params = overlay(
+        "twitter",
+        "twitter",
+        {
+            "published": {
+                "format": "alternating",
+                "origin": "twitter",
+                "urls": [base_url],
+                "files": {"pairs": {"path": "twitter_en.txt.gz"}},
+                "rows": {"twitter": 20},
+            }
+        },
+    )
     params["fetch"]["network"] = {"retries": 1, "timeout_s": 10, "backoff_s": 0}
     params["fetch"].update(extra)
     return params
@@ -44,8 +54,13 @@ def lock(root: Path) -> dict:
 def fetch(root: Path, update: bool = False) -> int:
     from stages.fetch import body_for
 
-    return execute("fetch", "twitter", body_for("twitter", argparse.Namespace(update=update)),
-                   params_path=root / "params.yaml", root=root)
+    return execute(
+        "fetch",
+        "twitter",
+        body_for("twitter", argparse.Namespace(update=update)),
+        params_path=root / "params.yaml",
+        root=root,
+    )
 
 
 def drop_download(root: Path) -> None:
@@ -70,8 +85,12 @@ def test_first_use_records_the_lock_and_the_report(tofu_root: Path, server: Serv
     report = read_json(tofu_root / "reports" / "fetch" / "twitter.json")
     assert report["sources"] == {"twitter": "published"}
     file = report["files"]["pairs"]
-    assert (file["source"], file["served_by"], file["bytes"], file["rows"]) == \
-        ("published", "download", len(BODY), 20)
+    assert (file["source"], file["served_by"], file["bytes"], file["rows"]) == (
+        "published",
+        "download",
+        len(BODY),
+        20,
+    )
 
 
 def test_second_run_verifies_against_the_lock(tofu_root: Path, server: Server) -> None:  # noqa: F811
@@ -84,7 +103,8 @@ def test_second_run_verifies_against_the_lock(tofu_root: Path, server: Server) -
 
 
 def test_changed_upstream_bytes_are_refused_then_accepted_with_update(
-        tofu_root: Path, server: Server, capsys) -> None:  # noqa: F811
+    tofu_root: Path, server: Server, capsys
+) -> None:  # noqa: F811
     assert fetch(tofu_root) == 0
     recorded = lock(tofu_root)
     server.files["twitter_en.txt.gz"] = NEW_BODY
@@ -110,8 +130,12 @@ def test_update_flag_is_on_the_command_line() -> None:
     assert exc.value.code == 0
 
 
-def test_strict_mode_refuses_what_is_not_locked(text_root: Path, server: Server,  # noqa: F811
-                                                monkeypatch, capsys) -> None:
+def test_strict_mode_refuses_what_is_not_locked(
+    text_root: Path,
+    server: Server,  # noqa: F811
+    monkeypatch,
+    capsys,
+) -> None:
     monkeypatch.delenv("RNNFLOW_MIRROR")
     server.files["twitter_en.txt.gz"] = BODY
     write_params(text_root, published(server.base, require_pinned=True))
@@ -127,26 +151,35 @@ def test_strict_mode_refuses_what_is_not_locked(text_root: Path, server: Server,
     assert fetch(text_root) == 0
 
 
-def test_structurally_bad_first_download_is_not_locked(tofu_root: Path, server: Server,  # noqa: F811
-                                                       capsys) -> None:
+def test_structurally_bad_first_download_is_not_locked(
+    tofu_root: Path,
+    server: Server,  # noqa: F811
+    capsys,
+) -> None:
     server.files["twitter_en.txt.gz"] = BODY[: len(BODY) // 2]  # a truncated gzip
     assert fetch(tofu_root) == 1
     assert "truncated or corrupt gzip" in capsys.readouterr().err
     assert not (tofu_root / "sources" / "twitter.lock").exists()
 
 
-def test_unreachable_source_falls_through_to_the_mirror(
-        text_root: Path, dead_url: str) -> None:  # noqa: F811
+def test_unreachable_source_falls_through_to_the_mirror(text_root: Path, dead_url: str) -> None:  # noqa: F811
     mirror = text_root.parent / "mirror" / "twitter"
     mirror.mkdir(parents=True)
     (mirror / "pairs.txt.gz").write_bytes(BODY)
     params = published(dead_url)
     params["fetch"]["twitter"]["source"] = ["published", "mirror"]
     params["fetch"]["twitter"]["sources"]["mirror"] = {
-        "format": "alternating", "origin": "twitter",
-        "files": {"pairs": {"path": "pairs.txt.gz", "size": None,
-                            "checksum": "sha256:" + hashlib.sha256(BODY).hexdigest()}},
-        "rows": {"twitter": 20}}
+        "format": "alternating",
+        "origin": "twitter",
+        "files": {
+            "pairs": {
+                "path": "pairs.txt.gz",
+                "size": None,
+                "checksum": "sha256:" + hashlib.sha256(BODY).hexdigest(),
+            }
+        },
+        "rows": {"twitter": 20},
+    }
     write_params(text_root, params)
     assert run_hop("fetch", "twitter", text_root) == 0
     report = read_json(text_root / "reports" / "fetch" / "twitter.json")
@@ -158,16 +191,20 @@ def test_unreachable_source_falls_through_to_the_mirror(
 
 
 def test_wrong_mirror_bytes_stop_the_run_rather_than_fall_through(
-        text_root: Path, dead_url: str, capsys) -> None:  # noqa: F811
+    text_root: Path, dead_url: str, capsys
+) -> None:  # noqa: F811
     mirror = text_root.parent / "mirror" / "twitter"
     mirror.mkdir(parents=True)
     (mirror / "pairs.txt.gz").write_bytes(BODY)
     params = published(dead_url)
     params["fetch"]["twitter"]["source"] = ["mirror", "published"]
     params["fetch"]["twitter"]["sources"]["mirror"] = {
-        "format": "alternating", "origin": "twitter",
-        "files": {"pairs": {"path": "pairs.txt.gz", "size": None,
-                            "checksum": "sha256:" + "0" * 64}}}
+        "format": "alternating",
+        "origin": "twitter",
+        "files": {
+            "pairs": {"path": "pairs.txt.gz", "size": None, "checksum": "sha256:" + "0" * 64}
+        },
+    }
     write_params(text_root, params)
     assert run_hop("fetch", "twitter", text_root) == 1
     assert "checksum mismatch" in capsys.readouterr().err
@@ -184,8 +221,11 @@ def test_default_params_list_published_sources_first_then_the_mirror() -> None:
     mnist = fetch_params["mnist"]
     assert mnist["source"] == ["published", "mirror_partial"]
     assert {f["checksum"] for f in mnist["sources"]["published"]["files"].values()} == {
-        "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873", "md5:d53e105ee54ea40749a09fcbcd1e9432",
-        "md5:9fb629c4189551a2d022fa330f9573f3", "md5:ec29112dd5afa0611ce80d1b7f02629c"}
+        "md5:f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "md5:d53e105ee54ea40749a09fcbcd1e9432",
+        "md5:9fb629c4189551a2d022fa330f9573f3",
+        "md5:ec29112dd5afa0611ce80d1b7f02629c",
+    }
     for corpus in ("es_en", "twitter", "books"):
         names = fetch_params[corpus]["source"]
         sources = fetch_params[corpus]["sources"]
@@ -197,7 +237,7 @@ def test_default_params_list_published_sources_first_then_the_mirror() -> None:
             assert all("checksum" not in f for f in sources[name]["files"].values())
             # the mirror alternative of the same origin comes after it
             origin = sources[name].get("origin", name)
-            later = names[names.index(name) + 1:]
+            later = names[names.index(name) + 1 :]
             assert any(sources[m].get("origin", m) == origin for m in later if m in mirrors)
         for name in mirrors:
             assert all(f["checksum"].startswith("sha256:") for f in sources[name]["files"].values())
@@ -227,8 +267,11 @@ def test_a_cached_copy_reports_where_its_bytes_came_from(tofu_root: Path, server
     assert read_json(tofu_root / "reports" / "fetch" / "twitter.json") == first
 
 
-def test_a_source_passed_over_half_way_records_nothing(text_root: Path, server: Server,  # noqa: F811
-                                                       monkeypatch) -> None:
+def test_a_source_passed_over_half_way_records_nothing(
+    text_root: Path,
+    server: Server,  # noqa: F811
+    monkeypatch,
+) -> None:
     """Two unpinned files, the second missing upstream: the source falls through to the
     mirror, and the first file (downloaded, never read) must not enter the lock."""
     monkeypatch.delenv("RNNFLOW_MIRROR")
@@ -241,13 +284,21 @@ def test_a_source_passed_over_half_way_records_nothing(text_root: Path, server: 
     params["fetch"]["twitter"]["sources"]["published"]["files"]["extra"] = {"path": "missing.gz"}
     params["fetch"]["twitter"]["source"] = ["published", "mirror"]
     params["fetch"]["twitter"]["sources"]["mirror"] = {
-        "format": "alternating", "origin": "twitter",
-        "files": {"pairs": {"path": "pairs.txt.gz", "size": None,
-                            "checksum": "sha256:" + hashlib.sha256(BODY).hexdigest()}},
-        "rows": {"twitter": 20}}
+        "format": "alternating",
+        "origin": "twitter",
+        "files": {
+            "pairs": {
+                "path": "pairs.txt.gz",
+                "size": None,
+                "checksum": "sha256:" + hashlib.sha256(BODY).hexdigest(),
+            }
+        },
+        "rows": {"twitter": 20},
+    }
     write_params(text_root, params)
     assert run_hop("fetch", "twitter", text_root) == 0
-    assert read_json(text_root / "reports" / "fetch" / "twitter.json")["sources"] == \
-        {"twitter": "mirror"}
+    assert read_json(text_root / "reports" / "fetch" / "twitter.json")["sources"] == {
+        "twitter": "mirror"
+    }
     assert ("/twitter_en.txt.gz", None) in server.requests  # it was downloaded…
     assert lock(text_root)["sources"] == {}  # …but never trusted

@@ -14,8 +14,16 @@ import pytest
 from rnnflow.hop import data_dir
 from tests.conftest import run_hop, sha256, write_params
 from tests.test_download import Server, _no_proxy, server  # noqa: F401 - fixtures
-from tests.test_text_corpora import (GUTENBERG_FOOTER, GUTENBERG_HEADER, book_lines, overlay,
-                                     source, text_root, write_lines, write_moses_zip)
+from tests.test_text_corpora import (
+    GUTENBERG_FOOTER,
+    GUTENBERG_HEADER,
+    book_lines,
+    overlay,
+    source,
+    text_root,
+    write_lines,
+    write_moses_zip,
+)
 
 __all__ = ["text_root"]  # the fixture, imported for pytest
 
@@ -51,8 +59,9 @@ def twitter_params(root: Path, path: Path) -> None:
 
 def books_params(root: Path, path: Path, **extra) -> None:
     base = root.parent / "mirror" / "books"
-    write_params(root, overlay("books", "books", {"x": source("gutenberg", {"b1": path}, base,
-                                                               **extra)}))
+    write_params(
+        root, overlay("books", "books", {"x": source("gutenberg", {"b1": path}, base, **extra)})
+    )
 
 
 def mirror(root: Path) -> Path:
@@ -87,15 +96,21 @@ def test_parallel_files_of_different_lengths(text_root: Path, capsys) -> None:
     es = write_lines(base / "c.es", PAIRS_ES)
     en = write_lines(base / "c.en", PAIRS_EN[:-1])
     es_en_params(text_root, {"es": es, "en": en})
-    fails(text_root, "es_en", capsys, "differ in length", "c.es has 30 lines",
-          "c.en has 29 lines", "fetch.es_en.sources.x")
+    fails(
+        text_root,
+        "es_en",
+        capsys,
+        "differ in length",
+        "c.es has 30 lines",
+        "c.en has 29 lines",
+        "fetch.es_en.sources.x",
+    )
 
 
 def test_parallel_zip_members_of_different_lengths(text_root: Path, capsys) -> None:
     path = write_moses_zip(mirror(text_root) / "es-en" / "os.zip", PAIRS_ES, PAIRS_EN + ["x"])
     es_en_params(text_root, {"archive": path})
-    fails(text_root, "es_en", capsys, "differ in length", "zip member Fixture.en-es.en",
-          "31 lines")
+    fails(text_root, "es_en", capsys, "differ in length", "zip member Fixture.en-es.en", "31 lines")
 
 
 @pytest.mark.parametrize("name", ["tw.txt", "tw.txt.gz"])
@@ -106,8 +121,10 @@ def test_empty_file(text_root: Path, capsys, name: str) -> None:
 
 
 def test_tsv_line_without_enough_fields(text_root: Path, capsys) -> None:
-    path = write_lines(mirror(text_root) / "es-en" / "spa.txt",
-                       ["Hi.\tHola.", "Bye.\tAdiós.", "no tab here", "Yes.\tSí."])
+    path = write_lines(
+        mirror(text_root) / "es-en" / "spa.txt",
+        ["Hi.\tHola.", "Bye.\tAdiós.", "no tab here", "Yes.\tSí."],
+    )
     es_en_params(text_root, {"pairs": path}, fmt="tsv", columns=["en", "es"])
     fails(text_root, "es_en", capsys, path.name, "line 3", "expected 2 tab-separated fields")
 
@@ -121,20 +138,29 @@ def test_alternating_file_with_a_tweet_and_no_reply(text_root: Path, capsys) -> 
 def test_gutenberg_without_header(text_root: Path, capsys) -> None:
     path = write_lines(mirror(text_root) / "books" / "b.txt", book_lines([["Just text."]] * 3))
     books_params(text_root, path)
-    fails(text_root, "books", capsys, path.name, "no Project Gutenberg header",
-          "gutenberg_header: false")
+    fails(
+        text_root,
+        "books",
+        capsys,
+        path.name,
+        "no Project Gutenberg header",
+        "gutenberg_header: false",
+    )
 
 
 def test_gutenberg_header_false_reads_plain_text(text_root: Path) -> None:
-    path = write_lines(mirror(text_root) / "books" / "b.txt",
-                       book_lines([[f"Paragraph {i}."] for i in range(3)]))
+    path = write_lines(
+        mirror(text_root) / "books" / "b.txt", book_lines([[f"Paragraph {i}."] for i in range(3)])
+    )
     books_params(text_root, path, gutenberg_header=False)
     assert run_hop("fetch", "books", text_root) == 0
 
 
 def test_gutenberg_without_footer(text_root: Path, capsys) -> None:
-    path = write_lines(mirror(text_root) / "books" / "b.txt",
-                       GUTENBERG_HEADER + book_lines([["Text."]]) + GUTENBERG_FOOTER[:2])
+    path = write_lines(
+        mirror(text_root) / "books" / "b.txt",
+        GUTENBERG_HEADER + book_lines([["Text."]]) + GUTENBERG_FOOTER[:2],
+    )
     books_params(text_root, path)
     fails(text_root, "books", capsys, path.name, "no Project Gutenberg footer")
 
@@ -145,19 +171,30 @@ TWEETS = [f"tweet {i} about things" for i in range(40)]
 
 
 def published(base_url: str, checksum: str) -> dict:
-    return overlay("twitter", "twitter", {"published": {
-        "format": "alternating", "origin": "twitter", "urls": [base_url],
-        "files": {"pairs": {"path": "twitter_en.txt.gz", "checksum": checksum}},
-        "rows": {"twitter": 20}}})
+    return overlay(
+        "twitter",
+        "twitter",
+        {
+            "published": {
+                "format": "alternating",
+                "origin": "twitter",
+                "urls": [base_url],
+                "files": {"pairs": {"path": "twitter_en.txt.gz", "checksum": checksum}},
+                "rows": {"twitter": 20},
+            }
+        },
+    )
 
 
-def test_text_source_downloads_from_loopback(text_root: Path, server: Server,  # noqa: F811
-                                             monkeypatch) -> None:
+def test_text_source_downloads_from_loopback(
+    text_root: Path,
+    server: Server,  # noqa: F811
+    monkeypatch,
+) -> None:
     monkeypatch.delenv("RNNFLOW_MIRROR")
     body = gzip.compress("".join(t + "\n" for t in TWEETS).encode())
     server.files["twitter_en.txt.gz"] = body
-    write_params(text_root, published(server.base,
-                                      "sha256:" + hashlib.sha256(body).hexdigest()))
+    write_params(text_root, published(server.base, "sha256:" + hashlib.sha256(body).hexdigest()))
     assert run_hop("fetch", "twitter", text_root) == 0  # 20 rows, checked in the hop
     assert [p for p, _ in server.requests] == ["/twitter_en.txt.gz"]
     downloaded = text_root / "data" / "downloads" / "twitter" / "twitter_en.txt.gz"

@@ -46,18 +46,41 @@ def write_moses_zip(path: Path, es: list[str], en: list[str]) -> Path:
 
 def source(fmt: str, files: dict[str, Path], base: Path, **extra) -> dict:
     """A params source naming ``files`` (relative to the corpus's mirror dir ``base``)."""
-    return {"format": fmt, "urls": [], **extra,
-            "files": {k: {"path": p.relative_to(base).as_posix(), "checksum": sha256(p)}
-                      for k, p in files.items()}}
+    return {
+        "format": fmt,
+        "urls": [],
+        **extra,
+        "files": {
+            k: {"path": p.relative_to(base).as_posix(), "checksum": sha256(p)}
+            for k, p in files.items()
+        },
+    }
 
 
-def overlay(corpus: str, mirror_dir: str, sources: dict[str, dict], chunk_lines: int = 50,
-            **sample) -> dict:
+def overlay(
+    corpus: str, mirror_dir: str, sources: dict[str, dict], chunk_lines: int = 50, **sample
+) -> dict:
     """Params overlay: fetch ``corpus`` from ``sources`` (all chosen), keep every row."""
-    return {"fetch": {corpus: {"source": list(sources), "sources": sources,
-                               "mirror_dir": mirror_dir, "chunk_lines": chunk_lines}},
-            "sample": {corpus: {"seed": 0, "max_length": None, "train": None,
-                                "validation": None, "test": None, **sample}}}
+    return {
+        "fetch": {
+            corpus: {
+                "source": list(sources),
+                "sources": sources,
+                "mirror_dir": mirror_dir,
+                "chunk_lines": chunk_lines,
+            }
+        },
+        "sample": {
+            corpus: {
+                "seed": 0,
+                "max_length": None,
+                "train": None,
+                "validation": None,
+                "test": None,
+                **sample,
+            }
+        },
+    }
 
 
 @pytest.fixture
@@ -79,19 +102,33 @@ def es_en_files(mirror: Path) -> dict[str, dict]:
     es += [f"Estoy bien, gracias {i}." for i in range(40)]
     en += ["I am fine."] * 40
     es += ["", "Hola " * 100, "Sí.", "Cafe\u0301\x07  con\u00a0leche"]  # empty, long, ratio, mess
-    en += ["Empty source.", "Hello " * 100,
-           "Yes, and this English side is much, much longer than its source sentence.",
-           "Coffee with milk"]
+    en += [
+        "Empty source.",
+        "Hello " * 100,
+        "Yes, and this English side is much, much longer than its source sentence.",
+        "Coffee with milk",
+    ]
     es += ["La frase número 1 es corta."] * 2  # exact duplicates of pair 1
     en += ["Sentence number 1 is short."] * 2
-    tsv = [f"Tatoeba sentence {i}.\tFrase de Tatoeba {i}.\tCC-BY 2.0 (France) #{i}"
-           for i in range(200)]
+    tsv = [
+        f"Tatoeba sentence {i}.\tFrase de Tatoeba {i}.\tCC-BY 2.0 (France) #{i}" for i in range(200)
+    ]
     tsv += ["Good morning.\tBuenos días.\tx", "Good day.\tBuenos días.\ty"]  # two references
     sources = {
-        "subs": source("moses", {"archive": write_moses_zip(base / "subs.zip", es, en)}, base,
-                       origin="opensubtitles", rows={"opensubtitles": len(es)}),
-        "tatoeba": source("tsv", {"pairs": write_lines(base / "tatoeba" / "spa.txt", tsv)},
-                          base, columns=["en", "es", "attribution"], rows={"tatoeba": len(tsv)}),
+        "subs": source(
+            "moses",
+            {"archive": write_moses_zip(base / "subs.zip", es, en)},
+            base,
+            origin="opensubtitles",
+            rows={"opensubtitles": len(es)},
+        ),
+        "tatoeba": source(
+            "tsv",
+            {"pairs": write_lines(base / "tatoeba" / "spa.txt", tsv)},
+            base,
+            columns=["en", "es", "attribution"],
+            rows={"tatoeba": len(tsv)},
+        ),
     }
     params = overlay("es_en", "es-en", sources)
     params["clean"] = {"es_en": {"max_drop_fraction": 0.05}}  # 5 of 346 rows go, on purpose
@@ -111,28 +148,50 @@ def tweet_files(mirror: Path, conversations: int = 80) -> dict[str, dict]:
     lines += ["@carol", "ok"]  # a tweet that is only a handle is kept as "<user>"
     lines += ["", "a reply to nothing"]  # empty tweet
     path = write_lines(mirror / "twitter" / "tw.txt.gz", lines)
-    sources = {"tw": source("alternating", {"pairs": path}, mirror / "twitter",
-                            origin="twitter", rows={"twitter": len(lines) // 2})}
+    sources = {
+        "tw": source(
+            "alternating",
+            {"pairs": path},
+            mirror / "twitter",
+            origin="twitter",
+            rows={"twitter": len(lines) // 2},
+        )
+    }
     return overlay("twitter", "twitter", sources, chunk_lines=40)  # threads straddle chunks
 
 
 GUTENBERG_HEADER = [
-    "The Project Gutenberg EBook of A Test Book, by Nobody", "",
-    "This eBook is for the use of anyone anywhere at no cost.", "",
-    "*** START OF THIS PROJECT GUTENBERG EBOOK A TEST BOOK ***", "", "",
-    "Produced by A. Volunteer", "", "",
+    "The Project Gutenberg EBook of A Test Book, by Nobody",
+    "",
+    "This eBook is for the use of anyone anywhere at no cost.",
+    "",
+    "*** START OF THIS PROJECT GUTENBERG EBOOK A TEST BOOK ***",
+    "",
+    "",
+    "Produced by A. Volunteer",
+    "",
+    "",
 ]
 GUTENBERG_FOOTER = [
-    "", "End of the Project Gutenberg EBook of A Test Book, by Nobody", "",
-    "*** END OF THIS PROJECT GUTENBERG EBOOK A TEST BOOK ***", "",
-    "Updated editions will replace the previous one--the old editions", "will be renamed.",
-    "", "START: FULL LICENSE", "",
+    "",
+    "End of the Project Gutenberg EBook of A Test Book, by Nobody",
+    "",
+    "*** END OF THIS PROJECT GUTENBERG EBOOK A TEST BOOK ***",
+    "",
+    "Updated editions will replace the previous one--the old editions",
+    "will be renamed.",
+    "",
+    "START: FULL LICENSE",
+    "",
 ]
 BOOK_PARAGRAPHS = [
     ["A TEST BOOK"],
     ["CHAPTER I"],
-    ["It was a dark and stormy night; the rain fell", "in torrents, except at occasional",
-     "intervals."],
+    [
+        "It was a dark and stormy night; the rain fell",
+        "in torrents, except at occasional",
+        "intervals.",
+    ],
     ["\u201cWho is there?\u201d said the", "voice."],
     ["CHAPTER I"],  # a repeated heading: an exact duplicate
     ["The end of the story", "came soon."],
@@ -149,15 +208,21 @@ def book_lines(paragraphs: list[list[str]]) -> list[str]:
 def book_files(mirror: Path, chunk_lines: int = 5) -> dict[str, dict]:
     base = mirror / "books"
     body = book_lines(BOOK_PARAGRAPHS)
-    book = write_lines(base / "pg1.txt", GUTENBERG_HEADER + body + GUTENBERG_FOOTER,
-                       newline="\r\n", bom=True)
-    speeches = [["First Citizen:", "Before we proceed any further,", "hear me speak."],
-                ["All:", "Speak, speak."]]
+    book = write_lines(
+        base / "pg1.txt", GUTENBERG_HEADER + body + GUTENBERG_FOOTER, newline="\r\n", bom=True
+    )
+    speeches = [
+        ["First Citizen:", "Before we proceed any further,", "hear me speak."],
+        ["All:", "Speak, speak."],
+    ]
     speeches += [[f"Citizen {i}:", f"Line {i} of the play,", "spoken aloud."] for i in range(60)]
     play = write_lines(base / "play.txt", book_lines(speeches)[:-2])  # no blank line at the end
-    sources = {"gb": source("gutenberg", {"pg1": book}, base, origin="gutenberg"),
-               "play": source("gutenberg", {"shakes": play}, base, gutenberg_header=False,
-                              origin="tinyshakespeare")}
+    sources = {
+        "gb": source("gutenberg", {"pg1": book}, base, origin="gutenberg"),
+        "play": source(
+            "gutenberg", {"shakes": play}, base, gutenberg_header=False, origin="tinyshakespeare"
+        ),
+    }
     params = overlay("books", "books", sources, chunk_lines=chunk_lines)
     params["clean"] = {"books": {"max_drop_fraction": 0.2}}  # the repeated heading: 1 of 6
     return params
@@ -176,14 +241,19 @@ def run_hops(root: Path, corpus: str, hops=("fetch", "clean", "format", "sample"
 
 
 def test_normalize_nfc_controls_whitespace() -> None:
-    got = text.normalize(pa.array(["  Cafe\u0301\x07 con\u00a0\tleche\u200b\ufeff ",
-                                   "a\r\nb", "\x00\x1f"])).to_pylist()
+    got = text.normalize(
+        pa.array(["  Cafe\u0301\x07 con\u00a0\tleche\u200b\ufeff ", "a\r\nb", "\x00\x1f"])
+    ).to_pylist()
     assert got == ["Caf\u00e9 con leche", "a b", ""]
 
 
 def test_urls_and_handles_become_placeholders() -> None:
-    arr = pa.array(["see https://t.co/x1 and www.a.org/p?q=1 @bob_1, mail a@b.com",
-                    "@x: pic.twitter.com/abc don't @ me"])
+    arr = pa.array(
+        [
+            "see https://t.co/x1 and www.a.org/p?q=1 @bob_1, mail a@b.com",
+            "@x: pic.twitter.com/abc don't @ me",
+        ]
+    )
     got = text.normalize(text.mask_urls_and_handles(arr)).to_pylist()
     assert got == ["see <url> and <url> <user> , mail a@b.com", "<user> : <url> don't @ me"]
 
@@ -209,16 +279,25 @@ def test_es_en_sources_combine_clean_and_split(text_root: Path) -> None:
 
     subs = read(text_root, "fetch", "es_en", "opensubtitles")
     assert subs.column_names == ["src", "tgt", "origin"]
-    assert subs.slice(0, 1).to_pylist() == [{"src": "La frase número 0 es corta.",
-                                             "tgt": "Sentence number 0 is short.",
-                                             "origin": "opensubtitles"}]
+    assert subs.slice(0, 1).to_pylist() == [
+        {
+            "src": "La frase número 0 es corta.",
+            "tgt": "Sentence number 0 is short.",
+            "origin": "opensubtitles",
+        }
+    ]
     tat = read(text_root, "fetch", "es_en", "tatoeba")
-    assert tat.slice(0, 1).to_pylist() == [{"src": "Frase de Tatoeba 0.",
-                                            "tgt": "Tatoeba sentence 0.", "origin": "tatoeba"}]
+    assert tat.slice(0, 1).to_pylist() == [
+        {"src": "Frase de Tatoeba 0.", "tgt": "Tatoeba sentence 0.", "origin": "tatoeba"}
+    ]
 
     report = json.loads((text_root / "reports" / "clean" / "es_en.json").read_text())
     assert report["parts"]["opensubtitles"]["dropped"] == {
-        "duplicate": 2, "empty": 1, "length_ratio": 1, "too_long": 1}
+        "duplicate": 2,
+        "empty": 1,
+        "length_ratio": 1,
+        "too_long": 1,
+    }
     assert report["parts"]["tatoeba"]["dropped"] == {}
     clean = read(text_root, "clean", "es_en", "opensubtitles").to_pandas()
     assert "Café con leche" in set(clean["src"])
@@ -251,8 +330,11 @@ def test_shared_target_check_catches_a_leak(text_root: Path, monkeypatch, capsys
 
     write_params(text_root, es_en_files(text_root.parent / "mirror"))
     run_hops(text_root, "es_en", ("fetch", "clean"))
-    monkeypatch.setattr(stages.format, "shares_sentence",
-                        lambda table, cols, held: np.zeros(table.num_rows, dtype=bool))
+    monkeypatch.setattr(
+        stages.format,
+        "shares_sentence",
+        lambda table, cols, held: np.zeros(table.num_rows, dtype=bool),
+    )
     assert run_hop("format", "es_en", text_root) == 1
     err = capsys.readouterr().err
     assert "sentences_disjoint[tgt]" in err and "I am fine." in err
@@ -307,8 +389,10 @@ def test_books_paragraphs_without_gutenberg_boilerplate(text_root: Path) -> None
     assert raw["doc_id"].unique().tolist() == ["pg1"]
     assert raw["text"].tolist() == [" ".join(p) for p in BOOK_PARAGRAPHS]
     play = read(text_root, "fetch", "books", "tinyshakespeare").to_pandas()
-    assert play["text"].tolist()[:2] == ["First Citizen: Before we proceed any further, hear "
-                                         "me speak.", "All: Speak, speak."]
+    assert play["text"].tolist()[:2] == [
+        "First Citizen: Before we proceed any further, hear me speak.",
+        "All: Speak, speak.",
+    ]
     assert play["text"].tolist()[-1] == "Citizen 59: Line 59 of the play, spoken aloud."
     report = json.loads((text_root / "reports" / "clean" / "books.json").read_text())
     assert report["parts"]["gutenberg"]["dropped"] == {"duplicate": 1}
@@ -336,9 +420,14 @@ def test_sample_max_length_keeps_the_length_distribution(text_root: Path) -> Non
     en = [" ".join(f"w{i}y{k}" for k in range(max(1, n - 1))) for i, n in enumerate(lengths)]
     mirror = text_root.parent / "mirror"
     base = mirror / "es-en"
-    sources = {"m": source("moses", {"es": write_lines(base / "m.es", es),
-                                     "en": write_lines(base / "m.en", en)}, base,
-                           origin="opensubtitles")}
+    sources = {
+        "m": source(
+            "moses",
+            {"es": write_lines(base / "m.es", es), "en": write_lines(base / "m.en", en)},
+            base,
+            origin="opensubtitles",
+        )
+    }
     params = overlay("es_en", "es-en", sources, chunk_lines=1000, max_length=15, train=600)
     params["clean"] = {"es_en": {"max_length_ratio": None}}
     write_params(text_root, params)

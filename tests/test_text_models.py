@@ -12,24 +12,33 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.metrics import ngram
-from pipelines.metrics import scorers
-from pipelines import text
 from pipelines import data as D
+from pipelines import tasks
 from pipelines import text_data as T
 from pipelines.config import Layout, ModelConfig
-from pipelines.models import BOS, EOS, PAD, UNK, build_model
 from pipelines.flows.train import fit, save_outputs
+from pipelines.metrics import ngram, scorers
+from pipelines.models import BOS, EOS, PAD, UNK, build_model
+from pipelines.tasks import text
 from tests.textdata import write_text_corpus
 
 SMALL = dict(embedding=32, hidden=32, layers=1, dropout=0.0, batch_size=16, lr=0.01, seed=0)
 CFGS = {
-    "lm": dict(corpus="lm", family="lm", epochs=2, bptt=8, softmax="adaptive", cutoffs=[10],
-               **{**SMALL, "dropout": 0.1}),
-    "translate": dict(corpus="translate", family="seq2seq", epochs=4, beam=3, max_decode_len=12,
-                      **SMALL),
-    "dialogue": dict(corpus="dialogue", family="seq2seq", epochs=2, top_k=3, max_decode_len=8,
-                     **SMALL),
+    "lm": dict(
+        corpus="lm",
+        family="lm",
+        epochs=2,
+        bptt=8,
+        softmax="adaptive",
+        cutoffs=[10],
+        **{**SMALL, "dropout": 0.1},
+    ),
+    "translate": dict(
+        corpus="translate", family="seq2seq", epochs=4, beam=3, max_decode_len=12, **SMALL
+    ),
+    "dialogue": dict(
+        corpus="dialogue", family="seq2seq", epochs=2, top_k=3, max_decode_len=8, **SMALL
+    ),
 }
 
 
@@ -46,7 +55,7 @@ def trained(corpora, tmp_path_factory):
     out = {}
     for task, params in CFGS.items():
         cfg = ModelConfig(**params)
-        corpus = D.load_corpus(corpora[task])
+        corpus = tasks.load_corpus(corpora[task])
         result = fit(cfg, corpus, progress=False)
         save_outputs(layout, f"toy_{task}", cfg, corpus, result)
         out[task] = (cfg, corpus, result)
@@ -64,7 +73,8 @@ def test_text_model_loss_goes_down(corpora, trained, task):
     assert result.history[-1]["val_loss"] < 0.6 * before["loss"]
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     assert result.history[-1]["val_perplexity"] == pytest.approx(
-        math.exp(result.history[-1]["val_loss"]))
+        math.exp(result.history[-1]["val_loss"])
+    )
 
 
 def test_beam_one_is_greedy_and_decoding_respects_limits(corpora, trained):
@@ -79,14 +89,17 @@ def test_beam_one_is_greedy_and_decoding_respects_limits(corpora, trained):
     assert any(len(g) > 2 for g in greedy)
     blocked = model.greedy(src, src_len, 12, block_unk=True)
     assert model.beam_search(src, src_len, 1, 12, block_unk=True) == blocked
-    assert not any(UNK in r for r in blocked + model.beam_search(src, src_len, 3, 12,
-                                                                  block_unk=True))
+    assert not any(
+        UNK in r for r in blocked + model.beam_search(src, src_len, 3, 12, block_unk=True)
+    )
     torch.manual_seed(1)  # an untrained model: long, arbitrary outputs hit the length limit
     fresh = build_model("seq2seq", cfg, T.prepare(cfg, corpus).spec).eval()
     rough = fresh.greedy(src, src_len, 5)
     assert fresh.beam_search(src, src_len, 1, 5) == rough
-    assert max(len(r) for r in rough) <= 5 and max(len(r) for r in fresh.beam_search(
-        src, src_len, 4, 5)) <= 5
+    assert (
+        max(len(r) for r in rough) <= 5
+        and max(len(r) for r in fresh.beam_search(src, src_len, 4, 5)) <= 5
+    )
 
 
 def test_translator_scores_with_sacrebleu_on_raw_references(corpora, trained):
@@ -115,13 +128,16 @@ def test_bleu_and_chrf_match_sacrebleu():
     refs2 = ["A cat sat on the mat.", None, "Where's the station?"]
     got = scorers.score("bleu", hyps, [refs])
     assert got["score"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
-    assert got["signature"] == "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" + \
-        sacrebleu.__version__
+    assert (
+        got["signature"]
+        == "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" + sacrebleu.__version__
+    )
     multi = scorers.score("bleu", hyps, [refs, refs2])["score"]
     assert multi == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs, refs2]).score)
     assert multi >= got["score"]
     assert scorers.score("chrf", hyps, [refs])["score"] == pytest.approx(
-        sacrebleu.corpus_chrf(hyps, [refs]).score)
+        sacrebleu.corpus_chrf(hyps, [refs]).score
+    )
     assert scorers.score("bleu", refs, [refs])["score"] == pytest.approx(100.0)
     assert {"bleu", "chrf", "distinct_1", "distinct_2"} <= set(scorers.scorers())
     with pytest.raises(ValueError, match="unknown scorer"):
@@ -146,8 +162,9 @@ def test_kneser_ney_by_hand():
     p3_6 = (2 - 1 / 3 + 1 / 3 * 2 * p2_6) / 3  # context (2,5): (2,5,6)2 (2,5,7)1
     assert kn.probs([2], [5], [6])[0] == pytest.approx(p3_6) == pytest.approx(0.6133333)
     for ctx in ((2, 5), (7, 7), (6, 2), (0, 3)):  # seen and unseen histories: sums to one
-        assert kn.probs(np.full(8, ctx[0]), np.full(8, ctx[1]), np.arange(8)).sum() == \
-            pytest.approx(1.0)
+        assert kn.probs(
+            np.full(8, ctx[0]), np.full(8, ctx[1]), np.arange(8)
+        ).sum() == pytest.approx(1.0)
     p1_5 = (1 - 0.6 + 0.6 * 4 / 8) / 5
     p3_5 = (1 - 1 / 3) + 1 / 3 * (2 - 2 / 3 + 2 / 3 * p1_5) / 2  # context (2,2), then (2)
     want = math.exp(-(math.log(p3_5) + math.log(p3_6)) / 2)
@@ -157,8 +174,9 @@ def test_kneser_ney_by_hand():
 
 def test_unigram_perplexity_by_hand():
     # add-one over 3 ids, train a a b: P(a)=3/6, P(b)=2/6, P(c)=1/6; test a c → sqrt(12)
-    assert ngram.unigram_perplexity(np.array([0, 0, 1]), np.array([0, 2]), 3) == \
-        pytest.approx(math.sqrt(12))
+    assert ngram.unigram_perplexity(np.array([0, 0, 1]), np.array([0, 2]), 3) == pytest.approx(
+        math.sqrt(12)
+    )
 
 
 def test_lm_scores_every_token_and_beats_nothing_for_free(corpora, trained):
@@ -189,7 +207,7 @@ def test_text_resume_equals_uninterrupted(corpora, tmp_path, task):
     if task == "dialogue":
         params["teacher_forcing"] = 0.5  # per-batch draws from the epoch generator
     cfg = ModelConfig(**params)
-    corpus = D.load_corpus(corpora[task])
+    corpus = tasks.load_corpus(corpora[task])
     straight = fit(cfg, corpus, progress=False)
     ckpt = tmp_path / "last.pt"
     first = fit(cfg, corpus, checkpoint=ckpt, stop_after=1, progress=False)
@@ -204,7 +222,7 @@ def test_text_resume_equals_uninterrupted(corpora, tmp_path, task):
 def test_decode_fields_do_not_change_the_fingerprint(corpora):
     from pipelines.flows.train import train_fingerprint
 
-    corpus = D.load_corpus(corpora["translate"])
+    corpus = tasks.load_corpus(corpora["translate"])
     cfg = ModelConfig(**CFGS["translate"])
     fp = train_fingerprint(cfg, corpus)
     assert train_fingerprint(cfg.model_copy(update={"beam": 9, "top_k": 5}), corpus) == fp
@@ -213,6 +231,7 @@ def test_decode_fields_do_not_change_the_fingerprint(corpora):
 
 # --- data ------------------------------------------------------------------------------
 
+
 def test_ragged_padding_stream_and_buckets():
     r = T.Ragged.from_lists([[5, 6, 7], [8], [9, 10]])
     assert r.take(np.array([2, 0])).values.tolist() == [9, 10, 5, 6, 7]
@@ -220,16 +239,16 @@ def test_ragged_padding_stream_and_buckets():
     assert x.tolist() == [[BOS, 5, 6, 7, EOS], [BOS, 8, EOS, PAD, PAD]] and n.tolist() == [5, 3]
     assert T.lm_stream(r).tolist() == [EOS, 5, 6, 7, EOS, 8, EOS, 9, 10, EOS]
     xb, yb, tx, ty = T.batchify(T.lm_stream(r), 2)
-    assert torch.equal(torch.cat([xb.flatten(), tx.flatten()]),
-                       torch.tensor(T.lm_stream(r)[:-1]))
+    assert torch.equal(torch.cat([xb.flatten(), tx.flatten()]), torch.tensor(T.lm_stream(r)[:-1]))
     assert torch.equal(torch.cat([yb.flatten(), ty.flatten()]), torch.tensor(T.lm_stream(r)[1:]))
 
     lengths = np.random.default_rng(0).integers(1, 50, 1000)
     batches = T.bucket_batches(lengths, 32, D.epoch_generator(0, 1), chunk_batches=8)
     assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
     spread = np.mean([np.ptp(lengths[b]) for b in batches])
-    assert spread < 0.5 * np.mean([np.ptp(lengths[np.arange(i, i + 32) % 1000])
-                                   for i in range(0, 1000, 32)])
+    assert spread < 0.5 * np.mean(
+        [np.ptp(lengths[np.arange(i, i + 32) % 1000]) for i in range(0, 1000, 32)]
+    )
     again = T.bucket_batches(lengths, 32, D.epoch_generator(0, 1), chunk_batches=8)
     assert all(np.array_equal(a, b) for a, b in zip(batches, again))
 
@@ -247,8 +266,9 @@ def test_model_vocabulary_maps_rare_tokens_to_unk():
 def test_detokenize_and_truecase():
     import pyarrow as pa
 
-    tc = T.fit_truecaser(pa.array(["Tom is here.", "I saw Tom and Mary.", "Where is Mary?",
-                                   "So I left.", "the end"]))
+    tc = T.fit_truecaser(
+        pa.array(["Tom is here.", "I saw Tom and Mary.", "Where is Mary?", "So I left.", "the end"])
+    )
     assert tc["tom"] == "Tom" and tc["mary"] == "Mary" and tc["i"] == "I"
     assert "the" not in tc and "is" not in tc
     toks = ["i", "don", "'", "t", "know", ",", "tom", ".", "it", "costs", "$", "3", ".", "5", "?"]
@@ -259,11 +279,9 @@ def test_detokenize_and_truecase():
 
 # --- CLIs and report -------------------------------------------------------------------
 
+
 def test_cli_help(capsys):
-    from pipelines.cli import chat
-    from pipelines.cli import ddp_train
-    from pipelines.cli import generate
-    from pipelines.cli import translate
+    from pipelines.cli import chat, ddp_train, generate, translate
 
     for mod in (translate, chat, generate, ddp_train):
         with pytest.raises(SystemExit) as exc:
@@ -274,24 +292,50 @@ def test_cli_help(capsys):
 
 
 def test_clis_answer_even_with_unknown_words(trained, monkeypatch, capsys):
-    from pipelines.cli import chat
-    from pipelines.cli import generate
-    from pipelines.cli import translate
+    from pipelines.cli import chat, generate, translate
     from rnnflow.cli import main as rnnflow
 
     layout, _ = trained
     root = str(layout.root)
-    assert rnnflow(["translate", "--model", "toy_translate", "--root", root,
-                    "el gato come pan .", "el zorro xyz come ."]) == 0
+    assert (
+        rnnflow(
+            [
+                "translate",
+                "--model",
+                "toy_translate",
+                "--root",
+                root,
+                "el gato come pan .",
+                "el zorro xyz come .",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "The cat eats bread." and len(lines) == 2 and lines[1]
     monkeypatch.setattr("sys.stdin", io.StringIO("hi how are you ?\nqwerty zzz ?\n\n"))
-    assert chat.main(["--model", "toy_dialogue", "--root", root, "--greedy",
-                      "--show-unknown"]) == 0
+    assert chat.main(["--model", "toy_dialogue", "--root", root, "--greedy", "--show-unknown"]) == 0
     out = capsys.readouterr().out
     assert "unknown: qwerty, zzz" in out and len(out.strip().splitlines()) == 3
-    assert generate.main(["--model", "toy_lm", "--root", root, "--prompt", "the cat",
-                          "--seed", "0", "-n", "2", "--length", "6"]) == 0
+    assert (
+        generate.main(
+            [
+                "--model",
+                "toy_lm",
+                "--root",
+                root,
+                "--prompt",
+                "the cat",
+                "--seed",
+                "0",
+                "-n",
+                "2",
+                "--length",
+                "6",
+            ]
+        )
+        == 0
+    )
     gen = capsys.readouterr().out.strip().splitlines()
     assert len(gen) == 2 and all(g.startswith("The cat") for g in gen)
     assert translate.main(["--model", "missing", "--root", root, "x"]) == 2
@@ -302,14 +346,43 @@ def test_report_shows_text_metrics_and_samples(tmp_path):
     from rnnflow.io import write_json
 
     layout = Layout(tmp_path)
-    write_json(layout.train_metrics("tr"), {"model": "tr", "corpus": "es_en", "family": "seq2seq",
-                                            "epochs": 2, "val_perplexity": 9.0,
-                                            "wall_seconds": 1.0, "device": "cpu"})
-    write_json(layout.metrics("tr"), {"model": "tr", "test": {
-        "n": 10, "loss": 2.0, "perplexity": 7.4, "bleu": 31.5, "chrf": 50.0,
-        "tatoeba": {"bleu": 40.1}}, "validation": {"perplexity": 8.0}})
-    write_json(layout.samples("tr"), {"model": "tr", "task": "translate", "rows": [
-        {"source": "hola | amigo", "reference": "hello friend", "beam": "hello friend"}]})
+    write_json(
+        layout.train_metrics("tr"),
+        {
+            "model": "tr",
+            "corpus": "es_en",
+            "family": "seq2seq",
+            "epochs": 2,
+            "val_perplexity": 9.0,
+            "wall_seconds": 1.0,
+            "device": "cpu",
+        },
+    )
+    write_json(
+        layout.metrics("tr"),
+        {
+            "model": "tr",
+            "test": {
+                "n": 10,
+                "loss": 2.0,
+                "perplexity": 7.4,
+                "bleu": 31.5,
+                "chrf": 50.0,
+                "tatoeba": {"bleu": 40.1},
+            },
+            "validation": {"perplexity": 8.0},
+        },
+    )
+    write_json(
+        layout.samples("tr"),
+        {
+            "model": "tr",
+            "task": "translate",
+            "rows": [
+                {"source": "hola | amigo", "reference": "hello friend", "beam": "hello friend"}
+            ],
+        },
+    )
     md, rows = build(layout, "t")
     assert rows[0]["metric"] == "bleu" and rows[0]["test"] == 31.5
     assert "tatoeba.bleu 40.1" in rows[0]["extra"]
@@ -318,6 +391,7 @@ def test_report_shows_text_metrics_and_samples(tmp_path):
 
 
 # --- data-parallel ---------------------------------------------------------------------
+
 
 def test_two_process_ddp_keeps_replicas_identical(corpora, tmp_path):
     """torchrun, 2 processes, gloo on CPU, 3 steps: both ranks end with identical weights,
@@ -330,15 +404,38 @@ def test_two_process_ddp_keeps_replicas_identical(corpora, tmp_path):
     tok.mkdir(parents=True)
     for f in corpora["translate"].iterdir():
         (tok / f.name).write_bytes(f.read_bytes())
-    model = {**CFGS["translate"], "epochs": 1, "max_batches": 3, "dropout": 0.1,
-             "softmax": "adaptive", "cutoffs": [8]}
-    (root / "params.yaml").write_text(json.dumps(
-        {"train": {"device": "cpu", "threads": 1, "models": {"toy": model}}}))
+    model = {
+        **CFGS["translate"],
+        "epochs": 1,
+        "max_batches": 3,
+        "dropout": 0.1,
+        "softmax": "adaptive",
+        "cutoffs": [8],
+    }
+    (root / "params.yaml").write_text(
+        json.dumps({"train": {"device": "cpu", "threads": 1, "models": {"toy": model}}})
+    )
     dump = tmp_path / "dump"
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-         "-m", "pipelines.cli.ddp_train", "toy", "--root", str(root), "--dump", str(dump)],
-        capture_output=True, text=True, timeout=240, cwd=str(D.Path(__file__).parents[1]))
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--standalone",
+            "-m",
+            "pipelines.cli.ddp_train",
+            "toy",
+            "--root",
+            str(root),
+            "--dump",
+            str(dump),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=str(D.Path(__file__).parents[1]),
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     r0, r1 = (json.loads((dump / f"rank{k}.json").read_text()) for k in (0, 1))
     assert r0["world"] == r1["world"] == 2

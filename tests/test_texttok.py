@@ -28,8 +28,13 @@ TRAIN = [
 
 
 def table(pairs, start: int = 1) -> pa.Table:
-    return pa.table({"row_id": pa.array(range(start, start + len(pairs)), pa.uint64()),
-                     "src": [p[0] for p in pairs], "tgt": [p[1] for p in pairs]})
+    return pa.table(
+        {
+            "row_id": pa.array(range(start, start + len(pairs)), pa.uint64()),
+            "src": [p[0] for p in pairs],
+            "tgt": [p[1] for p in pairs],
+        }
+    )
 
 
 def fit(pairs, **cfg) -> dict:
@@ -38,8 +43,12 @@ def fit(pairs, **cfg) -> dict:
 
 def test_pretokenize_lowercases_and_splits_punctuation() -> None:
     got = texttok.pretokenize(pa.array(["¿Cómo  estás?", "  Don't stop_me 3.5 ", "", "   "]))
-    assert got.to_pylist() == [["¿", "cómo", "estás", "?"],
-                               ["don", "'", "t", "stop", "_", "me", "3", ".", "5"], [], []]
+    assert got.to_pylist() == [
+        ["¿", "cómo", "estás", "?"],
+        ["don", "'", "t", "stop", "_", "me", "3", ".", "5"],
+        [],
+        [],
+    ]
     kept = texttok.pretokenize(pa.array(["Hola Mundo"]), lowercase=False)
     assert kept.to_pylist() == [["Hola", "Mundo"]]
 
@@ -60,18 +69,19 @@ def test_vocab_respects_min_freq_and_max_vocab_and_is_deterministic() -> None:
     art = fit(TRAIN, min_freq=2)
     words = art["vocab.json"][4:]
     assert words[0] == "."
-    assert words[1:5] == ["cat", "el", "gato", "the"]            # count 3, alphabetical
+    assert words[1:5] == ["cat", "el", "gato", "the"]  # count 3, alphabetical
     assert set(words[5:]) == {"sat", "se", "sentó", "dog", "perro", "a", "un", ",", "!"}
-    assert words[5:] == sorted(words[5:])                         # all count 2: alphabetical
-    assert "ran" not in words and "corrió" not in words           # seen once < min_freq
+    assert words[5:] == sorted(words[5:])  # all count 2: alphabetical
+    assert "ran" not in words and "corrió" not in words  # seen once < min_freq
     capped = fit(TRAIN, min_freq=1, max_vocab=7)
     assert capped["vocab.json"] == list(SPECIALS) + [".", "cat", "el"]
     assert capped["spec.json"]["vocab_size"] == 7
     # Same data in another order and other batch sizes: the same vocabulary.
     shuffled = TRAIN[:]
     random.Random(1).shuffle(shuffled)
-    again = texttok.fit(table(shuffled).to_batches(max_chunksize=1), COLS,
-                        TextTokenizeConfig(min_freq=2))
+    again = texttok.fit(
+        table(shuffled).to_batches(max_chunksize=1), COLS, TextTokenizeConfig(min_freq=2)
+    )
     assert again["vocab.json"] == art["vocab.json"]
 
 
@@ -96,7 +106,7 @@ def test_encode_round_trips_types_and_unknowns() -> None:
     assert texttok.decode(ids, art) == [t if t in art["vocab.json"] else "<unk>" for t in tokens]
     assert ids[tokens.index("on")] == UNK and ids[tokens.index("zebra")] == UNK
     assert texttok.decode(out["tgt_ids"][0].as_py(), art) == ["el", "gato", "se", "sentó", "."]
-    assert 1 not in ids and 2 not in ids                # no <bos>/<eos> added
+    assert 1 not in ids and 2 not in ids  # no <bos>/<eos> added
 
 
 def test_encode_handles_sliced_batches() -> None:
@@ -122,8 +132,12 @@ def test_unk_rate_on_a_hand_made_example() -> None:
     assert texttok.unk_rate(encoded, COLS, art) == pytest.approx({"src": 0.25, "tgt": 1 / 3})
     stats = texttok.token_stats(encoded, COLS, art)
     assert stats["rows"] == 1
-    assert stats["columns"]["src"] == {"tokens": 4, "unk_rate": 0.25, "mean_length": 4.0,
-                                       "max_length": 4}
+    assert stats["columns"]["src"] == {
+        "tokens": 4,
+        "unk_rate": 0.25,
+        "mean_length": 4.0,
+        "max_length": 4,
+    }
 
 
 def test_bpe_trains_and_encodes_without_unknowns_for_seen_characters() -> None:
@@ -146,8 +160,9 @@ def test_bpe_trains_and_encodes_without_unknowns_for_seen_characters() -> None:
 
 
 def suite_for(art: dict) -> Suite:
-    return Suite("toy.tokens", texttok.suite_expectations(COLS, art),
-                 schema=texttok.tokens_schema(COLS))
+    return Suite(
+        "toy.tokens", texttok.suite_expectations(COLS, art), schema=texttok.tokens_schema(COLS)
+    )
 
 
 def test_suite_passes_good_tokens_and_catches_an_id_beyond_the_vocabulary() -> None:
@@ -156,7 +171,7 @@ def test_suite_passes_good_tokens_and_catches_an_id_beyond_the_vocabulary() -> N
     assert validate(good, suite_for(art), where="good").success
     size = art["spec.json"]["vocab_size"]
     ids = good["src_ids"].to_pylist()
-    ids[2][1] = size                                   # one id out of range, in row 2
+    ids[2][1] = size  # one id out of range, in row 2
     bad = good.set_column(3, "src_ids", pa.array(ids, pa.list_(pa.int32())))
     res = validate(bad, suite_for(art), where="bad")
     assert not res.success
@@ -174,6 +189,7 @@ def test_suite_catches_empty_id_lists_and_empty_text() -> None:
 
 
 # --- the hop, with a text adapter built on texttok ------------------------------------
+
 
 class ToyPlain(Corpus):
     """A text adapter registered only in this test, without the token_stats hook."""
@@ -206,15 +222,18 @@ def test_hop_fits_on_train_only_and_writes_token_report(tmp_path: Path, monkeypa
 
     root = tmp_path / "project"
     root.mkdir()
-    write_params(root, {"tokenize": {name: {"kind": "word", "min_freq": 1}
-                                     for name in ("toytext", "toyplain")}})
+    write_params(
+        root,
+        {"tokenize": {name: {"kind": "word", "min_freq": 1} for name in ("toytext", "toyplain")}},
+    )
     for name, cls in (("toytext", "ToyText"), ("toyplain", "ToyPlain")):
         monkeypatch.setitem(corpora.REGISTRY, name, f"tests.test_texttok:{cls}")
         sampled = data_dir("sample", name, root)
         sampled.mkdir(parents=True)
         pq.write_table(table(TRAIN), sampled / "train.parquet")
-        pq.write_table(table([("The zebra sat.", "El gato se sentó.")], 10),
-                       sampled / "validation.parquet")
+        pq.write_table(
+            table([("The zebra sat.", "El gato se sentó.")], 10), sampled / "validation.parquet"
+        )
         pq.write_table(table([("A dog ran.", "Un perro corrió.")], 20), sampled / "test.parquet")
         assert run_hop("tokenize", name, root) == 0
 
@@ -222,9 +241,9 @@ def test_hop_fits_on_train_only_and_writes_token_report(tmp_path: Path, monkeypa
     vocab = json.loads((out / "vocab.json").read_text())
     assert "zebra" not in vocab and vocab[:4] == list(SPECIALS)
     val = pq.read_table(out / "validation.parquet")
-    assert texttok.decode(val["src_ids"][0].as_py(), {"spec.json": {"kind": "word"},
-                                                      "vocab.json": vocab}) == \
-        ["the", "<unk>", "sat", "."]
+    assert texttok.decode(
+        val["src_ids"][0].as_py(), {"spec.json": {"kind": "word"}, "vocab.json": vocab}
+    ) == ["the", "<unk>", "sat", "."]
     assert texttok.load_artifacts(out)["vocab.json"] == vocab
     report = json.loads(stats_path("toytext", root).read_text())
     assert report["splits"]["train"]["columns"]["src"]["unk_rate"] == 0.0

@@ -6,22 +6,34 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipelines import data as D
-from pipelines import synthetic
+from pipelines import synthetic, tasks
 from pipelines.config import ModelConfig
 from pipelines.flows.train import fit, train_fingerprint
+from pipelines.tasks.tensor import Corpus
 
 # Dropout (global RNG) and shift augmentation (epoch generator) both have to resume exactly.
 CNN = dict(corpus="images", family="cnn", epochs=2, batch_size=32, lr=0.01, seed=3, augment=True)
-LSTM = dict(corpus="images", family="rnn_classifier", cell="lstm", hidden=16, layers=2,
-            dropout=0.3, epochs=2, batch_size=32, lr=0.01, seed=3, grad_clip=1.0)
+LSTM = dict(
+    corpus="images",
+    family="rnn_classifier",
+    cell="lstm",
+    hidden=16,
+    layers=2,
+    dropout=0.3,
+    epochs=2,
+    batch_size=32,
+    lr=0.01,
+    seed=3,
+    grad_clip=1.0,
+)
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory) -> D.Corpus:
-    d = synthetic.write(tmp_path_factory.mktemp("tok") / "images", "images", n=400,
-                        n_val=50, n_test=50)
-    return D.load_corpus(d)
+def images(tmp_path_factory) -> Corpus:
+    d = synthetic.write(
+        tmp_path_factory.mktemp("tok") / "images", "images", n=400, n_val=50, n_test=50
+    )
+    return tasks.load_corpus(d)
 
 
 def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
@@ -73,8 +85,13 @@ def test_fingerprint_mismatch_starts_fresh(images, tmp_path, caplog):
     assert_same_weights(fresh.model, fit(changed, images, progress=False).model)
 
     # the data is part of the fingerprint too
-    other = D.Corpus(images.name, images.spec, images.train, images.validation,
-                     [{**images.files[0], "rows": images.files[0]["rows"] + 1}, *images.files[1:]])
+    other = Corpus(
+        images.name,
+        images.spec,
+        images.train,
+        images.validation,
+        [{**images.files[0], "rows": images.files[0]["rows"] + 1}, *images.files[1:]],
+    )
     assert train_fingerprint(changed, other) != train_fingerprint(changed, images)
     assert fit(changed, other, checkpoint=ckpt, progress=False).resumed_from == 0
 
@@ -86,8 +103,9 @@ def test_fingerprint_covers_params_but_not_epochs_unless_scheduled(images):
     assert train_fingerprint(ModelConfig(**{**CNN, "seed": 4}), images) != fp
     assert train_fingerprint(ModelConfig(**{**CNN, "augment": False}), images) != fp
     cos = ModelConfig(**{**CNN, "schedule": "cosine"})
-    assert (train_fingerprint(cos, images)
-            != train_fingerprint(ModelConfig(**{**CNN, "schedule": "cosine", "epochs": 9}), images))
+    assert train_fingerprint(cos, images) != train_fingerprint(
+        ModelConfig(**{**CNN, "schedule": "cosine", "epochs": 9}), images
+    )
 
 
 def test_unreadable_checkpoint_starts_fresh(images, tmp_path):

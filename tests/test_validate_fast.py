@@ -34,9 +34,11 @@ def test_nulls_take_the_arrow_path() -> None:
 
 def test_deferred_gx_dependencies_still_work_when_used() -> None:
     """GX's unused heavy imports are deferred, not removed: first use loads the real module."""
-    code = ("from rnnflow.validate import _gx; _gx(); import sys;"
-            "assert type(sys.modules['scipy.stats']).__name__ == '_DeferredModule', 'not deferred';"
-            "import scipy.stats; print(scipy.stats.entropy([0.5, 0.5]))")
+    code = (
+        "from rnnflow.validate import _gx; _gx(); import sys;"
+        "assert type(sys.modules['scipy.stats']).__name__ == '_DeferredModule', 'not deferred';"
+        "import scipy.stats; print(scipy.stats.entropy([0.5, 0.5]))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().startswith("0.69")

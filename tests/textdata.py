@@ -13,10 +13,28 @@ import pyarrow.parquet as pq
 from rnnflow.io import write_json
 from stages.corpora import texttok
 
-ES_EN = {"el": "the", "gato": "cat", "perro": "dog", "come": "eats", "bebe": "drinks",
-         "agua": "water", "pan": "bread", "niño": "boy", "ve": "sees", "grande": "big",
-         "pequeño": "small", "rojo": "red", "casa": "house", "y": "and", "tom": "Tom"}
-NOUNS, VERBS, ADJS = ["gato", "perro", "niño", "tom"], ["come", "bebe", "ve"], ["grande", "pequeño", "rojo"]
+ES_EN = {
+    "el": "the",
+    "gato": "cat",
+    "perro": "dog",
+    "come": "eats",
+    "bebe": "drinks",
+    "agua": "water",
+    "pan": "bread",
+    "niño": "boy",
+    "ve": "sees",
+    "grande": "big",
+    "pequeño": "small",
+    "rojo": "red",
+    "casa": "house",
+    "y": "and",
+    "tom": "Tom",
+}
+NOUNS, VERBS, ADJS = (
+    ["gato", "perro", "niño", "tom"],
+    ["come", "bebe", "ve"],
+    ["grande", "pequeño", "rojo"],
+)
 OBJS = ["agua", "pan", "casa"]
 
 
@@ -24,8 +42,15 @@ def _lm_rows(rng, n):
     subj = ["the cat", "the dog", "a boy", "alice", "the queen"]
     verb = ["sat on", "looked at", "ran to", "spoke to"]
     obj = ["the mat", "the door", "the king", "a tree"]
-    return [{"text": " ".join(f"{rng.choice(subj)} {rng.choice(verb)} {rng.choice(obj)} ."
-                              for _ in range(rng.integers(1, 4)))} for _ in range(n)]
+    return [
+        {
+            "text": " ".join(
+                f"{rng.choice(subj)} {rng.choice(verb)} {rng.choice(obj)} ."
+                for _ in range(rng.integers(1, 4))
+            )
+        }
+        for _ in range(n)
+    ]
 
 
 def _translate_rows(rng, n):
@@ -37,15 +62,24 @@ def _translate_rows(rng, n):
         words += [str(rng.choice(VERBS)), str(rng.choice(OBJS))]
         src = " ".join(words) + "."
         tgt = " ".join(ES_EN[w] for w in words if not (w == "el" and words[1] == "tom")) + "."
-        rows.append({"src": src, "tgt": tgt[0].upper() + tgt[1:],
-                     "origin": "tatoeba" if i % 3 else "opensubtitles"})
+        rows.append(
+            {
+                "src": src,
+                "tgt": tgt[0].upper() + tgt[1:],
+                "origin": "tatoeba" if i % 3 else "opensubtitles",
+            }
+        )
     return rows
 
 
 def _dialogue_rows(rng, n):
-    pairs = [("hi how are you ?", "i am fine thanks"), ("what is your name ?", "my name is bot"),
-             ("do you like tea ?", "yes i like tea"), ("good night", "good night to you"),
-             ("where are you ?", "i am at home")]
+    pairs = [
+        ("hi how are you ?", "i am fine thanks"),
+        ("what is your name ?", "my name is bot"),
+        ("do you like tea ?", "yes i like tea"),
+        ("good night", "good night to you"),
+        ("where are you ?", "i am at home"),
+    ]
     out = []
     for _ in range(n):
         c, r = pairs[rng.integers(len(pairs))]
@@ -55,15 +89,22 @@ def _dialogue_rows(rng, n):
 
 TASKS = {
     "lm": (_lm_rows, ("text",), {"task": "lm", "ids": "text_ids"}),
-    "translate": (_translate_rows, ("src", "tgt"),
-                  {"task": "translate", "source": "src_ids", "target": "tgt_ids"}),
-    "dialogue": (_dialogue_rows, ("context", "response"),
-                 {"task": "dialogue", "source": "context_ids", "target": "response_ids"}),
+    "translate": (
+        _translate_rows,
+        ("src", "tgt"),
+        {"task": "translate", "source": "src_ids", "target": "tgt_ids"},
+    ),
+    "dialogue": (
+        _dialogue_rows,
+        ("context", "response"),
+        {"task": "dialogue", "source": "context_ids", "target": "response_ids"},
+    ),
 }
 
 
-def write_text_corpus(directory: Path | str, task: str, n: int = 300, n_val: int = 40,
-                      n_test: int = 40, seed: int = 0) -> Path:
+def write_text_corpus(
+    directory: Path | str, task: str, n: int = 300, n_val: int = 40, n_test: int = 40, seed: int = 0
+) -> Path:
     """``spec.json``, ``vocab.json`` and the three Parquet splits of a toy corpus."""
     make, columns, task_spec = TASKS[task]
     rng = np.random.default_rng(seed)

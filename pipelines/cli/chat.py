@@ -18,30 +18,40 @@ import rnnflow  # noqa: F401,I001  offline/telemetry env defaults first
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="rnnflow chat", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("--model", default="twitter_chatbot",
-                        help="model name under models/ (default: %(default)s)")
+        prog="rnnflow chat",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    parser.add_argument(
+        "--model", default="twitter_chatbot", help="model name under models/ (default: %(default)s)"
+    )
     parser.add_argument("--root", default=None, help="project root (default: this checkout)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--greedy", action="store_true", help="most likely word at each step")
     mode.add_argument("--beam", type=int, default=None, help="beam search with this beam")
     parser.add_argument("--top-k", type=int, default=None, help="sampling: top-k (default: params)")
-    parser.add_argument("--temperature", type=float, default=None,
-                        help="sampling temperature (default: params)")
+    parser.add_argument(
+        "--temperature", type=float, default=None, help="sampling temperature (default: params)"
+    )
     parser.add_argument("--seed", type=int, default=None, help="sampling seed (default: random)")
-    parser.add_argument("--show-unknown", action="store_true",
-                        help="print the words read as <unk> before each reply")
+    parser.add_argument(
+        "--show-unknown",
+        action="store_true",
+        help="print the words read as <unk> before each reply",
+    )
     args = parser.parse_args(argv)
 
     import torch
 
-    from pipelines import text
+    from pipelines.tasks import text
+
     bundle = text.load_for_cli("chat", args.model, args.root)
     if bundle is None:
         return 2
-    update = {k: v for k, v in (("top_k", args.top_k), ("temperature", args.temperature))
-              if v is not None}
+    update = {
+        k: v for k, v in (("top_k", args.top_k), ("temperature", args.temperature)) if v is not None
+    }
     cfg = bundle.cfg.model_copy(update=update)
     gen = torch.Generator()
     gen.manual_seed(args.seed) if args.seed is not None else gen.seed()
@@ -57,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.show_unknown and (unk := bundle.codec.unknown_words(line, "source")):
             print(f"(unknown: {', '.join(unk)})")
         ids = bundle.codec.encode([line], "source")
-        out = text.decode_rows(bundle.model, ids, mode, cfg, torch.device("cpu"),
-                               beam=args.beam, generator=gen)[0]
+        out = text.decode_rows(
+            bundle.model, ids, mode, cfg, torch.device("cpu"), beam=args.beam, generator=gen
+        )[0]
         reply = bundle.codec.text(out, "target") or "..."
         print(f"bot> {reply}" if interactive else reply, flush=True)
 

@@ -19,17 +19,26 @@ import rnnflow  # noqa: F401,I001  offline/telemetry env defaults first
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="rnnflow generate", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+        prog="rnnflow generate",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
     parser.add_argument("--prompt", default="", help="text to continue (default: a new document)")
-    parser.add_argument("--model", default="books_lm",
-                        help="model name under models/ (default: %(default)s)")
+    parser.add_argument(
+        "--model", default="books_lm", help="model name under models/ (default: %(default)s)"
+    )
     parser.add_argument("--root", default=None, help="project root (default: this checkout)")
-    parser.add_argument("--length", type=int, default=None,
-                        help="at most this many words (default: the model's max_decode_len)")
+    parser.add_argument(
+        "--length",
+        type=int,
+        default=None,
+        help="at most this many words (default: the model's max_decode_len)",
+    )
     parser.add_argument("--greedy", action="store_true", help="most likely word at each step")
-    parser.add_argument("--temperature", type=float, default=None,
-                        help="sampling temperature (default: params)")
+    parser.add_argument(
+        "--temperature", type=float, default=None, help="sampling temperature (default: params)"
+    )
     parser.add_argument("--top-k", type=int, default=None, help="sampling: top-k (default: params)")
     parser.add_argument("-n", "--num", type=int, default=1, help="how many continuations")
     parser.add_argument("--seed", type=int, default=None, help="sampling seed (default: random)")
@@ -38,13 +47,19 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from pipelines import text
+    from pipelines.tasks import text
+
     bundle = text.load_for_cli("generate", args.model, args.root)
     if bundle is None:
         return 2
-    if bundle.spec["task"] != "lm":
-        print(f"rnnflow generate: {args.model} is a {bundle.spec['task']} model, not an lm",
-              file=sys.stderr)
+    from pipelines import tasks
+
+    if not tasks.for_spec(bundle.spec).generates:
+        print(
+            f"rnnflow generate: {args.model} is a {bundle.spec['task']} model, "
+            "not a language model",
+            file=sys.stderr,
+        )
         return 2
     cfg = bundle.cfg
     gen = torch.Generator()
@@ -52,10 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     ids = torch.from_numpy(bundle.codec.encode([args.prompt], "ids").values)
     for _ in range(args.num):
         out = bundle.model.generate(
-            ids, args.length or cfg.max_decode_len, greedy=args.greedy,
+            ids,
+            args.length or cfg.max_decode_len,
+            greedy=args.greedy,
             temperature=args.temperature or cfg.temperature,
-            top_k=cfg.top_k if args.top_k is None else args.top_k, generator=gen,
-            stop_at_eos=not args.no_stop, block_unk=cfg.block_unk)
+            top_k=cfg.top_k if args.top_k is None else args.top_k,
+            generator=gen,
+            stop_at_eos=not args.no_stop,
+            block_unk=cfg.block_unk,
+        )
         print(bundle.codec.text(out, "ids", prompt=args.prompt))
     return 0
 

@@ -18,19 +18,33 @@ import rnnflow  # noqa: F401,I001  offline/telemetry env defaults first
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="rnnflow translate", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("text", nargs="*", help="sentences to translate (default: one per stdin line)")
-    parser.add_argument("--model", default="es_en_translator",
-                        help="model name under models/ (default: %(default)s)")
+        prog="rnnflow translate",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    parser.add_argument(
+        "text", nargs="*", help="sentences to translate (default: one per stdin line)"
+    )
+    parser.add_argument(
+        "--model",
+        default="es_en_translator",
+        help="model name under models/ (default: %(default)s)",
+    )
     parser.add_argument("--root", default=None, help="project root (default: this checkout)")
-    parser.add_argument("--beam", type=int, default=None,
-                        help="beam size; 1 = greedy (default: the model's `beam` param)")
-    parser.add_argument("--show-unknown", action="store_true",
-                        help="also print the words read as <unk> (on stderr)")
+    parser.add_argument(
+        "--beam",
+        type=int,
+        default=None,
+        help="beam size; 1 = greedy (default: the model's `beam` param)",
+    )
+    parser.add_argument(
+        "--show-unknown", action="store_true", help="also print the words read as <unk> (on stderr)"
+    )
     args = parser.parse_args(argv)
 
-    from pipelines import text
+    from pipelines.tasks import text
+
     bundle = text.load_for_cli("translate", args.model, args.root)
     if bundle is None:
         return 2

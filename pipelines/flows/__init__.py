@@ -1,1 +1,1 @@
-"""The DVC flows: ``train``, ``evaluate`` and ``report``, one Prefect flow each, run by ``dvc repro``."""
+"""The DVC flows ``train``, ``evaluate`` and ``report``: one Prefect flow each, run by DVC."""

@@ -3,10 +3,17 @@
     python -m pipelines.flows.report
 
 Reads ``metrics/*.json``, ``plots/*/history.csv``, ``plots/*/confusion.csv``,
-``reports/samples/<model>.json`` (generations, translations, replies of the text models),
+``reports/samples/<model>.json`` (generations, translations, replies of the text models;
+example predictions of the tensor models, drawn as thumbnails when a row carries an image),
 ``reports/validation/<hop>/<corpus>.json`` and ``reports/clean/<corpus>.json`` (whichever
-exist); writes ``reports/index.md``, ``reports/index.html`` (self-contained: inline CSS,
-relative PNGs, no CDN — ``dvc plots`` HTML is blank offline) and ``reports/img/*.png``.
+exist); writes ``reports/index.md``, ``reports/index.html`` (offline: inline CSS, the sample
+thumbnails as data URIs, the plots as relative ``img/`` PNGs, no CDN — ``dvc plots`` HTML is
+blank offline) and ``reports/img/*.png`` (the plots both pages link). Both are rendered by
+:mod:`pipelines.render`. The page
+links the search, compare and champion (retrain) pages under ``reports/`` that exist when
+it is built. Which metric heads a model's row, and which extras sit beside it, is its
+task's business (:mod:`pipelines.tasks`), never a list kept here.
+
 Inside a flow run it also publishes the report and the metrics table as Prefect artifacts;
 the files stay the source of truth.
 """
@@ -15,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import html
 import io
 import sys
 from collections import Counter
@@ -23,21 +29,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
+from pipelines import render as R
 from pipelines.config import Layout, ReportConfig
 from pipelines.outputs import logger, write_atomic
 from rnnflow.config import load_params, parse
 from rnnflow.io import read_json
 
-# Extra test metrics shown beside the headline one, per task (dotted: nested keys).
-EXTRAS = ("parity_accuracy", "sequence_accuracy", "baseline_rmse",
-          "ngram_perplexity", "unigram_perplexity", "distinct_1", "distinct_2",
-          "chrf", "bleu_greedy", "tatoeba.bleu", "tatoeba.chrf", "tatoeba.bleu_multiref")
-# The headline test metric: the first of these the model's test metrics have.
-HEADLINES = ("bleu", "perplexity", "rmse", "accuracy")
+NOT_EVALUATED = "not evaluated"
+# Other pages under reports/ the report links when they exist: (folder, group label).
+PAGES = (("search", "search"), ("compare", "compare"), ("retrain", "champion"))
 
 
 def _get(d: dict[str, Any], dotted: str) -> Any:
@@ -56,9 +60,11 @@ class Inputs:
     evals: dict[str, dict[str, Any]] = field(default_factory=dict)  # model → <model>.json
     histories: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     confusions: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
-    samples: dict[str, dict[str, Any]] = field(default_factory=dict)  # text models' outputs
+    samples: dict[str, dict[str, Any]] = field(default_factory=dict)  # models' sample outputs
+    tasks: dict[str, str] = field(default_factory=dict)  # model → task name, where recorded
     validation: list[dict[str, Any]] = field(default_factory=list)
     clean: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pages: list[dict[str, str]] = field(default_factory=list)  # links to the other pages
 
     @property
     def models(self) -> list[str]:
@@ -70,6 +76,15 @@ def _csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def other_pages(reports: Path) -> list[dict[str, str]]:
+    """Links (relative to ``reports/``) to the search, compare and champion pages there."""
+    links = []
+    for folder, group in PAGES:
+        for page in sorted((reports / folder).glob("*.html")):
+            links.append({"group": group, "label": page.stem, "href": f"{folder}/{page.name}"})
+    return links
+
+
 def gather(layout: Layout) -> Inputs:
     """Read whatever outputs exist under ``layout.root``."""
     inp = Inputs()
@@ -79,53 +94,138 @@ def gather(layout: Layout) -> Inputs:
             inp.train[path.stem.removesuffix("_train")] = data
         elif isinstance(data, dict) and isinstance(data.get("test"), dict):
             inp.evals[path.stem] = data
+            if data.get("task"):
+                inp.tasks[path.stem] = str(data["task"])
     for path in sorted((layout.root / "plots").glob("*/history.csv")):
         inp.histories[path.parent.name] = _csv(path)
     for path in sorted((layout.root / "plots").glob("*/confusion.csv")):
-        inp.confusions[path.parent.name] = [(int(r["actual"]), int(r["predicted"]))
-                                            for r in _csv(path)]
+        inp.confusions[path.parent.name] = [
+            (int(r["actual"]), int(r["predicted"])) for r in _csv(path)
+        ]
     for path in sorted((layout.reports / "samples").glob("*.json")):
         data = read_json(path)
-        if isinstance(data, dict) and data.get("rows"):
+        if not isinstance(data, dict):
+            continue
+        if data.get("task"):
+            inp.tasks.setdefault(path.stem, str(data["task"]))
+        if data.get("rows"):
             inp.samples[path.stem] = data
     for path in sorted((layout.reports / "validation").glob("*/*.json")):
         inp.validation.append(read_json(path))
     for path in sorted((layout.reports / "clean").glob("*.json")):
         inp.clean[path.stem] = read_json(path)
+    inp.pages = other_pages(layout.reports)
     return inp
 
 
 # --- tables -----------------------------------------------------------------------------
 
-def _fmt(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.4f}" if abs(v) < 1000 else f"{v:.0f}"
-    return str(v)
+
+def task_spec(name: str | None) -> Any:
+    """The task object of ``pipelines.tasks`` (``.headline``, ``.higher_is_better``,
+    ``.report_extras``), or None for an unknown or unrecorded task."""
+    if not name:
+        return None
+    try:
+        from pipelines import tasks
+    except ImportError:
+        return None
+    try:
+        return tasks.get(name)
+    except (KeyError, LookupError, ValueError):
+        return None
+
+
+def _numeric(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _leaves(d: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys of the numeric leaves of ``d``."""
+    out = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out += _leaves(v, f"{prefix}{k}.")
+        elif _numeric(v):
+            out.append(f"{prefix}{k}")
+    return out
+
+
+def headline(spec: Any, train: dict[str, Any], test: dict[str, Any]) -> str:
+    """The task's headline metric; without a task: the metric training tracked
+    (``val_<metric>``), else the first numeric test metric besides n and loss."""
+    if spec is not None:
+        return spec.headline
+    tracked = [
+        k.removeprefix("val_")
+        for k in train
+        if k.startswith("val_") and k != "val_loss" and _numeric(train[k])
+    ]
+    if tracked:
+        return tracked[0]
+    return next((k for k in _leaves(test) if k not in ("n", "loss")), "loss")
 
 
 def metrics_rows(inp: Inputs) -> list[dict[str, Any]]:
-    """One row per model: test headline + extras, validation, training cost."""
+    """One row per model: test headline + extras, validation, training cost.
+
+    A model trained but not evaluated (no ``metrics/<model>.json``) says so in its test
+    cells; a value a model does not have stays None (shown as ``—``).
+    """
     rows = []
     for name in inp.models:
-        tr, ev = inp.train.get(name, {}), inp.evals.get(name, {})
-        test, val = ev.get("test", {}), ev.get("validation", {})
-        head = next((h for h in HEADLINES if h in test or f"val_{h}" in tr), "accuracy")
-        extras = "; ".join(f"{k} {_fmt(_get(test, k))}" for k in EXTRAS
-                           if _get(test, k) is not None and k != head)
-        rows.append({
-            "model": name, "corpus": tr.get("corpus", ""), "family": tr.get("family", ""),
-            "metric": head, "test": test.get(head), "test_loss": test.get("loss"),
-            "validation": val.get(head, tr.get(f"val_{head}")), "extra": extras,
-            "n_test": test.get("n"), "epochs": tr.get("epochs"),
-            "train_seconds": (f"{tr['wall_seconds']:.1f}" if tr.get("wall_seconds") is not None
-                              else None),
-            "device": tr.get("device", ""),
-        })
+        tr, ev = inp.train.get(name, {}), inp.evals.get(name)
+        test, val = (ev or {}).get("test", {}), (ev or {}).get("validation", {})
+        spec = task_spec(inp.tasks.get(name))
+        head = headline(spec, tr, test)
+        extra_keys = (
+            tuple(spec.report_extras)
+            if spec is not None
+            else tuple(k for k in _leaves(test) if k not in ("n", "loss"))
+        )
+        extras = "; ".join(
+            f"{k} {R.fmt(_get(test, k))}"
+            for k in extra_keys
+            if k != head and _get(test, k) is not None
+        )
+        better = None if spec is None else "higher" if spec.higher_is_better else "lower"
+        missing = NOT_EVALUATED if ev is None else None
+        rows.append(
+            {
+                "model": name,
+                "task": inp.tasks.get(name),
+                "corpus": tr.get("corpus"),
+                "family": tr.get("family"),
+                "metric": head,
+                "better": better,
+                "test": _get(test, head) if ev is not None else missing,
+                "test_loss": test.get("loss") if ev is not None else missing,
+                "validation": _get(val, head)
+                if _get(val, head) is not None
+                else tr.get(f"val_{head}"),
+                "extra": extras or missing,
+                "n_test": test.get("n") if ev is not None else missing,
+                "epochs": tr.get("epochs"),
+                "train_seconds": (
+                    round(float(tr["wall_seconds"]), 1)
+                    if tr.get("wall_seconds") is not None
+                    else None
+                ),
+                "device": tr.get("device"),
+            }
+        )
     return rows
+
+
+def models_note(rows: list[dict[str, Any]]) -> str:
+    notes = [f"{R.EMPTY}: no such value for this model"]
+    if any(r["test"] == NOT_EVALUATED for r in rows):
+        notes.insert(
+            0,
+            f"{NOT_EVALUATED}: trained, but the evaluate stage has not scored it "
+            f"(no metrics/<model>.json)",
+        )
+    return "; ".join(notes) + "."
 
 
 HOP_ORDER = ("fetch", "format", "clean", "sample", "tokenize")
@@ -133,20 +233,30 @@ HOP_ORDER = ("fetch", "format", "clean", "sample", "tokenize")
 
 def validation_rows(inp: Inputs) -> list[dict[str, Any]]:
     """One row per corpus, one column per hop: ``pass (N)`` expectations or ``FAIL: ...``."""
-    hops = sorted({r.get("hop", "?") for r in inp.validation},
-                  key=lambda h: (HOP_ORDER.index(h) if h in HOP_ORDER else len(HOP_ORDER), h))
+    hops = sorted(
+        {r.get("hop", "?") for r in inp.validation},
+        key=lambda h: (HOP_ORDER.index(h) if h in HOP_ORDER else len(HOP_ORDER), h),
+    )
     table: dict[str, dict[str, Any]] = {}
     for rep in inp.validation:
         results = rep.get("results", [])
-        failures = [f"{r.get('suite')}: {f.get('expectation')}"
-                    for r in results for f in r.get("failures", [])]
+        failures = [
+            f"{r.get('suite')}: {f.get('expectation')}"
+            for r in results
+            for f in r.get("failures", [])
+        ]
         n = sum(r.get("expectations_evaluated", 0) for r in results)
-        cell = (f"pass ({n})" if rep.get("success") and not failures
-                else "FAIL: " + "; ".join(failures[:2]) + (" …" if len(failures) > 2 else ""))
+        cell = (
+            f"pass ({n})"
+            if rep.get("success") and not failures
+            else "FAIL: " + "; ".join(failures[:2]) + (" …" if len(failures) > 2 else "")
+        )
         row = table.setdefault(str(rep.get("corpus")), {"corpus": rep.get("corpus")})
         row[rep.get("hop", "?")] = cell
-    return [{"corpus": row["corpus"], **{h: row.get(h, "") for h in hops}}
-            for _, row in sorted(table.items())]
+    return [
+        {"corpus": row["corpus"], **{h: row.get(h, "") for h in hops}}
+        for _, row in sorted(table.items())
+    ]
 
 
 def clean_rows(inp: Inputs) -> list[dict[str, Any]]:
@@ -156,61 +266,65 @@ def clean_rows(inp: Inputs) -> list[dict[str, Any]]:
         reasons: Counter[str] = Counter()
         for part in (rep.get("parts") or {}).values():
             if isinstance(part, dict):
-                reasons.update({k: v for k, v in (part.get("dropped") or {}).items()
-                                if isinstance(v, (int, float))})
-        rows.append({"corpus": corpus, "rows_in": rep.get("rows_in"),
-                     "rows_out": rep.get("rows_out"),
-                     "dropped_fraction": rep.get("dropped_fraction"),
-                     "dropped": ", ".join(f"{k} {v}" for k, v in reasons.most_common())})
+                reasons.update(
+                    {
+                        k: v
+                        for k, v in (part.get("dropped") or {}).items()
+                        if isinstance(v, (int, float))
+                    }
+                )
+        rows.append(
+            {
+                "corpus": corpus,
+                "rows_in": rep.get("rows_in"),
+                "rows_out": rep.get("rows_out"),
+                "dropped_fraction": rep.get("dropped_fraction"),
+                "dropped": ", ".join(f"{k} {v}" for k, v in reasons.most_common()),
+            }
+        )
     return rows
 
 
 # --- images -----------------------------------------------------------------------------
 
-def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight",
-                metadata={"Software": None})  # no version stamp: same input, same bytes
-    plt.close(fig)
-    return buf.getvalue()
-
 
 def history_png(name: str, rows: list[dict[str, str]]) -> bytes:
     """Train/validation loss and the validation metric per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
+    plt = R.pyplot()
     epochs = [int(r["epoch"]) for r in rows]
-    key = next(k for k in rows[0] if k.startswith("val_") and k != "val_loss")
+    key = next((k for k in rows[0] if k.startswith("val_") and k != "val_loss"), None)
     fig, ax = plt.subplots(figsize=(6, 3.4))
     ax.plot(epochs, [float(r["train_loss"]) for r in rows], "o-", label="train loss")
     ax.plot(epochs, [float(r["val_loss"]) for r in rows], "s-", label="validation loss")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax2 = ax.twinx()
-    ax2.plot(epochs, [float(r[key]) for r in rows], "^--", color="tab:green", label=key)
-    ax2.set_ylabel(key.removeprefix("val_"))
-    lines = ax.get_lines() + ax2.get_lines()
-    ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, ncol=3, frameon=False,
-              loc="upper center", bbox_to_anchor=(0.5, -0.2))
+    lines = ax.get_lines()
+    if key:
+        ax2 = ax.twinx()
+        ax2.plot(epochs, [float(r[key]) for r in rows], "^--", color="tab:green", label=key)
+        ax2.set_ylabel(key.removeprefix("val_"))
+        lines = lines + ax2.get_lines()
+    ax.legend(
+        lines,
+        [ln.get_label() for ln in lines],
+        fontsize=8,
+        ncol=3,
+        frameon=False,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.2),
+    )
     ax.set_title(name)
-    return _png(fig)
+    return R.figure_png(fig)
 
 
 def confusion_png(name: str, pairs: list[tuple[int, int]]) -> bytes:
     """Counts of (actual, predicted) as a heatmap, annotated."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    plt = R.pyplot()
     k = max(max(a, p) for a, p in pairs) + 1
     mat = np.zeros((k, k), dtype=int)
     np.add.at(mat, tuple(np.array(pairs).T), 1)
@@ -218,8 +332,15 @@ def confusion_png(name: str, pairs: list[tuple[int, int]]) -> bytes:
     im = ax.imshow(np.log1p(mat), cmap="Blues")
     for (i, j), v in np.ndenumerate(mat):
         if v:
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
-                    color="white" if np.log1p(v) > np.log1p(mat.max()) / 2 else "black")
+            ax.text(
+                j,
+                i,
+                str(v),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if np.log1p(v) > np.log1p(mat.max()) / 2 else "black",
+            )
     ax.set_xticks(range(k))
     ax.set_yticks(range(k))
     ax.set_xlabel("predicted")
@@ -227,112 +348,159 @@ def confusion_png(name: str, pairs: list[tuple[int, int]]) -> bytes:
     acc = np.trace(mat) / max(mat.sum(), 1)
     ax.set_title(f"{name}: test confusion (accuracy {acc:.4f})")
     fig.colorbar(im, ax=ax, fraction=0.046, label="log(1 + count)")
-    return _png(fig)
+    return R.figure_png(fig)
 
 
-def render_images(inp: Inputs, img_dir: Path) -> dict[str, list[str]]:
-    """Write the PNGs; returns model → image paths relative to ``reports/``."""
+def _label(v: Any) -> str:
+    return R.fmt(v, R.EMPTY)
+
+
+def digit_items(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict]]:
+    """Sample rows that carry an image → (thumbnails, the rows without their image).
+
+    Thumbnails: ``{index, actual, predicted, correct, src, png}``; empty when no row has an
+    image (then the rows are shown as a table).
+    """
+    items, table = [], []
+    for i, row in enumerate(rows):
+        table.append(R.without_images(row))
+        found = R.row_image(row)
+        if found is None:
+            continue
+        actual, predicted = row.get("actual"), row.get("predicted")
+        items.append(
+            {
+                "index": row.get("index", i),
+                "actual": _label(actual),
+                "predicted": _label(predicted),
+                "correct": actual == predicted,
+                "src": R.data_uri(found[1]),
+                "png": found[1],
+            }
+        )
+    return items, table
+
+
+def digits_png(name: str, items: list[dict[str, Any]]) -> bytes:
+    """The thumbnails as one figure (for index.md): a grid, actual → predicted over each."""
+    import matplotlib.image as mpimg
+
+    plt = R.pyplot()
+    ncol = min(len(items), 8)
+    nrow = -(-len(items) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(1.1 * ncol, 1.3 * nrow), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, d in zip(axes.flat, items):
+        ax.imshow(
+            mpimg.imread(io.BytesIO(d["png"]), format="png"), cmap="gray", interpolation="nearest"
+        )  # cmap: grayscale PNGs (RGBA ones keep theirs)
+        ax.set_title(
+            f"{d['actual']} → {d['predicted']}",
+            fontsize=8,
+            color="black" if d["correct"] else "#b00",
+        )
+    fig.suptitle(f"{name}: actual → predicted", fontsize=9)
+    return R.figure_png(fig)
+
+
+def render_images(inp: Inputs, img_dir: Path) -> dict[str, list[dict[str, str]]]:
+    """Write the PNGs both pages link; returns model → ``[{path, alt}]`` (``path`` relative
+    to ``reports/``)."""
     img_dir.mkdir(parents=True, exist_ok=True)
-    made: dict[str, list[str]] = {}
+    made: dict[str, list[dict[str, str]]] = {}
+
+    def put(name: str, kind: str, png: bytes) -> None:
+        write_atomic(img_dir / f"{name}_{kind}.png", png)
+        made.setdefault(name, []).append(
+            {"path": f"img/{name}_{kind}.png", "alt": f"{name}_{kind}"}
+        )
+
     for name, rows in inp.histories.items():
         if rows:
-            write_atomic(img_dir / f"{name}_history.png", history_png(name, rows))
-            made.setdefault(name, []).append(f"img/{name}_history.png")
+            put(name, "history", history_png(name, rows))
     for name, pairs in inp.confusions.items():
         if pairs:
-            write_atomic(img_dir / f"{name}_confusion.png", confusion_png(name, pairs))
-            made.setdefault(name, []).append(f"img/{name}_confusion.png")
-    keep = {Path(p).name for paths in made.values() for p in paths}
+            put(name, "confusion", confusion_png(name, pairs))
+    keep = {Path(i["path"]).name for imgs in made.values() for i in imgs}
+    keep |= {f"{name}_samples.png" for name in inp.samples}
     for old in img_dir.glob("*.png"):  # images of models no longer there
         if old.name not in keep:
             old.unlink()
     return made
 
 
-# --- documents --------------------------------------------------------------------------
-
-def _md_table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "_none_\n"
-    cols = list(rows[0])
-    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    out += ["| " + " | ".join(_fmt(r[c]).replace("|", "\\|") for c in cols) + " |" for r in rows]
-    return "\n".join(out) + "\n"
-
-
-def _html_table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "<p><em>none</em></p>"
-    cols = list(rows[0])
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = []
-    for r in rows:
-        cells = []
-        for c in cols:
-            cls = ' class="bad"' if _fmt(r[c]).startswith("FAIL") else ""
-            cells.append(f"<td{cls}>{html.escape(_fmt(r[c]))}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
-max-width:72rem;color:#222;padding:0 1rem}
-h1{border-bottom:2px solid #ddd}h2{margin-top:2rem}
-table{border-collapse:collapse;font-size:.9rem;margin:.5rem 0}
-th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}
-th{background:#f3f3f3}tr:nth-child(even){background:#fafafa}td.bad{color:#b00;font-weight:bold}
-figure{display:inline-block;margin:.5rem}img{max-width:100%}
-"""
-
-
-def sections(inp: Inputs, images: dict[str, list[str]]) -> list[tuple[str, list[dict], list[str]]]:
-    """``(heading, table rows, images)`` in page order."""
-    out = [("Models", metrics_rows(inp), [])]
-    for name in sorted(images):
-        out.append((f"Model {name}", [], images[name]))
+def sample_sections(inp: Inputs, img_dir: Path) -> list[dict[str, Any]]:
+    """One section per model with sample rows: thumbnails (rows with an image) or a table."""
+    out = []
     for name, data in sorted(inp.samples.items()):
-        rows = [{k: " ".join(str(v).split()) for k, v in r.items()} for r in data["rows"]]
-        out.append((f"Samples: {name} ({data.get('task', '')})", rows, []))
-    out.append(("Data validation", validation_rows(inp), []))
-    if inp.clean:
-        out.append(("Cleaning", clean_rows(inp), []))
+        rows = [r for r in data.get("rows") or [] if isinstance(r, dict)]
+        items, table = digit_items(rows)
+        sec: dict[str, Any] = {
+            "name": name,
+            "task": data.get("task", ""),
+            "digits": items,
+            "md_image": None,
+            "wrong": sum(not d["correct"] for d in items),
+        }
+        if items:
+            write_atomic(img_dir / f"{name}_samples.png", digits_png(name, items))
+            sec.update(md_image=f"img/{name}_samples.png", rows=table)
+        else:
+            (img_dir / f"{name}_samples.png").unlink(missing_ok=True)
+            sec["rows"] = [{k: " ".join(R.fmt(v).split()) for k, v in r.items()} for r in rows]
+        out.append(sec)
     return out
 
 
-def to_markdown(title: str, secs: list[tuple[str, list[dict], list[str]]]) -> str:
-    parts = [f"# {title}\n"]
-    for heading, rows, imgs in secs:
-        parts.append(f"## {heading}\n")
-        if rows or not imgs:
-            parts.append(_md_table(rows))
-        parts += [f"![{Path(i).stem}]({i})\n" for i in imgs]
-    return "\n".join(parts)
+# --- documents --------------------------------------------------------------------------
+
+MODEL_COLS = [
+    "model",
+    "task",
+    "corpus",
+    "family",
+    "metric",
+    "better",
+    "test",
+    "test_loss",
+    "validation",
+    "extra",
+    "n_test",
+    "epochs",
+    "train_seconds",
+    "device",
+]
 
 
-def to_html(title: str, secs: list[tuple[str, list[dict], list[str]]]) -> str:
-    t = html.escape(title)
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{t}</title>"
-             f"<style>{CSS}</style></head><body><h1>{t}</h1>"]
-    for heading, rows, imgs in secs:
-        parts.append(f"<h2>{html.escape(heading)}</h2>")
-        if rows or not imgs:
-            parts.append(_html_table(rows))
-        parts += [f"<figure><img src='{html.escape(i)}' alt='{html.escape(Path(i).stem)}'>"
-                  "</figure>" for i in imgs]
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+def context(
+    inp: Inputs, title: str, images: dict[str, list[dict[str, str]]], samples: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """What both templates (``report.html.j2``, ``report.md.j2``) show."""
+    rows = metrics_rows(inp)
+    return {
+        "title": title,
+        "links": inp.pages,
+        "models": rows,
+        "model_cols": MODEL_COLS,
+        "models_note": models_note(rows) if rows else "",
+        "figures": [{"model": m, "images": images[m]} for m in sorted(images)],
+        "samples": samples,
+        "validation": validation_rows(inp),
+        "clean": clean_rows(inp) if inp.clean else [],
+    }
 
 
 def build(layout: Layout, title: str) -> tuple[str, list[dict[str, Any]]]:
     """Write ``reports/index.{md,html}`` and the images; returns (markdown, metrics rows)."""
     inp = gather(layout)
-    images = render_images(inp, layout.reports / "img")
-    secs = sections(inp, images)
-    md = to_markdown(title, secs)
+    img_dir = layout.reports / "img"
+    images = render_images(inp, img_dir)
+    ctx = context(inp, title, images, sample_sections(inp, img_dir))
+    md = R.render("report.md.j2", **ctx)
     write_atomic(layout.reports / "index.md", md.encode())
-    write_atomic(layout.reports / "index.html", to_html(title, secs).encode())
-    return md, metrics_rows(inp)
+    write_atomic(layout.reports / "index.html", R.render("report.html.j2", **ctx).encode())
+    return md, ctx["models"]
 
 
 @task(cache_policy=NO_CACHE)
@@ -347,8 +515,11 @@ def publish(markdown: str, rows: list[dict[str, Any]], title: str) -> None:
         from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
         create_markdown_artifact(markdown=markdown, key="rnnflow-report", description=title)
-        create_table_artifact(table=[{k: _fmt(v) for k, v in r.items()} for r in rows],
-                              key="rnnflow-metrics", description=f"{title}: metrics")
+        create_table_artifact(
+            table=[{k: R.fmt(v, R.EMPTY) for k, v in r.items()} for r in rows],
+            key="rnnflow-metrics",
+            description=f"{title}: metrics",
+        )
     except Exception as exc:
         logger().warning("could not publish Prefect artifacts: %s", exc)
 
@@ -365,9 +536,13 @@ def report(params_path: str = "params.yaml", root: str | None = None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.flows.report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--params", default="params.yaml",
-                        help="params file, relative to the root (default: %(default)s)")
+        prog="python -m pipelines.flows.report", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--params",
+        default="params.yaml",
+        help="params file, relative to the root (default: %(default)s)",
+    )
     parser.add_argument("--root", default=None, help="project root (default: this checkout)")
     args = parser.parse_args(argv)
     print(report(args.params, args.root))

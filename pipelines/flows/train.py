@@ -1,6 +1,6 @@
 """Train one model of ``train.models`` in params.yaml: the ``train`` DVC stage as a Prefect flow.
 
-    python -m pipelines.flows.train mnist_cnn            # or: python -m pipelines.flows.train --help
+    python -m pipelines.flows.train mnist_cnn     # or: python -m pipelines.flows.train --help
 
 Reads ``data/05_tokens/<corpus>/``; writes ``models/<model>/model.pt`` (the weights of the best
 validation epoch, or of the last with ``keep: last``), ``plots/<model>/history.csv`` (every
@@ -10,9 +10,11 @@ with a matching fingerprint resumes after the last finished epoch, and — on CP
 seed — ends with exactly the weights of an uninterrupted run.
 
 The flow is coarse on purpose (STACK.md: a task costs a server round trip): load → fit → save.
-``fit`` runs a *job* per corpus task: :class:`TensorJob` for the fixed-shape corpora (MNIST,
-synthetic), ``pipelines.text`` jobs for the text models (BPTT language model, seq2seq), which
-also save the corpus tokenizer in ``model.pt``. Data-parallel on several processes:
+Everything that depends on the corpus task comes from the task (``pipelines/tasks/``, found by
+``spec["task"]``): how the corpus is loaded and prepared, the *job* that runs an epoch
+(:class:`~pipelines.tasks.tensor.TensorJob` for the fixed-shape corpora, BPTT or seq2seq jobs
+for the text models), the validation metric tracked per epoch, and what is saved beside the
+weights (the text tasks' tokenizer). Data-parallel on several processes:
 ``torchrun --nproc_per_node=N -m pipelines.cli.ddp_train <model>`` (the same ``fit``).
 """
 
@@ -21,33 +23,33 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import math
 import sys
 import time
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
 import torch
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from tqdm import tqdm
 
+import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
 from pipelines import data as D
 from pipelines import device as dev
-from pipelines.metrics import scoring
+from pipelines import tasks
 from pipelines.config import DECODE_FIELDS, Layout, ModelConfig, TrainConfig
-from pipelines.models import TEXT_TASKS, build_model
+from pipelines.metrics import scoring
+from pipelines.models import build_model
 from pipelines.outputs import logger, save_torch, write_atomic
+from pipelines.tasks.tensor import VAL_BATCH, Corpus, TensorJob  # noqa: F401  (re-exported)
 from rnnflow.config import load_params, parse
 from rnnflow.io import write_json
 
-VAL_BATCH = 1024
-
 
 def history_columns(task_name: str) -> list[str]:
-    return ["epoch", "train_loss", "val_loss", f"val_{scoring.headline(task_name)}", "seconds"]
+    return ["epoch", "train_loss", "val_loss", f"val_{tasks.get(task_name).monitor}", "seconds"]
 
 
 def write_history(path: Path, history: list[dict[str, Any]], task_name: str) -> None:
@@ -61,8 +63,8 @@ def write_history(path: Path, history: list[dict[str, Any]], task_name: str) -> 
 
 # --- training ---------------------------------------------------------------------------
 
-def train_fingerprint(cfg: ModelConfig, corpus: D.Corpus,
-                      spec: dict[str, Any] | None = None) -> str:
+
+def train_fingerprint(cfg: ModelConfig, corpus: Any, spec: dict[str, Any] | None = None) -> str:
     """What a checkpoint must match to be resumed: the model's params, the spec, the data.
 
     ``epochs`` is left out when the schedule does not depend on it, so a run can be extended
@@ -80,46 +82,6 @@ def world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
-
-
-class TensorJob:
-    """Epochs over fixed-shape tensors (classify, tag, regress: the MNIST and synthetic models).
-
-    Under ``torchrun`` each rank takes rows ``rank::world`` of every batch.
-    """
-
-    def __init__(self, cfg: ModelConfig, corpus: D.Corpus, device: torch.device,
-                 amp_dtype: torch.dtype | None = None, rank: int = 0, world: int = 1) -> None:
-        spec = corpus.spec
-        if cfg.augment and len(spec["x_shape"]) != 2:
-            raise ValueError(f"augment needs 2-D images, spec x_shape is {spec['x_shape']}")
-        self.cfg, self.spec, self.device, self.amp_dtype = cfg, spec, device, amp_dtype
-        self.rank, self.world = rank, world
-        self.task, self.headline = spec["task"], scoring.headline(spec["task"])
-        self.fill = D.background(spec)
-        self.x, self.y = (t.to(device) for t in corpus.train)
-        self.xv, self.yv = corpus.validation
-        self.n_train, self.n_validation = len(self.y), len(self.yv)
-
-    def num_batches(self) -> int:
-        return D.num_batches(self.n_train, self.cfg.batch_size)
-
-    def losses(self, model: torch.nn.Module, epoch: int, gen: torch.Generator):
-        for idx in D.batches(self.n_train, self.cfg.batch_size, gen, self.device):
-            if self.world > 1:
-                if len(idx) < self.world:
-                    continue
-                idx = idx[self.rank::self.world]
-            xb, yb = self.x[idx], self.y[idx]
-            if self.cfg.augment:
-                xb = D.random_shift(xb, self.cfg.max_shift, gen, self.fill)
-            with scoring.autocast(self.device, self.amp_dtype):
-                loss = scoring.loss(self.task, model(xb), yb)
-            yield loss, loss.detach().float() * len(idx), len(idx)
-
-    def validate(self, model: torch.nn.Module) -> dict[str, Any]:
-        out = scoring.predict(model, self.xv, VAL_BATCH, self.device, self.amp_dtype)
-        return scoring.metrics(self.spec, out, self.yv, self.xv)
 
 
 @dataclass
@@ -167,19 +129,32 @@ def _load_checkpoint(path: Path, fp: str, epochs: int, log) -> dict[str, Any] | 
         log.warning("checkpoint %s unreadable (%s): starting fresh", path, exc)
         return None
     if ckpt.get("fingerprint") != fp:
-        log.info("checkpoint %s fingerprint differs (params, spec or data changed): "
-                 "starting fresh", path)
+        log.info(
+            "checkpoint %s fingerprint differs (params, spec or data changed): starting fresh", path
+        )
         return None
     if ckpt["epoch"] > epochs:
-        log.info("checkpoint %s has %d epochs, more than the %d asked: starting fresh",
-                 path, ckpt["epoch"], epochs)
+        log.info(
+            "checkpoint %s has %d epochs, more than the %d asked: starting fresh",
+            path,
+            ckpt["epoch"],
+            epochs,
+        )
         return None
     return ckpt
 
 
-def fit(cfg: ModelConfig, corpus: D.Corpus, *, device: torch.device | str = "cpu",
-        amp: bool = False, checkpoint: Path | None = None, stop_after: int | None = None,
-        progress: bool | None = None, name: str = "model") -> FitResult:
+def fit(
+    cfg: ModelConfig,
+    corpus: Any,
+    *,
+    device: torch.device | str = "cpu",
+    amp: bool = False,
+    checkpoint: Path | None = None,
+    stop_after: int | None = None,
+    progress: bool | None = None,
+    name: str = "model",
+) -> FitResult:
     """Train ``cfg.family`` on ``corpus.train``, validating on ``corpus.validation`` each epoch.
 
     ``checkpoint``: resume from / save to this file every epoch (None: neither).
@@ -193,16 +168,11 @@ def fit(cfg: ModelConfig, corpus: D.Corpus, *, device: torch.device | str = "cpu
     device = torch.device(device)
     amp_dtype = dev.amp_dtype(device, amp)
     rank, size = world()
-    if corpus.task in TEXT_TASKS:
-        from pipelines import text
-        from pipelines import text_data
-
-        corpus = text_data.prepare(cfg, corpus)
-        job = text.make_job(cfg, corpus, device, amp_dtype, rank, size)
-    else:
-        job = TensorJob(cfg, corpus, device, amp_dtype, rank, size)
+    task_ = tasks.get(corpus.task)
+    corpus = task_.prepare(cfg, corpus)
+    job = task_.make_job(cfg, corpus, device, amp_dtype, rank, size)
     spec = corpus.spec
-    key = f"val_{job.headline}"
+    key = f"val_{task_.monitor}"
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.family, cfg, spec).to(device)
@@ -211,8 +181,11 @@ def fit(cfg: ModelConfig, corpus: D.Corpus, *, device: torch.device | str = "cpu
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         # an adaptive softmax's tail clusters get no gradient in a batch without their words
-        net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
-                  find_unused_parameters=getattr(cfg, "softmax", "full") == "adaptive")
+        net = DDP(
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=getattr(cfg, "softmax", "full") == "adaptive",
+        )
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = _scheduler(opt, cfg)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
@@ -245,10 +218,15 @@ def fit(cfg: ModelConfig, corpus: D.Corpus, *, device: torch.device | str = "cpu
         model.train()
         total = torch.zeros((), device=device)
         count = 0
-        bar = tqdm(job.losses(net, epoch, gen), total=job.num_batches(),
-                   desc=f"{name} {epoch + 1}/{cfg.epochs}", file=sys.stderr, leave=False,
-                   mininterval=1.0, disable=(None if progress is None else not progress)
-                   if rank == 0 else True)
+        bar = tqdm(
+            job.losses(net, epoch, gen),
+            total=job.num_batches(),
+            desc=f"{name} {epoch + 1}/{cfg.epochs}",
+            file=sys.stderr,
+            leave=False,
+            mininterval=1.0,
+            disable=(None if progress is None else not progress) if rank == 0 else True,
+        )
         for loss, summed, n in bar:
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -262,33 +240,65 @@ def fit(cfg: ModelConfig, corpus: D.Corpus, *, device: torch.device | str = "cpu
         bar.close()
         sched.step()
         val = job.validate(model)
-        row = {"epoch": epoch + 1, "train_loss": float(total) / max(count, 1),
-               "val_loss": val["loss"], key: val[job.headline],
-               "seconds": round(time.perf_counter() - t0, 3)}
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": float(total) / max(count, 1),
+            "val_loss": val["loss"],
+            key: val[task_.monitor],
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
         history.append(row)
         done_here += 1
-        if _better(row[key], history[best["epoch"] - 1][key] if best["epoch"] else None,
-                   higher=scoring.higher_is_better(key)):
-            best = {"epoch": epoch + 1,
-                    "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
-        log.info("%s epoch %d/%d: train_loss %.4f val_loss %.4f %s %.4f (%.1fs)", name,
-                 row["epoch"], cfg.epochs, row["train_loss"], row["val_loss"], key, row[key],
-                 row["seconds"])
+        if _better(
+            row[key],
+            history[best["epoch"] - 1][key] if best["epoch"] else None,
+            higher=scoring.higher_is_better(key),
+        ):
+            best = {
+                "epoch": epoch + 1,
+                "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+            }
+        log.info(
+            "%s epoch %d/%d: train_loss %.4f val_loss %.4f %s %.4f (%.1fs)",
+            name,
+            row["epoch"],
+            cfg.epochs,
+            row["train_loss"],
+            row["val_loss"],
+            key,
+            row[key],
+            row["seconds"],
+        )
         if checkpoint is not None and rank == 0:
-            save_torch(checkpoint, {
-                "fingerprint": fp, "epoch": epoch + 1, "history": history,
-                "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "best": best,
-                "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                "rng_cpu": torch.get_rng_state(),
-                "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            })
-    return FitResult(model=model, history=history, device=str(device),
-                     amp=str(amp_dtype).removeprefix("torch.") if amp_dtype else None,
-                     resumed_from=start, seconds=time.perf_counter() - began,
-                     complete=len(history) >= cfg.epochs,
-                     best_epoch=best["epoch"], best_state=best["state"], spec=spec,
-                     n_train=job.n_train, n_validation=job.n_validation)
+            save_torch(
+                checkpoint,
+                {
+                    "fingerprint": fp,
+                    "epoch": epoch + 1,
+                    "history": history,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "best": best,
+                    "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                    "rng_cpu": torch.get_rng_state(),
+                    "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                },
+            )
+    return FitResult(
+        model=model,
+        history=history,
+        device=str(device),
+        amp=str(amp_dtype).removeprefix("torch.") if amp_dtype else None,
+        resumed_from=start,
+        seconds=time.perf_counter() - began,
+        complete=len(history) >= cfg.epochs,
+        best_epoch=best["epoch"],
+        best_state=best["state"],
+        spec=spec,
+        n_train=job.n_train,
+        n_validation=job.n_validation,
+    )
 
 
 def _better(value: float, incumbent: float | None, higher: bool) -> bool:
@@ -300,30 +310,45 @@ def _better(value: float, incumbent: float | None, higher: bool) -> bool:
     return value > incumbent if higher else value < incumbent
 
 
-def save_outputs(layout: Layout, name: str, cfg: ModelConfig, corpus: D.Corpus,
-                 result: FitResult) -> dict[str, Any]:
+def save_outputs(
+    layout: Layout, name: str, cfg: ModelConfig, corpus: Any, result: FitResult
+) -> dict[str, Any]:
     """``model.pt``, ``history.csv`` and ``<model>_train.json``; returns the metrics."""
     spec = result.spec or corpus.spec
-    task_name = spec["task"]
-    saved = {"name": name, "family": cfg.family, "config": cfg.model_dump(), "spec": spec,
-             "state_dict": result.state_dict(cfg.keep), "torch": str(torch.__version__)}
-    if task_name in TEXT_TASKS:  # the tokenizer travels with the model (CLIs need no data/)
-        saved["tokenizer"] = getattr(corpus, "artifacts", {})
+    task_ = tasks.for_spec(spec)
+    saved = {
+        "name": name,
+        "family": cfg.family,
+        "config": cfg.model_dump(),
+        "spec": spec,
+        "state_dict": result.state_dict(cfg.keep),
+        "torch": str(torch.__version__),
+        **task_.saved_extras(corpus),
+    }  # text: the tokenizer (CLIs need no data/)
     save_torch(layout.model(name), saved)
-    write_history(layout.history(name), result.history, task_name)
+    write_history(layout.history(name), result.history, task_.name)
     chosen = result.selected(cfg.keep)
     last = result.history[-1] if result.history else {}
-    key = f"val_{scoring.headline(task_name)}"
+    key = f"val_{task_.monitor}"
     metrics = {
-        "model": name, "corpus": cfg.corpus, "family": cfg.family,
-        "epochs": len(result.history), "keep": cfg.keep, "saved_epoch": chosen.get("epoch"),
-        "train_loss": chosen.get("train_loss"), "val_loss": chosen.get("val_loss"),
-        key: chosen.get(key), f"last_{key}": last.get(key),
+        "model": name,
+        "corpus": cfg.corpus,
+        "family": cfg.family,
+        "epochs": len(result.history),
+        "keep": cfg.keep,
+        "saved_epoch": chosen.get("epoch"),
+        "train_loss": chosen.get("train_loss"),
+        "val_loss": chosen.get("val_loss"),
+        key: chosen.get(key),
+        f"last_{key}": last.get(key),
         "wall_seconds": round(sum(r["seconds"] for r in result.history), 3),
         "run_seconds": round(result.seconds, 3),
         "resumed_from_epoch": result.resumed_from,
-        "device": result.device, "amp": result.amp, "torch": str(torch.__version__),
-        "n_train": result.n_train, "n_validation": result.n_validation,
+        "device": result.device,
+        "amp": result.amp,
+        "torch": str(torch.__version__),
+        "n_train": result.n_train,
+        "n_validation": result.n_validation,
         "parameters": sum(p.numel() for p in result.model.parameters()),
     }
     write_json(layout.train_metrics(name), metrics)
@@ -332,22 +357,25 @@ def save_outputs(layout: Layout, name: str, cfg: ModelConfig, corpus: D.Corpus,
 
 # --- flow -------------------------------------------------------------------------------
 
+
 @task(cache_policy=NO_CACHE)
-def load_data(directory: Path) -> D.Corpus:
-    """Train + validation tensors of one corpus."""
-    return D.load_corpus(directory)
+def load_data(directory: Path) -> Any:
+    """Train + validation splits of one corpus, as its task loads them."""
+    return tasks.load_corpus(directory)
 
 
 @task(cache_policy=NO_CACHE)
-def fit_model(name: str, cfg: ModelConfig, corpus: D.Corpus, device: str, amp: bool,
-              checkpoint: Path) -> FitResult:
+def fit_model(
+    name: str, cfg: ModelConfig, corpus: Any, device: str, amp: bool, checkpoint: Path
+) -> FitResult:
     """The whole training loop (one task: per-batch tasks would cost a round trip each)."""
     return fit(cfg, corpus, device=device, amp=amp, checkpoint=checkpoint, name=name)
 
 
 @task(cache_policy=NO_CACHE)
-def save(layout: Layout, name: str, cfg: ModelConfig, corpus: D.Corpus,
-         result: FitResult) -> dict[str, Any]:
+def save(
+    layout: Layout, name: str, cfg: ModelConfig, corpus: Any, result: FitResult
+) -> dict[str, Any]:
     """Write the stage outputs."""
     return save_outputs(layout, name, cfg, corpus, result)
 
@@ -367,14 +395,21 @@ def train(model: str, params_path: str = "params.yaml", root: str | None = None)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.flows.train", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="python -m pipelines.flows.train",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("model", help="model name: a key of train.models in the params file")
-    parser.add_argument("--params", default="params.yaml",
-                        help="params file, relative to the root (default: %(default)s)")
-    parser.add_argument("--root", default=None,
-                        help="project root holding data/, models/, metrics/ "
-                             "(default: this checkout)")
+    parser.add_argument(
+        "--params",
+        default="params.yaml",
+        help="params file, relative to the root (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--root",
+        default=None,
+        help="project root holding data/, models/, metrics/ (default: this checkout)",
+    )
     args = parser.parse_args(argv)
     metrics = train(args.model, args.params, args.root)
     print({k: metrics[k] for k in ("model", "epochs", "val_loss", "wall_seconds", "device")})

@@ -33,8 +33,11 @@ def _find(keys: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pos, found
 
 
-def _groups(sorted_keys: np.ndarray, counts: np.ndarray, div: int,
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _groups(
+    sorted_keys: np.ndarray,
+    counts: np.ndarray,
+    div: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Context keys (``key // div``) with their summed counts and number of distinct words."""
     ctx = sorted_keys // div
     starts = np.flatnonzero(np.r_[True, ctx[1:] != ctx[:-1]]) if len(ctx) else np.zeros(0, int)
@@ -49,11 +52,11 @@ class KneserNey:
     order = 3
 
     def __init__(self, vocab: int) -> None:
-        if vocab ** 3 >= 2 ** 63:
+        if vocab**3 >= 2**63:
             raise ValueError(f"vocabulary {vocab} too large to pack trigrams in int64")
         self.vocab = vocab
 
-    def fit(self, stream: np.ndarray) -> "KneserNey":
+    def fit(self, stream: np.ndarray) -> KneserNey:
         """Count the stream's trigrams (an extra ``stream[0]`` in front gives the first
         target a two-token history)."""
         V = self.vocab
@@ -66,8 +69,11 @@ class KneserNey:
         self.h2, self.t2, self.n2 = _groups(self.k2, self.c2, V)  # context v
         self.c1 = np.bincount(self.k2 % V, minlength=V)
         self.t1, self.n1 = int(self.c1.sum()), int((self.c1 > 0).sum())
-        self.d3, self.d2, self.d1 = (_discount(self.c3), _discount(self.c2),
-                                     _discount(self.c1[self.c1 > 0]))
+        self.d3, self.d2, self.d1 = (
+            _discount(self.c3),
+            _discount(self.c2),
+            _discount(self.c1[self.c1 > 0]),
+        )
         return self
 
     def probs(self, u: np.ndarray, v: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -76,9 +82,9 @@ class KneserNey:
         u, v, w = (np.asarray(a, dtype=np.int64) for a in (u, v, w))
         p = (np.maximum(self.c1[w] - self.d1, 0) + self.d1 * self.n1 / V) / self.t1
         for keys, counts, ctx, total, types, d, q, h in (
-                (self.k2, self.c2, self.h2, self.t2, self.n2, self.d2, v * V + w, v),
-                (self.k3, self.c3, self.h3, self.t3, self.n3, self.d3, (u * V + v) * V + w,
-                 u * V + v)):
+            (self.k2, self.c2, self.h2, self.t2, self.n2, self.d2, v * V + w, v),
+            (self.k3, self.c3, self.h3, self.t3, self.n3, self.d3, (u * V + v) * V + w, u * V + v),
+        ):
             pos, hit = _find(keys, q)
             c = np.where(hit, counts[pos], 0)
             cpos, seen = _find(ctx, h)

@@ -28,8 +28,9 @@ def scorers() -> list[str]:
     return sorted(_SCORERS)
 
 
-def score(name: str, hypotheses: Sequence[str],
-          references: Sequence[Sequence[str | None]] = ()) -> dict[str, Any]:
+def score(
+    name: str, hypotheses: Sequence[str], references: Sequence[Sequence[str | None]] = ()
+) -> dict[str, Any]:
     if name not in _SCORERS:
         raise ValueError(f"unknown scorer {name!r} (known: {scorers()})")
     return _SCORERS[name](hypotheses, references)
@@ -42,8 +43,12 @@ def bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str | None]]) 
 
     metric = BLEU()
     res = metric.corpus_score(list(hypotheses), [list(r) for r in references])
-    return {"score": float(res.score), "signature": str(metric.get_signature()),
-            "brevity_penalty": float(res.bp), "precisions": [float(p) for p in res.precisions]}
+    return {
+        "score": float(res.score),
+        "signature": str(metric.get_signature()),
+        "brevity_penalty": float(res.bp),
+        "precisions": [float(p) for p in res.precisions],
+    }
 
 
 @register_scorer("chrf")
@@ -63,7 +68,7 @@ def distinct(hypotheses: Sequence[Sequence[str]] | Sequence[str], n: int) -> flo
     total = 0
     for hyp in hypotheses:
         toks = hyp.split() if isinstance(hyp, str) else list(hyp)
-        grams = [tuple(toks[i:i + n]) for i in range(len(toks) - n + 1)]
+        grams = [tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)]
         total += len(grams)
         seen.update(grams)
     return len(seen) / total if total else 0.0

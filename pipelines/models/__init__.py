@@ -2,7 +2,8 @@
 
 A family is a ``nn.Module`` subclass decorated with ``@register("name", tasks=...)`` and a
 ``from_config(cfg, spec)`` classmethod. Every module in this package is imported on first use,
-so adding a family is adding one file.
+so adding a family is adding one file. ``tasks`` names the corpus tasks (``pipelines/tasks/``)
+a family can be built for.
 """
 
 from __future__ import annotations
@@ -15,10 +16,7 @@ from typing import Any
 
 from torch import nn
 
-TASKS = ("classify", "tag", "regress", "lm", "translate", "dialogue")
-TEXT_TASKS = ("lm", "translate", "dialogue")
-
-from rnnflow.codec import BOS, EOS, PAD, UNK  # noqa: E402,F401  one definition, in the core
+from rnnflow.codec import BOS, EOS, PAD, UNK  # noqa: F401  one definition, in the core
 
 
 @dataclass(frozen=True)

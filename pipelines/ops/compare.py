@@ -6,22 +6,25 @@
 Metrics come from ``dvc metrics diff --all --json``, params from ``dvc params diff --json``
 (changed keys; ``--all-params`` for every key), curves from ``plots/<model>/history.csv``
 read at each revision (``git show REV:path``; ``workspace`` is the files on disk). The
-page has inline CSS and PNG plots as data URIs (matplotlib): nothing loads from a CDN, so it
-renders offline — unlike ``dvc plots diff``'s HTML, which needs vega from the network.
+page (:mod:`pipelines.render`, ``compare.html.j2``) has inline CSS and PNG plots as data URIs
+(matplotlib): nothing loads from a CDN, so it renders offline — unlike ``dvc plots diff``'s
+HTML, which needs vega from the network. A is drawn blue and dashed, B red and solid, and
+each legend names both revisions. By default the page is
+``reports/compare/<shaA>..<shaB>.html``: the short hashes the revisions resolve to (any git
+revision is accepted), ``workspace`` for the uncommitted side.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import csv
-import html
 import io
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from pipelines import render as R
 from pipelines.ops import workspace as W
 
 WORKSPACE = "workspace"
@@ -31,38 +34,58 @@ def _revs(a: str, b: str | None) -> list[str]:
     return [a] + ([b] if b and b != WORKSPACE else [])
 
 
-def label(root: Path, rev: str | None) -> str:
-    """``REV (short sha)`` or ``workspace``."""
-    if rev in (None, WORKSPACE):
+def short_sha(root: Path, rev: str | None) -> str:
+    """The short commit hash ``rev`` resolves to, or ``workspace`` (uncommitted files)."""
+    if rev in (None, "", WORKSPACE):
         return WORKSPACE
     try:
-        sha = W.git(root, "rev-parse", "--short", rev)
+        return W.git(root, "rev-parse", "--short", f"{rev}^{{commit}}")
     except W.CommandFailed as exc:
         raise SystemExit(f"rnnflow compare: unknown revision {rev!r}\n{exc}") from None
-    return rev if rev.startswith(sha) else f"{rev} ({sha})"
+
+
+def label(root: Path, rev: str | None) -> str:
+    """``REV (short sha)``, the sha alone when that is what was given, or ``workspace``."""
+    sha = short_sha(root, rev)
+    if sha == WORKSPACE:
+        return WORKSPACE
+    return rev if rev.startswith(sha) or sha.startswith(rev) else f"{rev} ({sha})"
 
 
 def metrics_rows(diff: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for path, metrics in sorted(W.metric_files(diff).items()):
         for key, d in sorted(metrics.items()):
-            rows.append({"file": path, "metric": key, "a": d.get("old"), "b": d.get("new"),
-                         "change": d.get("diff")})
+            rows.append(
+                {
+                    "file": path,
+                    "metric": key,
+                    "a": d.get("old"),
+                    "b": d.get("new"),
+                    "change": d.get("diff"),
+                }
+            )
     return rows
 
 
 def params_rows(diff: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"file": path, "param": key, "a": d.get("old"), "b": d.get("new")}
-            for path, params in sorted((diff or {}).items())
-            for key, d in sorted(params.items())]
+    return [
+        {"file": path, "param": key, "a": d.get("old"), "b": d.get("new")}
+        for path, params in sorted((diff or {}).items())
+        for key, d in sorted(params.items())
+    ]
 
 
 def history_models(root: Path, rev: str | None) -> list[str]:
     """Models with a ``plots/<model>/history.csv`` at ``rev``."""
     if rev in (None, WORKSPACE):
         return sorted(p.parent.name for p in (root / "plots").glob("*/history.csv"))
-    proc = subprocess.run(["git", "ls-tree", "-r", "--name-only", rev, "plots/"], cwd=root,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["git", "ls-tree", "-r", "--name-only", rev, "plots/"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
     return sorted(Path(p).parent.name for p in proc.stdout.split() if p.endswith("/history.csv"))
 
 
@@ -79,68 +102,121 @@ def read_history(root: Path, rev: str | None, model: str) -> list[dict[str, floa
     return rows
 
 
+# How each revision is drawn: its own colours (train loss, validation loss / metric) and line
+# style. A is drawn first, wider and translucent, so B's line on top never hides it.
+STYLES = {
+    "A": {
+        "colors": ("#1f77b4", "#6baed6"),
+        "color_name": "blue",
+        "ls": "--",
+        "style_name": "dashed, wide",
+        "css_style": "dashed",
+        "lw": 5.0,
+        "alpha": 0.5,
+        "ms": 8,
+    },
+    "B": {
+        "colors": ("#d62728", "#fc9272"),
+        "color_name": "red",
+        "ls": "-",
+        "style_name": "solid",
+        "css_style": "solid",
+        "lw": 1.6,
+        "alpha": 1.0,
+        "ms": 4,
+    },
+}
+
+
 def curves_png(model: str, a: list[dict], b: list[dict], la: str, lb: str) -> bytes:
-    """Loss curves (left) and the validation metric (right), A dashed, B solid."""
-    import matplotlib
+    """Loss curves (left) and the validation metric (right): A blue dashed, B red solid;
+    each legend names both revisions (``la``, ``lb``)."""
+    from matplotlib.ticker import MaxNLocator
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = R.pyplot()
     cols = set().union(*(r.keys() for r in a + b)) if a or b else set()
     metric = next((c for c in sorted(cols) if c.startswith("val_") and c != "val_loss"), None)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
-    for rows, name, style in ((a, la, "--"), (b, lb, "-")):
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for rows, side, name in ((a, "A", la), (b, "B", lb)):
         if not rows:
             continue
+        st = STYLES[side]
         ep = [r["epoch"] for r in rows]
-        for col, color in (("train_loss", "tab:blue"), ("val_loss", "tab:orange")):
+        kw = {"linestyle": st["ls"], "linewidth": st["lw"], "alpha": st["alpha"]}
+        for col, color, marker in (
+            ("train_loss", st["colors"][0], "o"),
+            ("val_loss", st["colors"][1], "s"),
+        ):
             if col in rows[0]:
-                axes[0].plot(ep, [r[col] for r in rows], style, color=color, marker=".",
-                             label=f"{col} · {name}")
+                axes[0].plot(
+                    ep,
+                    [r[col] for r in rows],
+                    color=color,
+                    marker=marker,
+                    markersize=st["ms"],
+                    label=f"{col} · {side}: {name}",
+                    **kw,
+                )
         if metric and metric in rows[0]:
-            axes[1].plot(ep, [r[metric] for r in rows], style, color="tab:green", marker=".",
-                         label=f"{metric} · {name}")
+            axes[1].plot(
+                ep,
+                [r[metric] for r in rows],
+                color=st["colors"][0],
+                marker="o",
+                markersize=st["ms"],
+                label=f"{metric} · {side}: {name}",
+                **kw,
+            )
     axes[0].set_title(f"{model}: loss")
     axes[1].set_title(f"{model}: {metric or 'validation metric'}")
     for ax in axes:
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return R.figure_png(fig, dpi=90)
 
 
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
-max-width:76rem;color:#222;padding:0 1rem}h1{border-bottom:2px solid #ddd}
-table{border-collapse:collapse;font-size:.88rem;margin:.5rem 0}
-th,td{border:1px solid #ccc;padding:.2rem .5rem;text-align:left}th{background:#f3f3f3}
-tr.same{color:#777}img{max-width:100%}summary{cursor:pointer;margin:.5rem 0}
-.revs{font-family:monospace}
-"""
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.6g}"
-    return str(v)
-
-
-def html_table(rows: list[dict[str, Any]], cols: list[str], heads: list[str]) -> str:
-    if not rows:
-        return "<p><em>none</em></p>"
-    out = ["<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in heads)
-           + "</tr></thead><tbody>"]
-    for r in rows:
-        same = r.get("a") == r.get("b")
-        cells = "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in cols)
-        out.append(f"<tr{' class=same' if same else ''}>{cells}</tr>")
-    return "\n".join(out) + "</tbody></table>"
+def page(
+    la: str,
+    lb: str,
+    mrows: list[dict[str, Any]],
+    prows: list[dict[str, Any]],
+    curves: list[dict[str, Any]],
+    all_params: bool = False,
+) -> str:
+    """The comparison page from its data: ``curves`` holds ``{model, a, b}`` history rows."""
+    changed = [r for r in mrows if r["a"] != r["b"]]
+    same = [{**r, "_class": "same"} for r in mrows if r["a"] == r["b"]]
+    shown = [
+        {
+            "model": c["model"],
+            "epochs_a": len(c["a"]),
+            "epochs_b": len(c["b"]),
+            "src": R.data_uri(curves_png(c["model"], c["a"], c["b"], la, lb)),
+        }
+        for c in curves
+    ]
+    side = {
+        k: {kk: v for kk, v in st.items() if kk != "colors"} | {"color": st["colors"][0]}
+        for k, st in STYLES.items()
+    }
+    return R.render(
+        "compare.html.j2",
+        title=f"rnnflow: {la} → {lb}",
+        a={"label": la, **side["A"]},
+        b={"label": lb, **side["B"]},
+        changed=changed,
+        same=same,
+        params=prows,
+        all_params=all_params,
+        curves=shown,
+        metric_cols=["file", "metric", "a", "b", "change"],
+        metric_heads=["file", "metric", f"A ({la})", f"B ({lb})", "B − A"],
+        param_cols=["file", "param", "a", "b"],
+        param_heads=["file", "param", f"A ({la})", f"B ({lb})"],
+    )
 
 
 def render(root: Path, rev_a: str, rev_b: str | None = None, all_params: bool = False) -> str:
@@ -149,41 +225,27 @@ def render(root: Path, rev_a: str, rev_b: str | None = None, all_params: bool = 
     revs = _revs(rev_a, rev_b)
     mdiff = W.dvc_json(root, "metrics", "diff", *revs, "--all")
     pdiff = W.dvc_json(root, "params", "diff", *revs, *(["--all"] if all_params else []))
-    mrows, prows = metrics_rows(mdiff), params_rows(pdiff)
-    changed = [r for r in mrows if r["a"] != r["b"]]
-    same = [r for r in mrows if r["a"] == r["b"]]
-    mcols, mheads = ["file", "metric", "a", "b", "change"], ["file", "metric", "A", "B", "B − A"]
     models = sorted(set(history_models(root, rev_a)) | set(history_models(root, rev_b)))
-    t = f"rnnflow: {la} → {lb}"
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(t)}</title>"
-             f"<style>{CSS}</style></head><body><h1>Compare <span class=revs>"
-             f"{html.escape(la)}</span> (A) → <span class=revs>{html.escape(lb)}</span> (B)</h1>",
-             f"<p>{len(changed)} of {len(mrows)} metrics changed; "
-             f"{len(prows)} params {'listed' if all_params else 'changed'}; "
-             f"{len(models)} models with training curves.</p>",
-             "<h2>Metrics</h2>",
-             html_table(changed, mcols, mheads),
-             f"<details><summary>{len(same)} unchanged metrics</summary>"
-             f"{html_table(same, mcols, mheads)}</details>",
-             "<h2>Params</h2>",
-             html_table(prows, ["file", "param", "a", "b"], ["file", "param", "A", "B"]),
-             "<h2>Training curves</h2><p>A dashed, B solid.</p>"]
-    for model in models:
-        a, b = read_history(root, rev_a, model), read_history(root, rev_b, model)
-        png = base64.b64encode(curves_png(model, a, b, "A", "B")).decode()
-        parts.append(f"<h3>{html.escape(model)}</h3><p>epochs: A {len(a)}, B {len(b)}</p>"
-                     f"<img alt='{html.escape(model)} curves' src='data:image/png;base64,{png}'>")
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+    curves = [
+        {"model": m, "a": read_history(root, rev_a, m), "b": read_history(root, rev_b, m)}
+        for m in models
+    ]
+    return page(la, lb, metrics_rows(mdiff), params_rows(pdiff), curves, all_params)
 
 
 def default_out(root: Path, rev_a: str, rev_b: str | None) -> Path:
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{rev_a}..{rev_b or WORKSPACE}")
-    return root / "reports" / "compare" / f"{safe}.html"
+    """``reports/compare/<shaA>..<shaB>.html``: named by the commits the revisions resolve
+    to (``HEAD~1`` means another commit tomorrow), ``workspace`` for uncommitted files."""
+    return root / "reports" / "compare" / f"{short_sha(root, rev_a)}..{short_sha(root, rev_b)}.html"
 
 
-def compare(rev_a: str, rev_b: str | None = None, out: str | Path | None = None,
-            root: str | Path | None = None, all_params: bool = False) -> Path:
+def compare(
+    rev_a: str,
+    rev_b: str | None = None,
+    out: str | Path | None = None,
+    root: str | Path | None = None,
+    all_params: bool = False,
+) -> Path:
     """Write the page; returns its path."""
     from pipelines.outputs import write_atomic
 
@@ -195,15 +257,24 @@ def compare(rev_a: str, rev_b: str | None = None, out: str | Path | None = None,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.ops.compare", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="python -m pipelines.ops.compare",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("rev_a", help="first git revision (A), e.g. HEAD~1")
-    parser.add_argument("rev_b", nargs="?", default=WORKSPACE,
-                        help="second revision (B), default: the workspace")
-    parser.add_argument("-o", "--out", default=None,
-                        help="HTML file to write (default: reports/compare/A..B.html)")
-    parser.add_argument("--all-params", action="store_true",
-                        help="list every param, not only the changed ones")
+    parser.add_argument(
+        "rev_b", nargs="?", default=WORKSPACE, help="second revision (B), default: the workspace"
+    )
+    parser.add_argument(
+        "-o",
+        "--out",
+        default=None,
+        help="HTML file to write (default: reports/compare/<shaA>..<shaB>.html, "
+        "`workspace` for uncommitted files)",
+    )
+    parser.add_argument(
+        "--all-params", action="store_true", help="list every param, not only the changed ones"
+    )
     parser.add_argument("--root", default=None, help="project root (default: this checkout)")
     args = parser.parse_args(argv)
     print(compare(args.rev_a, args.rev_b, args.out, args.root, args.all_params))

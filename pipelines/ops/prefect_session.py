@@ -25,9 +25,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from rnnflow.env import PROJECT_ROOT, apply_offline_defaults
 
@@ -100,12 +100,22 @@ def stop_process(proc: subprocess.Popen, grace: float = 20.0) -> int | None:
 
 
 def _server_env(home: Path, api: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PREFECT__") and k not in ("PREFECT_API_URL", "PREFECT_API_KEY")}
-    env.update({"PREFECT_HOME": str(home), "PREFECT_UI_API_URL": api,
-                "PREFECT_SERVER_ANALYTICS_ENABLED": env.get("PREFECT_SERVER_ANALYTICS_ENABLED",
-                                                            "false"),
-                "DO_NOT_TRACK": env.get("DO_NOT_TRACK", "1"), "PYTHONUNBUFFERED": "1"})
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PREFECT__") and k not in ("PREFECT_API_URL", "PREFECT_API_KEY")
+    }
+    env.update(
+        {
+            "PREFECT_HOME": str(home),
+            "PREFECT_UI_API_URL": api,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": env.get(
+                "PREFECT_SERVER_ANALYTICS_ENABLED", "false"
+            ),
+            "DO_NOT_TRACK": env.get("DO_NOT_TRACK", "1"),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 
@@ -115,8 +125,13 @@ def _prefect_cli() -> list[str]:
 
 
 @contextlib.contextmanager
-def prefect_server(home: Path, port: int | None = None, startup_timeout: float = 120.0,
-                   grace: float = 20.0, quiet: bool = False) -> Iterator[str]:
+def prefect_server(
+    home: Path,
+    port: int | None = None,
+    startup_timeout: float = 120.0,
+    grace: float = 20.0,
+    quiet: bool = False,
+) -> Iterator[str]:
     """Yield the API URL of a Prefect server that runs for the ``with`` block.
 
     ``PREFECT_API_URL`` already set: yield it, start nothing. Otherwise start ``prefect server
@@ -134,8 +149,9 @@ def prefect_server(home: Path, port: int | None = None, startup_timeout: float =
     existing = os.environ.get("PREFECT_API_URL", "").strip()
     if existing:
         if not quiet:
-            print(f"prefect_session: using the server at PREFECT_API_URL={existing}",
-                  file=sys.stderr)
+            print(
+                f"prefect_session: using the server at PREFECT_API_URL={existing}", file=sys.stderr
+            )
         yield existing
         return
 
@@ -149,14 +165,21 @@ def prefect_server(home: Path, port: int | None = None, startup_timeout: float =
         api = f"http://{HOST}:{use_port}/api"
         with log_path.open("ab") as log:
             offset = log.tell()
-            log.write(f"--- prefect_session {datetime.now(timezone.utc).isoformat()} "
-                      f"pid {os.getpid()} port {use_port} ---\n".encode())
+            log.write(
+                f"--- prefect_session {datetime.now(timezone.utc).isoformat()} "
+                f"pid {os.getpid()} port {use_port} ---\n".encode()
+            )
             log.flush()
             began = time.monotonic()
             proc = subprocess.Popen(
                 [*_prefect_cli(), "server", "start", "--host", HOST, "--port", str(use_port)],
-                env=_server_env(home, api), stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
+                env=_server_env(home, api),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
         try:
             while not healthy(api):
                 if proc.poll() is not None or time.monotonic() - began > startup_timeout:
@@ -169,18 +192,24 @@ def prefect_server(home: Path, port: int | None = None, startup_timeout: float =
             raise
         code = proc.poll()
         stop_process(proc, grace)
-        why = (f"exited with code {code}" if code is not None
-               else f"was not healthy after {startup_timeout:.0f} s")
+        why = (
+            f"exited with code {code}"
+            if code is not None
+            else f"was not healthy after {startup_timeout:.0f} s"
+        )
         if code is not None and attempt < attempts and "address" in _tail(log_path, offset):
             continue  # someone took the free port between our check and the server's bind
         raise ServerStartError(
             f"prefect server start (PREFECT_HOME={home}, {api}) {why}; last lines of "
-            f"{log_path}:\n{_tail(log_path, offset)}")
+            f"{log_path}:\n{_tail(log_path, offset)}"
+        )
 
     if not quiet:
-        print(f"prefect_session: Prefect server at {api} (UI http://{HOST}:{use_port}, "
-              f"PREFECT_HOME={home}, healthy in {time.monotonic() - began:.1f} s)",
-              file=sys.stderr)
+        print(
+            f"prefect_session: Prefect server at {api} (UI http://{HOST}:{use_port}, "
+            f"PREFECT_HOME={home}, healthy in {time.monotonic() - began:.1f} s)",
+            file=sys.stderr,
+        )
     previous = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = api
     try:
@@ -193,8 +222,10 @@ def prefect_server(home: Path, port: int | None = None, startup_timeout: float =
         code = stop_process(proc, grace)
         if not quiet:
             how = signal.Signals(-code).name if code and code < 0 else f"exit {code}"
-            print(f"prefect_session: stopped the Prefect server ({how}); its runs are kept in "
-                  f"{home}", file=sys.stderr)
+            print(
+                f"prefect_session: stopped the Prefect server ({how}); its runs are kept in {home}",
+                file=sys.stderr,
+            )
 
 
 def _terminal_signals_child() -> bool:
@@ -236,16 +267,30 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m pipelines.ops.prefect_session",
         description="\n\n".join(__doc__.split("\n\n")[::2]),
         epilog="examples:\n" + __doc__.split("\n\n")[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--home", type=Path, default=None,
-                        help="PREFECT_HOME of the server: its SQLite database and server.log "
-                             "(default: $PREFECT_HOME, else <project>/.prefect)")
-    parser.add_argument("--port", type=int, default=None,
-                        help="port on 127.0.0.1 (default: a free one)")
-    parser.add_argument("--startup-timeout", type=float, default=120.0,
-                        help="seconds to wait for /api/health (default: %(default)s)")
-    parser.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...",
-                        help="the command to run inside the session, after --")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help="PREFECT_HOME of the server: its SQLite database and server.log "
+        "(default: $PREFECT_HOME, else <project>/.prefect)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=None, help="port on 127.0.0.1 (default: a free one)"
+    )
+    parser.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=120.0,
+        help="seconds to wait for /api/health (default: %(default)s)",
+    )
+    parser.add_argument(
+        "cmd",
+        nargs=argparse.REMAINDER,
+        metavar="-- CMD ARGS...",
+        help="the command to run inside the session, after --",
+    )
     args = parser.parse_args(argv)
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:

@@ -36,8 +36,20 @@ from pipelines.ops import workspace as W
 STAGE = "champion"
 MARKER = "rnnflow-judgement: "
 FALLBACK_IDENT = ("rnnflow retrain", "retrain@rnnflow.invalid")
-SUMMARY_KEYS = ("decision", "metric", "value", "champion_value", "margin", "reason",
-                "fingerprint", "dvc_lock", "commit", "dirty", "snapshot", "time")
+SUMMARY_KEYS = (
+    "decision",
+    "metric",
+    "value",
+    "champion_value",
+    "margin",
+    "reason",
+    "fingerprint",
+    "dvc_lock",
+    "commit",
+    "dirty",
+    "snapshot",
+    "time",
+)
 
 
 def _semver(version: str) -> Any:
@@ -66,7 +78,7 @@ def parse_judgement(message: str | None) -> dict[str, Any] | None:
     for line in reversed((message or "").splitlines()):
         if line.startswith(MARKER):
             try:
-                return json.loads(line[len(MARKER):])
+                return json.loads(line[len(MARKER) :])
             except ValueError:
                 return None
     return None
@@ -82,9 +94,11 @@ class GitTagRegistry:
         self.root = Path(root)
         self.stage = stage
         if W.git_head(self.root)[0] is None:
-            raise W.ConfigError(f"{self.root} is not a git repository with a commit: the "
-                                f"champion registry is git tags (GTO); run `git init` and "
-                                f"commit the project first")
+            raise W.ConfigError(
+                f"{self.root} is not a git repository with a commit: the "
+                f"champion registry is git tags (GTO); run `git init` and "
+                f"commit the project first"
+            )
 
     # --- reading -----------------------------------------------------------------------
 
@@ -95,8 +109,13 @@ class GitTagRegistry:
         from gto.exceptions import ArtifactNotFound
 
         try:
-            found = api.show(str(self.root), model, registered_only=True,
-                             assignments_per_version=-1, versions_per_stage=-1)
+            found = api.show(
+                str(self.root),
+                model,
+                registered_only=True,
+                assignments_per_version=-1,
+                versions_per_stage=-1,
+            )
         except ArtifactNotFound:  # no tag of this model yet
             return []
         found = sorted(found, key=lambda v: _semver(v["version"]))
@@ -107,8 +126,15 @@ class GitTagRegistry:
         return found
 
     def _entry(self, v: dict[str, Any]) -> dict[str, Any]:
-        entry = dict(v["entry"] or {"decision": None, "fingerprint": None, "value": None,
-                                    "reason": "registered outside retraining"})
+        entry = dict(
+            v["entry"]
+            or {
+                "decision": None,
+                "fingerprint": None,
+                "value": None,
+                "reason": "registered outside retraining",
+            }
+        )
         entry.update(version=v["version"], tag=v["tag"], registered_at=v["commit_hexsha"])
         return entry
 
@@ -128,8 +154,7 @@ class GitTagRegistry:
             for vs in v.get("stages") or []:
                 if vs.get("stage") != self.stage or not vs.get("is_active"):
                     continue
-                n = max((_counter(a.get("tag")) for a in vs.get("assignments") or []),
-                        default=0)
+                n = max((_counter(a.get("tag")) for a in vs.get("assignments") or []), default=0)
                 if n > best_n:
                     best, best_n = v, n
         return best
@@ -150,20 +175,30 @@ class GitTagRegistry:
         import subprocess
 
         full = {**W.subprocess_env(self.root), **(env or {})}
-        proc = subprocess.run(["git", *args], cwd=self.root, env=full, capture_output=True,
-                              text=True, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            ["git", *args],
+            cwd=self.root,
+            env=full,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
         if proc.returncode != 0:
-            raise W.CommandFailed(["git", *args], proc.returncode,
-                                  (proc.stdout + proc.stderr).splitlines())
+            raise W.CommandFailed(
+                ["git", *args], proc.returncode, (proc.stdout + proc.stderr).splitlines()
+            )
         return proc.stdout.strip()
 
     def snapshot(self, model: str, title: str) -> str:
         """A commit of the workspace as judged (tracked files), parent HEAD, on no branch."""
         name, email = self.ident()
-        ident = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
-                 "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email}
-        real_index = Path(self._git("rev-parse", "--path-format=absolute", "--git-path",
-                                    "index"))
+        ident = {
+            "GIT_AUTHOR_NAME": name,
+            "GIT_AUTHOR_EMAIL": email,
+            "GIT_COMMITTER_NAME": name,
+            "GIT_COMMITTER_EMAIL": email,
+        }
+        real_index = Path(self._git("rev-parse", "--path-format=absolute", "--git-path", "index"))
         with tempfile.TemporaryDirectory(prefix="rnnflow-snapshot-") as tmp:
             index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             if real_index.exists():  # keeps git's stat cache: only changed files are hashed
@@ -171,8 +206,11 @@ class GitTagRegistry:
             else:
                 self._git("read-tree", "HEAD", env=index)
             self._git("add", "-u", env=index)
-            wanted = [p for p in ("dvc.lock", "params.yaml", f"metrics/{model}.json")
-                      if (self.root / p).exists()]
+            wanted = [
+                p
+                for p in ("dvc.lock", "params.yaml", f"metrics/{model}.json")
+                if (self.root / p).exists()
+            ]
             ignored = set(W.git(self.root, "check-ignore", *wanted, check=False).split())
             if [p for p in wanted if p not in ignored]:
                 self._git("add", "--", *[p for p in wanted if p not in ignored], env=index)
@@ -186,8 +224,13 @@ class GitTagRegistry:
         --stage`` order versions and assignments by them: two in the same second would be
         a tie they break arbitrarily. (Scheduled runs are minutes apart: no wait there.)
         """
-        out = W.git(self.root, "for-each-ref", "--format=%(taggerdate:unix)",
-                    f"refs/tags/{prefix}*", check=False)
+        out = W.git(
+            self.root,
+            "for-each-ref",
+            "--format=%(taggerdate:unix)",
+            f"refs/tags/{prefix}*",
+            check=False,
+        )
         last = max((int(t) for t in out.split() if t.isdigit()), default=0)
         while time.time() < last + 1:
             time.sleep(min(0.05, last + 1 - time.time() + 0.001))
@@ -213,23 +256,40 @@ class GitTagRegistry:
 
             entry["dvc_lock"] = "sha256:" + hashlib.sha256(lock.read_bytes()).hexdigest()
         fp = entry.get("fingerprint")
-        rev, snap = self._rev_for(model, bool(entry.get("dirty")),
-                                  f"rnnflow retrain snapshot: {model} challenger {fp}\n\n"
-                                  f"The workspace as retraining judged it: HEAD plus its "
-                                  f"uncommitted tracked changes. On no branch; the version "
-                                  f"tag of {model} keeps it.")
+        rev, snap = self._rev_for(
+            model,
+            bool(entry.get("dirty")),
+            f"rnnflow retrain snapshot: {model} challenger {fp}\n\n"
+            f"The workspace as retraining judged it: HEAD plus its "
+            f"uncommitted tracked changes. On no branch; the version "
+            f"tag of {model} keeps it.",
+        )
         entry["snapshot"] = snap
         name, email = self.ident()
         self.wait_past(f"{model}@")
         title = f"retrain {model}: {entry.get('decision')} (challenger {fp})"
-        event = api.register(str(self.root), model, rev, message=judgement_message(
-            title, entry), author=name, author_email=email)
+        event = api.register(
+            str(self.root),
+            model,
+            rev,
+            message=judgement_message(title, entry),
+            author=name,
+            author_email=email,
+        )
         version = event.version
         if entry.get("decision") == "promoted":
             self.wait_past(f"{model}#{self.stage}#")
-            api.assign(str(self.root), model, self.stage, version=version,
-                       message=judgement_message(
-                           f"retrain {model}: {version} is the {self.stage} "
-                           f"(challenger {fp})", entry, with_json=False),
-                       author=name, author_email=email)
+            api.assign(
+                str(self.root),
+                model,
+                self.stage,
+                version=version,
+                message=judgement_message(
+                    f"retrain {model}: {version} is the {self.stage} (challenger {fp})",
+                    entry,
+                    with_json=False,
+                ),
+                author=name,
+                author_email=email,
+            )
         return next(e for e in self.history(model) if e["version"] == version)

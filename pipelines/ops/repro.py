@@ -20,19 +20,22 @@ import sys
 import time
 from typing import Any
 
-import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
 from pipelines.ops import workspace as W
 from pipelines.outputs import logger
-
+from pipelines.render import md_table
 
 # DVC restored the outputs from its run cache instead of running the command.
 _RESTORED = re.compile(r"^Stage '([^']+)' is cached - skipping run, checking out outputs")
 # Keys (any dotted part) that are timings, not metrics: they change on every run.
-_TIMING = re.compile(r"(^|[._-])(seconds?|secs?|s|time|times|timing|wall|elapsed|duration|"
-                     r"runtime|ms)($|[._-])", re.IGNORECASE)
+_TIMING = re.compile(
+    r"(^|[._-])(seconds?|secs?|s|time|times|timing|wall|elapsed|duration|"
+    r"runtime|ms)($|[._-])",
+    re.IGNORECASE,
+)
 
 
 def restored(run: W.Run) -> list[str]:
@@ -66,24 +69,35 @@ def metrics_diff_rows(diff: dict[str, Any]) -> list[dict[str, Any]]:
                 continue  # a text value on one side
             if old == new:
                 continue
-            rows.append({"file": path, "metric": key, "old": old, "new": new,
-                         "change": d.get("diff")})
+            rows.append(
+                {"file": path, "metric": key, "old": old, "new": new, "change": d.get("diff")}
+            )
     return rows
 
 
-def summary_markdown(targets: list[str], changed: dict[str, tuple[Any, Any]], run: W.Run,
-                     mdiff: list[dict[str, Any]], experiment: str | None) -> str:
+def summary_markdown(
+    targets: list[str],
+    changed: dict[str, tuple[Any, Any]],
+    run: W.Run,
+    mdiff: list[dict[str, Any]],
+    experiment: str | None,
+) -> str:
     what = " ".join(targets) or "(whole DAG)"
     cmd = f"dvc exp run -n {experiment}" if experiment else "dvc repro"
     back = restored(run)
-    parts = [f"# {cmd} {what}\n",
-             f"{len(run.ran)} stage(s) ran, {len(back)} restored from the run cache, "
-             f"{len(run.skipped)} up to date, {run.seconds:.1f} s.\n",
-             "## Params overrides\n",
-             W.md_table([{"key": k, "old": o, "new": n} for k, (o, n) in changed.items()]),
-             "## Stages run\n", W.md_table([{"stage": s} for s in run.ran]),
-             "## Stages restored from the run cache\n", W.md_table([{"stage": s} for s in back]),
-             "## Metrics changed since HEAD (`dvc metrics diff`)\n", W.md_table(mdiff)]
+    parts = [
+        f"# {cmd} {what}\n",
+        f"{len(run.ran)} stage(s) ran, {len(back)} restored from the run cache, "
+        f"{len(run.skipped)} up to date, {run.seconds:.1f} s.\n",
+        "## Params overrides\n",
+        md_table([{"key": k, "old": o, "new": n} for k, (o, n) in changed.items()]),
+        "## Stages run\n",
+        md_table([{"stage": s} for s in run.ran]),
+        "## Stages restored from the run cache\n",
+        md_table([{"stage": s} for s in back]),
+        "## Metrics changed since HEAD (`dvc metrics diff`)\n",
+        md_table(mdiff),
+    ]
     return "\n".join(parts)
 
 
@@ -101,15 +115,31 @@ def run_dvc(root: str, targets: list[str], force: bool, experiment: str | None) 
     """``dvc repro`` (or ``dvc exp run``), streamed into the log."""
     path = W.resolve_root(root)
     if experiment:
-        return W.stream([W.tool("dvc"), "exp", "run", "-n", experiment,
-                         *(["--force"] if force else []), *targets], path, logger())
+        return W.stream(
+            [
+                W.tool("dvc"),
+                "exp",
+                "run",
+                "-n",
+                experiment,
+                *(["--force"] if force else []),
+                *targets,
+            ],
+            path,
+            logger(),
+        )
     return W.dvc_repro(path, targets, force, logger())
 
 
 @flow(name="repro")
-def repro(targets: list[str] | None = None, overrides: dict[str, Any] | None = None,
-          force: bool = False, experiment: str | None = None, lock_timeout: float = 3600.0,
-          root: str | None = None) -> dict[str, Any]:
+def repro(
+    targets: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    force: bool = False,
+    experiment: str | None = None,
+    lock_timeout: float = 3600.0,
+    root: str | None = None,
+) -> dict[str, Any]:
     """Run DVC stages: ``targets`` such as ``train@mnist_cnn`` (empty or ``all``: everything).
 
     ``overrides``: dotted params keys → values, e.g. ``{"train.models.mnist_cnn.lr": 0.003}``,
@@ -127,33 +157,63 @@ def repro(targets: list[str] | None = None, overrides: dict[str, Any] | None = N
         except Exception as exc:  # no commit yet, or no metrics: the run itself succeeded
             logger().warning("dvc metrics diff: %s", exc)
             mdiff = []
-    W.publish_markdown(summary_markdown(targets, changed, run, mdiff, experiment), "repro",
-                       f"dvc repro {' '.join(targets) or '(all)'}")
-    return {"targets": targets, "overrides": {k: v[1] for k, v in changed.items()},
-            "ran": run.ran, "restored": restored(run), "skipped": run.skipped,
-            "metrics_changed": len(mdiff),
-            "seconds": round(time.monotonic() - began, 2)}
+    W.publish_markdown(
+        summary_markdown(targets, changed, run, mdiff, experiment),
+        "repro",
+        f"dvc repro {' '.join(targets) or '(all)'}",
+    )
+    return {
+        "targets": targets,
+        "overrides": {k: v[1] for k, v in changed.items()},
+        "ran": run.ran,
+        "restored": restored(run),
+        "skipped": run.skipped,
+        "metrics_changed": len(mdiff),
+        "seconds": round(time.monotonic() - began, 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.ops.repro", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("targets", nargs="*",
-                        help="DVC stages, e.g. train@mnist_cnn evaluate@mnist_cnn (none: all)")
-    parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="params override, e.g. train.models.mnist_cnn.lr=0.003 "
-                             "(value read as YAML; repeatable)")
+        prog="python -m pipelines.ops.repro",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "targets", nargs="*", help="DVC stages, e.g. train@mnist_cnn evaluate@mnist_cnn (none: all)"
+    )
+    parser.add_argument(
+        "-S",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="params override, e.g. train.models.mnist_cnn.lr=0.003 "
+        "(value read as YAML; repeatable)",
+    )
     parser.add_argument("--force", action="store_true", help="rerun even fresh stages")
-    parser.add_argument("--exp", metavar="NAME", default=None,
-                        help="run as the DVC experiment NAME (dvc exp run) instead")
-    parser.add_argument("--lock-timeout", type=float, default=3600.0,
-                        help="seconds to wait for another run holding the workspace "
-                             "(default: %(default)s)")
+    parser.add_argument(
+        "--exp",
+        metavar="NAME",
+        default=None,
+        help="run as the DVC experiment NAME (dvc exp run) instead",
+    )
+    parser.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=3600.0,
+        help="seconds to wait for another run holding the workspace (default: %(default)s)",
+    )
     parser.add_argument("--root", default=None, help="project root (default: this checkout)")
     args = parser.parse_args(argv)
-    out = repro(args.targets, W.parse_assignments(args.set), args.force, args.exp,
-                args.lock_timeout, args.root)
+    out = repro(
+        args.targets,
+        W.parse_assignments(args.set),
+        args.force,
+        args.exp,
+        args.lock_timeout,
+        args.root,
+    )
     print(out)
     return 0
 

@@ -23,7 +23,9 @@ Idempotent: a challenger with the champion's fingerprint is "no change", and one
 judged (same fingerprint as any earlier registered version of that model, not only the last)
 is not judged twice — a duplicate or late scheduled run creates no tag. Every run publishes
 a Markdown artifact saying what changed (params, data/code, metrics) and why the challenger
-was or was not promoted.
+was or was not promoted, and writes the same judgement as ``reports/retrain/<model>.md`` and
+a self-contained ``reports/retrain/<model>.html`` (:mod:`pipelines.render`), the champion
+page the report links.
 """
 
 from __future__ import annotations
@@ -38,14 +40,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import Field, field_validator
 
+import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
 from pipelines.ops import workspace as W
-from pipelines.outputs import logger
 from pipelines.ops.registry import GitTagRegistry
+from pipelines.outputs import logger
 from rnnflow.config import Config, ConfigError, load_params, parse, section
 
 Decision = Literal["promoted", "rejected", "no change", "already judged"]
@@ -66,16 +68,20 @@ class RetrainConfig(Config):
     @classmethod
     def _gto_name(cls, value: str) -> str:
         if not re.fullmatch(r"[a-zA-Z0-9]([a-zA-Z0-9-/_]*[a-zA-Z0-9])?", value):
-            raise ValueError(f"retrain.stage {value!r} is not a GTO stage name (letters, "
-                             f"digits, '-', '_', '/'; starts and ends with a letter or digit)")
+            raise ValueError(
+                f"retrain.stage {value!r} is not a GTO stage name (letters, "
+                f"digits, '-', '_', '/'; starts and ends with a letter or digit)"
+            )
         return value
 
     @field_validator("metric")
     @classmethod
     def _not_test(cls, value: str) -> str:
         if value.split(".")[0] == "test":
-            raise ValueError(f"retrain.metric {value!r} reads the test split: promotion is "
-                             f"judged on validation (e.g. validation.accuracy)")
+            raise ValueError(
+                f"retrain.metric {value!r} reads the test split: promotion is "
+                f"judged on validation (e.g. validation.accuracy)"
+            )
         return value
 
 
@@ -97,8 +103,10 @@ class Candidate:
 
 # --- pure parts -------------------------------------------------------------------------
 
-def stage_inputs(lock: dict[str, Any], model: str) -> tuple[dict[str, Any], dict[str, str],
-                                                           str | None]:
+
+def stage_inputs(
+    lock: dict[str, Any], model: str
+) -> tuple[dict[str, Any], dict[str, str], str | None]:
     """(params, deps, model output hash) of ``train@model`` + ``evaluate@model`` in dvc.lock."""
     stages = (lock or {}).get("stages", {})
     params: dict[str, Any] = {}
@@ -130,8 +138,13 @@ def improvement(champion: float, challenger: float, higher_is_better: bool) -> f
     return challenger - champion if higher_is_better else champion - challenger
 
 
-def decide(champion: float | None, challenger: float | None, higher_is_better: bool,
-           margin: float, metric: str) -> tuple[bool, str]:
+def decide(
+    champion: float | None,
+    challenger: float | None,
+    higher_is_better: bool,
+    margin: float,
+    metric: str,
+) -> tuple[bool, str]:
     """(promote?, why) — promote only when better by more than ``margin``."""
     if challenger is None or (isinstance(challenger, float) and math.isnan(challenger)):
         return False, f"the challenger has no {metric}"
@@ -140,12 +153,21 @@ def decide(champion: float | None, challenger: float | None, higher_is_better: b
     gain = improvement(champion, challenger, higher_is_better)
     word = "higher" if higher_is_better else "lower"
     if gain > margin:
-        return True, (f"{metric} {challenger:.6g} vs champion {champion:.6g}: better by "
-                      f"{gain:.6g} ({word} is better), more than the margin {margin:g}")
-    how = (f"better by only {gain:.6g}" if gain > 0 else
-           f"worse by {-gain:.6g}" if gain < 0 else "equal")
-    return False, (f"{metric} {challenger:.6g} vs champion {champion:.6g}: {how} "
-                   f"({word} is better), not more than the margin {margin:g}")
+        return True, (
+            f"{metric} {challenger:.6g} vs champion {champion:.6g}: better by "
+            f"{gain:.6g} ({word} is better), more than the margin {margin:g}"
+        )
+    how = (
+        f"better by only {gain:.6g}"
+        if gain > 0
+        else f"worse by {-gain:.6g}"
+        if gain < 0
+        else "equal"
+    )
+    return False, (
+        f"{metric} {challenger:.6g} vs champion {champion:.6g}: {how} "
+        f"({word} is better), not more than the margin {margin:g}"
+    )
 
 
 def changes(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
@@ -153,18 +175,25 @@ def changes(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
     from rnnflow.config import flatten
 
     a, b = flatten(old or {}), flatten(new or {})
-    return [{"key": k, "champion": a.get(k), "challenger": b.get(k)}
-            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return [
+        {"key": k, "champion": a.get(k), "challenger": b.get(k)}
+        for k in sorted(set(a) | set(b))
+        if a.get(k) != b.get(k)
+    ]
 
 
 def numeric_leaves(data: Any) -> dict[str, float]:
     from rnnflow.config import flatten
 
-    return {k: v for k, v in flatten(data if isinstance(data, dict) else {}).items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {
+        k: v
+        for k, v in flatten(data if isinstance(data, dict) else {}).items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
 
 
 # --- the steps --------------------------------------------------------------------------
+
 
 def read_candidate(root: Path, model: str, metric: str) -> Candidate:
     """The challenger DVC just produced (dvc.lock + metrics/<model>.json)."""
@@ -176,10 +205,17 @@ def read_candidate(root: Path, model: str, metric: str) -> Candidate:
     metrics = json.loads(mpath.read_text()) if mpath.exists() else {}
     value = W.dig(metrics, metric)
     commit, dirty = W.git_head(root)
-    return Candidate(model=model, fingerprint=fingerprint(params, deps),
-                     value=float(value) if isinstance(value, (int, float)) else None,
-                     metrics=metrics, params=params, deps=deps, model_hash=out_hash,
-                     commit=commit, dirty=dirty)
+    return Candidate(
+        model=model,
+        fingerprint=fingerprint(params, deps),
+        value=float(value) if isinstance(value, (int, float)) else None,
+        metrics=metrics,
+        params=params,
+        deps=deps,
+        model_hash=out_hash,
+        commit=commit,
+        dirty=dirty,
+    )
 
 
 def retrain_config(params: dict[str, Any], model: str | None = None) -> RetrainConfig:
@@ -195,8 +231,14 @@ def retrain_config(params: dict[str, Any], model: str | None = None) -> RetrainC
 
 def last_judged(history: list[dict[str, Any]], fp: str) -> dict[str, Any] | None:
     """The latest entry of ``history`` that judged a challenger with fingerprint ``fp``."""
-    return next((e for e in reversed(history or []) if e.get("fingerprint") == fp
-                 and e.get("decision") in ("promoted", "rejected")), None)
+    return next(
+        (
+            e
+            for e in reversed(history or [])
+            if e.get("fingerprint") == fp and e.get("decision") in ("promoted", "rejected")
+        ),
+        None,
+    )
 
 
 def data_deps(deps: dict[str, str]) -> dict[str, str]:
@@ -244,18 +286,27 @@ class Verdict:
     champion_rescored: bool = False
 
 
-def judge(root: Path, reg: GitTagRegistry, cand: Candidate, cfg: RetrainConfig,
-          params: dict[str, Any]) -> Verdict:
+def judge(
+    root: Path, reg: GitTagRegistry, cand: Candidate, cfg: RetrainConfig, params: dict[str, Any]
+) -> Verdict:
     """Compare the challenger with the champion on the same test split."""
     champ = reg.champion(cand.model)
     history = reg.history(cand.model)
     if champ and champ["fingerprint"] == cand.fingerprint:
-        return Verdict("no change", f"same data, params and code as the champion promoted "
-                       f"{champ['time']} (fingerprint {cand.fingerprint})", champ.get("value"))
+        return Verdict(
+            "no change",
+            f"same data, params and code as the champion promoted "
+            f"{champ['time']} (fingerprint {cand.fingerprint})",
+            champ.get("value"),
+        )
     last = last_judged(history, cand.fingerprint)  # any earlier judgement, not just the last
     if last is not None:
-        return Verdict("already judged", f"this challenger (fingerprint {cand.fingerprint}) was "
-                       f"judged {last['time']}: {last['decision']}", last.get("champion_value"))
+        return Verdict(
+            "already judged",
+            f"this challenger (fingerprint {cand.fingerprint}) was "
+            f"judged {last['time']}: {last['decision']}",
+            last.get("champion_value"),
+        )
     champion_value, rescored, note = None, False, ""
     if champ:
         champion_value = champ.get("value")
@@ -265,42 +316,115 @@ def judge(root: Path, reg: GitTagRegistry, cand: Candidate, cfg: RetrainConfig,
                 rescored = True
                 note = " (champion scored again on the current test split)"
             except Exception as exc:  # weights gone from the cache, or an incompatible spec
-                note = (f" (the test split changed but the champion could not be scored "
-                        f"on it: {type(exc).__name__}: {exc}; compared with its recorded "
-                        f"{cfg.metric})")
-    promote, why = decide(champion_value, cand.value, cfg.higher_is_better, cfg.margin,
-                          cfg.metric)
+                note = (
+                    f" (the test split changed but the champion could not be scored "
+                    f"on it: {type(exc).__name__}: {exc}; compared with its recorded "
+                    f"{cfg.metric})"
+                )
+    promote, why = decide(champion_value, cand.value, cfg.higher_is_better, cfg.margin, cfg.metric)
     return Verdict("promoted" if promote else "rejected", why + note, champion_value, rescored)
 
 
-def report_markdown(cand: Candidate, verdict: Verdict, champ: dict[str, Any] | None,
-                    cfg: RetrainConfig, ran: list[str], history: list[dict[str, Any]]) -> str:
-    title = {"promoted": "promoted", "rejected": "not promoted", "no change": "no change",
-             "already judged": "already judged"}[verdict.decision]
-    gain = (improvement(verdict.champion_value, cand.value, cfg.higher_is_better)
-            if verdict.champion_value is not None and cand.value is not None else None)
-    parts = [f"# retrain {cand.model}: {title}\n", f"**Why:** {verdict.reason}\n",
-             W.md_table([{"metric": cfg.metric, "champion": verdict.champion_value,
-                          "challenger": cand.value, "improvement": gain, "margin": cfg.margin,
-                          "higher is better": cfg.higher_is_better,
-                          "champion rescored": verdict.champion_rescored}]),
-             f"Challenger fingerprint `{cand.fingerprint}`, commit `{cand.commit}`"
-             f"{' (+ uncommitted changes)' if cand.dirty else ''}; champion fingerprint "
-             f"`{(champ or {}).get('fingerprint')}`, version "
-             f"`{(champ or {}).get('version')}`, promoted {(champ or {}).get('time')}.\n",
-             "## Stages DVC ran\n", W.md_table([{"stage": s} for s in ran]),
-             "## What changed since the champion\n", "### Params\n",
-             W.md_table(changes((champ or {}).get("params", {}), cand.params)),
-             "### Data and code (dvc.lock hashes)\n",
-             W.md_table(changes((champ or {}).get("deps", {}), cand.deps)),
-             "### Metrics (as recorded)\n",
-             W.md_table(changes(numeric_leaves((champ or {}).get("metrics")),
-                                numeric_leaves(cand.metrics))),
-             "## Registry history (GTO versions, latest last)\n",
-             W.md_table([{k: e.get(k) for k in ("version", "time", "decision", "value",
-                                                 "champion_value", "commit", "reason")}
-                         for e in history[-10:]])]
-    return "\n".join(parts)
+TITLES = {
+    "promoted": "promoted",
+    "rejected": "not promoted",
+    "no change": "no change",
+    "already judged": "already judged",
+}
+
+
+def judgement_context(
+    cand: Candidate,
+    verdict: Verdict,
+    champ: dict[str, Any] | None,
+    cfg: RetrainConfig,
+    ran: list[str],
+    history: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """What the judgement templates (``retrain.md.j2``, ``retrain.html.j2``) show."""
+    champ = champ or {}
+    gain = (
+        improvement(verdict.champion_value, cand.value, cfg.higher_is_better)
+        if verdict.champion_value is not None and cand.value is not None
+        else None
+    )
+    return {
+        "title": TITLES[verdict.decision],
+        "model": cand.model,
+        "decision": verdict.decision,
+        "reason": verdict.reason,
+        "when": cand.time,
+        "judgement": {
+            "metric": cfg.metric,
+            "champion": verdict.champion_value,
+            "challenger": cand.value,
+            "improvement": gain,
+            "margin": cfg.margin,
+            "higher is better": cfg.higher_is_better,
+            "champion rescored": verdict.champion_rescored,
+        },
+        "cand": {"fingerprint": cand.fingerprint, "commit": cand.commit, "dirty": cand.dirty},
+        "champ": {k: champ.get(k) for k in ("fingerprint", "version", "time")},
+        "ran": [{"stage": s} for s in ran],
+        "params": changes(champ.get("params", {}), cand.params),
+        "deps": changes(champ.get("deps", {}), cand.deps),
+        "metrics": changes(numeric_leaves(champ.get("metrics")), numeric_leaves(cand.metrics)),
+        "history": [
+            {
+                k: e.get(k)
+                for k in (
+                    "version",
+                    "time",
+                    "decision",
+                    "value",
+                    "champion_value",
+                    "commit",
+                    "reason",
+                )
+            }
+            for e in history[-10:]
+        ],
+    }
+
+
+def report_markdown(
+    cand: Candidate,
+    verdict: Verdict,
+    champ: dict[str, Any] | None,
+    cfg: RetrainConfig,
+    ran: list[str],
+    history: list[dict[str, Any]],
+) -> str:
+    """The judgement as Markdown (the Prefect artifact; ``reports/retrain/<model>.md``)."""
+    from pipelines import render as R
+
+    return R.render("retrain.md.j2", **judgement_context(cand, verdict, champ, cfg, ran, history))
+
+
+def report_html(
+    cand: Candidate,
+    verdict: Verdict,
+    champ: dict[str, Any] | None,
+    cfg: RetrainConfig,
+    ran: list[str],
+    history: list[dict[str, Any]],
+) -> str:
+    """The judgement as a self-contained HTML page (``reports/retrain/<model>.html``)."""
+    from pipelines import render as R
+
+    ctx = judgement_context(cand, verdict, champ, cfg, ran, history)
+    return R.render("retrain.html.j2", **{**ctx, "title": f"retrain {cand.model}: {ctx['title']}"})
+
+
+def write_pages(root: Path, markdown: str, html: str, model: str) -> Path:
+    """The latest judgement beside the other ops pages: ``reports/retrain/<model>.{md,html}``
+    (the report links it as the model's champion page); returns the HTML path."""
+    from pipelines.outputs import write_atomic
+
+    out = root / "reports" / "retrain"
+    write_atomic(out / f"{model}.md", markdown.encode())
+    write_atomic(out / f"{model}.html", html.encode())
+    return out / f"{model}.html"
 
 
 @task(cache_policy=NO_CACHE)
@@ -310,8 +434,9 @@ def reproduce(root: str, targets: list[str]) -> list[str]:
 
 
 @task(cache_policy=NO_CACHE)
-def evaluate_and_record(root: str, cfg: RetrainConfig, params_path: str,
-                        flow_run: str | None) -> tuple[Candidate, Verdict, dict | None, list]:
+def evaluate_and_record(
+    root: str, cfg: RetrainConfig, params_path: str, flow_run: str | None
+) -> tuple[Candidate, Verdict, dict | None, list]:
     """Judge the challenger and record the judgement (unless nothing is new)."""
     path = Path(root)
     params = load_params(path / params_path)
@@ -321,10 +446,16 @@ def evaluate_and_record(root: str, cfg: RetrainConfig, params_path: str,
     verdict = judge(path, reg, cand, cfg, params)
     logger().info("retrain %s: %s — %s", cfg.model, verdict.decision, verdict.reason)
     if verdict.decision in ("promoted", "rejected"):
-        entry = {**asdict(cand), "decision": verdict.decision, "reason": verdict.reason,
-                 "metric": cfg.metric, "champion_value": verdict.champion_value,
-                 "champion_rescored": verdict.champion_rescored, "margin": cfg.margin,
-                 "flow_run": flow_run}
+        entry = {
+            **asdict(cand),
+            "decision": verdict.decision,
+            "reason": verdict.reason,
+            "metric": cfg.metric,
+            "champion_value": verdict.champion_value,
+            "champion_rescored": verdict.champion_rescored,
+            "margin": cfg.margin,
+            "flow_run": flow_run,
+        }
         entry.pop("model", None)
         reg.record(cfg.model, entry)
     return cand, verdict, champ, reg.history(cfg.model)
@@ -340,35 +471,65 @@ def _flow_run_name() -> str | None:
 
 
 @flow(name="retrain")
-def retrain(model: str | None = None, params_path: str = "params.yaml",
-            lock_timeout: float = 3600.0, root: str | None = None) -> dict[str, Any]:
+def retrain(
+    model: str | None = None,
+    params_path: str = "params.yaml",
+    lock_timeout: float = 3600.0,
+    root: str | None = None,
+) -> dict[str, Any]:
     """Rerun the stale stages of ``model`` (default: ``retrain.model``), then promote or not."""
     path = W.resolve_root(root)
     cfg = retrain_config(load_params(path / params_path), model)
     with W.workspace_lock(path, f"retrain {cfg.model}", lock_timeout, log=logger()):
         ran = reproduce(str(path), [f"evaluate@{cfg.model}"])
-        cand, verdict, champ, history = evaluate_and_record(str(path), cfg, params_path,
-                                                            _flow_run_name())
-    W.publish_markdown(report_markdown(cand, verdict, champ, cfg, ran, history),
-                       W.artifact_key("retrain", cfg.model),
-                       f"retrain {cfg.model}: {verdict.decision}")
-    version = (history[-1].get("version") if history and verdict.decision
-               in ("promoted", "rejected") else None)
-    return {"model": cfg.model, "decision": verdict.decision, "reason": verdict.reason,
-            "challenger": cand.value, "champion": verdict.champion_value, "ran": ran,
-            "fingerprint": cand.fingerprint, "version": version}
+        cand, verdict, champ, history = evaluate_and_record(
+            str(path), cfg, params_path, _flow_run_name()
+        )
+    markdown = report_markdown(cand, verdict, champ, cfg, ran, history)
+    page = write_pages(
+        path, markdown, report_html(cand, verdict, champ, cfg, ran, history), cfg.model
+    )
+    W.publish_markdown(
+        markdown, W.artifact_key("retrain", cfg.model), f"retrain {cfg.model}: {verdict.decision}"
+    )
+    version = (
+        history[-1].get("version")
+        if history and verdict.decision in ("promoted", "rejected")
+        else None
+    )
+    return {
+        "model": cfg.model,
+        "decision": verdict.decision,
+        "reason": verdict.reason,
+        "challenger": cand.value,
+        "champion": verdict.champion_value,
+        "ran": ran,
+        "fingerprint": cand.fingerprint,
+        "version": version,
+        "page": str(page),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.ops.retrain", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=None,
-                        help="model to retrain (default: retrain.model in params.yaml)")
-    parser.add_argument("--params", default="params.yaml",
-                        help="params file, relative to the root (default: %(default)s)")
-    parser.add_argument("--lock-timeout", type=float, default=3600.0,
-                        help="seconds to wait for another run holding the workspace")
+        prog="python -m pipelines.ops.retrain",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--model", default=None, help="model to retrain (default: retrain.model in params.yaml)"
+    )
+    parser.add_argument(
+        "--params",
+        default="params.yaml",
+        help="params file, relative to the root (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=3600.0,
+        help="seconds to wait for another run holding the workspace",
+    )
     parser.add_argument("--root", default=None, help="project root (default: this checkout)")
     args = parser.parse_args(argv)
     out = retrain(args.model, args.params, args.lock_timeout, args.root)

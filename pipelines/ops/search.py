@@ -13,15 +13,15 @@ Trials run one after another under the workspace lock. Each writes its values in
 params.yaml (comments kept) and runs ``dvc exp run -n <name> evaluate@<model>``, so DVC
 reruns only the stages those params touch and ``dvc exp show`` lists every trial. At the
 end the workspace is left at the best trial (its params written back, then ``dvc repro``
-restores its outputs from DVC's run cache; ``apply_best: false`` leaves the last trial), and ``reports/search/<spec>.{md,html,json}`` hold the results
-table and a best-params summary, also published as Prefect artifacts.
+restores its outputs from DVC's run cache; ``apply_best: false`` leaves the last trial), and
+``reports/search/<spec>.{md,html,json}`` hold the results table and a best-params summary
+(rendered by :mod:`pipelines.render`: the best params as a table, the progress plot with whole
+trial numbers), also published as Prefect artifacts.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import html
 import itertools
 import json
 import math
@@ -31,11 +31,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import Field, model_validator
 
+import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
+from pipelines import render as R
 from pipelines.ops import workspace as W
 from pipelines.outputs import logger, write_atomic
 from rnnflow.config import Config, ConfigError, load_params
@@ -53,7 +54,7 @@ class Dimension(Config):
     points: int = Field(3, ge=1)  # grid search: values of a continuous range
 
     @model_validator(mode="after")
-    def _check(self) -> "Dimension":
+    def _check(self) -> Dimension:
         if self.type == "categorical":
             if not self.choices:
                 raise ValueError("categorical needs a non-empty `choices` list")
@@ -76,14 +77,14 @@ class Dimension(Config):
 
     def distribution(self):
         """The Optuna distribution random and TPE search sample from."""
-        from optuna.distributions import (CategoricalDistribution, FloatDistribution,
-                                          IntDistribution)
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
         if self.type == "categorical":
             return CategoricalDistribution(self.choices)
         if self.type == "int":
-            return IntDistribution(int(self.low), int(self.high), log=self.log,
-                                   step=int(self.step or 1))
+            return IntDistribution(
+                int(self.low), int(self.high), log=self.log, step=int(self.step or 1)
+            )
         return FloatDistribution(self.low, self.high, log=self.type == "loguniform")
 
 
@@ -102,12 +103,14 @@ class SearchSpec(Config):
     space: dict[str, Dimension]
 
     @model_validator(mode="after")
-    def _check(self) -> "SearchSpec":
+    def _check(self) -> SearchSpec:
         if not self.space:
             raise ValueError("the space is empty")
         if self.metric.split(".")[0] == "test":
-            raise ValueError(f"metric {self.metric!r} reads the test split: a search chooses "
-                             f"on validation (e.g. validation.accuracy); test is reported only")
+            raise ValueError(
+                f"metric {self.metric!r} reads the test split: a search chooses "
+                f"on validation (e.g. validation.accuracy); test is reported only"
+            )
         if self.method != "grid" and self.n_trials is None:
             raise ValueError(f"{self.method} search needs n_trials")
         return self
@@ -118,8 +121,9 @@ def load_spec(path: Path, **overrides: Any) -> SearchSpec:
 
     try:
         raw = load_params(path)
-        return SearchSpec.model_validate({**raw, **{k: v for k, v in overrides.items()
-                                                    if v is not None}})
+        return SearchSpec.model_validate(
+            {**raw, **{k: v for k, v in overrides.items() if v is not None}}
+        )
     except ValidationError as exc:
         raise ConfigError(f"search spec {path}: {exc}") from exc
 
@@ -152,8 +156,11 @@ class Sampler:
             if spec.method == "random":
                 sampler = optuna.samplers.RandomSampler(seed=spec.seed)
             else:
-                startup = (spec.startup_trials if spec.startup_trials is not None
-                           else max(1, self.n_trials // 3))
+                startup = (
+                    spec.startup_trials
+                    if spec.startup_trials is not None
+                    else max(1, self.n_trials // 3)
+                )
                 sampler = optuna.samplers.TPESampler(seed=spec.seed, n_startup_trials=startup)
             self.study = optuna.create_study(direction=spec.direction, sampler=sampler)
         self._open: dict[int, Any] = {}
@@ -179,8 +186,11 @@ class Sampler:
 
 
 def best_trial(trials: list[dict[str, Any]], direction: str) -> dict[str, Any] | None:
-    ok = [t for t in trials if t["state"] == "ok" and t["value"] is not None
-          and not math.isnan(t["value"])]
+    ok = [
+        t
+        for t in trials
+        if t["state"] == "ok" and t["value"] is not None and not math.isnan(t["value"])
+    ]
     if not ok:
         return None
     pick = max if direction == "maximize" else min
@@ -189,9 +199,11 @@ def best_trial(trials: list[dict[str, Any]], direction: str) -> dict[str, Any] |
 
 # --- one trial --------------------------------------------------------------------------
 
+
 @task(cache_policy=NO_CACHE)
-def run_trial(root: str, spec: SearchSpec, number: int, name: str,
-              values: dict[str, Any]) -> dict[str, Any]:
+def run_trial(
+    root: str, spec: SearchSpec, number: int, name: str, values: dict[str, Any]
+) -> dict[str, Any]:
     """Write the values into params.yaml, ``dvc exp run -n name``, read the metric."""
     path = Path(root)
     log = logger()
@@ -200,9 +212,14 @@ def run_trial(root: str, spec: SearchSpec, number: int, name: str,
     targets = spec.targets or [f"evaluate@{spec.model}"]
     began = time.monotonic()
     run = W.stream([W.tool("dvc"), "exp", "run", "-n", name, *targets], path, log, check=False)
-    row: dict[str, Any] = {"trial": number, "experiment": name, "params": values,
-                           "value": None, "state": "ok",
-                           "seconds": round(time.monotonic() - began, 1)}
+    row: dict[str, Any] = {
+        "trial": number,
+        "experiment": name,
+        "params": values,
+        "value": None,
+        "state": "ok",
+        "seconds": round(time.monotonic() - began, 1),
+    }
     if run.code != 0:
         row.update(state="failed", error="\n".join(run.lines[-5:]))
         log.warning("trial %d failed: dvc exp run exited %d", number, run.code)
@@ -219,15 +236,26 @@ def run_trial(root: str, spec: SearchSpec, number: int, name: str,
 
 # --- report -----------------------------------------------------------------------------
 
-def table_rows(trials: list[dict[str, Any]], spec: SearchSpec,
-               best: dict[str, Any] | None) -> list[dict[str, Any]]:
+
+def table_rows(
+    trials: list[dict[str, Any]], spec: SearchSpec, best: dict[str, Any] | None
+) -> list[dict[str, Any]]:
     rows = []
     for t in trials:
-        rows.append({"trial": t["trial"], "experiment": t["experiment"],
-                     **{k.rsplit(".", 1)[-1] if _short_ok(spec) else k: v
-                        for k, v in t["params"].items()},
-                     spec.metric: t["value"], "state": t["state"], "seconds": t["seconds"],
-                     "best": "★" if best is not None and t is best else ""})
+        rows.append(
+            {
+                "trial": t["trial"],
+                "experiment": t["experiment"],
+                **{
+                    k.rsplit(".", 1)[-1] if _short_ok(spec) else k: v
+                    for k, v in t["params"].items()
+                },
+                spec.metric: t["value"],
+                "state": t["state"],
+                "seconds": t["seconds"],
+                "best": "★" if best is not None and t is best else "",
+            }
+        )
     return rows
 
 
@@ -238,14 +266,15 @@ def _short_ok(spec: SearchSpec) -> bool:
 
 
 def progress_png(trials: list[dict[str, Any]], spec: SearchSpec) -> bytes:
-    """The metric per trial and the best so far."""
-    import io
+    """The metric per trial and the best so far (whole trial numbers on the x axis)."""
+    return R.figure_png(progress_figure(trials, spec))
 
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def progress_figure(trials: list[dict[str, Any]], spec: SearchSpec):
+    """The matplotlib figure of :func:`progress_png`."""
+    from matplotlib.ticker import MaxNLocator
 
+    plt = R.pyplot()
     xs = [t["trial"] for t in trials if t["value"] is not None]
     ys = [t["value"] for t in trials if t["value"] is not None]
     pick = max if spec.direction == "maximize" else min
@@ -255,82 +284,125 @@ def progress_png(trials: list[dict[str, Any]], spec: SearchSpec) -> bytes:
     ax.step(xs, running, where="post", label="best so far")
     ax.set_xlabel("trial")
     ax.set_ylabel(spec.metric)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"{spec.model}: {spec.method} search")
     ax.legend()
     ax.grid(alpha=0.3)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return fig
 
 
-def summary(spec: SearchSpec, name: str, trials: list[dict[str, Any]],
-            best: dict[str, Any] | None, applied: bool) -> str:
-    ok = sum(t["state"] == "ok" for t in trials)
-    lines = [f"# Search {name}: {spec.method}, {len(trials)} trials ({ok} ok)\n",
-             f"Model `{spec.model}`, {spec.direction} `{spec.metric}`; each trial is a DVC "
-             f"experiment (`dvc exp show`).\n", "## Best\n"]
-    if best is None:
-        lines.append("_no trial succeeded_\n")
-    else:
-        lines += [f"Trial {best['trial']}, experiment `{best['experiment']}`: "
-                  f"**{spec.metric} = {best['value']:.6g}**\n",
-                  W.md_table([{"param": k, "value": v} for k, v in best["params"].items()]),
-                  "As overrides: `" + " ".join(W.as_s_args(best["params"])) + "`\n",
-                  ("Applied to the workspace (params.yaml + `dvc repro`)." if applied else
-                   f"Apply it with `dvc exp apply {best['experiment']}`.") + "\n"]
-    return "\n".join(lines)
+def page_context(
+    spec: SearchSpec,
+    name: str,
+    trials: list[dict[str, Any]],
+    best: dict[str, Any] | None,
+    applied: bool,
+) -> dict[str, Any]:
+    """What the search templates (``search.md.j2``, ``search.html.j2``) show."""
+    how = (
+        ""
+        if best is None
+        else (
+            "Applied to the workspace (params.yaml + `dvc repro`)."
+            if applied
+            else f"Apply it with `dvc exp apply {best['experiment']}`."
+        )
+    )
+    return {
+        "title": f"search {name}",
+        "name": name,
+        "method": spec.method,
+        "model": spec.model,
+        "metric": spec.metric,
+        "direction": spec.direction,
+        "n_trials": len(trials),
+        "n_ok": sum(t["state"] == "ok" for t in trials),
+        "best": best,
+        "best_params": (
+            [{"param": k, "value": v} for k, v in best["params"].items()]
+            if best is not None
+            else []
+        ),
+        "overrides": " ".join(W.as_s_args(best["params"])) if best is not None else "",
+        "applied_note": how,
+        "applied_note_html": how.replace("`", ""),
+        "trials": None,
+        "trial_cols": None,
+        "png_name": None,
+        "png_src": None,
+    }
 
 
-def write_report(root: Path, name: str, spec: SearchSpec, trials: list[dict[str, Any]],
-                 best: dict[str, Any] | None, applied: bool) -> dict[str, Path]:
+def summary(
+    spec: SearchSpec,
+    name: str,
+    trials: list[dict[str, Any]],
+    best: dict[str, Any] | None,
+    applied: bool,
+) -> str:
+    """The Markdown summary: counts and the best trial's params (the Prefect artifact)."""
+    return R.render("search.md.j2", **page_context(spec, name, trials, best, applied))
+
+
+def write_report(
+    root: Path,
+    name: str,
+    spec: SearchSpec,
+    trials: list[dict[str, Any]],
+    best: dict[str, Any] | None,
+    applied: bool,
+) -> dict[str, Path]:
     """``reports/search/<name>.{md,html,json,png}``; the HTML page is self-contained."""
     out = root / "reports" / "search"
     rows = table_rows(trials, spec, best)
-    head = summary(spec, name, trials, best, applied)
+    for r in rows:
+        if r["best"]:
+            r["_class"] = "best"
     png = progress_png(trials, spec) if any(t["value"] is not None for t in trials) else b""
     paths = {ext: out / f"{name}.{ext}" for ext in ("md", "html", "json", "png")}
-    md = head + "\n## Trials\n\n" + W.md_table(rows)
+    ctx = page_context(spec, name, trials, best, applied)
+    ctx.update(
+        trials=rows,
+        trial_cols=R.columns(rows) or None,
+        png_name=f"{name}.png" if png else None,
+        png_src=R.data_uri(png) if png else None,
+    )
     if png:
-        md += f"\n![progress]({name}.png)\n"
         write_atomic(paths["png"], png)
-    write_atomic(paths["md"], md.encode())
-    write_atomic(paths["json"], json.dumps(
-        {"spec": spec.model_dump(), "name": name, "best": best, "trials": trials,
-         "applied": applied}, indent=2, default=str).encode())
-    cols = list(rows[0]) if rows else []
-    body = "".join(
-        "<tr" + (' class="best"' if r["best"] else "") + ">"
-        + "".join(f"<td>{html.escape(_cell(r[c]))}</td>" for c in cols) + "</tr>" for r in rows)
-    img = (f"<img alt='progress' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
-           if png else "")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>search {html.escape(name)}"
-            f"</title><style>{CSS}</style></head><body>"
-            f"<pre class='summary'>{html.escape(head)}</pre>{img}<h2>Trials</h2><table><thead>"
-            + "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-            + f"</thead><tbody>{body}</tbody></table></body></html>\n")
-    write_atomic(paths["html"], page.encode())
+    write_atomic(paths["md"], R.render("search.md.j2", **ctx).encode())
+    write_atomic(
+        paths["json"],
+        json.dumps(
+            {
+                "spec": spec.model_dump(),
+                "name": name,
+                "best": best,
+                "trials": trials,
+                "applied": applied,
+            },
+            indent=2,
+            default=str,
+        ).encode(),
+    )
+    write_atomic(paths["html"], R.render("search.html.j2", **ctx).encode())
     return paths
 
 
-CSS = ("body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem}"
-       "table{border-collapse:collapse;font-size:.9rem}th,td{border:1px solid #ccc;"
-       "padding:.25rem .5rem}th{background:#f3f3f3}tr.best{background:#e8f5e9;font-weight:bold}"
-       "pre.summary{white-space:pre-wrap;font-family:inherit}")
-
-
 def _cell(v: Any) -> str:
-    if v is None:
-        return ""
-    return f"{v:.6g}" if isinstance(v, float) else str(v)
+    return R.fmt(v)
 
 
 # --- flow -------------------------------------------------------------------------------
 
+
 @flow(name="search")
-def search(spec_path: str = "search/mnist_logreg.yaml", method: str | None = None,
-           n_trials: int | None = None, lock_timeout: float = 3600.0,
-           root: str | None = None) -> dict[str, Any]:
+def search(
+    spec_path: str = "search/mnist_logreg.yaml",
+    method: str | None = None,
+    n_trials: int | None = None,
+    lock_timeout: float = 3600.0,
+    root: str | None = None,
+) -> dict[str, Any]:
     """Run a search spec; ``method`` / ``n_trials`` override the spec's."""
     path = W.resolve_root(root)
     spec_file = Path(spec_path) if Path(spec_path).is_absolute() else path / spec_path
@@ -361,31 +433,51 @@ def search(spec_path: str = "search/mnist_logreg.yaml", method: str | None = Non
         paths = write_report(path, name, spec, trials, best, applied)
     rows = [{k: _cell(v) for k, v in r.items()} for r in table_rows(trials, spec, best)]
     W.publish_table(rows, W.artifact_key("search", name), f"search {name}: trials")
-    W.publish_markdown(summary(spec, name, trials, best, applied),
-                       W.artifact_key("search", name, "best"), f"search {name}: best params")
+    W.publish_markdown(
+        summary(spec, name, trials, best, applied),
+        W.artifact_key("search", name, "best"),
+        f"search {name}: best params",
+    )
     if best is None:
         raise RuntimeError(f"search {name}: no trial succeeded (see {paths['md']})")
-    return {"name": name, "method": spec.method, "trials": len(trials),
-            "best": best, "report": str(paths["html"])}
+    return {
+        "name": name,
+        "method": spec.method,
+        "trials": len(trials),
+        "best": best,
+        "report": str(paths["html"]),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.ops.search", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="python -m pipelines.ops.search",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("spec", help="search spec YAML, e.g. search/mnist_logreg.yaml")
-    parser.add_argument("--method", choices=["grid", "random", "tpe"], default=None,
-                        help="override the spec's method")
+    parser.add_argument(
+        "--method",
+        choices=["grid", "random", "tpe"],
+        default=None,
+        help="override the spec's method",
+    )
     parser.add_argument("--trials", type=int, default=None, help="override n_trials")
-    parser.add_argument("--lock-timeout", type=float, default=3600.0,
-                        help="seconds to wait for another run holding the workspace")
+    parser.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=3600.0,
+        help="seconds to wait for another run holding the workspace",
+    )
     parser.add_argument("--root", default=None, help="project root (default: this checkout)")
     args = parser.parse_args(argv)
     out = search(args.spec, args.method, args.trials, args.lock_timeout, args.root)
     best = out["best"]
-    print(f"search {out['name']}: {out['trials']} trials; best: "
-          + (f"{best['experiment']} {best['value']:.6g} {best['params']}" if best else "none")
-          + f"\nreport: {out['report']}")
+    print(
+        f"search {out['name']}: {out['trials']} trials; best: "
+        + (f"{best['experiment']} {best['value']:.6g} {best['params']}" if best else "none")
+        + f"\nreport: {out['report']}"
+    )
     return 0
 
 

@@ -25,7 +25,6 @@ import sys
 from typing import Any
 
 import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
-
 from rnnflow.config import ConfigError, load_params, parse
 from rnnflow.env import PROJECT_ROOT
 
@@ -50,32 +49,51 @@ def deployments(params: dict[str, Any], schedule: bool = True) -> list:
     rcfg = parse(RetrainConfig, params, "retrain")
     return [
         repro.to_deployment(
-            "repro", tags=TAGS, concurrency_limit=1,
-            description="dvc repro of chosen stages (targets) with params overrides"),
+            "repro",
+            tags=TAGS,
+            concurrency_limit=1,
+            description="dvc repro of chosen stages (targets) with params overrides",
+        ),
         retrain.to_deployment(
-            "scheduled", tags=TAGS,
+            "scheduled",
+            tags=TAGS,
             schedules=[Cron(rcfg.cron, timezone=rcfg.timezone)] if schedule else None,
             concurrency_limit=ConcurrencyLimitConfig(
-                limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
+                limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+            ),
             description=f"retrain {rcfg.model}; promote if {rcfg.metric} beats the champion "
-                        f"by more than {rcfg.margin}"),
+            f"by more than {rcfg.margin}",
+        ),
         search.to_deployment(
-            "search", tags=TAGS, concurrency_limit=1,
+            "search",
+            tags=TAGS,
+            concurrency_limit=1,
             parameters={"spec_path": "search/mnist_logreg.yaml"},
-            description="hyperparameter search; each trial a DVC experiment"),
+            description="hyperparameter search; each trial a DVC experiment",
+        ),
     ]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.ops.serve", description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 1)[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default="params.yaml",
-                        help="params file the schedule is read from (default: %(default)s)")
-    parser.add_argument("--no-schedule", action="store_true",
-                        help="register the retraining deployment without its schedule")
-    parser.add_argument("--list", action="store_true",
-                        help="print the deployments and exit (no server needed)")
+        prog="python -m pipelines.ops.serve",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--params",
+        default="params.yaml",
+        help="params file the schedule is read from (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-schedule",
+        action="store_true",
+        help="register the retraining deployment without its schedule",
+    )
+    parser.add_argument(
+        "--list", action="store_true", help="print the deployments and exit (no server needed)"
+    )
     args = parser.parse_args(argv)
     try:
         params = load_params(PROJECT_ROOT / args.params)
@@ -85,14 +103,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.list:
         for d in deps:
-            sched = ", ".join(getattr(s.schedule, "cron", str(s.schedule))
-                              for s in d.schedules or []) or "-"
+            sched = (
+                ", ".join(getattr(s.schedule, "cron", str(s.schedule)) for s in d.schedules or [])
+                or "-"
+            )
             print(f"{d.flow_name}/{d.name}\tschedule: {sched}\t{d.description}")
         return 0
     if not api_url():
-        print("rnnflow serve: PREFECT_API_URL is not set. Start a server and point at it:\n"
-              "  prefect server start --host 127.0.0.1 --port 4200\n"
-              "  export PREFECT_API_URL=http://127.0.0.1:4200/api", file=sys.stderr)
+        print(
+            "rnnflow serve: PREFECT_API_URL is not set. Start a server and point at it:\n"
+            "  prefect server start --host 127.0.0.1 --port 4200\n"
+            "  export PREFECT_API_URL=http://127.0.0.1:4200/api",
+            file=sys.stderr,
+        )
         return 2
     from prefect import serve
 

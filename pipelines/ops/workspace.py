@@ -20,10 +20,11 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from rnnflow.config import ConfigError, _plain, _yaml, dump_yaml
 from rnnflow.env import PROJECT_ROOT
@@ -67,9 +68,15 @@ def _log(log: Any) -> Any:
 
 # --- the lock ---------------------------------------------------------------------------
 
+
 @contextlib.contextmanager
-def workspace_lock(root: Path, what: str = "rnnflow", timeout: float | None = None,
-                   poll: float = 1.0, log: Any = None) -> Iterator[Path]:
+def workspace_lock(
+    root: Path,
+    what: str = "rnnflow",
+    timeout: float | None = None,
+    poll: float = 1.0,
+    log: Any = None,
+) -> Iterator[Path]:
     """Hold the workspace lock (blocking; ``timeout`` seconds at most, None: forever).
 
     The lock file names its holder (pid, what, since when) so a waiting run can say whom
@@ -93,11 +100,13 @@ def workspace_lock(root: Path, what: str = "rnnflow", timeout: float | None = No
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
-            except BlockingIOError:
+            except BlockingIOError as busy:
                 holder = path.read_text().strip() or "another process"
                 waited = time.monotonic() - began
                 if timeout is not None and waited >= timeout:
-                    raise WorkspaceBusy(f"{path}: still held by {holder} after {waited:.0f}s")
+                    raise WorkspaceBusy(
+                        f"{path}: still held by {holder} after {waited:.0f}s"
+                    ) from busy
                 if not told:
                     _log(log).info("waiting for the workspace lock %s (held by %s)", path, holder)
                     told = True
@@ -116,6 +125,7 @@ def workspace_lock(root: Path, what: str = "rnnflow", timeout: float | None = No
 
 
 # --- subprocesses -----------------------------------------------------------------------
+
 
 def subprocess_env(root: Path) -> dict[str, str]:
     """Environment for ``dvc``/``git`` children: this venv first, the root's code importable.
@@ -157,16 +167,25 @@ class Run:
         return [m.group(1) for ln in self.lines if (m := _SKIPPED.match(ln))]
 
 
-def stream(cmd: list[str], root: Path, log: Any = None, check: bool = True,
-           keep: int = 2000) -> Run:
+def stream(
+    cmd: list[str], root: Path, log: Any = None, check: bool = True, keep: int = 2000
+) -> Run:
     """Run ``cmd`` in ``root``, logging each output line as it comes (stdout + stderr)."""
     log = _log(log)
     log.info("$ %s", " ".join(cmd))
     began = time.monotonic()
     lines: list[str] = []
-    with subprocess.Popen(cmd, cwd=root, env=subprocess_env(root), stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-                          bufsize=1, errors="replace") as proc:
+    with subprocess.Popen(
+        cmd,
+        cwd=root,
+        env=subprocess_env(root),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        bufsize=1,
+        errors="replace",
+    ) as proc:
         assert proc.stdout is not None
         for raw in proc.stdout:
             for line in _ANSI.sub("", raw).replace("\r", "\n").splitlines():
@@ -183,8 +202,14 @@ def stream(cmd: list[str], root: Path, log: Any = None, check: bool = True,
 
 def capture(cmd: list[str], root: Path, check: bool = True) -> str:
     """Run ``cmd`` in ``root`` quietly; its stdout."""
-    proc = subprocess.run(cmd, cwd=root, env=subprocess_env(root), capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        cmd,
+        cwd=root,
+        env=subprocess_env(root),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     if check and proc.returncode != 0:
         raise CommandFailed(cmd, proc.returncode, (proc.stdout + proc.stderr).splitlines())
     return proc.stdout
@@ -206,14 +231,16 @@ def metric_files(diff: Any) -> dict[str, Any]:
     return inner if isinstance(inner, dict) and "diff" not in inner else diff
 
 
-def dvc_repro(root: Path, targets: list[str] | None = None, force: bool = False,
-              log: Any = None) -> Run:
+def dvc_repro(
+    root: Path, targets: list[str] | None = None, force: bool = False, log: Any = None
+) -> Run:
     """``dvc repro [targets]`` (empty: the whole DAG), streamed into the log."""
     cmd = [tool("dvc"), "repro", *(["--force"] if force else []), *(targets or [])]
     return stream(cmd, root, log)
 
 
 # --- git --------------------------------------------------------------------------------
+
 
 def git(root: Path, *args: str, check: bool = True) -> str:
     return capture(["git", *args], root, check=check).strip()
@@ -234,12 +261,18 @@ def git_show(root: Path, rev: str | None, path: str) -> str | None:
     if rev in (None, "", "workspace"):
         file = root / path
         return file.read_text() if file.exists() else None
-    proc = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=root, capture_output=True,
-                          text=True, env=subprocess_env(root))
+    proc = subprocess.run(
+        ["git", "show", f"{rev}:{path}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(root),
+    )
     return proc.stdout if proc.returncode == 0 else None
 
 
 # --- params.yaml edits ------------------------------------------------------------------
+
 
 def parse_assignments(items: list[str]) -> dict[str, Any]:
     """``["a.b=1", "c=[1, 2]"]`` → ``{"a.b": 1, "c": [1, 2]}`` (values read as YAML)."""
@@ -299,24 +332,6 @@ def dig(data: Any, dotted: str) -> Any:
     return data
 
 
-def md_table(rows: list[dict[str, Any]]) -> str:
-    """A Markdown table of ``rows`` (columns of the first row)."""
-    if not rows:
-        return "_none_\n"
-    cols = list(rows[0])
-
-    def cell(v: Any) -> str:
-        if isinstance(v, float):
-            v = f"{v:.6g}"
-        elif isinstance(v, (dict, list)):
-            v = json.dumps(v)
-        return "" if v is None else str(v).replace("|", "\\|").replace("\n", " ")
-
-    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    out += ["| " + " | ".join(cell(r.get(c)) for c in cols) + " |" for r in rows]
-    return "\n".join(out) + "\n"
-
-
 def artifact_key(*parts: str) -> str:
     """A Prefect artifact key (lowercase letters, digits, dashes)."""
     return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
@@ -332,8 +347,7 @@ def publish_markdown(markdown: str, key: str, description: str, log: Any = None)
         _log(log).warning("could not publish the %s artifact: %s", key, exc)
 
 
-def publish_table(rows: list[dict[str, Any]], key: str, description: str,
-                  log: Any = None) -> None:
+def publish_table(rows: list[dict[str, Any]], key: str, description: str, log: Any = None) -> None:
     """A table artifact on the current run; never fails the run."""
     try:
         from prefect.artifacts import create_table_artifact

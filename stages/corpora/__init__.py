@@ -32,7 +32,7 @@ def names() -> list[str]:
     return sorted(REGISTRY)
 
 
-def get(name: str) -> "Corpus":
+def get(name: str) -> Corpus:
     """Instantiate the adapter registered under ``name``."""
     try:
         target = REGISTRY[name]

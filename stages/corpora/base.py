@@ -3,6 +3,11 @@
 Every method is a pure function of Arrow tables and typed config; the hop modules do the
 streaming, validation and writing. Defaults cover the common case (no cleaning beyond
 nulls/duplicates, nothing to fit).
+
+Imports only point down: an adapter builds on :mod:`rnnflow` (config bases in
+:mod:`rnnflow.hopconfig`, source resolution in :mod:`rnnflow.sources`, suites in
+:mod:`rnnflow.validate`) and on other ``stages.corpora`` modules, never on a hop module
+(``stages/<hop>.py`` imports the adapters; the contracts in pyproject.toml check it).
 """
 
 from __future__ import annotations
@@ -13,11 +18,9 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 
+from rnnflow.hopconfig import CleanConfig, FetchConfig, FormatConfig, TokenizeConfig
+from rnnflow.sources import FetchContext
 from rnnflow.validate import Suite
-from stages.clean import CleanConfig
-from stages.fetch import FetchConfig, FetchContext
-from stages.format import FormatConfig
-from stages.tokenize import TokenizeConfig
 
 
 class Corpus:

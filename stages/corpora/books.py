@@ -18,8 +18,13 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from stages.corpora.text import (TextCleanConfig, TextCorpus, TextFetchConfig, TextSourceConfig,
-                                 read_book)
+from stages.corpora.text import (
+    TextCleanConfig,
+    TextCorpus,
+    TextFetchConfig,
+    TextSourceConfig,
+    read_book,
+)
 
 
 class BooksCleanConfig(TextCleanConfig):
@@ -36,15 +41,19 @@ class Books(TextCorpus):
     task = {"task": "lm", "ids": "text_ids"}
     CleanConfig = BooksCleanConfig
 
-    def read_source(self, name: str, source: TextSourceConfig, files: dict[str, Path],
-                    cfg: TextFetchConfig) -> Iterator[pa.Table]:
+    def read_source(
+        self, name: str, source: TextSourceConfig, files: dict[str, Path], cfg: TextFetchConfig
+    ) -> Iterator[pa.Table]:
         if source.format != "gutenberg":
-            raise ValueError(f"fetch.books.sources.{name}: format {source.format!r} is not a "
-                             f"book format (gutenberg)")
+            raise ValueError(
+                f"fetch.books.sources.{name}: format {source.format!r} is not a "
+                f"book format (gutenberg)"
+            )
         for doc_id, path in files.items():
             for text in read_book(path, cfg.chunk_lines, source.gutenberg_header, source.member):
-                yield pa.table({"doc_id": pa.array([doc_id] * len(text), pa.string()),
-                                "text": text})
+                yield pa.table(
+                    {"doc_id": pa.array([doc_id] * len(text), pa.string()), "text": text}
+                )
 
     def raw_schema(self) -> dict[str, str]:
         return {"doc_id": "string", "text": "string"}

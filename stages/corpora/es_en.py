@@ -26,8 +26,16 @@ import numpy as np
 import pyarrow as pa
 
 from rnnflow.validate import Expect, Suite
-from stages.corpora.text import (TextCleanConfig, TextCorpus, TextFetchConfig, TextSourceConfig,
-                                 length_ratio, read_parallel, read_tsv, zip_member)
+from stages.corpora.text import (
+    TextCleanConfig,
+    TextCorpus,
+    TextFetchConfig,
+    TextSourceConfig,
+    length_ratio,
+    read_parallel,
+    read_tsv,
+    zip_member,
+)
 
 
 class EsEnFetchConfig(TextFetchConfig):
@@ -58,40 +66,48 @@ class EsEn(TextCorpus):
     FetchConfig = EsEnFetchConfig
     CleanConfig = EsEnCleanConfig
 
-    def read_source(self, name: str, source: TextSourceConfig, files: dict[str, Path],
-                    cfg: EsEnFetchConfig) -> Iterator[pa.Table]:
+    def read_source(
+        self, name: str, source: TextSourceConfig, files: dict[str, Path], cfg: EsEnFetchConfig
+    ) -> Iterator[pa.Table]:
         origin = source.origin or name
         langs = (cfg.src_lang, cfg.tgt_lang)
         if source.format == "moses":
             if set(langs) <= set(files):
-                sides = [(files[lang], None) for lang in langs]
+                sides: list[tuple[Path, str | None]] = [(files[lang], None) for lang in langs]
             elif len(files) == 1 and next(iter(files.values())).suffix == ".zip":
                 archive = next(iter(files.values()))
                 sides = [(archive, zip_member(archive, suffix=f".{lang}")) for lang in langs]
             else:
-                raise ValueError(f"fetch.es_en.sources.{name}: a moses source has one file "
-                                 f"per language (keys {list(langs)}) or one .zip, got "
-                                 f"{sorted(files)}")
+                raise ValueError(
+                    f"fetch.es_en.sources.{name}: a moses source has one file "
+                    f"per language (keys {list(langs)}) or one .zip, got "
+                    f"{sorted(files)}"
+                )
             for src, tgt in read_parallel(sides, cfg.chunk_lines):
                 yield _pairs(src, tgt, origin)
         elif source.format == "tsv":
             if not set(langs) <= set(source.columns):
-                raise ValueError(f"fetch.es_en.sources.{name}.columns must name {list(langs)}, "
-                                 f"got {source.columns}")
+                raise ValueError(
+                    f"fetch.es_en.sources.{name}.columns must name {list(langs)}, "
+                    f"got {source.columns}"
+                )
             (path,) = files.values()
             for table in read_tsv(path, source.columns, cfg.chunk_lines, source.member):
                 yield _pairs(table.column(cfg.src_lang), table.column(cfg.tgt_lang), origin)
         else:
-            raise ValueError(f"fetch.es_en.sources.{name}: format {source.format!r} is not "
-                             f"a translation format (moses, tsv)")
+            raise ValueError(
+                f"fetch.es_en.sources.{name}: format {source.format!r} is not "
+                f"a translation format (moses, tsv)"
+            )
 
     def raw_schema(self) -> dict[str, str]:
         return {"src": "string", "tgt": "string", "origin": "string"}
 
     def raw_suite(self, part: str, cfg: Any) -> Suite:
         base = super().raw_suite(part, cfg)
-        return Suite(base.name, base.expectations + (Expect.in_set("origin", [part]),),
-                     schema=base.schema)
+        return Suite(
+            base.name, base.expectations + (Expect.in_set("origin", [part]),), schema=base.schema
+        )
 
     def extra_drops(self, table: pa.Table, cfg: EsEnCleanConfig) -> list[tuple[str, np.ndarray]]:
         if cfg.max_length_ratio is None:
@@ -101,10 +117,12 @@ class EsEn(TextCorpus):
 
     def clean_suite(self, part: str, cfg: Any) -> Suite:
         base = super().clean_suite(part, cfg)
-        return Suite(base.name, base.expectations + (Expect.in_set("origin", [part]),),
-                     schema=base.schema)
+        return Suite(
+            base.name, base.expectations + (Expect.in_set("origin", [part]),), schema=base.schema
+        )
 
 
-def _pairs(src: pa.Array | pa.ChunkedArray, tgt: pa.Array | pa.ChunkedArray,
-           origin: str) -> pa.Table:
+def _pairs(
+    src: pa.Array | pa.ChunkedArray, tgt: pa.Array | pa.ChunkedArray, origin: str
+) -> pa.Table:
     return pa.table({"src": src, "tgt": tgt, "origin": pa.array([origin] * len(src))})

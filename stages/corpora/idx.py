@@ -62,8 +62,9 @@ def _read_all(path: Path, name: str) -> bytes:
         raise IdxError(f"{name}: truncated or corrupt gzip stream ({exc})") from exc
 
 
-def read_idx(path: Path, *, dims: int, dtype_code: int = 0x08,
-             origin: str | None = None) -> np.ndarray:
+def read_idx(
+    path: Path, *, dims: int, dtype_code: int = 0x08, origin: str | None = None
+) -> np.ndarray:
     """Read an IDX file (gzip-compressed or raw) into an array shaped by its header.
 
     ``dims`` is the expected number of dimensions (3 for MNIST images, 1 for labels) and
@@ -95,15 +96,22 @@ def read_idx(path: Path, *, dims: int, dtype_code: int = 0x08,
         claim = f"header says {'×'.join(map(str, shape))} = {expected} bytes"
         if present < expected:
             raise IdxError(f"{name}: truncated: {claim} but only {present} present")
-        raise IdxError(f"{name}: {claim} but {present} present "
-                       f"({present - expected} bytes of trailing garbage)")
+        raise IdxError(
+            f"{name}: {claim} but {present} present "
+            f"({present - expected} bytes of trailing garbage)"
+        )
     # bytearray so the returned array is writable; native byte order for downstream maths.
     array = np.frombuffer(bytearray(raw[header_len:]), dtype=dtype).reshape(shape)
     return array if dtype.isnative else array.astype(dtype.newbyteorder("="))
 
 
-def read_mnist_pair(images: Path, labels: Path, *, images_origin: str | None = None,
-                    labels_origin: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def read_mnist_pair(
+    images: Path,
+    labels: Path,
+    *,
+    images_origin: str | None = None,
+    labels_origin: str | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Read MNIST images (N, 28, 28) and labels (N,) and check they belong together.
 
     ``images_origin``/``labels_origin``: where each file came from, for messages (see
@@ -113,16 +121,21 @@ def read_mnist_pair(images: Path, labels: Path, *, images_origin: str | None = N
     y = read_idx(labels, dims=1, origin=labels_origin)
     images_name, labels_name = describe(images, images_origin), describe(labels, labels_origin)
     if x.shape[1:] != (MNIST_SIDE, MNIST_SIDE):
-        raise IdxError(f"{images_name}: images are {x.shape[1]}×{x.shape[2]}, "
-                       f"expected {MNIST_SIDE}×{MNIST_SIDE}")
+        raise IdxError(
+            f"{images_name}: images are {x.shape[1]}×{x.shape[2]}, "
+            f"expected {MNIST_SIDE}×{MNIST_SIDE}"
+        )
     if len(x) != len(y):
-        raise IdxError(f"{images_name} holds {len(x)} images but {labels_name} holds "
-                       f"{len(y)} labels")
+        raise IdxError(
+            f"{images_name} holds {len(x)} images but {labels_name} holds {len(y)} labels"
+        )
     bad = np.flatnonzero(y >= MNIST_CLASSES)
     if bad.size:
         i = int(bad[0])
-        raise IdxError(f"{labels_name}: label {int(y[i])} at index {i} is outside "
-                       f"0..{MNIST_CLASSES - 1} ({bad.size} bad labels in all)")
+        raise IdxError(
+            f"{labels_name}: label {int(y[i])} at index {i} is outside "
+            f"0..{MNIST_CLASSES - 1} ({bad.size} bad labels in all)"
+        )
     return x, y
 
 
@@ -136,8 +149,10 @@ def _dtype_code(dtype: np.dtype) -> int:
     for code, idx_dtype in IDX_DTYPES.items():
         if idx_dtype.kind == dtype.kind and idx_dtype.itemsize == dtype.itemsize:
             return code
-    raise ValueError(f"dtype {dtype} has no IDX type code "
-                     f"(supported: uint8, int8, int16, int32, float32, float64)")
+    raise ValueError(
+        f"dtype {dtype} has no IDX type code "
+        f"(supported: uint8, int8, int16, int32, float32, float64)"
+    )
 
 
 def write_idx(path: Path, array: np.ndarray, *, gzip_: bool = True) -> None:

@@ -15,10 +15,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rnnflow.hopconfig import FormatConfig, SourcedFetchConfig, SplitConfig
+from rnnflow.sources import FetchContext, resolve
 from rnnflow.validate import Expect, Suite
 from stages.corpora.base import Corpus
-from stages.fetch import FetchContext, SourcedFetchConfig, resolve
-from stages.format import FormatConfig, SplitConfig
 
 PIXELS = 28 * 28
 IMAGE = pa.list_(pa.uint8(), PIXELS)
@@ -56,39 +56,51 @@ class Mnist(Corpus):
 
         # The published files first, then e.g. the mirror's partial training set: the first
         # source whose four files can be had and verified serves both parts.
-        name, source, files = resolve(cfg.candidates(), ctx, "mnist", "fetch.mnist",
-                                      part_of=lambda key: key.split("_")[0])
+        name, source, files = resolve(
+            cfg.candidates(), ctx, "mnist", "fetch.mnist", part_of=lambda key: key.split("_")[0]
+        )
 
         def origin(key: str) -> str:  # where a file came from, for decoding errors
             return f"{source.files[key].path}, params fetch.mnist.sources.{name}.files.{key}"
 
         out = {}
         for part in ("train", "test"):
-            images, labels = read_mnist_pair(files[f"{part}_images"], files[f"{part}_labels"],
-                                             images_origin=origin(f"{part}_images"),
-                                             labels_origin=origin(f"{part}_labels"))
-            out[part] = pa.table({"image": images_column(images),
-                                  "label": pa.array(labels, pa.uint8())})
+            images, labels = read_mnist_pair(
+                files[f"{part}_images"],
+                files[f"{part}_labels"],
+                images_origin=origin(f"{part}_images"),
+                labels_origin=origin(f"{part}_labels"),
+            )
+            out[part] = pa.table(
+                {"image": images_column(images), "label": pa.array(labels, pa.uint8())}
+            )
         return out
 
     def raw_suite(self, part: str, cfg: Any) -> Suite:
-        return Suite(f"mnist.raw.{part}", (
-            Expect.not_null("label"),
-            Expect.in_set("label", list(range(10))),
-            Expect.between("image.len", PIXELS, PIXELS),
-            Expect.between("image.min", 0, 255),
-            Expect.between("image.max", 0, 255),
-            # A blank image carries no digit: a decoding bug, not data.
-            Expect.between("image.max", 1, None),
-        ), schema={"image": str(IMAGE), "label": "uint8"})
+        return Suite(
+            f"mnist.raw.{part}",
+            (
+                Expect.not_null("label"),
+                Expect.in_set("label", list(range(10))),
+                Expect.between("image.len", PIXELS, PIXELS),
+                Expect.between("image.min", 0, 255),
+                Expect.between("image.max", 0, 255),
+                # A blank image carries no digit: a decoding bug, not data.
+                Expect.between("image.max", 1, None),
+            ),
+            schema={"image": str(IMAGE), "label": "uint8"},
+        )
 
     def format(self, table: pa.Table, cfg: Any) -> pa.Table:
         return table.select(["image", "label"])
 
     def formatted_suite(self, cfg: Any) -> Suite:
         raw = self.raw_suite("formatted", cfg)
-        return Suite("mnist.formatted", raw.expectations + (Expect.not_null("row_id"),),
-                     schema={"row_id": "uint64", **raw.schema})
+        return Suite(
+            "mnist.formatted",
+            raw.expectations + (Expect.not_null("row_id"),),
+            schema={"row_id": "uint64", **raw.schema},  # type: ignore[dict-item]  # raw_suite sets it
+        )
 
     def fit(self, train: Iterable[pa.RecordBatch], cfg: Any) -> dict[str, Any]:
         total = count = sq = 0.0
@@ -101,18 +113,37 @@ class Mnist(Corpus):
             raise ValueError("mnist tokenize: the train split is empty")
         mean = total / count
         std = float(np.sqrt(max(sq / count - mean * mean, 1e-12)))
-        return {"spec.json": {"task": "classify", "x_shape": [28, 28], "x_dtype": "uint8",
-                              "x_scale": 255.0, "x_mean": round(mean, 6), "x_std": round(std, 6),
-                              "num_classes": 10, "y_shape": [],
-                              "fitted_on": "train", "train_pixels": int(count)}}
+        return {
+            "spec.json": {
+                "task": "classify",
+                "x_shape": [28, 28],
+                "x_dtype": "uint8",
+                "x_scale": 255.0,
+                "x_mean": round(mean, 6),
+                "x_std": round(std, 6),
+                "num_classes": 10,
+                "y_shape": [],
+                "fitted_on": "train",
+                "train_pixels": int(count),
+            }
+        }
 
     def tokenize(self, table: pa.Table, artifacts: dict[str, Any], cfg: Any) -> pa.Table:
-        return pa.table({"row_id": table.column("row_id"), "x": table.column("image"),
-                         "y": pc.cast(table.column("label"), pa.int64())})
+        return pa.table(
+            {
+                "row_id": table.column("row_id"),
+                "x": table.column("image"),
+                "y": pc.cast(table.column("label"), pa.int64()),
+            }
+        )
 
     def tokens_suite(self, artifacts: dict[str, Any], cfg: Any) -> Suite:
-        return Suite("mnist.tokens", (
-            Expect.between("y", 0, 9),
-            Expect.between("x.len", PIXELS, PIXELS),
-            Expect.not_null("row_id"),
-        ), schema={"row_id": "uint64", "x": str(IMAGE), "y": "int64"})
+        return Suite(
+            "mnist.tokens",
+            (
+                Expect.between("y", 0, 9),
+                Expect.between("x.len", PIXELS, PIXELS),
+                Expect.not_null("row_id"),
+            ),
+            schema={"row_id": "uint64", "x": str(IMAGE), "y": "int64"},
+        )

@@ -20,11 +20,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from rnnflow.hopconfig import CleanConfig, FetchConfig, FormatConfig, SplitConfig
+from rnnflow.sources import FetchContext
 from rnnflow.validate import Expect, Suite
-from stages.clean import CleanConfig
 from stages.corpora.base import Corpus
-from stages.fetch import FetchConfig, FetchContext
-from stages.format import FormatConfig, SplitConfig
 
 
 def bits_strings(values: np.ndarray, width: int) -> pa.Array:
@@ -47,17 +46,21 @@ def bits_matrix(column: pa.Array | pa.ChunkedArray, width: int) -> np.ndarray:
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if len(arr) == 0:
         return np.zeros((0, width), np.int8)
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset:arr.offset + len(arr) + 1]
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[
+        arr.offset : arr.offset + len(arr) + 1
+    ]
     if not np.all(np.diff(offsets) == width):
         raise ValueError(f"bit strings must all have {width} characters")
-    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
     return (data.reshape(len(arr), width) - ord("0")).astype(np.int8)
 
 
 def fixed_list(matrix: np.ndarray, dtype: pa.DataType) -> pa.FixedSizeListArray:
     """(N, K) array → fixed_size_list<dtype>[K] column."""
     n, k = matrix.shape
-    return pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(matrix).reshape(-1), dtype), k)
+    return pa.FixedSizeListArray.from_arrays(
+        pa.array(np.ascontiguousarray(matrix).reshape(-1), dtype), k
+    )
 
 
 class GeneratedConfig(FetchConfig):
@@ -93,18 +96,20 @@ class _BitStrings(Corpus):
             bits = rng.integers(0, 2, size=(cfg.n, cfg.width), dtype=np.uint8)
             strings = strings_of(bits)
         else:
-            if cfg.n > 2 ** cfg.width:
+            if cfg.n > 2**cfg.width:
                 raise ValueError(f"{self.name}: n={cfg.n} > 2**{cfg.width} distinct strings")
-            strings = bits_strings(rng.choice(2 ** cfg.width, size=cfg.n, replace=False), cfg.width)
+            strings = bits_strings(rng.choice(2**cfg.width, size=cfg.n, replace=False), cfg.width)
         return {"all": pa.table({"bits": strings})}
 
     def expected_rows(self, part: str, cfg: BitsConfig) -> tuple[int, int | None]:
         return cfg.n, cfg.n
 
     def raw_suite(self, part: str, cfg: Any) -> Suite:
-        return Suite(f"{self.name}.raw", (Expect.matches("bits", r"^[01]+$"),
-                                         Expect.not_null("bits")),
-                     schema={"bits": "string"})
+        return Suite(
+            f"{self.name}.raw",
+            (Expect.matches("bits", r"^[01]+$"), Expect.not_null("bits")),
+            schema={"bits": "string"},
+        )
 
     def format(self, table: pa.Table, cfg: Any) -> pa.Table:
         bits = table.column("bits").combine_chunks()
@@ -113,12 +118,16 @@ class _BitStrings(Corpus):
         return pa.table({"bits": bits, "ones": ones, "parity": (ones % 2).astype(np.int8)})
 
     def formatted_suite(self, cfg: Any) -> Suite:
-        return Suite(f"{self.name}.formatted", (
-            Expect.matches("bits", r"^[01]+$"),
-            Expect.between("parity", 0, 1),
-            Expect.between("ones", 0, None),
-            Expect.not_null("row_id"),
-        ), schema={"row_id": "uint64", "bits": "string", "ones": "int64", "parity": "int8"})
+        return Suite(
+            f"{self.name}.formatted",
+            (
+                Expect.matches("bits", r"^[01]+$"),
+                Expect.between("parity", 0, 1),
+                Expect.between("ones", 0, None),
+                Expect.not_null("row_id"),
+            ),
+            schema={"row_id": "uint64", "bits": "string", "ones": "int64", "parity": "int8"},
+        )
 
     def fit(self, train: Iterable[pa.RecordBatch], cfg: Any) -> dict[str, Any]:
         width = None
@@ -132,26 +141,42 @@ class _BitStrings(Corpus):
             rows += batch.num_rows
         if not rows:
             raise ValueError(f"{self.name} tokenize: the train split is empty")
+        assert width is not None  # set by the first batch with rows
         return {"spec.json": self.spec(width)}
 
     def spec(self, width: int) -> dict[str, Any]:
-        return {"task": "classify", "x_shape": [width, 1], "x_dtype": "int8",
-                "num_classes": width + 1, "y_shape": [], "target": "count of ones"}
+        return {
+            "task": "classify",
+            "x_shape": [width, 1],
+            "x_dtype": "int8",
+            "num_classes": width + 1,
+            "y_shape": [],
+            "target": "count of ones",
+        }
 
     def tokenize(self, table: pa.Table, artifacts: dict[str, Any], cfg: Any) -> pa.Table:
         width = artifacts["spec.json"]["x_shape"][0]
         x = bits_matrix(table.column("bits"), width)
-        return pa.table({"row_id": table.column("row_id"), "x": fixed_list(x, pa.int8()),
-                         "y": table.column("ones")})
+        return pa.table(
+            {
+                "row_id": table.column("row_id"),
+                "x": fixed_list(x, pa.int8()),
+                "y": table.column("ones"),
+            }
+        )
 
     def tokens_suite(self, artifacts: dict[str, Any], cfg: Any) -> Suite:
         width = artifacts["spec.json"]["x_shape"][0]
-        return Suite(f"{self.name}.tokens", (
-            Expect.between("x.len", width, width),
-            Expect.between("x.min", 0, 1),
-            Expect.between("x.max", 0, 1),
-            Expect.between("y", 0, width),
-        ), schema={"row_id": "uint64", "x": str(pa.list_(pa.int8(), width)), "y": "int64"})
+        return Suite(
+            f"{self.name}.tokens",
+            (
+                Expect.between("x.len", width, width),
+                Expect.between("x.min", 0, 1),
+                Expect.between("x.max", 0, 1),
+                Expect.between("y", 0, width),
+            ),
+            schema={"row_id": "uint64", "x": str(pa.list_(pa.int8(), width)), "y": "int64"},
+        )
 
 
 class Parity(_BitStrings):
@@ -186,39 +211,80 @@ class Addition(Corpus):
     def fetch(self, cfg: AdditionConfig, ctx: FetchContext) -> dict[str, pa.Table]:
         space = 2 ** (2 * cfg.bits)
         if cfg.n > space:
-            raise ValueError(f"addition: n={cfg.n} > {space} distinct pairs of {cfg.bits}-bit numbers")
+            raise ValueError(
+                f"addition: n={cfg.n} > {space} distinct pairs of {cfg.bits}-bit numbers"
+            )
         pairs = np.random.default_rng(cfg.seed).choice(space, size=cfg.n, replace=False)
-        a, b = pairs >> cfg.bits, pairs & (2 ** cfg.bits - 1)
-        return {"all": pa.table({"a": a.astype(np.int64), "b": b.astype(np.int64),
-                                 "bits": np.full(cfg.n, cfg.bits, np.int64)})}
+        a, b = pairs >> cfg.bits, pairs & (2**cfg.bits - 1)
+        return {
+            "all": pa.table(
+                {
+                    "a": a.astype(np.int64),
+                    "b": b.astype(np.int64),
+                    "bits": np.full(cfg.n, cfg.bits, np.int64),
+                }
+            )
+        }
 
     def expected_rows(self, part: str, cfg: AdditionConfig) -> tuple[int, int | None]:
         return cfg.n, cfg.n
 
     def raw_suite(self, part: str, cfg: Any) -> Suite:
-        return Suite("addition.raw", (
-            Expect.between("a", 0, None), Expect.between("b", 0, None),
-            Expect.between("bits", 1, 62),
-        ), schema={"a": "int64", "b": "int64", "bits": "int64"})
+        return Suite(
+            "addition.raw",
+            (
+                Expect.between("a", 0, None),
+                Expect.between("b", 0, None),
+                Expect.between("bits", 1, 62),
+            ),
+            schema={"a": "int64", "b": "int64", "bits": "int64"},
+        )
 
     def format(self, table: pa.Table, cfg: Any) -> pa.Table:
-        return pa.table({"a": table.column("a"), "b": table.column("b"),
-                         "sum": pc.add(table.column("a"), table.column("b")),
-                         "bits": table.column("bits")})
+        return pa.table(
+            {
+                "a": table.column("a"),
+                "b": table.column("b"),
+                "sum": pc.add(table.column("a"), table.column("b")),
+                "bits": table.column("bits"),
+            }
+        )
 
     def formatted_suite(self, cfg: Any) -> Suite:
-        return Suite("addition.formatted", (
-            Expect.between("a", 0, None), Expect.between("b", 0, None),
-            Expect.between("sum", 0, None), Expect.not_null("row_id"),
-        ), schema={"row_id": "uint64", "a": "int64", "b": "int64", "sum": "int64", "bits": "int64"})
+        return Suite(
+            "addition.formatted",
+            (
+                Expect.between("a", 0, None),
+                Expect.between("b", 0, None),
+                Expect.between("sum", 0, None),
+                Expect.not_null("row_id"),
+            ),
+            schema={
+                "row_id": "uint64",
+                "a": "int64",
+                "b": "int64",
+                "sum": "int64",
+                "bits": "int64",
+            },
+        )
 
     def fit(self, train: Iterable[pa.RecordBatch], cfg: Any) -> dict[str, Any]:
         widths = {int(w) for batch in train for w in pc.unique(batch.column("bits")).to_pylist()}
         if len(widths) != 1:
-            raise ValueError(f"addition: expected one operand width in train, found {sorted(widths)}")
+            raise ValueError(
+                f"addition: expected one operand width in train, found {sorted(widths)}"
+            )
         steps = widths.pop() + 1  # the carry can add one bit
-        return {"spec.json": {"task": "tag", "x_shape": [steps, 2], "x_dtype": "int8",
-                              "num_classes": 2, "y_shape": [steps], "bit_order": "lsb_first"}}
+        return {
+            "spec.json": {
+                "task": "tag",
+                "x_shape": [steps, 2],
+                "x_dtype": "int8",
+                "num_classes": 2,
+                "y_shape": [steps],
+                "bit_order": "lsb_first",
+            }
+        }
 
     def tokenize(self, table: pa.Table, artifacts: dict[str, Any], cfg: Any) -> pa.Table:
         steps = artifacts["spec.json"]["x_shape"][0]
@@ -228,17 +294,31 @@ class Addition(Corpus):
             return ((table.column(col).to_numpy()[:, None] >> shifts) & 1).astype(np.int8)
 
         x = np.stack([lsb("a"), lsb("b")], axis=2).reshape(table.num_rows, steps * 2)
-        return pa.table({"row_id": table.column("row_id"), "x": fixed_list(x, pa.int8()),
-                         "y": fixed_list(lsb("sum"), pa.int8())})
+        return pa.table(
+            {
+                "row_id": table.column("row_id"),
+                "x": fixed_list(x, pa.int8()),
+                "y": fixed_list(lsb("sum"), pa.int8()),
+            }
+        )
 
     def tokens_suite(self, artifacts: dict[str, Any], cfg: Any) -> Suite:
         steps = artifacts["spec.json"]["x_shape"][0]
-        return Suite("addition.tokens", (
-            Expect.between("x.min", 0, 1), Expect.between("x.max", 0, 1),
-            Expect.between("y.min", 0, 1), Expect.between("y.max", 0, 1),
-            Expect.between("y.len", steps, steps),
-        ), schema={"row_id": "uint64", "x": str(pa.list_(pa.int8(), steps * 2)),
-                   "y": str(pa.list_(pa.int8(), steps))})
+        return Suite(
+            "addition.tokens",
+            (
+                Expect.between("x.min", 0, 1),
+                Expect.between("x.max", 0, 1),
+                Expect.between("y.min", 0, 1),
+                Expect.between("y.max", 0, 1),
+                Expect.between("y.len", steps, steps),
+            ),
+            schema={
+                "row_id": "uint64",
+                "x": str(pa.list_(pa.int8(), steps * 2)),
+                "y": str(pa.list_(pa.int8(), steps)),
+            },
+        )
 
 
 class SeriesConfig(GeneratedConfig):
@@ -275,9 +355,11 @@ class TimeSeries(Corpus):
         return cfg.n, cfg.n
 
     def raw_suite(self, part: str, cfg: Any) -> Suite:
-        return Suite("timeseries.raw", (Expect.unique("t"), Expect.not_null("value"),
-                                        Expect.between("value", -100, 100)),
-                     schema={"t": "int64", "value": "double"})
+        return Suite(
+            "timeseries.raw",
+            (Expect.unique("t"), Expect.not_null("value"), Expect.between("value", -100, 100)),
+            schema={"t": "int64", "value": "double"},
+        )
 
     def format(self, table: pa.Table, cfg: SeriesFormatConfig) -> pa.Table:
         table = table.sort_by("t")
@@ -286,15 +368,22 @@ class TimeSeries(Corpus):
         if len(values) <= w:
             raise ValueError(f"timeseries: {len(values)} points, need more than window={w}")
         windows = np.lib.stride_tricks.sliding_window_view(values[:-1], w)
-        return pa.table({"t": table.column("t").slice(w), "x": fixed_list(windows, pa.float64()),
-                         "y": values[w:]})
+        return pa.table(
+            {
+                "t": table.column("t").slice(w),
+                "x": fixed_list(windows, pa.float64()),
+                "y": values[w:],
+            }
+        )
 
     def formatted_rows(self, rows_in: int, cfg: SeriesFormatConfig) -> int:
         return max(rows_in - cfg.window, 0)
 
     def formatted_suite(self, cfg: Any) -> Suite:
-        return Suite("timeseries.formatted", (Expect.unique("t"), Expect.not_null("y"),
-                                              Expect.between("x.len", 1, None)))
+        return Suite(
+            "timeseries.formatted",
+            (Expect.unique("t"), Expect.not_null("y"), Expect.between("x.len", 1, None)),
+        )
 
     def fit(self, train: Iterable[pa.RecordBatch], cfg: Any) -> dict[str, Any]:
         ys, window = [], None
@@ -305,9 +394,18 @@ class TimeSeries(Corpus):
         if not len(y):
             raise ValueError("timeseries tokenize: the train split is empty")
         # Windows and targets share one scale: statistics of the train targets only.
-        return {"spec.json": {"task": "regress", "x_shape": [window, 1], "x_dtype": "float32",
-                              "y_shape": [], "y_mean": float(y.mean()), "y_std": float(y.std()),
-                              "fitted_on": "train", "n_train": int(len(y))}}
+        return {
+            "spec.json": {
+                "task": "regress",
+                "x_shape": [window, 1],
+                "x_dtype": "float32",
+                "y_shape": [],
+                "y_mean": float(y.mean()),
+                "y_std": float(y.std()),
+                "fitted_on": "train",
+                "n_train": int(len(y)),
+            }
+        }
 
     def tokenize(self, table: pa.Table, artifacts: dict[str, Any], cfg: Any) -> pa.Table:
         spec = artifacts["spec.json"]
@@ -315,11 +413,21 @@ class TimeSeries(Corpus):
         w = x.type.list_size
         mat = (x.flatten().to_numpy().reshape(-1, w) - spec["y_mean"]) / spec["y_std"]
         y = (table.column("y").to_numpy() - spec["y_mean"]) / spec["y_std"]
-        return pa.table({"row_id": table.column("row_id"),
-                         "x": fixed_list(mat.astype(np.float32), pa.float32()),
-                         "y": pa.array(y.astype(np.float32), pa.float32())})
+        return pa.table(
+            {
+                "row_id": table.column("row_id"),
+                "x": fixed_list(mat.astype(np.float32), pa.float32()),
+                "y": pa.array(y.astype(np.float32), pa.float32()),
+            }
+        )
 
     def tokens_suite(self, artifacts: dict[str, Any], cfg: Any) -> Suite:
-        return Suite("timeseries.tokens", (Expect.not_null("y"), Expect.between("y", -50, 50),
-                                           Expect.between("x.min", -50, None),
-                                           Expect.between("x.max", None, 50)))
+        return Suite(
+            "timeseries.tokens",
+            (
+                Expect.not_null("y"),
+                Expect.between("y", -50, 50),
+                Expect.between("x.min", -50, None),
+                Expect.between("x.max", None, 50),
+            ),
+        )

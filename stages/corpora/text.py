@@ -43,19 +43,19 @@ import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar, Literal
+from typing import IO, Any, BinaryIO, ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
+from rnnflow.hopconfig import CleanConfig, FetchConfig, SourceConfig, listed
+from rnnflow.sources import FetchContext, resolve
 from rnnflow.validate import Expect, Suite
-from stages.clean import CleanConfig
 from stages.corpora import texttok
 from stages.corpora.base import Corpus
 from stages.corpora.texttok import TextTokenizeConfig
-from stages.fetch import FetchConfig, FetchContext, SourceConfig, listed, resolve
 
 # --- configuration ------------------------------------------------------------------------
 
@@ -127,15 +127,18 @@ MAX_LINE_BYTES = 256 << 20
 #: The limit readers use when not given one; :func:`_naming` sets it (from
 #: ``fetch.<corpus>.max_expanded_bytes``) while a source is read.
 _EXPAND_LIMIT: contextvars.ContextVar[int] = contextvars.ContextVar(
-    "max_expanded_bytes", default=MAX_EXPANDED_BYTES)
+    "max_expanded_bytes", default=MAX_EXPANDED_BYTES
+)
 
 
 class _Guard(io.RawIOBase):
     """Counts bytes read from ``inner``: raises past ``limit`` (compressed sources only)
     or on a line longer than ``max_line``."""
 
-    def __init__(self, inner: BinaryIO, label: str, limit: int | None, max_line: int) -> None:
-        self._inner = inner
+    def __init__(
+        self, inner: IO[bytes] | io.BufferedIOBase, label: str, limit: int | None, max_line: int
+    ) -> None:
+        self._inner: Any = inner  # a binary file object with readinto()
         self._label = label
         self._limit = limit
         self._max_line = max_line
@@ -155,16 +158,19 @@ class _Guard(io.RawIOBase):
                 f"{self._label}: expands to more than {self._limit:,} bytes "
                 f"(max_expanded_bytes): a decompression bomb or a far bigger file than "
                 f"expected; reading stopped (raise fetch.<corpus>.max_expanded_bytes if "
-                f"the file is genuine)")
+                f"the file is genuine)"
+            )
         last = bytes(memoryview(buffer)[:n]).rfind(b"\n")
         self._run = self._run + n if last < 0 else n - last - 1
         if self._run > self._max_line:
-            raise TextSourceError(f"{self._label}: a line longer than {self._max_line:,} "
-                                  f"bytes (no line breaks): not a text file of this format")
+            raise TextSourceError(
+                f"{self._label}: a line longer than {self._max_line:,} "
+                f"bytes (no line breaks): not a text file of this format"
+            )
         return n
 
 
-def _guarded(fh: BinaryIO, label: str, limit: int | None) -> BinaryIO:
+def _guarded(fh: IO[bytes] | io.BufferedIOBase, label: str, limit: int | None) -> BinaryIO:
     return io.BufferedReader(_Guard(fh, label, limit, MAX_LINE_BYTES), buffer_size=1 << 20)
 
 
@@ -191,13 +197,16 @@ def zip_member(path: Path, member: str | None = None, suffix: str | None = None)
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise TextSourceError(f"{path}: not a readable zip archive, truncated or corrupt "
-                              f"({exc})") from exc
+        raise TextSourceError(
+            f"{path}: not a readable zip archive, truncated or corrupt ({exc})"
+        ) from exc
     for info in infos:
         why = _unsafe_member(info)
         if why:
-            raise TextSourceError(f"{path}: refusing a zip archive with member "
-                                  f"{info.filename!r}: {why} (a hostile or broken archive)")
+            raise TextSourceError(
+                f"{path}: refusing a zip archive with member "
+                f"{info.filename!r}: {why} (a hostile or broken archive)"
+            )
     names = [i.filename for i in infos if not i.is_dir()]
     if member is not None:
         if member not in names:
@@ -206,14 +215,16 @@ def zip_member(path: Path, member: str | None = None, suffix: str | None = None)
     found = [n for n in names if suffix is None or n.endswith(suffix)]
     if len(found) != 1:
         want = f"ending in {suffix!r}" if suffix else "(set `member` in params)"
-        raise TextSourceError(f"{path}: expected exactly one zip member {want}, found "
-                              f"{found or 'none'} among {names}")
+        raise TextSourceError(
+            f"{path}: expected exactly one zip member {want}, found {found or 'none'} among {names}"
+        )
     return found[0]
 
 
 @contextlib.contextmanager
-def open_binary(path: Path, member: str | None = None,
-                max_expanded_bytes: int | None = None) -> Iterator[BinaryIO]:
+def open_binary(
+    path: Path, member: str | None = None, max_expanded_bytes: int | None = None
+) -> Iterator[BinaryIO]:
     """Open a plain, ``.gz`` or zip-member file for reading bytes.
 
     Decompressed bytes are counted: past ``max_expanded_bytes`` (default: the corpus's
@@ -229,13 +240,15 @@ def open_binary(path: Path, member: str | None = None,
             info = zf.getinfo(name)
             label = describe(path, name)
             if info.file_size > limit:
-                raise TextSourceError(f"{label}: declares {info.file_size:,} bytes "
-                                      f"uncompressed, more than max_expanded_bytes "
-                                      f"({limit:,}); refusing to expand it")
-            with zf.open(info) as fh, _guarded(fh, label, limit) as guarded:
+                raise TextSourceError(
+                    f"{label}: declares {info.file_size:,} bytes "
+                    f"uncompressed, more than max_expanded_bytes "
+                    f"({limit:,}); refusing to expand it"
+                )
+            with zf.open(info) as member_fh, _guarded(member_fh, label, limit) as guarded:
                 yield guarded
     elif path.suffix == ".gz":
-        with gzip.open(path, "rb") as fh, _guarded(fh, str(path), limit) as guarded:
+        with gzip.open(path, "rb") as gz_fh, _guarded(gz_fh, str(path), limit) as guarded:
             yield guarded
     else:
         with path.open("rb") as fh, _guarded(fh, str(path), None) as guarded:
@@ -253,13 +266,15 @@ def _decode(lines: list[bytes], label: str, first_line: int) -> pa.Array:
             except UnicodeDecodeError as exc:
                 raise TextSourceError(
                     f"{label}: line {first_line + i}: not valid UTF-8 ({exc.reason} at byte "
-                    f"{exc.start}: {raw[max(exc.start - 10, 0):exc.start + 10]!r})") from None
+                    f"{exc.start}: {raw[max(exc.start - 10, 0) : exc.start + 10]!r})"
+                ) from None
         raise
     return pc.utf8_rtrim(arr, characters="\r\n")
 
 
-def read_lines(path: Path, chunk_lines: int, member: str | None = None,
-               max_expanded_bytes: int | None = None) -> Iterator[tuple[int, pa.Array]]:
+def read_lines(
+    path: Path, chunk_lines: int, member: str | None = None, max_expanded_bytes: int | None = None
+) -> Iterator[tuple[int, pa.Array]]:
     """Stream a text file as ``(first line number, lines)`` chunks (1-based numbers).
 
     Raises :class:`TextSourceError` for an empty file, bytes that are not UTF-8 (with the
@@ -274,7 +289,7 @@ def read_lines(path: Path, chunk_lines: int, member: str | None = None,
                 if not lines:
                     break
                 if line == 1 and lines[0].startswith(_BOM):
-                    lines[0] = lines[0][len(_BOM):]
+                    lines[0] = lines[0][len(_BOM) :]
                 yield line, _decode(lines, label, line)
                 line += len(lines)
     except TextSourceError:
@@ -283,14 +298,17 @@ def read_lines(path: Path, chunk_lines: int, member: str | None = None,
         if isinstance(exc, FileNotFoundError):
             raise
         kind = {".zip": "zip", ".gz": "gzip"}.get(Path(path).suffix, "file")
-        raise TextSourceError(f"{label}: truncated or corrupt {kind} data after {line - 1:,} "
-                              f"complete lines ({type(exc).__name__}: {exc})") from exc
+        raise TextSourceError(
+            f"{label}: truncated or corrupt {kind} data after {line - 1:,} "
+            f"complete lines ({type(exc).__name__}: {exc})"
+        ) from exc
     if line == 1:
         raise TextSourceError(f"{label}: empty file (no lines)")
 
 
-def read_parallel(sources: list[tuple[Path, str | None]], chunk_lines: int,
-                  max_expanded_bytes: int | None = None) -> Iterator[list[pa.Array]]:
+def read_parallel(
+    sources: list[tuple[Path, str | None]], chunk_lines: int, max_expanded_bytes: int | None = None
+) -> Iterator[list[pa.Array]]:
     """Stream line-aligned files in lockstep; differing line counts are an error."""
     readers = [read_lines(p, chunk_lines, m, max_expanded_bytes) for p, m in sources]
     totals = [0] * len(readers)
@@ -304,14 +322,20 @@ def read_parallel(sources: list[tuple[Path, str | None]], chunk_lines: int,
         if len(set(sizes)) != 1:
             for i, reader in enumerate(readers):  # count the rest, for an exact message
                 totals[i] += sum(len(c) for _, c in reader)
-            counts = ", ".join(f"{describe(p, m)} has {t:,} lines"
-                               for (p, m), t in zip(sources, totals))
+            counts = ", ".join(
+                f"{describe(p, m)} has {t:,} lines" for (p, m), t in zip(sources, totals)
+            )
             raise TextSourceError(f"parallel files differ in length: {counts}")
-        yield [c[1] for c in chunks]
+        yield [c[1] for c in chunks]  # type: ignore[index]  # all present: same sizes, not all None
 
 
-def read_tsv(path: Path, columns: list[str], chunk_lines: int, member: str | None = None,
-             max_expanded_bytes: int | None = None) -> Iterator[pa.Table]:
+def read_tsv(
+    path: Path,
+    columns: list[str],
+    chunk_lines: int,
+    member: str | None = None,
+    max_expanded_bytes: int | None = None,
+) -> Iterator[pa.Table]:
     """Stream a tab-separated file as tables with ``columns``.
 
     Every line must have exactly ``len(columns)`` fields: fewer or more (a sentence with a
@@ -325,24 +349,31 @@ def read_tsv(path: Path, columns: list[str], chunk_lines: int, member: str | Non
         if len(bad):
             i = int(bad[0])
             found = len(fields[i])
-            more = (" (a tab inside a sentence, or a column missing from `columns` in params)"
-                    if found > len(columns) else "")
+            more = (
+                " (a tab inside a sentence, or a column missing from `columns` in params)"
+                if found > len(columns)
+                else ""
+            )
             raise TextSourceError(
                 f"{describe(path, member)}: line {start + i}: expected {len(columns)} "
                 f"tab-separated fields ({', '.join(columns)}), found "
-                f"{found}{more}: {lines[i].as_py()[:80]!r}")
+                f"{found}{more}: {lines[i].as_py()[:80]!r}"
+            )
         yield pa.table({c: pc.list_element(fields, k) for k, c in enumerate(columns)})
 
 
-def read_alternating(path: Path, chunk_lines: int, member: str | None = None,
-                     max_expanded_bytes: int | None = None) -> Iterator[pa.Table]:
+def read_alternating(
+    path: Path, chunk_lines: int, member: str | None = None, max_expanded_bytes: int | None = None
+) -> Iterator[pa.Table]:
     """Stream alternating utterance/reply lines as ``(context, response)`` tables."""
     chunk_lines += chunk_lines % 2  # even, so a pair never straddles two chunks
     for start, lines in read_lines(path, chunk_lines, member, max_expanded_bytes):
         if len(lines) % 2:
             last = start + len(lines) - 1
-            raise TextSourceError(f"{describe(path, member)}: odd number of lines ({last:,}): "
-                                  f"line {last:,} has no reply line after it")
+            raise TextSourceError(
+                f"{describe(path, member)}: odd number of lines ({last:,}): "
+                f"line {last:,} has no reply line after it"
+            )
         idx = np.arange(0, len(lines), 2)
         yield pa.table({"context": lines.take(idx), "response": lines.take(idx + 1)})
 
@@ -350,8 +381,10 @@ def read_alternating(path: Path, chunk_lines: int, member: str | None = None,
 #: The "End of the Project Gutenberg EBook of …" line just before the END marker.
 _TRAILER = r"(?i)^end of (the )?project gutenberg"
 #: The transcriber credits that open most Gutenberg texts (first two paragraphs only).
-_CREDITS = (r"(?i)^(produced by|transcribed from|e-?text prepared by)"
-            r"|anonymous (project gutenberg )?volunteer")
+_CREDITS = (
+    r"(?i)^(produced by|transcribed from|e-?text prepared by)"
+    r"|anonymous (project gutenberg )?volunteer"
+)
 _START_RE2 = r"(?i)^\s*\*{3}\s*START OF (THE|THIS) PROJECT GUTENBERG E-?BOOK"
 _END_RE2 = r"(?i)^\s*\*{3}\s*END OF (THE|THIS) PROJECT GUTENBERG E-?BOOK"
 
@@ -362,7 +395,8 @@ def paragraphs(lines: pa.Array) -> tuple[pa.Array, pa.Array]:
     The last run is returned separately (it may continue in the next chunk).
     """
     blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(lines)), 0).to_numpy(
-        zero_copy_only=False)
+        zero_copy_only=False
+    )
     keep = np.flatnonzero(~blank)
     if not len(keep):
         return pa.array([], pa.string()), pa.array([], pa.string())
@@ -376,9 +410,13 @@ def paragraphs(lines: pa.Array) -> tuple[pa.Array, pa.Array]:
     return joined.slice(0, len(joined) - 1), values.slice(int(starts[-1]))
 
 
-def read_book(path: Path, chunk_lines: int, gutenberg_header: bool = True,
-              member: str | None = None, max_expanded_bytes: int | None = None
-              ) -> Iterator[pa.Array]:
+def read_book(
+    path: Path,
+    chunk_lines: int,
+    gutenberg_header: bool = True,
+    member: str | None = None,
+    max_expanded_bytes: int | None = None,
+) -> Iterator[pa.Array]:
     """Stream a plain-text book as arrays of paragraphs, Gutenberg header/footer stripped.
 
     With ``gutenberg_header`` the text between the ``*** START OF THE PROJECT GUTENBERG
@@ -391,19 +429,21 @@ def read_book(path: Path, chunk_lines: int, gutenberg_header: bool = True,
     ended = False
     emitted = 0
     pending = pa.array([], pa.string())
-    for start, lines in read_lines(path, chunk_lines, member, max_expanded_bytes):
+    for _start, lines in read_lines(path, chunk_lines, member, max_expanded_bytes):
         if ended:
             continue  # the licence: read (so damage is still detected) but not kept
         if not inside:
-            hit = np.flatnonzero(pc.match_substring_regex(lines, _START_RE2).to_numpy(
-                zero_copy_only=False))
+            hit = np.flatnonzero(
+                pc.match_substring_regex(lines, _START_RE2).to_numpy(zero_copy_only=False)
+            )
             if not len(hit):
                 continue
             inside = True
             lines = lines.slice(int(hit[0]) + 1)
         if gutenberg_header:
-            hit = np.flatnonzero(pc.match_substring_regex(lines, _END_RE2).to_numpy(
-                zero_copy_only=False))
+            hit = np.flatnonzero(
+                pc.match_substring_regex(lines, _END_RE2).to_numpy(zero_copy_only=False)
+            )
             if len(hit):
                 lines = lines.slice(0, int(hit[0]))
                 ended = True
@@ -415,19 +455,24 @@ def read_book(path: Path, chunk_lines: int, gutenberg_header: bool = True,
             boiler = pc.match_substring_regex(done, _TRAILER).to_numpy(zero_copy_only=False)
             opening = np.arange(emitted, emitted + len(done)) < 2
             boiler |= opening & pc.match_substring_regex(done, _CREDITS).to_numpy(
-                zero_copy_only=False)
+                zero_copy_only=False
+            )
             emitted += len(done)
             done = done.filter(pa.array(~boiler))
         if len(done):
             yield done
     if not inside:
-        raise TextSourceError(f"{label}: no Project Gutenberg header line ('*** START OF THE "
-                              f"PROJECT GUTENBERG EBOOK … ***'); if this text has none, set "
-                              f"`gutenberg_header: false` on its source in params")
+        raise TextSourceError(
+            f"{label}: no Project Gutenberg header line ('*** START OF THE "
+            f"PROJECT GUTENBERG EBOOK … ***'); if this text has none, set "
+            f"`gutenberg_header: false` on its source in params"
+        )
     if gutenberg_header and not ended:
-        raise TextSourceError(f"{label}: no Project Gutenberg footer line ('*** END OF THE "
-                              f"PROJECT GUTENBERG EBOOK … ***') after the header: truncated "
-                              f"file, or the licence would end up in the corpus")
+        raise TextSourceError(
+            f"{label}: no Project Gutenberg footer line ('*** END OF THE "
+            f"PROJECT GUTENBERG EBOOK … ***') after the header: truncated "
+            f"file, or the licence would end up in the corpus"
+        )
     if len(pending):
         done, _ = paragraphs(pa.concat_arrays([pending, pa.array([""])]))
         yield done
@@ -452,8 +497,9 @@ def normalize(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     return pc.utf8_trim_whitespace(arr)
 
 
-def mask_urls_and_handles(arr: pa.Array | pa.ChunkedArray, url_token: str = "<url>",
-                          user_token: str = "<user>") -> pa.Array | pa.ChunkedArray:
+def mask_urls_and_handles(
+    arr: pa.Array | pa.ChunkedArray, url_token: str = "<url>", user_token: str = "<user>"
+) -> pa.Array | pa.ChunkedArray:
     """URLs → ``url_token``, @handles → ``user_token`` (space-separated; run before
     :func:`normalize`, which collapses the spaces)."""
     arr = pc.replace_substring_regex(arr, _URL, f" {url_token} ")
@@ -472,15 +518,17 @@ def chars(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return pc.utf8_length(arr).to_numpy(zero_copy_only=False)
 
 
-def length_ratio(a: pa.Array | pa.ChunkedArray, b: pa.Array | pa.ChunkedArray,
-                 smoothing: int = 10) -> np.ndarray:
+def length_ratio(
+    a: pa.Array | pa.ChunkedArray, b: pa.Array | pa.ChunkedArray, smoothing: int = 10
+) -> np.ndarray:
     """Longer over shorter side, in characters plus ``smoothing`` (so "Sí." / "Yes." is 1)."""
     la, lb = chars(a) + smoothing, chars(b) + smoothing
     return np.maximum(la, lb) / np.maximum(np.minimum(la, lb), 1)
 
 
-def drop_rows(table: pa.Table, reasons: list[tuple[str, np.ndarray]]
-              ) -> tuple[pa.Table, dict[str, int]]:
+def drop_rows(
+    table: pa.Table, reasons: list[tuple[str, np.ndarray]]
+) -> tuple[pa.Table, dict[str, int]]:
     """Drop rows flagged by ``(reason, mask)``; each row counted under its first reason."""
     dropped = np.zeros(table.num_rows, dtype=bool)
     counts: dict[str, int] = {}
@@ -491,8 +539,9 @@ def drop_rows(table: pa.Table, reasons: list[tuple[str, np.ndarray]]
     return table.filter(pa.array(~dropped)), counts
 
 
-def _naming(tables: Iterator[pa.Table], key: str,
-            max_expanded_bytes: int | None = None) -> Iterator[pa.Table]:
+def _naming(
+    tables: Iterator[pa.Table], key: str, max_expanded_bytes: int | None = None
+) -> Iterator[pa.Table]:
     """Add the params key of the source to reading errors (the file is already named);
     the readers inside get ``max_expanded_bytes`` (the corpus's, when given) as default."""
     token = _EXPAND_LIMIT.set(max_expanded_bytes or MAX_EXPANDED_BYTES)
@@ -536,27 +585,32 @@ class TextCorpus(Corpus):
             # later, and checks them structurally (archive, UTF-8, line counts) on the way.
             name, source, files = resolve(candidates, ctx, part, f"fetch.{self.name}")
             key = f"fetch.{self.name}.sources.{name}"
-            out[part] = _naming(self.read_source(name, source, files, cfg), key,
-                                cfg.max_expanded_bytes)
+            out[part] = _naming(
+                self.read_source(name, source, files, cfg), key, cfg.max_expanded_bytes
+            )
         return out
 
-    def read_source(self, name: str, source: TextSourceConfig, files: dict[str, Path],
-                    cfg: TextFetchConfig) -> Iterator[pa.Table]:
+    def read_source(
+        self, name: str, source: TextSourceConfig, files: dict[str, Path], cfg: Any
+    ) -> Iterator[pa.Table]:
         raise NotImplementedError
 
     def raw_schema(self) -> dict[str, str]:
         return {c: "string" for c in self.text_columns}
 
     def raw_suite(self, part: str, cfg: Any) -> Suite:
-        return Suite(f"{self.name}.raw", tuple(Expect.not_null(c) for c in self.text_columns),
-                     schema=self.raw_schema())
+        return Suite(
+            f"{self.name}.raw",
+            tuple(Expect.not_null(c) for c in self.text_columns),
+            schema=self.raw_schema(),
+        )
 
     # clean -------------------------------------------------------------------------------
-    def prepare(self, arr: pa.ChunkedArray, cfg: TextCleanConfig) -> pa.ChunkedArray:
+    def prepare(self, arr: pa.ChunkedArray, cfg: Any) -> pa.ChunkedArray:
         """Per-column cleaning before :func:`normalize` (e.g. URL placeholders)."""
         return arr
 
-    def extra_drops(self, table: pa.Table, cfg: TextCleanConfig) -> list[tuple[str, np.ndarray]]:
+    def extra_drops(self, table: pa.Table, cfg: Any) -> list[tuple[str, np.ndarray]]:
         """Corpus-specific drop reasons, checked after empty/too_long."""
         return []
 
@@ -565,16 +619,23 @@ class TextCorpus(Corpus):
             i = table.schema.get_field_index(col)
             table = table.set_column(i, col, normalize(self.prepare(table.column(col), cfg)))
         lengths = [chars(table.column(c)) for c in self.text_columns]
-        reasons = [("empty", np.logical_or.reduce([n == 0 for n in lengths])),
-                   ("too_long", np.logical_or.reduce([n > cfg.max_chars for n in lengths]))]
+        reasons = [
+            ("empty", np.logical_or.reduce([n == 0 for n in lengths])),
+            ("too_long", np.logical_or.reduce([n > cfg.max_chars for n in lengths])),
+        ]
         return drop_rows(table, reasons + self.extra_drops(table, cfg))
 
     def clean_suite(self, part: str, cfg: TextCleanConfig) -> Suite:
         limit = cfg.max_chars if cfg is not None else None
-        return Suite(f"{self.name}.clean", tuple(
-            e for c in self.text_columns
-            for e in (Expect.not_null(c), Expect.between(f"{c}.len", 1, limit))),
-            schema=self.raw_schema())
+        return Suite(
+            f"{self.name}.clean",
+            tuple(
+                e
+                for c in self.text_columns
+                for e in (Expect.not_null(c), Expect.between(f"{c}.len", 1, limit))
+            ),
+            schema=self.raw_schema(),
+        )
 
     # format ------------------------------------------------------------------------------
     def format(self, table: pa.Table, cfg: Any) -> pa.Table:
@@ -584,10 +645,16 @@ class TextCorpus(Corpus):
         return self.raw_schema()
 
     def formatted_suite(self, cfg: Any) -> Suite:
-        return Suite(f"{self.name}.formatted", (Expect.not_null("row_id"),) + tuple(
-            e for c in self.text_columns
-            for e in (Expect.not_null(c), Expect.between(f"{c}.len", 1, None))),
-            schema={"row_id": "uint64", **self.formatted_schema()})
+        return Suite(
+            f"{self.name}.formatted",
+            (Expect.not_null("row_id"),)
+            + tuple(
+                e
+                for c in self.text_columns
+                for e in (Expect.not_null(c), Expect.between(f"{c}.len", 1, None))
+            ),
+            schema={"row_id": "uint64", **self.formatted_schema()},
+        )
 
     # sample ------------------------------------------------------------------------------
     def lengths(self, table: pa.Table) -> np.ndarray:
@@ -600,19 +667,26 @@ class TextCorpus(Corpus):
         artifacts["spec.json"] = {**artifacts["spec.json"], **self.task}
         return artifacts
 
-    def tokenize(self, table: pa.Table, artifacts: dict[str, Any],
-                 cfg: TextTokenizeConfig) -> pa.Table:
+    def tokenize(
+        self, table: pa.Table, artifacts: dict[str, Any], cfg: TextTokenizeConfig
+    ) -> pa.Table:
         out = texttok.encode(table, self.text_columns, artifacts, cfg)
         for col in self.passthrough:
             out = out.append_column(col, table.column(col))
         return out
 
     def tokens_suite(self, artifacts: dict[str, Any], cfg: TextTokenizeConfig) -> Suite:
-        schema = {**texttok.tokens_schema(self.text_columns),
-                  **{c: self.formatted_schema()[c] for c in self.passthrough}}
-        return Suite(f"{self.name}.tokens",
-                     texttok.suite_expectations(self.text_columns, artifacts), schema=schema)
+        schema = {
+            **texttok.tokens_schema(self.text_columns),
+            **{c: self.formatted_schema()[c] for c in self.passthrough},
+        }
+        return Suite(
+            f"{self.name}.tokens",
+            texttok.suite_expectations(self.text_columns, artifacts),
+            schema=schema,
+        )
 
-    def token_stats(self, path: Path, artifacts: dict[str, Any],
-                    cfg: TextTokenizeConfig) -> dict[str, Any]:
+    def token_stats(
+        self, path: Path, artifacts: dict[str, Any], cfg: TextTokenizeConfig
+    ) -> dict[str, Any]:
         return texttok.token_stats(path, self.text_columns, artifacts)

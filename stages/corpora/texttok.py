@@ -36,11 +36,26 @@ import pyarrow.compute as pc
 from pydantic import model_validator
 
 from rnnflow.codec import (  # noqa: F401  re-exported: the hop's adapters use them from here
-    BOS, EOS, PAD, PRETOKENIZER, PUNCT_RE, SPECIAL_IDS, SPECIALS, UNK, _plain, bpe_from_str,
-    decode, encode_bpe, encode_column, encode_word, load_artifacts, pretokenize,
+    BOS,
+    EOS,
+    PAD,
+    PRETOKENIZER,
+    PUNCT_RE,
+    SPECIAL_IDS,
+    SPECIALS,
+    UNK,
+    _plain,
+    bpe_from_str,
+    decode,
+    encode_bpe,
+    encode_column,
+    encode_word,
+    load_artifacts,
+    pretokenize,
 )
+from rnnflow.hopconfig import TokenizeConfig
 from rnnflow.validate import Expect
-from stages.tokenize import TokenizeConfig
+
 
 class TextTokenizeConfig(TokenizeConfig):
     """params.yaml ``tokenize.<corpus>`` of a text corpus."""
@@ -55,7 +70,7 @@ class TextTokenizeConfig(TokenizeConfig):
     vocab_size: int = 8000
 
     @model_validator(mode="after")
-    def _sizes(self) -> "TextTokenizeConfig":
+    def _sizes(self) -> TextTokenizeConfig:
         if self.min_freq < 1:
             raise ValueError("min_freq must be >= 1")
         if self.max_vocab is not None and self.max_vocab <= len(SPECIALS):
@@ -67,8 +82,10 @@ class TextTokenizeConfig(TokenizeConfig):
 
 # --- word level: counting ------------------------------------------------------
 
-def count_tokens(batches: Iterable[pa.RecordBatch | pa.Table], columns: tuple[str, ...],
-                 lowercase: bool = True) -> tuple[pa.Table, int, int]:
+
+def count_tokens(
+    batches: Iterable[pa.RecordBatch | pa.Table], columns: tuple[str, ...], lowercase: bool = True
+) -> tuple[pa.Table, int, int]:
     """Token counts over ``columns`` of all batches: (table token/count, rows, tokens).
 
     Streaming: each batch's counts are merged into the running table with an Arrow
@@ -83,15 +100,23 @@ def count_tokens(batches: Iterable[pa.RecordBatch | pa.Table], columns: tuple[st
         tokens += len(flat)
         vc = pc.value_counts(flat)
         counted = pa.table({"token": vc.field("values"), "count": vc.field("counts")})
-        acc = (pa.concat_tables([acc, counted]).group_by("token").aggregate([("count", "sum")])
-               .rename_columns(["token", "count"]))
+        acc = (
+            pa.concat_tables([acc, counted])
+            .group_by("token")
+            .aggregate([("count", "sum")])
+            .rename_columns(["token", "count"])
+        )
     return acc, rows, tokens
 
 
 def build_vocab(counts: pa.Table, min_freq: int, max_vocab: int | None) -> list[str]:
     """Specials + tokens with count ≥ min_freq, most frequent first, ties alphabetical."""
-    kept = counts.filter(pc.and_(pc.greater_equal(counts["count"], min_freq),
-                                 pc.invert(pc.is_in(counts["token"], pa.array(SPECIALS)))))
+    kept = counts.filter(
+        pc.and_(
+            pc.greater_equal(counts["count"], min_freq),
+            pc.invert(pc.is_in(counts["token"], pa.array(SPECIALS))),
+        )
+    )
     ranked = kept.sort_by([("count", "descending"), ("token", "ascending")])
     limit = None if max_vocab is None else max_vocab - len(SPECIALS)
     return list(SPECIALS) + ranked["token"].to_pylist()[:limit]
@@ -99,8 +124,10 @@ def build_vocab(counts: pa.Table, min_freq: int, max_vocab: int | None) -> list[
 
 # --- fit -------------------------------------------------------------------------------
 
-def _spec(kind: str, vocab_size: int, columns: tuple[str, ...], cfg: TextTokenizeConfig,
-          **extra: Any) -> dict[str, Any]:
+
+def _spec(
+    kind: str, vocab_size: int, columns: tuple[str, ...], cfg: TextTokenizeConfig, **extra: Any
+) -> dict[str, Any]:
     return {
         "kind": kind,
         "vocab_size": vocab_size,
@@ -116,8 +143,9 @@ def _spec(kind: str, vocab_size: int, columns: tuple[str, ...], cfg: TextTokeniz
     }
 
 
-def fit(batches: Iterable[pa.RecordBatch], columns: tuple[str, ...],
-        cfg: TextTokenizeConfig) -> dict[str, Any]:
+def fit(
+    batches: Iterable[pa.RecordBatch], columns: tuple[str, ...], cfg: TextTokenizeConfig
+) -> dict[str, Any]:
     """Fit one vocabulary over ``columns`` of the train batches; artifacts by file name.
 
     Word: ``spec.json`` + ``vocab.json`` (list of tokens, index = id). BPE: ``spec.json`` +
@@ -131,10 +159,19 @@ def fit(batches: Iterable[pa.RecordBatch], columns: tuple[str, ...],
         raise ValueError("texttok: the train split is empty")
     vocab = build_vocab(counts, cfg.min_freq, cfg.max_vocab)
     covered = pc.sum(counts.filter(pc.is_in(counts["token"], pa.array(vocab)))["count"]).as_py()
-    spec = _spec("word", len(vocab), columns, cfg, max_vocab=cfg.max_vocab,
-                 pretokenizer=PRETOKENIZER, punct_regex=PUNCT_RE,
-                 n_train_rows=rows, n_train_tokens=tokens, n_train_types=counts.num_rows,
-                 train_coverage=round((covered or 0) / tokens, 6) if tokens else 0.0)
+    spec = _spec(
+        "word",
+        len(vocab),
+        columns,
+        cfg,
+        max_vocab=cfg.max_vocab,
+        pretokenizer=PRETOKENIZER,
+        punct_regex=PUNCT_RE,
+        n_train_rows=rows,
+        n_train_tokens=tokens,
+        n_train_types=counts.num_rows,
+        train_coverage=round((covered or 0) / tokens, 6) if tokens else 0.0,
+    )
     return {"spec.json": spec, "vocab.json": vocab}
 
 
@@ -144,13 +181,15 @@ def _bpe_tokenizer(cfg: TextTokenizeConfig):
     tok = Tokenizer(models.BPE(unk_token=SPECIALS[UNK]))
     norms = [normalizers.NFC()] + ([normalizers.Lowercase()] if cfg.lowercase else [])
     tok.normalizer = normalizers.Sequence(norms)
-    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Whitespace(),
-                                                 pre_tokenizers.Punctuation()])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Whitespace(), pre_tokenizers.Punctuation()]
+    )
     return tok
 
 
-def _fit_bpe(batches: Iterable[pa.RecordBatch], columns: tuple[str, ...],
-             cfg: TextTokenizeConfig) -> dict[str, Any]:
+def _fit_bpe(
+    batches: Iterable[pa.RecordBatch], columns: tuple[str, ...], cfg: TextTokenizeConfig
+) -> dict[str, Any]:
     from tokenizers import trainers
 
     seen = {"rows": 0}
@@ -162,24 +201,37 @@ def _fit_bpe(batches: Iterable[pa.RecordBatch], columns: tuple[str, ...],
                 yield _plain(batch.column(col)).to_pylist()
 
     tok = _bpe_tokenizer(cfg)
-    trainer = trainers.BpeTrainer(vocab_size=cfg.vocab_size, min_frequency=cfg.min_freq,
-                                  special_tokens=list(SPECIALS), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=cfg.vocab_size,
+        min_frequency=cfg.min_freq,
+        special_tokens=list(SPECIALS),
+        show_progress=False,
+    )
     tok.train_from_iterator(texts(), trainer=trainer)
     if not seen["rows"]:
         raise ValueError("texttok: the train split is empty")
     for i, name in enumerate(SPECIALS):
         if tok.token_to_id(name) != i:
             raise RuntimeError(f"texttok: BPE put {name} at id {tok.token_to_id(name)}, not {i}")
-    spec = _spec("bpe", tok.get_vocab_size(), columns, cfg, target_vocab_size=cfg.vocab_size,
-                 normalizer="NFC" + (" + lowercase" if cfg.lowercase else ""),
-                 pretokenizer="Whitespace + Punctuation", n_train_rows=seen["rows"])
+    spec = _spec(
+        "bpe",
+        tok.get_vocab_size(),
+        columns,
+        cfg,
+        target_vocab_size=cfg.vocab_size,
+        normalizer="NFC" + (" + lowercase" if cfg.lowercase else ""),
+        pretokenizer="Whitespace + Punctuation",
+        n_train_rows=seen["rows"],
+    )
     return {"spec.json": spec, "tokenizer.json": tok.to_str()}
 
 
 # --- encode ----------------------------------------------------------------------------
 
-def encode(table: pa.Table, columns: tuple[str, ...], artifacts: dict[str, Any],
-           cfg: Any = None) -> pa.Table:
+
+def encode(
+    table: pa.Table, columns: tuple[str, ...], artifacts: dict[str, Any], cfg: Any = None
+) -> pa.Table:
     """``row_id``, each text column unchanged, then ``<col>_ids`` (list<int32>) per column.
 
     No ``<bos>``/``<eos>`` are added. ``cfg`` is unused: everything needed is in
@@ -194,6 +246,7 @@ def encode(table: pa.Table, columns: tuple[str, ...], artifacts: dict[str, Any],
 
 
 # --- validation and statistics ---------------------------------------------------------
+
 
 def tokens_schema(columns: tuple[str, ...], text_type: str = "string") -> dict[str, str]:
     """The Arrow schema :func:`encode` produces, for a :class:`~rnnflow.validate.Suite`."""
@@ -211,14 +264,16 @@ def suite_expectations(columns: tuple[str, ...], artifacts: dict[str, Any]) -> t
         ids = f"{col}_ids"
         out += [
             Expect.not_null(col),
-            Expect.between(f"{col}.len", 1, None),          # text not empty
+            Expect.between(f"{col}.len", 1, None),  # text not empty
             Expect.not_null(f"{ids}.len"),
-            Expect.between(f"{ids}.len", 1, None),          # no empty id lists
+            Expect.between(f"{ids}.len", 1, None),  # no empty id lists
             Expect.between(f"{ids}.min", 0, top),
             Expect.between(f"{ids}.max", 0, top),
             # Every token covers at least one character: more ids than characters is a bug.
-            Expect("expect_column_pair_values_a_to_be_greater_than_b",
-                   {"column_A": f"{col}.len", "column_B": f"{ids}.len", "or_equal": True}),
+            Expect(
+                "expect_column_pair_values_a_to_be_greater_than_b",
+                {"column_A": f"{col}.len", "column_B": f"{ids}.len", "or_equal": True},
+            ),
         ]
     return tuple(out)
 
@@ -230,7 +285,9 @@ def _ids_column(table: pa.Table, col: str, artifacts: dict[str, Any]) -> pa.List
     return encode_column(table.column(col), artifacts)
 
 
-def unk_rate(table: pa.Table, columns: tuple[str, ...], artifacts: dict[str, Any]) -> dict[str, float]:
+def unk_rate(
+    table: pa.Table, columns: tuple[str, ...], artifacts: dict[str, Any]
+) -> dict[str, float]:
     """Fraction of ``<unk>`` ids per column (of an encoded table, or text encoded here)."""
     out = {}
     for col in columns:
@@ -240,8 +297,9 @@ def unk_rate(table: pa.Table, columns: tuple[str, ...], artifacts: dict[str, Any
     return out
 
 
-def token_stats(table_or_path: pa.Table | Path | str, columns: tuple[str, ...],
-                artifacts: dict[str, Any]) -> dict[str, Any]:
+def token_stats(
+    table_or_path: pa.Table | Path | str, columns: tuple[str, ...], artifacts: dict[str, Any]
+) -> dict[str, Any]:
     """Rows and, per column, tokens, ``<unk>`` rate and mean/max length; streams a file."""
     if isinstance(table_or_path, pa.Table):
         batches: Iterable[pa.Table | pa.RecordBatch] = [table_or_path]
@@ -262,9 +320,15 @@ def token_stats(table_or_path: pa.Table | Path | str, columns: tuple[str, ...],
             a["tokens"] += len(flat)
             a["unk"] += pc.sum(pc.equal(flat, UNK).cast(pa.int64())).as_py() or 0
             a["max"] = max(a["max"], pc.max(pc.list_value_length(ids)).as_py() or 0)
-    return {"rows": rows, "columns": {
-        c: {"tokens": a["tokens"],
-            "unk_rate": round(a["unk"] / a["tokens"], 6) if a["tokens"] else 0.0,
-            "mean_length": round(a["tokens"] / rows, 3) if rows else 0.0,
-            "max_length": a["max"]}
-        for c, a in acc.items()}}
+    return {
+        "rows": rows,
+        "columns": {
+            c: {
+                "tokens": a["tokens"],
+                "unk_rate": round(a["unk"] / a["tokens"], 6) if a["tokens"] else 0.0,
+                "mean_length": round(a["tokens"] / rows, 3) if rows else 0.0,
+                "max_length": a["max"],
+            }
+            for c, a in acc.items()
+        },
+    }

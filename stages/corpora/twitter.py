@@ -24,8 +24,14 @@ import pyarrow.compute as pc
 
 from rnnflow.hashing import row_hash
 from rnnflow.validate import Expect, Suite
-from stages.corpora.text import (TextCleanConfig, TextCorpus, TextFetchConfig, TextSourceConfig,
-                                 mask_urls_and_handles, read_alternating)
+from stages.corpora.text import (
+    TextCleanConfig,
+    TextCorpus,
+    TextFetchConfig,
+    TextSourceConfig,
+    mask_urls_and_handles,
+    read_alternating,
+)
 
 
 class TwitterCleanConfig(TextCleanConfig):
@@ -45,8 +51,9 @@ def with_threads(pairs: Iterator[pa.Table]) -> Iterator[pa.Table]:
     last_thread = np.uint64(0)
     for table in pairs:
         ctx, rsp = table.column("context"), table.column("response")
-        prev = pa.concat_arrays([pa.array([last_response], pa.string()),
-                                 rsp.slice(0, len(rsp) - 1).combine_chunks()])
+        prev = pa.concat_arrays(
+            [pa.array([last_response], pa.string()), rsp.slice(0, len(rsp) - 1).combine_chunks()]
+        )
         starts = pc.fill_null(pc.not_equal(ctx, prev), True).to_numpy(zero_copy_only=False)
         first = np.where(starts, np.arange(len(starts)), -1)
         np.maximum.accumulate(first, out=first)
@@ -68,12 +75,15 @@ class Twitter(TextCorpus):
     task = {"task": "dialogue", "source": "context_ids", "target": "response_ids"}
     CleanConfig = TwitterCleanConfig
 
-    def read_source(self, name: str, source: TextSourceConfig, files: dict[str, Path],
-                    cfg: TextFetchConfig) -> Iterator[pa.Table]:
+    def read_source(
+        self, name: str, source: TextSourceConfig, files: dict[str, Path], cfg: TextFetchConfig
+    ) -> Iterator[pa.Table]:
         if source.format != "alternating" or len(files) != 1:
-            raise ValueError(f"fetch.twitter.sources.{name}: expected one file of format "
-                             f"alternating, got format {source.format!r} with files "
-                             f"{sorted(files)}")
+            raise ValueError(
+                f"fetch.twitter.sources.{name}: expected one file of format "
+                f"alternating, got format {source.format!r} with files "
+                f"{sorted(files)}"
+            )
         (path,) = files.values()
         yield from with_threads(read_alternating(path, cfg.chunk_lines, source.member))
 
@@ -82,8 +92,9 @@ class Twitter(TextCorpus):
 
     def raw_suite(self, part: str, cfg: Any) -> Suite:
         base = super().raw_suite(part, cfg)
-        return Suite(base.name, base.expectations + (Expect.not_null("thread"),),
-                     schema=base.schema)
+        return Suite(
+            base.name, base.expectations + (Expect.not_null("thread"),), schema=base.schema
+        )
 
     def prepare(self, arr: pa.ChunkedArray, cfg: TwitterCleanConfig) -> pa.ChunkedArray:
         return mask_urls_and_handles(arr, cfg.url_token, cfg.user_token)

@@ -1,0 +1,180 @@
+"""``lm``: a word-level language model over books (``family: lm``).
+
+Training: truncated BPTT over the train stream (``text_data.lm_stream``: every document, each
+followed by ``<eos>``), hidden state carried across windows, a random start offset per epoch.
+Evaluation: perplexity = exp(mean NLL over every target token, ``<eos>`` included), beside an
+interpolated Kneser–Ney trigram fitted on the same train stream and vocabulary
+(``pipelines.metrics.ngram``); greedy and sampled generations from the configured prompts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipelines import text_data as T
+from pipelines.metrics import ngram
+from pipelines.metrics.scoring import autocast
+from pipelines.models.lm import detach
+from pipelines.tasks import register
+from pipelines.tasks.text import Bundle, TextTask, perplexity
+
+EVAL_ROWS = 16  # parallel rows when scoring a stream (each starts from a zero state)
+EVAL_WINDOW = 256  # tokens per forward when scoring a stream (state carried: exact)
+DEFAULT_PROMPTS = ("It was", "The", "She said", "I")
+
+
+class LMJob:
+    """Truncated-BPTT epochs over one token stream."""
+
+    headline = "perplexity"
+
+    def __init__(
+        self,
+        cfg,
+        corpus: T.TextCorpus,
+        device: torch.device,
+        amp_dtype: torch.dtype | None = None,
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
+        self.cfg, self.device, self.amp_dtype = cfg, device, amp_dtype
+        self.rank, self.world = rank, world
+        self.stream = T.lm_stream(corpus.train.sides["ids"])
+        self.val_stream = T.lm_stream(corpus.validation.sides["ids"])
+        if cfg.batch_size < world:
+            raise ValueError(f"batch_size {cfg.batch_size} < {world} processes")
+        self.n_train, self.n_validation = len(self.stream) - 1, len(self.val_stream) - 1
+
+    def _windows(self) -> int:
+        cols = (len(self.stream) - 1 - self.cfg.bptt) // self.cfg.batch_size
+        return max(1, -(-cols // self.cfg.bptt))
+
+    def num_batches(self) -> int:
+        return min(self._windows(), self.cfg.max_batches or self._windows())
+
+    def losses(
+        self,
+        model: torch.nn.Module,
+        epoch: int,
+        gen: torch.Generator,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+        bptt = self.cfg.bptt
+        offset = int(torch.randint(0, bptt, (1,), generator=gen))
+        x, y, _, _ = T.batchify(self.stream, self.cfg.batch_size, offset)
+        x, y = (
+            x[self.rank :: self.world].to(self.device),
+            y[self.rank :: self.world].to(self.device),
+        )
+        starts = list(range(0, x.size(1), bptt))
+        if self.cfg.max_batches and len(starts) > self.cfg.max_batches:
+            first = int(
+                torch.randint(0, len(starts) - self.cfg.max_batches + 1, (1,), generator=gen)
+            )
+            starts = starts[first : first + self.cfg.max_batches]
+        hidden = None
+        for i in starts:
+            with autocast(self.device, self.amp_dtype):
+                nll, n, hidden = model(x[:, i : i + bptt], y[:, i : i + bptt], hidden)
+            hidden = detach(hidden)
+            yield nll / n, nll.detach(), n
+
+    def validate(self, model: torch.nn.Module) -> dict[str, float]:
+        nll, n = stream_nll(model, self.val_stream, self.device, self.amp_dtype)
+        return {"loss": nll / n, "perplexity": perplexity(nll, n)}
+
+
+@torch.no_grad()
+def stream_nll(
+    model: torch.nn.Module,
+    stream: np.ndarray,
+    device: torch.device,
+    amp_dtype: torch.dtype | None = None,
+    rows: int = EVAL_ROWS,
+    window: int = EVAL_WINDOW,
+) -> tuple[float, int]:
+    """Summed NLL of ``stream[1:]`` (every target once) and the number of targets."""
+    was = model.training
+    model.eval()
+    rows = max(1, min(rows, (len(stream) - 1) // max(window, 1) or 1))
+    x, y, tx, ty = T.batchify(stream, rows)
+    total, count = 0.0, 0
+    for xs, ys in ((x, y), (tx, ty)):
+        hidden = None
+        for i in range(0, xs.size(1), window):
+            xb, yb = xs[:, i : i + window].to(device), ys[:, i : i + window].to(device)
+            with autocast(device, amp_dtype):
+                nll, n, hidden = model(xb, yb, hidden)
+            total, count = total + float(nll), count + n
+    model.train(was)
+    return total, count
+
+
+@register("lm")
+class LanguageModel(TextTask):
+    headline = "perplexity"
+    higher_is_better = False
+    report_extras = ("ngram_perplexity",)
+    sides = ("ids",)
+    generates = True  # rnnflow generate continues a prompt
+
+    def make_job(self, cfg, corpus, device, amp_dtype=None, rank=0, world=1) -> LMJob:
+        return LMJob(cfg, corpus, device, amp_dtype, rank, world)
+
+    def evaluate_bundle(
+        self,
+        bundle: Bundle,
+        directory: Path,
+        device: torch.device,
+        amp_dtype: torch.dtype | None = None,
+        batch: int = 1024,
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        cfg, model, codec = bundle.cfg, bundle.model, bundle.codec
+        train, _ = self.split(bundle, directory, "train")
+        kn = ngram.KneserNey(T.text_vocab(bundle.spec, "ids")).fit(T.lm_stream(train.sides["ids"]))
+        metrics: dict[str, Any] = {}
+        for split in ("test", "validation"):
+            part, _ = self.split(bundle, directory, split)
+            stream = T.lm_stream(part.sides["ids"])
+            nll, n = stream_nll(model, stream, device, amp_dtype)
+            kn_nll, kn_n = kn.nll(stream)
+            assert kn_n == n, (kn_n, n)
+            metrics[split] = {
+                "n": n,
+                "documents": len(part),
+                "loss": nll / n,
+                "perplexity": perplexity(nll, n),
+                "ngram_perplexity": perplexity(kn_nll, kn_n),
+                "ngram": "interpolated Kneser-Ney trigram, same train split and vocabulary",
+            }
+        gen = torch.Generator().manual_seed(cfg.seed)
+        samples = []
+        for prompt in (cfg.prompts or list(DEFAULT_PROMPTS))[: max(cfg.samples, 1)]:
+            ids = torch.from_numpy(codec.encode([prompt], "ids").values)
+            for mode in ("greedy", "sample"):
+                out = model.generate(
+                    ids,
+                    cfg.max_decode_len,
+                    greedy=mode == "greedy",
+                    temperature=cfg.temperature,
+                    top_k=cfg.top_k,
+                    generator=gen,
+                    block_unk=cfg.block_unk,
+                )
+                label = (
+                    "greedy"
+                    if mode == "greedy"
+                    else f"sampled (temperature {cfg.temperature:g}, top-k {cfg.top_k or 'all'})"
+                )
+                samples.append(
+                    {
+                        "prompt": prompt,
+                        "decoding": label,
+                        "text": codec.text(out, "ids", prompt=prompt),
+                    }
+                )
+        return metrics, samples

@@ -1,0 +1,168 @@
+"""The base of the sentence-pair tasks (:mod:`.translate`, :mod:`.dialogue`): length-bucketed
+epochs with teacher forcing, teacher-forced perplexity on every split, then the task's own
+test scores. Registers no task.
+
+Training: length-bucketed batches, teacher forcing (ratio ``teacher_forcing``, decided per
+batch from the epoch's generator), masked cross-entropy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from pipelines import text_data as T
+from pipelines.metrics.scoring import autocast
+from pipelines.tasks.text import Bundle, TextTask, perplexity
+
+EVAL_BATCH = 256  # sentence pairs per batch when scoring seq2seq
+
+
+class Seq2SeqJob:
+    """Epochs of length-bucketed, padded sentence pairs."""
+
+    headline = "perplexity"
+
+    def __init__(
+        self,
+        cfg,
+        corpus: T.TextCorpus,
+        device: torch.device,
+        amp_dtype: torch.dtype | None = None,
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
+        self.cfg, self.device, self.amp_dtype = cfg, device, amp_dtype
+        self.rank, self.world = rank, world
+        self.train, self.val = corpus.train, corpus.validation
+        self.lengths = np.maximum(
+            self.train.sides["source"].lengths, self.train.sides["target"].lengths
+        )
+        self.n_train, self.n_validation = len(self.train), len(self.val)
+
+    def num_batches(self) -> int:
+        n = -(-self.n_train // self.cfg.batch_size)
+        return min(n, self.cfg.max_batches or n)
+
+    def losses(
+        self,
+        model: torch.nn.Module,
+        epoch: int,
+        gen: torch.Generator,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+        batches = T.bucket_batches(self.lengths, self.cfg.batch_size, gen)
+        if self.cfg.max_batches:
+            batches = batches[: self.cfg.max_batches]
+        for idx in batches:
+            forced = (
+                self.cfg.teacher_forcing >= 1
+                or float(torch.rand((), generator=gen)) < self.cfg.teacher_forcing
+            )
+            if len(idx) < self.world:  # every rank needs rows, or the step would hang
+                continue
+            mine = idx[self.rank :: self.world]
+            with autocast(self.device, self.amp_dtype):
+                nll, n = model(*pair_batch(self.train, mine, self.device), teacher_forcing=forced)
+            yield nll / max(n, 1), nll.detach(), n
+
+    def validate(self, model: torch.nn.Module) -> dict[str, float]:
+        nll, n = pairs_nll(model, self.val, self.device, self.amp_dtype)
+        return {"loss": nll / n if n else float("nan"), "perplexity": perplexity(nll, n)}
+
+
+def pair_batch(
+    split: T.TextSplit,
+    idx: np.ndarray,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``src`` (+``<eos>``), its lengths, ``<bos>``+target, target+``<eos>``."""
+    src, src_len = T.padded(split.sides["source"], idx, eos=True)
+    tgt_in, _ = T.padded(split.sides["target"], idx, bos=True)
+    tgt_out, _ = T.padded(split.sides["target"], idx, eos=True)
+    to = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
+    return to(src), torch.from_numpy(src_len), to(tgt_in), to(tgt_out)
+
+
+@torch.no_grad()
+def pairs_nll(
+    model: torch.nn.Module,
+    split: T.TextSplit,
+    device: torch.device,
+    amp_dtype: torch.dtype | None = None,
+    batch: int = EVAL_BATCH,
+) -> tuple[float, int]:
+    """Teacher-forced summed NLL over every target token (``<eos>`` included) of ``split``."""
+    was = model.training
+    model.eval()
+    lengths = np.maximum(split.sides["source"].lengths, split.sides["target"].lengths)
+    total, count = 0.0, 0
+    for idx in T.sorted_batches(lengths, batch):
+        with autocast(device, amp_dtype):
+            nll, n = model(*pair_batch(split, idx, device))
+        total, count = total + float(nll), count + n
+    model.train(was)
+    return total, count
+
+
+class Seq2SeqTask(TextTask):
+    """Source → target sentence pairs. Subclasses add :meth:`baseline` (extra metrics of
+    every split) and :meth:`test_scores` (decoding-based scores and sample rows)."""
+
+    sides = ("source", "target")
+
+    def make_job(self, cfg, corpus, device, amp_dtype=None, rank=0, world=1) -> Seq2SeqJob:
+        return Seq2SeqJob(cfg, corpus, device, amp_dtype, rank, world)
+
+    def baseline(
+        self,
+        bundle: Bundle,
+        directory: Path,
+    ) -> Callable[[T.TextSplit], dict[str, Any]] | None:
+        """Extra metrics of one split (a baseline fitted on train), or None."""
+        return None
+
+    def test_scores(
+        self,
+        bundle: Bundle,
+        test: T.TextSplit,
+        table: pa.Table,
+        src_col: str,
+        tgt_col: str,
+        device: torch.device,
+        batch: int,
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Scores added to the test metrics, and the sample rows."""
+        raise NotImplementedError
+
+    def evaluate_bundle(
+        self,
+        bundle: Bundle,
+        directory: Path,
+        device: torch.device,
+        amp_dtype: torch.dtype | None = None,
+        batch: int = 1024,
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        model, spec = bundle.model, bundle.spec
+        src_col, tgt_col = spec["source"].removesuffix("_ids"), spec["target"].removesuffix("_ids")
+        extra = self.baseline(bundle, directory)
+        metrics: dict[str, Any] = {}
+        for split in ("validation", "test"):
+            part, _ = self.split(bundle, directory, split)
+            nll, n = pairs_nll(model, part, device, amp_dtype)
+            metrics[split] = {
+                "n": len(part),
+                "tokens": n,
+                "loss": nll / n,
+                "perplexity": perplexity(nll, n),
+            }
+            if extra is not None:
+                metrics[split].update(extra(part))
+        test, table = self.split(bundle, directory, "test", text=[src_col, tgt_col])
+        scores, samples = self.test_scores(bundle, test, table, src_col, tgt_col, device, batch)
+        metrics["test"].update(scores)
+        return metrics, samples

@@ -1,0 +1,218 @@
+"""The base of the text tasks (:mod:`.lm`, :mod:`.translate`, :mod:`.dialogue`): loading a
+text corpus, the model's own vocabulary, trained-model bundles (weights + config + spec +
+tokenizer), decoding, and the CLIs' model loading. Registers no task.
+
+A text corpus is read with :mod:`pipelines.text_data` (ragged id columns, ``spec.json`` and
+the tokenizer files); :meth:`TextTask.prepare` maps it to the model's vocabulary. The
+tokenizer files travel in ``model.pt`` (``tokenizer``), so the CLIs need no ``data/``.
+
+Every text job yields ``(loss, nll_sum, n_tokens)`` per batch; ``fit`` does the optimizer
+step. Under ``torchrun`` each rank takes its share of every batch (rows ``rank::world``), so
+all ranks take the same number of steps.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipelines import data as D
+from pipelines import tasks
+from pipelines import text_data as T
+from pipelines.models import build_model
+
+__all__ = [
+    "TextTask",
+    "Bundle",
+    "load_bundle",
+    "make_job",
+    "evaluate",
+    "decode_rows",
+    "translate",
+    "load_for_cli",
+    "perplexity",
+]
+
+
+def perplexity(nll: float, n: int) -> float:
+    return math.exp(nll / n) if n else float("nan")
+
+
+class TextTask(tasks.Task):
+    """A task over a text corpus; subclasses give ``sides``, the job and the evaluation."""
+
+    text = True
+    headline = "perplexity"
+    higher_is_better = False
+    sides: tuple[str, ...] = ()  # spec keys naming the id columns; the last is the output
+
+    def check_spec(self, spec: dict[str, Any], path: Path) -> None:
+        # the text contract: rnnflow/codec.py
+        missing = [k for k in ("vocab_size", "specials", *self.sides) if k not in spec]
+        if missing:
+            raise ValueError(f"{path}: missing keys {missing}")
+
+    def load_corpus(self, directory: Path) -> T.TextCorpus:
+        """Train and validation splits, the spec, the tokenizer files (+ truecaser)."""
+        directory = Path(directory)
+        spec = tasks.read_spec(directory)
+        return T.load_corpus(directory, spec, self.sides, D.data_identity(directory))
+
+    def prepare(self, cfg: Any, corpus: T.TextCorpus) -> T.TextCorpus:
+        return T.prepare(cfg, corpus)
+
+    def saved_extras(self, corpus: Any) -> dict[str, Any]:
+        # the tokenizer travels with the model (CLIs need no data/)
+        return {"tokenizer": getattr(corpus, "artifacts", {})}
+
+    def evaluate(
+        self, path, model, spec, directory, batch_size, device, amp, confusion_max_classes=20
+    ) -> tasks.Evaluation:
+        from pipelines import device as dev
+
+        device_ = torch.device(device)
+        bundle = load_bundle(path, device_)
+        metrics, samples = self.evaluate_bundle(
+            bundle, Path(directory), device_, dev.amp_dtype(device_, amp), batch_size
+        )
+        empty = torch.empty(0, dtype=torch.int64)
+        return tasks.Evaluation({"task": spec["task"], **metrics}, samples, (empty, empty))
+
+    def evaluate_bundle(
+        self,
+        bundle: Bundle,
+        directory: Path,
+        device: torch.device,
+        amp_dtype: torch.dtype | None = None,
+        batch: int = 1024,
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Metrics ``{"test": ..., "validation": ...}`` and sample rows for the report."""
+        raise NotImplementedError
+
+    def split(self, bundle: Bundle, directory: Path, split: str, text=()):
+        """One split of the model's corpus in the model's vocabulary (+ raw text columns)."""
+        part, table = T.load_split(directory, split, bundle.spec, text, sides=self.sides)
+        return part.mapped(bundle.codec.luts), table
+
+
+def make_job(
+    cfg,
+    corpus: T.TextCorpus,
+    device: torch.device,
+    amp_dtype: torch.dtype | None = None,
+    rank: int = 0,
+    world: int = 1,
+):
+    """The job of ``corpus``'s task (the corpus already ``text_data.prepare``-d)."""
+    return tasks.get(corpus.task).make_job(cfg, corpus, device, amp_dtype, rank, world)
+
+
+# --- trained models ----------------------------------------------------------------------
+
+
+@dataclass
+class Bundle:
+    """A saved model with everything needed to use it on text."""
+
+    model: torch.nn.Module
+    cfg: Any
+    spec: dict[str, Any]
+    codec: T.Codec | None
+    name: str = ""
+
+
+def load_bundle(path: Path | str, device: torch.device | str = "cpu") -> Bundle:
+    """``models/<name>/model.pt`` → model (eval mode), config, spec and text codec."""
+    from pipelines.config import ModelConfig
+
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    cfg = ModelConfig.model_validate(saved["config"])
+    model = build_model(cfg.family, cfg, saved["spec"])
+    model.load_state_dict(saved["state_dict"])
+    codec = (
+        T.Codec(saved["spec"], saved.get("tokenizer") or {})
+        if tasks.for_spec(saved["spec"]).text
+        else None
+    )
+    return Bundle(model.to(device).eval(), cfg, saved["spec"], codec, saved.get("name", ""))
+
+
+def evaluate(
+    bundle: Bundle,
+    directory: Path | str,
+    device: torch.device,
+    amp_dtype: torch.dtype | None = None,
+    batch: int = 1024,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A text model's metrics ``{"test": ..., "validation": ...}`` and sample rows."""
+    return tasks.for_spec(bundle.spec).evaluate_bundle(
+        bundle, Path(directory), device, amp_dtype, batch
+    )
+
+
+def translate(
+    bundle: Bundle, texts: list[str], beam: int | None = None, device: torch.device | str = "cpu"
+) -> list[str]:
+    """Raw source sentences → detokenised translations (or replies), beam or greedy."""
+    ids = bundle.codec.encode(texts, "source")
+    beam = bundle.cfg.beam if beam is None else beam
+    out = decode_rows(
+        bundle.model,
+        ids,
+        "beam" if beam > 1 else "greedy",
+        bundle.cfg,
+        torch.device(device),
+        beam=beam,
+    )
+    return [bundle.codec.text(o, "target") for o in out]
+
+
+def decode_rows(
+    model,
+    src: T.Ragged,
+    mode: str,
+    cfg,
+    device: torch.device,
+    beam: int | None = None,
+    batch: int = 512,
+    generator: torch.Generator | None = None,
+) -> list[list[int]]:
+    """Decode every row of ``src`` (``greedy``, ``beam`` or ``sample``), in the input order."""
+    beam = beam or cfg.beam
+    per = max(1, batch // beam) if mode == "beam" else batch
+    out: list[list[int] | None] = [None] * len(src)
+    for idx in T.sorted_batches(src.lengths, per):
+        s, s_len = T.padded(src, idx, eos=True)
+        s, s_len = torch.from_numpy(s).to(device), torch.from_numpy(s_len)
+        limit = min(cfg.max_decode_len, 2 * int(s_len.max()) + 10)
+        if mode == "beam":
+            rows = model.beam_search(s, s_len, beam, limit, cfg.length_penalty, cfg.block_unk)
+        elif mode == "greedy":
+            rows = model.greedy(s, s_len, limit, cfg.block_unk)
+        else:
+            rows = model.sample(
+                s, s_len, limit, cfg.temperature, cfg.top_k, generator, cfg.block_unk
+            )
+        for i, r in zip(idx, rows):
+            out[i] = r
+    return out  # type: ignore[return-value]
+
+
+def load_for_cli(prog: str, model: str, root: str | None = None) -> Bundle | None:
+    """A trained text model for a CLI, or ``None`` after telling the user why not on stderr."""
+    from pipelines.config import Layout
+
+    path = (Layout(Path(root)) if root else Layout()).model(model)
+    if not path.exists():
+        print(
+            f"rnnflow {prog}: no trained model at {path} (run `dvc repro` or "
+            f"`python -m pipelines.flows.train {model}`)",
+            file=sys.stderr,
+        )
+        return None
+    return load_bundle(path)

@@ -1,0 +1,121 @@
+"""The typed params sections of the data hops, as the hop framework defines them.
+
+Each hop reads ``<hop>.<corpus>`` from params.yaml into a config model (:mod:`rnnflow.config`).
+The bases live here, beside :mod:`rnnflow.hop`, so corpus adapters (``stages/corpora/``) can
+extend them without importing the hop modules that run them: the hops import the adapters,
+never the other way round. A corpus adds its own fields by subclassing (e.g. a text corpus's
+``TextCleanConfig(CleanConfig)``) and naming the subclass on its adapter.
+
+The ``sample`` section is not extended by adapters and stays in ``stages/sample.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from rnnflow.config import Config
+
+# --- fetch -----------------------------------------------------------------------------------
+
+#: The legacy checksum for "not pinned yet"; same as leaving ``checksum`` out.
+UNPINNED = "sha256:unpinned"
+
+
+class NetworkConfig(Config):
+    """How hard to try the network before giving up."""
+
+    retries: int = 4
+    timeout_s: float = 60.0
+    backoff_s: float = 1.0
+
+
+class FetchConfig(Config):
+    """Base of every corpus's fetch section (adapters extend it)."""
+
+
+class FileConfig(Config):
+    """One file of a source: its path (relative to the URL base and the mirror) and checksum.
+
+    No ``checksum`` (or the legacy ``sha256:unpinned``) means trust on first use: the bytes
+    first fetched are recorded in ``sources/<corpus>.lock`` and verified ever after.
+    """
+
+    path: str
+    checksum: str | None = None
+    size: int | None = None
+
+    @property
+    def pinned(self) -> bool:
+        return self.checksum is not None and self.checksum.strip().lower() != UNPINNED
+
+
+class SourceConfig(Config):
+    """A source: base URLs tried in order, the files, the rows they hold."""
+
+    urls: list[str] = []
+    files: dict[str, FileConfig]
+    rows: dict[str, int] = {}
+    note: str = ""
+    #: Parts (and ``origin`` where a corpus keeps one) this source serves; sources of one
+    #: origin are alternatives, tried in the order ``source`` lists them.
+    origin: str | None = None
+
+
+class SourcedFetchConfig(FetchConfig):
+    """Fetch config of a corpus with named sources; ``source`` lists them in order of
+    preference (a single name is a list of one)."""
+
+    source: str | list[str]
+    sources: dict[str, SourceConfig]
+
+    def candidates(self) -> list[tuple[str, SourceConfig]]:
+        """The listed sources, in order; errors list the defined ones."""
+        return listed(self.source, self.sources)
+
+
+def listed(source: str | list[str], sources: dict[str, Any]) -> list[tuple[str, Any]]:
+    """``source`` (a name or a list of names) resolved against ``sources``, in order."""
+    names = [source] if isinstance(source, str) else list(source)
+    missing = [n for n in names if n not in sources]
+    if missing or not names:
+        raise ValueError(f"fetch source(s) {missing or names} not defined (have {sorted(sources)})")
+    return [(n, sources[n]) for n in names]
+
+
+# --- clean -----------------------------------------------------------------------------------
+
+
+class CleanConfig(Config):
+    """Base of every corpus's clean section (adapters extend it)."""
+
+    dedupe: bool = True
+    max_drop_fraction: float = 0.01
+
+
+# --- format ----------------------------------------------------------------------------------
+
+
+class SplitConfig(Config):
+    """How rows are assigned to train / validation / test."""
+
+    method: Literal["hash", "given", "ordered"] = "hash"
+    validation: float = 0.1
+    test: float = 0.1
+    seed: int = 0
+
+
+class FormatConfig(Config):
+    """Base of every corpus's format section (adapters extend it)."""
+
+    split: SplitConfig = SplitConfig()
+    #: Most rows that may be dropped from train for sharing a held-out sentence with test.
+    max_held_out_drop: float = 0.05
+
+
+# --- tokenize --------------------------------------------------------------------------------
+
+
+class TokenizeConfig(Config):
+    """Base of every corpus's tokenize section (adapters extend it)."""
+
+    max_drop_fraction: float = 0.0
