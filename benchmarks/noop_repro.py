@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         "what": "no-op `dvc repro` / `dvc status` of the whole DAG, seconds",
         "stages": stages,
         "repeat": args.repeat,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f} at the start",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "median": {k: round(statistics.median(v), 3) for k, v in runs.items()},
         "min": {k: round(min(v), 3) for k, v in runs.items()},
     }

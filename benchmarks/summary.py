@@ -8,7 +8,7 @@ BENCHMARKS.md keeps its prose by hand; each generated table sits between
 ``<!-- summary:NAME -->`` and ``<!-- /summary:NAME -->`` and is made here from:
 
 - ``metrics/<model>.json`` (``pipelines/flows/evaluate.py``: ``{"test": ..., "validation": ...}``
-  with the keys of ``pipelines/metrics/scoring.py`` and ``pipelines/text.py``) and
+  with the keys of the task modules in ``pipelines/tasks/``) and
   the training record in ``dvclive/<model>/`` (``pipelines/flows/train.py`` logs it with
   DVCLive; ``pipelines.live.train_metrics`` reads it; a run from before DVCLive:
   ``metrics/<model>_train.json``) of the committed reference run:
@@ -16,7 +16,8 @@ BENCHMARKS.md keeps its prose by hand; each generated table sits between
 - ``benchmarks/results/<name>.json`` of the benchmark scripts: ``tokenize-speed``
   (tokenize_speed.py), ``peers-lm``, ``peers-translator``, ``peers-mnist`` (peers.py),
   ``train-throughput`` (train_throughput.py, every ``train_throughput_<device>_<sizes>.json``),
-  ``hop-overhead`` (hop_overhead.py), ``flow-overhead`` (flow_overhead.py).
+  ``hop-overhead`` (hop_overhead.py), ``flow-overhead`` (flow_overhead.py), ``noop-repro``
+  (noop_repro.py).
 
 A block whose source is missing says so (and how to make it) instead of a table. ``--root``
 reads another checkout's ``params.yaml``/``metrics``/``benchmarks/results``; ``--doc`` another
@@ -409,6 +410,26 @@ def block_flow_overhead(root: Path) -> list[str]:
     ]
 
 
+def block_noop_repro(root: Path) -> list[str]:
+    doc = _result(root, "noop_repro")
+    if doc is None:
+        return _missing("benchmarks/results/noop_repro.json", "python benchmarks/noop_repro.py")
+    med, low = doc["median"], doc["min"]
+    rows = [
+        f"| command ({doc['stages']} stages, {doc['repeat']} runs each) | libyaml "
+        "(`ruamel.yaml.clib`, now) | pure-Python YAML (before) | before / now |",
+        "|---|---|---|---|",
+    ]
+    for cmd in ("repro", "status"):
+        rows.append(
+            f"| `dvc {cmd}`, nothing to do | {med[f'{cmd}_libyaml']:.2f} s "
+            f"(min {low[f'{cmd}_libyaml']:.2f}) | {med[f'{cmd}_pure']:.2f} s "
+            f"(min {low[f'{cmd}_pure']:.2f}) | {doc[f'ratio_{cmd}']:.2f}x |"
+        )
+    rows += ["", f"Median seconds; {doc['machine']}; {doc.get('when', '')}".rstrip("; ") + "."]
+    return rows
+
+
 BLOCKS: dict[str, Callable[[Path], list[str]]] = {
     "models": block_models,
     "text-quality": block_text_quality,
@@ -419,6 +440,7 @@ BLOCKS: dict[str, Callable[[Path], list[str]]] = {
     "train-throughput": block_train_throughput,
     "hop-overhead": block_hop_overhead,
     "flow-overhead": block_flow_overhead,
+    "noop-repro": block_noop_repro,
 }
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnflow.config import load_params
+from rnnflow.config import dump_yaml, load_params
 from tests.conftest import copy_checkout
 from tests.test_download import Server, serving
 from tests.test_text_corpora import GUTENBERG_FOOTER, GUTENBERG_HEADER
@@ -191,7 +191,9 @@ def online_run(served: Server, tmp_path_factory) -> tuple[Path, dict[str, str], 
     top = tmp_path_factory.mktemp("online")
     root = copy_checkout(top / "rnnflow")
     params = point_params_at(load_params(root / "params.yaml"), served.base, served.files)
-    (root / "params.yaml").write_text(json.dumps(params, indent=1))  # JSON is YAML
+    # Block style, as params.yaml is written: `dvc exp run -S` keeps a file's style, and a
+    # URL in a flow sequence (`urls: [http://127.0.0.1:8000/]`) is an error for libyaml.
+    dump_yaml(params, root / "params.yaml")
     assert not (root / "sources").exists()  # first use everywhere: no committed locks copied
     venv = Path(sys.executable).parent.parent
     env = {
