@@ -9,7 +9,9 @@ BENCHMARKS.md keeps its prose by hand; each generated table sits between
 
 - ``metrics/<model>.json`` (``pipelines/flows/evaluate.py``: ``{"test": ..., "validation": ...}``
   with the keys of the task modules in ``pipelines/tasks/``) and
-  ``metrics/<model>_train.json`` (``pipelines/flows/train.py``) of the committed reference run:
+  the training record in ``dvclive/<model>/`` (``pipelines/flows/train.py`` logs it with
+  DVCLive; ``pipelines.live.train_metrics`` reads it; a run from before DVCLive:
+  ``metrics/<model>_train.json``) of the committed reference run:
   blocks ``models`` (MNIST and synthetic) and ``text-quality`` (the text models);
 - ``benchmarks/results/<name>.json`` of the benchmark scripts: ``tokenize-speed``
   (tokenize_speed.py), ``peers-lm``, ``peers-translator``, ``peers-mnist`` (peers.py),
@@ -38,6 +40,7 @@ ROOT = _HERE.parent
 # the project root, for a checkout that is not pip-installed
 sys.path.insert(0, str(ROOT))
 
+from pipelines import live as L  # noqa: E402
 from rnnflow.config import load_params  # noqa: E402
 
 TEXT_FAMILIES = {"lm", "seq2seq"}
@@ -65,7 +68,7 @@ def _models(root: Path) -> dict[str, dict[str, Any]]:
 def _metrics(root: Path, name: str) -> tuple[dict | None, dict | None]:
     return (
         _json(root / "metrics" / f"{name}.json"),
-        _json(root / "metrics" / f"{name}_train.json"),
+        L.train_metrics(L.live_dir(root, name)) or _json(root / "metrics" / f"{name}_train.json"),
     )
 
 

@@ -145,14 +145,12 @@ class Layout:
     def checkpoint(self, name: str) -> Path:
         return self.root / "checkpoints" / name / "last.pt"
 
-    def history(self, name: str) -> Path:
-        return self.root / "plots" / name / "history.csv"
+    def live(self, name: str) -> Path:
+        """The model's DVCLive directory (``pipelines.live``): curves, params, summary."""
+        return self.root / "dvclive" / name
 
     def confusion(self, name: str) -> Path:
         return self.root / "plots" / name / "confusion.csv"
-
-    def train_metrics(self, name: str) -> Path:
-        return self.root / "metrics" / f"{name}_train.json"
 
     def metrics(self, name: str) -> Path:
         return self.root / "metrics" / f"{name}.json"

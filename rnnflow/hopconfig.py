@@ -61,6 +61,33 @@ class SourceConfig(Config):
     origin: str | None = None
 
 
+class DatasetSourceConfig(SourceConfig):
+    """A source that is either files (as :class:`SourceConfig`) or, with ``dataset`` set, a
+    Hugging Face dataset read through ``datasets.load_dataset`` (format ``hf``).
+
+    ``dataset`` is what ``load_dataset`` takes as its path: a Hub name
+    (``Helsinki-NLP/opus-100``), a local directory (Parquet/Arrow files, or one written by
+    ``save_to_disk``; relative to the project root) or a packaged builder (``parquet``,
+    ``json``, ``csv``, ``arrow``) with ``data_files``. ``config`` is the dataset's config
+    name, ``split`` the split(s) read (``train``, ``train+validation``). ``revision`` (a
+    40-hex Hub commit) pins the dataset like a checksum pins a file; without one the content
+    read is trusted on first use and verified against ``sources/<corpus>.lock`` after that.
+    """
+
+    files: dict[str, FileConfig] = {}
+    dataset: str | None = None
+    config: str | None = None
+    revision: str | None = None
+    split: str = "train"
+    data_files: str | list[str] | dict[str, str | list[str]] | None = None
+
+    @property
+    def pinned_revision(self) -> bool:
+        """A revision that names one commit (a branch or tag can move: not a pin)."""
+        rev = (self.revision or "").lower()
+        return len(rev) == 40 and all(c in "0123456789abcdef" for c in rev)
+
+
 class SourcedFetchConfig(FetchConfig):
     """Fetch config of a corpus with named sources; ``source`` lists them in order of
     preference (a single name is a list of one)."""

@@ -14,6 +14,12 @@ later run verifies against that lock; changed upstream bytes stop the run and sa
 them (``rnnflow fetch CORPUS --update``). ``reports/fetch/<corpus>.json`` records which source
 served each file. The mirror directory comes from ``$RNNFLOW_MIRROR`` (a transport, not
 content: the checksums decide what the data is).
+
+A text source may instead be a Hugging Face dataset (format ``hf``: ``dataset``, ``config``,
+``split``, ``revision``, ``data_files``, ``columns``), read through ``datasets`` from the
+local cache (offline, the default) or the Hub; a dataset that cannot be loaded is passed over
+like a missing file. Without a pinned ``revision`` the lock records a digest of the values
+read (and the resolved revision), verified on every later run.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ def fetch_report(ctx: FetchContext, rows: dict[str, int]) -> dict[str, Any]:
                 "sha256": s.sha256,
                 "bytes": s.size,
                 "rows": rows.get(s.part, 0),
+                **s.extra,
             }
     return {
         "sources": {part: name for part, (name, _, _) in ctx.resolved.items()},
@@ -81,6 +88,7 @@ def body_for(corpus: str, args: argparse.Namespace | None):
             lock=lock,
             require_pinned=strict,
             update=update,
+            root=run.root,
         )
         for part, data in adapter.fetch(cfg, ctx).items():
             # A part is a whole table or (for big sources) an iterable of tables, streamed.

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from pipelines import live as L
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "summary.py"
 
@@ -64,7 +66,7 @@ def _fake_root(tmp_path: Path) -> Path:
             "validation": {"n": 1853, "accuracy": 0.993},
         },
     )
-    w("mnist_cnn_train.json", train)
+    L.write_run(L.live_dir(root, "mnist_cnn"), train, [])
     w(
         "books_lm.json",
         {
@@ -72,7 +74,7 @@ def _fake_root(tmp_path: Path) -> Path:
             "validation": {"perplexity": 92.4, "ngram_perplexity": 131.7},
         },
     )
-    w("books_lm_train.json", train)
+    w("books_lm_train.json", train)  # a run from before DVCLive
     w(
         "es_en_translator.json",
         {
@@ -89,7 +91,7 @@ def _fake_root(tmp_path: Path) -> Path:
             },
         },
     )
-    w("es_en_translator_train.json", train)
+    L.write_run(L.live_dir(root, "es_en_translator"), train, [])
     return root
 
 

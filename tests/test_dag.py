@@ -78,7 +78,7 @@ def test_repro_runs_every_stage_and_model(fresh_clone) -> None:
         metrics = json.loads((root / "metrics" / f"{model}.json").read_text())
         assert metrics["test"]["n"] > 0
         assert (root / "models" / model / "model.pt").exists()
-        assert (root / "plots" / model / "history.csv").exists()
+        assert (root / "dvclive" / model / "plots" / "metrics" / "val_loss.tsv").exists()
     mnist = json.loads((root / "metrics" / "mnist_cnn.json").read_text())
     assert mnist["test"]["accuracy"] > 0.5  # one small epoch of a CNN on 2,000 real images
     html = (root / "reports" / "index.html").read_text()
@@ -124,5 +124,6 @@ def test_metrics_and_plots_diff_across_commits(fresh_clone) -> None:
     # dvc 3: {file: {metric: {old, new, diff}}}
     touched = {path for path, metrics in diff.items() if metrics}
     assert any("mnist_logreg" in path for path in touched), diff
-    assert "plots/mnist_logreg/history.csv" in json.dumps(dvc_json("plots", "diff", "HEAD"))
+    curves = json.dumps(dvc_json("plots", "diff", "HEAD"))
+    assert "dvclive/mnist_logreg/plots/metrics/val_loss.tsv" in curves
     assert "mnist_logreg" in json.dumps(dvc_json("params", "diff", "HEAD"))

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from pipelines import live as L
 from pipelines import synthetic
 
 PARAMS = """\
@@ -68,13 +69,22 @@ def test_train_evaluate_report_flows(tmp_path):
     # train
     assert (root / "models/tiny_cnn/model.pt").stat().st_size > 0
     assert (root / "checkpoints/tiny_cnn/last.pt").exists()
-    with open(root / "plots/tiny_cnn/history.csv") as fh:
-        history = list(csv.DictReader(fh))
-    assert len(history) == 2
-    assert list(history[0]) == ["epoch", "train_loss", "val_loss", "val_accuracy", "seconds"]
-    tm = json.loads((root / "metrics/tiny_cnn_train.json").read_text())
+    # DVCLive: one curve per metric (step = epoch), the summary, the config and run facts
+    live = root / "dvclive/tiny_cnn"
+    curves = sorted(p.name for p in (live / "plots/metrics").iterdir())
+    assert curves == ["seconds.tsv", "train_loss.tsv", "val_accuracy.tsv", "val_loss.tsv"]
+    with open(live / "plots/metrics/val_loss.tsv") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    assert [r["step"] for r in rows] == ["1", "2"]
+    summary = json.loads((live / "metrics.json").read_text())
+    assert summary["step"] == 2 and summary["epochs"] == 2 and summary["n_train"] == 300
+    assert summary["saved_epoch"] in (1, 2) and 0 <= summary["saved"]["val_accuracy"] <= 1
+    assert "seconds" not in summary and not (root / "metrics/tiny_cnn_train.json").exists()
+    assert not (root / "plots/tiny_cnn/history.csv").exists()
+    tm = L.train_metrics(live)
     assert tm == trained and tm["epochs"] == 2 and tm["device"] == "cpu" and tm["n_train"] == 300
     assert 0 <= tm["val_accuracy"] <= 1
+    assert [r["epoch"] for r in L.history(live)] == [1, 2]
 
     # evaluate
     em = json.loads((root / "metrics/tiny_cnn.json").read_text())

@@ -275,8 +275,8 @@ def test_served_deployments_run_from_the_api_and_show_in_the_ui(project, server,
         assert f"train@{MODEL}" in md and f"train.models.{MODEL}.epochs" in md, md
         assert f"evaluate@{MODEL}" in md
         assert params_of(root)["train"]["models"][MODEL]["epochs"] == 2
-        trained = json.loads((root / "metrics" / f"{MODEL}_train.json").read_text())
-        assert trained["epochs"] == 2
+        trained = json.loads((root / "dvclive" / MODEL / "metrics.json").read_text())
+        assert trained["epochs"] == 2 and trained["step"] == 2
         assert "# CI / smoke" not in (root / "params.yaml").read_text()  # params, not a profile
         assert "# rnnflow params" in (root / "params.yaml").read_text()  # comments kept
 
@@ -486,9 +486,9 @@ def test_compare_renders_one_self_contained_page(project):
     old_acc = metrics["test"]["accuracy"]
     metrics["test"]["accuracy"] = 0.999  # stubbed: what a second commit's run wrote
     metrics_file.write_text(json.dumps(metrics))
-    hist = root / "plots" / MODEL / "history.csv"
-    lines = hist.read_text().splitlines()
-    hist.write_text("\n".join(lines + [lines[-1].replace("1,", "2,", 1)]) + "\n")
+    for hist in (root / "dvclive" / MODEL / "plots" / "metrics").glob("*.tsv"):
+        lines = hist.read_text().splitlines()  # a second epoch: step 2, the first's values
+        hist.write_text("\n".join(lines + [lines[-1].replace("1\t", "2\t", 1)]) + "\n")
     W.set_params(root / "params.yaml", {f"train.models.{MODEL}.epochs": 2})
     sh(["git", "commit", "-qam", "second run"], root, env)
 

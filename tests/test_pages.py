@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pipelines import live as L
 from pipelines import render as R
 from pipelines.config import Layout
 from tests.conftest import write_params
@@ -151,10 +152,14 @@ def report_root(root: Path, pages: bool = True) -> Layout:
     lists, two rows as base64 PNG only), a classifier trained but not evaluated, and a
     translator with text samples; a tagger whose samples have ``rows: []``."""
     layout = Layout(root)
-    hist = "epoch,train_loss,val_loss,val_accuracy\n1,1.2,1.0,0.6\n2,0.8,0.7,0.8\n3,0.5,0.6,0.9\n"
-    for name in ("digits_cnn", "digits_lstm"):
-        write_json(
-            layout.train_metrics(name),
+    hist = [
+        {"epoch": 1, "train_loss": 1.2, "val_loss": 1.0, "val_accuracy": 0.6},
+        {"epoch": 2, "train_loss": 0.8, "val_loss": 0.7, "val_accuracy": 0.8},
+        {"epoch": 3, "train_loss": 0.5, "val_loss": 0.6, "val_accuracy": 0.9},
+    ]
+    for name in ("digits_cnn", "digits_lstm"):  # DVCLive directories, as training writes them
+        L.write_run(
+            layout.live(name),
             {
                 "model": name,
                 "corpus": "mnist",
@@ -164,9 +169,8 @@ def report_root(root: Path, pages: bool = True) -> Layout:
                 "wall_seconds": 2.5,
                 "device": "cpu",
             },
+            hist,
         )
-        layout.history(name).parent.mkdir(parents=True, exist_ok=True)
-        layout.history(name).write_text(hist)
     write_json(
         layout.metrics("digits_cnn"),
         {
@@ -176,6 +180,7 @@ def report_root(root: Path, pages: bool = True) -> Layout:
             "validation": {"n": 50, "loss": 0.25, "accuracy": 0.92},
         },
     )
+    layout.confusion("digits_cnn").parent.mkdir(parents=True, exist_ok=True)
     layout.confusion("digits_cnn").write_text(
         "actual,predicted\n"
         + "".join(f"{i % 10},{i % 10 if i % 7 else (i + 1) % 10}\n" for i in range(100))
@@ -194,8 +199,8 @@ def report_root(root: Path, pages: bool = True) -> Layout:
     write_json(
         layout.samples("digits_lstm"), {"model": "digits_lstm", "task": "classify", "rows": []}
     )
-    write_json(
-        layout.train_metrics("tr"),
+    write_json(  # a run from before DVCLive: the report still reads its record
+        root / "metrics" / "tr_train.json",
         {
             "model": "tr",
             "corpus": "es_en",

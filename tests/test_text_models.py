@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from pipelines import data as D
+from pipelines import live as L
 from pipelines import tasks
 from pipelines import text_data as T
 from pipelines.config import Layout, ModelConfig
@@ -346,8 +347,8 @@ def test_report_shows_text_metrics_and_samples(tmp_path):
     from rnnflow.io import write_json
 
     layout = Layout(tmp_path)
-    write_json(
-        layout.train_metrics("tr"),
+    L.write_run(
+        layout.live("tr"),
         {
             "model": "tr",
             "corpus": "es_en",
@@ -357,6 +358,7 @@ def test_report_shows_text_metrics_and_samples(tmp_path):
             "wall_seconds": 1.0,
             "device": "cpu",
         },
+        [],
     )
     write_json(
         layout.metrics("tr"),

@@ -116,3 +116,65 @@ def test_unreadable_checkpoint_starts_fresh(images, tmp_path):
     saved = torch.load(ckpt, weights_only=True)
     assert {"fingerprint", "epoch", "model", "optimizer", "rng_cpu", "history"} <= set(saved)
     assert saved["epoch"] == 1
+
+
+# --- DVCLive continues the same curves ----------------------------------------------------
+
+
+def live_files(directory) -> dict[str, str]:
+    """DVCLive's curves and summary, timings aside (``seconds`` and the *_seconds numbers)."""
+    import json
+
+    out = {}
+    for tsv in sorted((directory / "plots" / "metrics").glob("*.tsv")):
+        if tsv.stem != "seconds":
+            out[tsv.name] = tsv.read_text()
+    summary = json.loads((directory / "metrics.json").read_text())
+    out["metrics.json"] = json.dumps(
+        {k: v for k, v in summary.items() if not k.endswith("seconds")}, sort_keys=True
+    )
+    out["params.yaml"] = (directory / "params.yaml").read_text()
+    return out
+
+
+@pytest.mark.parametrize("damage", ["none", "lost", "ahead"])
+def test_resumed_dvclive_curves_equal_uninterrupted(images, tmp_path, damage):
+    """Stopped after epoch 1 of 2 and resumed: DVCLive's files equal a straight run's.
+
+    ``lost``: the directory is gone (``dvc repro`` removes a stage's outputs before rerunning
+    it); ``ahead``: a kill between the DVCLive write and the checkpoint left an epoch logged
+    that the checkpoint never saw (here: a bogus step 2). The checkpoint's history wins.
+    """
+    import shutil
+
+    cfg = ModelConfig(**CNN)
+    straight_dir = tmp_path / "straight"
+    straight = fit(cfg, images, progress=False, live=straight_dir)
+
+    live = tmp_path / "live"
+    ckpt = tmp_path / "last.pt"
+    first = fit(cfg, images, checkpoint=ckpt, stop_after=1, progress=False, live=live)
+    assert len(first.history) == 1
+    steps = (live / "plots/metrics/val_loss.tsv").read_text().splitlines()
+    assert steps[0] == "step\tval_loss" and [s.split("\t")[0] for s in steps[1:]] == ["1"]
+    if damage == "lost":
+        shutil.rmtree(live)
+    elif damage == "ahead":
+        for tsv in (live / "plots/metrics").glob("*.tsv"):
+            tsv.write_text(tsv.read_text() + f"2\t{123.0}\n")
+    resumed = fit(cfg, images, checkpoint=ckpt, progress=False, live=live)
+    assert resumed.resumed_from == 1
+    assert_same_weights(resumed.model, straight.model)  # DVCLive only observes
+    assert live_files(live) == live_files(straight_dir)
+    lines = (live / "plots/metrics/train_loss.tsv").read_text().splitlines()
+    assert [ln.split("\t")[0] for ln in lines] == ["step", "1", "2"]
+    assert float(lines[2].split("\t")[1]) == straight.history[1]["train_loss"]  # bit-exact
+
+
+def test_dvclive_does_not_change_training(images, tmp_path):
+    cfg = ModelConfig(**LSTM)
+    with_live = fit(cfg, images, progress=False, live=tmp_path / "live")
+    without = fit(cfg, images, progress=False)
+    assert_same_weights(with_live.model, without.model)
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in without.history]
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in with_live.history] == strip

@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint=None if args.no_checkpoint else layout.checkpoint(args.model),
             name=f"{args.model}[{rank}/{world}]",
             progress=False,
+            live=layout.live(args.model),  # rank 0 logs
         )
         if args.dump:
             out = Path(args.dump)

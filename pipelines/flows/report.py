@@ -2,7 +2,9 @@
 
     python -m pipelines.flows.report
 
-Reads ``metrics/*.json``, ``plots/*/history.csv``, ``plots/*/confusion.csv``,
+Reads ``metrics/*.json``, each model's DVCLive directory ``dvclive/<model>/`` (training
+curves and final numbers, :mod:`pipelines.live`; a run from before DVCLive:
+``metrics/<model>_train.json`` and ``plots/<model>/history.csv``), ``plots/*/confusion.csv``,
 ``reports/samples/<model>.json`` (generations, translations, replies of the text models;
 example predictions of the tensor models, drawn as thumbnails when a row carries an image),
 ``reports/validation/<hop>/<corpus>.json`` and ``reports/clean/<corpus>.json`` (whichever
@@ -33,6 +35,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
+from pipelines import live as L
 from pipelines import render as R
 from pipelines.config import Layout, ReportConfig
 from pipelines.outputs import logger, write_atomic
@@ -56,9 +59,9 @@ def _get(d: dict[str, Any], dotted: str) -> Any:
 class Inputs:
     """Everything the report shows, read from disk."""
 
-    train: dict[str, dict[str, Any]] = field(default_factory=dict)  # model → <model>_train.json
+    train: dict[str, dict[str, Any]] = field(default_factory=dict)  # model → live.flatten record
     evals: dict[str, dict[str, Any]] = field(default_factory=dict)  # model → <model>.json
-    histories: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    histories: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     confusions: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     samples: dict[str, dict[str, Any]] = field(default_factory=dict)  # models' sample outputs
     tasks: dict[str, str] = field(default_factory=dict)  # model → task name, where recorded
@@ -88,16 +91,23 @@ def other_pages(reports: Path) -> list[dict[str, str]]:
 def gather(layout: Layout) -> Inputs:
     """Read whatever outputs exist under ``layout.root``."""
     inp = Inputs()
+    for name in L.models(layout.root):
+        record = L.train_metrics(layout.live(name))
+        if record is not None:
+            inp.train[name] = record
+            inp.histories[name] = L.history(layout.live(name))
+            if record.get("task"):
+                inp.tasks[name] = str(record["task"])
     for path in sorted((layout.root / "metrics").glob("*.json")):
         data = read_json(path)  # other stages' metrics files may sit here too: skip them
         if path.stem.endswith("_train") and isinstance(data, dict) and "epochs" in data:
-            inp.train[path.stem.removesuffix("_train")] = data
+            inp.train.setdefault(path.stem.removesuffix("_train"), data)  # before DVCLive
         elif isinstance(data, dict) and isinstance(data.get("test"), dict):
             inp.evals[path.stem] = data
             if data.get("task"):
                 inp.tasks[path.stem] = str(data["task"])
     for path in sorted((layout.root / "plots").glob("*/history.csv")):
-        inp.histories[path.parent.name] = _csv(path)
+        inp.histories.setdefault(path.parent.name, _csv(path))  # before DVCLive
     for path in sorted((layout.root / "plots").glob("*/confusion.csv")):
         inp.confusions[path.parent.name] = [
             (int(r["actual"]), int(r["predicted"])) for r in _csv(path)
@@ -288,7 +298,7 @@ def clean_rows(inp: Inputs) -> list[dict[str, Any]]:
 # --- images -----------------------------------------------------------------------------
 
 
-def history_png(name: str, rows: list[dict[str, str]]) -> bytes:
+def history_png(name: str, rows: list[dict[str, Any]]) -> bytes:
     """Train/validation loss and the validation metric per epoch."""
     from matplotlib.ticker import MaxNLocator
 

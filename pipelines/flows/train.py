@@ -3,11 +3,14 @@
     python -m pipelines.flows.train mnist_cnn     # or: python -m pipelines.flows.train --help
 
 Reads ``data/05_tokens/<corpus>/``; writes ``models/<model>/model.pt`` (the weights of the best
-validation epoch, or of the last with ``keep: last``), ``plots/<model>/history.csv`` (every
-epoch) and ``metrics/<model>_train.json`` (all atomically). Every epoch
-ends with ``checkpoints/<model>/last.pt`` (weights, optimizer, scaler, RNG, history); a rerun
-with a matching fingerprint resumes after the last finished epoch, and — on CPU with the same
-seed — ends with exactly the weights of an uninterrupted run.
+validation epoch, or of the last with ``keep: last``; atomically) and logs through DVCLive into
+``dvclive/<model>/`` (:mod:`pipelines.live`): every epoch's ``train_loss``, ``val_loss``,
+``val_<monitor>`` and ``seconds`` as curves while training runs, the config and the run's facts
+as params, and the final numbers (saved epoch, wall time, parameters, …) in ``metrics.json``.
+Every epoch ends with ``checkpoints/<model>/last.pt`` (weights, optimizer, scaler, RNG,
+history); a rerun with a matching fingerprint resumes after the last finished epoch — the
+DVCLive curves continue from the checkpoint's history — and, on CPU with the same seed, ends
+with exactly the weights and curves of an uninterrupted run.
 
 The flow is coarse on purpose (STACK.md: a task costs a server round trip): load → fit → save.
 Everything that depends on the corpus task comes from the task (``pipelines/tasks/``, found by
@@ -21,8 +24,6 @@ weights (the text tasks' tokenizer). Data-parallel on several processes:
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import math
 import sys
 import time
@@ -38,27 +39,33 @@ from tqdm import tqdm
 import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
 from pipelines import data as D
 from pipelines import device as dev
+from pipelines import live as L
 from pipelines import tasks
 from pipelines.config import DECODE_FIELDS, Layout, ModelConfig, TrainConfig
 from pipelines.metrics import scoring
 from pipelines.models import build_model
-from pipelines.outputs import logger, save_torch, write_atomic
+from pipelines.outputs import logger, save_torch
 from pipelines.tasks.tensor import VAL_BATCH, Corpus, TensorJob  # noqa: F401  (re-exported)
 from rnnflow.config import load_params, parse
-from rnnflow.io import write_json
 
 
-def history_columns(task_name: str) -> list[str]:
-    return ["epoch", "train_loss", "val_loss", f"val_{tasks.get(task_name).monitor}", "seconds"]
+def curve_columns(task_name: str) -> list[str]:
+    """The per-epoch metrics DVCLive logs (``step`` is the epoch)."""
+    return ["train_loss", "val_loss", f"val_{tasks.get(task_name).monitor}", "seconds"]
 
 
-def write_history(path: Path, history: list[dict[str, Any]], task_name: str) -> None:
-    """``history.csv``: one row per epoch (DVC plots reads it)."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=history_columns(task_name), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: row[k] for k in writer.fieldnames} for row in history)
-    write_atomic(path, buf.getvalue().encode())
+def run_facts(name: str, cfg: ModelConfig, task_name: str, device: str, amp: str | None):
+    """The text side of a run, logged as DVCLive params beside the config."""
+    return {
+        "model": name,
+        "corpus": cfg.corpus,
+        "family": cfg.family,
+        "task": task_name,
+        "keep": cfg.keep,
+        "device": device,
+        "amp": amp,
+        "torch": str(torch.__version__),
+    }
 
 
 # --- training ---------------------------------------------------------------------------
@@ -154,12 +161,16 @@ def fit(
     stop_after: int | None = None,
     progress: bool | None = None,
     name: str = "model",
+    live: Path | None = None,
 ) -> FitResult:
     """Train ``cfg.family`` on ``corpus.train``, validating on ``corpus.validation`` each epoch.
 
     ``checkpoint``: resume from / save to this file every epoch (None: neither).
     ``stop_after``: stop after this many epochs in this call, as an interruption would.
     ``progress``: tqdm bar per epoch on stderr (None: only on a terminal).
+    ``live``: a DVCLive directory (``dvclive/<model>``) to log each epoch into (rank 0 only);
+    resuming from ``checkpoint`` continues its curves from the checkpoint's history, a fresh
+    start clears it. DVCLive only observes: the training is the same with or without it.
     Under ``torchrun`` (a process group initialised, see ``pipelines.cli.ddp_train``) the model
     is wrapped in ``DistributedDataParallel``, every rank trains on its share of each batch,
     and only rank 0 writes the checkpoint.
@@ -207,6 +218,17 @@ def fit(
         start, history = int(ckpt["epoch"]), list(ckpt["history"])
         best = dict(ckpt.get("best") or best)
         log.info("%s: resuming from %s after epoch %d", name, checkpoint, start)
+
+    amp_name = str(amp_dtype).removeprefix("torch.") if amp_dtype else None
+    columns = curve_columns(task_.name)
+    dvclive = None
+    if live is not None and rank == 0:
+        dvclive = L.open_live(live, resume=bool(history))
+        L.log_params(
+            dvclive, cfg.model_dump(), run_facts(name, cfg, task_.name, str(device), amp_name)
+        )
+        if history:  # the checkpoint's record, whatever the directory held (or lost)
+            L.relog(dvclive, history, columns)
 
     began = time.perf_counter()
     done_here = 0
@@ -269,6 +291,8 @@ def fit(
             row[key],
             row["seconds"],
         )
+        if dvclive is not None:
+            L.log_epoch(dvclive, row, columns)
         if checkpoint is not None and rank == 0:
             save_torch(
                 checkpoint,
@@ -289,7 +313,7 @@ def fit(
         model=model,
         history=history,
         device=str(device),
-        amp=str(amp_dtype).removeprefix("torch.") if amp_dtype else None,
+        amp=amp_name,
         resumed_from=start,
         seconds=time.perf_counter() - began,
         complete=len(history) >= cfg.epochs,
@@ -313,7 +337,8 @@ def _better(value: float, incumbent: float | None, higher: bool) -> bool:
 def save_outputs(
     layout: Layout, name: str, cfg: ModelConfig, corpus: Any, result: FitResult
 ) -> dict[str, Any]:
-    """``model.pt``, ``history.csv`` and ``<model>_train.json``; returns the metrics."""
+    """``model.pt``, and the run's final numbers into ``dvclive/<model>/``; returns the flat
+    record (:func:`pipelines.live.flatten`: what ``<model>_train.json`` held before DVCLive)."""
     spec = result.spec or corpus.spec
     task_ = tasks.for_spec(spec)
     saved = {
@@ -326,33 +351,27 @@ def save_outputs(
         **task_.saved_extras(corpus),
     }  # text: the tokenizer (CLIs need no data/)
     save_torch(layout.model(name), saved)
-    write_history(layout.history(name), result.history, task_.name)
     chosen = result.selected(cfg.keep)
-    last = result.history[-1] if result.history else {}
     key = f"val_{task_.monitor}"
-    metrics = {
-        "model": name,
-        "corpus": cfg.corpus,
-        "family": cfg.family,
+    summary = {
         "epochs": len(result.history),
-        "keep": cfg.keep,
         "saved_epoch": chosen.get("epoch"),
-        "train_loss": chosen.get("train_loss"),
-        "val_loss": chosen.get("val_loss"),
-        key: chosen.get(key),
-        f"last_{key}": last.get(key),
+        "saved": {k: chosen.get(k) for k in ("train_loss", "val_loss", key)},
         "wall_seconds": round(sum(r["seconds"] for r in result.history), 3),
         "run_seconds": round(result.seconds, 3),
         "resumed_from_epoch": result.resumed_from,
-        "device": result.device,
-        "amp": result.amp,
-        "torch": str(torch.__version__),
         "n_train": result.n_train,
         "n_validation": result.n_validation,
         "parameters": sum(p.numel() for p in result.model.parameters()),
     }
-    write_json(layout.train_metrics(name), metrics)
-    return metrics
+    facts = run_facts(name, cfg, task_.name, result.device, result.amp)
+    # Reopened on what fit logged; the curves are rewritten from the result's history, so the
+    # directory is complete even when fit ran without it (a DDP dump, a test).
+    live = L.open_live(layout.live(name), resume=True)
+    L.log_params(live, cfg.model_dump(), facts)
+    L.relog(live, result.history, curve_columns(task_.name))
+    L.finish(live, summary)
+    return L.flatten(live.summary, {**facts, "config": cfg.model_dump()})
 
 
 # --- flow -------------------------------------------------------------------------------
@@ -366,10 +385,16 @@ def load_data(directory: Path) -> Any:
 
 @task(cache_policy=NO_CACHE)
 def fit_model(
-    name: str, cfg: ModelConfig, corpus: Any, device: str, amp: bool, checkpoint: Path
+    name: str,
+    cfg: ModelConfig,
+    corpus: Any,
+    device: str,
+    amp: bool,
+    checkpoint: Path,
+    live: Path | None = None,
 ) -> FitResult:
     """The whole training loop (one task: per-batch tasks would cost a round trip each)."""
-    return fit(cfg, corpus, device=device, amp=amp, checkpoint=checkpoint, name=name)
+    return fit(cfg, corpus, device=device, amp=amp, checkpoint=checkpoint, name=name, live=live)
 
 
 @task(cache_policy=NO_CACHE)
@@ -389,7 +414,9 @@ def train(model: str, params_path: str = "params.yaml", root: str | None = None)
     device = dev.resolve(tcfg.device)
     dev.configure(device, tcfg.threads)
     corpus = load_data(layout.tokens(cfg.corpus))
-    result = fit_model(model, cfg, corpus, str(device), tcfg.amp, layout.checkpoint(model))
+    result = fit_model(
+        model, cfg, corpus, str(device), tcfg.amp, layout.checkpoint(model), layout.live(model)
+    )
     return save(layout, model, cfg, corpus, result)
 
 

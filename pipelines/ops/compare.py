@@ -4,8 +4,10 @@
     python -m pipelines.ops.compare main workspace -o /tmp/cmp.html
 
 Metrics come from ``dvc metrics diff --all --json``, params from ``dvc params diff --json``
-(changed keys; ``--all-params`` for every key), curves from ``plots/<model>/history.csv``
-read at each revision (``git show REV:path``; ``workspace`` is the files on disk). The
+(changed keys; ``--all-params`` for every key), curves from each model's DVCLive curves
+``dvclive/<model>/plots/metrics/*.tsv`` (``plots/<model>/history.csv`` at a revision from
+before DVCLive) read at each revision (``git show REV:path``; ``workspace`` is the files on
+disk). The
 page (:mod:`pipelines.render`, ``compare.html.j2``) has inline CSS and PNG plots as data URIs
 (matplotlib): nothing loads from a CDN, so it renders offline — unlike ``dvc plots diff``'s
 HTML, which needs vega from the network. A is drawn blue and dashed, B red and solid, and
@@ -17,13 +19,12 @@ revision is accepted), ``workspace`` for the uncommitted side.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from pipelines import live as L
 from pipelines import render as R
 from pipelines.ops import workspace as W
 
@@ -76,30 +77,38 @@ def params_rows(diff: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def history_models(root: Path, rev: str | None) -> list[str]:
-    """Models with a ``plots/<model>/history.csv`` at ``rev``."""
+def _paths(root: Path, rev: str | None) -> list[str]:
+    """Repository paths under ``dvclive/`` and ``plots/`` at ``rev`` (or on disk)."""
     if rev in (None, WORKSPACE):
-        return sorted(p.parent.name for p in (root / "plots").glob("*/history.csv"))
+        return sorted(
+            p.relative_to(root).as_posix()
+            for top in (L.LIVE_DIR, "plots")
+            for p in (root / top).rglob("*")
+            if p.is_file()
+        )
     proc = subprocess.run(
-        ["git", "ls-tree", "-r", "--name-only", rev, "plots/"],
+        ["git", "ls-tree", "-r", "--name-only", rev, "--", f"{L.LIVE_DIR}/", "plots/"],
         cwd=root,
         capture_output=True,
         text=True,
     )
-    return sorted(Path(p).parent.name for p in proc.stdout.split() if p.endswith("/history.csv"))
+    return proc.stdout.split()
+
+
+def history_models(root: Path, rev: str | None) -> list[str]:
+    """Models with training curves at ``rev`` (DVCLive's, or an older ``history.csv``)."""
+    return L.models_in(_paths(root, rev))
 
 
 def read_history(root: Path, rev: str | None, model: str) -> list[dict[str, float]]:
-    text = W.git_show(root, rev, f"plots/{model}/history.csv")
-    if not text:
-        return []
-    rows = []
-    for r in csv.DictReader(io.StringIO(text)):
+    rows = L.history_at(lambda path: W.git_show(root, rev, path), _paths(root, rev), model)
+    out = []
+    for r in rows:
         try:
-            rows.append({k: float(v) for k, v in r.items() if v not in (None, "")})
-        except ValueError:
+            out.append({k: float(v) for k, v in r.items() if v not in (None, "")})
+        except (TypeError, ValueError):
             continue
-    return rows
+    return out
 
 
 # How each revision is drawn: its own colours (train loss, validation loss / metric) and line

@@ -17,12 +17,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from rnnflow.sources import HFDataset
 from stages.corpora.text import (
     TextCleanConfig,
     TextCorpus,
     TextFetchConfig,
     TextSourceConfig,
+    book_paragraphs,
     read_book,
 )
 
@@ -55,5 +58,43 @@ class Books(TextCorpus):
                     {"doc_id": pa.array([doc_id] * len(text), pa.string()), "text": text}
                 )
 
+    #: hf: ``columns: {text: …}`` or ``{doc_id: …, text: …}``: one book a row (its whole
+    #: text; ``doc_id`` defaults to ``<source>/<row number>``), read into paragraphs as a
+    #: book file is (``gutenberg_header`` as for format gutenberg).
+    hf_columns = (frozenset({"text"}), frozenset({"doc_id", "text"}))
+    #: Books a batch (a book can be megabytes).
+    hf_batch_rows = 16
+
+    def read_hf(
+        self, name: str, source: TextSourceConfig, data: HFDataset, cfg: TextFetchConfig
+    ) -> Iterator[pa.Table]:
+        row = 0
+        for table in data.tables(self.hf_mapping(name, source), self.hf_batch_rows):
+            texts = table.column("text").to_pylist()
+            ids = (
+                [str(v) for v in table.column("doc_id").to_pylist()]
+                if "doc_id" in table.column_names
+                else [f"{name}/{row + i}" for i in range(len(texts))]
+            )
+            for i, (doc_id, body) in enumerate(zip(ids, texts)):
+                label = f"dataset {source.dataset!r} row {row + i} (doc_id {doc_id})"
+                for text in book_paragraphs(
+                    _lines(body or "", cfg.chunk_lines), label, source.gutenberg_header
+                ):
+                    yield pa.table(
+                        {"doc_id": pa.array([doc_id] * len(text), pa.string()), "text": text}
+                    )
+            row += len(texts)
+
     def raw_schema(self) -> dict[str, str]:
         return {"doc_id": "string", "text": "string"}
+
+
+def _lines(body: str, chunk_lines: int) -> Iterator[tuple[int, pa.Array]]:
+    """A book's text as ``(first line number, lines)`` chunks, line endings dropped."""
+    lines = body.removeprefix("\ufeff").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for start in range(0, len(lines), chunk_lines):
+        chunk = pa.array(lines[start : start + chunk_lines], pa.string())
+        yield start + 1, pc.utf8_rtrim(chunk, characters="\r")

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from rnnflow.sources import HFDataset
 from rnnflow.validate import Expect, Suite
 from stages.corpora.text import (
     TextCleanConfig,
@@ -86,19 +87,29 @@ class EsEn(TextCorpus):
             for src, tgt in read_parallel(sides, cfg.chunk_lines):
                 yield _pairs(src, tgt, origin)
         elif source.format == "tsv":
-            if not set(langs) <= set(source.columns):
+            if not set(langs) <= set(source.column_list):
                 raise ValueError(
                     f"fetch.es_en.sources.{name}.columns must name {list(langs)}, "
                     f"got {source.columns}"
                 )
             (path,) = files.values()
-            for table in read_tsv(path, source.columns, cfg.chunk_lines, source.member):
+            for table in read_tsv(path, source.column_list, cfg.chunk_lines, source.member):
                 yield _pairs(table.column(cfg.src_lang), table.column(cfg.tgt_lang), origin)
         else:
             raise ValueError(
                 f"fetch.es_en.sources.{name}: format {source.format!r} is not "
                 f"a translation format (moses, tsv)"
             )
+
+    #: hf: ``columns: {src: translation.es, tgt: translation.en}`` (an opus dataset's pairs).
+    hf_columns = (frozenset({"src", "tgt"}),)
+
+    def read_hf(
+        self, name: str, source: TextSourceConfig, data: HFDataset, cfg: EsEnFetchConfig
+    ) -> Iterator[pa.Table]:
+        origin = source.origin or name
+        for table in data.tables(self.hf_mapping(name, source), cfg.chunk_lines):
+            yield _pairs(_text(table.column("src")), _text(table.column("tgt")), origin)
 
     def raw_schema(self) -> dict[str, str]:
         return {"src": "string", "tgt": "string", "origin": "string"}
@@ -120,6 +131,10 @@ class EsEn(TextCorpus):
         return Suite(
             base.name, base.expectations + (Expect.in_set("origin", [part]),), schema=base.schema
         )
+
+
+def _text(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    return col if col.type == pa.string() else col.cast(pa.string())
 
 
 def _pairs(

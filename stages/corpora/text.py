@@ -12,6 +12,13 @@ Reading (fetch). A text source names its files (with checksums) and a ``format``
 - ``gutenberg``: a plain-text book, one row per paragraph; the Project Gutenberg header
   and licence footer are stripped here, at fetch, because the markers are line-level
   state (``gutenberg_header: false`` for texts without them, e.g. tiny-shakespeare).
+- ``hf``: a Hugging Face dataset (``dataset``, ``config``, ``split``, ``revision``,
+  ``data_files``; see :class:`rnnflow.hopconfig.DatasetSourceConfig`) read through
+  ``datasets``, with ``columns`` mapping the corpus's raw columns onto dataset columns
+  (dotted paths reach into structs: ``{src: translation.es, tgt: translation.en}``). Each
+  adapter says which names it takes (:meth:`TextCorpus.read_hf`). Rows stream in batches
+  of ``chunk_lines``; the lock records a digest of the mapped values
+  (:class:`rnnflow.sources.ContentDigest`).
 
 A file ending in ``.gz`` is read through gzip; a ``.zip`` through its ``member``. Files are
 read in chunks of ``chunk_lines`` lines, each chunk one Arrow table, so memory stays flat
@@ -48,10 +55,10 @@ from typing import IO, Any, BinaryIO, ClassVar, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from rnnflow.hopconfig import CleanConfig, FetchConfig, SourceConfig, listed
-from rnnflow.sources import FetchContext, resolve
+from rnnflow.hopconfig import CleanConfig, DatasetSourceConfig, FetchConfig, listed
+from rnnflow.sources import FetchContext, HFDataset, resolve
 from rnnflow.validate import Expect, Suite
 from stages.corpora import texttok
 from stages.corpora.base import Corpus
@@ -60,18 +67,51 @@ from stages.corpora.texttok import TextTokenizeConfig
 # --- configuration ------------------------------------------------------------------------
 
 
-class TextSourceConfig(SourceConfig):
-    """One text source: files with checksums (see :class:`SourceConfig`) and how to read them."""
+class TextSourceConfig(DatasetSourceConfig):
+    """One text source: files with checksums (see :class:`SourceConfig`) and how to read them,
+    or (format ``hf``) a Hugging Face dataset (see :class:`DatasetSourceConfig`)."""
 
-    format: Literal["moses", "tsv", "alternating", "gutenberg"]
+    format: Literal["moses", "tsv", "alternating", "gutenberg", "hf"]
     # ``origin`` (from SourceConfig): the fetched part and ``origin`` column; default: the
     # source's own name. Published and mirror copies share an origin: alternatives.
-    #: tsv: names of the tab-separated fields, in file order.
-    columns: list[str] = []
+    #: tsv: names of the tab-separated fields, in file order. hf: raw column → dataset
+    #: column (dotted into structs), e.g. ``{src: translation.es, tgt: translation.en}``.
+    columns: list[str] | dict[str, str] = []
     #: The member to read when a (single-file) source is a zip archive.
     member: str | None = None
-    #: gutenberg: require and strip the ``*** START/END OF THE PROJECT GUTENBERG EBOOK`` lines.
+    #: gutenberg: require and strip the ``*** START/END OF THE PROJECT GUTENBERG EBOOK`` lines
+    #: (also for an hf book dataset: each row's text is one book).
     gutenberg_header: bool = True
+
+    @model_validator(mode="after")
+    def _files_or_dataset(self) -> TextSourceConfig:
+        if self.format == "hf":
+            if not self.dataset:
+                raise ValueError("a source of format hf names its `dataset`")
+            if self.files:
+                raise ValueError("a source of format hf has a `dataset`, not `files`")
+            if not isinstance(self.columns, dict) or not self.columns:
+                raise ValueError(
+                    "a source of format hf maps columns: `columns: {name: dataset column}`"
+                )
+        else:
+            if self.dataset is not None:
+                raise ValueError(f"`dataset` is for format hf, not {self.format}")
+            if not self.files:
+                raise ValueError(f"a source of format {self.format} names its `files`")
+            if isinstance(self.columns, dict):
+                raise ValueError(f"format {self.format}: `columns` is a list of field names")
+        return self
+
+    @property
+    def column_map(self) -> dict[str, str]:
+        """hf: raw column → dataset column."""
+        return dict(self.columns) if isinstance(self.columns, dict) else {}
+
+    @property
+    def column_list(self) -> list[str]:
+        """tsv: the field names."""
+        return list(self.columns) if isinstance(self.columns, list) else []
 
 
 class TextFetchConfig(FetchConfig):
@@ -424,12 +464,22 @@ def read_book(
     open it ("Produced by …") and the "End of the Project Gutenberg EBook of …" trailer; a
     file without either marker is an error, so a licence never reaches the corpus unnoticed.
     """
-    label = describe(path, member)
+    yield from book_paragraphs(
+        read_lines(path, chunk_lines, member, max_expanded_bytes),
+        describe(path, member),
+        gutenberg_header,
+    )
+
+
+def book_paragraphs(
+    chunks: Iterable[tuple[int, pa.Array]], label: str, gutenberg_header: bool = True
+) -> Iterator[pa.Array]:
+    """:func:`read_book` on lines already read: ``(first line number, lines)`` chunks."""
     inside = not gutenberg_header
     ended = False
     emitted = 0
     pending = pa.array([], pa.string())
-    for _start, lines in read_lines(path, chunk_lines, member, max_expanded_bytes):
+    for _start, lines in chunks:
         if ended:
             continue  # the licence: read (so damage is still detected) but not kept
         if not inside:
@@ -583,12 +633,36 @@ class TextCorpus(Corpus):
         for part, candidates in cfg.origins().items():
             # Files are had (verified or trusted on first use) now; reading them streams
             # later, and checks them structurally (archive, UTF-8, line counts) on the way.
+            # A dataset (format hf) is loaded now and its content verified as it streams.
             name, source, files = resolve(candidates, ctx, part, f"fetch.{self.name}")
             key = f"fetch.{self.name}.sources.{name}"
-            out[part] = _naming(
-                self.read_source(name, source, files, cfg), key, cfg.max_expanded_bytes
+            tables = (
+                self.read_hf(name, source, ctx.datasets[name], cfg)
+                if source.format == "hf"
+                else self.read_source(name, source, files, cfg)
             )
+            out[part] = _naming(tables, key, cfg.max_expanded_bytes)
         return out
+
+    #: hf: the raw column names ``columns`` may map (each set is one way to read a dataset).
+    hf_columns: ClassVar[tuple[frozenset[str], ...]] = ()
+
+    def hf_mapping(self, name: str, source: TextSourceConfig) -> dict[str, str]:
+        """The source's ``columns``, checked against what this corpus takes."""
+        mapping = source.column_map
+        if frozenset(mapping) not in self.hf_columns:
+            ways = " or ".join(str(sorted(w)) for w in self.hf_columns)
+            raise ValueError(
+                f"fetch.{self.name}.sources.{name}.columns must map {ways} onto dataset "
+                f"columns, got {sorted(mapping)}"
+            )
+        return mapping
+
+    def read_hf(
+        self, name: str, source: TextSourceConfig, data: HFDataset, cfg: Any
+    ) -> Iterator[pa.Table]:
+        """Raw tables from a dataset source (format hf)."""
+        raise ValueError(f"fetch.{self.name}.sources.{name}: format hf is not supported here")
 
     def read_source(
         self, name: str, source: TextSourceConfig, files: dict[str, Path], cfg: Any

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rnnflow.hashing import row_hash
+from rnnflow.sources import HFDataset
 from rnnflow.validate import Expect, Suite
 from stages.corpora.text import (
     TextCleanConfig,
@@ -64,6 +65,25 @@ def with_threads(pairs: Iterator[pa.Table]) -> Iterator[pa.Table]:
         yield table.add_column(0, "thread", pa.array(thread, pa.uint64()))
 
 
+def _text(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    return col if col.type == pa.string() else col.cast(pa.string())
+
+
+def dialogue_pairs(turns: pa.ChunkedArray, key: str) -> pa.Table:
+    """Dialogues (a list of utterances a row) → ``(context, response)`` rows: each pair of
+    consecutive turns, dialogue by dialogue (a dialogue of n turns gives n - 1 rows)."""
+    arr = turns.combine_chunks()
+    if not (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)):
+        raise ValueError(f"{key}: expected a list of utterances a row, got {arr.type}")
+    lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False)
+    flat = _text(pc.list_flatten(arr))
+    pairs = np.maximum(lengths.astype(np.int64) - 1, 0)
+    starts = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.int64)
+    first = np.cumsum(pairs) - pairs
+    idx = np.repeat(starts, pairs) + np.arange(int(pairs.sum())) - np.repeat(first, pairs)
+    return pa.table({"context": flat.take(pa.array(idx)), "response": flat.take(pa.array(idx + 1))})
+
+
 class Twitter(TextCorpus):
     """The Twitter dialogue adapter."""
 
@@ -86,6 +106,24 @@ class Twitter(TextCorpus):
             )
         (path,) = files.values()
         yield from with_threads(read_alternating(path, cfg.chunk_lines, source.member))
+
+    #: hf: ``columns: {context: …, response: …}`` (a pair a row), or ``{turns: …}`` (a
+    #: list of utterances a row: a dialogue, read as the pairs of consecutive turns, which
+    #: chain into one thread like alternating lines do).
+    hf_columns = (frozenset({"context", "response"}), frozenset({"turns"}))
+
+    def read_hf(
+        self, name: str, source: TextSourceConfig, data: HFDataset, cfg: TextFetchConfig
+    ) -> Iterator[pa.Table]:
+        mapping = self.hf_mapping(name, source)
+        tables = data.tables(mapping, cfg.chunk_lines)
+        if "turns" in mapping:
+            key = f"fetch.twitter.sources.{name}.columns.turns"
+            yield from with_threads(dialogue_pairs(t.column("turns"), key) for t in tables)
+        else:
+            yield from with_threads(
+                pa.table({c: _text(t.column(c)) for c in ("context", "response")}) for t in tables
+            )
 
     def raw_schema(self) -> dict[str, str]:
         return {"thread": "uint64", "context": "string", "response": "string"}

@@ -1,0 +1,331 @@
+"""DVCLive: how training logs its curves and results, and how the readers get them back.
+
+The train stage writes one DVCLive directory per model, ``dvclive/<model>/`` (declared in
+``dvc.yaml``, read by ``dvc exp show``, ``dvc metrics``, ``dvc plots``, the VS Code extension
+and Studio)::
+
+    dvclive/<model>/metrics.json              # summary (a DVC metric): numbers only
+    dvclive/<model>/params.yaml               # the model's config and the run's facts (text)
+    dvclive/<model>/plots/metrics/<name>.tsv  # one curve per metric: step (= epoch), value
+
+Per epoch (``step`` = the epoch, from 1): ``train_loss``, ``val_loss``, ``val_<monitor>`` and
+``seconds``. The summary holds their last values (``seconds`` left out: ``wall_seconds`` is
+the total), ``saved.*`` — the epoch whose weights ``model.pt`` holds and its values, the
+headline for ``dvc exp show`` — and the run's counts (``epochs``, ``wall_seconds``,
+``parameters``, ``n_train``…). Text (device, torch version, family, corpus, task, keep, amp)
+goes to ``params.yaml`` with the config, so ``dvc metrics diff`` only ever compares numbers.
+
+DVCLive only observes: it is opened with ``dvcyaml=False`` (``dvc.yaml`` is ours),
+``save_dvc_exp=False`` (no experiment or commit of its own: under ``dvc repro``/``dvc exp run``
+DVC owns both), no report, no system monitor, and Studio off (``DVC_STUDIO_OFFLINE``, and
+``studio.offline`` in ``.dvc/config``). The checkpoint's history is the record: on resume the
+curves are re-logged from it, so a run killed between the checkpoint and the DVCLive write (or
+whose outputs ``dvc repro`` removed before rerunning the stage) continues the same curves.
+
+``history``/``train_metrics`` read the files back (report, compare, benchmarks); runs from
+before DVCLive (``plots/<model>/history.csv``, ``metrics/<model>_train.json``) are read
+through ``legacy_*`` so older commits still compare.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+LIVE_DIR = "dvclive"  # under the project root: dvclive/<model>/
+CURVES = "plots/metrics"  # DVCLive's per-metric TSV folder, inside a model's directory
+NOT_IN_SUMMARY = ("seconds",)  # a timing per epoch: a curve, not a headline
+# Final numbers of the run (besides the curves' last values and ``saved``).
+RUN_METRICS = (
+    "epochs",
+    "saved_epoch",
+    "wall_seconds",
+    "run_seconds",
+    "resumed_from_epoch",
+    "n_train",
+    "n_validation",
+    "parameters",
+)
+# Text facts of the run, logged as params.
+RUN_PARAMS = ("model", "corpus", "family", "task", "keep", "device", "amp", "torch")
+
+
+def live_dir(root: Path, model: str) -> Path:
+    return Path(root) / LIVE_DIR / model
+
+
+def relpath(model: str, name: str = "") -> str:
+    """``dvclive/<model>/<name>`` as a repository path (git show, dvc.yaml)."""
+    return "/".join(p for p in (LIVE_DIR, model, name) if p)
+
+
+# --- writing ---------------------------------------------------------------------------
+
+
+def _offline() -> None:
+    # Studio's live-metrics client posts when it finds a token; never from here. (.dvc/config
+    # says the same for DVC itself: [studio] offline = true.)
+    os.environ.setdefault("DVC_STUDIO_OFFLINE", "true")
+
+
+def open_live(directory: Path, resume: bool) -> Any:
+    """A ``dvclive.Live`` on ``directory`` that only writes files there (see the module doc).
+
+    ``resume=False`` clears what an earlier run left in ``directory``.
+    """
+    _offline()
+    from dvclive import Live
+    from dvclive.dvc import _find_dvc_root
+
+    class _Live(Live):
+        def _init_dvc(self) -> None:
+            # Outside a DVC project (a test's tmp root run from a plain git repo) DVCLive would
+            # `dvc init` the enclosing git repository; there, log files only.
+            if os.getenv("DVC_ROOT") or _find_dvc_root():
+                super()._init_dvc()
+            else:
+                self._save_dvc_exp = False
+                self._dvc_file = "dvc.yaml"
+
+    return _Live(
+        dir=str(directory),
+        resume=resume,
+        report=None,
+        save_dvc_exp=False,
+        dvcyaml=False,
+        monitor_system=False,
+    )
+
+
+def log_epoch(live: Any, row: Mapping[str, Any], columns: Iterable[str]) -> None:
+    """One epoch's row: each column a metric at ``step = row["epoch"]``, then the summary."""
+    live.step = int(row["epoch"])
+    for col in columns:
+        live.log_metric(col, row[col])
+    for key in NOT_IN_SUMMARY:
+        live.summary.pop(key, None)
+    live.next_step()
+
+
+def relog(live: Any, history: list[dict[str, Any]], columns: Iterable[str]) -> None:
+    """Replace the curves with ``history`` (the checkpoint's record), step for step."""
+    cols = list(columns)
+    folder = Path(live.plots_dir) / "metrics"
+    for tsv in folder.glob("*.tsv"):
+        tsv.unlink()
+    live.summary = {k: v for k, v in live.summary.items() if k not in cols and k != "step"}
+    for row in history:
+        log_epoch(live, row, cols)
+    if not history:
+        live.make_summary()
+
+
+def log_params(live: Any, config: Mapping[str, Any], facts: Mapping[str, Any]) -> None:
+    """``params.yaml``: the run's text facts and ``config`` (JSON-safe: tuples → lists)."""
+    live.log_params({k: facts.get(k) for k in RUN_PARAMS if k in facts})
+    live.log_params({"config": json.loads(json.dumps(dict(config), default=str))})
+
+
+def finish(live: Any, summary: Mapping[str, Any]) -> None:
+    """Add the run's final numbers to the summary and close the logger."""
+    live.summary.update(summary)
+    live.end()
+
+
+def write_run(
+    directory: Path,
+    record: Mapping[str, Any],
+    history: list[dict[str, Any]],
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """A whole run's DVCLive directory from a flat record (:func:`flatten`'s shape, or an old
+    ``<model>_train.json``) and its per-epoch rows: what :func:`migrate` and test fixtures
+    use. ``train_metrics``/``history`` read back what was given."""
+    columns = [c for c in (history[0] if history else {}) if c != "epoch"]
+    live = open_live(directory, resume=False)
+    log_params(live, config or {}, {k: record[k] for k in RUN_PARAMS if k in record})
+    relog(live, history, columns)
+    saved = {
+        k: v
+        for k, v in record.items()
+        if k in ("train_loss", "val_loss") or (k.startswith("val_") and not isinstance(v, str))
+    }
+    finish(live, {**{k: record[k] for k in RUN_METRICS if k in record}, "saved": saved})
+
+
+def migrate(root: Path) -> list[str]:
+    """Write ``dvclive/<model>/`` for every run from before DVCLive under ``root``
+    (``metrics/<model>_train.json`` + ``plots/<model>/history.csv``; the config from
+    ``params.yaml``, the task from ``metrics/<model>.json``). The old files stay: remove them
+    with ``git rm`` once ``dvc commit`` has recorded the new outputs. Returns the models."""
+    from rnnflow.config import load_params
+
+    root = Path(root)
+    models_cfg = load_params(root / "params.yaml").get("train", {}).get("models", {})
+    done = []
+    for path in sorted((root / "metrics").glob("*_train.json")):
+        model = path.stem.removesuffix("_train")
+        record = json.loads(path.read_text())
+        hist = root / legacy_history_path(model)
+        rows = legacy_history(hist.read_text()) if hist.exists() else []
+        evals = root / "metrics" / f"{model}.json"
+        task = json.loads(evals.read_text()).get("task") if evals.exists() else None
+        record = {**record, **({"task": task} if task else {})}
+        write_run(live_dir(root, model), record, rows, models_cfg.get(model))
+        done.append(model)
+    return done
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def _number(text: str) -> float | int | None:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return int(value) if value.is_integer() and "." not in text and "e" not in text else value
+
+
+def history_from_tsv(texts: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Rows ``{"epoch", <metric>...}`` from DVCLive's per-metric TSV texts (name → text)."""
+    by_step: dict[int, dict[str, Any]] = {}
+    for name, text in texts.items():
+        for r in csv.DictReader(io.StringIO(text), delimiter="\t"):
+            step = _number(r.get("step", ""))
+            value = _number(r.get(name, ""))
+            if step is None:
+                continue
+            row = by_step.setdefault(int(step), {"epoch": int(step)})
+            row[name] = r.get(name) if value is None else value
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def history(directory: Path) -> list[dict[str, Any]]:
+    """Per-epoch rows of one model's DVCLive directory (empty if there is none)."""
+    folder = Path(directory) / CURVES
+    return history_from_tsv({p.stem: p.read_text() for p in sorted(folder.glob("*.tsv"))})
+
+
+def flatten(summary: Mapping[str, Any], params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The flat record the readers use (``<model>_train.json`` before DVCLive): the saved
+    epoch's values under their own names, the last epoch's ``val_<monitor>`` as
+    ``last_val_<monitor>``, the counts, and the text facts from ``params``."""
+    params = dict(params or {})
+    saved = summary.get("saved") if isinstance(summary.get("saved"), dict) else {}
+    out: dict[str, Any] = {k: params.get(k) for k in ("model", "corpus", "family") if k in params}
+    out["epochs"] = summary.get("epochs")
+    out["keep"] = params.get("keep")
+    out["saved_epoch"] = summary.get("saved_epoch")
+    for key, value in saved.items():
+        out[key] = value
+    for key, value in summary.items():
+        if key.startswith("val_") and key != "val_loss":
+            out[f"last_{key}"] = value
+    for key in RUN_METRICS:
+        if key in summary:
+            out[key] = summary[key]
+    for key in ("device", "amp", "torch", "task"):
+        if key in params:
+            out[key] = params[key]
+    return out
+
+
+def train_metrics(directory: Path) -> dict[str, Any] | None:
+    """The flat record (:func:`flatten`) of one model's DVCLive directory, or None."""
+    directory = Path(directory)
+    metrics = directory / "metrics.json"
+    if not metrics.exists():
+        return None
+    summary = json.loads(metrics.read_text())
+    params_file = directory / "params.yaml"
+    params = _yaml(params_file.read_text()) if params_file.exists() else {}
+    return flatten(summary, params)
+
+
+def _yaml(text: str) -> dict[str, Any]:
+    from ruamel.yaml import YAML
+
+    data = YAML(typ="safe").load(text)
+    return data if isinstance(data, dict) else {}
+
+
+def models(root: Path) -> list[str]:
+    """Models with a DVCLive directory under ``root``."""
+    return sorted(p.parent.name for p in (Path(root) / LIVE_DIR).glob("*/metrics.json"))
+
+
+# --- runs from before DVCLive ----------------------------------------------------------
+
+
+def legacy_history_path(model: str) -> str:
+    return f"plots/{model}/history.csv"
+
+
+def legacy_train_path(model: str) -> str:
+    return f"metrics/{model}_train.json"
+
+
+def legacy_history(text: str) -> list[dict[str, Any]]:
+    """``plots/<model>/history.csv`` rows, numbers parsed."""
+    rows = []
+    for r in csv.DictReader(io.StringIO(text)):
+        row: dict[str, Any] = {}
+        for k, v in r.items():
+            n = _number(v or "")
+            row[k] = v if n is None else n
+        rows.append(row)
+    return rows
+
+
+def history_at(read: Callable[[str], str | None], names: Iterable[str], model: str):
+    """Per-epoch rows of ``model`` through ``read`` (repository path → text or None) and
+    ``names`` (the repository paths that exist): DVCLive's curves, else the old CSV."""
+    prefix = relpath(model, CURVES) + "/"
+    texts = {}
+    for path in names:
+        if path.startswith(prefix) and path.endswith(".tsv") and "/" not in path[len(prefix) :]:
+            text = read(path)
+            if text is not None:
+                texts[Path(path).stem] = text
+    if texts:
+        return history_from_tsv(texts)
+    text = read(legacy_history_path(model))
+    return legacy_history(text) if text else []
+
+
+def models_in(names: Iterable[str]) -> list[str]:
+    """Models with curves among repository paths ``names`` (DVCLive or the old CSV)."""
+    found = set()
+    for path in names:
+        parts = path.split("/")
+        if len(parts) >= 5 and parts[0] == LIVE_DIR and "/".join(parts[2:4]) == CURVES:
+            found.add(parts[1])
+        elif len(parts) == 3 and parts[0] == "plots" and parts[2] == "history.csv":
+            found.add(parts[1])
+    return sorted(found)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.live",
+        description="DVCLive layout of training runs (see the module docstring).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    mig = sub.add_parser("migrate", help="dvclive/<model>/ from runs made before DVCLive")
+    mig.add_argument("--root", default=".", help="project root (default: %(default)s)")
+    args = parser.parse_args(argv)
+    for model in migrate(Path(args.root)):
+        print(f"{relpath(model)}/")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
