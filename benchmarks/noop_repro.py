@@ -11,6 +11,12 @@ extension from the same interpreter (``sys.modules[...] = None``), so ruamel fal
 Python parser. The runs alternate, so machine noise hits both alike. ``dvc status`` is timed
 too (the same checks without the repro machinery).
 
+rnnflow does **not** depend on ``ruamel.yaml.clib``: libyaml refuses this repository's
+params.yaml as committed before a5c7ca1 (``urls: [https://…]``, a colon in a flow sequence),
+so with it installed ``dvc metrics diff``/``dvc params diff`` against those commits fail
+("failed to load metrics ... YAML file structure is corrupted"). Run this benchmark in a
+throwaway venv (``pip install ruamel.yaml.clib`` there), not the project's.
+
 Prints median/min seconds and the ratio, and writes ``benchmarks/results/noop_repro.json``.
 """
 
