@@ -48,7 +48,7 @@ repro: setup  ## run the DVC DAG: the main job, or PROFILE=ci|gpu as a DVC exper
 # Every check runs (one failure does not hide the next); the target fails if any did.
 lint: setup  ## ruff (lint, format check), mypy, import contracts (pyproject.toml); CI runs it first
 	@status=0; \
-	for check in "ruff check ." "ruff format --check ." "mypy" "lint-imports --no-logo"; do \
+	for check in "ruff check --no-cache ." "ruff format --check ." "mypy" "lint-imports --no-logo"; do \
 		echo "+ $$check"; $(BIN)/$$check || status=1; \
 	done; exit $$status
 
