@@ -95,7 +95,15 @@ def real_mirror() -> Path:
 
 #: What the committed reference run adds to a checkout (DVC outputs and the lock). Test copies
 #: leave it out by default, so a stage that did not run cannot pass for one that did.
-RUN_OUTPUTS = ("dvc.lock", "metrics/", "plots/", "reports/", "sources/", "models/")
+RUN_OUTPUTS = (
+    "dvc.lock",
+    "metrics/",
+    "plots/",
+    "reports/",
+    "sources/",
+    "models/",
+    "dvclive/",
+)
 
 
 def copy_checkout(dst: Path, skip: tuple[str, ...] = RUN_OUTPUTS) -> Path:
