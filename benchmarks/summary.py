@@ -417,7 +417,8 @@ def block_noop_repro(root: Path) -> list[str]:
     med, low = doc["median"], doc["min"]
     rows = [
         f"| command ({doc['stages']} stages, {doc['repeat']} runs each) | libyaml "
-        "(`ruamel.yaml.clib`, now) | pure-Python YAML (before) | before / now |",
+        "(`ruamel.yaml.clib`, not adopted) | pure-Python YAML (what rnnflow runs) | "
+        "pure / libyaml |",
         "|---|---|---|---|",
     ]
     for cmd in ("repro", "status"):
