@@ -32,6 +32,7 @@ import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect r
 from pipelines import device as dev
 from pipelines import tasks
 from pipelines.config import EvaluateConfig, Layout, ModelConfig
+from pipelines.lineage import run_stage_flow
 from pipelines.models import build_model
 from pipelines.outputs import write_atomic
 from rnnflow.config import load_params, parse
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--root", default=None, help="project root (default: this checkout)")
     args = parser.parse_args(argv)
-    metrics = evaluate(args.model, args.params, args.root)
+    metrics = run_stage_flow(evaluate, model=args.model, params_path=args.params, root=args.root)
     print({k: v for k, v in metrics["test"].items()})
     return 0
 

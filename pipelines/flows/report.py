@@ -38,6 +38,7 @@ import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect r
 from pipelines import live as L
 from pipelines import render as R
 from pipelines.config import Layout, ReportConfig
+from pipelines.lineage import run_stage_flow
 from pipelines.outputs import logger, write_atomic
 from rnnflow.config import load_params, parse
 from rnnflow.io import read_json
@@ -555,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--root", default=None, help="project root (default: this checkout)")
     args = parser.parse_args(argv)
-    print(report(args.params, args.root))
+    print(run_stage_flow(report, params_path=args.params, root=args.root))
     return 0
 
 

@@ -42,6 +42,7 @@ from pipelines import device as dev
 from pipelines import live as L
 from pipelines import tasks
 from pipelines.config import DECODE_FIELDS, Layout, ModelConfig, TrainConfig
+from pipelines.lineage import run_stage_flow
 from pipelines.metrics import scoring
 from pipelines.models import build_model
 from pipelines.outputs import logger, save_torch
@@ -438,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         help="project root holding data/, models/, metrics/ (default: this checkout)",
     )
     args = parser.parse_args(argv)
-    metrics = train(args.model, args.params, args.root)
+    metrics = run_stage_flow(train, model=args.model, params_path=args.params, root=args.root)
     print({k: metrics[k] for k in ("model", "epochs", "val_loss", "wall_seconds", "device")})
     return 0
 

@@ -12,6 +12,10 @@ waits for ``/api/health``, runs the command with ``PREFECT_API_URL`` pointing at
 the server (SIGTERM, then SIGKILL after a grace period), also on Ctrl-C. When
 ``PREFECT_API_URL`` is already set, that server is used and nothing is started. The exit code
 is the command's (128+N when it died of signal N).
+
+Every flow run the command starts carries the tag ``session:<UTC time>`` (or ``--tag``; through
+``RNNFLOW_RUN_TAGS``, see ``pipelines.lineage``), so the UI's tag filter shows what one session,
+e.g. one ``make repro``, ran.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pipelines.lineage import TAGS_ENV, env_tags
 from rnnflow.env import PROJECT_ROOT, apply_offline_defaults
 
 HOST = "127.0.0.1"
@@ -286,6 +291,11 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds to wait for /api/health (default: %(default)s)",
     )
     parser.add_argument(
+        "--tag",
+        default=None,
+        help="tag for every flow run of the session (default: session:<UTC time>)",
+    )
+    parser.add_argument(
         "cmd",
         nargs=argparse.REMAINDER,
         metavar="-- CMD ARGS...",
@@ -296,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     if not cmd:
         parser.error("no command given: python -m pipelines.ops.prefect_session -- CMD ARGS...")
     home = args.home or Path(os.environ.get("PREFECT_HOME") or PROJECT_ROOT / ".prefect")
+    tag = args.tag or f"session:{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ}"
+    os.environ[TAGS_ENV] = ",".join(dict.fromkeys([*env_tags(), tag]))
     try:
         with prefect_server(home, args.port, args.startup_timeout):
             return run_command(cmd)

@@ -24,6 +24,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
+from pipelines.lineage import run_stage_flow
 from pipelines.ops import workspace as W
 from pipelines.outputs import logger
 from pipelines.render import md_table
@@ -206,13 +207,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--root", default=None, help="project root (default: this checkout)")
     args = parser.parse_args(argv)
-    out = repro(
-        args.targets,
-        W.parse_assignments(args.set),
-        args.force,
-        args.exp,
-        args.lock_timeout,
-        args.root,
+    out = run_stage_flow(
+        repro,
+        targets=args.targets,
+        overrides=W.parse_assignments(args.set),
+        force=args.force,
+        experiment=args.exp,
+        lock_timeout=args.lock_timeout,
+        root=args.root,
     )
     print(out)
     return 0

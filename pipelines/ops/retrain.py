@@ -45,6 +45,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import Field, field_validator
 
 import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
+from pipelines.lineage import run_stage_flow
 from pipelines.ops import workspace as W
 from pipelines.ops.registry import GitTagRegistry
 from pipelines.outputs import logger
@@ -532,7 +533,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--root", default=None, help="project root (default: this checkout)")
     args = parser.parse_args(argv)
-    out = retrain(args.model, args.params, args.lock_timeout, args.root)
+    out = run_stage_flow(
+        retrain,
+        model=args.model,
+        params_path=args.params,
+        lock_timeout=args.lock_timeout,
+        root=args.root,
+    )
     print(f"retrain {out['model']}: {out['decision']} — {out['reason']}")
     return 0
 

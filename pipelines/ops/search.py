@@ -37,6 +37,7 @@ from pydantic import Field, model_validator
 
 import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
 from pipelines import render as R
+from pipelines.lineage import run_stage_flow
 from pipelines.ops import workspace as W
 from pipelines.outputs import logger, write_atomic
 from rnnflow.config import Config, ConfigError, load_params
@@ -471,7 +472,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--root", default=None, help="project root (default: this checkout)")
     args = parser.parse_args(argv)
-    out = search(args.spec, args.method, args.trials, args.lock_timeout, args.root)
+    out = run_stage_flow(
+        search,
+        spec_path=args.spec,
+        method=args.method,
+        n_trials=args.trials,
+        lock_timeout=args.lock_timeout,
+        root=args.root,
+    )
     best = out["best"]
     print(
         f"search {out['name']}: {out['trials']} trials; best: "

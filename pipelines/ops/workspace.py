@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pipelines.lineage import child_env
 from rnnflow.config import ConfigError, _plain, _yaml, dump_yaml
 from rnnflow.env import PROJECT_ROOT
 
@@ -131,9 +132,12 @@ def subprocess_env(root: Path) -> dict[str, str]:
     """Environment for ``dvc``/``git`` children: this venv first, the root's code importable.
 
     Prefect's per-run variables (``PREFECT__*``) are dropped, so the flows DVC starts
-    (``python -m pipelines.flows.train``) begin runs of their own against the same API server.
+    (``python -m pipelines.flows.train``) begin runs of their own against the same API server;
+    inside a task run they are told its id (``pipelines.lineage``), so the UI shows them as its
+    subflow runs rather than as unrelated top-level runs.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT__")}
+    env.update(child_env())
     bindir = str(Path(sys.executable).parent)
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
