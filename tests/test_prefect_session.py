@@ -83,6 +83,24 @@ def _run(args: list, cwd: Path, env: dict, timeout: float = 300) -> subprocess.C
     return proc
 
 
+def _tiny_project(root: Path, env: dict, script: str) -> None:
+    """A git+DVC project whose two stages each run ``script`` (one Prefect flow) once."""
+    root.mkdir()
+    (root / "flow.py").write_text(script)
+    stages = "".join(
+        f"  {s}:\n    cmd: {sys.executable} flow.py {name} {s}.txt\n"
+        f"    deps: [flow.py]\n    outs: [{s}.txt]\n"
+        for s, name in zip(("first", "second"), FLOWS)
+    )
+    (root / "dvc.yaml").write_text("stages:\n" + stages)
+    _run(["git", "init", "-q"], root, env)
+    _run([BIN / "dvc", "init", "-q"], root, env)
+    _run([BIN / "dvc", "config", "core.analytics", "false"], root, env)
+    _run([BIN / "dvc", "config", "core.check_update", "false"], root, env)
+    _run(["git", "add", "-A"], root, env)
+    _run(["git", "commit", "-qm", "tiny flow project"], root, env)
+
+
 # --- fast: no server -------------------------------------------------------------------
 
 
@@ -145,21 +163,8 @@ def test_dvc_repro_runs_persist_in_the_session_server(tmp_path, monkeypatch):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     root, home = tmp_path / "proj", tmp_path / ".prefect"
-    root.mkdir()
     env = _clean_env(PREFECT_HOME=str(home))
-    (root / "flow.py").write_text(FLOW_SCRIPT)
-    stages = "".join(
-        f"  {s}:\n    cmd: {sys.executable} flow.py {name} {s}.txt\n"
-        f"    deps: [flow.py]\n    outs: [{s}.txt]\n"
-        for s, name in zip(("first", "second"), FLOWS)
-    )
-    (root / "dvc.yaml").write_text("stages:\n" + stages)
-    _run(["git", "init", "-q"], root, env)
-    _run([BIN / "dvc", "init", "-q"], root, env)
-    _run([BIN / "dvc", "config", "core.analytics", "false"], root, env)
-    _run([BIN / "dvc", "config", "core.check_update", "false"], root, env)
-    _run(["git", "add", "-A"], root, env)
-    _run(["git", "commit", "-qm", "tiny flow project"], root, env)
+    _tiny_project(root, env, FLOW_SCRIPT)
 
     proc = _run(
         [
@@ -270,20 +275,8 @@ def test_repro_flow_runs_are_children_of_the_repro_run(tmp_path, monkeypatch):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     root, home = tmp_path / "proj", tmp_path / ".prefect"
-    root.mkdir()
     env = _clean_env(PREFECT_HOME=str(home))
-    (root / "flow.py").write_text(CHILD_SCRIPT)
-    stages = "".join(
-        f"  {s}:\n    cmd: {sys.executable} flow.py {name} {s}.txt\n"
-        f"    deps: [flow.py]\n    outs: [{s}.txt]\n"
-        for s, name in zip(("first", "second"), FLOWS)
-    )
-    (root / "dvc.yaml").write_text("stages:\n" + stages)
-    _run(["git", "init", "-q"], root, env)
-    _run([BIN / "dvc", "init", "-q"], root, env)
-    _run([BIN / "dvc", "config", "core.analytics", "false"], root, env)
-    _run(["git", "add", "-A"], root, env)
-    _run(["git", "commit", "-qm", "tiny flow project"], root, env)
+    _tiny_project(root, env, CHILD_SCRIPT)
 
     cmd = [sys.executable, "-m", "pipelines.ops.prefect_session", "--home", home]
     _run(
