@@ -130,13 +130,27 @@ def _text_row(name: str, m: dict, ev: dict, tr: dict) -> str:
         if m.get("origins"):
             what += f", {'/'.join(m['origins'])} rows"
     what += f", {m.get('softmax', 'full')} softmax"
-    if "ngram_perplexity" in test:  # language model
+    if "distinct_2" in test:  # dialogue (it has a Kneser-Ney baseline too)
+        metric = (
+            f"perplexity {test['perplexity']:.1f}; distinct-1/2 of sampled replies "
+            f"{test.get('distinct_1', 0):.3f} / {test.get('distinct_2', 0):.3f} "
+            f"({100 * test.get('unique_replies_sampled', 0):.1f} % distinct replies)"
+        )
+        if "copied" in test:
+            metric += f"; {100 * test['copied']:.1f} % copied from training replies"
+        kn = test.get("ngram_perplexity")
+        base = (
+            (f"interpolated Kneser–Ney trigram {kn:.1f}; " if kn is not None else "")
+            + f"add-one unigram {test.get('unigram_perplexity', 0):.1f}; human replies "
+            f"distinct-2 {test.get('distinct_2_reference', 0):.3f}"
+        )
+    elif "ngram_perplexity" in test:  # language model
         metric = f"perplexity {test['perplexity']:.1f} (validation {val.get('perplexity', 0):.1f})"
         base = (
             f"interpolated Kneser–Ney trigram {test['ngram_perplexity']:.1f} "
             f"(validation {val.get('ngram_perplexity', 0):.1f})"
         )
-    elif "bleu" in test:  # translator
+    else:  # translator
         parts = [
             f"all test rows (n={test.get('n')}): BLEU {test['bleu']:.1f} beam "
             f"{(test.get('decoding') or {}).get('beam', '')} / {test.get('bleu_greedy', 0):.1f} "
@@ -150,16 +164,6 @@ def _text_row(name: str, m: dict, ev: dict, tr: dict) -> str:
         parts.append(f"perplexity {test['perplexity']:.1f}")
         metric = "; ".join(parts)
         base = "—"
-    else:  # dialogue
-        metric = (
-            f"perplexity {test['perplexity']:.1f}; distinct-1/2 of sampled replies "
-            f"{test.get('distinct_1', 0):.3f} / {test.get('distinct_2', 0):.3f} "
-            f"({100 * test.get('unique_replies_sampled', 0):.1f} % distinct replies)"
-        )
-        base = (
-            f"add-one unigram {test.get('unigram_perplexity', 0):.1f}; human replies "
-            f"distinct-2 {test.get('distinct_2_reference', 0):.3f}"
-        )
     return (
         f"| {name} ({what}) | {metric} | {base} | {tr.get('wall_seconds')} | "
         f"{tr.get('epochs')} ({tr.get('saved_epoch')}) | {tr.get('device')} |"

@@ -63,6 +63,10 @@ class ModelConfig(Config):
     max_decode_len: int = Field(30, ge=1)
     top_k: int = Field(0, ge=0)  # sampling: keep the k most likely tokens (0: all)
     temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(0.0, ge=0, le=1)  # sampling: nucleus mass to sample from (0: off)
+    # sampling: a token already in the reply has its probability divided by this (1: off)
+    repetition_penalty: float = Field(1.0, ge=1)
+    min_decode_len: int = Field(0, ge=0)  # sampling: no <eos> before this many tokens
     block_unk: bool = False  # decoding never emits <unk> (perplexities are unaffected)
     samples: int = Field(12, ge=0)  # sample rows shown in the report
     prompts: list[str] = Field(default_factory=list)  # lm: report generations start here
@@ -88,6 +92,9 @@ DECODE_FIELDS = frozenset(
         "max_decode_len",
         "top_k",
         "temperature",
+        "top_p",
+        "repetition_penalty",
+        "min_decode_len",
         "block_unk",
         "samples",
         "prompts",

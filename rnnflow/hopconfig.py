@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from pydantic import Field, model_validator
+
 from rnnflow.config import Config
 
 # --- fetch -----------------------------------------------------------------------------------
@@ -123,12 +125,34 @@ class CleanConfig(Config):
 
 
 class SplitConfig(Config):
-    """How rows are assigned to train / validation / test."""
+    """How rows are assigned to train / validation / test.
 
-    method: Literal["hash", "given", "ordered"] = "hash"
+    ``document``: whole documents (the ``document_column`` value, e.g. a book's ``doc_id``) go
+    to validation and test as listed; every other document trains. Nothing of a held-out
+    document is seen in training, so its scores measure text the model has never read.
+    ``validation``/``test`` fractions are not used then.
+    """
+
+    method: Literal["hash", "given", "ordered", "document"] = "hash"
     validation: float = 0.1
     test: float = 0.1
     seed: int = 0
+    document_column: str = "doc_id"
+    validation_docs: list[str] = Field(default_factory=list)
+    test_docs: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _documents(self) -> SplitConfig:
+        if self.method != "document":
+            if self.validation_docs or self.test_docs:
+                raise ValueError("validation_docs/test_docs need method: document")
+            return self
+        if not self.validation_docs or not self.test_docs:
+            raise ValueError("method: document needs validation_docs and test_docs")
+        both = sorted(set(self.validation_docs) & set(self.test_docs))
+        if both:
+            raise ValueError(f"documents in both validation_docs and test_docs: {both}")
+        return self
 
 
 class FormatConfig(Config):

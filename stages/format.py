@@ -64,6 +64,13 @@ def shares_sentence(table: pa.Table, columns: tuple[str, ...], held: np.ndarray)
     return hit
 
 
+def assign_document(docs: pa.Array | pa.ChunkedArray, cfg: SplitConfig) -> np.ndarray:
+    """Split name per row by its document: listed test/validation documents, else train."""
+    test = pc.is_in(docs, value_set=pa.array(cfg.test_docs, pa.string())).to_numpy(False)
+    val = pc.is_in(docs, value_set=pa.array(cfg.validation_docs, pa.string())).to_numpy(False)
+    return np.where(test, "test", np.where(val, "validation", "train"))
+
+
 def assign_ordered(start: int, n: int, total: int, cfg: SplitConfig) -> np.ndarray:
     """Split name per row by position: train, then validation, then test (series)."""
     pos = np.arange(start, start + n)
@@ -80,6 +87,8 @@ def body_for(corpus: str, _args: object):
         cfg = parse(adapter.FormatConfig, run.params, f"format.{corpus}")
         suite = adapter.formatted_suite(cfg)
         ordered = cfg.split.method == "ordered"
+        by_document = cfg.split.method == "document"
+        seen_docs: set[str] = set()
         held_cols = () if ordered else tuple(adapter.held_out_columns)
 
         def split_tables(part: str):
@@ -101,6 +110,17 @@ def body_for(corpus: str, _args: object):
             for table in stream:
                 if ordered:
                     split = assign_ordered(start, table.num_rows, total, cfg.split)
+                elif by_document:
+                    if cfg.split.document_column not in table.column_names:
+                        raise ValueError(
+                            f"format.{corpus}.split.document_column: no column "
+                            f"{cfg.split.document_column!r} in {src} "
+                            f"(columns: {table.column_names})"
+                        )
+                    docs = table.column(cfg.split.document_column)
+                    split = assign_document(docs, cfg.split)
+                    for doc in pc.unique(docs).to_pylist():
+                        seen_docs.add(doc)
                 else:
                     split = assign_hash(table.column("row_id"), part, cfg.split)
                 start += table.num_rows
@@ -149,8 +169,29 @@ def body_for(corpus: str, _args: object):
                 "dropped": {"train_shares_sentence_with_test": held_out_dropped}
                 if held_cols
                 else {},
+                **(
+                    {
+                        "documents": {
+                            "validation": sorted(cfg.split.validation_docs),
+                            "test": sorted(cfg.split.test_docs),
+                            "train": sorted(
+                                seen_docs - set(cfg.split.validation_docs + cfg.split.test_docs)
+                            ),
+                        }
+                    }
+                    if by_document
+                    else {}
+                ),
             },
         )
+        if by_document:
+            for key in ("validation_docs", "test_docs"):
+                missing = sorted(set(getattr(cfg.split, key)) - seen_docs)
+                if missing:
+                    raise ValueError(
+                        f"format.{corpus}.split.{key}: {missing} not in the corpus "
+                        f"(its documents: {sorted(seen_docs)})"
+                    )
         for name in SPLITS:
             run.check_rows(name, counts[name], 1, None, "every split has rows")
         expected = adapter.formatted_rows(rows_in, cfg)

@@ -21,6 +21,7 @@ from pipelines.tasks import tensor
 CASES = {
     "logreg": ("images", {}, {}),
     "cnn": ("images", {}, {"augment": True}),
+    "cnn_bn": ("images", {}, {"augment": True, "hidden": 8, "dropout": 0.1, "lr": 0.003}),
     "mlp": ("images", {}, {"hidden": 64, "layers": 2, "dropout": 0.1}),
     "rnn_classifier": ("images", {}, {"cell": "lstm", "hidden": 32, "layers": 2, "dropout": 0.1}),
     "rnn_tagger": (

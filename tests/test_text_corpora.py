@@ -225,6 +225,10 @@ def book_files(mirror: Path, chunk_lines: int = 5) -> dict[str, dict]:
     }
     params = overlay("books", "books", sources, chunk_lines=chunk_lines)
     params["clean"] = {"books": {"max_drop_fraction": 0.2}}  # the repeated heading: 1 of 6
+    # two books: split their paragraphs (the main job holds out whole books)
+    params["format"] = {
+        "books": {"split": {"method": "hash", "validation_docs": [], "test_docs": []}}
+    }
     return params
 
 
@@ -399,6 +403,60 @@ def test_books_paragraphs_without_gutenberg_boilerplate(text_root: Path) -> None
     both = pd_concat({s: read(text_root, "format", "books", s).to_pandas() for s in SPLITS})
     assert not both["text"].str.contains("Gutenberg|LICENSE|Produced by").any()
     assert sorted(both["doc_id"].unique()) == ["pg1", "shakes"]
+
+
+def _three_books(root: Path, split: dict) -> None:
+    """The two test books plus a third (``pg2``), split by ``split``."""
+    mirror = root.parent / "mirror"
+    params = book_files(mirror)
+    paragraphs = [
+        [f"Paragraph {i} of the second book,", "which nobody trains on."] for i in range(30)
+    ]
+    pg2 = write_lines(
+        mirror / "books" / "pg2.txt", GUTENBERG_HEADER + book_lines(paragraphs) + GUTENBERG_FOOTER
+    )
+    params["fetch"]["books"]["sources"]["gb"]["files"]["pg2"] = {
+        "path": "pg2.txt",
+        "checksum": sha256(pg2),
+    }
+    params["format"] = {"books": {"split": split}}
+    write_params(root, params)
+
+
+def test_books_split_by_document_holds_out_whole_books(text_root: Path) -> None:
+    """method: document puts every paragraph of the listed books in validation/test."""
+    _three_books(
+        text_root, {"method": "document", "validation_docs": ["pg2"], "test_docs": ["shakes"]}
+    )
+    run_hops(text_root, "books", ("fetch", "clean", "format"))
+    docs = {
+        s: set(read(text_root, "format", "books", s).column("doc_id").to_pylist()) for s in SPLITS
+    }
+    assert docs == {"train": {"pg1"}, "validation": {"pg2"}, "test": {"shakes"}}
+    assert read(text_root, "format", "books", "validation").num_rows == 30
+    report = json.loads((text_root / "reports" / "format" / "books.json").read_text())
+    assert report["documents"] == {"train": ["pg1"], "validation": ["pg2"], "test": ["shakes"]}
+
+
+def test_books_split_by_document_names_a_missing_book(text_root: Path, capsys) -> None:
+    _three_books(
+        text_root, {"method": "document", "validation_docs": ["pg2"], "test_docs": ["pg9"]}
+    )
+    run_hops(text_root, "books", ("fetch", "clean"))
+    assert run_hop("format", "books", text_root) != 0
+    err = capsys.readouterr().err
+    assert "format.books.split.test_docs" in err and "pg9" in err, err
+
+
+def test_document_split_needs_both_lists() -> None:
+    from rnnflow.hopconfig import SplitConfig
+
+    with pytest.raises(ValueError, match="needs validation_docs and test_docs"):
+        SplitConfig(method="document", test_docs=["a"])
+    with pytest.raises(ValueError, match="in both"):
+        SplitConfig(method="document", validation_docs=["a"], test_docs=["a"])
+    with pytest.raises(ValueError, match="need method: document"):
+        SplitConfig(method="hash", test_docs=["a"])
 
 
 @pytest.mark.parametrize("chunk_lines", [2, 3, 1000])

@@ -198,8 +198,64 @@ def test_chatbot_metrics(corpora, trained):
     metrics, samples = text.evaluate(bundle, corpora["dialogue"], torch.device("cpu"))
     test = metrics["test"]
     assert test["perplexity"] < test["unigram_perplexity"]
+    assert 1 < test["ngram_perplexity"] < test["unigram_perplexity"]  # the toy replies repeat
     assert 0 < test["distinct_1"] <= 1 and 0 < test["distinct_2"] <= 1
+    assert 0 <= test["copied"] <= 1 and 0 <= test["copied_greedy"] <= 1
     assert {"context", "reply (human)", "greedy", "sampled"} <= set(samples[0])
+
+
+def test_copied_counts_verbatim_training_replies():
+    from pipelines.tasks.dialogue import copied
+
+    seen = {(1, 2, 3), (4,)}
+    assert copied([[1, 2, 3], [1, 2], [4], [5]], seen) == 0.5
+    assert copied([], seen) == 0.0
+
+
+def test_nucleus_keeps_the_smallest_set_reaching_top_p():
+    from pipelines.models.lm import pick
+
+    logp = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    gen = torch.Generator().manual_seed(0)
+    draws = {int(pick(logp, False, 1.0, 0, gen, top_p=0.7)) for _ in range(300)}
+    assert draws == {0, 1}  # 0.5 < 0.7 <= 0.5 + 0.3
+    draws = {int(pick(logp, False, 1.0, 0, gen, top_p=0.4)) for _ in range(100)}
+    assert draws == {0}  # the most likely token always stays
+    draws = {int(pick(logp, False, 1.0, 0, gen, top_p=0.0)) for _ in range(600)}
+    assert draws == {0, 1, 2, 3}  # off
+
+
+def test_sampling_length_floor_and_repetition_penalty(trained, corpora):
+    from pipelines.models import EOS
+
+    layout, _ = trained
+    bundle = text.load_bundle(layout.model("toy_dialogue"))
+    part, _ = T.load_split(corpora["dialogue"], "test", bundle.spec)
+    rows = part.sides["source"]
+    cfg = bundle.cfg.model_copy(update={"min_decode_len": 6, "max_decode_len": 12, "top_k": 0})
+    out = text.decode_rows(
+        bundle.model,
+        rows,
+        "sample",
+        cfg,
+        torch.device("cpu"),
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert all(len(r) >= 6 for r in out), out  # no <eos> before 6 tokens
+    assert all(EOS not in r for r in out)
+    strict = cfg.model_copy(
+        update={"repetition_penalty": 1e9, "min_decode_len": 6, "max_decode_len": 6}
+    )
+    out = text.decode_rows(
+        bundle.model,
+        rows,
+        "sample",
+        strict,
+        torch.device("cpu"),
+        generator=torch.Generator().manual_seed(0),
+    )
+    bad = [r for r in out if not len(set(r)) == len(r) == 6]
+    assert not bad, bad  # nothing repeats
 
 
 @pytest.mark.parametrize("task", ["lm", "dialogue"])

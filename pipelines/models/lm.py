@@ -75,15 +75,22 @@ def no_unk(logp: torch.Tensor) -> torch.Tensor:
 
 
 def pick(logp: torch.Tensor, greedy: bool, temperature: float = 1.0, top_k: int = 0,
-         generator: torch.Generator | None = None) -> torch.Tensor:
+         generator: torch.Generator | None = None, top_p: float = 0.0) -> torch.Tensor:
     """Next token ids ``(B,)`` from log-probabilities ``(B, V)``: argmax, or a sample from the
-    ``top_k`` most likely (0: all) at ``temperature``."""
+    ``top_k`` most likely (0: all) at ``temperature``, then from the smallest set whose
+    probability reaches ``top_p`` (nucleus sampling, Holtzman et al. 2020; 0 or 1: off)."""
     if greedy:
         return logp.argmax(-1)
     logits = logp / temperature
     if 0 < top_k < logits.size(-1):
         kth = logits.topk(top_k, -1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
+    if 0 < top_p < 1:
+        ordered, order = logits.sort(-1, descending=True)
+        mass = ordered.softmax(-1).cumsum(-1)
+        # drop a token when the tokens before it already reach top_p (the first always stays)
+        drop = (mass - ordered.softmax(-1)) >= top_p
+        logits = logits.scatter(-1, order, ordered.masked_fill(drop, float("-inf")))
     probs = logits.softmax(-1)
     return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(logp.device)
 

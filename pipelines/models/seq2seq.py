@@ -19,6 +19,8 @@ Imports only torch (the throughput benchmark runs it where Prefect is not instal
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -150,20 +152,33 @@ class Seq2Seq(nn.Module):
     def sample(self, src: torch.Tensor, src_len: torch.Tensor, max_len: int,
                temperature: float = 1.0, top_k: int = 0,
                generator: torch.Generator | None = None, block_unk: bool = False,
+               top_p: float = 0.0, repetition_penalty: float = 1.0, min_len: int = 0,
                ) -> list[list[int]]:
-        """Ancestral sampling from the ``top_k`` most likely tokens at ``temperature``."""
-        return self._run(src, src_len, max_len, False, temperature, top_k, generator, block_unk)
+        """Ancestral sampling from the ``top_k`` most likely tokens at ``temperature``, within
+        the ``top_p`` nucleus; a token already in the reply has its probability divided by
+        ``repetition_penalty``, and ``<eos>`` is barred for the first ``min_len`` tokens."""
+        return self._run(src, src_len, max_len, False, temperature, top_k, generator, block_unk,
+                         top_p, repetition_penalty, min_len)
 
     def _run(self, src, src_len, max_len, greedy, temperature=1.0, top_k=0, generator=None,
-             block_unk=False):
+             block_unk=False, top_p=0.0, repetition_penalty=1.0, min_len=0):
         enc, mask, state = self.encode(src, src_len)
         tok = torch.full((src.size(0),), BOS, dtype=torch.long, device=src.device)
         done = torch.zeros_like(tok, dtype=torch.bool)
+        used = None  # (B, V): tokens already emitted, for the repetition penalty
         out = []
-        for _ in range(max_len):
+        for t in range(max_len):
             logp, state = self.step(tok, state, enc, mask)
             logp = no_unk(logp) if block_unk else logp
-            tok = pick(logp, greedy, temperature, top_k, generator).masked_fill(done, PAD)
+            if not greedy:  # a sampled reply never holds <pad>/<bos>; <eos> waits for min_len
+                barred = [PAD, BOS, EOS] if t < min_len else [PAD, BOS]
+                logp = logp.index_fill(-1, torch.tensor(barred, device=logp.device), float("-inf"))
+            if repetition_penalty != 1.0:
+                used = torch.zeros_like(logp, dtype=torch.bool) if used is None else used
+                logp = logp - used * math.log(repetition_penalty)
+            tok = pick(logp, greedy, temperature, top_k, generator, top_p).masked_fill(done, PAD)
+            if used is not None:
+                used[torch.arange(tok.size(0), device=tok.device), tok] = True
             out.append(tok)
             done |= tok == EOS
             if bool(done.all()):

@@ -1,8 +1,11 @@
 """``dialogue``: a seq2seq chatbot (Twitter context → reply).
 
-Perplexity of the human replies beside an add-one unigram model of the train replies
-(``unigram_perplexity``), and distinct-1/2 of top-k sampled (and greedy) replies on the test
-contexts; sample rows: context, human reply, greedy and sampled replies.
+Perplexity of the human replies beside two count models of the train replies on the same
+tokens: an add-one unigram (``unigram_perplexity``) and an interpolated Kneser–Ney trigram
+(``ngram_perplexity``; its history runs across reply boundaries, as for the LM). On the test
+contexts: distinct-1/2 of sampled (top-k, nucleus, repetition penalty, length floor) and greedy
+replies, and the share of replies that repeat a training reply verbatim (``copied``,
+``copied_greedy``); sample rows: context, human reply, greedy and sampled replies.
 """
 
 from __future__ import annotations
@@ -24,24 +27,27 @@ from pipelines.tasks.text import Bundle, decode_rows
 class Dialogue(Seq2SeqTask):
     headline = "perplexity"
     higher_is_better = False
-    report_extras = ("unigram_perplexity", "distinct_1", "distinct_2")
+    report_extras = ("ngram_perplexity", "unigram_perplexity", "distinct_1", "distinct_2", "copied")
 
     def baseline(self, bundle: Bundle, directory: Path):
-        # the unigram baseline's counts: every token + <eos> per row
+        # both count models see every train reply token + <eos> per row
         vocab = T.text_vocab(bundle.spec, "target")
-        train_targets = T.lm_stream(self.split(bundle, directory, "train")[0].sides["target"])[1:]
+        train_stream = T.lm_stream(self.split(bundle, directory, "train")[0].sides["target"])
+        kn = ngram.KneserNey(vocab).fit(train_stream)
 
-        def unigram(part: T.TextSplit) -> dict[str, Any]:
+        def count_models(part: T.TextSplit) -> dict[str, Any]:
+            stream = T.lm_stream(part.sides["target"])
             return {
-                "unigram_perplexity": ngram.unigram_perplexity(
-                    train_targets, T.lm_stream(part.sides["target"])[1:], vocab
-                )
+                "unigram_perplexity": ngram.unigram_perplexity(train_stream[1:], stream[1:], vocab),
+                "ngram_perplexity": kn.perplexity(stream),
             }
 
-        return unigram
+        return count_models
 
-    def test_scores(self, bundle, test, table, src_col, tgt_col, device, batch):
+    def test_scores(self, bundle, test, table, src_col, tgt_col, device, batch, directory):
         cfg, codec = bundle.cfg, bundle.codec
+        train = self.split(bundle, directory, "train")[0].sides["target"]
+        seen = {tuple(train.row(i).tolist()) for i in range(len(train))}
         gen = torch.Generator().manual_seed(cfg.seed)
         sampled = decode_rows(
             bundle.model, test.sides["source"], "sample", cfg, device, batch=batch, generator=gen
@@ -56,9 +62,14 @@ class Dialogue(Seq2SeqTask):
             "distinct_2_greedy": scorers.distinct(toks(greedy), 2),
             "distinct_2_reference": scorers.distinct(refs, 2),
             "unique_replies_sampled": len({tuple(r) for r in sampled}) / max(len(sampled), 1),
+            "copied": copied(sampled, seen),
+            "copied_greedy": copied(greedy, seen),
             "sampling": {
                 "top_k": cfg.top_k,
+                "top_p": cfg.top_p,
                 "temperature": cfg.temperature,
+                "repetition_penalty": cfg.repetition_penalty,
+                "min_decode_len": cfg.min_decode_len,
                 "max_decode_len": cfg.max_decode_len,
             },
         }
@@ -75,3 +86,8 @@ class Dialogue(Seq2SeqTask):
             for i in sorted(pick.tolist())
         ]
         return out, samples
+
+
+def copied(replies: list[list[int]], seen: set[tuple[int, ...]]) -> float:
+    """Share of ``replies`` (token ids, no ``<eos>``) equal to some training reply."""
+    return sum(tuple(r) in seen for r in replies) / max(len(replies), 1)

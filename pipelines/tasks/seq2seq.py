@@ -135,8 +135,9 @@ class Seq2SeqTask(TextTask):
         tgt_col: str,
         device: torch.device,
         batch: int,
+        directory: Path,
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """Scores added to the test metrics, and the sample rows."""
+        """Scores added to the test metrics, and the sample rows (``directory``: the corpus)."""
         raise NotImplementedError
 
     def evaluate_bundle(
@@ -163,6 +164,8 @@ class Seq2SeqTask(TextTask):
             if extra is not None:
                 metrics[split].update(extra(part))
         test, table = self.split(bundle, directory, "test", text=[src_col, tgt_col])
-        scores, samples = self.test_scores(bundle, test, table, src_col, tgt_col, device, batch)
+        scores, samples = self.test_scores(
+            bundle, test, table, src_col, tgt_col, device, batch, directory
+        )
         metrics["test"].update(scores)
         return metrics, samples

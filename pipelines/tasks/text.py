@@ -196,7 +196,16 @@ def decode_rows(
             rows = model.greedy(s, s_len, limit, cfg.block_unk)
         else:
             rows = model.sample(
-                s, s_len, limit, cfg.temperature, cfg.top_k, generator, cfg.block_unk
+                s,
+                s_len,
+                limit,
+                cfg.temperature,
+                cfg.top_k,
+                generator,
+                cfg.block_unk,
+                cfg.top_p,
+                cfg.repetition_penalty,
+                cfg.min_decode_len,
             )
         for i, r in zip(idx, rows):
             out[i] = r

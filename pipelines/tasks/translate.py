@@ -26,7 +26,7 @@ class Translate(Seq2SeqTask):
     monitor = "perplexity"
     report_extras = ("chrf", "bleu_greedy", "tatoeba.bleu", "tatoeba.chrf", "tatoeba.bleu_multiref")
 
-    def test_scores(self, bundle, test, table, src_col, tgt_col, device, batch):
+    def test_scores(self, bundle, test, table, src_col, tgt_col, device, batch, directory):
         cfg, codec = bundle.cfg, bundle.codec
         sources = table.column(src_col).to_pylist()
         refs = table.column(tgt_col).to_pylist()
