@@ -68,6 +68,8 @@ class ModelConfig(Config):
     repetition_penalty: float = Field(1.0, ge=1)
     min_decode_len: int = Field(0, ge=0)  # sampling: no <eos> before this many tokens
     block_unk: bool = False  # decoding never emits <unk> (perplexities are unaffected)
+    # seq2seq: an output <unk> becomes the source word it attended to most (Luong et al. 2015)
+    unk_replace: bool = False
     samples: int = Field(12, ge=0)  # sample rows shown in the report
     prompts: list[str] = Field(default_factory=list)  # lm: report generations start here
 
@@ -96,6 +98,7 @@ DECODE_FIELDS = frozenset(
         "repetition_penalty",
         "min_decode_len",
         "block_unk",
+        "unk_replace",
         "samples",
         "prompts",
     }

@@ -418,18 +418,31 @@ class Codec:
             ids = self.keep[side][ids]
         return decode(ids.tolist(), self.artifacts)
 
-    def text(self, ids: Sequence[int], side: str, prompt: str = "") -> str:
+    def text(
+        self, ids: Sequence[int], side: str, prompt: str = "", fill: Sequence[str] | None = None
+    ) -> str:
         """Model ids → readable text (specials dropped, ``<unk>`` kept visible); ``prompt``:
-        text the ids continue, kept as typed (its unknown words too)."""
-        toks = [t for t in self.tokens(ids, side) if t not in ("<pad>", "<bos>", "<eos>")]
+        text the ids continue, kept as typed (its unknown words too). ``fill``: one string per
+        id; each ``<unk>`` becomes its string, kept as given (``""``: dropped)."""
+        case = self.truecase if self.spec.get("kind") != "bpe" else {}
+        out: list[str] = []
+        for i, t in enumerate(self.tokens(ids, side)):
+            if t in ("<pad>", "<bos>", "<eos>"):
+                continue
+            if t == "<unk>" and fill is not None:
+                if fill[i]:
+                    out.append(fill[i])  # a source word, already in its own case
+                continue
+            out.append(case.get(t, t))
+        return self._join(out, prompt)
+
+    def _join(self, toks: list[str], prompt: str) -> str:
         if self.spec.get("kind") == "bpe":
             from rnnflow.codec import bpe_from_str
 
             tok = bpe_from_str(self.artifacts["tokenizer.json"])
             out = tok.decode([tok.token_to_id(t) for t in toks])
             return f"{prompt} {out}".strip() if prompt else out
-        if self.truecase:
-            toks = [self.truecase.get(t, t) for t in toks]
         if prompt:
             from rnnflow.codec import pretokenize
 

@@ -36,8 +36,10 @@ class Seq2SeqJob:
         amp_dtype: torch.dtype | None = None,
         rank: int = 0,
         world: int = 1,
+        val_bleu_rows: int = 0,
     ) -> None:
         self.cfg, self.device, self.amp_dtype = cfg, device, amp_dtype
+        self.val_bleu_rows = val_bleu_rows
         self.rank, self.world = rank, world
         self.train, self.val = corpus.train, corpus.validation
         self.lengths = np.maximum(
@@ -72,7 +74,31 @@ class Seq2SeqJob:
 
     def validate(self, model: torch.nn.Module) -> dict[str, float]:
         nll, n = pairs_nll(model, self.val, self.device, self.amp_dtype)
-        return {"loss": nll / n if n else float("nan"), "perplexity": perplexity(nll, n)}
+        out = {"loss": nll / n if n else float("nan"), "perplexity": perplexity(nll, n)}
+        if self.val_bleu_rows:
+            out["bleu"] = greedy_id_bleu(model, self.val, self.val_bleu_rows, self.cfg, self.device)
+        return out
+
+
+def greedy_id_bleu(
+    model: torch.nn.Module, split: T.TextSplit, rows: int, cfg, device: torch.device
+) -> float:
+    """BLEU of greedy decodes of the first ``rows`` pairs of ``split`` (a fixed subset) against
+    their targets, over the model's word ids (sacrebleu, no tokenization: ``<unk>`` only
+    matches ``<unk>``). Cheap enough to run every epoch; what picks the translator's epoch."""
+    from sacrebleu.metrics import BLEU
+
+    from pipelines.tasks.text import decode_rows
+
+    keep = np.arange(min(rows, len(split)))
+    src, tgt = split.sides["source"].take(keep), split.sides["target"].take(keep)
+    was = model.training
+    model.eval()
+    hyps = decode_rows(model, src, "greedy", cfg, device)
+    model.train(was)
+    line = lambda ids: " ".join(map(str, ids))  # noqa: E731
+    refs = [line(tgt.row(i).tolist()) for i in range(len(keep))]
+    return float(BLEU(tokenize="none").corpus_score([line(h) for h in hyps], [refs]).score)
 
 
 def pair_batch(
