@@ -17,7 +17,7 @@ BENCHMARKS.md keeps its prose by hand; each generated table sits between
   (tokenize_speed.py), ``peers-lm``, ``peers-translator``, ``peers-mnist`` (peers.py),
   ``train-throughput`` (train_throughput.py, every ``train_throughput_<device>_<sizes>.json``),
   ``hop-overhead`` (hop_overhead.py), ``flow-overhead`` (flow_overhead.py), ``noop-repro``
-  (noop_repro.py).
+  (noop_repro.py), ``seed-spread`` (seed_spread.py).
 
 A block whose source is missing says so (and how to make it) instead of a table. ``--root``
 reads another checkout's ``params.yaml``/``metrics``/``benchmarks/results``; ``--doc`` another
@@ -435,6 +435,21 @@ def block_noop_repro(root: Path) -> list[str]:
     return rows
 
 
+def block_seed_spread(root: Path) -> list[str]:
+    doc = _result(root, "seed_spread")
+    if doc is None:
+        return _missing(
+            "benchmarks/results/seed_spread.json",
+            "python benchmarks/seed_spread.py mnist_cnn mnist_lstm --seeds 1",
+        )
+    out = ["| model | test metric | per seed | spread |", "|---|---|---|---|"]
+    for r in doc["rows"]:
+        per = ", ".join(f"seed {x['seed']}: {x[r['metric']]:.4f}" for x in r["runs"])
+        out.append(f"| {r['model']} | {r['metric']} | {per} | {r['spread']:.4f} |")
+    out += ["", f"Seed 0 is the committed reference run; {doc.get('measured_at')}."]
+    return out
+
+
 BLOCKS: dict[str, Callable[[Path], list[str]]] = {
     "models": block_models,
     "text-quality": block_text_quality,
@@ -446,6 +461,7 @@ BLOCKS: dict[str, Callable[[Path], list[str]]] = {
     "hop-overhead": block_hop_overhead,
     "flow-overhead": block_flow_overhead,
     "noop-repro": block_noop_repro,
+    "seed-spread": block_seed_spread,
 }
 
 
