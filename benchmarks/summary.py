@@ -150,6 +150,16 @@ def _text_row(name: str, m: dict, ev: dict, tr: dict) -> str:
             f"interpolated Kneser–Ney trigram {test['ngram_perplexity']:.1f} "
             f"(validation {val.get('ngram_perplexity', 0):.1f})"
         )
+        if "cache_perplexity" in test:  # both with a cache, mixed as chosen on validation
+            c = test.get("cache") or {}
+            metric += (
+                f"; with a continuous cache of {c.get('size')} states "
+                f"{test['cache_perplexity']:.1f} (validation {val.get('cache_perplexity', 0):.1f})"
+            )
+            base += (
+                f"; with a count cache {test['ngram_cache_perplexity']:.1f} "
+                f"(validation {val.get('ngram_cache_perplexity', 0):.1f})"
+            )
     else:  # translator
         parts = [
             f"all test rows (n={test.get('n')}): BLEU {test['bleu']:.1f} beam "

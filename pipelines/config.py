@@ -19,6 +19,18 @@ from rnnflow.env import PROJECT_ROOT
 Device = Literal["auto", "cpu", "cuda"]
 
 
+class PretrainConfig(Config):
+    """seq2seq: epochs over the corpus's monolingual target lines (``monolingual.parquet``,
+    ``tokenize.<corpus>.monolingual``) with an empty source, before the pairs: the decoder
+    learns the language from more text than the pairs hold. Its own Adam, constant ``lr``;
+    the pairs' epochs then start a fresh optimizer from the pretrained weights."""
+
+    epochs: int = Field(1, ge=1)
+    batch_size: int = Field(128, ge=1)
+    max_batches: int | None = Field(None, ge=1)  # per epoch (shuffled): bounds CPU time
+    lr: float | None = Field(None, gt=0)  # None: the model's lr
+
+
 class ModelConfig(Config):
     """One entry of ``train.models``: what to train, on which corpus, and how."""
 
@@ -57,6 +69,7 @@ class ModelConfig(Config):
     bidirectional: bool = True  # seq2seq encoder
     teacher_forcing: float = Field(1.0, ge=0, le=1)  # seq2seq: share of teacher-forced batches
     origins: list[str] | None = None  # seq2seq: train/validate on rows of these origins only
+    pretrain: PretrainConfig | None = None  # seq2seq: decoder first learns monolingual lines
     # decoding and sampling (evaluate, CLIs); not part of the training fingerprint
     beam: int = Field(5, ge=1)
     length_penalty: float = Field(1.0, ge=0)  # beam: final score / length ** length_penalty
@@ -72,6 +85,9 @@ class ModelConfig(Config):
     unk_replace: bool = False
     samples: int = Field(12, ge=0)  # sample rows shown in the report
     prompts: list[str] = Field(default_factory=list)  # lm: report generations start here
+    # lm evaluation: also score with a continuous cache of the last ``cache_size`` hidden states
+    # (Grave et al. 2017), its flatness and weight chosen on validation; 0: off
+    cache_size: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _text_checks(self) -> ModelConfig:
@@ -99,6 +115,7 @@ DECODE_FIELDS = frozenset(
         "min_decode_len",
         "block_unk",
         "unk_replace",
+        "cache_size",
         "samples",
         "prompts",
     }

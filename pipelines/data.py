@@ -38,10 +38,14 @@ def data_identity(directory: Path | str) -> list[dict[str, Any]]:
     """Sizes and row counts of the training files (cheap: file stat + Parquet footer)."""
     directory = Path(directory)
     train = directory / "train.parquet"
-    return [
+    out = [
         {"file": "train.parquet", "bytes": train.stat().st_size, "rows": parquet_rows(train)},
         {"file": "spec.json", "bytes": (directory / "spec.json").stat().st_size},
     ]
+    mono = directory / "monolingual.parquet"  # text: lines a decoder may pretrain on
+    if mono.exists():
+        out.append({"file": mono.name, "bytes": mono.stat().st_size, "rows": parquet_rows(mono)})
+    return out
 
 
 def fingerprint(*parts: Any) -> str:

@@ -239,6 +239,8 @@ class TextCorpus:
     validation: TextSplit
     files: list[dict[str, Any]] = field(default_factory=list)
     artifacts: dict[str, Any] = field(default_factory=dict)  # vocab.json / tokenizer.json
+    # output-side lines from another corpus in this vocabulary (``monolingual.parquet``)
+    monolingual: Ragged | None = None
 
     @property
     def task(self) -> str:
@@ -296,7 +298,12 @@ def load_corpus(
     validation, _ = load_split(directory, "validation", spec, sides=sides)
     if spec.get("kind", "word") == "word" and spec.get("lowercase", True):
         artifacts["truecase"] = fit_truecaser(text.column(out_col))
-    return TextCorpus(directory.name, spec, train, validation, files, artifacts)
+    mono_path = directory / "monolingual.parquet"
+    mono = None
+    if mono_path.exists():
+        col = f"{out_col}_ids"
+        mono = Ragged.from_arrow(read_table(mono_path, columns=[col]).column(col))
+    return TextCorpus(directory.name, spec, train, validation, files, artifacts, mono)
 
 
 def prepare(cfg: Any, corpus: TextCorpus) -> TextCorpus:
@@ -323,7 +330,16 @@ def prepare(cfg: Any, corpus: TextCorpus) -> TextCorpus:
             own[side] = keep.tolist()
     if own:
         spec["model_vocab"] = own
-    return replace(corpus, spec=spec, train=train.mapped(luts), validation=validation.mapped(luts))
+    mono = corpus.monolingual
+    if mono is not None:
+        mono = mono.map(luts.get(list(train.sides)[-1]))  # the output side's vocabulary
+    return replace(
+        corpus,
+        spec=spec,
+        train=train.mapped(luts),
+        validation=validation.mapped(luts),
+        monolingual=mono,
+    )
 
 
 # --- text in, text out -------------------------------------------------------------------

@@ -25,6 +25,7 @@ from rnnflow import io
 from rnnflow.config import parse
 from rnnflow.env import PROJECT_ROOT
 from rnnflow.hop import SPLITS, HopRun, cli
+from rnnflow.validate import Suite
 from stages import corpora
 
 
@@ -72,9 +73,50 @@ def body_for(corpus: str, _args: object):
             if stats_of is not None:
                 stats[split].update(stats_of(run.out / f"{split}.parquet", artifacts, cfg))
         run.check_disjoint()
+        mono = getattr(cfg, "monolingual", None)
+        if mono is not None:
+            stats["monolingual"] = write_monolingual(run, corpus, mono, artifacts)
         io.write_json(stats_path(corpus, run.root), {"corpus": corpus, "splits": stats})
 
     return body
+
+
+def write_monolingual(run: HopRun, corpus: str, mono, artifacts: dict) -> dict:
+    """``monolingual.parquet``: the train split of ``mono.corpus`` (its sampled hop output, a
+    declared dependency of this stage), column ``mono.column``, encoded with this corpus's
+    vocabulary and validated like a split's ``<into>`` column. Returns its statistics."""
+    from stages.corpora import texttok
+
+    src = run.inputs.parent / mono.corpus / "train.parquet"
+    if not src.exists():
+        raise FileNotFoundError(
+            f"tokenize.{corpus}.monolingual.corpus: {run.rel(src)} does not exist "
+            f"(run the sample hop of {mono.corpus!r} first: dvc repro sample@{mono.corpus})"
+        )
+    suite = Suite(
+        f"{corpus}.monolingual",
+        texttok.suite_expectations((mono.into,), artifacts),
+        schema=texttok.tokens_schema((mono.into,)),
+    )
+    stream = (
+        texttok.encode_monolingual(pa.Table.from_batches([b]), mono, artifacts)
+        for b in io.iter_batches(src, columns=["row_id", mono.column])
+    )
+    rows = run.write_stream("monolingual", stream, suite)
+    run.check_rows(
+        "monolingual",
+        rows,
+        1,
+        None,
+        "at least one line",
+        params_key=f"tokenize.{corpus}.monolingual",
+    )
+    table = io.read_table(run.out / "monolingual.parquet", columns=[f"{mono.into}_ids"])
+    return {
+        "rows": rows,
+        "from": f"{mono.corpus}/train.{mono.column}",
+        "unk_rate": texttok.unk_rate(table, (mono.into,), artifacts)[mono.into],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,6 +49,8 @@ def test_every_report_extra_belongs_to_one_task():
         "sequence_accuracy",
         "baseline_rmse",
         "ngram_perplexity",
+        "cache_perplexity",
+        "ngram_cache_perplexity",
         "unigram_perplexity",
         "distinct_1",
         "distinct_2",

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from rnnflow.config import deep_merge
 from rnnflow.hop import data_dir
 from stages.corpora import text
 from tests.conftest import REAL_MIRROR, run_hop, sha256, write_params
@@ -157,7 +158,10 @@ def tweet_files(mirror: Path, conversations: int = 80) -> dict[str, dict]:
             rows={"twitter": len(lines) // 2},
         )
     }
-    return overlay("twitter", "twitter", sources, chunk_lines=40)  # threads straddle chunks
+    params = overlay("twitter", "twitter", sources, chunk_lines=40)  # threads straddle chunks
+    # tweets alone: the main job's tokenize also encodes es_en's English lines (own test)
+    params["tokenize"] = {"twitter": {"monolingual": None}}
+    return params
 
 
 GUTENBERG_HEADER = [
@@ -519,3 +523,58 @@ def test_real_mirror_twitter_and_books_fetch(tmp_path: Path, monkeypatch) -> Non
     raw = read(root, "fetch", "books", "gutenberg").to_pandas()
     assert raw.groupby("doc_id").size().to_dict()["pg11"] > 500
     assert not raw["text"].str.contains("Project Gutenberg").any()
+
+
+# --- monolingual lines for a decoder --------------------------------------------------------
+
+
+def test_twitter_tokenize_writes_es_en_english_lines_in_its_vocabulary(text_root: Path) -> None:
+    mirror = text_root.parent / "mirror"
+    params = deep_merge(es_en_files(mirror), tweet_files(mirror))
+    params["tokenize"] = {
+        "twitter": {
+            "monolingual": {"corpus": "es_en", "column": "tgt", "into": "response", "max_length": 5}
+        }
+    }
+    write_params(text_root, params)
+    run_hops(text_root, "es_en")
+    run_hops(text_root, "twitter", ("fetch", "clean", "format", "sample", "tokenize"))
+    out = data_dir("tokenize", "twitter", text_root)
+    mono = pq.read_table(out / "monolingual.parquet")
+    assert mono.column_names == ["row_id", "response", "response_ids"]
+    # lines of es_en's train split (never its validation or test) up to 5 tokens
+    src = read(text_root, "sample", "es_en", "train")
+    lengths = [len(r) for r in mono["response_ids"].to_pylist()]
+    assert 0 < len(mono) < len(src) and max(lengths) <= 5 and min(lengths) >= 1
+    assert set(mono["row_id"].to_pylist()) <= set(src["row_id"].to_pylist())
+    spec = json.loads((out / "spec.json").read_text())
+    vocab = json.loads((out / "vocab.json").read_text())
+    assert max(max(r) for r in mono["response_ids"].to_pylist()) < spec["vocab_size"]
+    # encoded with the tweets' vocabulary: "tatoeba" is no tweet word, the turn numbers are
+    texts = mono["response"].to_pylist()
+    rows = [i for i, t in enumerate(texts) if t in {f"Tatoeba sentence {d}." for d in range(4)}]
+    assert rows
+    for i in rows:
+        ids = mono["response_ids"][i].as_py()
+        assert ids[0] == vocab.index("<unk>") and vocab[ids[2]] == texts[i].split()[-1][0]
+    report = json.loads((text_root / "reports" / "tokenize" / "twitter.json").read_text())
+    assert report["splits"]["monolingual"]["rows"] == len(mono)
+    assert report["splits"]["monolingual"]["from"] == "es_en/train.tgt"
+    # the pairs themselves are what they are without the lines
+    assert pq.read_table(out / "train.parquet").column_names[-2:] == [
+        "context_ids",
+        "response_ids",
+    ]
+
+
+def test_monolingual_source_not_sampled_names_the_params_key(text_root: Path, capsys) -> None:
+    params = tweet_files(text_root.parent / "mirror")
+    params["tokenize"] = {
+        "twitter": {"monolingual": {"corpus": "es_en", "column": "tgt", "into": "response"}}
+    }
+    write_params(text_root, params)
+    run_hops(text_root, "twitter")
+    assert run_hop("tokenize", "twitter", text_root) == 1
+    err = capsys.readouterr().err
+    assert "tokenize.twitter.monolingual.corpus" in err and "sample@es_en" in err
+    assert not data_dir("tokenize", "twitter", text_root).exists()  # nothing half-written

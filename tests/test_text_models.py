@@ -250,6 +250,20 @@ def test_lm_scores_every_token_and_beats_nothing_for_free(corpora, trained):
     assert 1 < metrics["test"]["perplexity"] < metrics["test"]["ngram_perplexity"] * 3
     assert {"prompt", "decoding", "text"} <= set(samples[0])
     assert samples[0]["text"].startswith(samples[0]["prompt"])
+    assert "cache_perplexity" not in metrics["test"]  # cache_size 0: off
+
+
+def test_lm_cache_metrics_are_chosen_on_validation(corpora, trained):
+    layout, _ = trained
+    bundle = text.load_bundle(layout.model("toy_lm"))
+    bundle.cfg = bundle.cfg.model_copy(update={"cache_size": 50, "samples": 0})
+    metrics, _ = text.evaluate(bundle, corpora["lm"], torch.device("cpu"))
+    val, test = metrics["validation"], metrics["test"]
+    assert val["cache"] == test["cache"] and test["cache"]["chosen_on"] == "validation"
+    # lambda 0 (no cache) is among the choices: on validation the mix cannot be worse
+    assert val["cache_perplexity"] <= val["perplexity"] * (1 + 1e-9)
+    assert val["ngram_cache_perplexity"] <= val["ngram_perplexity"] * (1 + 1e-9)
+    assert 1 < test["cache_perplexity"] and 1 < test["ngram_cache_perplexity"]
 
 
 def test_chatbot_metrics(corpora, trained):

@@ -108,6 +108,7 @@ class FitResult:
     spec: dict[str, Any] | None = None  # the spec the model was built from (text: + its vocab)
     n_train: int = 0  # examples (text: target tokens or sentence pairs) per full epoch
     n_validation: int = 0
+    pretrain: dict[str, Any] | None = None  # ``cfg.pretrain``'s record (seconds, tokens, loss)
 
     def state_dict(self, keep: str = "best") -> dict[str, torch.Tensor]:
         """Weights to save: the best validation epoch's, or the last epoch's."""
@@ -232,6 +233,10 @@ def fit(
             L.relog(dvclive, history, columns)
 
     began = time.perf_counter()
+    if start == 0 and getattr(cfg, "pretrain", None) is not None:
+        pretrained = _pretrain(cfg, job, net, model, scaler, device, progress, rank, name, log)
+    else:  # resumed: the checkpoint's weights already hold it
+        pretrained = dict(ckpt.get("pretrain") or {}) if ckpt is not None else {}
     done_here = 0
     for epoch in range(start, cfg.epochs):
         if stop_after is not None and done_here >= stop_after:
@@ -239,28 +244,15 @@ def fit(
         t0 = time.perf_counter()
         gen = D.epoch_generator(cfg.seed, epoch)
         model.train()
-        total = torch.zeros((), device=device)
-        count = 0
-        bar = tqdm(
+        total, count = _steps(
             job.losses(net, epoch, gen),
-            total=job.num_batches(),
-            desc=f"{name} {epoch + 1}/{cfg.epochs}",
-            file=sys.stderr,
-            leave=False,
-            mininterval=1.0,
-            disable=(None if progress is None else not progress) if rank == 0 else True,
+            _bar(job.num_batches(), f"{name} {epoch + 1}/{cfg.epochs}", progress, rank),
+            model,
+            opt,
+            scaler,
+            cfg.grad_clip,
+            device,
         )
-        for loss, summed, n in bar:
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.grad_clip > 0:
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            total += summed
-            count += n
-        bar.close()
         sched.step()
         val = job.validate(model)
         row = {
@@ -305,6 +297,7 @@ def fit(
                     "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(),
                     "best": best,
+                    "pretrain": pretrained,
                     "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                     "rng_cpu": torch.get_rng_state(),
                     "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
@@ -323,7 +316,100 @@ def fit(
         spec=spec,
         n_train=job.n_train,
         n_validation=job.n_validation,
+        pretrain=pretrained,
     )
+
+
+def _bar(total: int, desc: str, progress: bool | None, rank: int) -> dict[str, Any]:
+    """tqdm settings of one epoch's bar (stderr; on a terminal unless ``progress`` says)."""
+    return {
+        "total": total,
+        "desc": desc,
+        "file": sys.stderr,
+        "leave": False,
+        "mininterval": 1.0,
+        "disable": (None if progress is None else not progress) if rank == 0 else True,
+    }
+
+
+def _steps(
+    losses: Any,
+    bar: dict[str, Any],
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    grad_clip: float,
+    device: torch.device,
+) -> tuple[torch.Tensor, int]:
+    """One optimiser step per ``(loss, summed_nll, n)`` (a tqdm bar of ``bar`` settings);
+    returns the summed loss and count."""
+    total = torch.zeros((), device=device)
+    count = 0
+    with tqdm(losses, **bar) as batches:
+        for loss, summed, n in batches:
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if grad_clip > 0:
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            total += summed
+            count += n
+    return total, count
+
+
+def _pretrain(
+    cfg: ModelConfig,
+    job: Any,
+    net: torch.nn.Module,
+    model: torch.nn.Module,
+    scaler: torch.amp.GradScaler,
+    device: torch.device,
+    progress: bool | None,
+    rank: int,
+    name: str,
+    log: Any,
+) -> dict[str, Any]:
+    """``cfg.pretrain`` epochs of ``job.pretrain_losses`` (seq2seq: monolingual target lines)
+    with their own Adam at a constant rate; the record kept with the run."""
+    pre = cfg.pretrain
+    if not hasattr(job, "pretrain_losses"):
+        raise ValueError(f"{name}: pretrain is for seq2seq models, not family {cfg.family!r}")
+    opt = torch.optim.Adam(model.parameters(), lr=pre.lr or cfg.lr, weight_decay=cfg.weight_decay)
+    t0 = time.perf_counter()
+    total, count, batches = 0.0, 0, 0
+    for e in range(pre.epochs):
+        # a stream of its own: the pairs' epochs shuffle exactly as without pretraining
+        gen = D.epoch_generator(cfg.seed + 7919, e)
+        model.train()
+        summed, n = _steps(
+            job.pretrain_losses(net, gen),
+            _bar(job.pretrain_batches(), f"{name} pretrain {e + 1}/{pre.epochs}", progress, rank),
+            model,
+            opt,
+            scaler,
+            cfg.grad_clip,
+            device,
+        )
+        total, count, batches = total + float(summed), count + n, batches + job.pretrain_batches()
+    record = {
+        "epochs": pre.epochs,
+        "batches": batches,
+        "tokens": count,
+        "train_loss": total / max(count, 1),
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    log.info(
+        "%s pretrain: %d epoch(s), %d batches, %d target tokens, loss %.4f (%.1fs)",
+        name,
+        pre.epochs,
+        batches,
+        count,
+        record["train_loss"],
+        record["seconds"],
+    )
+    return record
 
 
 def _better(value: float, incumbent: float | None, higher: bool) -> bool:
@@ -358,13 +444,18 @@ def save_outputs(
         "epochs": len(result.history),
         "saved_epoch": chosen.get("epoch"),
         "saved": {k: chosen.get(k) for k in ("train_loss", "val_loss", key)},
-        "wall_seconds": round(sum(r["seconds"] for r in result.history), 3),
+        "wall_seconds": round(
+            sum(r["seconds"] for r in result.history) + (result.pretrain or {}).get("seconds", 0),
+            3,
+        ),
         "run_seconds": round(result.seconds, 3),
         "resumed_from_epoch": result.resumed_from,
         "n_train": result.n_train,
         "n_validation": result.n_validation,
         "parameters": sum(p.numel() for p in result.model.parameters()),
     }
+    if result.pretrain:  # seconds included in wall_seconds
+        summary["pretrain"] = {k: result.pretrain[k] for k in ("batches", "tokens", "seconds")}
     facts = run_facts(name, cfg, task_.name, result.device, result.amp)
     # Reopened on what fit logged; the curves are rewritten from the result's history, so the
     # directory is complete even when fit ran without it (a DDP dump, a test).

@@ -60,6 +60,15 @@ class Softmax(nn.Module):
             return -self.asm(feats.float(), target).output.sum()
         return F.cross_entropy(self.linear(feats).float(), target, reduction="sum")
 
+    def target_log_probs(self, feats: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Log-probability of each ``target`` token, shaped like ``target``."""
+        flat, tgt = feats.reshape(-1, feats.size(-1)).float(), target.reshape(-1)
+        if self.adaptive:
+            out = self.asm(flat, tgt).output
+        else:
+            out = -F.cross_entropy(self.linear(flat).float(), tgt, reduction="none")
+        return out.reshape(target.shape)
+
     def log_probs(self, feats: torch.Tensor) -> torch.Tensor:
         """``(..., V)`` log-probabilities."""
         shape = feats.shape[:-1]

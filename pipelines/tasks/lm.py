@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from pipelines import text_data as T
-from pipelines.metrics import ngram
+from pipelines.metrics import cache, ngram
 from pipelines.metrics.scoring import autocast
 from pipelines.models.lm import detach
 from pipelines.tasks import register
@@ -114,11 +114,65 @@ def stream_nll(
     return total, count
 
 
+@torch.no_grad()
+def neural_cache_probs(
+    model: torch.nn.Module,
+    stream: np.ndarray,
+    device: torch.device,
+    size: int,
+    thetas: tuple[float, ...] = cache.THETAS,
+    amp_dtype: torch.dtype | None = None,
+    rows: int = EVAL_ROWS,
+    window: int = EVAL_WINDOW,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per target of ``stream[1:]``, in stream order: the model's probability ``(n,)`` and the
+    continuous cache's ``(len(thetas), n)`` (Grave et al. 2017): attention with flatness theta
+    from the current hidden state over the last ``size`` hidden states of the same row, summed
+    over the positions whose next token is the target. NaN where the cache is empty (the first
+    token of a row)."""
+    was = model.training
+    model.eval()
+    rows = max(1, min(rows, (len(stream) - 1) // max(window, 1) or 1))
+    x, y, tx, ty = T.batchify(stream, rows)
+    th = torch.tensor(thetas, dtype=torch.float32, device=device).view(-1, 1, 1, 1)
+    p_model: list[np.ndarray] = []
+    p_cache: list[np.ndarray] = []
+    for xs, ys in ((x, y), (tx, ty)):
+        if xs.numel() == 0:
+            continue
+        hidden, keys, vals = None, None, None
+        pm, pc = [], []
+        for i in range(0, xs.size(1), window):
+            xb, yb = xs[:, i : i + window].to(device), ys[:, i : i + window].to(device)
+            with autocast(device, amp_dtype):
+                feats, hidden = model.features(xb, hidden)
+            feats = feats.float()
+            pm.append(model.out.target_log_probs(feats, yb).exp())
+            k = feats if keys is None else torch.cat([keys, feats], 1)
+            v = yb if vals is None else torch.cat([vals, yb], 1)
+            past, w = k.size(1) - feats.size(1), feats.size(1)
+            # query t (absolute past + t) may see keys j with past + t - size <= j < past + t
+            j = torch.arange(k.size(1), device=device)
+            q = past + torch.arange(w, device=device)[:, None]
+            visible = (j < q) & (j >= q - size)  # (W, K)
+            scores = torch.einsum("bwh,bkh->bwk", feats, k)[None] * th  # (Θ, B, W, K)
+            attn = scores.masked_fill(~visible, float("-inf")).softmax(-1).nan_to_num(0.0)
+            hit = (v[:, None, :] == yb[:, :, None]).float()  # (B, W, K)
+            p = (attn * hit).sum(-1)
+            empty = ~visible.any(-1)  # (W,)
+            pc.append(p.masked_fill(empty.view(1, 1, -1), float("nan")))
+            keys, vals = k[:, -size:], v[:, -size:]
+        p_model.append(torch.cat(pm, 1).reshape(-1).cpu().numpy())
+        p_cache.append(torch.cat(pc, 2).reshape(len(thetas), -1).cpu().numpy())
+    model.train(was)
+    return np.concatenate(p_model), np.concatenate(p_cache, 1)
+
+
 @register("lm")
 class LanguageModel(TextTask):
     headline = "perplexity"
     higher_is_better = False
-    report_extras = ("ngram_perplexity",)
+    report_extras = ("ngram_perplexity", "cache_perplexity", "ngram_cache_perplexity")
     sides = ("ids",)
     generates = True  # rnnflow generate continues a prompt
 
@@ -137,9 +191,10 @@ class LanguageModel(TextTask):
         train, _ = self.split(bundle, directory, "train")
         kn = ngram.KneserNey(T.text_vocab(bundle.spec, "ids")).fit(T.lm_stream(train.sides["ids"]))
         metrics: dict[str, Any] = {}
-        for split in ("test", "validation"):
+        streams = {}
+        for split in ("validation", "test"):
             part, _ = self.split(bundle, directory, split)
-            stream = T.lm_stream(part.sides["ids"])
+            stream = streams[split] = T.lm_stream(part.sides["ids"])
             nll, n = stream_nll(model, stream, device, amp_dtype)
             kn_nll, kn_n = kn.nll(stream)
             assert kn_n == n, (kn_n, n)
@@ -151,8 +206,10 @@ class LanguageModel(TextTask):
                 "ngram_perplexity": perplexity(kn_nll, kn_n),
                 "ngram": "interpolated Kneser-Ney trigram, same train split and vocabulary",
             }
+        if cfg.cache_size:
+            self._cache_metrics(metrics, streams, model, kn, cfg.cache_size, device, amp_dtype)
         gen = torch.Generator().manual_seed(cfg.seed)
-        samples = []
+        samples: list[dict[str, Any]] = []
         for prompt in (cfg.prompts or list(DEFAULT_PROMPTS))[: max(cfg.samples, 1)]:
             ids = torch.from_numpy(codec.encode([prompt], "ids").values)
             for mode in ("greedy", "sample"):
@@ -178,3 +235,43 @@ class LanguageModel(TextTask):
                     }
                 )
         return metrics, samples
+
+    @staticmethod
+    def _cache_metrics(
+        metrics: dict[str, Any],
+        streams: dict[str, np.ndarray],
+        model: torch.nn.Module,
+        kn: ngram.KneserNey,
+        size: int,
+        device: torch.device,
+        amp_dtype: torch.dtype | None,
+    ) -> None:
+        """``cache_perplexity`` (the LM with a continuous cache) and ``ngram_cache_perplexity``
+        (the KN trigram with a count cache) on every split, each at the flatness/weight that
+        minimise validation NLL: selection reads validation only."""
+        scored = {}
+        for split, stream in streams.items():
+            p_lm, p_neural = neural_cache_probs(model, stream, device, size, amp_dtype=amp_dtype)
+            s = np.r_[stream[:1], stream]
+            p_kn = kn.probs(s[:-2], s[1:-1], s[2:])
+            scored[split] = (p_lm, p_neural, p_kn, cache.unigram_cache_probs(stream[1:], size))
+        p_lm, p_neural, p_kn, p_count = scored["validation"]
+        i, lam, _ = cache.choose_mix(p_lm, list(p_neural))
+        _, lam_kn, _ = cache.choose_mix(p_kn, [p_count])
+        for split, (p_lm, p_neural, p_kn, p_count) in scored.items():
+            n = len(p_lm)
+            metrics[split].update(
+                {
+                    "cache_perplexity": perplexity(cache.mixed_nll(p_lm, p_neural[i], lam), n),
+                    "ngram_cache_perplexity": perplexity(cache.mixed_nll(p_kn, p_count, lam_kn), n),
+                    "cache": {
+                        "size": size,
+                        "theta": cache.THETAS[i],
+                        "lambda": lam,
+                        "ngram_lambda": lam_kn,
+                        "chosen_on": "validation",
+                        "model": "continuous cache (Grave et al. 2017), LM hidden states",
+                        "ngram_model": "KN trigram with a count cache of the last `size` tokens",
+                    },
+                }
+            )

@@ -46,6 +46,41 @@ class Seq2SeqJob:
             self.train.sides["source"].lengths, self.train.sides["target"].lengths
         )
         self.n_train, self.n_validation = len(self.train), len(self.val)
+        self.monolingual = corpus.monolingual
+
+    def pretrain_losses(
+        self, model: torch.nn.Module, gen: torch.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+        """One epoch over the monolingual target lines (``cfg.pretrain``), each with an empty
+        source (the encoder reads only ``<eos>``): length-bucketed, shuffled by ``gen``."""
+        pre = self.cfg.pretrain
+        if pre is None or self.monolingual is None:
+            raise ValueError(
+                "pretrain needs the corpus's monolingual.parquet "
+                "(params: tokenize.<corpus>.monolingual)"
+            )
+        lines = T.TextSplit(
+            {
+                "source": T.Ragged(  # every row empty
+                    np.zeros(0, np.int64), np.zeros(len(self.monolingual) + 1, np.int64)
+                ),
+                "target": self.monolingual,
+            }
+        )
+        batches = T.bucket_batches(self.monolingual.lengths, pre.batch_size, gen)
+        if pre.max_batches:
+            batches = batches[: pre.max_batches]
+        for idx in batches:
+            if len(idx) < self.world:
+                continue
+            with autocast(self.device, self.amp_dtype):
+                nll, n = model(*pair_batch(lines, idx[self.rank :: self.world], self.device))
+            yield nll / max(n, 1), nll.detach(), n
+
+    def pretrain_batches(self) -> int:
+        pre = self.cfg.pretrain
+        n = -(-len(self.monolingual) // pre.batch_size) if self.monolingual is not None else 0
+        return min(n, pre.max_batches or n)
 
     def num_batches(self) -> int:
         n = -(-self.n_train // self.cfg.batch_size)

@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from rnnflow.codec import (  # noqa: F401  re-exported: the hop's adapters use them from here
     BOS,
@@ -53,8 +53,20 @@ from rnnflow.codec import (  # noqa: F401  re-exported: the hop's adapters use t
     load_artifacts,
     pretokenize,
 )
+from rnnflow.config import Config
 from rnnflow.hopconfig import TokenizeConfig
 from rnnflow.validate import Expect
+
+
+class MonolingualConfig(Config):
+    """Extra target-side text from another corpus's train split, encoded with this corpus's
+    vocabulary into ``monolingual.parquet`` (a decoder can learn the language from it before
+    the pairs: ``pretrain`` in ``train.models``). Never that corpus's validation or test."""
+
+    corpus: str  # a corpus whose sampled train split holds the text (data/04_sampled/<corpus>)
+    column: str  # its text column (es_en: ``tgt``, the English side)
+    into: str  # this corpus's text column the lines stand for (twitter: ``response``)
+    max_length: int | None = Field(None, ge=1)  # longest line kept, in tokens (None: all)
 
 
 class TextTokenizeConfig(TokenizeConfig):
@@ -68,6 +80,7 @@ class TextTokenizeConfig(TokenizeConfig):
     max_vocab: int | None = None
     #: BPE only: target vocabulary size, the four specials included.
     vocab_size: int = 8000
+    monolingual: MonolingualConfig | None = None
 
     @model_validator(mode="after")
     def _sizes(self) -> TextTokenizeConfig:
@@ -243,6 +256,22 @@ def encode(
     for col in columns:
         out[f"{col}_ids"] = encode_column(table.column(col), artifacts)
     return pa.table(out)
+
+
+def encode_monolingual(
+    table: pa.Table, mono: MonolingualConfig, artifacts: dict[str, Any]
+) -> pa.Table:
+    """Rows of another corpus (``row_id`` + ``mono.column``) as ``row_id``, ``<into>``,
+    ``<into>_ids`` in this corpus's vocabulary; lines longer than ``mono.max_length`` tokens
+    (and empty ones) dropped."""
+    text = table.column(mono.column)
+    ids = encode_column(text, artifacts)
+    n = pc.list_value_length(ids)
+    keep = pc.greater(n, 0)
+    if mono.max_length is not None:
+        keep = pc.and_(keep, pc.less_equal(n, mono.max_length))
+    out = pa.table({"row_id": table.column("row_id"), mono.into: text, f"{mono.into}_ids": ids})
+    return out.filter(keep)
 
 
 # --- validation and statistics ---------------------------------------------------------
