@@ -239,6 +239,12 @@ def tokenize_sharded(
         load_params(params or root_p / "params.yaml"),
         f"tokenize.{corpus}",
     )
+    if getattr(cfg, "monolingual", None) is not None:
+        # the lines of another corpus are one small serial pass: the hop writes them
+        raise ValueError(
+            f"tokenize-sharded {corpus}: tokenize.{corpus}.monolingual is written by the hop "
+            f"only (dvc repro tokenize@{corpus}), not shard by shard"
+        )
     src_dir = input_dir("tokenize", corpus, root_p)
     artifacts = corpus_ad.fit(io.iter_batches(src_dir / "train.parquet"), cfg)
     final = _out_dir("tokenize", corpus, root_p, out)

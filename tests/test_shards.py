@@ -222,3 +222,12 @@ def test_a_failing_shard_fails_the_flow_and_writes_nothing(
             adapter=ADAPTER,
         )
     assert not (tmp_path / "tokens").exists()
+
+
+def test_sharded_tokenize_refuses_monolingual_lines(tmp_path: Path) -> None:
+    # the hop writes monolingual.parquet; shard by shard would silently leave it out
+    from stages.shards import tokenize_sharded
+
+    write_params(tmp_path, {})  # the real params: tokenize.twitter.monolingual is set
+    with pytest.raises(ValueError, match=r"tokenize\.twitter\.monolingual.*tokenize@twitter"):
+        tokenize_sharded.fn("twitter", root=str(tmp_path))
