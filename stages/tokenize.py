@@ -93,6 +93,14 @@ def write_monolingual(run: HopRun, corpus: str, mono, artifacts: dict) -> dict:
             f"tokenize.{corpus}.monolingual.corpus: {run.rel(src)} does not exist "
             f"(run the sample hop of {mono.corpus!r} first: dvc repro sample@{mono.corpus})"
         )
+    import pyarrow.parquet as pq
+
+    columns = pq.read_schema(src).names
+    if mono.column not in columns or "row_id" not in columns:
+        raise ValueError(
+            f"tokenize.{corpus}.monolingual.column: {run.rel(src)} has no column "
+            f"{mono.column!r} (or row_id); its columns: {columns}"
+        )
     suite = Suite(
         f"{corpus}.monolingual",
         texttok.suite_expectations((mono.into,), artifacts),

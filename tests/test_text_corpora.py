@@ -578,3 +578,19 @@ def test_monolingual_source_not_sampled_names_the_params_key(text_root: Path, ca
     err = capsys.readouterr().err
     assert "tokenize.twitter.monolingual.corpus" in err and "sample@es_en" in err
     assert not data_dir("tokenize", "twitter", text_root).exists()  # nothing half-written
+
+
+def test_monolingual_column_missing_names_file_and_params_key(text_root: Path, capsys) -> None:
+    mirror = text_root.parent / "mirror"
+    params = deep_merge(es_en_files(mirror), tweet_files(mirror))
+    params["tokenize"] = {
+        "twitter": {"monolingual": {"corpus": "es_en", "column": "english", "into": "response"}}
+    }
+    write_params(text_root, params)
+    run_hops(text_root, "es_en")
+    run_hops(text_root, "twitter")
+    assert run_hop("tokenize", "twitter", text_root) == 1
+    err = capsys.readouterr().err
+    assert "tokenize.twitter.monolingual.column" in err and "'english'" in err
+    assert "data/04_sampled/es_en/train.parquet" in err
+    assert not data_dir("tokenize", "twitter", text_root).exists()  # nothing half-written
