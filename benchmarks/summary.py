@@ -460,6 +460,86 @@ def block_seed_spread(root: Path) -> list[str]:
     return out
 
 
+def _gpu_files(root: Path, prefix: str) -> list[Path]:
+    """``benchmarks/results/<prefix>_<device>.json`` of GPU runs (CPU smoke runs left out)."""
+    found = sorted((root / "benchmarks" / "results").glob(f"{prefix}_*.json"))
+    return [p for p in found if not p.stem.endswith(("_cpu", "_quick"))]
+
+
+def block_gpu_lm(root: Path) -> list[str]:
+    """The 2x650 LM on a GPU: tokens/s per batch x precision against the bf16 roofline, and
+    the held-out perplexity each reaches on the same token budget."""
+    files = _gpu_files(root, "gpu_lm")
+    if not files:
+        return _missing(
+            "benchmarks/results/gpu_lm_<device>.json",
+            "benchmarks/gpu_device/run.sh on a GPU, then gpu_device/collect.py",
+        )
+    out: list[str] = []
+    for path in files:
+        doc = json.loads(path.read_text())
+        f = doc["flops_per_token"]
+        out += [
+            f"{doc['device']} (torch {doc['torch']}): {f['total'] / 1e6:.1f} MFLOPs/token "
+            f"(LSTM {f['lstm'] / 1e6:.1f}, softmax {f['softmax'] / 1e6:.1f}); bf16 peak "
+            f"{doc['peak_bf16_tflops']:.0f} TFLOP/s ({doc['peak_source']}) → roofline "
+            f"{doc['roofline_tokens_per_s'] / 1e6:.2f}M tokens/s.",
+            "",
+            "| config | batch | tokens/s | × baseline | TFLOP/s | of roofline | peak mem GiB |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in doc["speed"]:
+            out.append(
+                f"| {r['config']} | {r['batch']} | {r['tokens_per_s']:,.0f} | "
+                f"{r['speedup_vs_baseline']:.2f}× | {r['achieved_tflops']:.1f} | "
+                f"{100 * r['fraction_of_roofline']:.1f} % | {r['peak_mem_gib']:.1f} |"
+            )
+        if doc.get("quality"):
+            out += [
+                "",
+                f"Quality: {doc['quality_tokens']:,} training tokens from the same initial "
+                f"weights; held-out loss on {doc['val_tokens']:,} tokens (source entropy "
+                f"{doc['source_entropy_nats']:.3f} nats).",
+                "",
+                "| config | lr | steps | seconds | val loss | val perplexity | excess nats |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            for q in doc["quality"]:
+                out.append(
+                    f"| {q['config']} | {q['lr']:g} | {q['steps']} | {q['seconds']:.1f} | "
+                    f"{q['val_loss']:.4f} | {q['val_perplexity']:.2f} | "
+                    f"{q['excess_over_entropy']:.4f} |"
+                )
+        out.append("")
+    return out
+
+
+def block_gpu_stages(root: Path) -> list[str]:
+    """Each train/evaluate stage of the main job run on a GPU: wall time and exit code."""
+    files = _gpu_files(root, "gpu_stages")
+    if not files:
+        return _missing(
+            "benchmarks/results/gpu_stages_<device>.json",
+            "benchmarks/gpu_device/run.sh on a GPU, then gpu_device/collect.py",
+        )
+    out = ["| device | stage | wall s | exit |", "|---|---|---|---|"]
+    for path in files:
+        doc = json.loads(path.read_text())
+        for name, st in doc["stages"].items():
+            out.append(f"| {doc['device']} | {name} | {st['seconds']:.1f} | {st['rc']} |")
+        total = sum(st["seconds"] for st in doc["stages"].values())
+        out.append(f"| {doc['device']} | **all of the above** | {total:.1f} | |")
+        cut = doc.get("unfinished") or []
+        never = 2 * 11 - len(doc["stages"]) - len(cut)  # train + evaluate of 11 models
+        if cut or never > 0:
+            out += [
+                "",
+                f"Within the call's budget on {doc['device']}: cut short "
+                f"{', '.join(cut) or 'none'}; {max(never, 0)} more stages not started.",
+            ]
+    return out
+
+
 BLOCKS: dict[str, Callable[[Path], list[str]]] = {
     "models": block_models,
     "text-quality": block_text_quality,
@@ -472,6 +552,8 @@ BLOCKS: dict[str, Callable[[Path], list[str]]] = {
     "flow-overhead": block_flow_overhead,
     "noop-repro": block_noop_repro,
     "seed-spread": block_seed_spread,
+    "gpu-lm": block_gpu_lm,
+    "gpu-stages": block_gpu_stages,
 }
 
 
