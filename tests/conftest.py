@@ -17,6 +17,17 @@ from rnnflow.env import PROJECT_ROOT
 REAL_MIRROR = PROJECT_ROOT.parent / "shared" / "corpora"
 
 
+def load_script(path: Path, name: str | None = None):
+    """A script outside the packages (``benchmarks/*.py``) imported as a module, for its tests."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name or path.stem, path)
+    assert spec is not None and spec.loader is not None, path
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def sha256(path: Path) -> str:
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 

@@ -6,7 +6,6 @@ mechanics on a throw-away root with made-up metrics and results.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from pipelines import live as L
+from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "benchmarks" / "summary.py"
@@ -23,10 +23,7 @@ SCRIPT = ROOT / "benchmarks" / "summary.py"
 
 @pytest.fixture(scope="module")
 def summary():
-    spec = importlib.util.spec_from_file_location("benchmarks_summary", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(SCRIPT, "benchmarks_summary")
 
 
 def test_benchmarks_md_tables_are_current():
@@ -177,11 +174,7 @@ def test_gpu_blocks_from_results(summary, tmp_path):
 
 
 def test_gpu_collect_files_results(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location(
-        "gpu_collect", ROOT / "benchmarks" / "gpu_device" / "collect.py"
-    )
-    collect = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(collect)
+    collect = load_script(ROOT / "benchmarks" / "gpu_device" / "collect.py", "gpu_collect")
     out, results = tmp_path / "out", tmp_path / "results"
     results.mkdir()
     monkeypatch.setattr(collect, "RESULTS", results)

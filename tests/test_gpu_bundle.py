@@ -5,22 +5,18 @@ run before a device call, not a unit test.)"""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def bundle():
-    spec = importlib.util.spec_from_file_location(
-        "gpu_bundle", ROOT / "benchmarks" / "gpu_device" / "bundle.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(ROOT / "benchmarks" / "gpu_device" / "bundle.py", "gpu_bundle")
 
 
 def test_plan_carries_the_train_side_not_the_image_or_the_data_side(bundle):
