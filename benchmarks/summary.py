@@ -530,7 +530,7 @@ def block_gpu_stages(root: Path) -> list[str]:
         total = sum(st["seconds"] for st in doc["stages"].values())
         out.append(f"| {doc['device']} | **all of the above** | {total:.1f} | |")
         cut = doc.get("unfinished") or []
-        never = 2 * 11 - len(doc["stages"]) - len(cut)  # train + evaluate of 11 models
+        never = 2 * len(_models(root)) - len(doc["stages"]) - len(cut)  # train + evaluate
         if cut or never > 0:
             out += [
                 "",
