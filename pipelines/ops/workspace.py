@@ -29,6 +29,7 @@ from typing import Any
 from pipelines.lineage import child_env
 from rnnflow.config import ConfigError, _plain, _yaml, dump_yaml
 from rnnflow.env import PROJECT_ROOT
+from rnnflow.hopserver import hop_server
 
 LOCK_FILE = Path(".dvc") / "tmp" / "rnnflow.lock"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -238,9 +239,14 @@ def metric_files(diff: Any) -> dict[str, Any]:
 def dvc_repro(
     root: Path, targets: list[str] | None = None, force: bool = False, log: Any = None
 ) -> Run:
-    """``dvc repro [targets]`` (empty: the whole DAG), streamed into the log."""
+    """``dvc repro [targets]`` (empty: the whole DAG), streamed into the log.
+
+    Its data hops fork from one warm process (``rnnflow.hopserver``) instead of each importing
+    Great Expectations and pandas anew.
+    """
     cmd = [tool("dvc"), "repro", *(["--force"] if force else []), *(targets or [])]
-    return stream(cmd, root, log)
+    with hop_server(quiet=True, cwd=root, env=subprocess_env(root)):
+        return stream(cmd, root, log)
 
 
 # --- git --------------------------------------------------------------------------------
