@@ -6,16 +6,17 @@ Run it in a checkout whose pipeline is up to date (after ``make repro``, or a cl
 ``dvc pull``): every stage is skipped, so the time is DVC's own — loading dvc.yaml and
 dvc.lock, hashing each stage's deps, and reading params.yaml once **per stage** (63 here) to
 compare params. DVC reads YAML with ruamel's ``safe`` loader, which uses libyaml when
-``ruamel.yaml.clib`` is installed (a dependency of rnnflow); the "pure" runs hide the C
+``ruamel.yaml.clib`` is installed (the extra ``fastyaml``); the "pure" runs hide the C
 extension from the same interpreter (``sys.modules[...] = None``), so ruamel falls back to its
 Python parser. The runs alternate, so machine noise hits both alike. ``dvc status`` is timed
 too (the same checks without the repro machinery).
 
-rnnflow does **not** depend on ``ruamel.yaml.clib``: libyaml refuses this repository's
-params.yaml as committed before a5c7ca1 (``urls: [https://…]``, a colon in a flow sequence),
-so with it installed ``dvc metrics diff``/``dvc params diff`` against those commits fail
-("failed to load metrics ... YAML file structure is corrupted"). Run this benchmark in a
-throwaway venv (``pip install ruamel.yaml.clib`` there), not the project's.
+rnnflow does not depend on ``ruamel.yaml.clib`` by default (it is the opt-in extra
+``fastyaml``): libyaml refuses this repository's params.yaml as committed before a5c7ca1
+(``urls: [https://…]``, a colon in a flow sequence), so with it installed ``dvc metrics
+diff``/``dvc params diff`` against those commits fail ("failed to load metrics ... YAML file
+structure is corrupted"). Run this benchmark where it is importable: a venv with the extra,
+or ``pip install --target DIR ruamel.yaml.clib`` and ``PYTHONPATH=DIR``.
 
 Prints median/min seconds and the ratio, and writes ``benchmarks/results/noop_repro.json``.
 """

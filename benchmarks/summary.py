@@ -16,8 +16,8 @@ BENCHMARKS.md keeps its prose by hand; each generated table sits between
 - ``benchmarks/results/<name>.json`` of the benchmark scripts: ``tokenize-speed``
   (tokenize_speed.py), ``peers-lm``, ``peers-translator``, ``peers-mnist`` (peers.py),
   ``train-throughput`` (train_throughput.py, every ``train_throughput_<device>_<sizes>.json``),
-  ``hop-overhead`` (hop_overhead.py), ``flow-overhead`` (flow_overhead.py), ``noop-repro``
-  (noop_repro.py), ``seed-spread`` (seed_spread.py).
+  ``hop-overhead`` (hop_overhead.py), ``data-half`` (data_half.py), ``flow-overhead``
+  (flow_overhead.py), ``noop-repro`` (noop_repro.py), ``seed-spread`` (seed_spread.py).
 
 A block whose source is missing says so (and how to make it) instead of a table. ``--root``
 reads another checkout's ``params.yaml``/``metrics``/``benchmarks/results``; ``--doc`` another
@@ -377,25 +377,57 @@ def block_hop_overhead(root: Path) -> list[str]:
     if doc is None:
         return _missing(
             "benchmarks/results/hop_overhead.json",
-            "python benchmarks/hop_overhead.py --before DIR --after .",
+            "python benchmarks/hop_overhead.py --before DIR --after . --server",
         )
+    served = bool(doc.get("served"))
     hops: list[str] = []
     table: dict[str, dict[str, str]] = {}
     for r in doc["rows"]:
         if r["hop"] not in hops:
             hops.append(r["hop"])
-        table.setdefault(r["corpus"], {})[r["hop"]] = f"{r['before_s']:.2f} → {r['after_s']:.2f}"
+        cell = f"{r['before_s']:.2f} → {r['after_s']:.2f}"
+        table.setdefault(r["corpus"], {})[r["hop"]] = cell + (
+            f" → **{r['served_s']:.2f}**" if served else ""
+        )
     out = ["| corpus | " + " | ".join(hops) + " |", "|---|" + "---|" * len(hops)]
     for corpus, cells in table.items():
         out.append(f"| {corpus} | " + " | ".join(cells.get(h, "") for h in hops) + " |")
     ratios = [r["ratio"] for r in doc["rows"]]
+    cells = "before → after (fresh process)" + (" → served (hop server)" if served else "")
     out += [
         "",
-        f"After / before: {min(ratios):.2f}–{max(ratios):.2f}; best of "
-        f"{doc.get('repeat')}; outputs identical: "
-        f"{all(r.get('identical') for r in doc['rows'])}; {doc.get('measured_at')}.",
+        f"Cells: {cells}, wall seconds. After / before: {min(ratios):.2f}–{max(ratios):.2f}",
     ]
+    if served:
+        sr = [r["served_ratio"] for r in doc["rows"]]
+        worst = max(r["served_s"] for r in doc["rows"])
+        out[-1] += f"; served / before: {min(sr):.2f}–{max(sr):.2f}; slowest served hop {worst:.2f}"
+        out[-1] += " s"
+    out[-1] += (
+        f"; best of {doc.get('repeat')}; outputs identical: "
+        f"{all(r.get('identical') for r in doc['rows'])}; {doc.get('measured_at')}."
+    )
     return out
+
+
+def block_data_half(root: Path) -> list[str]:
+    doc = _result(root, "data_half")
+    if doc is None:
+        return _missing("benchmarks/results/data_half.json", "python benchmarks/data_half.py")
+    m = doc["machine"]
+    return [
+        f"| `dvc repro --force tokenize` ({doc['stages']} hops) | wall | per hop |",
+        "|---|---|---|",
+        f"| each hop a fresh process (plain `dvc repro`) | {doc['fresh_s']:.1f} s "
+        f"({doc['fresh_s'] / 60:.1f} min) | {doc['fresh_s'] / doc['stages']:.2f} s |",
+        f"| hops forked from the hop server (`make repro`) | {doc['served_s']:.1f} s "
+        f"({doc['served_s'] / 60:.1f} min) | {doc['served_s'] / doc['stages']:.2f} s |",
+        "",
+        f"Served / fresh: {doc['ratio']:.2f}; best of {doc['repeat']} per mode, alternating; "
+        f"dvc.lock byte-identical after every run: "
+        f"{all(r['lock_unchanged'] for r in doc['runs'])}; {m['cpus']} CPUs, load average "
+        f"{m['load_avg_at_start'][0]:.1f} at the start; {doc['measured_at']}.",
+    ]
 
 
 def block_flow_overhead(root: Path) -> list[str]:
@@ -431,7 +463,7 @@ def block_noop_repro(root: Path) -> list[str]:
     med, low = doc["median"], doc["min"]
     rows = [
         f"| command ({doc['stages']} stages, {doc['repeat']} runs each) | libyaml "
-        "(`ruamel.yaml.clib`, not adopted) | pure-Python YAML (what rnnflow runs) | "
+        "(`.[fastyaml]`, opt-in) | pure-Python YAML (the default) | "
         "pure / libyaml |",
         "|---|---|---|---|",
     ]
@@ -549,6 +581,7 @@ BLOCKS: dict[str, Callable[[Path], list[str]]] = {
     "peers-mnist": block_peers_mnist,
     "train-throughput": block_train_throughput,
     "hop-overhead": block_hop_overhead,
+    "data-half": block_data_half,
     "flow-overhead": block_flow_overhead,
     "noop-repro": block_noop_repro,
     "seed-spread": block_seed_spread,
