@@ -301,8 +301,14 @@ def serve(address: Path, preload: Sequence[str] = PRELOAD, log: Any = None) -> N
         flush=True,
     )
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    signal.signal(signal.SIGINT, lambda *_: os._exit(0))
+
+    def stop(*_: object) -> NoReturn:
+        with contextlib.suppress(OSError):
+            address.unlink()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     while True:
         try:
             conn, _ = listener.accept()
@@ -312,6 +318,16 @@ def serve(address: Path, preload: Sequence[str] = PRELOAD, log: Any = None) -> N
             listener.close()
             _child(conn, log)
         conn.close()
+
+
+def die_with_parent() -> None:
+    """In a server child (Linux): SIGTERM it when its parent dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
 
 
 @contextlib.contextmanager
@@ -341,6 +357,7 @@ def hop_server(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=die_with_parent,  # never outlives its session, even a SIGKILLed one
         cwd=cwd,
         env=None if env is None else dict(env),
     )

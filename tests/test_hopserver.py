@@ -8,6 +8,7 @@ server's log (one line per hop it ran) tells served hops from the ones that ran 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -142,3 +143,38 @@ def test_ctrl_c_reaches_the_forked_hop(copy: Path, server) -> None:
     assert proc.returncode == 130 and time.monotonic() - began < 20
     assert "KeyboardInterrupt" in err
     assert ": stages.sleeper: exit 130 in " in served(log)[-1]
+
+
+def test_the_server_dies_with_its_session(tmp_path: Path) -> None:
+    """A SIGKILLed session (no cleanup ran) still takes its hop server with it."""
+    session = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time\nfrom rnnflow.hopserver import hop_server\n"
+            "with hop_server():\n    time.sleep(120)\n",
+        ],
+        env=_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert session.stderr is not None
+        line = session.stderr.readline()
+        assert line.startswith("hop server started: "), line
+        address = Path(line.split(": ", 1)[1].split(" (pid ")[0])
+        deadline = time.monotonic() + 30
+        while not (address.exists() and "warm in" in (address.parent / "server.log").read_text()):
+            assert time.monotonic() < deadline, "the server did not warm up"
+            time.sleep(0.1)
+        session.kill()
+        session.wait(10)
+        deadline = time.monotonic() + 10
+        while address.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not address.exists()  # the server got SIGTERM and removed its socket
+    finally:
+        if session.poll() is None:
+            session.kill()
+        if "address" in locals():
+            shutil.rmtree(address.parent, ignore_errors=True)  # its log stays: no cleanup ran

@@ -39,7 +39,7 @@ from pathlib import Path
 
 from pipelines.lineage import TAGS_ENV, env_tags
 from rnnflow.env import PROJECT_ROOT, apply_offline_defaults
-from rnnflow.hopserver import hop_server
+from rnnflow.hopserver import die_with_parent, hop_server
 
 HOST = "127.0.0.1"
 LOG_NAME = "server.log"
@@ -75,16 +75,6 @@ def _tail(path: Path, offset: int, lines: int = 40) -> str:
     except OSError as exc:
         return f"(no log: {exc})"
     return "\n".join(text.splitlines()[-lines:]) or "(empty)"
-
-
-def _die_with_parent() -> None:
-    """In the server child (Linux): SIGTERM it if this process dies, even by SIGKILL."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
 
 
 def stop_process(proc: subprocess.Popen, grace: float = 20.0) -> int | None:
@@ -188,7 +178,7 @@ def prefect_server(
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         try:
             while not healthy(api):
