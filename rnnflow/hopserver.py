@@ -61,6 +61,10 @@ PRELOAD = (
 #: server's cannot be forked from it faithfully (PYTHONUNBUFFERED is applied per hop).
 _STARTUP_VARS = ("PYTHONPATH", "PYTHONHOME", "PYTHONHASHSEED", "PYTHONSAFEPATH", "PYTHONNOUSERSITE")
 _HEADER = struct.Struct("!I")
+#: Seconds a hop waits for the server to fork it before running in-process instead.
+FIRST_REPLY_TIMEOUT = float(os.environ.get("RNNFLOW_HOP_SERVER_TIMEOUT", "120"))
+#: fork and descriptor passing over Unix sockets (Linux, macOS); elsewhere hops run in-process.
+_SUPPORTED = hasattr(os, "fork") and hasattr(socket, "send_fds")
 
 
 class _Refused(Exception):
@@ -97,7 +101,7 @@ def delegate() -> None:
     command = _module_argv(getattr(sys, "orig_argv", []))
     # argv[0] is "-m" only while `python -m` imports the module's package: never in a child
     # the server forked (whose orig_argv is the server's own), so a hop is handed off once.
-    if not address or command is None or sys.argv[:1] != ["-m"]:
+    if not address or command is None or sys.argv[:1] != ["-m"] or not _SUPPORTED:
         return
     module, args = command
     try:
@@ -116,14 +120,21 @@ def delegate() -> None:
     payload = json.dumps(request).encode()
     with conn:
         try:
-            socket.send_fds(conn, [_HEADER.pack(len(payload))], [0, 1, 2])
-            conn.sendall(payload)
+            # A server stuck before forking (its warm-up takes ~2.5 s) must not hold the hop;
+            # our stdio descriptors go only to a child that said it will run the hop, as
+            # descriptors in flight would keep our pipes open (no EOF) for as long as it hangs.
+            conn.settimeout(FIRST_REPLY_TIMEOUT)
+            conn.sendall(_HEADER.pack(len(payload)) + payload)
             replies = conn.makefile("r", encoding="utf-8")
+            if replies.readline() != "ready\n":
+                return  # refused, or the server went away: run in-process
+            conn.settimeout(None)
+            socket.send_fds(conn, [b"F"], [0, 1, 2])
             first = replies.readline().split(" ", 1)
-        except OSError:
+        except OSError:  # timeouts included
             return  # nothing ran yet: run in-process
         if first[0] != "pid":
-            return  # refused (or the server went away before forking): run in-process
+            return
         child = int(first[1])
 
         def forward(signum: int, _frame: object) -> None:
@@ -163,18 +174,26 @@ def warm(preload: Sequence[str] = PRELOAD) -> None:
     validate.warm()
 
 
-def _recv_request(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
-    head, fds, _flags, _addr = socket.recv_fds(conn, _HEADER.size, 3)
-    if len(head) < _HEADER.size or len(fds) != 3:
-        raise _Refused("malformed request")
-    (size,) = _HEADER.unpack(head)
-    body = bytearray()
-    while len(body) < size:
-        chunk = conn.recv(size - len(body))
+def _recv_exactly(conn: socket.socket, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
         if not chunk:
             raise _Refused("request cut short")
-        body += chunk
-    return json.loads(body), fds
+        data += chunk
+    return bytes(data)
+
+
+def _recv_request(conn: socket.socket) -> dict[str, Any]:
+    (size,) = _HEADER.unpack(_recv_exactly(conn, _HEADER.size))
+    return json.loads(_recv_exactly(conn, size))
+
+
+def _recv_stdio(conn: socket.socket) -> list[int]:
+    _msg, fds, _flags, _addr = socket.recv_fds(conn, 1, 3)
+    if len(fds) != 3:
+        raise _Refused("no stdin/stdout/stderr received")
+    return fds
 
 
 def _redirect_stdio(fds: list[int], env: dict[str, str]) -> None:
@@ -240,11 +259,13 @@ def _child(conn: socket.socket, log: Any) -> NoReturn:
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
-            request, fds = _recv_request(conn)
+            request = _recv_request(conn)
             ours = _fingerprint(_SERVER_ENV, _SERVER_CWD)
             mismatch = [key for key, value in ours.items() if request["fingerprint"][key] != value]
             if mismatch:
                 raise _Refused(f"differs from the server in {', '.join(mismatch)}")
+            conn.sendall(b"ready\n")
+            fds = _recv_stdio(conn)
         except (_Refused, OSError, ValueError, KeyError) as exc:
             with contextlib.suppress(OSError):
                 conn.sendall(f"refuse {exc}\n".encode())
@@ -341,11 +362,12 @@ def hop_server(
 
     ``cwd`` and ``env`` should be those DVC will run the hops with (default: this process's),
     or the server refuses them. Yields the socket path (``None``, starting nothing, when
-    ``$RNNFLOW_HOP_SERVER`` is already set: an outer session's server serves). The server runs
+    ``$RNNFLOW_HOP_SERVER`` is already set, as an outer session's server serves, or where there is
+    no ``fork``). The server runs
     in its own session (a Ctrl-C at the terminal reaches the hops through their own processes)
     and is stopped on exit.
     """
-    if os.environ.get(ENV):
+    if os.environ.get(ENV) or not _SUPPORTED:
         yield None
         return
     directory = Path(tempfile.mkdtemp(prefix="rnnflow-hops-"))

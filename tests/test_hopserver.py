@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -178,3 +179,27 @@ def test_the_server_dies_with_its_session(tmp_path: Path) -> None:
             session.kill()
         if "address" in locals():
             shutil.rmtree(address.parent, ignore_errors=True)  # its log stays: no cleanup ran
+
+
+def test_a_server_that_never_forks_the_hop_is_given_up_on(copy: Path, tmp_path: Path) -> None:
+    """A socket that accepts connections but never answers (a server stuck in its warm-up):
+    after RNNFLOW_HOP_SERVER_TIMEOUT the hop runs in its own process."""
+    stuck = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stuck.bind(str(tmp_path / "stuck.sock"))
+    stuck.listen(8)  # the kernel completes connections in the backlog; nobody accepts
+    try:
+        env = _env(
+            **{hopserver.ENV: str(tmp_path / "stuck.sock"), "RNNFLOW_HOP_SERVER_TIMEOUT": "1"}
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "stages.fetch", "parity"],
+            cwd=copy,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        stuck.close()
+    assert result.returncode == 0, result.stderr
+    assert "rnnflow fetch parity: ok" in result.stderr
