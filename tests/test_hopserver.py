@@ -203,3 +203,17 @@ def test_a_server_that_never_forks_the_hop_is_given_up_on(copy: Path, tmp_path: 
         stuck.close()
     assert result.returncode == 0, result.stderr
     assert "rnnflow fetch parity: ok" in result.stderr
+
+
+def test_no_hop_server_means_none_not_even_an_outer_one(tmp_path: Path) -> None:
+    """``prefect_session --no-hop-server``: the command's hops see no server at all."""
+    show = "import os; print(os.environ.get('RNNFLOW_HOP_SERVER'))"
+    env = _env(**{hopserver.ENV: str(tmp_path / "outer.sock")}, PREFECT_API_URL="http://x/api")
+    for flag, expected in (([], str(tmp_path / "outer.sock")), (["--no-hop-server"], "None")):
+        result = subprocess.run(
+            [sys.executable, "-m", "pipelines.ops.prefect_session", *flag, "--",
+             sys.executable, "-c", show],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == expected

@@ -39,6 +39,7 @@ from pathlib import Path
 
 from pipelines.lineage import TAGS_ENV, env_tags
 from rnnflow.env import PROJECT_ROOT, apply_offline_defaults
+from rnnflow.hopserver import ENV as HOP_SERVER_ENV
 from rnnflow.hopserver import die_with_parent, hop_server
 
 HOST = "127.0.0.1"
@@ -308,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     home = args.home or Path(os.environ.get("PREFECT_HOME") or PROJECT_ROOT / ".prefect")
     tag = args.tag or f"session:{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ}"
     os.environ[TAGS_ENV] = ",".join(dict.fromkeys([*env_tags(), tag]))
+    if args.no_hop_server:
+        os.environ.pop(HOP_SERVER_ENV, None)  # not an outer session's server either
     try:
         # The hop server warms up (~2.5 s) while the Prefect server starts.
         with (
