@@ -65,6 +65,8 @@ _HEADER = struct.Struct("!I")
 FIRST_REPLY_TIMEOUT = float(os.environ.get("RNNFLOW_HOP_SERVER_TIMEOUT", "120"))
 #: fork and descriptor passing over Unix sockets (Linux, macOS); elsewhere hops run in-process.
 _SUPPORTED = hasattr(os, "fork") and hasattr(socket, "send_fds")
+#: Signals the hop's process passes on to the child that runs the hop.
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class _Refused(Exception):
@@ -110,13 +112,36 @@ def delegate() -> None:
     except OSError:
         return
     cwd = os.getcwd()
+    # A signal ignored at our start (SIGINT in a background job) stays ignored in the child,
+    # as it would in a fresh interpreter, and is not forwarded.
+    ignored = [s for s in FORWARDED if signal.getsignal(s) == signal.SIG_IGN]
     request = {
         "module": module,
         "args": args,
         "env": dict(os.environ),
         "cwd": cwd,
         "fingerprint": _fingerprint(dict(os.environ), cwd),
+        "ignored": [s.name for s in ignored],
     }
+    child: int | None = None
+    pending: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        if child is None:
+            pending.append(signum)  # the child's pid is on its way
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signum)
+
+    previous: dict[int, Any] = {}
+
+    def run_here() -> None:
+        """Give up on the server: our handlers go, and signals held back are raised here."""
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in pending:
+            signal.raise_signal(signum)
+
     payload = json.dumps(request).encode()
     with conn:
         try:
@@ -129,20 +154,20 @@ def delegate() -> None:
             if replies.readline() != "ready\n":
                 return  # refused, or the server went away: run in-process
             conn.settimeout(None)
+            # From here the hop may print before we read its pid (whoever reads its output
+            # may signal it then): signals are caught now and passed on once the pid is known.
+            previous.update((s, signal.signal(s, forward)) for s in FORWARDED if s not in ignored)
             socket.send_fds(conn, [b"F"], [0, 1, 2])
             first = replies.readline().split(" ", 1)
         except OSError:  # timeouts included
+            run_here()
             return  # nothing ran yet: run in-process
         if first[0] != "pid":
+            run_here()
             return
         child = int(first[1])
-
-        def forward(signum: int, _frame: object) -> None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signum)
-
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, forward)
+        while pending:
+            forward(pending.pop(0), None)
         while True:
             try:
                 line = replies.readline()
@@ -255,11 +280,13 @@ def _child(conn: socket.socket, log: Any) -> NoReturn:
     code = 1
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the hop may wait for its own children
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for signum in FORWARDED:
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             request = _recv_request(conn)
+            for name in request.get("ignored", []):
+                signal.signal(signal.Signals[name], signal.SIG_IGN)
             ours = _fingerprint(_SERVER_ENV, _SERVER_CWD)
             mismatch = [key for key, value in ours.items() if request["fingerprint"][key] != value]
             if mismatch:
@@ -272,13 +299,17 @@ def _child(conn: socket.socket, log: Any) -> NoReturn:
             os._exit(0)
         started = time.perf_counter()
         conn.sendall(f"pid {os.getpid()}\n".encode())
-        _redirect_stdio(fds, request["env"])
-        os.chdir(request["cwd"])
-        os.environ.clear()
-        os.environ.update(request["env"])
-        sys.path[0] = request["cwd"]  # what `python -m` puts first
-        _forget_project_modules()
-        code = _run_module(request["module"], request["args"])
+        try:
+            _redirect_stdio(fds, request["env"])
+            os.chdir(request["cwd"])
+            os.environ.clear()
+            os.environ.update(request["env"])
+            sys.path[0] = request["cwd"]  # what `python -m` puts first
+            _forget_project_modules()
+        except KeyboardInterrupt:  # a Ctrl-C forwarded before the hop started
+            code = 130
+        else:
+            code = _run_module(request["module"], request["args"])
         with contextlib.suppress(Exception):
             import atexit
 

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -39,6 +40,22 @@ def _env(**extra: str) -> dict[str, str]:
 def hop(root: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", *args], cwd=root, env=env, capture_output=True, text=True
+    )
+
+
+def start_hop(
+    root: Path, module: str, address: Path, sigint: Callable[[], None]
+) -> subprocess.Popen[str]:
+    """``python -m module`` against the server at ``address``, outputs piped; ``sigint`` sets
+    its SIGINT disposition at start (so it does not depend on this test process's)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module],
+        cwd=root,
+        env=_env(**{hopserver.ENV: str(address)}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=sigint,
     )
 
 
@@ -119,31 +136,92 @@ def test_no_server_listening_runs_in_process(copy: Path, tmp_path: Path) -> None
     assert "rnnflow clean parity: ok" in result.stderr
 
 
-def test_ctrl_c_reaches_the_forked_hop(copy: Path, server) -> None:
-    """SIGINT to the hop's process is passed to the child: KeyboardInterrupt there, exit 130."""
-    address, log = server
-    (copy / "stages" / "sleeper.py").write_text(
-        "import sys, time\nprint('ready', flush=True)\ntime.sleep(60)\n"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stages.sleeper"],
-        cwd=copy,
-        env=_env(**{hopserver.ENV: str(address)}),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def interrupt_when_ready(
+    root: Path, name: str, script: str, address: Path, sigint: Callable[[], None]
+) -> tuple[int, str, str, float]:
+    """Run hop ``stages.<name>`` (``script``, which prints ``ready`` first), SIGINT it once it
+    is ready; its exit code, stdout, stderr and the seconds from the signal to its end."""
+    (root / "stages" / f"{name}.py").write_text(script)
+    proc = start_hop(root, f"stages.{name}", address, sigint)
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         began = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130 and time.monotonic() - began < 20
+    return proc.returncode, out, err, time.monotonic() - began
+
+
+def test_ctrl_c_reaches_the_forked_hop(copy: Path, server) -> None:
+    """SIGINT to the hop's process is passed to the child: KeyboardInterrupt there, exit 130."""
+    address, log = server
+    script = "import sys, time\nprint('ready', flush=True)\ntime.sleep(60)\n"
+    code, _, err, took = interrupt_when_ready(copy, "sleeper", script, address, _sigint_default)
+    assert code == 130 and took < 20
     assert "KeyboardInterrupt" in err
     assert ": stages.sleeper: exit 130 in " in served(log)[-1]
+
+
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _sigint_ignored() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def test_a_ctrl_c_before_the_pid_arrives_still_reaches_the_hop(copy: Path, tmp_path: Path) -> None:
+    """The hop prints (through its descriptors) before its process has read the child's pid,
+    and whoever reads that output presses Ctrl-C: the signal waits for the pid, then goes on.
+
+    A scripted server makes the order certain: it writes the hop's first line itself, lets the
+    test send SIGINT, and only then names the "child" (a sleeping process of this test).
+    """
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(tmp_path / "scripted.sock"))
+    listener.listen(1)
+    sleeper = subprocess.Popen(
+        [sys.executable, "-c", "import time\ntime.sleep(60)"],
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_sigint_default,
+    )
+    proc = start_hop(copy, "stages.sleeper", tmp_path / "scripted.sock", _sigint_default)
+    try:
+        listener.settimeout(60)
+        conn, _ = listener.accept()
+        with conn:
+            (size,) = hopserver._HEADER.unpack(hopserver._recv_exactly(conn, 4))
+            assert hopserver._recv_exactly(conn, size)
+            conn.sendall(b"ready\n")
+            _, fds, _, _ = socket.recv_fds(conn, 1, 3)
+            os.write(fds[1], b"started\n")
+            for fd in fds:
+                os.close(fd)
+            assert proc.stdout is not None and proc.stdout.readline() == "started\n"
+            proc.send_signal(signal.SIGINT)
+            time.sleep(0.5)  # the hop's process takes the signal before it knows the pid
+            assert proc.poll() is None  # it did not die of it
+            conn.sendall(f"pid {sleeper.pid}\n".encode())
+            assert sleeper.wait(30) == -signal.SIGINT  # forwarded once the pid came
+            conn.sendall(b"exit 130\n")
+        assert proc.wait(30) == 130
+    finally:
+        listener.close()
+        for each in (proc, sleeper):
+            if each.poll() is None:
+                each.kill()
+
+
+def test_a_signal_ignored_by_the_hop_process_stays_ignored(copy: Path, server) -> None:
+    """A hop started with SIGINT ignored (a background job) ignores it as a fresh one would."""
+    address, log = server
+    script = "import time\nprint('ready', flush=True)\ntime.sleep(2)\nprint('done')\n"
+    code, out, err, _ = interrupt_when_ready(copy, "patient", script, address, _sigint_ignored)
+    assert code == 0, err
+    assert out.strip() == "done"
+    assert ": stages.patient: exit 0 in " in served(log)[-1]
 
 
 def test_the_server_dies_with_its_session(tmp_path: Path) -> None:
