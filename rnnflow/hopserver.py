@@ -19,8 +19,10 @@ What keeps a forked hop equal to a fresh one:
   whose interpreter, working directory or ``PYTHON*`` environment differ from the server's;
 - no server, a stale socket or a refusal all fall back to running in-process: the server is an
   accelerator, never a requirement;
-- signals the hop's process receives (Ctrl-C, DVC's SIGTERM) are passed on to the child, and
-  the exit code is the child's (130 for an interrupted hop).
+- signals the hop's process receives (Ctrl-C, DVC's SIGTERM) are passed on to the child, also
+  those that come before it knows the child's pid (held until then), and the exit code is the
+  child's (130 for an interrupted hop); a signal the hop's process started with ignored (Ctrl-C
+  in a background job) stays ignored in the child, as in a fresh interpreter.
 
 The client side (:func:`delegate`) imports only the standard library: it runs in every hop
 process before anything heavy is imported (see ``stages/__init__.py``).
@@ -393,10 +395,9 @@ def hop_server(
 
     ``cwd`` and ``env`` should be those DVC will run the hops with (default: this process's),
     or the server refuses them. Yields the socket path (``None``, starting nothing, when
-    ``$RNNFLOW_HOP_SERVER`` is already set, as an outer session's server serves, or where there is
-    no ``fork``). The server runs
-    in its own session (a Ctrl-C at the terminal reaches the hops through their own processes)
-    and is stopped on exit.
+    ``$RNNFLOW_HOP_SERVER`` is already set, as an outer session's server serves, or where there
+    is no ``fork``). The server runs in its own session (a Ctrl-C at the terminal reaches the
+    hops through their own processes) and is stopped on exit.
     """
     if os.environ.get(ENV) or not _SUPPORTED:
         yield None

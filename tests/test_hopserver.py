@@ -38,8 +38,14 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def hop(root: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -m args...`` in ``root``; a hop that hangs fails the test after 120 s."""
     return subprocess.run(
-        [sys.executable, "-m", *args], cwd=root, env=env, capture_output=True, text=True
+        [sys.executable, "-m", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -269,14 +275,7 @@ def test_a_server_that_never_forks_the_hop_is_given_up_on(copy: Path, tmp_path: 
         env = _env(
             **{hopserver.ENV: str(tmp_path / "stuck.sock"), "RNNFLOW_HOP_SERVER_TIMEOUT": "1"}
         )
-        result = subprocess.run(
-            [sys.executable, "-m", "stages.fetch", "parity"],
-            cwd=copy,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        result = hop(copy, "stages.fetch", "parity", env=env)
     finally:
         stuck.close()
     assert result.returncode == 0, result.stderr
