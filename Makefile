@@ -41,8 +41,9 @@ repro: setup  ## run the DVC DAG: the main job, or PROFILE=ci|gpu as a DVC exper
 	@git diff --quiet -- params.yaml 2>/dev/null || echo "note: params.yaml differs from the \
 	last commit (your edits, or an experiment left applied); \`git checkout params.yaml\` \
 	returns to the main job" >&2
+# Both hold the workspace lock: while another run, profile or flow has it, refused at once.
 	$(PY) -m pipelines.ops.prefect_session -- \
-		$(if $(PROFILE),$(BIN)/rnnflow profile $(PROFILE) --exp-run,$(BIN)/dvc repro)
+		$(if $(PROFILE),$(BIN)/rnnflow profile $(PROFILE) --exp-run,$(BIN)/rnnflow locked -- $(BIN)/dvc repro)
 	@$(BIN)/dvc metrics show
 
 # Every check runs (one failure does not hide the next); the target fails if any did.

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from rnnflow.config import Config, ConfigError
+from rnnflow.config import Config, ConfigError, Identifier, check_identifier
 from rnnflow.env import PROJECT_ROOT
 
 Device = Literal["auto", "cpu", "cuda"]
@@ -34,7 +34,7 @@ class PretrainConfig(Config):
 class ModelConfig(Config):
     """One entry of ``train.models``: what to train, on which corpus, and how."""
 
-    corpus: str
+    corpus: Identifier
     family: str
     epochs: int = Field(ge=1)
     batch_size: int = Field(128, ge=1)
@@ -131,7 +131,7 @@ class TrainConfig(Config):
     # on an H200 these small models are launch-bound (bf16 gave no speed-up for the CNN and
     # slowed the LSTMs by ~30%) and bf16 recurrences learned parity worse.
     amp: bool = False
-    models: dict[str, ModelConfig]
+    models: dict[Identifier, ModelConfig]
 
     def model(self, name: str) -> ModelConfig:
         """The entry for ``name``; the error lists the models that exist."""
@@ -159,32 +159,44 @@ class ReportConfig(Config):
 
 @dataclass(frozen=True)
 class Layout:
-    """Where the flows read and write, relative to a project root (tests pass a tmp dir)."""
+    """Where the flows read and write, relative to a project root (tests pass a tmp dir).
+
+    Every name that becomes a path is an identifier, and every path is confirmed inside the
+    root, so no model or corpus name can make a flow read, write or delete elsewhere.
+    """
 
     root: Path = PROJECT_ROOT
 
+    def _inside(self, *parts: str, name: str) -> Path:
+        check_identifier(name, "model or corpus name")
+        path = self.root.joinpath(*parts)
+        # the parent, not the file: DVC's symlink cache type links files into its cache
+        if not path.parent.resolve().is_relative_to(self.root.resolve()):
+            raise ConfigError(f"{path}: resolves outside the project root {self.root}")
+        return path
+
     def tokens(self, corpus: str) -> Path:
-        return self.root / "data" / "05_tokens" / corpus
+        return self._inside("data", "05_tokens", corpus, name=corpus)
 
     def model(self, name: str) -> Path:
-        return self.root / "models" / name / "model.pt"
+        return self._inside("models", name, "model.pt", name=name)
 
     def checkpoint(self, name: str) -> Path:
-        return self.root / "checkpoints" / name / "last.pt"
+        return self._inside("checkpoints", name, "last.pt", name=name)
 
     def live(self, name: str) -> Path:
         """The model's DVCLive directory (``pipelines.live``): curves, params, summary."""
-        return self.root / "dvclive" / name
+        return self._inside("dvclive", name, name=name)
 
     def confusion(self, name: str) -> Path:
-        return self.root / "plots" / name / "confusion.csv"
+        return self._inside("plots", name, "confusion.csv", name=name)
 
     def metrics(self, name: str) -> Path:
-        return self.root / "metrics" / f"{name}.json"
+        return self._inside("metrics", f"{name}.json", name=name)
 
     def samples(self, name: str) -> Path:
         """Sample outputs of a text model (generations, translations, replies) for the report."""
-        return self.root / "reports" / "samples" / f"{name}.json"
+        return self._inside("reports", "samples", f"{name}.json", name=name)
 
     @property
     def reports(self) -> Path:

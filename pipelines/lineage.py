@@ -16,12 +16,24 @@ passes its identity down in the environment instead:
 
 Neither variable set: the flow runs as before. The parent unreachable or gone: a warning, and the
 flow still runs (as a top-level run) — lineage is worth a log line, not a failed stage.
+
+Two guards make a stage's faults cheap. A stage process asks the kernel (Linux) for SIGTERM when
+its parent dies, so a ``kill -9`` of ``dvc`` does not leave a trainer running. With
+``PREFECT_API_URL`` set, the server's ``/health`` is asked first: a server that does not answer
+ends the stage at once with one line, instead of minutes of client retries and tracebacks.
 """
 
 from __future__ import annotations
 
+import base64
+import http.client
 import logging
 import os
+import signal
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -30,6 +42,79 @@ PARENT_ENV = "RNNFLOW_PARENT_TASK_RUN"
 TAGS_ENV = "RNNFLOW_RUN_TAGS"
 
 _log = logging.getLogger(__name__)
+
+# The parent this process started under, taken as early as possible: if it has changed by the
+# time die_with_parent runs, the parent died before the kernel could be asked to tell us.
+_STARTED_UNDER = os.getppid()
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Have the kernel send this process ``sig`` when its parent dies (Linux; a no-op elsewhere).
+
+    DVC runs a stage's cmd as ``$SHELL -c CMD``; the shell execs a single command, so the
+    parent is ``dvc`` itself. A cmd the shell does not exec (``a && b``) has the orphaned
+    shell as parent instead, and is not covered.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(sig))  # 1: PR_SET_PDEATHSIG
+    except Exception:  # no libc prctl: the guard is best effort
+        return
+    if os.getppid() != _STARTED_UNDER:  # the parent died before prctl: nothing will fire
+        os.kill(os.getpid(), sig)
+
+
+def api_health(api_url: str, timeout: float = 3.0) -> int:
+    """The HTTP status of ``<api_url>/health``, sent with the credentials Prefect's client uses.
+
+    ``PREFECT_API_AUTH_STRING`` (basic auth) or else ``PREFECT_API_KEY`` (bearer). Loopback is
+    asked directly, never through a proxy. Raises ``OSError`` when nothing answers.
+    """
+    headers = {}
+    auth = os.environ.get("PREFECT_API_AUTH_STRING")
+    key = os.environ.get("PREFECT_API_KEY")
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
+    elif key:
+        headers["Authorization"] = f"Bearer {key}"
+    local = urllib.parse.urlsplit(api_url).hostname in _LOOPBACK
+    opener = urllib.request.build_opener(*([urllib.request.ProxyHandler({})] if local else []))
+    try:
+        request = urllib.request.Request(f"{api_url.rstrip('/')}/health", headers=headers)
+        with opener.open(request, timeout=timeout) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (ValueError, http.client.HTTPException) as exc:  # not a URL, or not HTTP answering
+        raise OSError(str(exc)) from exc
+
+
+def _require_server(timeout: float = 3.0) -> None:
+    """Exit with one line if ``PREFECT_API_URL`` names a server that does not answer."""
+    url = os.environ.get("PREFECT_API_URL", "").strip()
+    if not url:
+        return  # Prefect starts a temporary server of its own
+    try:
+        status = api_health(url, timeout)
+    except OSError as exc:
+        why = " ".join(str(getattr(exc, "reason", exc)).split())  # one line, whatever it says
+        raise SystemExit(
+            f"Prefect server at {url} is not answering ({why}): start it "
+            "(`prefect server start`) or unset PREFECT_API_URL to run with a temporary server"
+        ) from None
+    if status == 401:
+        raise SystemExit(
+            f"Prefect server at {url} refused our credentials (401): set PREFECT_API_AUTH_STRING "
+            "to the server's PREFECT_SERVER_API_AUTH_STRING"
+        )
+    if status != 200:
+        raise SystemExit(
+            f"{url}/health answered HTTP {status}, not as a Prefect server: check PREFECT_API_URL"
+        )
 
 
 def env_tags(environ: dict[str, str] | os._Environ[str] | None = None) -> list[str]:
@@ -69,7 +154,12 @@ def run_stage_flow(flow: Callable[..., Any], **parameters: Any) -> Any:
     With ``RNNFLOW_PARENT_TASK_RUN`` set, the flow run is created first with that
     ``parent_task_run_id`` (and the ``RNNFLOW_RUN_TAGS`` tags), then executed by Prefect's own
     engine (``run_flow(flow, flow_run=...)``): retries, logs, artifacts and states as for any run.
+
+    First this process is tied to its parent's life and the server named by ``PREFECT_API_URL``
+    is checked (see the module's docstring): ``SystemExit`` with one line if it does not answer.
     """
+    die_with_parent()
+    _require_server()
     from prefect import tags as prefect_tags
 
     tags = env_tags()

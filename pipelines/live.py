@@ -132,8 +132,17 @@ def log_params(live: Any, config: Mapping[str, Any], facts: Mapping[str, Any]) -
 
 
 def finish(live: Any, summary: Mapping[str, Any]) -> None:
-    """Add the run's final numbers to the summary and close the logger."""
+    """Add the run's final numbers to the summary and close the logger; a non-finite number
+    in the summary fails the run naming the metric (DVC cannot read ``Infinity`` or ``NaN``)."""
+    from pipelines.outputs import non_finite
+
     live.summary.update(summary)
+    bad = non_finite(live.summary)
+    if bad:
+        raise ValueError(
+            f"{Path(live.dir) / 'metrics.json'}: metric {bad[0]} is {bad[1]!r}, not a finite "
+            "number: the training diverged or its scoring is broken"
+        )
     live.end()
 
 

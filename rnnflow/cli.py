@@ -7,10 +7,14 @@ entry point only dispatches, so DVC, a user and Prefect all run the same code.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
-from rnnflow.config import PROFILES_DIR, ConfigError, apply_profile, flatten, profile_overlay
+from rnnflow.config import ConfigError, flatten, load_params, section
+from rnnflow.env import PROJECT_ROOT
 
 _HOPS = ("fetch", "clean", "format", "sample", "tokenize")
 _FLOWS = ("train", "evaluate", "report")
@@ -42,47 +46,50 @@ def override_value(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def set_params_args(name: str) -> list[str]:
-    """``-S key=value`` arguments of ``dvc exp run`` for ``profiles/<name>.yaml``; keys that
-    params.yaml does not have yet are added (Hydra's ``+key=value``)."""
-    from rnnflow.config import PARAMS_FILE, load_params, section
+def _workspace():
+    """``pipelines.ops.workspace`` (the params rule and the lock), imported by name: the core
+    stays below both sides it starts, as the dispatch below does."""
+    return importlib.import_module("pipelines.ops.workspace")
 
-    params = load_params(PARAMS_FILE)
+
+def set_params_args(name: str, root: Path = PROJECT_ROOT) -> list[str]:
+    """``-S key=value`` arguments of ``dvc exp run`` for ``profiles/<name>.yaml``, after the
+    profile passed the params rule; fields that params.yaml leaves at their defaults are
+    added (Hydra's ``+key=value``)."""
+    W = _workspace()
+    overlay = W.load_profile(root, name)
+    W.plan_params(root / "params.yaml", overlay)  # refuses what `rnnflow profile` would
+    params = load_params(root / "params.yaml")
     args = []
-    for key, value in flatten(profile_overlay(name)).items():
-        try:
-            section(params, key)
-            plus = ""
-        except ConfigError:
-            plus = "+"
+    for key, value in flatten(overlay).items():
+        plus = "" if _has(params, key) else "+"
         args += ["-S", f"{plus}{key}={override_value(value)}"]
     return args
 
 
-def _profile(args: argparse.Namespace) -> int:
-    if args.exp_run:
-        import subprocess
-        import time
+def _has(params: dict, dotted: str) -> bool:
+    try:
+        section(params, dotted)
+        return True
+    except ConfigError:
+        return False
 
-        try:
-            overrides = set_params_args(args.name)
-        except ConfigError as exc:
-            print(f"rnnflow profile: error: {exc}", file=sys.stderr)
-            return 2
-        name = f"{args.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        cmd = ["dvc", "exp", "run", "--name", name, *overrides]
-        print("+ " + " ".join(cmd), file=sys.stderr)
-        code = subprocess.call(cmd)
-        if code == 0:
-            print(
-                f"profile {args.name}: ran as DVC experiment {name!r}. params.yaml holds "
-                f"its values until you `git checkout params.yaml dvc.lock` (or `dvc exp "
-                f"apply` another); `dvc exp show` compares it with the main job.",
-                file=sys.stderr,
-            )
-        return code
+
+@contextlib.contextmanager
+def _locked(root: Path, what: str, wait: bool) -> Iterator[None]:
+    """Hold the workspace lock; without ``wait`` refuse at once when another process has it."""
+    W = _workspace()
+    try:
+        with W.workspace_lock(root, what, timeout=None if wait else 0):
+            yield
+    except W.WorkspaceBusy as exc:
+        raise ConfigError(f"the workspace is busy: {exc} (pass --wait to wait for it)") from None
+
+
+def _profile(args: argparse.Namespace) -> int:
+    root = Path(args.root).resolve()
     if args.list or not args.name:
-        for path in sorted(PROFILES_DIR.glob("*.yaml")):
+        for path in sorted((root / "profiles").glob("*.yaml")):
             first = next(
                 (ln[2:].strip() for ln in path.read_text().splitlines() if ln.startswith("# ")), ""
             )
@@ -92,9 +99,12 @@ def _profile(args: argparse.Namespace) -> int:
         if args.dry_run:
             import shlex
 
-            print(" ".join(shlex.quote(a) for a in set_params_args(args.name)))
+            print(" ".join(shlex.quote(a) for a in set_params_args(args.name, root)))
             return 0
-        changed = apply_profile(args.name)
+        with _locked(root, f"rnnflow profile {args.name}", args.wait):
+            changed = _workspace().apply_profile(root, args.name)
+            if args.exp_run:
+                return _exp_run(root, args.name)
     except ConfigError as exc:
         print(f"rnnflow profile: error: {exc}", file=sys.stderr)
         return 2
@@ -103,6 +113,56 @@ def _profile(args: argparse.Namespace) -> int:
     else:
         print(f"profile {args.name}: params.yaml already matches")
     return 0
+
+
+def _exp_run(root: Path, profile: str) -> int:
+    """``dvc exp run`` of the workspace the profile was just applied to (the lock is held;
+    the command is waited for, signals passed on, as under ``rnnflow locked``)."""
+    import os
+    import time
+
+    name = f"{profile}-{time.strftime('%Y%m%d-%H%M%S')}"
+    cmd = ["dvc", "exp", "run", "--name", name]
+    print("+ " + " ".join(cmd), file=sys.stderr)
+    os.chdir(root)
+    code = importlib.import_module("pipelines.ops.prefect_session").run_command(cmd)
+    if code == 0:
+        print(
+            f"profile {profile}: ran as DVC experiment {name!r}. params.yaml holds "
+            f"its values until you `git checkout params.yaml dvc.lock` (or `dvc exp "
+            f"apply` another); `dvc exp show` compares it with the main job.",
+            file=sys.stderr,
+        )
+    return code
+
+
+def _run_locked(argv: list[str]) -> int:
+    """``rnnflow locked [--wait] [--root DIR] -- CMD ...``: run CMD in the project holding the
+    workspace lock; its exit code. Signals are passed on and the command is waited for, so
+    the lock is never let go while the command still runs."""
+    import os
+
+    parser = argparse.ArgumentParser(
+        prog="rnnflow locked",
+        description="run a command (e.g. `dvc repro`) holding the workspace lock, so no "
+        "profile, flow or second run changes params.yaml or runs DVC meanwhile",
+    )
+    parser.add_argument("--root", default=str(PROJECT_ROOT), help="project root")
+    parser.add_argument("--wait", action="store_true", help="wait for the lock, do not refuse")
+    parser.add_argument("cmd", nargs=argparse.REMAINDER, help="the command, after --")
+    args = parser.parse_args(argv)
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        parser.error("no command given (rnnflow locked -- dvc repro)")
+    root = Path(args.root).resolve()
+    session = importlib.import_module("pipelines.ops.prefect_session")
+    try:
+        with _locked(root, " ".join(cmd), args.wait):
+            os.chdir(root)
+            return session.run_command(cmd)
+    except ConfigError as exc:
+        print(f"rnnflow locked: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,7 +201,23 @@ def main(argv: list[str] | None = None) -> int:
     prof.add_argument(
         "--dry-run", action="store_true", help="print the overrides as `dvc exp run -S` arguments"
     )
+    prof.add_argument("--root", default=str(PROJECT_ROOT), help="project root")
+    prof.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait while another run holds the workspace (default: refuse at once)",
+    )
+    sub.add_parser("locked", help="run a command holding the workspace lock (make repro's dvc)")
+    sub.add_parser(
+        "verify",
+        help="check every output in dvc.lock (and with --cache the DVC cache) against its bytes",
+        add_help=False,
+    )
 
+    if argv and argv[0] == "locked":
+        return _run_locked(argv[1:])
+    if argv and argv[0] == "verify":
+        return int(importlib.import_module("pipelines.integrity").main(argv[1:]))
     if argv and argv[0] in (*_HOPS, *_FLOWS, *_OPS, *_TOOLS):
         # Dispatch by module name, not import: the core stays below both sides it starts.
         package = (

@@ -9,10 +9,11 @@ instead of being silently ignored.
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from rnnflow.env import PROJECT_ROOT
 
@@ -30,6 +31,34 @@ class Config(BaseModel):
 
 class ConfigError(ValueError):
     """params.yaml (or a profile) does not match what a stage expects."""
+
+
+#: What a name from params.yaml must look like when it becomes a stage name, a path or a
+#: command word (models, corpora, sources, trials, artifacts): no shell metacharacters, no
+#: path separators, no dots, ASCII only (no look-alikes), so nothing hostile reaches DVC's
+#: shell or the file system.
+IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def check_identifier(name: object, what: str = "name") -> str:
+    """``name`` if it matches :data:`IDENTIFIER`, else a :class:`ConfigError` naming it."""
+    if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
+        raise ConfigError(
+            f"{what} {name!r} is not an identifier: use lowercase ASCII letters, digits and "
+            f"'_', starting with a letter, at most 64 characters ({IDENTIFIER.pattern})"
+        )
+    return name
+
+
+def _identifier(name: str) -> str:
+    try:
+        return check_identifier(name)
+    except ConfigError as exc:  # pydantic reports ValueError with the field's location
+        raise ValueError(str(exc)) from None
+
+
+#: A pydantic field type for names that become paths, stage names or command words.
+Identifier = Annotated[str, AfterValidator(_identifier)]
 
 
 def _yaml():
@@ -112,46 +141,6 @@ def profile_overlay(name: str) -> dict[str, Any]:
         known = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
         raise ConfigError(f"{path}: no such profile (known: {known})")
     return load_params(path)
-
-
-def _check_keys(base: Any, overlay: Any, where: str) -> None:
-    if not isinstance(overlay, dict):
-        return
-    if not isinstance(base, dict):
-        raise ConfigError(f"profile sets {where} as a mapping, params.yaml does not")
-    for key, value in overlay.items():
-        if key not in base:
-            # New entries are fine where the base maps names to things (e.g. sources).
-            continue
-        _check_keys(base[key], value, f"{where}.{key}" if where else key)
-
-
-def apply_profile(name: str, params_path: Path = PARAMS_FILE) -> list[str]:
-    """Merge ``profiles/<name>.yaml`` into params.yaml in place, keeping its comments.
-
-    Returns the dotted keys that changed. Applying the same profile twice changes
-    nothing the second time, so a following ``dvc repro`` is a no-op.
-    """
-    yaml = _yaml()
-    with params_path.open() as fh:
-        doc = yaml.load(fh)
-    overlay = profile_overlay(name)
-    _check_keys(_plain(doc), overlay, "")
-    changed: list[str] = []
-
-    def merge(node: Any, over: dict[str, Any], prefix: str) -> None:
-        for key, value in over.items():
-            dotted = f"{prefix}{key}"
-            if isinstance(value, dict) and isinstance(node.get(key), dict):
-                merge(node[key], value, dotted + ".")
-            elif _plain(node.get(key)) != value:
-                node[key] = value
-                changed.append(dotted)
-
-    merge(doc, overlay, "")
-    if changed:
-        dump_yaml(doc, params_path)
-    return changed
 
 
 def dump_yaml(doc: Any, path: Path) -> None:

@@ -1,9 +1,11 @@
-"""Fetch source files: verified local mirror first, then resumable HTTP downloads.
+"""Fetch source files: verified local mirror first, then resumable HTTPS downloads.
 
 Every corpus names its files as ``FileSpec``s (relative path + checksum) and calls
 ``fetch_file``. A file only ever appears at its final path after its checksum verified, so
-an interrupted or corrupted fetch can never be mistaken for data. Standard library only
-(urllib), so fetching adds no dependency.
+an interrupted or corrupted fetch can never be mistaken for data. Downloads use https (every
+redirect too); plain http only for a file pinned by a sha256, whose bytes decide whatever
+the transport. Paths never leave the mirror or the download directory, symbolic links
+included. Standard library only (urllib), so fetching adds no dependency.
 """
 
 from __future__ import annotations
@@ -65,6 +67,32 @@ class DownloadError(RuntimeError):
 
 class ChecksumMismatch(DownloadError):
     """A file's bytes do not match the checksum its spec declares."""
+
+
+class UnsafePath(ValueError):
+    """A path that resolves outside the directory it must stay in (``..``, absolute, a link)."""
+
+
+def inside(path: Path, root: Path, what: str, root_name: str = "") -> Path:
+    """``path`` unchanged if it resolves (symbolic links followed) inside ``root``; else
+    :class:`UnsafePath` naming ``what`` (and ``root_name``, e.g. "the mirror")."""
+    resolved, base = Path(path).resolve(), Path(root).resolve()
+    if not resolved.is_relative_to(base):
+        where = f"{root_name} ({base})" if root_name else str(base)
+        raise UnsafePath(f"{what}: {path} resolves to {resolved}, outside {where}; refusing it")
+    return path
+
+
+def _sha256_pinned(spec: FileSpec) -> bool:
+    return spec.checksum is not None and _parse_checksum(spec.checksum)[0] == "sha256"
+
+
+def _transport_refusal(url: str, spec: FileSpec) -> str | None:
+    """Why ``url`` must not serve ``spec`` (not https, and http without a sha256 pin)."""
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme == "https" or (scheme == "http" and _sha256_pinned(spec)):
+        return None
+    return f"{url}: refused: only https may serve a file not pinned by a sha256 checksum"
 
 
 def _parse_checksum(checksum: str) -> tuple[str, str]:
@@ -176,7 +204,10 @@ def obtain(
     file, every URL tried and where the mirror copy was looked for.
     """
     dest_dir = Path(dest_dir)
-    final = dest_dir / spec.path
+    final = inside(dest_dir / spec.path, dest_dir, spec.path, "the download directory")
+    mirror_file = None
+    if mirror is not None:
+        mirror_file = inside(Path(mirror) / spec.path, Path(mirror), spec.path, "the mirror")
     final.parent.mkdir(parents=True, exist_ok=True)
 
     origin = final.with_name(final.name + ".origin")
@@ -193,7 +224,6 @@ def obtain(
             log.warning("%s; fetching it again", exc)
             final.unlink()
 
-    mirror_file = Path(mirror) / spec.path if mirror is not None else None
     if mirror_file is not None and mirror_file.is_file():
         _copy_verified(mirror_file, final, spec)
         fetched = Fetched(final, "mirror", str(mirror_file))
@@ -271,17 +301,23 @@ def _download(
     backoff_s: float,
     progress: bool,
 ) -> str:
-    """Download ``spec`` to ``final`` from the first URL that serves it; return that URL."""
+    """Download ``spec`` to ``final`` from the first URL that serves it; return the URL the
+    bytes finally came from (after redirects)."""
     part = final.with_name(final.name + ".part")
     tried: list[str] = []
     any_checksum = False
     for base in urls:
         url = _join(base, spec.path)
+        refusal = _transport_refusal(url, spec)
+        if refusal:
+            tried.append(refusal)
+            log.warning("%s", refusal)
+            continue
         for attempt in range(max(1, retries)):
             if attempt and backoff_s > 0:
                 time.sleep(backoff_s * 2 ** (attempt - 1))
             try:
-                _download_once(url, part, spec, timeout_s=timeout_s, progress=progress)
+                served_url = _download_once(url, part, spec, timeout_s=timeout_s, progress=progress)
                 _check(part, spec)
             except ChecksumMismatch as exc:
                 # The bytes (possibly an old resumed prefix) are wrong: start clean next time.
@@ -291,14 +327,17 @@ def _download(
                 failure = exc
             else:
                 os.replace(part, final)
-                return url
+                return served_url
             any_checksum |= failure.checksum
             tried.append(f"{url} (attempt {attempt + 1}): {failure}")
             log.warning("fetching %s failed: %s", url, failure)
             if not failure.retry:
                 break
 
-    # A checksum failure leaves no .part behind; a network failure keeps it for resuming.
+    # A checksum failure leaves no .part behind; a network failure keeps it for resuming,
+    # unless nothing will verify the resumed whole (trust on first use): then it goes.
+    if spec.checksum is None:
+        part.unlink(missing_ok=True)
     if mirror_file is not None:
         where = f"the mirror (${MIRROR_ENV}) has no {mirror_file}"
     else:
@@ -318,10 +357,33 @@ def _join(base: str, rel: str) -> str:
     return (base if base.endswith("/") else base + "/") + urllib.parse.quote(rel)
 
 
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to a URL that may serve ``spec`` (see _transport_refusal)."""
+
+    def __init__(self, spec: FileSpec) -> None:
+        self.spec = spec
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        refusal = _transport_refusal(newurl, self.spec)
+        if refusal:
+            fp.close()
+            raise _AttemptFailed(f"redirected to {refusal}", retry=False)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def _download_once(
     url: str, part: Path, spec: FileSpec, *, timeout_s: float, progress: bool
-) -> None:
-    """One HTTP request appending to (or restarting) ``part``; raises ``_AttemptFailed``."""
+) -> str:
+    """One HTTP request appending to (or restarting) ``part``; returns the URL that served
+    it (after redirects); raises ``_AttemptFailed``."""
     offset = part.stat().st_size if part.exists() else 0
     if spec.size is not None and offset > spec.size:
         part.unlink()  # longer than the file can be: not a prefix of it
@@ -330,8 +392,11 @@ def _download_once(
     if offset:
         headers["Range"] = f"bytes={offset}-"
     request = urllib.request.Request(url, headers=headers)
+    opener = urllib.request.build_opener(_CheckedRedirects(spec))
+    served_url = url
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as resp:
+        with opener.open(request, timeout=timeout_s) as resp:
+            served_url = resp.url
             if offset and resp.status == 206:
                 start = _content_range_start(resp.headers.get("Content-Range", ""))
                 if start != offset:
@@ -353,7 +418,7 @@ def _download_once(
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:
             # Range beyond the end: the .part may already be complete; the checksum decides.
-            return
+            return exc.url
         retry = exc.code >= 500 or exc.code in _RETRYABLE_4XX
         raise _AttemptFailed(f"HTTP {exc.code} {exc.reason}", retry=retry) from exc
     except urllib.error.URLError as exc:
@@ -369,6 +434,7 @@ def _download_once(
     if total is not None and got < total:
         # http.client returns b"" rather than raising when a read(n) is cut short.
         raise _AttemptFailed(f"connection closed after {got} of {total} bytes; will resume")
+    return served_url
 
 
 def _content_range_start(value: str) -> int | None:

@@ -344,7 +344,8 @@ def _with_stage_hint(exc: io.ParquetReadError, root: Path) -> io.ParquetReadErro
     if stage is None:
         return exc
     return exc.with_hint(
-        f"re-create it with `dvc checkout {stage}@{corpus}` (or `dvc repro {stage}@{corpus}`)"
+        f"re-create it with `dvc checkout --force {stage}@{corpus}` "
+        f"(or `dvc repro {stage}@{corpus}`)"
     )
 
 

@@ -11,16 +11,23 @@ The ``sample`` section is not extended by adapters and stays in ``stages/sample.
 
 from __future__ import annotations
 
+import urllib.parse
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from rnnflow.config import Config
+from rnnflow.config import Config, Identifier, check_identifier
 
 # --- fetch -----------------------------------------------------------------------------------
 
 #: The legacy checksum for "not pinned yet"; same as leaving ``checksum`` out.
 UNPINNED = "sha256:unpinned"
+#: Default of ``fetch.<corpus>.max_expanded_bytes``: most bytes one compressed source file
+#: (gzip, zip member, IDX gz) may expand to. Finite, so a decompression bomb stops; generous,
+#: since the real corpora are far smaller (full MNIST train images: 47 MB; the OPUS
+#: OpenSubtitles en-es sides: a few GB each, streamed).
+MAX_EXPANDED_BYTES = 4 << 30
 
 
 class NetworkConfig(Config):
@@ -32,7 +39,24 @@ class NetworkConfig(Config):
 
 
 class FetchConfig(Config):
-    """Base of every corpus's fetch section (adapters extend it)."""
+    """Base of every corpus's fetch section (adapters extend it).
+
+    Where a corpus names sources (``source``, ``sources``), the names must be identifiers:
+    they become lock keys, report keys and parts (file names).
+    """
+
+    #: Every decompressor reading this corpus's files stops with an error past this many
+    #: bytes (a decompression "bomb" must not fill memory or disk).
+    max_expanded_bytes: int = Field(MAX_EXPANDED_BYTES, ge=1)
+
+    @model_validator(mode="after")
+    def _source_names(self) -> FetchConfig:
+        listed = getattr(self, "source", None)
+        for name in [listed] if isinstance(listed, str) else listed or []:
+            check_identifier(name, "fetch source name")
+        for name in getattr(self, "sources", None) or {}:
+            check_identifier(name, "fetch source name")
+        return self
 
 
 class FileConfig(Config):
@@ -46,9 +70,26 @@ class FileConfig(Config):
     checksum: str | None = None
     size: int | None = None
 
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, path: str) -> str:
+        # Joined to the mirror and to data/downloads: it must not climb out of either.
+        parts = PurePosixPath(path).parts
+        if not parts or path.startswith("/") or ".." in parts or "\\" in path or "\0" in path:
+            raise ValueError(
+                f"path {path!r} must be a relative POSIX path without '..' (it is joined to "
+                f"the mirror and the download directory)"
+            )
+        return path
+
     @property
     def pinned(self) -> bool:
         return self.checksum is not None and self.checksum.strip().lower() != UNPINNED
+
+    @property
+    def sha256_pinned(self) -> bool:
+        """Pinned by a sha256 (an md5 pin proves integrity, not authenticity)."""
+        return self.pinned and (self.checksum or "").strip().lower().startswith("sha256:")
 
 
 class SourceConfig(Config):
@@ -60,7 +101,24 @@ class SourceConfig(Config):
     note: str = ""
     #: Parts (and ``origin`` where a corpus keeps one) this source serves; sources of one
     #: origin are alternatives, tried in the order ``source`` lists them.
-    origin: str | None = None
+    origin: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _https(self) -> SourceConfig:
+        # Plain http can be tampered with on the way: only bytes a sha256 pins may use it.
+        for url in self.urls:
+            scheme = urllib.parse.urlsplit(url).scheme.lower()
+            if scheme == "https":
+                continue
+            if scheme != "http":
+                raise ValueError(f"urls: {url!r}: only https (or http) URLs can be fetched")
+            unpinned = [k for k, f in self.files.items() if not f.sha256_pinned]
+            if unpinned:
+                raise ValueError(
+                    f"urls: {url!r} is plain http, allowed only for files pinned by a sha256 "
+                    f"checksum; not pinned so: {unpinned} (use an https URL or pin them)"
+                )
+        return self
 
 
 class DatasetSourceConfig(SourceConfig):

@@ -32,7 +32,7 @@ ROW_GROUP_ROWS = 65_536
 BATCH_ROWS = 65_536
 
 #: How a damaged input is re-created, when the hop that wrote it is not known here.
-REGENERATE_HINT = "re-create it with `dvc repro` (or `dvc checkout`)"
+REGENERATE_HINT = "re-create it with `dvc repro` (or `dvc checkout --force`)"
 
 
 class ParquetReadError(ValueError):
@@ -89,13 +89,19 @@ def _chmod_default(path: Path | str, directory: bool) -> None:
 
 def write_json(path: Path | str, obj: Any) -> None:
     """Write JSON atomically (temp file in the same directory, then rename)."""
+    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
+    write_bytes(path, text.encode())
+
+
+def write_bytes(path: Path | str, payload: bytes) -> None:
+    """Write bytes atomically (temp file in the same directory, then rename); the file gets
+    the umask's mode and a failed write names ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=2, sort_keys=False, default=_json_default)
-            fh.write("\n")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
         _chmod_default(tmp, directory=False)
         os.replace(tmp, path)
     except OSError as exc:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rnnflow import io
-from rnnflow.config import ConfigError
+from rnnflow.config import ConfigError, check_identifier
 from rnnflow.hopconfig import DatasetSourceConfig, NetworkConfig, SourceConfig
 
 #: A corpus's own source config (e.g. a text corpus's, with a file format).
@@ -47,7 +47,7 @@ class NoSource(RuntimeError):
 
 def lock_path(root: Path, corpus: str) -> Path:
     """``sources/<corpus>.lock``: what trust-on-first-use recorded for ``corpus`` (in git)."""
-    return root / "sources" / f"{corpus}.lock"
+    return root / "sources" / f"{check_identifier(corpus, 'corpus')}.lock"
 
 
 @dataclass
@@ -127,6 +127,21 @@ class FetchContext:
     root: Path | None = None
     #: source name → the loaded dataset (format ``hf``) that :func:`resolve` chose
     datasets: dict[str, HFDataset] = field(default_factory=dict)
+    #: Files trusted on first use in this fetch, not locked yet (deleted if it fails).
+    first_use: list[Path] = field(default_factory=list)
+
+    def discard_first_uses(self) -> None:
+        """Delete the files trusted on first use: bytes that failed (or never reached) the
+        hop's checks must not be served from ``data/downloads`` on a later run."""
+        for path in self.first_use:
+            _discard(path)
+        self.first_use.clear()
+
+
+def _discard(path: Path) -> None:
+    """Delete a downloaded file and the note of where it came from."""
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".origin").unlink(missing_ok=True)
 
 
 def _obtain(
@@ -165,7 +180,9 @@ def _obtain(
             )
         else:
             plan.append((key, FileSpec(f.path, None, f.size), None, False))
-    served, trusted = [], []
+    served: list[Served] = []
+    trusted: list[tuple[str, dict[str, Any]]] = []
+    first_use: list[Path] = []
     for key, spec, entry, pinned in plan:
         try:
             got = obtain(
@@ -176,10 +193,15 @@ def _obtain(
                 retries=ctx.network.retries,
                 timeout_s=ctx.network.timeout_s,
                 backoff_s=ctx.network.backoff_s,
-                refresh=ctx.update and spec.checksum is None,
+                # A copy nothing verifies (not pinned, not locked) was never checked by a
+                # successful hop: fetch it afresh rather than serve it.
+                refresh=spec.checksum is None,
             )
-        except ChecksumMismatch as exc:
-            if entry is None:
+        except BaseException as exc:
+            # A source given up half-way leaves none of its unverified files behind.
+            for path in first_use:
+                _discard(path)
+            if not isinstance(exc, ChecksumMismatch) or entry is None:
                 raise
             raise UpstreamChanged(
                 f"{params_key}.files.{key} ({spec.path}) changed upstream: "
@@ -203,6 +225,8 @@ def _obtain(
                 got.url,
             )
         )
+        if spec.checksum is None:
+            first_use.append(got.path)
         if not pinned:
             trusted.append(
                 (
@@ -220,6 +244,7 @@ def _obtain(
     # after the hop read and validated them); a source passed over half-way records nothing.
     for key, record in trusted:
         lock.record(name, key, record)
+    ctx.first_use.extend(first_use)
     return served
 
 

@@ -15,6 +15,12 @@ them (``rnnflow fetch CORPUS --update``). ``reports/fetch/<corpus>.json`` record
 served each file. The mirror directory comes from ``$RNNFLOW_MIRROR`` (a transport, not
 content: the checksums decide what the data is).
 
+Names are identifiers and paths stay inside their roots: the corpus and its source names,
+file paths and ``mirror_dir`` (inside the mirror), and everything written or deleted
+(``data/downloads``, the lock, the report: inside the project). Downloads use https, plain
+http only for sha256-pinned files; a first-use download that fails any check is deleted,
+never served later. ``fetch.<corpus>.max_expanded_bytes`` caps every decompressor.
+
 A text source may instead be a Hugging Face dataset (format ``hf``: ``dataset``, ``config``,
 ``split``, ``revision``, ``data_files``, ``columns``), read through ``datasets`` from the
 local cache (offline, the default) or the Hub; a dataset that cannot be loaded is passed over
@@ -27,12 +33,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from rnnflow import io
-from rnnflow.config import ConfigError, parse
+from rnnflow.config import ConfigError, check_identifier, parse
+from rnnflow.download import inside
 from rnnflow.env import mirror_dir
 from rnnflow.hop import HopRun, batches_of, cli
 from rnnflow.hopconfig import NetworkConfig
@@ -65,8 +73,20 @@ def fetch_report(ctx: FetchContext, rows: dict[str, int]) -> dict[str, Any]:
 # --- the hop ---------------------------------------------------------------------------------
 
 
+def in_project(run: HopRun, rel: str) -> Path:
+    """``run.root / rel``, confirmed to resolve inside the project root (a symlinked
+    ``data/`` or ``sources/`` must not carry writes and deletions elsewhere)."""
+    return inside(run.root / rel, run.root, rel, "the project root")
+
+
+def mirror_of(mirror: Path, sub: str, corpus: str) -> Path:
+    """The corpus's directory of the mirror: ``fetch.<corpus>.mirror_dir`` must stay inside."""
+    return inside(mirror / sub, mirror, f"params fetch.{corpus}.mirror_dir {sub!r}", "the mirror")
+
+
 def body_for(corpus: str, args: argparse.Namespace | None):
-    """Build the hop body for ``corpus``."""
+    """Build the hop body for ``corpus`` (an identifier: it names files and directories)."""
+    check_identifier(corpus, "corpus")
     update = bool(getattr(args, "update", False))
 
     def body(run: HopRun) -> None:
@@ -78,34 +98,40 @@ def body_for(corpus: str, args: argparse.Namespace | None):
             raise ConfigError(f"params fetch.require_pinned must be true or false, got {strict!r}")
         mirror = mirror_dir()
         sub = adapter.mirror_subdir(cfg) or corpus
-        lock_file = lock_path(run.root, corpus)
+        lock_file = in_project(run, lock_path(Path(), corpus).as_posix())
+        report = in_project(run, f"reports/fetch/{corpus}.json")
         lock = SourceLock.load(lock_file, corpus)
         ctx = FetchContext(
             net,
-            mirror / sub if mirror else None,
-            run.root / "data" / "downloads" / corpus,
+            mirror_of(mirror, sub, corpus) if mirror else None,
+            in_project(run, f"data/downloads/{corpus}"),
             corpus=corpus,
             lock=lock,
             require_pinned=strict,
             update=update,
             root=run.root,
         )
-        for part, data in adapter.fetch(cfg, ctx).items():
-            # A part is a whole table or (for big sources) an iterable of tables, streamed.
-            stream: Iterable[pa.Table] = batches_of(data) if isinstance(data, pa.Table) else data
-            rows = run.write_stream(part, stream, adapter.raw_suite(part, cfg))
-            low, high = adapter.expected_rows(part, cfg)
-            key = None
-            for name, source, _ in ctx.resolved.values():
-                if part in source.rows:  # the source that served it says how many rows it has
-                    low = high = source.rows[part]
-                    key = f"fetch.{corpus}.sources.{name}.rows.{part}"
-            run.check_rows(part, rows, low, high, "rows fetched", params_key=key)
-        # Reached only when every part read, validated and counted: first uses are trusted now.
-        lock.save(lock_file)
-        io.write_json(
-            run.root / "reports" / "fetch" / f"{corpus}.json", fetch_report(ctx, dict(run.rows_out))
-        )
+        try:
+            for part, data in adapter.fetch(cfg, ctx).items():
+                # A part is a whole table or (for big sources) an iterable of tables, streamed.
+                stream: Iterable[pa.Table] = (
+                    batches_of(data) if isinstance(data, pa.Table) else data
+                )
+                rows = run.write_stream(part, stream, adapter.raw_suite(part, cfg))
+                low, high = adapter.expected_rows(part, cfg)
+                key = None
+                for name, source, _ in ctx.resolved.values():
+                    if part in source.rows:  # the source that served it says its row count
+                        low = high = source.rows[part]
+                        key = f"fetch.{corpus}.sources.{name}.rows.{part}"
+                run.check_rows(part, rows, low, high, "rows fetched", params_key=key)
+            # Reached only when every part read, validated and counted: first uses are
+            # trusted now.
+            lock.save(lock_file)
+        except BaseException:
+            ctx.discard_first_uses()
+            raise
+        io.write_json(report, fetch_report(ctx, dict(run.rows_out)))
 
     return body
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
 import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -140,3 +144,25 @@ def copy_checkout(dst: Path, skip: tuple[str, ...] = RUN_OUTPUTS) -> Path:
 
 def copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, dirs_exist_ok=True)
+
+
+@contextlib.contextmanager
+def lock_held(root: Path, what: str) -> Iterator[int]:
+    """Another process holding ``root``'s workspace lock as ``what`` for the block; its pid."""
+    code = (
+        "import sys, time; from pathlib import Path; from pipelines.ops.workspace import "
+        "workspace_lock\nwith workspace_lock(Path(sys.argv[1]), sys.argv[2]):\n"
+        "    print('held', flush=True); time.sleep(60)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(root), what],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -41,16 +40,17 @@ def test_real_params_parse_and_name_checksums() -> None:
 
 
 @pytest.fixture
-def params_copy(tmp_path: Path, monkeypatch) -> Path:
-    shutil.copy(PROJECT_ROOT / "params.yaml", tmp_path / "params.yaml")
-    shutil.copytree(PROJECT_ROOT / "profiles", tmp_path / "profiles")
-    monkeypatch.setattr(config, "PROFILES_DIR", tmp_path / "profiles")
-    return tmp_path / "params.yaml"
+def params_copy(tmp_path: Path) -> Path:
+    from tests.test_security_params import copy_params
+
+    return copy_params(tmp_path)
 
 
 def test_profile_applies_once_and_keeps_comments(params_copy: Path) -> None:
+    from pipelines.ops.workspace import apply_profile
+
     before = params_copy.read_text()
-    changed = config.apply_profile("ci", params_copy)
+    changed = apply_profile(params_copy.parent, "ci")
     assert "fetch.parity.n" in changed and "train.models.mnist_cnn.epochs" in changed
     after = params_copy.read_text()
     assert "# rnnflow params" in after  # comments survive
@@ -62,13 +62,15 @@ def test_profile_applies_once_and_keeps_comments(params_copy: Path) -> None:
         merged["train"]["models"]["mnist_cnn"]["lr"]
         == config.load_params(PROJECT_ROOT / "params.yaml")["train"]["models"]["mnist_cnn"]["lr"]
     )
-    assert config.apply_profile("ci", params_copy) == []
+    assert apply_profile(params_copy.parent, "ci") == {}
     assert params_copy.read_text() == after != before
 
 
 def test_unknown_profile_lists_known(params_copy: Path) -> None:
+    from pipelines.ops.workspace import apply_profile
+
     with pytest.raises(config.ConfigError, match="ci"):
-        config.apply_profile("nope", params_copy)
+        apply_profile(params_copy.parent, "nope")
 
 
 def test_flatten_gives_dvc_set_param_form() -> None:
@@ -82,7 +84,7 @@ def test_profiles_change_sizes_not_sources() -> None:
         assert not [k for k in overlay if ".source" in k], path
 
 
-def test_exp_run_arguments_parse_as_dvc_overrides() -> None:
+def test_exp_run_arguments_parse_as_dvc_overrides(params_copy: Path) -> None:
     """`rnnflow profile ci --dry-run` prints `-S` overrides in Hydra's grammar: lists without
     spaces, null and true as YAML spells them, so `dvc exp run` reads the same values."""
     from rnnflow.cli import override_value, set_params_args
@@ -90,6 +92,6 @@ def test_exp_run_arguments_parse_as_dvc_overrides() -> None:
     assert override_value([500, 2000]) == "[500,2000]"
     assert override_value(None) == "null" and override_value(True) == "true"
     assert override_value("cosine") == "cosine" and override_value("a b") == '"a b"'
-    args = set_params_args("ci")
+    args = set_params_args("ci", params_copy.parent)
     assert args[0] == "-S" and "train.models.mnist_cnn.epochs=1" in args
     assert "+train.models.books_lm.max_batches=15" in args  # not in params.yaml: added

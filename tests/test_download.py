@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
+import ipaddress
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,6 +35,7 @@ class Server:
     cut_once: bool = False  # send half the body of the next response, then hang up
     ignore_range: bool = False  # answer Range requests with a full 200
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range)
+    redirects: dict[str, str] = field(default_factory=dict)  # path → Location (a 302)
 
 
 def _handler(state: Server) -> type[BaseHTTPRequestHandler]:
@@ -44,6 +48,12 @@ def _handler(state: Server) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             rng = self.headers.get("Range")
             state.requests.append((self.path, rng))
+            if self.path.lstrip("/") in state.redirects:
+                self.send_response(302)
+                self.send_header("Location", state.redirects[self.path.lstrip("/")])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             body = state.files.get(self.path.lstrip("/"))
             if body is None:
                 self.send_error(404)
@@ -79,14 +89,64 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
 
 
+def self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that is its own CA, and its key: ``(cert, key)`` PEM files.
+
+    A client trusts it through ``SSL_CERT_FILE=<cert>`` (OpenSSL's default verify paths).
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rnnflow test server")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
 @contextlib.contextmanager
-def serving(state: Server) -> Iterator[Server]:
-    """Serve ``state`` on a free loopback port (``state.base``) until the block ends."""
+def serving(state: Server, tls: tuple[Path, Path] | None = None) -> Iterator[Server]:
+    """Serve ``state`` on a free loopback port (``state.base``) until the block ends; over
+    https with ``tls`` (a ``(cert, key)`` pair, see :func:`self_signed_cert`)."""
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     httpd.daemon_threads = True
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
     thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
     thread.start()
-    state.base = f"http://127.0.0.1:{httpd.server_address[1]}/"
+    scheme = "https" if tls is not None else "http"
+    state.base = f"{scheme}://127.0.0.1:{httpd.server_address[1]}/"
     try:
         yield state
     finally:
@@ -97,6 +157,15 @@ def serving(state: Server) -> Iterator[Server]:
 @pytest.fixture
 def server() -> Iterator[Server]:
     with serving(Server(files={PATH: BODY})) as state:
+        yield state
+
+
+@pytest.fixture
+def https_server(tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> Iterator[Server]:
+    """Like ``server``, over https with a certificate the client is told to trust."""
+    cert, key = self_signed_cert(tmp_path_factory.mktemp("tls"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    with serving(Server(files={PATH: BODY}), tls=(cert, key)) as state:
         yield state
 
 
@@ -264,3 +333,8 @@ def test_checksum_needs_a_known_algorithm_prefix(checksum: str) -> None:
 def test_spec_path_must_stay_inside_dest(path: str) -> None:
     with pytest.raises(ValueError):
         FileSpec(path, SHA)
+
+
+def test_https_test_server_is_trusted(https_server: Server, tmp_path: Path) -> None:
+    assert https_server.base.startswith("https://")
+    assert _fetch(tmp_path, [https_server.base]).read_bytes() == BODY

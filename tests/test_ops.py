@@ -23,8 +23,7 @@ import numpy as np
 import pytest
 
 from pipelines.ops import workspace as W
-from rnnflow.env import PROJECT_ROOT
-from tests.conftest import RUN_OUTPUTS, copy_checkout, sha256
+from tests.conftest import RUN_OUTPUTS, copy_checkout, lock_held, sha256
 
 CHROMIUM = Path("/usr/bin/chromium")
 MODEL = "mnist_logreg"
@@ -163,12 +162,15 @@ def base_project(tmp_path_factory, server):
     root = top / "base"
     copy_checkout(root, skip=RUN_OUTPUTS + ("registry/",))
     env = project_env(root, senv, mirror)
+    # The tiny mirror takes the place of the published files (a writer may not add a source).
+    W.set_params(
+        root / "params.yaml",
+        {"fetch.mnist.sources.published": source, "fetch.mnist.source": ["published"]},
+    )
     sh([sys.executable, "-m", "rnnflow.cli", "profile", "ci"], root, env)
     W.set_params(
         root / "params.yaml",
         {
-            "fetch.mnist.sources.tiny": source,
-            "fetch.mnist.source": "tiny",
             "sample.mnist.train": None,
             "sample.mnist.validation": None,
             "sample.mnist.test": None,
@@ -524,39 +526,25 @@ def test_decide_needs_more_than_the_margin():
 
 def test_set_params_keeps_comments_and_rejects_unknown_sections(tmp_path):
     from rnnflow.config import ConfigError
+    from tests.test_security_params import copy_params
 
-    path = tmp_path / "params.yaml"
-    path.write_text("# top comment\ntrain:\n  models:\n    m: {lr: 0.1, epochs: 1}  # keep\n")
-    changed = W.set_params(path, {"train.models.m.lr": 0.01, "train.models.m.wd": 0.5})
-    assert changed == {"train.models.m.lr": (0.1, 0.01), "train.models.m.wd": (None, 0.5)}
+    path = copy_params(tmp_path)
+    key = "train.models.mnist_cnn"
+    changed = W.set_params(path, {f"{key}.lr": 0.01, f"{key}.max_batches": 5})
+    assert changed == {f"{key}.lr": (0.003, 0.01), f"{key}.max_batches": (None, 5)}
     text = path.read_text()
-    assert "# top comment" in text and "# keep" in text and "lr: 0.01" in text
-    assert W.set_params(path, {"train.models.m.lr": 0.01}) == {}
+    assert "# rnnflow params" in text and "lr: 0.01" in text
+    assert W.set_params(path, {f"{key}.lr": 0.01}) == {}
     with pytest.raises(ConfigError, match="nosuch"):
         W.set_params(path, {"train.nosuch.lr": 1})
     assert W.parse_assignments(["a.b=3", "c=[1, 2]", "d=x"]) == {"a.b": 3, "c": [1, 2], "d": "x"}
 
 
 def test_workspace_lock_keeps_a_second_run_out(tmp_path):
-    code = (
-        "import sys, time; from pathlib import Path; from pipelines.ops.workspace import "
-        "workspace_lock\nwith workspace_lock(Path(sys.argv[1]), 'holder'):\n"
-        "    print('held', flush=True); time.sleep(30)\n"
-    )
-    holder = subprocess.Popen(
-        [sys.executable, "-c", code, str(tmp_path)],
-        cwd=PROJECT_ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held(tmp_path, "holder"):
         with pytest.raises(W.WorkspaceBusy, match="holder"):
             with W.workspace_lock(tmp_path, "second", timeout=0.5, poll=0.1):
                 pass
-    finally:
-        holder.kill()
-        holder.wait()
     with W.workspace_lock(tmp_path, "after", timeout=5):  # released when its holder died
         with W.workspace_lock(tmp_path, "nested", timeout=0):  # re-entrant in one process
             pass

@@ -7,6 +7,7 @@ new server over the same ``PREFECT_HOME`` still has both runs, Completed, with t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -325,3 +326,110 @@ def test_repro_flow_runs_are_children_of_the_repro_run(tmp_path, monkeypatch):
                 owner = client.read_task_run(run.parent_task_run_id)
                 assert owner.flow_run_id == parent.id
                 assert owner.name.startswith("run_dvc"), owner.name
+
+
+# --- faults: a dead server fails a stage fast; a stage dies with its parent -------------------
+
+STALL_SCRIPT = textwrap.dedent('''\
+    """A stage whose flow runs through run_stage_flow; it records its pid and parent, then waits."""
+    import os, sys, time
+    from pathlib import Path
+
+    from pipelines.lineage import run_stage_flow
+
+    def stage(out: str) -> str:
+        ppid = os.getppid()
+        comm = Path(f"/proc/{ppid}/comm").read_text().strip()
+        Path(out).write_text(f"{os.getpid()} {comm}")
+        time.sleep(120)
+        return "slept"
+
+    run_stage_flow(stage, out=sys.argv[1])
+    ''')
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie nobody reaped yet counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_stage_fails_fast_when_the_server_is_gone(tmp_path, monkeypatch):
+    """A stage pointed at a server that died: one line naming the URL, non-zero, in < 10 s."""
+    import time
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    with prefect_server(tmp_path / "home", quiet=True) as api:
+        assert healthy(api)
+    assert not healthy(api, timeout=1)  # stopped: what a crashed server looks like to a stage
+
+    (tmp_path / "stage.py").write_text(CHILD_SCRIPT)
+    began = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, tmp_path / "stage.py", "rnnflow-dead-server", tmp_path / "out.txt"],
+        cwd=PROJECT_ROOT,
+        env=_clean_env(PREFECT_API_URL=api, PREFECT_HOME=str(tmp_path / "home")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    took = time.monotonic() - began
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0, proc.stderr[-3000:]
+    assert took < 10, f"took {took:.1f} s; stderr:\n{proc.stderr[-3000:]}"
+    assert len(lines) == 1, proc.stderr[-3000:]
+    assert api in lines[0] and "prefect server start" in lines[0], lines[0]
+    assert not (tmp_path / "out.txt").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_stage_dies_with_a_killed_dvc(tmp_path):
+    """``kill -9`` of ``dvc repro`` takes the stage's flow process with it within seconds."""
+    import signal
+    import time
+
+    root = tmp_path / "proj"
+    env = _clean_env()
+    root.mkdir()
+    (root / "stage.py").write_text(STALL_SCRIPT)
+    (root / "dvc.yaml").write_text(
+        f"stages:\n  stall:\n    cmd: {sys.executable} stage.py pid.txt\n"
+        "    deps: [stage.py]\n    outs: [out.txt]\n"
+    )
+    _run(["git", "init", "-q"], root, env)
+    _run([BIN / "dvc", "init", "-q"], root, env)
+    _run([BIN / "dvc", "config", "core.analytics", "false"], root, env)
+
+    dvc = subprocess.Popen(
+        [BIN / "dvc", "repro"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (root / "pid.txt").exists() or not (root / "pid.txt").read_text():
+            assert dvc.poll() is None and time.monotonic() < deadline, "the stage never started"
+            time.sleep(0.2)
+        pid, parent = (root / "pid.txt").read_text().split()
+        child = int(pid)
+        assert parent == "dvc", f"the stage's parent is {parent!r}, not dvc"  # bash exec'd it
+        dvc.send_signal(signal.SIGKILL)
+        dvc.wait(10)
+        deadline = time.monotonic() + 5
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(child), "the stage outlived dvc"
+    finally:
+        if dvc.poll() is None:
+            dvc.kill()
+        with contextlib.suppress(Exception):
+            os.kill(int((root / "pid.txt").read_text().split()[0]), signal.SIGKILL)

@@ -27,7 +27,7 @@ import pytest
 
 from rnnflow.config import dump_yaml, load_params
 from tests.conftest import copy_checkout
-from tests.test_download import Server, serving
+from tests.test_download import Server, self_signed_cert, serving
 from tests.test_text_corpora import GUTENBERG_FOOTER, GUTENBERG_HEADER
 
 pytestmark = pytest.mark.slow
@@ -180,13 +180,19 @@ def sh(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 2400) -> 
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    with serving(Server(files=published_files(np.random.default_rng(0)))) as state:
+def tls(tmp_path_factory) -> tuple[Path, Path]:
+    """The loopback server's certificate: unpinned files come over https only."""
+    return self_signed_cert(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="module")
+def served(tls):
+    with serving(Server(files=published_files(np.random.default_rng(0))), tls=tls) as state:
         yield state
 
 
 @pytest.fixture(scope="module")
-def online_run(served: Server, tmp_path_factory) -> tuple[Path, dict[str, str], str]:
+def online_run(served: Server, tls, tmp_path_factory) -> tuple[Path, dict[str, str], str]:
     """A copy of the project (no mirror beside it) after `make repro PROFILE=ci`."""
     top = tmp_path_factory.mktemp("online")
     root = copy_checkout(top / "rnnflow")
@@ -206,6 +212,7 @@ def online_run(served: Server, tmp_path_factory) -> tuple[Path, dict[str, str], 
             "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
             "PREFECT_HOME": str(root / ".prefect"),
             "PYTHONPATH": str(root),
+            "SSL_CERT_FILE": str(tls[0]),
             "GIT_AUTHOR_NAME": "ci",
             "GIT_AUTHOR_EMAIL": "ci@localhost",
             "GIT_COMMITTER_NAME": "ci",

@@ -74,7 +74,7 @@ def test_corrupt_hop_input_names_the_file_and_the_stage(project: Path, capsys) -
     assert run_hop("clean", "mnist", project) == 1
     err = capsys.readouterr().err
     assert "data/01_raw/mnist/train.parquet" in err, err
-    assert "dvc checkout fetch@mnist" in err and "dvc repro fetch@mnist" in err, err
+    assert "dvc checkout --force fetch@mnist" in err and "dvc repro fetch@mnist" in err, err
 
 
 # --- 2. TSV field counts ----------------------------------------------------------------------

@@ -19,7 +19,8 @@ import pytest
 from rnnflow.hop import data_dir, execute
 from rnnflow.io import read_json
 from tests.conftest import run_hop, write_params
-from tests.test_download import Server, _no_proxy, dead_url, server  # noqa: F401 - fixtures
+from tests.test_download import Server, _no_proxy, https_server  # noqa: F401 - fixtures
+from tests.test_download import dead_url as dead_http_url  # noqa: F401 - fixture
 from tests.test_text_corpora import overlay, text_root  # noqa: F401 - fixture
 
 TWEETS = [f"tweet {i} about things" for i in range(40)]
@@ -45,6 +46,18 @@ def published(base_url: str, **extra: object) -> dict:
     params["fetch"]["network"] = {"retries": 1, "timeout_s": 10, "backoff_s": 0}
     params["fetch"].update(extra)
     return params
+
+
+@pytest.fixture
+def server(https_server: Server) -> Server:  # noqa: F811
+    """The published files, over https: unpinned files are never fetched over plain http."""
+    return https_server
+
+
+@pytest.fixture
+def dead_url(dead_http_url: str) -> str:  # noqa: F811
+    """An https URL nobody listens on (unpinned files are only ever fetched over https)."""
+    return dead_http_url.replace("http://", "https://")
 
 
 def lock(root: Path) -> dict:
@@ -160,6 +173,25 @@ def test_structurally_bad_first_download_is_not_locked(
     assert fetch(tofu_root) == 1
     assert "truncated or corrupt gzip" in capsys.readouterr().err
     assert not (tofu_root / "sources" / "twitter.lock").exists()
+
+
+def test_a_failed_first_use_is_deleted_not_served_again(tofu_root: Path, server: Server) -> None:  # noqa: F811
+    server.files["twitter_en.txt.gz"] = BODY[: len(BODY) // 2]  # a truncated gzip
+    assert fetch(tofu_root) == 1
+    downloads = tofu_root / "data" / "downloads" / "twitter"
+    assert not [p.name for p in downloads.iterdir() if p.name.startswith("twitter_en")]
+    server.files["twitter_en.txt.gz"] = BODY  # upstream fixed: the next run downloads it
+    assert fetch(tofu_root) == 0
+    assert [p for p, _ in server.requests] == ["/twitter_en.txt.gz"] * 2
+    assert lock(tofu_root)["sources"]["published"]["pairs"]["size"] == len(BODY)
+
+
+def test_the_lock_records_the_url_after_redirects(tofu_root: Path, server: Server) -> None:  # noqa: F811
+    server.files["v2/twitter_en.txt.gz"] = BODY
+    server.redirects["twitter_en.txt.gz"] = f"{server.base}v2/twitter_en.txt.gz"
+    assert fetch(tofu_root) == 0
+    entry = lock(tofu_root)["sources"]["published"]["pairs"]
+    assert entry["url"] == f"{server.base}v2/twitter_en.txt.gz"
 
 
 def test_unreachable_source_falls_through_to_the_mirror(text_root: Path, dead_url: str) -> None:  # noqa: F811
@@ -303,4 +335,6 @@ def test_a_source_passed_over_half_way_records_nothing(
         "twitter": "mirror"
     }
     assert ("/twitter_en.txt.gz", None) in server.requests  # it was downloaded…
-    assert lock(text_root)["sources"] == {}  # …but never trusted
+    assert lock(text_root)["sources"] == {}  # …but never trusted…
+    downloads = text_root / "data" / "downloads" / "twitter"
+    assert not (downloads / "twitter_en.txt.gz").exists()  # …nor kept to be served later

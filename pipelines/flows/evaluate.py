@@ -32,9 +32,10 @@ import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect r
 from pipelines import device as dev
 from pipelines import tasks
 from pipelines.config import EvaluateConfig, Layout, ModelConfig
+from pipelines.integrity import verify
 from pipelines.lineage import run_stage_flow
 from pipelines.models import build_model
-from pipelines.outputs import write_atomic
+from pipelines.outputs import write_atomic, write_metrics
 from rnnflow.config import load_params, parse
 from rnnflow.io import write_json
 
@@ -109,7 +110,7 @@ def write_outputs(
     """``metrics/<model>.json``, the confusion file (always written, so DVC finds its declared
     plot) and the sample rows."""
     metrics = {"model": name, **result.metrics}
-    write_json(layout.metrics(name), metrics)
+    write_metrics(layout.metrics(name), metrics)
     actual, pred = result.confusion
     write_confusion(layout.confusion(name), actual, pred)
     write_samples(layout, name, spec["task"], result.samples)
@@ -126,7 +127,9 @@ def evaluate(
     layout = Layout(Path(root)) if root else Layout()
     ecfg = parse(EvaluateConfig, load_params(layout.params(params_path)), "evaluate")
     device = dev.resolve(ecfg.device)
+    verify(layout.model(model), layout.root)
     net, cfg, spec = load_model(layout.model(model), str(device))
+    verify(layout.tokens(cfg.corpus), layout.root)
     result = score_model(
         layout.model(model), net, spec, layout.tokens(cfg.corpus), ecfg, str(device)
     )

@@ -42,6 +42,7 @@ from pipelines import device as dev
 from pipelines import live as L
 from pipelines import tasks
 from pipelines.config import DECODE_FIELDS, Layout, ModelConfig, TrainConfig
+from pipelines.integrity import code_hash, verify
 from pipelines.lineage import run_stage_flow
 from pipelines.metrics import scoring
 from pipelines.models import build_model
@@ -73,14 +74,17 @@ def run_facts(name: str, cfg: ModelConfig, task_name: str, device: str, amp: str
 
 
 def train_fingerprint(cfg: ModelConfig, corpus: Any, spec: dict[str, Any] | None = None) -> str:
-    """What a checkpoint must match to be resumed: the model's params, the spec, the data.
+    """What a checkpoint must match to be resumed: the model's params, the spec, the data and
+    the training code (:func:`pipelines.integrity.code_hash`: the files dvc.yaml lists).
 
     ``epochs`` is left out when the schedule does not depend on it, so a run can be extended
     (or finished after an interruption) with more epochs; ``keep`` only picks what is saved,
     and the decoding fields (beam, sampling, prompts) only change evaluation.
     """
     exclude = {"keep"} | DECODE_FIELDS | ({"epochs"} if cfg.schedule == "constant" else set())
-    return D.fingerprint(cfg.model_dump(exclude=exclude), spec or corpus.spec, corpus.files)
+    return D.fingerprint(
+        cfg.model_dump(exclude=exclude), spec or corpus.spec, corpus.files, code_hash("train")
+    )
 
 
 def world() -> tuple[int, int]:
@@ -137,6 +141,9 @@ def _load_checkpoint(path: Path, fp: str, epochs: int, log) -> dict[str, Any] | 
     except Exception as exc:  # truncated or from an incompatible version
         log.warning("checkpoint %s unreadable (%s): starting fresh", path, exc)
         return None
+    if ckpt.get("code") != code_hash("train"):
+        log.info("checkpoint %s was made by other training code: training from scratch", path)
+        return None
     if ckpt.get("fingerprint") != fp:
         log.info(
             "checkpoint %s fingerprint differs (params, spec or data changed): starting fresh", path
@@ -151,6 +158,23 @@ def _load_checkpoint(path: Path, fp: str, epochs: int, log) -> dict[str, Any] | 
         )
         return None
     return ckpt
+
+
+def _resume(ckpt: dict[str, Any], path: Path, model, opt, sched, scaler, device, log) -> bool:
+    """Load a checkpoint's state; False (and a message) when it does not fit the model."""
+    try:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+    except (RuntimeError, KeyError, ValueError) as exc:
+        log.warning("checkpoint %s does not fit the model (%s): training from scratch", path, exc)
+        return False
+    torch.set_rng_state(ckpt["rng_cpu"])
+    if device.type == "cuda" and ckpt.get("rng_cuda") is not None:
+        torch.cuda.set_rng_state(ckpt["rng_cuda"], device)
+    return True
 
 
 def fit(
@@ -187,20 +211,23 @@ def fit(
     spec = corpus.spec
     key = f"val_{task_.monitor}"
 
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.family, cfg, spec).to(device)
-    net = model
-    if size > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
+    def build() -> tuple[torch.nn.Module, torch.nn.Module, torch.optim.Optimizer, Any]:
+        torch.manual_seed(cfg.seed)
+        model = build_model(cfg.family, cfg, spec).to(device)
+        net = model
+        if size > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
 
-        # an adaptive softmax's tail clusters get no gradient in a batch without their words
-        net = DDP(
-            model,
-            device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=getattr(cfg, "softmax", "full") == "adaptive",
-        )
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = _scheduler(opt, cfg)
+            # an adaptive softmax's tail clusters get no gradient in a batch without their words
+            net = DDP(
+                model,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=getattr(cfg, "softmax", "full") == "adaptive",
+            )
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return model, net, opt, _scheduler(opt, cfg)
+
+    model, net, opt, sched = build()
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
 
     fp = train_fingerprint(cfg, corpus, spec)
@@ -208,15 +235,10 @@ def fit(
     start = 0
     best: dict[str, Any] = {"epoch": None, "state": None}
     ckpt = _load_checkpoint(checkpoint, fp, cfg.epochs, log) if checkpoint else None
+    if ckpt is not None and not _resume(ckpt, checkpoint, model, opt, sched, scaler, device, log):
+        model, net, opt, sched = build()  # a half-loaded state is no start: from the seed
+        ckpt = None
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        if ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        torch.set_rng_state(ckpt["rng_cpu"])
-        if device.type == "cuda" and ckpt.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(ckpt["rng_cuda"], device)
         start, history = int(ckpt["epoch"]), list(ckpt["history"])
         best = dict(ckpt.get("best") or best)
         log.info("%s: resuming from %s after epoch %d", name, checkpoint, start)
@@ -291,6 +313,7 @@ def fit(
                 checkpoint,
                 {
                     "fingerprint": fp,
+                    "code": code_hash("train"),
                     "epoch": epoch + 1,
                     "history": history,
                     "model": model.state_dict(),
@@ -505,6 +528,7 @@ def train(model: str, params_path: str = "params.yaml", root: str | None = None)
     cfg = tcfg.model(model)
     device = dev.resolve(tcfg.device)
     dev.configure(device, tcfg.threads)
+    verify(layout.tokens(cfg.corpus), layout.root)
     corpus = load_data(layout.tokens(cfg.corpus))
     result = fit_model(
         model, cfg, corpus, str(device), tcfg.amp, layout.checkpoint(model), layout.live(model)

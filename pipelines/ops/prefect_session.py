@@ -20,6 +20,10 @@ per hop); ``--no-hop-server`` runs each hop in its own fresh process instead.
 Every flow run the command starts carries the tag ``session:<UTC time>`` (or ``--tag``; through
 ``RNNFLOW_RUN_TAGS``, see ``pipelines.lineage``), so the UI's tag filter shows what one session,
 e.g. one ``make repro``, ran.
+
+The server listens on 127.0.0.1 only, with CSRF protection on and CORS limited to its own UI's
+origin; ``PREFECT_SERVER_API_AUTH_STRING`` in the environment adds basic auth (clients then need
+``PREFECT_API_AUTH_STRING``; see docs/security.md).
 """
 
 from __future__ import annotations
@@ -32,12 +36,11 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pipelines.lineage import TAGS_ENV, env_tags
+from pipelines.lineage import TAGS_ENV, api_health, env_tags
 from rnnflow.env import PROJECT_ROOT, apply_offline_defaults
 from rnnflow.hopserver import ENV as HOP_SERVER_ENV
 from rnnflow.hopserver import die_with_parent, hop_server
@@ -58,11 +61,9 @@ def free_port(host: str = HOST) -> int:
 
 
 def healthy(api_url: str, timeout: float = 2.0) -> bool:
-    """Whether ``<api_url>/health`` answers 200 (no proxy: loopback only)."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    """Whether ``<api_url>/health`` answers 200 (with ``PREFECT_API_AUTH_STRING`` when set)."""
     try:
-        with opener.open(f"{api_url.rstrip('/')}/health", timeout=timeout) as resp:
-            return resp.status == 200
+        return api_health(api_url, timeout) == 200
     except OSError:
         return False
 
@@ -101,6 +102,14 @@ def stop_process(proc: subprocess.Popen, grace: float = 20.0) -> int | None:
 
 
 def _server_env(home: Path, api: str) -> dict[str, str]:
+    """The server's environment: ours, minus client settings, plus its home and safe defaults.
+
+    Any web page the user visits can send requests to a port on 127.0.0.1, so CSRF protection
+    is on (Prefect's client and UI fetch tokens themselves) and CORS grants only the UI's own
+    origin: a page elsewhere can neither read a token nor send one. These are set, not
+    defaulted, so an inherited ``*`` cannot reopen the server.
+    """
+    ui = api.removesuffix("/api")
     env = {
         k: v
         for k, v in os.environ.items()
@@ -110,6 +119,9 @@ def _server_env(home: Path, api: str) -> dict[str, str]:
         {
             "PREFECT_HOME": str(home),
             "PREFECT_UI_API_URL": api,
+            "PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED": "true",
+            # The UI opened as localhost:<port> calls the API at 127.0.0.1:<port>: cross-origin.
+            "PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS": f"{ui},{ui.replace(HOST, 'localhost')}",
             "PREFECT_SERVER_ANALYTICS_ENABLED": env.get(
                 "PREFECT_SERVER_ANALYTICS_ENABLED", "false"
             ),

@@ -116,6 +116,7 @@ def run_dvc(root: str, targets: list[str], force: bool, experiment: str | None) 
     """``dvc repro`` (or ``dvc exp run``), streamed into the log."""
     path = W.resolve_root(root)
     if experiment:
+        W.check_workspace_params(path)
         return W.stream(
             [
                 W.tool("dvc"),
@@ -149,6 +150,7 @@ def repro(
     """
     path = W.resolve_root(root)
     targets = [t for t in (targets or []) if t and t != "all"]
+    W.check_targets(targets, experiment)
     began = time.monotonic()
     with W.workspace_lock(path, f"repro {' '.join(targets) or 'all'}", lock_timeout, log=logger()):
         changed = apply_overrides(str(path), dict(overrides or {})) if overrides else {}

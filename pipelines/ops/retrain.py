@@ -49,7 +49,7 @@ from pipelines.lineage import run_stage_flow
 from pipelines.ops import workspace as W
 from pipelines.ops.registry import GitTagRegistry
 from pipelines.outputs import logger
-from rnnflow.config import Config, ConfigError, load_params, parse, section
+from rnnflow.config import Config, ConfigError, Identifier, load_params, parse, section
 
 Decision = Literal["promoted", "rejected", "no change", "already judged"]
 
@@ -59,7 +59,7 @@ class RetrainConfig(Config):
 
     cron: str = "0 3 * * *"  # when the served deployment runs (Prefect cron schedule)
     timezone: str = "UTC"
-    model: str  # a key of train.models
+    model: Identifier  # a key of train.models (a stage name: dvc repro evaluate@<model>)
     metric: str = "validation.accuracy"  # dotted key in metrics/<model>.json: never test.
     higher_is_better: bool = True
     margin: float = Field(0.0, ge=0)  # promote only when better by more than this
@@ -247,17 +247,26 @@ def data_deps(deps: dict[str, str]) -> dict[str, str]:
 
 
 def cached_weights(root: Path, out_hash: str) -> Path:
-    """``model.pt`` of a ``models/<model>`` output, from the DVC cache by its hash."""
+    """``model.pt`` of a ``models/<model>`` output, from the DVC cache by its hash; its bytes
+    are checked against that hash first (DVC trusts its cache, a flipped byte goes unseen)."""
     from dvc.repo import Repo
+
+    from pipelines.integrity import IntegrityError, file_md5
 
     with Repo(str(root)) as repo:
         odb = repo.cache.local
         listing = Path(odb.oid_to_path(out_hash))
+        md5 = out_hash
         if out_hash.endswith(".dir"):
             entries = json.loads(listing.read_text())
             md5 = next(e["md5"] for e in entries if e["relpath"] == "model.pt")
-            return Path(odb.oid_to_path(md5))
-        return listing
+        weights = Path(odb.oid_to_path(md5))
+    if file_md5(weights) != md5:
+        raise IntegrityError(
+            f"{weights}: the champion's cached model.pt does not hash to {md5} (damaged cache "
+            "object): delete it, then `dvc pull` or `dvc repro --force` the model's train stage"
+        )
+    return weights
 
 
 def rescore(root: Path, champion: dict[str, Any], metric: str, params: dict[str, Any]) -> float:
@@ -480,7 +489,7 @@ def retrain(
 ) -> dict[str, Any]:
     """Rerun the stale stages of ``model`` (default: ``retrain.model``), then promote or not."""
     path = W.resolve_root(root)
-    cfg = retrain_config(load_params(path / params_path), model)
+    cfg = retrain_config(load_params(W.inside(path, params_path, "params file")), model)
     with W.workspace_lock(path, f"retrain {cfg.model}", lock_timeout, log=logger()):
         ran = reproduce(str(path), [f"evaluate@{cfg.model}"])
         cand, verdict, champ, history = evaluate_and_record(

@@ -40,7 +40,7 @@ from pipelines import render as R
 from pipelines.lineage import run_stage_flow
 from pipelines.ops import workspace as W
 from pipelines.outputs import logger, write_atomic
-from rnnflow.config import Config, ConfigError, load_params
+from rnnflow.config import Config, ConfigError, Identifier, load_params
 
 
 class Dimension(Config):
@@ -92,7 +92,7 @@ class Dimension(Config):
 class SearchSpec(Config):
     """A search spec file (``search/<name>.yaml``)."""
 
-    model: str
+    model: Identifier  # a key of train.models: stage names and experiment names are made of it
     metric: str = "validation.accuracy"  # chosen on validation; test is reported, never chosen on
     direction: Literal["maximize", "minimize"] = "maximize"
     method: Literal["grid", "random", "tpe"] = "tpe"
@@ -406,7 +406,10 @@ def search(
 ) -> dict[str, Any]:
     """Run a search spec; ``method`` / ``n_trials`` override the spec's."""
     path = W.resolve_root(root)
-    spec_file = Path(spec_path) if Path(spec_path).is_absolute() else path / spec_path
+    # Specs come only from the project's search/ folder: the path is a run parameter.
+    spec_file = (path / spec_path).resolve()
+    if spec_file.parent != (path / "search").resolve():
+        raise ConfigError(f"search spec {spec_path!r} is outside the project's search/ folder")
     spec = load_spec(spec_file, method=method, n_trials=n_trials)
     name = spec_file.stem
     log = logger()

@@ -267,8 +267,17 @@ def output_texts(
 def load_for_cli(prog: str, model: str, root: str | None = None) -> Bundle | None:
     """A trained text model for a CLI, or ``None`` after telling the user why not on stderr."""
     from pipelines.config import Layout
+    from pipelines.integrity import IntegrityError, verify
+    from rnnflow.config import ConfigError
 
-    path = (Layout(Path(root)) if root else Layout()).model(model)
+    layout = Layout(Path(root)) if root else Layout()
+    try:
+        path = layout.model(model)
+        if path.exists():
+            verify(path, layout.root)
+    except (ConfigError, IntegrityError) as exc:
+        print(f"rnnflow {prog}: {exc}", file=sys.stderr)
+        return None
     if not path.exists():
         print(
             f"rnnflow {prog}: no trained model at {path} (run `dvc repro` or "

@@ -70,6 +70,7 @@ class Mnist(Corpus):
                 files[f"{part}_labels"],
                 images_origin=origin(f"{part}_images"),
                 labels_origin=origin(f"{part}_labels"),
+                max_expanded_bytes=cfg.max_expanded_bytes,
             )
             out[part] = pa.table(
                 {"image": images_column(images), "label": pa.array(labels, pa.uint8())}

@@ -25,8 +25,9 @@ read in chunks of ``chunk_lines`` lines, each chunk one Arrow table, so memory s
 however big the file. Bad input raises :class:`TextSourceError` naming the file, the
 problem and, where there is one, the line. Archives are read in memory, never extracted,
 and hostile ones are refused: zip members with absolute or ``..`` paths or symlinks, and
-compressed data expanding past ``max_expanded_bytes`` (a "bomb"; default
-:data:`MAX_EXPANDED_BYTES`, set per corpus as ``fetch.<corpus>.max_expanded_bytes``), or
+compressed data expanding past ``max_expanded_bytes`` (a "bomb"; the one cap every
+decompressor of a corpus shares, ``fetch.<corpus>.max_expanded_bytes``, default
+:data:`rnnflow.hopconfig.MAX_EXPANDED_BYTES`), or
 holding a line longer than :data:`MAX_LINE_BYTES`.
 
 Cleaning (clean). Pure functions on Arrow string arrays, vectorised with
@@ -57,7 +58,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
-from rnnflow.hopconfig import CleanConfig, DatasetSourceConfig, FetchConfig, listed
+from rnnflow.hopconfig import (
+    MAX_EXPANDED_BYTES,
+    CleanConfig,
+    DatasetSourceConfig,
+    FetchConfig,
+    listed,
+)
 from rnnflow.sources import FetchContext, HFDataset, resolve
 from rnnflow.validate import Expect, Suite
 from stages.corpora import texttok
@@ -127,9 +134,6 @@ class TextFetchConfig(FetchConfig):
     mirror_dir: str | None = None
     #: Lines read per chunk (one Arrow table each).
     chunk_lines: int = Field(50_000, ge=2)
-    #: Most bytes a compressed source file (``.gz`` or zip member) may expand to; reading
-    #: stops with an error past it (a decompression "bomb" must not fill memory or disk).
-    max_expanded_bytes: int = Field(64 << 30, ge=1)
 
     def origins(self) -> dict[str, list[tuple[str, TextSourceConfig]]]:
         """The listed sources grouped by origin (part), each group in listed order."""
@@ -159,9 +163,6 @@ class TextSourceError(ValueError):
 
 _BOM = b"\xef\xbb\xbf"
 
-#: Default for ``max_expanded_bytes``: most bytes a ``.gz`` file or zip member may
-#: decompress to before reading stops with :class:`TextSourceError`.
-MAX_EXPANDED_BYTES = 64 << 30
 #: Longest line read (bytes): a file without line breaks must not be read into memory whole.
 MAX_LINE_BYTES = 256 << 20
 #: The limit readers use when not given one; :func:`_naming` sets it (from
