@@ -12,11 +12,6 @@ the fastest and the median run. Afterwards, with ``--compare`` (the default), ev
 file of every timed hop is compared between the copies: Parquet files as Arrow tables
 (``pyarrow.Table.equals``: same schema, rows, values and order), other files byte for byte.
 
-With ``--server`` the "after" copy's hops also run a third time each, through one hop server
-(``rnnflow.hopserver``, what ``make repro`` starts) that serves the whole benchmark run: the
-"served" column. Its log must show every one of them served (a refused hop runs in-process
-and would time the wrong thing), or the benchmark fails.
-
 MNIST needs ``$RNNFLOW_MIRROR`` (default ``../shared/corpora``); the offline mirror holds only
 the ``mirror_partial`` source, so by default each copy runs with a temporary params file
 (its own ``params.yaml`` with ``fetch.mnist.source`` set by ``--mnist-source``).
@@ -36,7 +31,6 @@ _ROOT = _HERE.parent
 sys.path.insert(0, str(_ROOT))
 
 import argparse  # noqa: E402
-import contextlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
@@ -70,13 +64,9 @@ def params_file(copy: Path, mnist_source: str | None, tmp: Path) -> Path | None:
     return path
 
 
-def hop_env(copy: Path, mirror: str, server: Path | None = None) -> dict[str, str]:
-    """The environment a hop of ``copy`` runs with (through ``server``, if given)."""
-    env = {k: v for k, v in os.environ.items() if k != "RNNFLOW_HOP_SERVER"}
-    env.update(PYTHONPATH=str(copy), RNNFLOW_MIRROR=mirror)
-    if server is not None:
-        env["RNNFLOW_HOP_SERVER"] = str(server)
-    return env
+def hop_env(copy: Path, mirror: str) -> dict[str, str]:
+    """The environment a hop of ``copy`` runs with."""
+    return {**os.environ, "PYTHONPATH": str(copy), "RNNFLOW_MIRROR": mirror}
 
 
 def run_hop(
@@ -86,10 +76,9 @@ def run_hop(
     corpus: str,
     params: Path | None,
     mirror: str,
-    server: Path | None = None,
 ) -> tuple[float, int, str]:
     """Run one hop in ``copy``; return (wall seconds, exit code, last stderr line)."""
-    env = hop_env(copy, mirror, server)
+    env = hop_env(copy, mirror)
     cmd = [python, "-m", f"stages.{hop}", corpus]
     if params is not None:
         cmd += ["--params", str(params)]
@@ -170,11 +159,6 @@ def main(argv: list[str] | None = None) -> int:
         help="fetch.mnist.source for both copies ('' keeps params.yaml's)",
     )
     parser.add_argument(
-        "--server",
-        action="store_true",
-        help="also time the after copy's hops through one hop server (the 'served' column)",
-    )
-    parser.add_argument(
         "--no-compare",
         dest="compare",
         action="store_false",
@@ -195,17 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     hops = [h for h in HOPS if h in args.hops]
     times: dict[tuple[str, str, str], list[float]] = {}
     failures: list[str] = []
-    variants = [*copies, *(["served"] if args.server else [])]
-    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-        server = log = None
-        if args.server:
-            from rnnflow.hopserver import hop_server
-
-            log = Path(tmp) / "hopserver.log"
-            after = copies["after"]
-            server = stack.enter_context(
-                hop_server(log, quiet=True, cwd=after, env=hop_env(after, args.mirror))
-            )
+    with tempfile.TemporaryDirectory() as tmp:
         params = {
             name: params_file(copy, args.mnist_source, Path(tmp))
             if "mnist" in args.corpora
@@ -215,13 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         for rep in range(args.repeat):
             for corpus in args.corpora:
                 for hop in hops:
-                    for name in variants:
-                        copy = copies.get(name, copies["after"])
-                        p = params.get(name, params["after"]) if corpus == "mnist" else None
-                        via = server if name == "served" else None
-                        took, rc, tail = run_hop(
-                            args.python, copy, hop, corpus, p, args.mirror, via
-                        )
+                    for name, copy in copies.items():
+                        p = params[name] if corpus == "mnist" else None
+                        took, rc, tail = run_hop(args.python, copy, hop, corpus, p, args.mirror)
                         times.setdefault((corpus, hop, name), []).append(took)
                         status = "ok" if rc == 0 else f"FAILED (exit {rc}): {tail}"
                         print(
@@ -231,13 +201,6 @@ def main(argv: list[str] | None = None) -> int:
                         )
                         if rc != 0:
                             failures.append(f"{name} {hop} {corpus}: {tail}")
-        if log is not None:
-            lines = log.read_text().splitlines()
-            for corpus in args.corpora:
-                for hop in hops:
-                    n = sum(f": stages.{hop} {corpus}" in line for line in lines)
-                    if n != args.repeat:
-                        failures.append(f"served {hop} {corpus}: {n} of {args.repeat} served")
 
     rows = []
     for corpus in args.corpora:
@@ -253,20 +216,12 @@ def main(argv: list[str] | None = None) -> int:
                 "ratio": round(min(a) / min(b), 3),
                 "runs": len(b),
             }
-            if args.server:
-                v = times[(corpus, hop, "served")]
-                row.update(
-                    served_s=round(min(v), 3),
-                    served_median_s=round(statistics.median(v), 3),
-                    served_ratio=round(min(v) / min(b), 3),
-                )
             if args.compare:
                 same, detail = compare_outputs(copies["before"], copies["after"], hop, corpus)
                 row.update(identical=same, compare=detail)
             rows.append(row)
 
     header = f"{'corpus':11s} {'hop':9s} {'before s':>9s} {'after s':>8s} {'ratio':>6s}"
-    header += f" {'served s':>9s} {'ratio':>6s}" if args.server else ""
     header += "  outputs" if args.compare else ""
     print(header)
     print("-" * len(header))
@@ -275,8 +230,6 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['corpus']:11s} {r['hop']:9s} {r['before_s']:9.2f} {r['after_s']:8.2f} "
             f"{r['ratio']:6.2f}"
         )
-        if args.server:
-            line += f" {r['served_s']:9.2f} {r['served_ratio']:6.2f}"
         if args.compare:
             line += "  " + ("identical" if r["identical"] else f"DIFFER: {r['compare']}")
         print(line)
@@ -290,7 +243,6 @@ def main(argv: list[str] | None = None) -> int:
                 "before": str(copies["before"]),
                 "after": str(copies["after"]),
                 "repeat": args.repeat,
-                "served": "after copy through one rnnflow.hopserver" if args.server else None,
                 "machine": {
                     "cpus": os.cpu_count(),
                     "platform": platform.platform(),

@@ -377,36 +377,24 @@ def block_hop_overhead(root: Path) -> list[str]:
     if doc is None:
         return _missing(
             "benchmarks/results/hop_overhead.json",
-            "python benchmarks/hop_overhead.py --before DIR --after . --server",
+            "python benchmarks/hop_overhead.py --before DIR --after .",
         )
-    served = bool(doc.get("served"))
     hops: list[str] = []
     table: dict[str, dict[str, str]] = {}
     for r in doc["rows"]:
         if r["hop"] not in hops:
             hops.append(r["hop"])
-        cell = f"{r['before_s']:.2f} → {r['after_s']:.2f}"
-        table.setdefault(r["corpus"], {})[r["hop"]] = cell + (
-            f" → **{r['served_s']:.2f}**" if served else ""
-        )
+        table.setdefault(r["corpus"], {})[r["hop"]] = f"{r['before_s']:.2f} → {r['after_s']:.2f}"
     out = ["| corpus | " + " | ".join(hops) + " |", "|---|" + "---|" * len(hops)]
     for corpus, cells in table.items():
         out.append(f"| {corpus} | " + " | ".join(cells.get(h, "") for h in hops) + " |")
     ratios = [r["ratio"] for r in doc["rows"]]
-    cells = "before → after (fresh process)" + (" → served (hop server)" if served else "")
     out += [
         "",
-        f"Cells: {cells}, wall seconds. After / before: {min(ratios):.2f}–{max(ratios):.2f}",
-    ]
-    if served:
-        sr = [r["served_ratio"] for r in doc["rows"]]
-        worst = max(r["served_s"] for r in doc["rows"])
-        out[-1] += f"; served / before: {min(sr):.2f}–{max(sr):.2f}; slowest served hop {worst:.2f}"
-        out[-1] += " s"
-    out[-1] += (
+        f"Cells: before → after, wall seconds. After / before: {min(ratios):.2f}–{max(ratios):.2f}"
         f"; best of {doc.get('repeat')}; outputs identical: "
-        f"{all(r.get('identical') for r in doc['rows'])}; {doc.get('measured_at')}."
-    )
+        f"{all(r.get('identical') for r in doc['rows'])}; {doc.get('measured_at')}.",
+    ]
     return out
 
 
@@ -418,13 +406,10 @@ def block_data_half(root: Path) -> list[str]:
     return [
         f"| `dvc repro --force tokenize` ({doc['stages']} hops) | wall | per hop |",
         "|---|---|---|",
-        f"| each hop a fresh process (plain `dvc repro`) | {doc['fresh_s']:.1f} s "
-        f"({doc['fresh_s'] / 60:.1f} min) | {doc['fresh_s'] / doc['stages']:.2f} s |",
-        f"| hops forked from the hop server (`make repro`) | {doc['served_s']:.1f} s "
-        f"({doc['served_s'] / 60:.1f} min) | {doc['served_s'] / doc['stages']:.2f} s |",
+        f"| each hop a `python -m stages.<hop>` process | {doc['wall_s']:.1f} s "
+        f"({doc['wall_s'] / 60:.1f} min) | {doc['wall_s'] / doc['stages']:.2f} s |",
         "",
-        f"Served / fresh: {doc['ratio']:.2f}; best of {doc['repeat']} per mode, alternating; "
-        f"dvc.lock byte-identical after every run: "
+        f"Best of {doc['repeat']}; dvc.lock byte-identical after every run: "
         f"{all(r['lock_unchanged'] for r in doc['runs'])}; {m['cpus']} CPUs, load average "
         f"{m['load_avg_at_start'][0]:.1f} at the start; {doc['measured_at']}.",
     ]

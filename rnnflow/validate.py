@@ -322,11 +322,6 @@ def _context():
     return ctx, batch_def
 
 
-def warm() -> None:
-    """Import Great Expectations and build its context now (``rnnflow.hopserver``'s warm-up)."""
-    _context()
-
-
 def _gx_class(type_name: str):
     _gx()
     import great_expectations.expectations as gxe

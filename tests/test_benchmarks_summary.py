@@ -189,28 +189,24 @@ def test_gpu_collect_files_results(tmp_path, monkeypatch):
 
 
 def test_hop_blocks_from_results(summary, tmp_path):
-    """The served column of hop_overhead.json and the data_half.json table, rendered."""
+    """hop_overhead.json's before → after cells and the data_half.json table, rendered."""
     root = _fake_root(tmp_path)
     assert summary.render(root)["data-half"].startswith("_Not measured yet")
     res = root / "benchmarks" / "results"
     res.mkdir(parents=True, exist_ok=True)
     row = {"corpus": "parity", "hop": "clean", "before_s": 4.29, "after_s": 2.85,
-           "ratio": 0.664, "served_s": 0.71, "served_ratio": 0.166, "identical": True}  # fmt: skip
+           "ratio": 0.664, "identical": True}  # fmt: skip
     (res / "hop_overhead.json").write_text(json.dumps(
-        {"repeat": 2, "served": "after copy", "measured_at": "T", "rows": [row]}))  # fmt: skip
+        {"repeat": 2, "measured_at": "T", "rows": [row]}))  # fmt: skip
     machine = {"cpus": 2, "load_avg_at_start": [0.3, 0, 0]}
     (res / "data_half.json").write_text(json.dumps({
-        "stages": 40, "repeat": 1, "fresh_s": 190.0, "served_s": 120.0, "ratio": 0.632,
+        "stages": 40, "repeat": 1, "wall_s": 190.0,
         "runs": [{"lock_unchanged": True}], "machine": machine, "measured_at": "T"}))  # fmt: skip
     blocks = summary.render(root)
-    assert "| parity | 4.29 → 2.85 → **0.71** |" in blocks["hop-overhead"]
-    assert "served / before: 0.17–0.17; slowest served hop 0.71 s" in blocks["hop-overhead"]
+    assert "| parity | 4.29 → 2.85 |" in blocks["hop-overhead"]
+    assert "After / before: 0.66–0.66; best of 2; outputs identical: True" in blocks["hop-overhead"]
     assert (
-        "| each hop a fresh process (plain `dvc repro`) | 190.0 s (3.2 min) | 4.75 s |"
-        in (blocks["data-half"])
-    )
-    assert (
-        "| hops forked from the hop server (`make repro`) | 120.0 s (2.0 min) | 3.00 s |"
-        in (blocks["data-half"])
+        "| each hop a `python -m stages.<hop>` process | 190.0 s (3.2 min) | 4.75 s |"
+        in blocks["data-half"]
     )
     assert "byte-identical after every run: True" in blocks["data-half"]

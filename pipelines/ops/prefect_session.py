@@ -13,10 +13,6 @@ the server (SIGTERM, then SIGKILL after a grace period), also on Ctrl-C. When
 ``PREFECT_API_URL`` is already set, that server is used and nothing is started. The exit code
 is the command's (128+N when it died of signal N).
 
-The command's data hops fork from one warm process started beside the server
-(``rnnflow.hopserver``: Great Expectations and pandas imported once per session instead of once
-per hop); ``--no-hop-server`` runs each hop in its own fresh process instead.
-
 Every flow run the command starts carries the tag ``session:<UTC time>`` (or ``--tag``; through
 ``RNNFLOW_RUN_TAGS``, see ``pipelines.lineage``), so the UI's tag filter shows what one session,
 e.g. one ``make repro``, ran.
@@ -42,11 +38,24 @@ from pathlib import Path
 
 from pipelines.lineage import TAGS_ENV, api_health, env_tags
 from rnnflow.env import PROJECT_ROOT, apply_offline_defaults
-from rnnflow.hopserver import ENV as HOP_SERVER_ENV
-from rnnflow.hopserver import die_with_parent, hop_server
 
 HOST = "127.0.0.1"
 LOG_NAME = "server.log"
+
+
+def _die_with_parent() -> None:
+    """In a forked child before exec (Linux): SIGTERM it when its parent dies, even by SIGKILL.
+
+    Not ``pipelines.lineage.die_with_parent``: that one compares the parent with the one
+    recorded when ``pipelines.lineage`` was imported, here this process's own parent, so in a
+    child forked from here it would always see a dead parent and kill the child at once.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    except Exception:  # no libc prctl (not Linux): the guard is best effort
+        pass
 
 
 class ServerStartError(RuntimeError):
@@ -191,7 +200,7 @@ def prefect_server(
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=die_with_parent,
+                preexec_fn=_die_with_parent,  # never outlives its session, even a SIGKILLed one
             )
         try:
             while not healthy(api):
@@ -304,11 +313,6 @@ def main(argv: list[str] | None = None) -> int:
         help="tag for every flow run of the session (default: session:<UTC time>)",
     )
     parser.add_argument(
-        "--no-hop-server",
-        action="store_true",
-        help="run each data hop in a fresh process (default: fork them from one warm server)",
-    )
-    parser.add_argument(
         "cmd",
         nargs=argparse.REMAINDER,
         metavar="-- CMD ARGS...",
@@ -321,14 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     home = args.home or Path(os.environ.get("PREFECT_HOME") or PROJECT_ROOT / ".prefect")
     tag = args.tag or f"session:{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ}"
     os.environ[TAGS_ENV] = ",".join(dict.fromkeys([*env_tags(), tag]))
-    if args.no_hop_server:
-        os.environ.pop(HOP_SERVER_ENV, None)  # not an outer session's server either
     try:
-        # The hop server warms up (~2.5 s) while the Prefect server starts.
-        with (
-            contextlib.nullcontext() if args.no_hop_server else hop_server(),
-            prefect_server(home, args.port, args.startup_timeout),
-        ):
+        with prefect_server(home, args.port, args.startup_timeout):
             return run_command(cmd)
     except ServerStartError as exc:
         print(f"prefect_session: {exc}", file=sys.stderr)

@@ -39,7 +39,6 @@ from rnnflow.config import (
     parse,
 )
 from rnnflow.env import PROJECT_ROOT
-from rnnflow.hopserver import hop_server
 
 LOCK_FILE = Path(".dvc") / "tmp" / "rnnflow.lock"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -275,15 +274,10 @@ def metric_files(diff: Any) -> dict[str, Any]:
 def dvc_repro(
     root: Path, targets: list[str] | None = None, force: bool = False, log: Any = None
 ) -> Run:
-    """``dvc repro [targets]`` (empty: the whole DAG), streamed into the log.
-
-    Its data hops fork from one warm process (``rnnflow.hopserver``) instead of each importing
-    Great Expectations and pandas anew.
-    """
+    """``dvc repro [targets]`` (empty: the whole DAG), streamed into the log."""
     check_workspace_params(root)
     cmd = [tool("dvc"), "repro", *(["--force"] if force else []), *(targets or [])]
-    with hop_server(quiet=True, cwd=root, env=subprocess_env(root)):
-        return stream(cmd, root, log)
+    return stream(cmd, root, log)
 
 
 # --- git --------------------------------------------------------------------------------
