@@ -14,6 +14,7 @@ import argparse
 import sys
 
 import rnnflow  # noqa: F401,I001  offline/telemetry env defaults first
+from pipelines.cli import fail, model_error, non_negative_int, positive_int, task_error, temperature
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,10 +30,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=None, help="project root (default: this checkout)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--greedy", action="store_true", help="most likely word at each step")
-    mode.add_argument("--beam", type=int, default=None, help="beam search with this beam")
-    parser.add_argument("--top-k", type=int, default=None, help="sampling: top-k (default: params)")
+    mode.add_argument(
+        "--beam", type=positive_int, default=None, help="beam search with this beam (1 or more)"
+    )
     parser.add_argument(
-        "--temperature", type=float, default=None, help="sampling temperature (default: params)"
+        "--top-k",
+        type=non_negative_int,
+        default=None,
+        help="sampling: the k most likely words, 0 = all (default: params)",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=temperature,
+        default=None,
+        help="sampling temperature, above 0 (default: params); 0 is refused: use --greedy",
     )
     parser.add_argument("--seed", type=int, default=None, help="sampling seed (default: random)")
     parser.add_argument(
@@ -41,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         help="print the words read as <unk> before each reply",
     )
     args = parser.parse_args(argv)
+    # Before torch and the model load: a wrong model is told at once, in one line.
+    if error := model_error("chat", args.model, args.root):
+        return fail("chat", error)
 
     import torch
 
@@ -49,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     bundle = text.load_for_cli("chat", args.model, args.root)
     if bundle is None:
         return 2
+    task = bundle.spec["task"]  # what the model was trained for, even without params.yaml
+    if error := task_error("chat", args.model, task, f"task {task}"):
+        return fail("chat", error)
     update = {
         k: v for k, v in (("top_k", args.top_k), ("temperature", args.temperature)) if v is not None
     }

@@ -15,6 +15,7 @@ import argparse
 import sys
 
 import rnnflow  # noqa: F401,I001  offline/telemetry env defaults first
+from pipelines.cli import fail, model_error, non_negative_int, positive_int, task_error, temperature
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,19 +32,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=None, help="project root (default: this checkout)")
     parser.add_argument(
         "--length",
-        type=int,
+        type=positive_int,
         default=None,
-        help="at most this many words (default: the model's max_decode_len)",
+        help="at most this many words, 1 or more (default: the model's max_decode_len)",
     )
     parser.add_argument("--greedy", action="store_true", help="most likely word at each step")
     parser.add_argument(
-        "--temperature", type=float, default=None, help="sampling temperature (default: params)"
+        "--temperature",
+        type=temperature,
+        default=None,
+        help="sampling temperature, above 0 (default: params); 0 is refused: use --greedy",
     )
-    parser.add_argument("--top-k", type=int, default=None, help="sampling: top-k (default: params)")
-    parser.add_argument("-n", "--num", type=int, default=1, help="how many continuations")
+    parser.add_argument(
+        "--top-k",
+        type=non_negative_int,
+        default=None,
+        help="sampling: the k most likely words, 0 = all (default: params)",
+    )
+    parser.add_argument(
+        "-n", "--num", type=positive_int, default=1, help="how many continuations (default: 1)"
+    )
     parser.add_argument("--seed", type=int, default=None, help="sampling seed (default: random)")
     parser.add_argument("--no-stop", action="store_true", help="do not stop at <eos>")
     args = parser.parse_args(argv)
+    # Before torch and the model load: a wrong model is told at once, in one line.
+    if error := model_error("generate", args.model, args.root):
+        return fail("generate", error)
 
     import torch
 
@@ -52,15 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     bundle = text.load_for_cli("generate", args.model, args.root)
     if bundle is None:
         return 2
-    from pipelines import tasks
-
-    if not tasks.for_spec(bundle.spec).generates:
-        print(
-            f"rnnflow generate: {args.model} is a {bundle.spec['task']} model, "
-            "not a language model",
-            file=sys.stderr,
-        )
-        return 2
+    task = bundle.spec["task"]  # what the model was trained for, even without params.yaml
+    if error := task_error("generate", args.model, task, f"task {task}"):
+        return fail("generate", error)
     cfg = bundle.cfg
     gen = torch.Generator()
     gen.manual_seed(args.seed) if args.seed is not None else gen.seed()
@@ -68,9 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.num):
         out = bundle.model.generate(
             ids,
-            args.length or cfg.max_decode_len,
+            cfg.max_decode_len if args.length is None else args.length,
             greedy=args.greedy,
-            temperature=args.temperature or cfg.temperature,
+            temperature=cfg.temperature if args.temperature is None else args.temperature,
             top_k=cfg.top_k if args.top_k is None else args.top_k,
             generator=gen,
             stop_at_eos=not args.no_stop,

@@ -14,6 +14,7 @@ import argparse
 import sys
 
 import rnnflow  # noqa: F401,I001  offline/telemetry env defaults first
+from pipelines.cli import fail, model_error, positive_int, task_error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,23 +35,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=None, help="project root (default: this checkout)")
     parser.add_argument(
         "--beam",
-        type=int,
+        type=positive_int,
         default=None,
-        help="beam size; 1 = greedy (default: the model's `beam` param)",
+        help="beam size, 1 or more; 1 = greedy (default: the model's `beam` param)",
     )
     parser.add_argument(
         "--show-unknown", action="store_true", help="also print the words read as <unk> (on stderr)"
     )
     args = parser.parse_args(argv)
+    # Every check comes before the model loads: a mistake is told at once, in one line.
+    for i, sentence in enumerate(args.text, 1):
+        if not sentence.strip():
+            which = f"sentence {i} of {len(args.text)}" if len(args.text) > 1 else "the sentence"
+            parser.error(f"{which} is empty: nothing to translate")
+    if error := model_error("translate", args.model, args.root):
+        return fail("translate", error)
+    lines = args.text or [ln.strip() for ln in sys.stdin if ln.strip()]
+    if not lines:
+        parser.error("no text to translate: give sentences as arguments or one per stdin line")
 
     from pipelines.tasks import text
 
     bundle = text.load_for_cli("translate", args.model, args.root)
     if bundle is None:
         return 2
-    lines = args.text or [ln.strip() for ln in sys.stdin if ln.strip()]
-    if not lines:
-        return 0
+    task = bundle.spec["task"]  # what the model was trained for, even without params.yaml
+    if error := task_error("translate", args.model, task, f"task {task}"):
+        return fail("translate", error)
     for src, out in zip(lines, text.translate(bundle, lines, beam=args.beam)):
         if args.show_unknown and (unk := bundle.codec.unknown_words(src, "source")):
             print(f"(unknown: {', '.join(unk)})", file=sys.stderr)

@@ -520,9 +520,26 @@ def retrain(
     }
 
 
+def check_arguments(model: str | None, params_path: str, root: str | None) -> str:
+    """The model a run would retrain, after checking what the user named exists; a
+    :class:`ConfigError` saying what is wrong and what there is otherwise. Run before the
+    flow, so a mistake costs no Prefect server and no workspace lock."""
+    path = W.resolve_root(root)
+    params = load_params(W.inside(path, params_path, "params file"))
+    cfg = retrain_config(params, model)
+    models = section(params, "train.models")
+    if cfg.model not in models:
+        where = "--model" if model else "retrain.model in params.yaml"
+        raise ConfigError(
+            f"no model {cfg.model!r} to retrain ({where}); train.models has: "
+            f"{', '.join(sorted(models))}"
+        )
+    return cfg.model
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.ops.retrain",
+        prog="rnnflow retrain",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -542,6 +559,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--root", default=None, help="project root (default: this checkout)")
     args = parser.parse_args(argv)
+    try:
+        check_arguments(args.model, args.params, args.root)
+    except ConfigError as exc:
+        print(f"rnnflow retrain: error: {exc}", file=sys.stderr)
+        return 2
     out = run_stage_flow(
         retrain,
         model=args.model,

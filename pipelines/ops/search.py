@@ -37,6 +37,7 @@ from pydantic import Field, model_validator
 
 import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
 from pipelines import render as R
+from pipelines.cli import positive_int
 from pipelines.lineage import run_stage_flow
 from pipelines.ops import workspace as W
 from pipelines.outputs import logger, write_atomic
@@ -453,9 +454,26 @@ def search(
     }
 
 
+def check_arguments(
+    spec_path: str, method: str | None, n_trials: int | None, root: str | None
+) -> SearchSpec:
+    """The spec a run would search, read and validated as the flow will; a
+    :class:`ConfigError` saying what is wrong and which specs exist otherwise. Run before the
+    flow, so a mistake costs no Prefect server and no workspace lock."""
+    path = W.resolve_root(root)
+    folder = (path / "search").resolve()
+    spec_file = (path / spec_path).resolve()
+    have = ", ".join(str(p.relative_to(path)) for p in sorted(folder.glob("*.yaml"))) or "none"
+    if spec_file.parent != folder:
+        raise ConfigError(f"search spec {spec_path!r} is not in the project's search/ ({have})")
+    if not spec_file.is_file():
+        raise ConfigError(f"no search spec {spec_path!r} (have: {have})")
+    return load_spec(spec_file, method=method, n_trials=n_trials)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.ops.search",
+        prog="rnnflow search",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -466,7 +484,9 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="override the spec's method",
     )
-    parser.add_argument("--trials", type=int, default=None, help="override n_trials")
+    parser.add_argument(
+        "--trials", type=positive_int, default=None, help="override n_trials (1 or more)"
+    )
     parser.add_argument(
         "--lock-timeout",
         type=float,
@@ -475,6 +495,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--root", default=None, help="project root (default: this checkout)")
     args = parser.parse_args(argv)
+    try:
+        check_arguments(args.spec, args.method, args.trials, args.root)
+    except ConfigError as exc:
+        print(f"rnnflow search: error: {exc}", file=sys.stderr)
+        return 2
     out = run_stage_flow(
         search,
         spec_path=args.spec,
