@@ -7,25 +7,30 @@
    their stages stale and DVC reruns exactly those (nothing new: nothing runs).
 2. The result is the *challenger*: its fingerprint is what ``dvc.lock`` records as the inputs
    of ``train@<model>`` and ``evaluate@<model>`` (data and code hashes, params), its score the
-   ``retrain.metric`` of ``metrics/<model>.json`` on the current test split.
+   ``retrain.metric`` of ``metrics/<model>.json``: a validation metric (the config refuses
+   a ``test.`` one), so the test split never chooses a model.
 3. The *champion* is the version of the model's GTO artifact last assigned the stage
    ``retrain.stage`` (``champion``): the registry is Git tags (pipelines/ops/registry.py;
    ``gto show``, ``gto history <model>``), each version's tag message holding its judgement.
-   When the test split changed since it was promoted, its weights (kept in the DVC cache
-   under the hash its judgement recorded) are scored again on the current split, so both
-   are judged on the same examples.
+   When the data changed since it was promoted, its weights (kept in the DVC cache under
+   the hash its judgement recorded) are scored again on the current validation split, so
+   both are judged on the same examples.
 4. Promote only when the challenger beats the champion by more than ``retrain.margin``.
    Every judged challenger is registered as a new version (``<model>@v0.0.N``, at HEAD when
    the workspace is clean, else at a snapshot commit of it); a promoted one is also assigned
-   the stage (``<model>#champion#N``). Publish the tags with ``git push --tags``.
+   the stage (``<model>#champion#N``). Publish the tags with ``git push --tags``. A
+   rejected challenger's files are replaced in ``models/<model>`` by the champion's (from
+   the DVC cache); its numbers stay in the registry and on the page.
 
 Idempotent: a challenger with the champion's fingerprint is "no change", and one already
 judged (same fingerprint as any earlier registered version of that model, not only the last)
 is not judged twice — a duplicate or late scheduled run creates no tag. Every run publishes
-a Markdown artifact saying what changed (params, data/code, metrics) and why the challenger
-was or was not promoted, and writes the same judgement as ``reports/retrain/<model>.md`` and
-a self-contained ``reports/retrain/<model>.html`` (:mod:`pipelines.render`), the champion
-page the report links.
+a Markdown artifact and rewrites ``reports/retrain/<model>.md`` and a self-contained
+``reports/retrain/<model>.html`` (:mod:`pipelines.render`), the champion page the report
+links: its title is the latest real decision (promoted or not) with both candidates'
+validation numbers, the margin and the commit ``gto history`` names for that version; below
+it every run, "no change" and "already judged" included, from ``reports/retrain/<model>.json``.
+
 """
 
 from __future__ import annotations
@@ -62,7 +67,9 @@ class RetrainConfig(Config):
     model: Identifier  # a key of train.models (a stage name: dvc repro evaluate@<model>)
     metric: str = "validation.accuracy"  # dotted key in metrics/<model>.json: never test.
     higher_is_better: bool = True
-    margin: float = Field(0.0, ge=0)  # promote only when better by more than this
+    # Promote only when better by more than this: run-to-run noise must not promote. Set
+    # it from the measured seed-to-seed spread (BENCHMARKS.md "Spread over seeds").
+    margin: float = Field(0.0, ge=0)
     stage: str = "champion"  # GTO stage a promotion assigns (tags <model>#<stage>#N)
 
     @field_validator("stage")
@@ -299,7 +306,7 @@ class Verdict:
 def judge(
     root: Path, reg: GitTagRegistry, cand: Candidate, cfg: RetrainConfig, params: dict[str, Any]
 ) -> Verdict:
-    """Compare the challenger with the champion on the same test split."""
+    """Compare the challenger with the champion on the same validation split."""
     champ = reg.champion(cand.model)
     history = reg.history(cand.model)
     if champ and champ["fingerprint"] == cand.fingerprint:
@@ -324,10 +331,10 @@ def judge(
             try:
                 champion_value = rescore(root, champ, cfg.metric, params)
                 rescored = True
-                note = " (champion scored again on the current test split)"
+                note = " (champion scored again on the current validation split)"
             except Exception as exc:  # weights gone from the cache, or an incompatible spec
                 note = (
-                    f" (the test split changed but the champion could not be scored "
+                    f" (the data changed but the champion could not be scored "
                     f"on it: {type(exc).__name__}: {exc}; compared with its recorded "
                     f"{cfg.metric})"
                 )
@@ -350,19 +357,62 @@ def judgement_context(
     cfg: RetrainConfig,
     ran: list[str],
     history: list[dict[str, Any]],
+    runs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """What the judgement templates (``retrain.md.j2``, ``retrain.html.j2``) show."""
+    """What the judgement templates (``retrain.md.j2``, ``retrain.html.j2``) show.
+
+    The title is the latest real decision (promoted or rejected) in the registry, not this
+    run's: a "no change" or "already judged" run only adds a line to ``runs``.
+    """
     champ = champ or {}
     gain = (
         improvement(verdict.champion_value, cand.value, cfg.higher_is_better)
         if verdict.champion_value is not None and cand.value is not None
         else None
     )
+    real = verdict.decision in ("promoted", "rejected")
+    if real:  # this run is the latest decision; the registry gives its version and commit
+        latest = {
+            **(last_judged(history, cand.fingerprint) or {}),
+            "decision": verdict.decision,
+            "value": cand.value,
+            "champion_value": verdict.champion_value,
+            "metric": cfg.metric,
+            "margin": cfg.margin,
+            "time": cand.time,
+            "reason": verdict.reason,
+        }
+    else:
+        latest = next(
+            (e for e in reversed(history or []) if e.get("decision") in ("promoted", "rejected")),
+            None,
+        )
+    headline = None
+    if latest is not None:
+        value, against = latest.get("value"), latest.get("champion_value")
+        headline = {
+            "decision": latest["decision"],
+            "version": latest.get("version"),
+            "commit": latest.get("registered_at"),  # what `gto history` names
+            "metric": latest.get("metric", cfg.metric),
+            "challenger": value,
+            "champion": against,
+            "improvement": (
+                improvement(against, value, cfg.higher_is_better)
+                if value is not None and against is not None
+                else None
+            ),
+            "margin": latest.get("margin", cfg.margin),
+            "judged": latest.get("time"),
+        }
     return {
-        "title": TITLES[verdict.decision],
+        "title": TITLES[headline["decision"] if headline else verdict.decision],
         "model": cand.model,
         "decision": verdict.decision,
         "reason": verdict.reason,
+        "headline": headline,
+        "headline_reason": latest.get("reason") if latest else verdict.reason,
+        "runs": list(reversed(runs or []))[:50],
         "when": cand.time,
         "judgement": {
             "metric": cfg.metric,
@@ -404,11 +454,13 @@ def report_markdown(
     cfg: RetrainConfig,
     ran: list[str],
     history: list[dict[str, Any]],
+    runs: list[dict[str, Any]] | None = None,
 ) -> str:
     """The judgement as Markdown (the Prefect artifact; ``reports/retrain/<model>.md``)."""
     from pipelines import render as R
 
-    return R.render("retrain.md.j2", **judgement_context(cand, verdict, champ, cfg, ran, history))
+    ctx = judgement_context(cand, verdict, champ, cfg, ran, history, runs)
+    return R.render("retrain.md.j2", **ctx)
 
 
 def report_html(
@@ -418,11 +470,12 @@ def report_html(
     cfg: RetrainConfig,
     ran: list[str],
     history: list[dict[str, Any]],
+    runs: list[dict[str, Any]] | None = None,
 ) -> str:
     """The judgement as a self-contained HTML page (``reports/retrain/<model>.html``)."""
     from pipelines import render as R
 
-    ctx = judgement_context(cand, verdict, champ, cfg, ran, history)
+    ctx = judgement_context(cand, verdict, champ, cfg, ran, history, runs)
     return R.render("retrain.html.j2", **{**ctx, "title": f"retrain {cand.model}: {ctx['title']}"})
 
 
@@ -435,6 +488,80 @@ def write_pages(root: Path, markdown: str, html: str, model: str) -> Path:
     write_atomic(out / f"{model}.md", markdown.encode())
     write_atomic(out / f"{model}.html", html.encode())
     return out / f"{model}.html"
+
+
+def append_run(root: Path, model: str, row: dict[str, Any]) -> list[dict[str, Any]]:
+    """Add one run to ``reports/retrain/<model>.json`` (every run, oldest first); all runs.
+
+    "no change" and "already judged" runs create no registry tag, so this log is where
+    they are seen.
+    """
+    from pipelines.outputs import write_atomic
+
+    path = root / "reports" / "retrain" / f"{model}.json"
+    runs = json.loads(path.read_text()) if path.exists() else []
+    runs.append(row)
+    write_atomic(path, json.dumps(runs, indent=1, default=str).encode())
+    return runs
+
+
+def write_record(
+    root: Path,
+    cand: Candidate,
+    verdict: Verdict,
+    champ: dict[str, Any] | None,
+    cfg: RetrainConfig,
+    ran: list[str],
+    history: list[dict[str, Any]],
+) -> tuple[str, Path]:
+    """Log this run, then rewrite the model's pages; (Markdown, HTML path)."""
+    judged = verdict.decision in ("promoted", "rejected") and history
+    version = history[-1] if judged else {}
+    runs = append_run(
+        root,
+        cand.model,
+        {
+            "time": cand.time,
+            "decision": verdict.decision,
+            "challenger": cand.value,
+            "champion": verdict.champion_value,
+            "version": version.get("version"),
+            "commit": version.get("registered_at"),
+            "fingerprint": cand.fingerprint,
+            "reason": verdict.reason,
+        },
+    )
+    args = (cand, verdict, champ, cfg, ran, history, runs)
+    markdown = report_markdown(*args)
+    return markdown, write_pages(root, markdown, report_html(*args), cand.model)
+
+
+def restore_champion(root: Path, model: str, out_hash: str) -> None:
+    """Put the champion's ``models/<model>`` back from the DVC cache (by its output hash),
+    so a rejected challenger's weights are not what the workspace serves or ships."""
+    import shutil
+
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        odb = repo.cache.local
+        if out_hash.endswith(".dir"):
+            listing = json.loads(Path(odb.oid_to_path(out_hash)).read_text())
+            files = {e["relpath"]: Path(odb.oid_to_path(e["md5"])) for e in listing}
+        else:
+            files = {"": Path(odb.oid_to_path(out_hash))}
+    missing = [str(p) for p in files.values() if not p.exists()]
+    if missing:
+        raise FileNotFoundError(f"champion of {model} not in the DVC cache: {missing}")
+    out = root / "models" / model
+    if out.is_dir():
+        shutil.rmtree(out)
+    elif out.exists():
+        out.unlink()
+    for rel, src in files.items():
+        dst = out / rel if rel else out
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dst)  # a copy: the cache object must never be written through
 
 
 @task(cache_policy=NO_CACHE)
@@ -468,7 +595,18 @@ def evaluate_and_record(
         }
         entry.pop("model", None)
         reg.record(cfg.model, entry)
-    return cand, verdict, champ, reg.history(cfg.model)
+    history = reg.history(cfg.model)
+    judged = last_judged(history, cand.fingerprint)
+    if judged and judged["decision"] == "rejected" and champ and champ.get("model_hash"):
+        # Also on "already judged": a rerun must not leave the rejected weights behind.
+        try:
+            restore_champion(path, cfg.model, champ["model_hash"])
+            logger().info(
+                "retrain %s: champion %s restored in models/", cfg.model, champ["version"]
+            )
+        except FileNotFoundError as exc:  # judged and recorded: say so, do not fail the run
+            logger().warning("retrain %s: rejected files left in models/: %s", cfg.model, exc)
+    return cand, verdict, champ, history
 
 
 def _flow_run_name() -> str | None:
@@ -495,10 +633,7 @@ def retrain(
         cand, verdict, champ, history = evaluate_and_record(
             str(path), cfg, params_path, _flow_run_name()
         )
-    markdown = report_markdown(cand, verdict, champ, cfg, ran, history)
-    page = write_pages(
-        path, markdown, report_html(cand, verdict, champ, cfg, ran, history), cfg.model
-    )
+    markdown, page = write_record(path, cand, verdict, champ, cfg, ran, history)
     W.publish_markdown(
         markdown, W.artifact_key("retrain", cfg.model), f"retrain {cfg.model}: {verdict.decision}"
     )

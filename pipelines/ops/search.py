@@ -13,7 +13,11 @@ Trials run one after another under the workspace lock. Each writes its values in
 params.yaml (comments kept) and runs ``dvc exp run -n <name> evaluate@<model>``, so DVC
 reruns only the stages those params touch and ``dvc exp show`` lists every trial. At the
 end the workspace is left at the best trial (its params written back, then ``dvc repro``
-restores its outputs from DVC's run cache; ``apply_best: false`` leaves the last trial), and
+restores its outputs from DVC's run cache) only when it beats the *baseline*: the current
+model's value of the same validation metric, read from the workspace's ``metrics/<model>.json``
+(else ``dvclive/<model>/metrics.json``) before the first trial. Otherwise, or with
+``apply_best: false``, the searched params go back to their values before the search, and
+the page says so. The baseline heads the results table, and
 ``reports/search/<spec>.{md,html,json}`` hold the results table and a best-params summary
 (rendered by :mod:`pipelines.render`: the best params as a table, the progress plot with whole
 trial numbers), also published as Prefect artifacts.
@@ -199,6 +203,54 @@ def best_trial(trials: list[dict[str, Any]], direction: str) -> dict[str, Any] |
     return pick(ok, key=lambda t: t["value"])  # ties: the earliest trial
 
 
+def baseline_value(root: Path, spec: SearchSpec) -> float | None:
+    """The current model's ``spec.metric``, from the workspace's metrics files (None: none).
+
+    ``metrics/<model>.json`` is what evaluate wrote; dvclive's file, the fallback, names
+    ``validation.accuracy`` ``val_accuracy``.
+    """
+    split, _, key = spec.metric.partition(".")
+    places = [
+        (root / "metrics" / f"{spec.model}.json", spec.metric),
+        (
+            root / "dvclive" / spec.model / "metrics.json",
+            f"val_{key}" if split == "validation" else key,
+        ),
+    ]
+    for path, dotted in places:
+        if path.exists():
+            value = W.dig(json.loads(path.read_text()), dotted)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+    return None
+
+
+def apply_decision(
+    best: dict[str, Any] | None, baseline: float | None, spec: SearchSpec
+) -> tuple[bool, str]:
+    """(apply the best trial?, the sentence the page shows): only a trial that beats the
+    current model is applied, so a search never leaves the workspace worse."""
+    if best is None:
+        return False, ""
+    if not spec.apply_best:
+        return False, f"Not applied (`apply_best: false`): `dvc exp apply {best['experiment']}`."
+    if baseline is None:
+        return (
+            True,
+            "Applied to the workspace (params.yaml + `dvc repro`): no current model to beat.",
+        )
+    beats = best["value"] > baseline if spec.direction == "maximize" else best["value"] < baseline
+    if not beats:
+        return False, (
+            f"best trial {R.fmt(best['value'])} did not beat the current model's "
+            f"{R.fmt(baseline)}: nothing applied."
+        )
+    return True, (
+        f"best trial {R.fmt(best['value'])} beats the current model's {R.fmt(baseline)}: "
+        f"applied to the workspace (params.yaml + `dvc repro`)."
+    )
+
+
 # --- one trial --------------------------------------------------------------------------
 
 
@@ -240,9 +292,15 @@ def run_trial(
 
 
 def table_rows(
-    trials: list[dict[str, Any]], spec: SearchSpec, best: dict[str, Any] | None
+    trials: list[dict[str, Any]],
+    spec: SearchSpec,
+    best: dict[str, Any] | None,
+    baseline: float | None = None,
 ) -> list[dict[str, Any]]:
+    """The results table: the current model (baseline) first, then every trial."""
     rows = []
+    if baseline is not None:
+        rows.append({"trial": "", "experiment": "baseline (current model)", spec.metric: baseline})
     for t in trials:
         rows.append(
             {
@@ -299,17 +357,11 @@ def page_context(
     trials: list[dict[str, Any]],
     best: dict[str, Any] | None,
     applied: bool,
+    baseline: float | None = None,
+    note: str | None = None,
 ) -> dict[str, Any]:
     """What the search templates (``search.md.j2``, ``search.html.j2``) show."""
-    how = (
-        ""
-        if best is None
-        else (
-            "Applied to the workspace (params.yaml + `dvc repro`)."
-            if applied
-            else f"Apply it with `dvc exp apply {best['experiment']}`."
-        )
-    )
+    how = note if note is not None else apply_decision(best, baseline, spec)[1]
     return {
         "title": f"search {name}",
         "name": name,
@@ -319,6 +371,7 @@ def page_context(
         "direction": spec.direction,
         "n_trials": len(trials),
         "n_ok": sum(t["state"] == "ok" for t in trials),
+        "baseline": baseline,
         "best": best,
         "best_params": (
             [{"param": k, "value": v} for k, v in best["params"].items()]
@@ -341,9 +394,12 @@ def summary(
     trials: list[dict[str, Any]],
     best: dict[str, Any] | None,
     applied: bool,
+    baseline: float | None = None,
+    note: str | None = None,
 ) -> str:
     """The Markdown summary: counts and the best trial's params (the Prefect artifact)."""
-    return R.render("search.md.j2", **page_context(spec, name, trials, best, applied))
+    ctx = page_context(spec, name, trials, best, applied, baseline, note)
+    return R.render("search.md.j2", **ctx)
 
 
 def write_report(
@@ -353,16 +409,18 @@ def write_report(
     trials: list[dict[str, Any]],
     best: dict[str, Any] | None,
     applied: bool,
+    baseline: float | None = None,
+    note: str | None = None,
 ) -> dict[str, Path]:
     """``reports/search/<name>.{md,html,json,png}``; the HTML page is self-contained."""
     out = root / "reports" / "search"
-    rows = table_rows(trials, spec, best)
+    rows = table_rows(trials, spec, best, baseline)
     for r in rows:
-        if r["best"]:
+        if r.get("best"):
             r["_class"] = "best"
     png = progress_png(trials, spec) if any(t["value"] is not None for t in trials) else b""
     paths = {ext: out / f"{name}.{ext}" for ext in ("md", "html", "json", "png")}
-    ctx = page_context(spec, name, trials, best, applied)
+    ctx = page_context(spec, name, trials, best, applied, baseline, note)
     ctx.update(
         trials=rows,
         trial_cols=R.columns(rows) or None,
@@ -381,6 +439,7 @@ def write_report(
                 "best": best,
                 "trials": trials,
                 "applied": applied,
+                "baseline": baseline,
             },
             indent=2,
             default=str,
@@ -420,6 +479,11 @@ def search(
     sampler = Sampler(spec)
     trials: list[dict[str, Any]] = []
     with W.workspace_lock(path, f"search {name}", lock_timeout, log=log):
+        # Read before the first trial overwrites them: what a trial must beat, and what
+        # the searched params go back to when none does.
+        baseline = baseline_value(path, spec)
+        before = load_params(path / "params.yaml")
+        originals = {k: W.dig(before, k) for k in spec.space if W.dig(before, k) is not None}
         for number in range(sampler.n_trials):
             values = sampler.ask(number)
             exp = f"{name}-{spec.method}-{stamp}-{number:02d}".replace("_", "-")
@@ -427,19 +491,18 @@ def search(
             sampler.tell(number, row["value"])
             trials.append(row)
         best = best_trial(trials, spec.direction)
-        applied = False
-        if best is not None and spec.apply_best:
-            # The best trial's params, reproduced: DVC restores its outputs from its run
-            # cache (`dvc exp apply` would also check out every other stage's outputs,
-            # which fails where those were never produced).
-            W.set_params(path / "params.yaml", best["params"])
-            W.dvc_repro(path, spec.targets or [f"evaluate@{spec.model}"], log=log)
-            applied = True
-        paths = write_report(path, name, spec, trials, best, applied)
-    rows = [{k: _cell(v) for k, v in r.items()} for r in table_rows(trials, spec, best)]
+        applied, note = apply_decision(best, baseline, spec)
+        log.info("search %s: %s", name, note)
+        # The chosen params, reproduced: DVC restores their outputs from its run cache
+        # (`dvc exp apply` would also check out every other stage's outputs, which fails
+        # where those were never produced).
+        W.set_params(path / "params.yaml", best["params"] if applied else originals)
+        W.dvc_repro(path, spec.targets or [f"evaluate@{spec.model}"], log=log)
+        paths = write_report(path, name, spec, trials, best, applied, baseline, note)
+    rows = [{k: _cell(v) for k, v in r.items()} for r in table_rows(trials, spec, best, baseline)]
     W.publish_table(rows, W.artifact_key("search", name), f"search {name}: trials")
     W.publish_markdown(
-        summary(spec, name, trials, best, applied),
+        summary(spec, name, trials, best, applied, baseline, note),
         W.artifact_key("search", name, "best"),
         f"search {name}: best params",
     )
@@ -450,6 +513,8 @@ def search(
         "method": spec.method,
         "trials": len(trials),
         "best": best,
+        "baseline": baseline,
+        "applied": applied,
         "report": str(paths["html"]),
     }
 
