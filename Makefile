@@ -35,7 +35,7 @@ system:  ## Debian packages the tests use: chromium (headless UI check), when ro
 	@if [ -x /usr/bin/chromium ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
-	else echo "note: /usr/bin/chromium missing (not root): the browser check will skip"; fi
+	else echo "note: /usr/bin/chromium missing (not root): the browser checks skip (fail under CI=true)"; fi
 
 repro: setup  ## run the DVC DAG: the main job, or PROFILE=ci|gpu as a DVC experiment
 	@git diff --quiet -- params.yaml 2>/dev/null || echo "note: params.yaml differs from the \

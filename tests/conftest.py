@@ -1,4 +1,5 @@
-"""Shared fixtures: a throw-away project root with its own params.yaml and mirror."""
+"""Shared fixtures: a throw-away project root with its own params.yaml and mirror; and, under
+CI, no skip for want of what CI provides."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import contextlib
 import hashlib
 import importlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +21,36 @@ from rnnflow.config import deep_merge, load_params
 from rnnflow.env import PROJECT_ROOT
 
 REAL_MIRROR = PROJECT_ROOT.parent / "shared" / "corpora"
+
+#: Words of a skip reason that name something CI provides: the corpora mirror (../shared beside
+#: the clone) and the browser (`make system` installs chromium, the test extra playwright).
+#: Matched in the reason, so skips written in any test module, mark or fixture count.
+CI_PROVIDES = ("mirror", "chromium", "playwright")
+
+
+def ci_failure(reason: str) -> str | None:
+    """The failure a skip for ``reason`` must be under CI (``CI=true``), where its test has
+    what it needs and a skip would hide that it never ran; None where skipping is right."""
+    if os.environ.get("CI") != "true" or not any(w in reason.lower() for w in CI_PROVIDES):
+        return None
+    return f"skipped under CI=true, where this test must run: {reason}"
+
+
+def _fail_under_ci(report: pytest.TestReport) -> None:
+    """Turn a skip ``ci_failure`` names into a failure (an xfail, a skip to pytest too, stays)."""
+    if report.skipped and not hasattr(report, "wasxfail") and isinstance(report.longrepr, tuple):
+        message = ci_failure(str(report.longrepr[2]).removeprefix("Skipped: "))
+        if message:
+            report.outcome = "failed"
+            report.longrepr = message
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
+    """A skip in a test, its fixtures or its marks."""
+    report = yield
+    _fail_under_ci(report)
+    return report
 
 
 def load_script(path: Path, name: str | None = None):
