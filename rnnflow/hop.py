@@ -365,7 +365,7 @@ def cli(
     ``add_args`` lets a hop add its own flags (e.g. ``fetch --update``); they reach
     ``body_for`` in the parsed namespace.
     """
-    parser = argparse.ArgumentParser(prog=f"python -m stages.{hop}", description=description)
+    parser = argparse.ArgumentParser(prog=f"rnnflow {hop}", description=description)
     parser.add_argument("corpus", choices=list(corpora), help="which corpus to process")
     parser.add_argument(
         "--params",

@@ -91,10 +91,3 @@ def test_a_mistake_gets_one_clear_line_and_exit_2(
     assert all(line.startswith(" ") for line in usage[1:]), out.stderr
     for word in words:
         assert word in error, (word, out.stderr)
-
-
-@pytest.mark.parametrize("command", ["translate", "chat", "generate", "retrain", "search"])
-def test_help_names_the_rnnflow_command(command: str) -> None:
-    out = rnnflow(command, "--help")
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith(f"usage: rnnflow {command} "), out.stdout[:200]
