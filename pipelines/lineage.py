@@ -17,8 +17,8 @@ passes its identity down in the environment instead:
 Neither variable set: the flow runs as before. The parent unreachable or gone: a warning, and the
 flow still runs (as a top-level run) — lineage is worth a log line, not a failed stage.
 
-Two guards make a stage's faults cheap. A stage process asks the kernel (Linux) for SIGTERM when
-its parent dies, so a ``kill -9`` of ``dvc`` does not leave a trainer running. With
+Two guards make a stage's faults cheap. A stage process sends itself SIGTERM once the ``dvc``
+that started it is gone (Linux), so a ``kill -9`` of ``dvc`` does not leave a trainer running. With
 ``PREFECT_API_URL`` set, the server's ``/health`` is asked first: a server that does not answer
 ends the stage at once with one line, instead of minutes of client retries and tracebacks.
 """
@@ -31,10 +31,13 @@ import logging
 import os
 import signal
 import sys
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -44,28 +47,59 @@ TAGS_ENV = "RNNFLOW_RUN_TAGS"
 _log = logging.getLogger(__name__)
 
 # The parent this process started under, taken as early as possible: if it has changed by the
-# time die_with_parent runs, the parent died before the kernel could be asked to tell us.
+# time die_with_parent runs, the parent died before it could be watched.
 _STARTED_UNDER = os.getppid()
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def die_with_parent(sig: int = signal.SIGTERM) -> None:
-    """Have the kernel send this process ``sig`` when its parent dies (Linux; a no-op elsewhere).
+#: Commands that run a stage's cmd for DVC (``$SHELL -c CMD``): bash execs a single command,
+#: dash forks it and stays as the stage's parent, so the watched process is above them.
+_SHELLS = frozenset({"sh", "dash", "bash", "zsh", "ksh", "mksh", "busybox"})
 
-    DVC runs a stage's cmd as ``$SHELL -c CMD``; the shell execs a single command, so the
-    parent is ``dvc`` itself. A cmd the shell does not exec (``a && b``) has the orphaned
-    shell as parent instead, and is not covered.
+
+def _stat(pid: int) -> tuple[str, str, int, int]:
+    """(command name, state, parent pid, start time) of ``pid`` from ``/proc/<pid>/stat``."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    comm = text[text.index("(") + 1 : text.rindex(")")]
+    fields = text[text.rindex(")") + 2 :].split()
+    return comm, fields[0], int(fields[1]), int(fields[19])
+
+
+def die_with_parent(sig: int = signal.SIGTERM, every: float = 1.0) -> None:
+    """Send this process ``sig`` once the process that started it is gone (Linux; a no-op
+    elsewhere), so a stage does not train on after ``dvc repro`` is killed.
+
+    The watched process is the nearest ancestor that is not a shell (dvc, when DVC runs the
+    stage, whether ``$SHELL`` execs the cmd or forks it); a daemon thread checks every
+    ``every`` seconds that it still runs (same pid and start time, not a zombie).
     """
     if not sys.platform.startswith("linux"):
         return
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(sig))  # 1: PR_SET_PDEATHSIG
-    except Exception:  # no libc prctl: the guard is best effort
-        return
-    if os.getppid() != _STARTED_UNDER:  # the parent died before prctl: nothing will fire
+    if os.getppid() != _STARTED_UNDER:  # the parent died before we looked
         os.kill(os.getpid(), sig)
+        return
+    try:
+        pid = os.getppid()
+        comm, _, ppid, started = _stat(pid)
+        while comm in _SHELLS and ppid > 1:
+            pid = ppid
+            comm, _, ppid, started = _stat(pid)
+    except (OSError, ValueError, IndexError):  # no /proc: the guard is best effort
+        return
+
+    def watch() -> None:
+        while True:
+            time.sleep(every)
+            try:
+                _, state, _, start = _stat(pid)
+                alive = start == started and state not in ("Z", "X")
+            except (OSError, ValueError, IndexError):
+                alive = False
+            if not alive:
+                os.kill(os.getpid(), sig)
+                return
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
 def api_health(api_url: str, timeout: float = 3.0) -> int:

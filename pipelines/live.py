@@ -22,9 +22,7 @@ DVC owns both), no report, no system monitor, and Studio off (``DVC_STUDIO_OFFLI
 curves are re-logged from it, so a run killed between the checkpoint and the DVCLive write (or
 whose outputs ``dvc repro`` removed before rerunning the stage) continues the same curves.
 
-``history``/``train_metrics`` read the files back (report, compare, benchmarks); runs from
-before DVCLive (``plots/<model>/history.csv``, ``metrics/<model>_train.json``) are read
-through ``legacy_*`` so older commits still compare.
+``history``/``train_metrics`` read the files back (report, compare, benchmarks).
 """
 
 from __future__ import annotations
@@ -152,9 +150,9 @@ def write_run(
     history: list[dict[str, Any]],
     config: Mapping[str, Any] | None = None,
 ) -> None:
-    """A whole run's DVCLive directory from a flat record (:func:`flatten`'s shape, or an old
-    ``<model>_train.json``) and its per-epoch rows: what :func:`migrate` and test fixtures
-    use. ``train_metrics``/``history`` read back what was given."""
+    """A whole run's DVCLive directory from a flat record (:func:`flatten`'s shape) and its
+    per-epoch rows (test fixtures use it); ``train_metrics``/``history`` read back what was
+    given."""
     columns = [c for c in (history[0] if history else {}) if c != "epoch"]
     live = open_live(directory, resume=False)
     log_params(live, config or {}, {k: record[k] for k in RUN_PARAMS if k in record})
@@ -165,29 +163,6 @@ def write_run(
         if k in ("train_loss", "val_loss") or (k.startswith("val_") and not isinstance(v, str))
     }
     finish(live, {**{k: record[k] for k in RUN_METRICS if k in record}, "saved": saved})
-
-
-def migrate(root: Path) -> list[str]:
-    """Write ``dvclive/<model>/`` for every run from before DVCLive under ``root``
-    (``metrics/<model>_train.json`` + ``plots/<model>/history.csv``; the config from
-    ``params.yaml``, the task from ``metrics/<model>.json``). The old files stay: remove them
-    with ``git rm`` once ``dvc commit`` has recorded the new outputs. Returns the models."""
-    from rnnflow.config import load_params
-
-    root = Path(root)
-    models_cfg = load_params(root / "params.yaml").get("train", {}).get("models", {})
-    done = []
-    for path in sorted((root / "metrics").glob("*_train.json")):
-        model = path.stem.removesuffix("_train")
-        record = json.loads(path.read_text())
-        hist = root / legacy_history_path(model)
-        rows = legacy_history(hist.read_text()) if hist.exists() else []
-        evals = root / "metrics" / f"{model}.json"
-        task = json.loads(evals.read_text()).get("task") if evals.exists() else None
-        record = {**record, **({"task": task} if task else {})}
-        write_run(live_dir(root, model), record, rows, models_cfg.get(model))
-        done.append(model)
-    return done
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -269,32 +244,9 @@ def models(root: Path) -> list[str]:
     return sorted(p.parent.name for p in (Path(root) / LIVE_DIR).glob("*/metrics.json"))
 
 
-# --- runs from before DVCLive ----------------------------------------------------------
-
-
-def legacy_history_path(model: str) -> str:
-    return f"plots/{model}/history.csv"
-
-
-def legacy_train_path(model: str) -> str:
-    return f"metrics/{model}_train.json"
-
-
-def legacy_history(text: str) -> list[dict[str, Any]]:
-    """``plots/<model>/history.csv`` rows, numbers parsed."""
-    rows = []
-    for r in csv.DictReader(io.StringIO(text)):
-        row: dict[str, Any] = {}
-        for k, v in r.items():
-            n = _number(v or "")
-            row[k] = v if n is None else n
-        rows.append(row)
-    return rows
-
-
 def history_at(read: Callable[[str], str | None], names: Iterable[str], model: str):
     """Per-epoch rows of ``model`` through ``read`` (repository path → text or None) and
-    ``names`` (the repository paths that exist): DVCLive's curves, else the old CSV."""
+    ``names`` (the repository paths that exist)."""
     prefix = relpath(model, CURVES) + "/"
     texts = {}
     for path in names:
@@ -302,39 +254,14 @@ def history_at(read: Callable[[str], str | None], names: Iterable[str], model: s
             text = read(path)
             if text is not None:
                 texts[Path(path).stem] = text
-    if texts:
-        return history_from_tsv(texts)
-    text = read(legacy_history_path(model))
-    return legacy_history(text) if text else []
+    return history_from_tsv(texts)
 
 
 def models_in(names: Iterable[str]) -> list[str]:
-    """Models with curves among repository paths ``names`` (DVCLive or the old CSV)."""
+    """Models with DVCLive curves among repository paths ``names``."""
     found = set()
     for path in names:
         parts = path.split("/")
         if len(parts) >= 5 and parts[0] == LIVE_DIR and "/".join(parts[2:4]) == CURVES:
             found.add(parts[1])
-        elif len(parts) == 3 and parts[0] == "plots" and parts[2] == "history.csv":
-            found.add(parts[1])
     return sorted(found)
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.live",
-        description="DVCLive layout of training runs (see the module docstring).",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    mig = sub.add_parser("migrate", help="dvclive/<model>/ from runs made before DVCLive")
-    mig.add_argument("--root", default=".", help="project root (default: %(default)s)")
-    args = parser.parse_args(argv)
-    for model in migrate(Path(args.root)):
-        print(f"{relpath(model)}/")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -18,7 +18,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 from rnnflow.env import PROJECT_ROOT
 
 PARAMS_FILE = PROJECT_ROOT / "params.yaml"
-PROFILES_DIR = PROJECT_ROOT / "profiles"
 
 M = TypeVar("M", bound="Config")
 
@@ -132,15 +131,6 @@ def flatten(overlay: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
-
-
-def profile_overlay(name: str) -> dict[str, Any]:
-    """Load ``profiles/<name>.yaml``; the overlay may name only keys params.yaml has."""
-    path = PROFILES_DIR / f"{name}.yaml"
-    if not path.exists():
-        known = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
-        raise ConfigError(f"{path}: no such profile (known: {known})")
-    return load_params(path)
 
 
 def dump_yaml(doc: Any, path: Path) -> None:

@@ -61,23 +61,19 @@ def test_files_dvclive_writes_after_a_tiny_training(tmp_path):
     assert [r["epoch"] for r in L.history(live)] == [1, 2]
 
 
-def test_history_readers_fall_back_to_runs_from_before_dvclive():
+def test_history_readers_read_the_dvclive_curves_of_a_commit():
     files = {
-        "plots/m/history.csv": (
-            "epoch,train_loss,val_loss,val_accuracy,seconds\n1,0.5,0.4,0.9,1.5\n"
-        ),
         "dvclive/n/plots/metrics/val_loss.tsv": "step\tval_loss\n1\t0.3\n2\t0.25\n",
         "dvclive/n/plots/metrics/train_loss.tsv": "step\ttrain_loss\n1\t0.6\n2\t0.5\n",
         "dvclive/n/metrics.json": "{}",
+        "dvclive/o/metrics.json": "{}",  # no curves: not a model with a history
     }
-    assert L.models_in(files) == ["m", "n"]
-    assert L.history_at(files.get, files, "m") == [
-        {"epoch": 1, "train_loss": 0.5, "val_loss": 0.4, "val_accuracy": 0.9, "seconds": 1.5}
-    ]
+    assert L.models_in(files) == ["n"]
     assert L.history_at(files.get, files, "n") == [
         {"epoch": 1, "train_loss": 0.6, "val_loss": 0.3},
         {"epoch": 2, "train_loss": 0.5, "val_loss": 0.25},
     ]
+    assert L.history_at(files.get, files, "o") == []
 
 
 # --- DVC reads what DVCLive wrote -------------------------------------------------------
@@ -187,40 +183,3 @@ def test_outside_a_dvc_project_dvclive_inits_nothing(tmp_path, monkeypatch):
     L.finish(live, {"epochs": 1})
     assert not (tmp_path / ".dvc").exists()
     assert L.history(tmp_path / "dvclive/m") == [{"epoch": 1, "val_loss": 0.5}]
-
-
-def test_migrate_turns_a_run_from_before_dvclive_into_the_dvclive_layout(tmp_path):
-    (tmp_path / "params.yaml").write_text(PARAMS)
-    (tmp_path / "plots/tiny").mkdir(parents=True)
-    (tmp_path / "plots/tiny/history.csv").write_text(
-        "epoch,train_loss,val_loss,val_accuracy,seconds\n1,0.9,0.5,0.8,1.25\n2,0.4,0.45,0.9,1.5\n"
-    )
-    (tmp_path / "metrics").mkdir()
-    old = {
-        "model": "tiny",
-        "corpus": "digits",
-        "family": "cnn",
-        "epochs": 2,
-        "keep": "best",
-        "saved_epoch": 2,
-        "train_loss": 0.4,
-        "val_loss": 0.45,
-        "val_accuracy": 0.9,
-        "last_val_accuracy": 0.9,
-        "wall_seconds": 2.75,
-        "run_seconds": 3.0,
-        "resumed_from_epoch": 0,
-        "device": "cpu",
-        "amp": None,
-        "torch": "2.13.0+cpu",
-        "n_train": 300,
-        "n_validation": 50,
-        "parameters": 1234,
-    }
-    (tmp_path / "metrics/tiny_train.json").write_text(json.dumps(old))
-    (tmp_path / "metrics/tiny.json").write_text(json.dumps({"task": "classify", "test": {}}))
-    assert L.migrate(tmp_path) == ["tiny"]
-    live = tmp_path / "dvclive/tiny"
-    assert L.train_metrics(live) == {**old, "task": "classify"}
-    assert L.history(live) == L.legacy_history((tmp_path / "plots/tiny/history.csv").read_text())
-    assert L._yaml((live / "params.yaml").read_text())["config"]["lr"] == 0.01

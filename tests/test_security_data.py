@@ -248,7 +248,7 @@ def test_gzip_idx_bomb_is_refused_with_flat_memory(tmp_path: Path) -> None:
     bomb = gzip_bomb(tmp_path / "train-images-idx3-ubyte.gz", b"", 1 << 30)
     assert bomb.stat().st_size < 1_500_000
     script = (
-        "import resource, sys\n"
+        "import sys\n"
         "from pathlib import Path\n"
         "from stages.corpora.idx import IdxError, read_idx\n"
         "try:\n"
@@ -256,7 +256,10 @@ def test_gzip_idx_bomb_is_refused_with_flat_memory(tmp_path: Path) -> None:
         "    print('READ')\n"
         "except IdxError as exc:\n"
         "    print('REFUSED', exc)\n"
-        "print('RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec, so it would count the
+        # (large, late in a test run) pytest process this one was forked from.
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]\n"
+        "print('RSS_KB', hwm.split()[1])\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", script, str(bomb)],

@@ -17,18 +17,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pipelines.config import ModelConfig
 
-#: The text tasks (``pipelines.tasks``; a trained model's ``spec["task"]``): what a model of
-#: each is, in words, and the command that runs it.
-TASK_COMMANDS: dict[str, tuple[str, str]] = {
-    "lm": ("a language model", "generate"),
-    "translate": ("a translator", "translate"),
-    "dialogue": ("a chatbot", "chat"),
-}
-
-#: The task of each seq2seq corpus. A corpus's task is written into its data by the data side,
-#: which the training side neither imports nor can read before the data exists: so it is
-#: named here (a new seq2seq corpus is added here to be served by a command).
-SEQ2SEQ_TASKS: dict[str, str] = {"es_en": "translate", "twitter": "dialogue"}
+#: The task of each text corpus, as its data side writes it into ``spec.json``: named here
+#: because the training side neither imports the data side nor can read a corpus's spec
+#: before the data exists, and a command checks its input before anything is loaded.
+CORPUS_TASKS: dict[str, str] = {"books": "lm", "es_en": "translate", "twitter": "dialogue"}
 
 
 # --- argparse ``type=`` functions: argparse turns their message into `error: argument ...` ---
@@ -74,27 +66,27 @@ def temperature(text: str) -> float:
 
 def task_of(cfg: ModelConfig) -> str | None:
     """The text task of a ``train.models`` entry, None for a model no text command runs."""
-    if cfg.family == "lm":
-        return "lm"
-    if cfg.family == "seq2seq":
-        return SEQ2SEQ_TASKS.get(cfg.corpus)
-    return None
+    return CORPUS_TASKS.get(cfg.corpus)
 
 
 def command_for(task: str | None) -> str | None:
     """The command that runs a model of text task ``task``; None for any other model."""
-    return None if task is None or task not in TASK_COMMANDS else TASK_COMMANDS[task][1]
+    from pipelines.tasks import COMMANDS
+
+    return None if task is None or task not in COMMANDS else COMMANDS[task][1]
 
 
 def task_error(command: str, name: str, task: str | None, detail: str) -> str | None:
     """Why model ``name`` of text task ``task`` (None: none) does not fit ``rnnflow command``,
     with ``detail`` saying where the kind comes from; None if it fits."""
-    if task is None or task not in TASK_COMMANDS:
+    from pipelines.tasks import COMMANDS
+
+    if task is None or task not in COMMANDS:
         return (
             f"{name} is not a text model that rnnflow translate, chat or generate runs "
             f"({detail}): its scores come from `dvc repro evaluate@{name}` (metrics/{name}.json)"
         )
-    what, fits = TASK_COMMANDS[task]
+    what, fits = COMMANDS[task]
     if fits == command:
         return None
     return f"{name} is {what} ({detail}): use `rnnflow {fits} --model {name}`"

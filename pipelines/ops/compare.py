@@ -87,7 +87,7 @@ def _paths(root: Path, rev: str | None) -> list[str]:
             if p.is_file()
         )
     proc = subprocess.run(
-        ["git", "ls-tree", "-r", "--name-only", rev, "--", f"{L.LIVE_DIR}/", "plots/"],
+        ["git", "ls-tree", "-r", "--name-only", rev, "--", f"{L.LIVE_DIR}/"],
         cwd=root,
         capture_output=True,
         text=True,
@@ -96,7 +96,7 @@ def _paths(root: Path, rev: str | None) -> list[str]:
 
 
 def history_models(root: Path, rev: str | None) -> list[str]:
-    """Models with training curves at ``rev`` (DVCLive's, or an older ``history.csv``)."""
+    """Models with training curves at ``rev`` (DVCLive's)."""
     return L.models_in(_paths(root, rev))
 
 

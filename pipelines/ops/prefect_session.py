@@ -46,9 +46,8 @@ LOG_NAME = "server.log"
 def _die_with_parent() -> None:
     """In a forked child before exec (Linux): SIGTERM it when its parent dies, even by SIGKILL.
 
-    Not ``pipelines.lineage.die_with_parent``: that one compares the parent with the one
-    recorded when ``pipelines.lineage`` was imported, here this process's own parent, so in a
-    child forked from here it would always see a dead parent and kill the child at once.
+    Not ``pipelines.lineage.die_with_parent``: that one watches from a thread, which ``exec``
+    does not carry into the server.
     """
     try:
         import ctypes

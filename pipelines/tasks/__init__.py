@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "COMMANDS",
     "Task",
     "Evaluation",
     "register",
@@ -36,6 +37,16 @@ __all__ = [
     "read_spec",
     "load_corpus",
 ]
+
+
+#: The command that runs a model of each text task, and what such a model is called: plain
+#: data beside the registry rather than on the Task classes, so that a command checks its
+#: input before torch and the task modules load.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "lm": ("a language model", "generate"),
+    "translate": ("a translator", "translate"),
+    "dialogue": ("a chatbot", "chat"),
+}
 
 
 class Task:
