@@ -3,28 +3,23 @@
     python benchmarks/noop_repro.py [--root CHECKOUT] [--repeat 5]
 
 Run it in a checkout whose pipeline is up to date (after ``make repro``, or a clone after
-``dvc pull``): every stage is skipped, so the time is DVC's own — loading dvc.yaml and
-dvc.lock, hashing each stage's deps, and reading params.yaml once **per stage** (63 here) to
-compare params. DVC reads YAML with ruamel's ``safe`` loader, which uses libyaml when
-``ruamel.yaml.clib`` is installed (the extra ``fastyaml``); the "pure" runs hide the C
+``dvc pull``): every stage is skipped, so the time is DVC's own -- loading dvc.yaml and
+dvc.lock, hashing each stage's deps, and reading params.yaml once **per stage** to compare
+params. DVC reads YAML with ruamel's ``safe`` loader, which uses libyaml when
+``ruamel.yaml.clib`` is installed (the opt-in extra ``fastyaml``); the "pure" runs hide the C
 extension from the same interpreter (``sys.modules[...] = None``), so ruamel falls back to its
-Python parser. The runs alternate, so machine noise hits both alike. ``dvc status`` is timed
-too (the same checks without the repro machinery).
+Python parser. The runs alternate, so machine noise hits both alike; ``dvc status`` is timed
+too. Needs ``ruamel.yaml.clib`` importable (``pip install -e '.[fastyaml]'``, or ``pip install
+--target DIR ruamel.yaml.clib`` and ``PYTHONPATH=DIR``). It is not a default because libyaml
+refuses the params.yaml of older commits of this repository (a colon inside a flow sequence:
+``urls: [https://...]``), so ``dvc metrics diff``/``params diff`` against them fail with it.
 
-rnnflow does not depend on ``ruamel.yaml.clib`` by default (it is the opt-in extra
-``fastyaml``): libyaml refuses this repository's params.yaml as committed before a5c7ca1
-(``urls: [https://…]``, a colon in a flow sequence), so with it installed ``dvc metrics
-diff``/``dvc params diff`` against those commits fail ("failed to load metrics ... YAML file
-structure is corrupted"). Run this benchmark where it is importable: a venv with the extra,
-or ``pip install --target DIR ruamel.yaml.clib`` and ``PYTHONPATH=DIR``.
-
-Prints median/min seconds and the ratio, and writes ``benchmarks/results/noop_repro.json``.
+Writes median/min seconds and the ratio to ``benchmarks/results/noop_repro.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -33,7 +28,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import benchlib as B
+
 # Same interpreter, same DVC; only the YAML parser differs.
 _RUN = (
     "import sys\n"
@@ -45,12 +41,11 @@ _RUN = (
 
 
 def timed(root: Path, argv: list[str], pure: bool) -> float:
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     t0 = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-c", _RUN.format(pure=pure, argv=argv)],
         cwd=root,
-        env=env,
+        env=B.env_with_mirror(),
         capture_output=True,
         text=True,
     )
@@ -58,26 +53,22 @@ def timed(root: Path, argv: list[str], pure: bool) -> float:
     if out.returncode != 0:
         raise SystemExit(f"dvc {' '.join(argv)} failed in {root}:\n{out.stderr[-2000:]}")
     if argv[0] == "repro" and "Running stage" in out.stdout + out.stderr:
-        raise SystemExit(
-            f"{root}: the pipeline is not up to date (a stage ran); run "
-            "`make repro` or `dvc pull` first, then time the no-op"
-        )
+        raise SystemExit(f"{root}: a stage ran: `make repro` or `dvc pull` first")
     return secs
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", type=Path, default=ROOT, help="an up-to-date checkout")
+    parser.add_argument("--root", type=Path, default=B.ROOT, help="an up-to-date checkout")
     parser.add_argument("--repeat", type=int, default=5, help="runs per variant (default 5)")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/noop_repro.json")
+    parser.add_argument("--out", type=Path, default=B.RESULTS / "noop_repro.json")
     args = parser.parse_args(argv)
-
     try:
         from _ruamel_yaml import CParser  # noqa: F401  (ruamel.yaml.clib's module)
     except ImportError:
-        raise SystemExit(
-            "ruamel.yaml.clib is not installed: nothing to compare (pip install ruamel.yaml.clib)"
-        ) from None
+        raise SystemExit("ruamel.yaml.clib is not installed: nothing to compare") from None
+
+    load = os.getloadavg()[0]
     runs: dict[str, list[float]] = {}
     for _ in range(args.repeat):
         for cmd in ("repro", "status"):
@@ -90,29 +81,21 @@ def main(argv: list[str] | None = None) -> int:
         capture_output=True,
         text=True,
     ).stdout.count("\n")
+    med = {k: round(statistics.median(v), 3) for k, v in runs.items()}
     result = {
         "what": "no-op `dvc repro` / `dvc status` of the whole DAG, seconds",
         "stages": stages,
         "repeat": args.repeat,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load average "
-        f"{os.getloadavg()[0]:.1f} at the start",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, load average {load:.1f} at "
+        "the start",
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "median": {k: round(statistics.median(v), 3) for k, v in runs.items()},
+        "median": med,
         "min": {k: round(min(v), 3) for k, v in runs.items()},
+        "ratio_repro": round(med["repro_pure"] / med["repro_libyaml"], 2),
+        "ratio_status": round(med["status_pure"] / med["status_libyaml"], 2),
     }
-    med = result["median"]
-    result["ratio_repro"] = round(med["repro_pure"] / med["repro_libyaml"], 2)
-    result["ratio_status"] = round(med["status_pure"] / med["status_libyaml"], 2)
-    print(f"{stages} stages, {args.repeat} runs each (median / min seconds)")
-    for cmd in ("repro", "status"):
-        print(
-            f"  dvc {cmd:<7} libyaml {med[f'{cmd}_libyaml']:5.2f} / "
-            f"{result['min'][f'{cmd}_libyaml']:5.2f}   pure {med[f'{cmd}_pure']:5.2f} / "
-            f"{result['min'][f'{cmd}_pure']:5.2f}   {result[f'ratio_{cmd}']:.2f}x"
-        )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    print(f"{stages} stages, median seconds: {med}")
+    B.write(args.out, result)
     return 0
 
 

@@ -1,79 +1,56 @@
-"""Scale, proved by simulation (issue #12): the es_en hops on a SYNTHETIC OpenSubtitles-sized
-corpus.
+"""Scale by simulation: the es_en hops on a SYNTHETIC OpenSubtitles-sized corpus.
 
     python benchmarks/scale_es_en.py [--pairs 10000000] [--compare-pairs 1000000] [--workdir DIR]
 
-The published OpenSubtitles v2018 en-es release has ~61M pairs (a Moses zip of several GB);
-the offline mirror holds 60,002 real pairs. This script does not pretend to have the real
-corpus: it *generates* a synthetic one of ``--pairs`` pairs in the published layout
-(``en-es.txt.zip`` with ``OpenSubtitles.en-es.en``, ``OpenSubtitles.en-es.es`` and a README
-that says it is synthetic), streaming, chunk by chunk:
+The published OpenSubtitles v2018 en-es release has ~61M pairs; the corpora mirror holds
+60,002 real ones. This script *generates* a synthetic corpus of ``--pairs`` pairs in the
+published layout (``en-es.txt.zip`` with ``OpenSubtitles.en-es.{en,es}`` and a README that says
+it is synthetic), streaming, chunk by chunk: sentence lengths drawn from the joint (es, en)
+word counts of the mirror's real pairs (``--length-pool``, default
+``$RNNFLOW_MIRROR/es-en/opensubtitles``), ``--vocab`` made-up words per language drawn from a
+Zipf–Mandelbrot law, ``--dup-fraction`` exact duplicate pairs (under 1 %: clean's
+``max_drop_fraction`` is 0.01) and ``--src-repeat-fraction`` repeated Spanish sentences.
 
-* sentence lengths: the joint (es words, en words) distribution of the mirror's real pairs
-  (``--length-pool``, read once), sampled with replacement;
-* words: ``--vocab`` synthetic word types per language (made-up syllable words, shorter for
-  frequent ranks), drawn from a Zipf–Mandelbrot law (``--zipf-s``), a capitalised first
-  word and a final punctuation mark;
-* duplicates: ``--dup-fraction`` of the pairs are exact copies of an earlier pair, and
-  ``--src-repeat-fraction`` repeat an earlier Spanish sentence with a new English one (the
-  mirror's pairs: 0 % duplicate pairs, 3.2 % repeated Spanish sentences). Exact duplicates
-  are kept under 1 % by default because ``clean.es_en.max_drop_fraction`` is 0.01: more
-  would (correctly) stop clean. The generated fraction is measured (64-bit hashes of the
-  raw pairs) and reported.
+Then, in a throw-away copy of the project (``git ls-files``), it runs ``python -m
+stages.{fetch,clean,format,sample,tokenize} es_en --params FILE`` one after the other, es_en
+reading only the synthetic zip as a pinned mirror source (every other params section as in
+params.yaml). Per hop: wall seconds, rows in/out, rows/s, peak RSS (``os.wait4``), peak
+temporary disk (``data/0N_*/.es_en.tmp-*`` and ``data/downloads``, polled every ``--poll`` s)
+and output size. With ``--compare-pairs M`` the same runs on M pairs, so time and peak RSS are
+fitted as ``a + b·rows`` per hop (``b`` of RSS: the memory a hop needs per row, ≈ 0 for a hop
+that streams) and extrapolated to ``--extrapolate-to`` rows. Last, ``stages.shards`` runs
+sample and tokenize on a Dask ``LocalCluster(n_workers=--workers, threads_per_worker=1)`` and
+its tables are compared with the serial hops' (``--no-dask`` skips it).
 
-Then, in a throw-away copy of the project (``git ls-files``, like ``tests/test_dag.py``), it
-runs ``python -m stages.{fetch,clean,format,sample,tokenize} es_en --params FILE`` one after
-the other, es_en reading ONLY the synthetic zip as a pinned mirror source
-(``synthetic_opensubtitles``, origin ``opensubtitles``; every other params section as in
-params.yaml, so sample keeps ``max_length: 15``). Per hop: wall seconds, rows in/out (Parquet
-metadata), rows/s, peak RSS (``/usr/bin/time -v``, else psutil polling), peak temporary disk
-(``data/0N_*/.es_en.tmp-*`` and ``data/downloads``, polled every ``--poll`` s) and output size.
-
-With ``--compare-pairs M`` the same is done on M pairs, so time and memory can be fitted as
-``a + b·rows`` per hop: the slope ``b`` of peak RSS is the memory a hop needs per row (≈ 0 for
-a hop that streams), and both are extrapolated to ``--extrapolate-to`` rows (61M).
-
-Finally the Dask check: ``stages.shards`` runs sample and tokenize shard by shard on a
-``distributed.LocalCluster(n_workers=2, threads_per_worker=1)`` (passed to
-``stages.shards.run(..., address=cluster.scheduler_address)``) and its outputs are
-compared with the serial hops' (``pyarrow.Table.equals`` per split, artifacts JSON equal,
-and whether the files are byte-identical).
-
-Results: a table on stdout and ``benchmarks/results/scale_es_en.json`` (``--out``). Every
-output says ``synthetic``. Runs take long at 10M: run it alone on the machine.
+Writes ``benchmarks/results/scale_es_en.json`` (``--out``; ``summary.py`` makes the ``scale``
+and ``memory`` tables of BENCHMARKS.md from it). Hours at 10M pairs: run it alone.
 """
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
+import filecmp
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
 import sys
+import tempfile
+import threading
+import time
+import zipfile
 from pathlib import Path
 
-_HERE = Path(__file__).resolve().parent
-_ROOT = _HERE.parent
-# the project root, for a checkout that is not pip-installed (e.g. the GPU machine)
-sys.path.insert(0, str(_ROOT))
+import benchlib as B
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-import argparse  # noqa: E402
-import datetime as dt  # noqa: E402
-import filecmp  # noqa: E402
-import hashlib  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-import zipfile  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.compute as pc  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-
-HOPS = ("fetch", "clean", "format", "sample", "tokenize")
+#: The hops, in order, and their output layers.
 HOP_DIRS = {
     "fetch": "01_raw",
     "clean": "02_clean",
@@ -86,7 +63,6 @@ SOURCE = "synthetic_opensubtitles"
 MIRROR_SUB = "synthetic-es-en"
 ZIP_NAME = "en-es.txt.zip"
 MEMBERS = {"es": "OpenSubtitles.en-es.es", "en": "OpenSubtitles.en-es.en"}
-DEFAULT_POOL = _ROOT.parent / "shared" / "corpora" / "es-en" / "opensubtitles"
 SPLITS = ("train", "validation", "test")
 #: What the code says about each hop's memory (checked against the measured slope).
 MEMORY_NOTES = {
@@ -140,22 +116,14 @@ LANGS = {"es": ("bcdfglmnprstvzjñ", "aeiouáé"), "en": ("bcdfghklmnprstvwy", "
 class Generator:
     """Chunks of synthetic (es, en) pairs; deterministic given the seed."""
 
-    def __init__(
-        self,
-        lengths: np.ndarray,
-        vocab: int,
-        zipf_s: float,
-        dup: float,
-        src_repeat: float,
-        seed: int,
-    ) -> None:
+    def __init__(self, lengths: np.ndarray, args: argparse.Namespace) -> None:
         self.lengths = lengths
-        self.rng = np.random.default_rng(seed)
-        ranks = np.arange(vocab, dtype=np.float64)
-        p = 1.0 / (ranks + 2.7) ** zipf_s  # Zipf–Mandelbrot
+        self.rng = np.random.default_rng(args.seed)
+        ranks = np.arange(args.vocab, dtype=np.float64)
+        p = 1.0 / (ranks + 2.7) ** args.zipf_s  # Zipf–Mandelbrot
         self.cdf = np.cumsum(p / p.sum())
-        self.words = {lang: pa.array(word_types(vocab, *LANGS[lang])) for lang in LANGS}
-        self.dup, self.src_repeat = dup, src_repeat
+        self.words = {lang: pa.array(word_types(args.vocab, *LANGS[lang])) for lang in LANGS}
+        self.dup, self.src_repeat = args.dup_fraction, args.src_repeat_fraction
         self.planned_dups = self.planned_src_repeats = 0
 
     def _side(self, lang: str, lens: np.ndarray) -> pa.Array:
@@ -233,7 +201,7 @@ def generate_zip(path: Path, n: int, gen: Generator, chunk: int, compresslevel: 
     dup_pairs = n - len(np.unique(pair_h))
     rep_src = n - len(np.unique(src_h))
     return {
-        "path": str(path),
+        "path": path.name,
         "data": "synthetic",
         "pairs": n,
         "bytes": path.stat().st_size,
@@ -254,63 +222,56 @@ def generate_zip(path: Path, n: int, gen: Generator, chunk: int, compresslevel: 
 def copy_project(dst: Path) -> None:
     files = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=_ROOT,
+        cwd=B.ROOT,
         capture_output=True,
         text=True,
         check=True,
     ).stdout.splitlines()
     for rel in files:
-        src = _ROOT / rel
-        if src.is_file():
+        if (B.ROOT / rel).is_file():
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / rel)
+            shutil.copy2(B.ROOT / rel, dst / rel)
 
 
 def write_params(root: Path, zip_info: dict) -> Path:
+    """The copy's params with es_en reading only the synthetic zip (as JSON, which is YAML);
+    its catalogue in ``sources/es_en.yaml`` where the project keeps one, else inline."""
     from rnnflow.config import load_params
 
     params = load_params(root / "params.yaml")
     base = params["fetch"][CORPUS]
-    params["fetch"][CORPUS] = {
-        "source": [SOURCE],
-        "mirror_dir": MIRROR_SUB,
-        "src_lang": base.get("src_lang", "es"),
-        "tgt_lang": base.get("tgt_lang", "en"),
-        "chunk_lines": base.get("chunk_lines", 50000),
-        "sources": {
-            SOURCE: {
-                "note": f"SYNTHETIC - {zip_info['pairs']:,} generated pairs in the OPUS Moses "
-                f"layout (benchmarks/scale_es_en.py); not the real OpenSubtitles corpus.",
-                "format": "moses",
-                "origin": "opensubtitles",
-                "urls": [],
-                "files": {
-                    "archive": {
-                        "path": ZIP_NAME,
-                        "checksum": "sha256:" + zip_info["sha256"],
-                        "size": zip_info["bytes"],
-                    }
-                },
-                "rows": {"opensubtitles": zip_info["pairs"]},
-            }
-        },
+    archive = {"path": ZIP_NAME, "checksum": "sha256:" + zip_info["sha256"]}
+    catalogue = {
+        SOURCE: {
+            "note": f"SYNTHETIC - {zip_info['pairs']:,} generated pairs in the OPUS Moses "
+            "layout (benchmarks/scale_es_en.py); not the real OpenSubtitles corpus.",
+            "format": "moses",
+            "origin": "opensubtitles",
+            "urls": [],
+            "files": {"archive": {**archive, "size": zip_info["bytes"]}},
+            "rows": {"opensubtitles": zip_info["pairs"]},
+        }
     }
+    section = {k: base[k] for k in ("src_lang", "tgt_lang", "chunk_lines") if k in base}
+    params["fetch"][CORPUS] = {"source": [SOURCE], "mirror_dir": MIRROR_SUB, **section}
+    catalogue_file = root / "sources" / f"{CORPUS}.yaml"
+    if catalogue_file.exists():
+        catalogue_file.write_text(json.dumps(catalogue, indent=1))
+    else:
+        params["fetch"][CORPUS]["sources"] = catalogue
     path = root / "params.synthetic.json"
-    path.write_text(json.dumps(params, indent=1))  # JSON is YAML
+    path.write_text(json.dumps(params, indent=1))
     return path
 
 
 def hop_env(root: Path, mirror: Path) -> dict[str, str]:
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env.update(
-        {
-            "PYTHONPATH": str(root),
-            "RNNFLOW_MIRROR": str(mirror),
-            "PREFECT_HOME": str(root / ".prefect"),
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        }
+        PYTHONPATH=str(root),
+        RNNFLOW_MIRROR=str(mirror),
+        PREFECT_HOME=str(root / ".prefect"),
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
     )
-    env.pop("PREFECT_API_URL", None)
     return env
 
 
@@ -332,129 +293,72 @@ def parquet_rows(d: Path) -> int | None:
     return sum(pq.ParquetFile(f).metadata.num_rows for f in files) if files else None
 
 
-class Poller(threading.Thread):
-    """Peak sizes of the hop's temp output dirs and data/downloads (+ RSS by psutil)."""
+def timed(cmd: list[str], root: Path, env: dict[str, str], hop: str, every: float, log: Path):
+    """Run ``cmd`` in ``root``: exit code, wall s, peak RSS, peak temporary disk."""
+    peak = {"tmp": 0, "downloads": 0}
+    stop = threading.Event()
+    parent = root / "data" / HOP_DIRS[hop]
 
-    def __init__(self, root: Path, hop: str, pid: int | None, every: float) -> None:
-        super().__init__(daemon=True)
-        self.root, self.hop, self.pid, self.every = root, hop, pid, every
-        self.peak_tmp = self.peak_downloads = self.peak_rss = 0
-        self.stop = threading.Event()
+    def poll() -> None:
+        while not stop.is_set():
+            peak["tmp"] = max(peak["tmp"], sum(du(p) for p in parent.glob(f".{CORPUS}.tmp-*")))
+            peak["downloads"] = max(peak["downloads"], du(root / "data" / "downloads"))
+            stop.wait(every)
 
-    def run(self) -> None:
-        try:
-            import psutil
-
-            proc = psutil.Process(self.pid) if self.pid else None
-        except Exception:  # noqa: BLE001  psutil missing or process gone
-            proc = None
-        hop_parent = self.root / "data" / HOP_DIRS[self.hop]
-        while not self.stop.is_set():
-            tmp = (
-                sum(du(p) for p in hop_parent.glob(f".{CORPUS}.tmp-*"))
-                if hop_parent.is_dir()
-                else 0
-            )
-            self.peak_tmp = max(self.peak_tmp, tmp)
-            self.peak_downloads = max(self.peak_downloads, du(self.root / "data" / "downloads"))
-            if proc is not None:
-                try:
-                    rss = sum(p.memory_info().rss for p in [proc] + proc.children(recursive=True))
-                    self.peak_rss = max(self.peak_rss, rss)
-                except Exception:  # noqa: BLE001
-                    pass
-            self.stop.wait(self.every)
-
-
-def timed(
-    cmd: list[str], root: Path, env: dict[str, str], hop: str, every: float, log: Path
-) -> dict:
-    """Run ``cmd`` (cwd ``root``) under /usr/bin/time -v; wall s, peak RSS, peak temp disk."""
-    time_bin = shutil.which("time") if not Path("/usr/bin/time").exists() else "/usr/bin/time"
-    tfile = log.with_suffix(".time")
-    full = ([time_bin, "-v", "-o", str(tfile)] if time_bin else []) + cmd
+    poller = threading.Thread(target=poll, daemon=True)
     t0 = time.perf_counter()
     with open(log, "w") as out:
-        proc = subprocess.Popen(full, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
-        poll = Poller(root, hop, proc.pid, every)
-        poll.start()
-        rc = proc.wait()
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
+        poller.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - t0
-    poll.stop.set()
-    poll.join()
-    rss = None
-    if time_bin and tfile.exists():
-        m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", tfile.read_text())
-        rss = int(m.group(1)) * 1024 if m else None
+    stop.set()
+    poller.join()
     return {
-        "rc": rc,
+        "rc": proc.returncode,
         "wall_s": round(wall, 2),
-        "peak_rss_bytes": rss if rss is not None else poll.peak_rss,
-        "peak_rss_source": "/usr/bin/time -v" if rss is not None else "psutil poll",
-        "peak_tmp_bytes": poll.peak_tmp,
-        "peak_downloads_bytes": poll.peak_downloads,
+        "peak_rss_bytes": usage.ru_maxrss * 1024,
+        "peak_rss_source": "wait4 ru_maxrss",
+        "peak_tmp_bytes": peak["tmp"],
+        "peak_downloads_bytes": peak["downloads"],
     }
 
 
 def run_pipeline(sub: Path, n: int, args: argparse.Namespace, lengths: np.ndarray) -> dict:
     """Generate ``n`` pairs, copy the project, run the five hops; per-hop numbers."""
-    root, mirror = sub / "project", sub / "mirror"
-    if root.exists():
-        shutil.rmtree(root)
+    root, mirror, logs = sub / "project", sub / "mirror", sub / "logs"
+    shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
+    logs.mkdir(exist_ok=True)
     copy_project(root)
-    print(f"[synthetic {n:,}] generating {mirror / MIRROR_SUB / ZIP_NAME} ...", flush=True)
-    gen = Generator(
-        lengths, args.vocab, args.zipf_s, args.dup_fraction, args.src_repeat_fraction, args.seed
-    )
-    zip_info = generate_zip(mirror / MIRROR_SUB / ZIP_NAME, n, gen, args.chunk, args.compresslevel)
-    print(
-        f"[synthetic {n:,}] zip {zip_info['bytes'] / 2**20:,.1f} MiB in {zip_info['seconds']} s; "
-        f"duplicate pairs {zip_info['duplicate_pair_fraction']:.3%}, repeated es "
-        f"{zip_info['repeated_es_fraction']:.3%}",
-        flush=True,
-    )
+    gen = Generator(lengths, args)
+    zip_path = mirror / MIRROR_SUB / ZIP_NAME
+    zip_info = generate_zip(zip_path, n, gen, args.chunk, args.compresslevel)
+    zip_info["path"] = str(zip_path.relative_to(sub))
+    print(f"[{n:,}] {zip_info}", flush=True)
     params = write_params(root, zip_info)
     env = hop_env(root, mirror)
-    logs = sub / "logs"
-    logs.mkdir(exist_ok=True)
     hops, rows_in = {}, n
-    for hop in HOPS:
-        print(f"[synthetic {n:,}] {hop} ...", flush=True)
+    for hop in HOP_DIRS:
         cmd = [sys.executable, "-m", f"stages.{hop}", CORPUS, "--params", str(params)]
         res = timed(cmd, root, env, hop, args.poll, logs / f"{hop}.log")
         out_dir = root / "data" / HOP_DIRS[hop] / CORPUS
         rows_out = parquet_rows(out_dir) if out_dir.is_dir() else None
         res.update(
-            {
-                "rows_in": rows_in,
-                "rows_out": rows_out,
-                "rows_per_s": round(rows_in / res["wall_s"], 1) if res["wall_s"] else None,
-                "output_bytes": du(out_dir) if out_dir.is_dir() else 0,
-                "log": str(logs / f"{hop}.log"),
-            }
+            rows_in=rows_in,
+            rows_out=rows_out,
+            rows_per_s=round(rows_in / res["wall_s"], 1) if res["wall_s"] else None,
+            output_bytes=du(out_dir) if out_dir.is_dir() else 0,
+            log=f"logs/{hop}.log",
         )
-        if hop == "fetch":
-            res["downloads_bytes"] = du(root / "data" / "downloads")
         hops[hop] = res
-        print(
-            f"[synthetic {n:,}] {hop}: rc {res['rc']}, {res['wall_s']} s, rows {rows_in:,} → "
-            f"{rows_out}, peak RSS {res['peak_rss_bytes'] / 2**20:,.0f} MiB",
-            flush=True,
-        )
+        print(f"[{n:,}] {hop}: {res}", flush=True)
         if res["rc"] != 0:
             print((logs / f"{hop}.log").read_text()[-4000:], file=sys.stderr)
             break
         rows_in = rows_out
-    return {
-        "pairs": n,
-        "data": "synthetic",
-        "workdir": str(sub),
-        "project": str(root),
-        "params": str(params),
-        "zip": zip_info,
-        "hops": hops,
-    }
+    return {"pairs": n, "data": "synthetic", "zip": zip_info, "hops": hops}
 
 
 # --- the Dask check ----------------------------------------------------------------------------
@@ -469,7 +373,6 @@ if __name__ == "__main__":
     res = {}
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster:
-        res["address"] = cluster.scheduler_address
         for hop in ("sample", "tokenize"):
             t = time.perf_counter()
             rows = shards.run(hop, "es_en", address=cluster.scheduler_address, root=root,
@@ -479,43 +382,28 @@ if __name__ == "__main__":
 """
 
 
-def dask_check(run: dict, args: argparse.Namespace) -> dict:
-    root, sub = Path(run["project"]), Path(run["workdir"])
-    outbase = sub / "sharded"
-    if outbase.exists():
-        shutil.rmtree(outbase)
+def dask_check(sub: Path, args: argparse.Namespace) -> dict:
+    """Sharded sample + tokenize on a LocalCluster, compared with the serial hops' outputs."""
+    root, outbase = sub / "project", sub / "sharded"
+    shutil.rmtree(outbase, ignore_errors=True)
     outbase.mkdir()
     driver = sub / "dask_driver.py"
     driver.write_text(DASK_DRIVER)
-    env = hop_env(root, sub / "mirror")
-    log = sub / "logs" / "dask.log"
-    print(
-        f"[synthetic {run['pairs']:,}] Dask: sharded sample + tokenize on LocalCluster"
-        f"(n_workers={args.workers}, threads_per_worker=1) ...",
-        flush=True,
-    )
-    res = timed(
-        [sys.executable, str(driver), str(root), run["params"], str(outbase), str(args.workers)],
-        root,
-        env,
-        "sample",
-        args.poll,
-        log,
-    )
-    text = log.read_text()
-    m = re.search(r"^DASK-RESULT (.*)$", text, re.M)
+    params, log = root / "params.synthetic.json", sub / "logs" / "dask.log"
+    cmd = [sys.executable, str(driver), str(root), str(params), str(outbase), str(args.workers)]
+    res = timed(cmd, root, hop_env(root, sub / "mirror"), "sample", args.poll, log)
     out = {
         "how": "stages.shards.run(hop, 'es_en', address=LocalCluster(n_workers="
         f"{args.workers}, threads_per_worker=1).scheduler_address, out=...)",
         "rc": res["rc"],
         "wall_s_total": res["wall_s"],
         "peak_rss_bytes_driver": res["peak_rss_bytes"],
-        "log": str(log),
+        "log": "logs/dask.log",
     }
-    if res["rc"] != 0 or not m:
-        out["error"] = text[-3000:]
-        return out
-    out.update(json.loads(m.group(1)))
+    found = [line for line in log.read_text().splitlines() if line.startswith("DASK-RESULT ")]
+    if res["rc"] != 0 or not found:
+        return {**out, "error": log.read_text()[-3000:]}
+    out.update(json.loads(found[-1].split(" ", 1)[1]))
     equal = True
     for hop in ("sample", "tokenize"):
         serial, sharded = root / "data" / HOP_DIRS[hop] / CORPUS, outbase / hop
@@ -530,9 +418,8 @@ def dask_check(run: dict, args: argparse.Namespace) -> dict:
             }
             equal &= same
         for j in sorted(serial.glob("*.json")):
-            same = (sharded / j.name).exists() and json.loads(j.read_text()) == json.loads(
-                (sharded / j.name).read_text()
-            )
+            other = sharded / j.name
+            same = other.exists() and json.loads(j.read_text()) == json.loads(other.read_text())
             cmp[j.name] = {"json_equal": same}
             equal &= same
         out[hop]["compare"] = cmp
@@ -544,15 +431,15 @@ def dask_check(run: dict, args: argparse.Namespace) -> dict:
 
 
 def extrapolate(big: dict, small: dict | None, target: int) -> dict:
+    """Per hop: wall and peak RSS at ``target`` pairs, fitted as ``a + b·rows`` on two runs."""
     out = {}
     for hop, h in big["hops"].items():
         if h["rc"] != 0 or not h["rows_in"]:
             continue
-        scale = target / big["pairs"]
-        rows_t = h["rows_in"] * scale
+        rows_t = h["rows_in"] * target / big["pairs"]
         e = {
             "rows_in": int(rows_t),
-            "wall_s_linear": round(h["wall_s"] * scale, 1),
+            "wall_s_linear": round(h["wall_s"] * target / big["pairs"], 1),
             "peak_rss_bytes_measured": h["peak_rss_bytes"],
         }
         s = (small or {}).get("hops", {}).get(hop)
@@ -562,138 +449,62 @@ def extrapolate(big: dict, small: dict | None, target: int) -> dict:
             a_t = h["wall_s"] - b_t * h["rows_in"]
             b_m = (h["peak_rss_bytes"] - s["peak_rss_bytes"]) / d_rows
             e.update(
-                {
-                    "seconds_per_row": b_t,
-                    "fixed_s": round(a_t, 2),
-                    "wall_s_fit": round(a_t + b_t * rows_t, 1),
-                    "rss_bytes_per_row": round(b_m, 2),
-                    "peak_rss_bytes_fit": int(h["peak_rss_bytes"] + b_m * (rows_t - h["rows_in"])),
-                    "memory_grows_with_rows": bool(
-                        b_m > 2.0 and h["peak_rss_bytes"] > 1.15 * s["peak_rss_bytes"]
-                    ),
-                }
+                seconds_per_row=b_t,
+                fixed_s=round(a_t, 2),
+                wall_s_fit=round(a_t + b_t * rows_t, 1),
+                rss_bytes_per_row=round(b_m, 2),
+                peak_rss_bytes_fit=int(h["peak_rss_bytes"] + b_m * (rows_t - h["rows_in"])),
+                memory_grows_with_rows=bool(
+                    b_m > 2.0 and h["peak_rss_bytes"] > 1.15 * s["peak_rss_bytes"]
+                ),
             )
-        e["note"] = MEMORY_NOTES[hop]
-        out[hop] = e
+        out[hop] = {**e, "note": MEMORY_NOTES[hop]}
     return out
-
-
-def mib(x: float | int | None) -> str:
-    return "-" if x is None else f"{x / 2**20:,.0f}"
-
-
-def table(run: dict, ext: dict) -> str:
-    head = (
-        f"{'hop':9} {'wall s':>8} {'rows in':>12} {'rows out':>12} {'rows/s':>10} "
-        f"{'RSS MiB':>8} {'tmp MiB':>8} {'out MiB':>8} {'B/row':>7} {'61M s':>8} {'61M RSS':>8}"
-    )
-    lines = [
-        f"SYNTHETIC es-en corpus, {run['pairs']:,} pairs (not the real OpenSubtitles)",
-        head,
-        "-" * len(head),
-    ]
-    for hop, h in run["hops"].items():
-        e = ext.get(hop, {})
-        tmp = max(h["peak_tmp_bytes"], h.get("peak_downloads_bytes", 0) if hop == "fetch" else 0)
-        lines.append(
-            f"{hop:9} {h['wall_s']:8.1f} {h['rows_in'] or 0:12,} {h['rows_out'] or 0:12,} "
-            f"{h['rows_per_s'] or 0:10,.0f} {mib(h['peak_rss_bytes']):>8} {mib(tmp):>8} "
-            f"{mib(h['output_bytes']):>8} {e.get('rss_bytes_per_row', '-')!s:>7} "
-            f"{e.get('wall_s_fit', e.get('wall_s_linear', '-'))!s:>8} "
-            f"{mib(e.get('peak_rss_bytes_fit', e.get('peak_rss_bytes_measured'))):>8}"
-        )
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    p.add_argument("--pairs", type=int, default=10_000_000, help="synthetic pairs of the main run")
-    p.add_argument(
-        "--compare-pairs",
-        type=int,
-        default=1_000_000,
-        help="synthetic pairs of a second, smaller run, to fit time and memory per "
-        "row (0: skip; extrapolation is then linear in rows, memory not fitted)",
-    )
-    p.add_argument(
-        "--extrapolate-to",
-        type=int,
-        default=61_000_000,
-        help="rows to extrapolate to (the published OpenSubtitles en-es: ~61M pairs)",
-    )
-    p.add_argument(
-        "--workdir",
-        type=Path,
-        default=None,
-        help="throw-away dir for the zips and project copies (default: a new "
-        "/tmp/rnnflow-scale-synthetic-* dir)",
-    )
-    p.add_argument(
-        "--keep",
-        action="store_true",
-        help="keep the workdir afterwards (default: removed when all went well)",
-    )
-    p.add_argument(
-        "--out", type=Path, default=_HERE / "results" / "scale_es_en.json", help="JSON results file"
-    )
-    p.add_argument(
-        "--length-pool",
-        type=Path,
-        default=DEFAULT_POOL,
-        help="dir with OpenSubtitles2018-ctxpro.en-es.{es,en}: the real pairs whose "
-        "joint word-count distribution the synthetic sentences follow",
-    )
-    p.add_argument("--vocab", type=int, default=50_000, help="synthetic word types per language")
-    p.add_argument(
-        "--zipf-s", type=float, default=1.0, help="Zipf-Mandelbrot exponent of the word frequencies"
-    )
-    p.add_argument(
-        "--dup-fraction",
-        type=float,
-        default=0.005,
-        help="fraction of pairs that copy an earlier pair exactly (clean dedupes them; "
-        "clean.es_en.max_drop_fraction is 0.01)",
-    )
-    p.add_argument(
-        "--src-repeat-fraction",
-        type=float,
-        default=0.03,
-        help="fraction of pairs that repeat an earlier Spanish sentence with a new "
-        "English one (mirror: 3.2%%)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="generator seed")
+    p.add_argument("--pairs", type=int, default=10_000_000, help="synthetic pairs, main run")
+    p.add_argument("--compare-pairs", type=int, default=1_000_000, help="second run (0: none)")
+    p.add_argument("--extrapolate-to", type=int, default=61_000_000, help="published: ~61M")
+    p.add_argument("--workdir", type=Path, help="for the zips and project copies (default: tmp)")
+    p.add_argument("--keep", action="store_true", help="keep the workdir afterwards")
+    p.add_argument("--out", type=Path, default=B.RESULTS / "scale_es_en.json")
+    p.add_argument("--length-pool", type=Path, help="dir of OpenSubtitles2018-ctxpro.en-es.*")
+    p.add_argument("--vocab", type=int, default=50_000, help="word types per language")
+    p.add_argument("--zipf-s", type=float, default=1.0, help="Zipf-Mandelbrot exponent")
+    p.add_argument("--dup-fraction", type=float, default=0.005, help="exact duplicate pairs")
+    p.add_argument("--src-repeat-fraction", type=float, default=0.03, help="repeated es lines")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--chunk", type=int, default=200_000, help="pairs generated per chunk")
-    p.add_argument(
-        "--compresslevel",
-        type=int,
-        default=1,
-        help="deflate level of the zip members (1 fast .. 9 small)",
-    )
-    p.add_argument("--poll", type=float, default=0.5, help="seconds between temp-disk / RSS polls")
-    p.add_argument(
-        "--workers", type=int, default=2, help="Dask LocalCluster workers (1 thread each)"
-    )
+    p.add_argument("--compresslevel", type=int, default=1, help="deflate level of the zip")
+    p.add_argument("--poll", type=float, default=0.5, help="seconds between disk polls")
+    p.add_argument("--workers", type=int, default=2, help="Dask LocalCluster workers")
     p.add_argument("--no-dask", action="store_true", help="skip the Dask sharded check")
     args = p.parse_args(argv)
 
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="rnnflow-scale-synthetic-", dir="/tmp"))
+    mirror = B.mirror()
+    pool = args.length_pool or mirror / "es-en" / "opensubtitles"
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="rnnflow-scale-synthetic-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"workdir {work} (SYNTHETIC data only)", flush=True)
-    lengths = length_pool(args.length_pool)
+    lengths = length_pool(pool)
     t0 = time.perf_counter()
     small = None
     if args.compare_pairs:
-        small = run_pipeline(
-            work / f"synthetic-{args.compare_pairs}", args.compare_pairs, args, lengths
-        )
-    big = run_pipeline(work / f"synthetic-{args.pairs}", args.pairs, args, lengths)
-    ok = all(h["rc"] == 0 for h in big["hops"].values()) and len(big["hops"]) == len(HOPS)
-    dask = None
-    if ok and not args.no_dask:
-        dask = dask_check(big, args)
-    ext = extrapolate(big, small, args.extrapolate_to)
+        sub = work / f"synthetic-{args.compare_pairs}"
+        small = run_pipeline(sub, args.compare_pairs, args, lengths)
+    sub = work / f"synthetic-{args.pairs}"
+    big = run_pipeline(sub, args.pairs, args, lengths)
+    ok = all(h["rc"] == 0 for h in big["hops"].values()) and len(big["hops"]) == len(HOP_DIRS)
+    dask = dask_check(sub, args) if ok and not args.no_dask else None
+    # the options as given, with no path of this machine (a result reads the same anywhere)
+    options = {k: v for k, v in vars(args).items() if k not in ("workdir", "out", "length_pool")}
+    options["length_pool"] = (
+        f"$RNNFLOW_MIRROR/{pool.relative_to(mirror)}" if pool.is_relative_to(mirror) else pool.name
+    )
     result = {
         "benchmark": "scale_es_en",
         "data": "synthetic",
@@ -706,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
         },
         "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "options": options,
         "length_pool": {
             "pairs": int(len(lengths)),
             "mean_words": [round(float(x), 2) for x in lengths.mean(axis=0)],
@@ -717,41 +528,15 @@ def main(argv: list[str] | None = None) -> int:
             "rows": args.extrapolate_to,
             "basis": "time: a + b*rows per hop fitted on the two runs (else linear "
             "in rows); memory: peak RSS + (RSS slope per row) * extra rows",
-            "hops": ext,
+            "hops": extrapolate(big, small, args.extrapolate_to),
         },
         "total_s": round(time.perf_counter() - t0, 1),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    if small:
-        print(table(small, {}))
-        print()
-    print(table(big, ext))
-    if dask:
-        if "error" in dask:
-            print(f"Dask check FAILED (rc {dask['rc']}): see {dask['log']}")
-        else:
-            print(
-                f"Dask check (LocalCluster {args.workers}x1): sample {dask['sample']['wall_s']} s, "
-                f"tokenize {dask['tokenize']['wall_s']} s; equal to serial hops: "
-                f"{dask['equal_to_serial']}"
-            )
-    grows = [h for h, e in ext.items() if e.get("memory_grows_with_rows")]
-    if small and small["pairs"] < 500_000:
-        print(
-            "note: --compare-pairs under 500,000 is within a few 50k-row batches: the RSS "
-            "slope (B/row) then measures batch size, not growth; use >= 1,000,000"
-        )
-    if small:
-        print(
-            f"memory grows with rows in: {', '.join(grows) or 'none'} "
-            f"(B/row = peak-RSS slope between {small['pairs']:,} and {big['pairs']:,} pairs)"
-        )
-    print(f"results → {args.out}")
+    B.write(args.out, result)
     good = ok and (dask is None or dask.get("equal_to_serial", False))
     if good and not args.keep and args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
-    elif not good or args.keep:
+    else:
         print(f"workdir kept: {work}")
     return 0 if good else 1
 

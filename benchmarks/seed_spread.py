@@ -11,26 +11,23 @@ Nothing selects on these test scores; they only say how far one run is from anot
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import platform
 import sys
+import time
 from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(_ROOT))
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import time  # noqa: E402
+import benchlib as B
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", help="keys of train.models (tensor tasks)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="extra seeds (default 1)")
-    parser.add_argument("--root", type=Path, default=_ROOT, help="project root (data/, metrics/)")
-    parser.add_argument(
-        "--json", type=Path, default=_ROOT / "benchmarks" / "results" / "seed_spread.json"
-    )
+    parser.add_argument("--root", type=Path, default=B.ROOT, help="project root (data/, metrics/)")
+    parser.add_argument("--json", type=Path, default=B.RESULTS / "seed_spread.json")
     args = parser.parse_args(argv)
 
     import torch
@@ -83,15 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     doc = {
         "what": "test score of the kept epoch per seed (seed 0: the reference run)",
         "machine": {
-            "cpus": __import__("os").cpu_count(),
+            "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "torch": torch.__version__,
         },
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "rows": rows,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(doc, indent=2) + "\n")
+    B.write(args.json, doc)
     for r in rows:
         print(
             f"{r['model']}: {r['metric']} {r['min']:.4f}–{r['max']:.4f} (spread {r['spread']:.4f})"

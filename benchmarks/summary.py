@@ -7,17 +7,14 @@
 BENCHMARKS.md keeps its prose by hand; each generated table sits between
 ``<!-- summary:NAME -->`` and ``<!-- /summary:NAME -->`` and is made here from:
 
-- ``metrics/<model>.json`` (``pipelines/flows/evaluate.py``: ``{"test": ..., "validation": ...}``
-  with the keys of the task modules in ``pipelines/tasks/``) and
-  the training record in ``dvclive/<model>/`` (``pipelines/flows/train.py`` logs it with
-  DVCLive; ``pipelines.live.train_metrics`` reads it; a run from before DVCLive:
-  ``metrics/<model>_train.json``) of the committed reference run:
-  blocks ``models`` (MNIST and synthetic) and ``text-quality`` (the text models);
-- ``benchmarks/results/<name>.json`` of the benchmark scripts: ``tokenize-speed``
-  (tokenize_speed.py), ``peers-lm``, ``peers-translator``, ``peers-mnist`` (peers.py),
-  ``train-throughput`` (train_throughput.py, every ``train_throughput_<device>_<sizes>.json``),
-  ``hop-overhead`` (hop_overhead.py), ``data-half`` (data_half.py), ``flow-overhead``
-  (flow_overhead.py), ``noop-repro`` (noop_repro.py), ``seed-spread`` (seed_spread.py).
+- ``metrics/<model>.json`` (test and validation metrics, keys of ``pipelines/tasks/``) and the
+  training record ``dvclive/<model>/`` of the committed reference run: ``models`` (MNIST and
+  synthetic tasks) and ``text-quality`` (the text models);
+- ``benchmarks/results/<name>.json`` of the benchmark scripts: ``data-half`` (data_half.py),
+  ``tokenize-speed`` (tokenize_speed.py), ``memory`` and ``scale`` (scale_es_en.py),
+  ``noop-repro`` (noop_repro.py), ``peers-lm``,
+  ``peers-translator``, ``peers-mnist`` (peers.py), ``seed-spread`` (seed_spread.py),
+  ``gpu-lm`` and ``gpu-stages`` (gpu.sh: ``gpu_lm_<device>.json``, ``gpu_stages_<device>.json``).
 
 A block whose source is missing says so (and how to make it) instead of a table. ``--root``
 reads another checkout's ``params.yaml``/``metrics``/``benchmarks/results``; ``--doc`` another
@@ -35,10 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-_HERE = Path(__file__).resolve().parent
-ROOT = _HERE.parent
-# the project root, for a checkout that is not pip-installed
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # a checkout that is not pip-installed
 
 from pipelines import live as L  # noqa: E402
 from rnnflow.config import load_params  # noqa: E402
@@ -47,33 +42,7 @@ TEXT_FAMILIES = {"lm", "seq2seq"}
 BLOCK_RE = re.compile(
     r"(<!-- summary:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /summary:(?P=name) -->)", re.S
 )
-
-
-def _json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def _g(x: float | None, digits: int = 4) -> str:
-    return "—" if x is None else f"{x:.{digits}g}"
-
-
-def _missing(what: str, how: str) -> list[str]:
-    return [f"_Not measured yet: no `{what}` (make it with `{how}`)._"]
-
-
-def _models(root: Path) -> dict[str, dict[str, Any]]:
-    return load_params(root / "params.yaml")["train"]["models"]
-
-
-def _metrics(root: Path, name: str) -> tuple[dict | None, dict | None]:
-    return (
-        _json(root / "metrics" / f"{name}.json"),
-        L.train_metrics(L.live_dir(root, name)) or _json(root / "metrics" / f"{name}_train.json"),
-    )
-
-
-# --- from metrics/*.json -------------------------------------------------------------------
-
+#: The tensor tasks' test metrics, in the order shown.
 TENSOR_KEYS = (
     "accuracy",
     "parity_accuracy",
@@ -84,41 +53,85 @@ TENSOR_KEYS = (
 )
 
 
+def _json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+class Missing(Exception):
+    """A block's source is not there: the block says so, and how to make it."""
+
+
+def _result(root: Path, name: str, how: str, part: str | None = None) -> dict[str, Any]:
+    """``benchmarks/results/<name>.json`` (holding ``part``), or :class:`Missing`."""
+    doc = _json(root / "benchmarks" / "results" / f"{name}.json")
+    if doc is None or (part and part not in doc):
+        what = f"{part} in " if part else ""
+        raise Missing(f"{what}benchmarks/results/{name}.json", how)
+    return doc
+
+
+def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
+    """A Markdown table: the header, its rule and one line per row."""
+    lines = [head, *([str(c) for c in r] for r in rows)]
+    out = ["|" + "|".join(f" {c} " if c else " " for c in cells) + "|" for cells in lines]
+    return [out[0], "|" + "---|" * len(head), *out[1:]]
+
+
+def _mib(x: float) -> str:
+    return f"{x / 2**30:.1f} GiB" if x >= 2**30 else f"{x / 2**20:,.0f} MiB"
+
+
+def _load_note(doc: dict[str, Any]) -> str:
+    m = doc.get("machine", {})
+    loads = [m.get(k) for k in ("load_avg_at_start", "load_avg_at_end")]
+    shown = ", ".join(f"{x[0]:.1f}" for x in loads if x)
+    return f"load average {shown}" if shown else ""
+
+
+def _models(root: Path) -> dict[str, dict[str, Any]]:
+    return load_params(root / "params.yaml")["train"]["models"]
+
+
+def _metrics(root: Path, name: str) -> tuple[dict | None, dict | None]:
+    return _json(root / "metrics" / f"{name}.json"), L.train_metrics(L.live_dir(root, name))
+
+
+# --- the reference run: metrics/*.json and dvclive/ ------------------------------------------
+
+
+def _per_model(root: Path, text: bool, row: Callable[..., list[Any]], width: int) -> list[list]:
+    """One row per model of params.yaml of the kind asked for (text or tensor tasks)."""
+    rows = []
+    for name, m in _models(root).items():
+        if (m.get("family") in TEXT_FAMILIES) == text:
+            ev, tr = _metrics(root, name)
+            ok = ev is not None and tr is not None
+            rows.append(row(name, m, ev, tr) if ok else [name, "(no metrics: stage not run)"])
+            rows[-1] += [""] * (width - len(rows[-1]))
+    return rows
+
+
+def _training(tr: dict) -> list[Any]:
+    """Train wall seconds, "epochs (the epoch kept)", device."""
+    epochs = f"{tr.get('epochs')} ({tr.get('saved_epoch')})"
+    return [tr.get("wall_seconds"), epochs, tr.get("device")]
+
+
 def block_models(root: Path) -> list[str]:
     """MNIST and synthetic models: test metrics, training wall time, epochs, device, data."""
-    out = [
-        "| model | test metrics | train wall (s) | epochs (best) | device | n_train |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, m in _models(root).items():
-        if m.get("family") in TEXT_FAMILIES:
-            continue
-        ev, tr = _metrics(root, name)
-        if ev is None or tr is None:
-            out.append(f"| {name} | (no metrics: stage not run) | | | | |")
-            continue
+
+    def row(name: str, m: dict, ev: dict, tr: dict) -> list[Any]:
         test = ev.get("test", {})
         shown = ", ".join(
             f"{k} {test[k]:.4g}" for k in TENSOR_KEYS if isinstance(test.get(k), (int, float))
         )
-        out.append(
-            f"| {name} | {shown} (n={test.get('n')}) | {tr.get('wall_seconds')} | "
-            f"{tr.get('epochs')} ({tr.get('saved_epoch')}) | {tr.get('device')} | "
-            f"{tr.get('n_train')} |"
-        )
-    return out
+        return [name, f"{shown} (n={test.get('n')})", *_training(tr), tr.get("n_train")]
+
+    head = ["model", "test metrics", "train wall (s)", "epochs (best)", "device", "n_train"]
+    return _table(head, _per_model(root, False, row, len(head)))
 
 
-def _subsets(test: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per-origin translation scores (``test[origin] = {"n", "bleu", ...}``)."""
-    return {
-        k: v
-        for k, v in test.items()
-        if isinstance(v, dict) and isinstance(v.get("bleu"), (int, float))
-    }
-
-
-def _text_row(name: str, m: dict, ev: dict, tr: dict) -> str:
+def _text_row(name: str, m: dict, ev: dict, tr: dict) -> list[Any]:
     test, val = ev.get("test", {}), ev.get("validation", {})
     cell = str(m.get("cell", "lstm")).upper()
     what = f"{m.get('layers')}×{m.get('hidden')} {cell}"
@@ -160,128 +173,182 @@ def _text_row(name: str, m: dict, ev: dict, tr: dict) -> str:
                 f"; with a count cache {test['ngram_cache_perplexity']:.1f} "
                 f"(validation {val.get('ngram_cache_perplexity', 0):.1f})"
             )
-    else:  # translator
+    else:  # translator: all rows, then each origin (test[origin] = {"n", "bleu", ...})
         parts = [
             f"all test rows (n={test.get('n')}): BLEU {test['bleu']:.1f} beam "
             f"{(test.get('decoding') or {}).get('beam', '')} / {test.get('bleu_greedy', 0):.1f} "
             f"greedy, chrF {test.get('chrf', 0):.1f}"
         ]
-        for origin, s in _subsets(test).items():
-            parts.append(
-                f"{origin} (n={s.get('n')}): BLEU {s['bleu']:.1f} / "
-                f"{s.get('bleu_greedy', 0):.1f}, chrF {s.get('chrf', 0):.1f}"
-            )
-        parts.append(f"perplexity {test['perplexity']:.1f}")
-        metric = "; ".join(parts)
+        for origin, s in test.items():
+            if isinstance(s, dict) and isinstance(s.get("bleu"), (int, float)):
+                parts.append(
+                    f"{origin} (n={s.get('n')}): BLEU {s['bleu']:.1f} / "
+                    f"{s.get('bleu_greedy', 0):.1f}, chrF {s.get('chrf', 0):.1f}"
+                )
+        metric = "; ".join([*parts, f"perplexity {test['perplexity']:.1f}"])
         base = "—"
-    return (
-        f"| {name} ({what}) | {metric} | {base} | {tr.get('wall_seconds')} | "
-        f"{tr.get('epochs')} ({tr.get('saved_epoch')}) | {tr.get('device')} |"
-    )
+    return [f"{name} ({what})", metric, base, *_training(tr)]
 
 
 def block_text_quality(root: Path) -> list[str]:
     """The text models: headline test metrics, the baseline on the same split, training."""
-    out = [
-        "| model | test metrics | baseline on the same test split | train wall (s) | "
-        "epochs (best) | device |",
-        "|---|---|---|---|---|---|",
+    head = ["model", "test metrics", "baseline on the same test split", "train wall (s)"]
+    head = [*head, "epochs (best)", "device"]
+    out = _table(head, _per_model(root, True, _text_row, len(head)))
+    sacrebleu = [
+        ((_json(root / "metrics" / f"{name}.json") or {}).get("test") or {}).get("signature")
+        for name in _models(root)
     ]
-    for name, m in _models(root).items():
-        if m.get("family") not in TEXT_FAMILIES:
-            continue
-        ev, tr = _metrics(root, name)
-        if ev is None or tr is None:
-            out.append(f"| {name} | (no metrics: stage not run) | | | | |")
-            continue
-        out.append(_text_row(name, m, ev, tr))
-    signature = next(
-        (
-            ev["test"]["signature"]["bleu"]
-            for name in _models(root)
-            for ev in [_metrics(root, name)[0]]
-            if ev and isinstance(ev.get("test", {}).get("signature"), dict)
-        ),
-        None,
-    )
-    if signature:
-        out += ["", f"BLEU signature: `{signature}`."]
-    return out
+    bleu = next((sig["bleu"] for sig in sacrebleu if isinstance(sig, dict)), None)
+    return out + (["", f"BLEU signature: `{bleu}`."] if bleu else [])
 
 
-# --- from benchmarks/results/*.json --------------------------------------------------------
+# --- benchmarks/results/*.json ---------------------------------------------------------------
 
 
-def _result(root: Path, name: str) -> dict[str, Any] | None:
-    return _json(root / "benchmarks" / "results" / f"{name}.json")
-
-
-def _load_note(doc: dict[str, Any]) -> str:
-    m = doc.get("machine", {})
-    loads = [m.get(k) for k in ("load_avg_at_start", "load_avg_at_end", "loadavg_at_end")]
-    shown = ", ".join(f"{x[0]:.1f}" for x in loads if x)
-    return f"load average {shown}" if shown else ""
+def block_data_half(root: Path) -> list[str]:
+    doc = _result(root, "data_half", "python benchmarks/data_half.py")
+    wall, n = doc["wall_s"], doc["stages"]
+    head = [f"`dvc repro --force tokenize` ({n} hops)", "wall", "per hop"]
+    row = ["each hop a `python -m stages.<hop>` process", f"{wall:.1f} s ({wall / 60:.1f} min)"]
+    return _table(head, [[*row, f"{wall / n:.2f} s"]]) + [
+        "",
+        f"Best of {doc['repeat']}; dvc.lock byte-identical after every run: "
+        f"{all(r['lock_unchanged'] for r in doc['runs'])}; {doc['machine']['cpus']} CPUs, load "
+        f"average {doc['machine']['load_avg_at_start'][0]:.1f} at the start; "
+        f"{doc['measured_at']}.",
+    ]
 
 
 def block_tokenize_speed(root: Path) -> list[str]:
-    doc = _result(root, "tokenize_speed")
-    if doc is None:
-        return _missing(
-            "benchmarks/results/tokenize_speed.json", "python benchmarks/tokenize_speed.py"
-        )
-    out = [
-        "| path | seconds (best of {r}) | sentences/s | rnnflow speed-up |".format(
-            r=doc["repeats"]
-        ),
-        "|---|---|---|---|",
+    doc = _result(root, "tokenize_speed", "python benchmarks/tokenize_speed.py")
+    m = doc["machine"]
+    head = ["path", f"seconds (best of {doc['repeats']})", "sentences/s", "rnnflow speed-up"]
+    rows = [
+        [
+            r["path"],
+            f"{r['seconds']:.3f}",
+            f"{r['sentences_per_s']:,}",
+            f"{r['rnnflow_speedup']:.2f}×",
+        ]
+        for r in doc["rows"]
     ]
-    for row in doc["rows"]:
-        out.append(
-            f"| {row['path']} | {row['seconds']:.3f} | {row['sentences_per_s']:,} | "
-            f"{row['rnnflow_speedup']:.2f}× |"
-        )
-    sw = doc.get("stock_whitespace_differs", {})
-    out += [
+    return _table(head, rows) + [
         "",
-        f"{doc['pairs']:,} pairs = {doc['sentences']:,} sentences ({doc['data']}); "
+        f"{doc['pairs']:,} pairs = {doc['sentences']:,} sentences of {doc['data']}; "
         f"vocabulary {doc['vocab_size']:,}; every path checked to give the same "
-        f"vocabulary and ids; tokenizers {doc['machine'].get('tokenizers')}, datasets "
-        f"{doc['machine'].get('datasets')}; {doc['machine'].get('cpus')} CPUs, "
-        f"{_load_note(doc)}; {doc['when']}. HF's stock `Whitespace` pre-tokenizer would "
-        f"split {sw.get('sentences', 0):,} sentences differently.",
+        f"vocabulary and ids; tokenizers {m.get('tokenizers')}, datasets {m.get('datasets')}; "
+        f"{m.get('cpus')} CPUs, {_load_note(doc)}; {doc['when']}. HF's stock `Whitespace` "
+        f"pre-tokenizer would split {doc['stock_whitespace_differs']['sentences']:,} "
+        "sentences differently.",
     ]
+
+
+def _scale(root: Path) -> tuple[dict[str, Any], str]:
+    """scale_es_en.json and a line on the synthetic corpus it measured."""
+    how = "python benchmarks/scale_es_en.py --pairs 10000000 --compare-pairs 1000000"
+    doc = _result(root, "scale_es_en", how)
+    z = doc["runs"]["main"]["zip"]
+    dup, rep = 100 * z["duplicate_pair_fraction"], 100 * z["repeated_es_fraction"]
+    return doc, (
+        f"SYNTHETIC es–en pairs (sentence lengths of the mirror's {doc['length_pool']['pairs']:,}"
+        f" real OpenSubtitles pairs, made-up Zipfian words, {dup:.2f} % duplicate pairs, "
+        f"{rep:.1f} % repeated Spanish sentences) in the published Moses zip layout "
+        f"({_mib(z['bytes'])}); {doc['machine']['cpus']} CPUs; {doc['date']}."
+    )
+
+
+def block_memory(root: Path) -> list[str]:
+    """Peak RSS of each es_en hop at two sizes, its slope per row, and where it comes from."""
+    doc, note = _scale(root)
+    small, big, ext = doc["runs"]["compare"], doc["runs"]["main"], doc["extrapolation"]
+    head = [f"peak RSS {small['pairs'] / 1e6:g}M pairs", f"peak RSS {big['pairs'] / 1e6:g}M"]
+    head = ["hop", *head, "growth per row", f"at {ext['rows'] / 1e6:g}M (fit)", "what it holds"]
+    rows = [
+        [
+            hop,
+            _mib(small["hops"][hop]["peak_rss_bytes"]),
+            _mib(big["hops"][hop]["peak_rss_bytes"]),
+            f"{e['rss_bytes_per_row']:.0f} B" if e["memory_grows_with_rows"] else "flat",
+            _mib(e["peak_rss_bytes_fit"]),
+            e["note"],
+        ]
+        for hop, e in ext["hops"].items()
+    ]
+    return _table(head, rows) + ["", note]
+
+
+def block_scale(root: Path) -> list[str]:
+    """Wall time, throughput and disk of each es_en hop on the big synthetic corpus."""
+    doc, note = _scale(root)
+    big, ext = doc["runs"]["main"], doc["extrapolation"]
+    head = ["hop", "rows in", "wall (s)", "rows/s", "peak temporary disk", "output"]
+    head.append(f"wall at {ext['rows'] / 1e6:g}M (fit)")
+    rows = []
+    for hop, h in big["hops"].items():
+        tmp = max(h["peak_tmp_bytes"], h["peak_downloads_bytes"] if hop == "fetch" else 0)
+        fit = ext["hops"].get(hop, {}).get("wall_s_fit")
+        rows.append(
+            [hop, f"{h['rows_in']:,}", f"{h['wall_s']:.1f}", f"{h['rows_per_s']:,.0f}", _mib(tmp),
+             _mib(h["output_bytes"]), "—" if fit is None else f"{fit:,.0f} s"]
+        )  # fmt: skip
+    total = sum(h["wall_s"] for h in big["hops"].values())
+    fits = sum(e.get("wall_s_fit", e["wall_s_linear"]) for e in ext["hops"].values())
+    peak = max(h["peak_rss_bytes"] for h in big["hops"].values())
+    out = _table(head, rows) + [
+        "",
+        f"{big['pairs']:,} pairs: the five hops took {total:.0f} s ({total / 60:.1f} min), "
+        f"peak RSS {_mib(peak)}; fitted to {ext['rows']:,} pairs: ~{fits / 60:.0f} min. {note}",
+    ]
+    dask = doc.get("dask")
+    if dask and "error" not in dask:
+        out.append(
+            f"\nSharded on a Dask `LocalCluster` ({doc['options']['workers']} workers × 1 "
+            f"thread): sample {dask['sample']['wall_s']:.0f} s, tokenize "
+            f"{dask['tokenize']['wall_s']:.0f} s (serial: {big['hops']['sample']['wall_s']:.0f} s,"
+            f" {big['hops']['tokenize']['wall_s']:.0f} s); tables equal to the serial hops': "
+            f"{dask['equal_to_serial']} (files not byte-identical: row groups are per shard)."
+        )
     return out
 
 
-def block_peers_lm(root: Path) -> list[str]:
-    doc = _result(root, "peers")
-    if doc is None or "lm" not in doc:
-        return _missing(
-            "lm in benchmarks/results/peers.json", "python benchmarks/peers.py --parts lm"
-        )
-    lm = doc["lm"]
-    runs = lm["runs"]
-    targets = [str(t) for t in lm["targets"]]
-    shown = [
-        t for t in targets if any(r["seconds_to_ppl"].get(t) is not None for r in runs.values())
+def block_noop_repro(root: Path) -> list[str]:
+    doc = _result(root, "noop_repro", "python benchmarks/noop_repro.py")
+    med, low = doc["median"], doc["min"]
+    head = [f"command ({doc['stages']} stages, {doc['repeat']} runs each)"]
+    head += ["libyaml (`.[fastyaml]`, opt-in)", "pure-Python YAML (the default)", "pure / libyaml"]
+    rows = [
+        [f"`dvc {cmd}`, nothing to do"]
+        + [f"{med[f'{cmd}_{y}']:.2f} s (min {low[f'{cmd}_{y}']:.2f})" for y in ("libyaml", "pure")]
+        + [f"{doc[f'ratio_{cmd}']:.2f}x"]
+        for cmd in ("repro", "status")
     ]
-    head = (
-        "| run | optimizer | softmax | tokens/s | best val ppl | "
-        + " | ".join(f"s to ppl {float(t):g}" for t in shown)
-        + " |"
-    )
-    out = [head, "|" + "---|" * (5 + len(shown))]
+    return _table(head, rows) + ["", f"Median seconds; {doc['machine']}; {doc['when']}."]
+
+
+def _peers(root: Path, part: str) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """peers.json, its ``part`` and the line saying where it ran."""
+    doc = _result(root, "peers", f"python benchmarks/peers.py --parts {part}", part)
+    return doc, doc[part], f"{doc['device']}; {_load_note(doc)}; {doc['when']}."
+
+
+def block_peers_lm(root: Path) -> list[str]:
+    doc, lm, where = _peers(root, "lm")
+    runs = lm["runs"]
+    shown = [
+        str(t)
+        for t in lm["targets"]
+        if any(r["seconds_to_ppl"].get(str(t)) is not None for r in runs.values())
+    ]
+    head = ["run", "optimizer", "softmax", "tokens/s", "best val ppl"]
+    head += [f"s to ppl {float(t):g}" for t in shown]
+    rows, notes = [], []
     for name, r in runs.items():
-        cells = [
-            _g(r["seconds_to_ppl"].get(t), 4) if r["seconds_to_ppl"].get(t) is not None else "—"
-            for t in shown
-        ]
-        out.append(
-            f"| {name} | {r['optimizer']} | {r['softmax']} | {r['tokens_per_s']:,} | "
-            f"{r['best_val_ppl']} | " + " | ".join(cells) + " |"
+        reached = [r["seconds_to_ppl"].get(t) for t in shown]
+        rows.append(
+            [name, r["optimizer"], r["softmax"], f"{r['tokens_per_s']:,}", r["best_val_ppl"]]
+            + ["—" if x is None else f"{x:.4g}" for x in reached]
         )
-    notes = []
-    for name, r in runs.items():
         v = r.get("vs_rnnflow")
         if v:
             at = (
@@ -291,210 +358,73 @@ def block_peers_lm(root: Path) -> list[str]:
                 else "no target perplexity reached by both"
             )
             notes.append(f"rnnflow vs {name}: {v['tokens_per_s_ratio']}× the tokens/s; {at}")
-    out += [
+    return _table(head, rows) + [
         "",
         "; ".join(notes) + "." if notes else "",
-        f"{doc['device']}, torch {doc['torch']}; vocabulary {lm['vocab']:,}; "
-        f"{lm['train_tokens']:,} train tokens; validation on {lm['val_tokens']:,} tokens; "
-        f"budget {lm['max_seconds']:g} training s per run; {_load_note(doc)}; "
-        f"{doc['when']}{' (--quick: sizes mean nothing)' if doc.get('quick') else ''}.",
+        f"torch {doc['torch']}; vocabulary {lm['vocab']:,}; {lm['train_tokens']:,} train "
+        f"tokens; validation on {lm['val_tokens']:,} tokens; budget {lm['max_seconds']:g} "
+        f"training s per run; {where}",
     ]
-    return [line for line in out if line is not None]
 
 
 def block_peers_translator(root: Path) -> list[str]:
-    doc = _result(root, "peers")
-    if doc is None or "translator" not in doc:
-        return _missing(
-            "translator in benchmarks/results/peers.json",
-            "python benchmarks/peers.py --parts translator",
-        )
-    t = doc["translator"]
-    out = ["| model | target tokens/s | steps |", "|---|---|---|"]
-    for name, r in t["runs"].items():
-        out.append(f"| {name} | {r['tokens_per_s']:,} | {r['steps']} |")
-    out += [
+    _, t, where = _peers(root, "translator")
+    rows = [[name, f"{r['tokens_per_s']:,}", r["steps"]] for name, r in t["runs"].items()]
+    return _table(["model", "target tokens/s", "steps"], rows) + [
         "",
         f"Adaptive / full softmax: {t['ratio_adaptive_over_full']}×; vocabularies "
-        f"{t['src_vocab']:,} → {t['tgt_vocab']:,}; {doc['device']}; {_load_note(doc)}; "
-        f"{doc['when']}{' (--quick)' if doc.get('quick') else ''}.",
+        f"{t['src_vocab']:,} → {t['tgt_vocab']:,}; {where}",
     ]
-    return out
 
 
 def block_peers_mnist(root: Path) -> list[str]:
-    doc = _result(root, "peers")
-    if doc is None or "mnist" not in doc:
-        return _missing(
-            "mnist in benchmarks/results/peers.json", "python benchmarks/peers.py --parts mnist"
-        )
-    m = doc["mnist"]
-    out = ["| loop (one epoch) | seconds | images/s | test accuracy |", "|---|---|---|---|"]
-    for name, r in m["runs"].items():
-        out.append(
-            f"| {name}: {r['loop']} | {r['seconds']} | {r['images_per_s']:,} | "
-            f"{r['test_accuracy']:.4f} |"
-        )
-    out += [
+    _, m, where = _peers(root, "mnist")
+    rows = [
+        [
+            f"{name}: {r['loop']}",
+            r["seconds"],
+            f"{r['images_per_s']:,}",
+            f"{r['test_accuracy']:.4f}",
+        ]
+        for name, r in m["runs"].items()
+    ]
+    return _table(["loop (one epoch)", "seconds", "images/s", "test accuracy"], rows) + [
         "",
         f"rnnflow / example speed: {m['ratio_rnnflow_over_example_speed']}×; "
         f"{m['train_images']:,} training images, {m['test_images']:,} test, batch "
-        f"{m['batch_size']}; {doc['device']}; {_load_note(doc)}; "
-        f"{doc['when']}{' (--quick)' if doc.get('quick') else ''}.",
+        f"{m['batch_size']}; {where}",
     ]
-    return out
-
-
-def block_train_throughput(root: Path) -> list[str]:
-    files = sorted(
-        p
-        for p in (root / "benchmarks" / "results").glob("train_throughput_*.json")
-        if not p.stem.endswith("_quick")
-    )
-    if not files:
-        return _missing(
-            "benchmarks/results/train_throughput_*.json", "python benchmarks/train_throughput.py"
-        )
-    out = [
-        "| device | sizes | model | tokens/step | fused tok/s | loop tok/s | ratio |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for path in files:
-        doc = json.loads(path.read_text())
-        load = doc.get("load_avg_at_end")
-        dev = doc["device"] + (f" (load {load[0]:.1f})" if load else "")
-        for r in doc["rows"]:
-            out.append(
-                f"| {dev} | {doc['sizes']} | {r['model']} | {r['tokens_per_step']:,} | "
-                f"{r['fused_tokens_per_s']:,} | {r['loop_tokens_per_s']:,} | "
-                f"{r['ratio']:.1f}× |"
-            )
-    return out
-
-
-def block_hop_overhead(root: Path) -> list[str]:
-    doc = _result(root, "hop_overhead")
-    if doc is None:
-        return _missing(
-            "benchmarks/results/hop_overhead.json",
-            "python benchmarks/hop_overhead.py --before DIR --after .",
-        )
-    hops: list[str] = []
-    table: dict[str, dict[str, str]] = {}
-    for r in doc["rows"]:
-        if r["hop"] not in hops:
-            hops.append(r["hop"])
-        table.setdefault(r["corpus"], {})[r["hop"]] = f"{r['before_s']:.2f} → {r['after_s']:.2f}"
-    out = ["| corpus | " + " | ".join(hops) + " |", "|---|" + "---|" * len(hops)]
-    for corpus, cells in table.items():
-        out.append(f"| {corpus} | " + " | ".join(cells.get(h, "") for h in hops) + " |")
-    ratios = [r["ratio"] for r in doc["rows"]]
-    out += [
-        "",
-        f"Cells: before → after, wall seconds. After / before: {min(ratios):.2f}–{max(ratios):.2f}"
-        f"; best of {doc.get('repeat')}; outputs identical: "
-        f"{all(r.get('identical') for r in doc['rows'])}; {doc.get('measured_at')}.",
-    ]
-    return out
-
-
-def block_data_half(root: Path) -> list[str]:
-    doc = _result(root, "data_half")
-    if doc is None:
-        return _missing("benchmarks/results/data_half.json", "python benchmarks/data_half.py")
-    m = doc["machine"]
-    return [
-        f"| `dvc repro --force tokenize` ({doc['stages']} hops) | wall | per hop |",
-        "|---|---|---|",
-        f"| each hop a `python -m stages.<hop>` process | {doc['wall_s']:.1f} s "
-        f"({doc['wall_s'] / 60:.1f} min) | {doc['wall_s'] / doc['stages']:.2f} s |",
-        "",
-        f"Best of {doc['repeat']}; dvc.lock byte-identical after every run: "
-        f"{all(r['lock_unchanged'] for r in doc['runs'])}; {m['cpus']} CPUs, load average "
-        f"{m['load_avg_at_start'][0]:.1f} at the start; {doc['measured_at']}.",
-    ]
-
-
-def block_flow_overhead(root: Path) -> list[str]:
-    doc = _result(root, "flow_overhead")
-    if doc is None:
-        return _missing(
-            "benchmarks/results/flow_overhead.json", "python benchmarks/flow_overhead.py"
-        )
-    floor = doc["no_flow"]["median_s"]
-    o = doc["overhead_per_stage_s"]
-    p = doc["projection"]
-    return [
-        f"| | per stage (median of {doc['repeats']}) | Prefect's share (minus the "
-        f"{floor:.2f} s import-only floor) |",
-        "|---|---|---|",
-        f"| temporary server per stage (before) | {doc['temporary']['median_s']:.2f} s | "
-        f"{o['temporary']:.2f} s |",
-        f"| one server for the whole run (`python -m pipelines.ops.prefect_session -- dvc repro`,"
-        f" what `make repro` does now) | {doc['shared']['median_s']:.2f} s | "
-        f"{o['shared']:.2f} s |",
-        "",
-        f"The shared server starts once ({doc['shared_server_startup_s']:.2f} s) and "
-        f"stops in {doc['shared_server_stop_s']:.2f} s; for {p['stages']} flow stages: "
-        f"~{p['shared_total_s']:.0f} s of overhead instead of ~{p['temporary_total_s']:.0f}"
-        f" s. {_load_note(doc)}; {doc['when']}.",
-    ]
-
-
-def block_noop_repro(root: Path) -> list[str]:
-    doc = _result(root, "noop_repro")
-    if doc is None:
-        return _missing("benchmarks/results/noop_repro.json", "python benchmarks/noop_repro.py")
-    med, low = doc["median"], doc["min"]
-    rows = [
-        f"| command ({doc['stages']} stages, {doc['repeat']} runs each) | libyaml "
-        "(`.[fastyaml]`, opt-in) | pure-Python YAML (the default) | "
-        "pure / libyaml |",
-        "|---|---|---|---|",
-    ]
-    for cmd in ("repro", "status"):
-        rows.append(
-            f"| `dvc {cmd}`, nothing to do | {med[f'{cmd}_libyaml']:.2f} s "
-            f"(min {low[f'{cmd}_libyaml']:.2f}) | {med[f'{cmd}_pure']:.2f} s "
-            f"(min {low[f'{cmd}_pure']:.2f}) | {doc[f'ratio_{cmd}']:.2f}x |"
-        )
-    rows += ["", f"Median seconds; {doc['machine']}; {doc.get('when', '')}".rstrip("; ") + "."]
-    return rows
 
 
 def block_seed_spread(root: Path) -> list[str]:
-    doc = _result(root, "seed_spread")
-    if doc is None:
-        return _missing(
-            "benchmarks/results/seed_spread.json",
-            "python benchmarks/seed_spread.py mnist_cnn mnist_lstm --seeds 1",
-        )
-    out = ["| model | test metric | per seed | spread |", "|---|---|---|---|"]
-    for r in doc["rows"]:
-        per = ", ".join(f"seed {x['seed']}: {x[r['metric']]:.4f}" for x in r["runs"])
-        out.append(f"| {r['model']} | {r['metric']} | {per} | {r['spread']:.4f} |")
-    out += ["", f"Seed 0 is the committed reference run; {doc.get('measured_at')}."]
-    return out
+    how = "python benchmarks/seed_spread.py mnist_cnn mnist_lstm --seeds 1"
+    doc = _result(root, "seed_spread", how)
+    rows = [
+        [r["model"], r["metric"]]
+        + [", ".join(f"seed {x['seed']}: {x[r['metric']]:.4f}" for x in r["runs"])]
+        + [f"{r['spread']:.4f}"]
+        for r in doc["rows"]
+    ]
+    return _table(["model", "test metric", "per seed", "spread"], rows) + [
+        "",
+        f"Seed 0 is the committed reference run; {doc.get('measured_at')}.",
+    ]
 
 
-def _gpu_files(root: Path, prefix: str) -> list[Path]:
+def _gpu_files(root: Path, prefix: str) -> list[dict[str, Any]]:
     """``benchmarks/results/<prefix>_<device>.json`` of GPU runs (CPU smoke runs left out)."""
     found = sorted((root / "benchmarks" / "results").glob(f"{prefix}_*.json"))
-    return [p for p in found if not p.stem.endswith(("_cpu", "_quick"))]
+    docs = [json.loads(p.read_text()) for p in found if not p.stem.endswith(("_cpu", "_quick"))]
+    if not docs:
+        raise Missing(f"benchmarks/results/{prefix}_<device>.json", "bash benchmarks/gpu.sh")
+    return docs
 
 
 def block_gpu_lm(root: Path) -> list[str]:
     """The 2x650 LM on a GPU: tokens/s per batch x precision against the bf16 roofline, and
     the held-out perplexity each reaches on the same token budget."""
-    files = _gpu_files(root, "gpu_lm")
-    if not files:
-        return _missing(
-            "benchmarks/results/gpu_lm_<device>.json",
-            "benchmarks/gpu_device/run.sh on a GPU, then gpu_device/collect.py",
-        )
     out: list[str] = []
-    for path in files:
-        doc = json.loads(path.read_text())
+    for doc in _gpu_files(root, "gpu_lm"):
         f = doc["flops_per_token"]
         out += [
             f"{doc['device']} (torch {doc['torch']}): {f['total'] / 1e6:.1f} MFLOPs/token "
@@ -502,82 +432,83 @@ def block_gpu_lm(root: Path) -> list[str]:
             f"{doc['peak_bf16_tflops']:.0f} TFLOP/s ({doc['peak_source']}) → roofline "
             f"{doc['roofline_tokens_per_s'] / 1e6:.2f}M tokens/s.",
             "",
-            "| config | batch | tokens/s | × baseline | TFLOP/s | of roofline | peak mem GiB |",
-            "|---|---|---|---|---|---|---|",
         ]
-        for r in doc["speed"]:
-            out.append(
-                f"| {r['config']} | {r['batch']} | {r['tokens_per_s']:,.0f} | "
-                f"{r['speedup_vs_baseline']:.2f}× | {r['achieved_tflops']:.1f} | "
-                f"{100 * r['fraction_of_roofline']:.1f} % | {r['peak_mem_gib']:.1f} |"
-            )
-        if doc.get("quality"):
+        head = ["config", "batch", "tokens/s", "× baseline", "TFLOP/s", "of roofline"]
+        rows = [
+            [r["config"], r["batch"], f"{r['tokens_per_s']:,.0f}",
+             f"{r['speedup_vs_baseline']:.2f}×", f"{r['achieved_tflops']:.1f}",
+             f"{100 * r['fraction_of_roofline']:.1f} %", f"{r['peak_mem_gib']:.1f}"]
+            for r in doc["speed"] if "tokens_per_s" in r
+        ]  # fmt: skip
+        out += _table([*head, "peak mem GiB"], rows)
+        quality = [q for q in doc.get("quality", []) if "val_loss" in q]
+        if quality:
             out += [
                 "",
                 f"Quality: {doc['quality_tokens']:,} training tokens from the same initial "
                 f"weights; held-out loss on {doc['val_tokens']:,} tokens (source entropy "
                 f"{doc['source_entropy_nats']:.3f} nats).",
                 "",
-                "| config | lr | steps | seconds | val loss | val perplexity | excess nats |",
-                "|---|---|---|---|---|---|---|",
             ]
-            for q in doc["quality"]:
-                out.append(
-                    f"| {q['config']} | {q['lr']:g} | {q['steps']} | {q['seconds']:.1f} | "
-                    f"{q['val_loss']:.4f} | {q['val_perplexity']:.2f} | "
-                    f"{q['excess_over_entropy']:.4f} |"
-                )
+            head = ["config", "lr", "steps", "seconds", "val loss", "val perplexity"]
+            rows = [
+                [q["config"], f"{q['lr']:g}", q["steps"], f"{q['seconds']:.1f}",
+                 f"{q['val_loss']:.4f}", f"{q['val_perplexity']:.2f}",
+                 f"{q['excess_over_entropy']:.4f}"]
+                for q in quality
+            ]  # fmt: skip
+            out += _table([*head, "excess nats"], rows)
         out.append("")
     return out
 
 
 def block_gpu_stages(root: Path) -> list[str]:
     """Each train/evaluate stage of the main job run on a GPU: wall time and exit code."""
-    files = _gpu_files(root, "gpu_stages")
-    if not files:
-        return _missing(
-            "benchmarks/results/gpu_stages_<device>.json",
-            "benchmarks/gpu_device/run.sh on a GPU, then gpu_device/collect.py",
+    rows, notes = [], []
+    for doc in _gpu_files(root, "gpu_stages"):
+        dev, stages = doc["device"], doc["stages"]
+        rows += [[dev, name, f"{st['seconds']:.1f}", st["rc"]] for name, st in stages.items()]
+        rows.append(
+            [dev, "**all of the above**", f"{sum(st['seconds'] for st in stages.values()):.1f}", ""]
         )
-    out = ["| device | stage | wall s | exit |", "|---|---|---|---|"]
-    for path in files:
-        doc = json.loads(path.read_text())
-        for name, st in doc["stages"].items():
-            out.append(f"| {doc['device']} | {name} | {st['seconds']:.1f} | {st['rc']} |")
-        total = sum(st["seconds"] for st in doc["stages"].values())
-        out.append(f"| {doc['device']} | **all of the above** | {total:.1f} | |")
         cut = doc.get("unfinished") or []
-        never = 2 * len(_models(root)) - len(doc["stages"]) - len(cut)  # train + evaluate
+        never = 2 * len(_models(root)) - len(stages) - len(cut)  # train + evaluate per model
         if cut or never > 0:
-            out += [
-                "",
-                f"Within the call's budget on {doc['device']}: cut short "
-                f"{', '.join(cut) or 'none'}; {max(never, 0)} more stages not started.",
-            ]
-    return out
+            notes.append(
+                f"Within the time limit on {dev}: cut short {', '.join(cut) or 'none'}; "
+                f"{max(never, 0)} more stages not started."
+            )
+    return _table(["device", "stage", "wall s", "exit"], rows) + (["", *notes] if notes else [])
 
 
 BLOCKS: dict[str, Callable[[Path], list[str]]] = {
-    "models": block_models,
-    "text-quality": block_text_quality,
+    "data-half": block_data_half,
     "tokenize-speed": block_tokenize_speed,
+    "memory": block_memory,
+    "noop-repro": block_noop_repro,
     "peers-lm": block_peers_lm,
     "peers-translator": block_peers_translator,
     "peers-mnist": block_peers_mnist,
-    "train-throughput": block_train_throughput,
-    "hop-overhead": block_hop_overhead,
-    "data-half": block_data_half,
-    "flow-overhead": block_flow_overhead,
-    "noop-repro": block_noop_repro,
+    "models": block_models,
+    "text-quality": block_text_quality,
     "seed-spread": block_seed_spread,
+    "scale": block_scale,
     "gpu-lm": block_gpu_lm,
     "gpu-stages": block_gpu_stages,
 }
 
 
+def _block(fn: Callable[[Path], list[str]], root: Path) -> str:
+    try:
+        lines = fn(root)
+    except Missing as e:
+        lines = [f"_Not measured yet: no `{e.args[0]}` (make it with `{e.args[1]}`)._"]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
 def render(root: Path) -> dict[str, str]:
     """Every block's Markdown (ending in a newline)."""
-    return {name: "\n".join(fn(root)).rstrip("\n") + "\n" for name, fn in BLOCKS.items()}
+    return {name: _block(fn, root) for name, fn in BLOCKS.items()}
 
 
 def rewrite(text: str, blocks: dict[str, str]) -> tuple[str, list[str]]:
@@ -602,24 +533,12 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--root",
-        type=Path,
-        default=ROOT,
-        help="project root of the run: params.yaml, metrics/, benchmarks/results/",
+        "--root", type=Path, default=ROOT, help="project root: params.yaml, metrics/, results"
     )
-    parser.add_argument(
-        "--doc",
-        type=Path,
-        default=None,
-        help="the Markdown file with the markers (default: ROOT/BENCHMARKS.md)",
-    )
+    parser.add_argument("--doc", type=Path, help="Markdown with the markers (ROOT/BENCHMARKS.md)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true", help="rewrite the blocks in place")
-    mode.add_argument(
-        "--check",
-        action="store_true",
-        help="exit 1 with a diff if any block differs from what would be written",
-    )
+    mode.add_argument("--check", action="store_true", help="exit 1 with a diff if one is stale")
     args = parser.parse_args(argv)
     blocks = render(args.root)
     if not (args.write or args.check):

@@ -1,61 +1,47 @@
-r"""Word tokenization speed: rnnflow's tokenize hop vs its real peers (HF ``tokenizers``,
-``datasets.Dataset.map``), with naive pandas as a secondary row.
+r"""Word tokenization speed: rnnflow's tokenize hop vs HF ``tokenizers`` and
+``datasets.Dataset.map``, with naive pandas as a secondary row.
 
-    python benchmarks/tokenize_speed.py [--rows N] [--corpus PATH] [--repeats 3] [--quick]
-        [--out benchmarks/results/tokenize_speed.json]
+    python benchmarks/tokenize_speed.py [--rows N] [--corpus PATH] [--repeats 3]
 
-On the same sentences (default: the Tatoeba es–en pairs of the mirror,
-``../shared/corpora/es-en/tatoeba/spa.txt``, English<TAB>Spanish, read with ``pyarrow.csv``;
-generated sentences if the mirror is absent — the output says which), each path does the same
-work: fit a word vocabulary (lowercase, every character that is not a letter, digit, mark or
-space split off on its own, whitespace split; min_freq 2; most frequent first, ties
-alphabetical; the four specials first) over both columns, then encode both columns to ids
-(unknown → ``<unk>``):
+On the same sentences (default: the Tatoeba es–en pairs of the corpora mirror,
+``$RNNFLOW_MIRROR/es-en/tatoeba/spa.txt``, default mirror ``../shared/corpora``; ``--corpus``: any
+English<TAB>Spanish file) every path does the same work: fit a word vocabulary (lowercase,
+every character that is not a letter, digit, mark or space split off on its own, whitespace
+split; min_freq 2; most frequent first, ties alphabetical; the four specials first) over both
+columns, then encode both columns to ids (unknown → ``<unk>``):
 
 - rnnflow: ``stages.corpora.texttok.fit`` + ``encode`` per 65,536-row record batch (what the
-  tokenize hop runs, in one process);
-- HF tokenizers: a ``WordLevel`` model, ``Lowercase`` normaliser, pre-tokenizer
-  ``Split(r"[^\p{L}\p{N}\p{M}\s]", "isolated")`` + ``WhitespaceSplit`` (the stock ``Whitespace``
-  pre-tokenizer, ``\w+|[^\w\s]+``, keeps runs of punctuation such as ``?!`` or ``...`` together
-  and ``_`` inside words, so it is *not* equivalent: the script counts the sentences where it
-  differs), fitted with ``WordLevelTrainer(min_frequency=2)`` from an iterator over the text,
-  then ``encode_batch`` (ids as Python lists, as a user gets them);
-- ``datasets.Dataset.map(batched=True, num_proc=2)`` (and ``num_proc=1``) for pre-tokenisation
-  (``regex``), counting and encoding;
-- naive pandas (secondary): ``Series.apply`` (``regex`` sub + ``str.split``) + a Python dict.
+  tokenize hop runs);
+- HF tokenizers: ``WordLevel`` with a ``Lowercase`` normaliser and the pre-tokenizer
+  ``Split(r"[^\p{L}\p{N}\p{M}\s]", "isolated")`` + ``WhitespaceSplit`` (the stock
+  ``Whitespace`` keeps runs of punctuation such as ``?!`` together and ``_`` inside words: the
+  script counts the sentences where it differs), fitted by ``WordLevelTrainer``, then
+  ``encode_batch``; and encode only, with rnnflow's vocabulary;
+- ``datasets.Dataset.map(batched=True)``, with ``num_proc=2`` and 1: pre-tokenise, count, encode;
+- naive pandas: ``Series.apply`` (``regex`` sub + ``str.split``) + a Python dict.
 
-The script asserts that every path gives the same vocabulary and the same ids (for HF: if its
-trainer orders the vocabulary differently, it says so, checks the same token *set*, and checks
-ids of a ``WordLevel`` built from rnnflow's vocabulary), then prints sentences/second (each
-text cell is one sentence: a pair is two) for the best of ``--repeats`` runs, and the ratios
-rnnflow / peer. Results as JSON (``--out``).
+Every path is checked to give the same vocabulary and the same ids (HF's trainer may order the
+vocabulary differently: then the same token set and ids through the tokens). Prints
+sentences/s for the best of ``--repeats`` runs and writes
+``benchmarks/results/tokenize_speed.json`` (``--out``).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-_HERE = Path(__file__).resolve().parent
-# the project root, for a checkout that is not pip-installed (e.g. the GPU machine)
-sys.path.insert(0, str(_HERE.parent))
+import benchlib as B  # first: rnnflow's environment defaults
+import numpy as np
+import pyarrow as pa
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from datetime import datetime, timezone  # noqa: E402
+from stages.corpora import texttok
+from stages.corpora.texttok import PUNCT_RE, SPECIALS, UNK, TextTokenizeConfig
 
-import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
-
-import rnnflow  # noqa: E402,F401  offline/telemetry env defaults first
-from stages.corpora import texttok  # noqa: E402
-from stages.corpora.texttok import PUNCT_RE, SPECIALS, UNK, TextTokenizeConfig  # noqa: E402
-
-MIRROR = _HERE.parent.parent / "shared" / "corpora" / "es-en" / "tatoeba" / "spa.txt"
+TATOEBA = "es-en/tatoeba/spa.txt"  # in the mirror
 COLS = ("en", "es")
 MIN_FREQ = 2
 
@@ -75,30 +61,16 @@ def read_pairs(path: Path) -> pa.Table:
     return pa.table({"en": table.column("f0"), "es": table.column("f1")})
 
 
-def generated_pairs(rows: int, seed: int = 0) -> pa.Table:
-    """Zipf-distributed made-up words with punctuation, when no mirror is present."""
-    rng = np.random.default_rng(seed)
-    words = np.array([f"w{i}" for i in range(20000)])
-    out = {}
-    for col in COLS:
-        lengths = rng.integers(3, 16, rows)
-        ranks = np.minimum(rng.zipf(1.2, int(lengths.sum())), len(words)) - 1
-        toks = words[ranks]
-        ends = np.cumsum(lengths)
-        out[col] = [
-            " ".join(toks[e - k : e]) + rng.choice([".", "?", "!"]) for e, k in zip(ends, lengths)
-        ]
-    return pa.table(out)
-
-
 def load(rows: int | None, corpus: Path | None) -> tuple[pa.Table, str]:
-    path = corpus or MIRROR
-    if path.exists():
-        table, what = read_pairs(path), f"{path} (real Tatoeba es–en pairs)"
-    elif corpus is not None:
-        raise SystemExit(f"{corpus}: no such file")
+    """The pairs (``--rows`` of them, repeating the file if it has fewer) and what they are."""
+    if corpus is None:
+        corpus = B.mirror() / TATOEBA
+        what = f"$RNNFLOW_MIRROR/{TATOEBA} (real Tatoeba es–en pairs)"
     else:
-        table, what = generated_pairs(rows or 100_000), "generated sentences (mirror absent)"
+        what = corpus.name
+    if not corpus.exists():
+        raise SystemExit(f"{corpus}: no such file (set RNNFLOW_MIRROR or pass --corpus)")
+    table = read_pairs(corpus)
     if rows is not None:
         if rows > table.num_rows:
             reps = -(-rows // table.num_rows)
@@ -148,24 +120,21 @@ def run_pandas(frame) -> tuple[list[str], dict[str, object]]:
 
 
 def run_datasets(ds, num_proc: int = 1) -> tuple[list[str], dict[str, object]]:
+    """Pre-tokenise, count per batch, encode: three ``Dataset.map(batched=True)`` passes."""
     from collections import Counter
 
     import regex
 
     punct = regex.compile(PUNCT_RE)
-    procs = None if num_proc <= 1 else num_proc
+
+    def map_(data, fn, **kw):
+        return data.map(
+            fn, batched=True, batch_size=1000, keep_in_memory=True, load_from_cache_file=False,
+            num_proc=None if num_proc <= 1 else num_proc, **kw,
+        )  # fmt: skip
 
     def pretok(batch):
         return {f"{c}_tok": [punct.sub(r" \1 ", s.lower()).split() for s in batch[c]] for c in COLS}
-
-    toks = ds.map(
-        pretok,
-        batched=True,
-        batch_size=1000,
-        keep_in_memory=True,
-        num_proc=procs,
-        load_from_cache_file=False,
-    )
 
     def count(batch):  # per-batch counts as rows (works across worker processes)
         seen: Counter = Counter()
@@ -174,19 +143,10 @@ def run_datasets(ds, num_proc: int = 1) -> tuple[list[str], dict[str, object]]:
                 seen.update(row)
         return {"token": list(seen), "count": list(seen.values())}
 
-    counted = toks.map(
-        count,
-        batched=True,
-        batch_size=1000,
-        keep_in_memory=True,
-        num_proc=procs,
-        remove_columns=toks.column_names,
-        load_from_cache_file=False,
-    )
+    toks = map_(ds, pretok)
+    counted = map_(toks, count, remove_columns=toks.column_names).data
     counts: Counter = Counter()
-    for t, n in zip(
-        counted.data.column("token").to_pylist(), counted.data.column("count").to_pylist()
-    ):
+    for t, n in zip(counted.column("token").to_pylist(), counted.column("count").to_pylist()):
         counts[t] += n
     vocab = sorted_vocab(counts)
     index = {t: i for i, t in enumerate(vocab)}
@@ -197,15 +157,7 @@ def run_datasets(ds, num_proc: int = 1) -> tuple[list[str], dict[str, object]]:
             for c in COLS
         }
 
-    out = toks.map(
-        enc,
-        batched=True,
-        batch_size=1000,
-        keep_in_memory=True,
-        num_proc=procs,
-        remove_columns=[f"{c}_tok" for c in COLS],
-        load_from_cache_file=False,
-    )
+    out = map_(toks, enc, remove_columns=[f"{c}_tok" for c in COLS])
     return vocab, {c: out.data.column(f"{c}_ids") for c in COLS}
 
 
@@ -313,39 +265,12 @@ def main(argv: list[str] | None = None) -> int:
         epilog="\n\n".join(__doc__.split("\n\n")[2:]),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--rows",
-        type=int,
-        default=None,
-        help="sentence pairs to use (default: the whole file; more repeats it)",
-    )
-    parser.add_argument(
-        "--corpus",
-        type=Path,
-        default=None,
-        help="a TSV of English<TAB>Spanish pairs (default: the mirror's Tatoeba)",
-    )
+    parser.add_argument("--rows", type=int, help="pairs to use (default: all; more repeats)")
+    parser.add_argument("--corpus", type=Path, help="English<TAB>Spanish pairs (default: Tatoeba)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per path; the best counts")
-    parser.add_argument(
-        "--num-proc",
-        type=int,
-        default=2,
-        help="datasets.map worker processes for the peer row (default: 2)",
-    )
-    parser.add_argument("--quick", action="store_true", help="smoke run: 5,000 pairs, 1 repeat")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="JSON output (default: benchmarks/results/tokenize_speed.json; "
-        "--quick: tokenize_speed_quick.json)",
-    )
+    parser.add_argument("--num-proc", type=int, default=2, help="datasets.map worker processes")
+    parser.add_argument("--out", type=Path, default=B.RESULTS / "tokenize_speed.json")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.rows, args.repeats = args.rows or 5000, 1
-    out_path = args.out or _HERE / "results" / (
-        "tokenize_speed_quick.json" if args.quick else "tokenize_speed.json"
-    )
 
     import datasets
     import pandas as pd
@@ -357,17 +282,11 @@ def main(argv: list[str] | None = None) -> int:
     texts = {c: table.column(c).to_pylist() for c in COLS}
     frame = pd.DataFrame(texts)
     ds = datasets.Dataset(table.select(list(COLS)))
-    print(
-        f"data: {what}\n      {table.num_rows:,} pairs = {sentences:,} sentences; "
-        f"best of {args.repeats} runs each (fit + encode)"
-    )
+    print(f"data: {what}: {table.num_rows:,} pairs = {sentences:,} sentences")
 
     RN, HF, HFV = "rnnflow (Arrow compute)", "HF tokenizers WordLevel", "HF WordLevel, encode only"
-    DS1, DSN, PD = (
-        "datasets.map(batched)",
-        f"datasets.map(batched, num_proc={args.num_proc})",
-        "naive pandas .apply",
-    )
+    DSN, DS1 = f"datasets.map(batched, num_proc={args.num_proc})", "datasets.map(batched)"
+    PD = "naive pandas .apply"
     results = {
         RN: best_of(args.repeats, lambda: run_rnnflow(table)),
         HF: best_of(args.repeats, lambda: run_hf(texts)),
@@ -382,39 +301,27 @@ def main(argv: list[str] | None = None) -> int:
     checks: dict[str, str] = {}
     for name, (_, (vocab, ids)) in results.items():
         if name == HF and vocab != ref_vocab:
-            same_set = set(vocab) == set(ref_vocab)
-            pos = next((i for i, (a, b) in enumerate(zip(vocab, ref_vocab)) if a != b), None)
+            assert set(vocab) == set(ref_vocab), f"{name}: vocabulary set differs from rnnflow's"
+            pos = next(i for i, (a, b) in enumerate(zip(vocab, ref_vocab)) if a != b)
             checks[name] = (
-                f"trainer's vocabulary order differs from rnnflow's (first at id "
-                f"{pos}: {vocab[pos]!r} vs {ref_vocab[pos]!r}); same token set: "
-                f"{same_set}; ids compared through tokens"
+                f"trainer's vocabulary order differs from rnnflow's (first at id {pos}: "
+                f"{vocab[pos]!r} vs {ref_vocab[pos]!r}); same token set; ids compared as tokens"
             )
-            assert same_set, f"{name}: vocabulary set differs from rnnflow's"
             where = {t: j for j, t in enumerate(ref_vocab)}
             lookup = [where[t] for t in vocab]
             ids = {c: [[lookup[i] for i in row] for row in ids[c]] for c in COLS}
         else:
             assert vocab == ref_vocab, f"{name}: vocabulary differs from rnnflow's"
-            checks.setdefault(name, "same vocabulary (same order) and ids")
+            checks[name] = "same vocabulary (same order) and ids"
         for c in COLS:
             diff = first_difference(ids[c], ref_ids[c])
             assert diff is None, f"{name}: {c} ids differ from rnnflow's at {diff}"
     print(f"check: every path gives the same {len(ref_vocab):,}-token vocabulary and the same ids")
-    for name, note in checks.items():
-        if name == HF:
-            print(f"       {name}: {note}")
     n_diff, examples = stock_whitespace_differences(texts)
-    print(
-        f"note: HF's stock Whitespace pre-tokenizer would split {n_diff:,} of {sentences:,} "
-        f"sentences differently (runs of punctuation, '_'), e.g. "
-        f"{examples[0]['text']!r}: {examples[0]['Whitespace']}"
-        if examples
-        else "note: HF's stock Whitespace pre-tokenizer agrees on every sentence"
-    )
+    print(f"HF's stock Whitespace pre-tokenizer would split {n_diff:,} sentences differently")
 
     ours = results[RN][0]
     rows = []
-    print(f"\n{'path':<36}{'seconds':>9}{'sentences/s':>14}{'rnnflow/peer':>14}")
     for name, (secs, _) in results.items():
         rows.append(
             {
@@ -422,38 +329,27 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds": round(secs, 4),
                 "sentences_per_s": round(sentences / secs),
                 "rnnflow_speedup": round(secs / ours, 2),
-                "check": checks.get(name),
+                "check": checks[name],
             }
         )
-        print(f"{name:<36}{secs:>9.3f}{sentences / secs:>14,.0f}{secs / ours:>13.2f}×")
-    print(
-        f"\nrnnflow / HF tokenizers (fit+encode): {results[HF][0] / ours:.2f}×; "
-        f"/ datasets.map num_proc={args.num_proc}: {results[DSN][0] / ours:.2f}×; "
-        f"/ naive pandas: {results[PD][0] / ours:.2f}×"
-    )
+        print(f"{name:<36}{secs:>9.3f} s {sentences / secs:>12,.0f}/s {secs / ours:>7.2f}×")
     doc = {
         "benchmark": "tokenize_speed",
-        "quick": args.quick,
         "data": what,
         "pairs": table.num_rows,
         "sentences": sentences,
         "vocab_size": len(ref_vocab),
         "repeats": args.repeats,
         "num_proc": args.num_proc,
-        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "when": B.now(),
         "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "tokenizers": tokenizers.__version__,
-            "datasets": datasets.__version__,
-            "load_avg_at_end": [round(x, 2) for x in os.getloadavg()],
+            **B.machine(tokenizers=tokenizers.__version__, datasets=datasets.__version__),
+            "load_avg_at_end": B.load_avg(),
         },
         "stock_whitespace_differs": {"sentences": n_diff, "examples": examples},
         "rows": rows,
     }
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {out_path}")
+    B.write(args.out, doc)
     return 0
 
 

@@ -136,6 +136,39 @@ def _exp_run(root: Path, profile: str) -> int:
     return code
 
 
+def _deps(args: argparse.Namespace) -> int:
+    """``rnnflow deps``: every dvc.yaml stage's deps cover its command's import closure (exit
+    1 and one line per file missing); ``--write`` rewrites them, holding the workspace lock."""
+    from dvc.exceptions import DvcException  # type: ignore[import-untyped]
+
+    from rnnflow import deps
+
+    root = Path(args.root).resolve()
+    try:
+        if not (root / "dvc.yaml").is_file():
+            raise ConfigError(f"no dvc.yaml in {root}")
+        if args.write:
+            with _locked(root, "rnnflow deps --write", args.wait):
+                changed = deps.write(root)
+            print("dvc.yaml: deps " + ("rewritten" if changed else "already match"))
+            return 0
+        missing = deps.check(root)
+    except (ConfigError, ValueError, OSError, DvcException) as exc:
+        print(f"rnnflow deps: error: {exc}", file=sys.stderr)
+        return 2
+    for line in missing:
+        print(line)
+    if missing:
+        print(
+            f"{len(missing)} imported file(s) not among their stage's deps: "
+            "`rnnflow deps --write` adds them",
+            file=sys.stderr,
+        )
+        return 1
+    print("every stage's deps cover its imports")
+    return 0
+
+
 def _run_locked(argv: list[str]) -> int:
     """``rnnflow locked [--wait] [--root DIR] -- CMD ...``: run CMD in the project holding the
     workspace lock; its exit code. Signals are passed on and the command is waited for, so
@@ -207,6 +240,24 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="wait while another run holds the workspace (default: refuse at once)",
     )
+    deps = sub.add_parser(
+        "deps",
+        help="check that every dvc.yaml stage lists the files its command imports as deps",
+        description="Check that every dvc.yaml stage's deps cover its command's import closure "
+        "(function-local imports and modules loaded by name included); with --write, "
+        "rewrite each stage's code deps to exactly that closure.",
+    )
+    deps.add_argument(
+        "--write",
+        action="store_true",
+        help="rewrite dvc.yaml's code deps (data deps, ${item.*} entries and package folders stay)",
+    )
+    deps.add_argument("--root", default=str(PROJECT_ROOT), help="project root")
+    deps.add_argument(
+        "--wait",
+        action="store_true",
+        help="with --write: wait while another run holds the workspace (default: refuse)",
+    )
     sub.add_parser("locked", help="run a command holding the workspace lock (make repro's dvc)")
     sub.add_parser(
         "verify",
@@ -234,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "profile":
         return _profile(args)
+    if args.command == "deps":
+        return _deps(args)
     parser.print_help()
     return 0
 

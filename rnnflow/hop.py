@@ -139,11 +139,13 @@ class HopRun:
         max_rows: int | None,
         why: str,
         params_key: str | None = None,
+        where: str = "params",
     ) -> None:
         """Row-count bound for one output file, checked through the same adapter.
 
-        ``params_key`` (e.g. ``fetch.mnist.sources.fixture.rows.train``) names the params
-        entry that sets the bound; a failure says to change it there if the data is right.
+        ``params_key`` (e.g. ``sample.mnist.train``) names the entry of ``where`` (params,
+        or a source catalogue such as ``sources/mnist.yaml``) that sets the bound; a failure
+        says to change it there if the data is right.
         """
         rows, min_rows = int(rows), int(min_rows)
         max_rows = int(max_rows) if max_rows is not None else None
@@ -180,7 +182,7 @@ class HopRun:
             detail = f"{rows:,} rows, expected {want}"
             if params_key:
                 detail += (
-                    f"; if the data is right, change the expected count in params {params_key}"
+                    f"; if the data is right, change the expected count in {where} {params_key}"
                 )
             for res in exc.results:
                 for failure in res.failures:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from rnnflow import io
-from rnnflow.config import ConfigError, check_identifier
+from rnnflow.config import ConfigError, check_identifier, load_params
 from rnnflow.hopconfig import DatasetSourceConfig, NetworkConfig, SourceConfig
 
 #: A corpus's own source config (e.g. a text corpus's, with a file format).
@@ -48,6 +48,32 @@ class NoSource(RuntimeError):
 def lock_path(root: Path, corpus: str) -> Path:
     """``sources/<corpus>.lock``: what trust-on-first-use recorded for ``corpus`` (in git)."""
     return root / "sources" / f"{check_identifier(corpus, 'corpus')}.lock"
+
+
+def catalogue_path(root: Path, corpus: str) -> Path:
+    """``sources/<corpus>.yaml``: the corpus's source catalogue (in git, beside its lock)."""
+    return root / "sources" / f"{check_identifier(corpus, 'corpus')}.yaml"
+
+
+def with_catalogue(params: dict[str, Any], corpus: str, root: Path) -> dict[str, Any]:
+    """``params`` with ``fetch.<corpus>.sources`` read from ``sources/<corpus>.yaml``.
+
+    The catalogue (URLs, files, checksums, rows) is not something a user tunes, so it lives
+    beside the lock rather than in params.yaml, whose ``fetch.<corpus>.source`` picks and
+    orders its entries. Without the file, params as given (a sources mapping written inline,
+    as small test projects do); with it, an inline one too is refused: one place each.
+    """
+    path = catalogue_path(root, corpus)
+    section = (params.get("fetch") or {}).get(corpus)
+    if not path.exists() or not isinstance(section, dict):
+        return params
+    if "sources" in section:
+        raise ConfigError(
+            f"fetch.{corpus}.sources is set in params and in {path}: keep the catalogue "
+            f"in {path.name} only"
+        )
+    catalogue = load_params(path)
+    return {**params, "fetch": {**params["fetch"], corpus: {**section, "sources": catalogue}}}
 
 
 @dataclass

@@ -3,8 +3,9 @@ mirror copy or a download with checksums, retries and resume), or generate it fr
 and write it as Parquet, validated.
 
 params.yaml section ``fetch``: ``fetch.network`` (retries, timeouts), ``fetch.require_pinned``
-(strict mode) and one subsection per corpus: an ordered list of ``source`` names and the
-``sources`` they name (files with checksums), or its generator settings.
+(strict mode) and one subsection per corpus: an ordered list of ``source`` names, or its
+generator settings. The ``sources`` they name (URLs, files with checksums, rows) are the
+corpus's catalogue, ``sources/<corpus>.yaml`` beside its lock.
 
 Sources are tried in the listed order; among sources of one origin the first that can be had
 wins (e.g. the published MNIST files, then the mirror's partial training set). A file with no
@@ -41,15 +42,18 @@ import pyarrow as pa
 from rnnflow import io
 from rnnflow.config import ConfigError, check_identifier, parse
 from rnnflow.download import inside
-from rnnflow.env import mirror_dir
+from rnnflow.env import MIRROR_ENV, mirror_dir
 from rnnflow.hop import HopRun, batches_of, cli
 from rnnflow.hopconfig import NetworkConfig
-from rnnflow.sources import FetchContext, SourceLock, lock_path
+from rnnflow.sources import FetchContext, SourceLock, catalogue_path, lock_path, with_catalogue
 from stages import corpora
 
 
-def fetch_report(ctx: FetchContext, rows: dict[str, int]) -> dict[str, Any]:
-    """``reports/fetch/<corpus>.json``: which source served each file, its bytes and rows."""
+def fetch_report(
+    ctx: FetchContext, rows: dict[str, int], mirror: Path | None = None
+) -> dict[str, Any]:
+    """``reports/fetch/<corpus>.json``: which source served each file, its bytes and rows;
+    files of the ``mirror`` are named under ``$RNNFLOW_MIRROR``."""
     files = {}
     for name, _, served in ctx.resolved.values():
         for s in served:
@@ -62,12 +66,29 @@ def fetch_report(ctx: FetchContext, rows: dict[str, int]) -> dict[str, Any]:
                 "rows": rows.get(s.part, 0),
                 **s.extra,
             }
-    return {
+    report = {
         "sources": {part: name for part, (name, _, _) in ctx.resolved.items()},
         "passed_over": ctx.skipped,
         "files": files,
         "rows": rows,
     }
+    return portable(report, {mirror: f"${MIRROR_ENV}", ctx.root: "."})
+
+
+def portable(node: Any, prefixes: dict[Path | None, str]) -> Any:
+    """``node`` with each path prefix in its strings named as ``prefixes`` says (the mirror
+    root as ``$RNNFLOW_MIRROR``, the project root as ``.``): a committed report names no
+    path of the machine that wrote it."""
+    if isinstance(node, dict):
+        return {k: portable(v, prefixes) for k, v in node.items()}
+    if isinstance(node, list):
+        return [portable(v, prefixes) for v in node]
+    if isinstance(node, str):
+        for prefix, name in prefixes.items():
+            if prefix is not None:
+                node = node.replace(f"{prefix.resolve()}/", f"{name}/")
+        return node
+    return node
 
 
 # --- the hop ---------------------------------------------------------------------------------
@@ -91,7 +112,17 @@ def body_for(corpus: str, args: argparse.Namespace | None):
 
     def body(run: HopRun) -> None:
         adapter = corpora.get(corpus)
-        cfg = parse(adapter.FetchConfig, run.params, f"fetch.{corpus}")
+        catalogue = catalogue_path(run.root, corpus)
+        try:
+            cfg = parse(
+                adapter.FetchConfig, with_catalogue(run.params, corpus, run.root), f"fetch.{corpus}"
+            )
+        except ConfigError as exc:
+            if f"fetch.{corpus}.sources" in str(exc) and catalogue.exists():
+                raise ConfigError(
+                    f"{exc} (fetch.{corpus}.sources: {catalogue.relative_to(run.root)})"
+                ) from None
+            raise
         net = parse(NetworkConfig, run.params, "fetch.network")
         strict = run.params.get("fetch", {}).get("require_pinned", False)
         if not isinstance(strict, bool):
@@ -119,19 +150,22 @@ def body_for(corpus: str, args: argparse.Namespace | None):
                 )
                 rows = run.write_stream(part, stream, adapter.raw_suite(part, cfg))
                 low, high = adapter.expected_rows(part, cfg)
-                key = None
+                key, where = None, "params"
                 for name, source, _ in ctx.resolved.values():
                     if part in source.rows:  # the source that served it says its row count
                         low = high = source.rows[part]
                         key = f"fetch.{corpus}.sources.{name}.rows.{part}"
-                run.check_rows(part, rows, low, high, "rows fetched", params_key=key)
+                        if catalogue.exists():
+                            key = f"{name}.rows.{part}"
+                            where = catalogue.relative_to(run.root).as_posix()
+                run.check_rows(part, rows, low, high, "rows fetched", params_key=key, where=where)
             # Reached only when every part read, validated and counted: first uses are
             # trusted now.
             lock.save(lock_file)
         except BaseException:
             ctx.discard_first_uses()
             raise
-        io.write_json(report, fetch_report(ctx, dict(run.rows_out)))
+        io.write_json(report, fetch_report(ctx, dict(run.rows_out), mirror))
 
     return body
 

@@ -68,12 +68,21 @@ def sha256(path: Path) -> str:
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def real_params() -> dict:
+    """The committed params.yaml with each corpus's source catalogue (``sources/<corpus>.yaml``)
+    in place, as the fetch hop reads it."""
+    from rnnflow.sources import with_catalogue
+
+    params = load_params(PROJECT_ROOT / "params.yaml")
+    for corpus in list(params["fetch"]):
+        params = with_catalogue(params, corpus, PROJECT_ROOT)
+    return params
+
+
 def write_params(root: Path, overlay: dict) -> Path:
-    """params.yaml for a test project: the real one, the CI profile, then ``overlay``."""
-    params = deep_merge(
-        load_params(PROJECT_ROOT / "params.yaml"),
-        load_params(PROJECT_ROOT / "profiles" / "ci.yaml"),
-    )
+    """params.yaml for a test project: the real one (its source catalogues written inline,
+    as the test root has no ``sources/``), the CI profile, then ``overlay``."""
+    params = deep_merge(real_params(), load_params(PROJECT_ROOT / "profiles" / "ci.yaml"))
     params = deep_merge(params, overlay)
     path = root / "params.yaml"
     path.write_text(json.dumps(params, indent=1))  # JSON is YAML

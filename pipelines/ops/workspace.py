@@ -403,12 +403,13 @@ def _edit(doc: Any, overrides: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     return changed
 
 
-def check_params(params: dict[str, Any]) -> None:
+def check_params(params: dict[str, Any], root: Path | None = None) -> None:
     """Validate a whole params document as the stages will read it; ConfigError names the key.
 
     ``train``, ``evaluate`` and ``report`` go through their typed configs; each hop section
-    through its corpus adapter's config (what ``stages/<hop>.py`` parses). Every model,
-    corpus and source name, and every ``corpus`` value, must be an identifier.
+    through its corpus adapter's config (what ``stages/<hop>.py`` parses), a corpus's fetch
+    section with its source catalogue (``root/sources/<corpus>.yaml``) when ``root`` is given.
+    Every model, corpus and source name, and every ``corpus`` value, must be an identifier.
     """
     from pipelines.config import EvaluateConfig, ReportConfig, TrainConfig
 
@@ -429,6 +430,12 @@ def check_params(params: dict[str, Any]) -> None:
     corpora = importlib.import_module("stages.corpora")
     sample_config = importlib.import_module("stages.sample").SampleConfig
     network_config = importlib.import_module("rnnflow.hopconfig").NetworkConfig
+    if root is not None:
+        catalogued = importlib.import_module("rnnflow.sources").with_catalogue
+        for corpus in list(params.get("fetch") or {}):
+            if corpus not in ("network", "require_pinned"):
+                check_identifier(corpus, "fetch: corpus")
+                params = catalogued(params, corpus, root)
     for hop in HOPS:
         for corpus, raw in (params.get(hop) or {}).items():
             if hop == "fetch" and corpus == "network":
@@ -455,7 +462,7 @@ def check_workspace_params(root: Path) -> None:
     dvc.yaml from it: a hand-edited hostile name stops here, not in DVC's shell."""
     path = Path(root) / "params.yaml"
     if path.exists():
-        check_params(load_params(path))
+        check_params(load_params(path), Path(root))
 
 
 def _check_corpus_values(node: Any, where: str) -> None:
@@ -487,7 +494,7 @@ def plan_params(path: Path, overrides: dict[str, Any]) -> tuple[Any, dict[str, t
     except ConfigError as exc:
         raise ConfigError(f"{path.name}: {exc}; nothing was written") from exc
     try:
-        check_params(_plain(doc))
+        check_params(_plain(doc), path.parent)
     except ConfigError as exc:
         keys = ", ".join(repr(k) for k in changed) or "nothing"
         raise ConfigError(

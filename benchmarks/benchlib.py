@@ -1,0 +1,53 @@
+"""What the benchmark scripts share: the project on ``sys.path``, the corpora mirror, the machine
+a result was measured on, and writing a result where ``summary.py`` reads it.
+
+Importing it applies rnnflow's offline defaults (``rnnflow/env.py``: no telemetry, OpenMP
+threads that sleep instead of spinning), so import it before torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # a checkout that is not pip-installed
+
+from rnnflow.env import MIRROR_ENV, mirror_dir  # noqa: E402
+
+
+def mirror() -> Path:
+    """The corpora mirror: ``$RNNFLOW_MIRROR``, else ``../shared/corpora`` (as ``make`` sets it)."""
+    return mirror_dir() or ROOT.parent / "shared" / "corpora"
+
+
+def env_with_mirror() -> dict[str, str]:
+    """This environment with ``$RNNFLOW_MIRROR`` set, for the hops a script runs."""
+    return {**os.environ, MIRROR_ENV: str(mirror())}
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def load_avg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def machine(**extra: Any) -> dict[str, Any]:
+    """CPUs, Python and the load average when the measurement starts."""
+    cpus, python = os.cpu_count(), platform.python_version()
+    return {"cpus": cpus, "python": python, "load_avg_at_start": load_avg(), **extra}
+
+
+def write(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    print(f"wrote {path}")

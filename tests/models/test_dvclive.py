@@ -1,0 +1,186 @@
+"""DVCLive in training: the files it writes, and DVC reading them (`dvc exp show`,
+`dvc metrics show`, `dvc plots show/diff`) in a small temporary DVC project whose `train`
+stage is the one of this project's dvc.yaml."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines import live as L
+from pipelines import tasks
+from pipelines.config import Layout, ModelConfig
+from tests import synthetic
+from tests.conftest import PROJECT_ROOT, copy_checkout
+
+TINY = dict(corpus="digits", family="cnn", epochs=2, batch_size=64, lr=0.01, seed=0)
+
+
+def test_files_dvclive_writes_after_a_tiny_training(tmp_path):
+    from pipelines.flows.train import fit, save_outputs
+
+    corpus = tasks.load_corpus(synthetic.write(tmp_path / "tok/digits", "images", n=300))
+    cfg = ModelConfig(**TINY)
+    layout = Layout(tmp_path)
+    result = fit(cfg, corpus, progress=False, live=layout.live("tiny"), name="tiny")
+    record = save_outputs(layout, "tiny", cfg, corpus, result)
+
+    live = tmp_path / "dvclive/tiny"
+    assert sorted(p.relative_to(live).as_posix() for p in live.rglob("*") if p.is_file()) == [
+        "metrics.json",
+        "params.yaml",
+        "plots/metrics/seconds.tsv",
+        "plots/metrics/train_loss.tsv",
+        "plots/metrics/val_accuracy.tsv",
+        "plots/metrics/val_loss.tsv",
+    ]  # no dvc.yaml of its own, no report
+    with open(live / "plots/metrics/val_accuracy.tsv") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    assert [r["step"] for r in rows] == ["1", "2"]
+    assert [float(r["val_accuracy"]) for r in rows] == [h["val_accuracy"] for h in result.history]
+
+    summary = json.loads((live / "metrics.json").read_text())
+    best = result.selected("best")
+    assert summary["saved_epoch"] == best["epoch"] and summary["epochs"] == summary["step"] == 2
+    assert summary["saved"] == {k: best[k] for k in ("train_loss", "val_loss", "val_accuracy")}
+    assert summary["val_loss"] == result.history[-1]["val_loss"]  # the curves' last values
+    assert {"wall_seconds", "run_seconds", "parameters", "n_train", "n_validation"} <= set(summary)
+    assert all(isinstance(v, (int, float, dict)) for v in summary.values())  # numbers only
+
+    params = L._yaml((live / "params.yaml").read_text())
+    assert params["device"] == "cpu" and params["family"] == "cnn" and params["task"] == "classify"
+    assert params["config"]["lr"] == 0.01 and params["config"]["epochs"] == 2
+    assert record == L.train_metrics(live)
+    assert record["val_accuracy"] == best["val_accuracy"]
+    assert record["last_val_accuracy"] == result.history[-1]["val_accuracy"]
+    assert [r["epoch"] for r in L.history(live)] == [1, 2]
+
+
+def test_history_readers_read_the_dvclive_curves_of_a_commit():
+    files = {
+        "dvclive/n/plots/metrics/val_loss.tsv": "step\tval_loss\n1\t0.3\n2\t0.25\n",
+        "dvclive/n/plots/metrics/train_loss.tsv": "step\ttrain_loss\n1\t0.6\n2\t0.5\n",
+        "dvclive/n/metrics.json": "{}",
+        "dvclive/o/metrics.json": "{}",  # no curves: not a model with a history
+    }
+    assert L.models_in(files) == ["n"]
+    assert L.history_at(files.get, files, "n") == [
+        {"epoch": 1, "train_loss": 0.6, "val_loss": 0.3},
+        {"epoch": 2, "train_loss": 0.5, "val_loss": 0.25},
+    ]
+    assert L.history_at(files.get, files, "o") == []
+
+
+# --- DVC reads what DVCLive wrote -------------------------------------------------------
+
+PARAMS = """\
+train:
+  device: cpu
+  threads: 1
+  amp: false
+  models:
+    tiny: {corpus: digits, family: cnn, epochs: 2, batch_size: 64, lr: 0.01, seed: 0}
+"""
+
+
+def sh(args: list[str], cwd: Path, env: dict[str, str]) -> str:
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited {proc.returncode}\n"
+            f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-6000:]}"
+        )
+    return proc.stdout
+
+
+def train_stage_only(dvc_yaml: str) -> str:
+    """This project's dvc.yaml with its ``train`` stage only (same cmd, deps, outs)."""
+    from ruamel.yaml import YAML
+
+    data = YAML(typ="safe").load(dvc_yaml)
+    train = data["stages"]["train"]
+    train["do"]["deps"] = [d for d in train["do"]["deps"] if not d.startswith("data/")] + [
+        "data/05_tokens/${item.corpus}"
+    ]
+    return json.dumps({"stages": {"train": train}}, indent=1)  # JSON is YAML
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    root = copy_checkout(tmp_path_factory.mktemp("live") / "proj")
+    (root / "dvc.yaml").write_text(train_stage_only((PROJECT_ROOT / "dvc.yaml").read_text()))
+    (root / "params.yaml").write_text(PARAMS)
+    synthetic.write(root / "data/05_tokens/digits", "images", n=300)
+    env = dict(os.environ)
+    env.update(
+        {
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+            "PREFECT_HOME": str(root / ".prefect"),
+            "GIT_AUTHOR_NAME": "ci",
+            "GIT_AUTHOR_EMAIL": "ci@localhost",
+            "GIT_COMMITTER_NAME": "ci",
+            "GIT_COMMITTER_EMAIL": "ci@localhost",
+            "PYTHONPATH": str(root),
+        }
+    )
+    for key in ("PREFECT_API_URL", "DVC_STUDIO_OFFLINE"):  # .dvc/config alone keeps it off
+        env.pop(key, None)
+    sh(["git", "init", "-q"], root, env)
+    sh(["git", "add", "-A"], root, env)
+    sh(["git", "commit", "-qm", "tiny project"], root, env)
+    return root, env
+
+
+@pytest.mark.slow
+def test_dvc_reads_dvclive_outputs(project):
+    root, env = project
+    dvc_yaml = (root / "dvc.yaml").read_bytes()
+    sh(["dvc", "repro", "train@tiny"], root, env)
+    assert (root / "dvc.yaml").read_bytes() == dvc_yaml  # DVCLive never writes it
+    assert not list((root / "dvclive").rglob("dvc.yaml"))
+
+    metrics = json.loads(sh(["dvc", "metrics", "show", "--json"], root, env))
+    tiny = metrics[""]["data"]["dvclive/tiny/metrics.json"]["data"]
+    assert 0 <= tiny["saved"]["val_accuracy"] <= 1 and tiny["epochs"] == 2
+
+    plots = json.loads(sh(["dvc", "plots", "show", "--json"], root, env))
+    names = json.dumps(plots)
+    for curve in ("train_loss", "val_loss", "val_accuracy"):
+        assert f"dvclive/tiny/plots/metrics/{curve}.tsv" in names
+
+    sh(["git", "add", "-A"], root, env)
+    sh(["git", "commit", "-qm", "trained"], root, env)
+    # an experiment: DVCLive saves none of its own and stages nothing in git
+    sh(["dvc", "exp", "run", "-n", "lr2", "-S", "train.models.tiny.lr=0.02"], root, env)
+    assert sh(["git", "diff", "--cached", "--name-only"], root, env) == ""
+    assert (root / "dvc.yaml").read_bytes() == dvc_yaml
+    exps = json.loads(sh(["dvc", "exp", "show", "--json"], root, env))
+    seen = {}
+    for base in exps:
+        rows = [base] + [e for exp in base.get("experiments") or [] for e in exp["revs"]]
+        for row in rows:
+            data = (row.get("data") or {}).get("metrics") or {}
+            live = (data.get("dvclive/tiny/metrics.json") or {}).get("data") or {}
+            if "saved" in live:
+                seen[row.get("name") or row["rev"]] = live["saved"]["val_accuracy"]
+    assert "lr2" in seen and len(seen) >= 2, seen  # the baseline and the experiment
+    diff = json.loads(sh(["dvc", "plots", "diff", "HEAD", "--json"], root, env))
+    assert "dvclive/tiny/plots/metrics/val_loss.tsv" in json.dumps(diff)
+
+
+def test_outside_a_dvc_project_dvclive_inits_nothing(tmp_path, monkeypatch):
+    """Run from a git repository without DVC: DVCLive logs, and `dvc init`s nothing."""
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    live = L.open_live(tmp_path / "dvclive/m", resume=False)
+    L.log_epoch(live, {"epoch": 1, "val_loss": 0.5}, ["val_loss"])
+    L.finish(live, {"epochs": 1})
+    assert not (tmp_path / ".dvc").exists()
+    assert L.history(tmp_path / "dvclive/m") == [{"epoch": 1, "val_loss": 0.5}]

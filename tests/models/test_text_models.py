@@ -1,0 +1,584 @@
+"""Text models on tiny corpora in the real token contract: every family learns, beam 1 is
+greedy, BLEU goes through sacrebleu unchanged, the n-gram baselines are right by hand,
+resume is exact, the data helpers are vectorised and correct, the CLIs and report work."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pipelines import data as D
+from pipelines import live as L
+from pipelines import tasks
+from pipelines import text_data as T
+from pipelines.config import Layout, ModelConfig
+from pipelines.flows.train import fit, save_outputs
+from pipelines.metrics import ngram, scorers
+from pipelines.models import BOS, EOS, PAD, UNK, build_model
+from pipelines.tasks import text
+from rnnflow.env import PROJECT_ROOT
+from tests.textdata import write_text_corpus
+
+SMALL = dict(embedding=32, hidden=32, layers=1, dropout=0.0, batch_size=16, lr=0.01, seed=0)
+CFGS = {
+    "lm": dict(
+        corpus="lm",
+        family="lm",
+        epochs=2,
+        bptt=8,
+        softmax="adaptive",
+        cutoffs=[10],
+        **{**SMALL, "dropout": 0.1},
+    ),
+    "translate": dict(
+        corpus="translate", family="seq2seq", epochs=4, beam=3, max_decode_len=12, **SMALL
+    ),
+    "dialogue": dict(
+        corpus="dialogue", family="seq2seq", epochs=2, top_k=3, max_decode_len=8, **SMALL
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def corpora(tmp_path_factory):
+    root = tmp_path_factory.mktemp("text")
+    return {task: write_text_corpus(root / task, task) for task in CFGS}
+
+
+@pytest.fixture(scope="module")
+def trained(corpora, tmp_path_factory):
+    """Each toy model trained once, saved as the train stage saves it."""
+    layout = Layout(tmp_path_factory.mktemp("root"))
+    out = {}
+    for task, params in CFGS.items():
+        cfg = ModelConfig(**params)
+        corpus = tasks.load_corpus(corpora[task])
+        result = fit(cfg, corpus, progress=False)
+        save_outputs(layout, f"toy_{task}", cfg, corpus, result)
+        out[task] = (cfg, corpus, result)
+    return layout, out
+
+
+@pytest.mark.parametrize("task", sorted(CFGS))
+def test_text_model_loss_goes_down(corpora, trained, task):
+    cfg, corpus, result = trained[1][task]
+    prepared = T.prepare(cfg, corpus)
+    torch.manual_seed(cfg.seed)
+    untrained = build_model(cfg.family, cfg, prepared.spec)
+    before = text.make_job(cfg, prepared, torch.device("cpu")).validate(untrained)
+    assert len(result.history) == cfg.epochs
+    assert result.history[-1]["val_loss"] < 0.6 * before["loss"]
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    monitor = f"val_{tasks.get(task).monitor}"  # the translator's is BLEU
+    assert monitor in result.history[-1]
+    if monitor == "val_perplexity":
+        assert result.history[-1][monitor] == pytest.approx(
+            math.exp(result.history[-1]["val_loss"])
+        )
+
+
+def test_beam_one_is_greedy_and_decoding_respects_limits(corpora, trained):
+    cfg, corpus, result = trained[1]["translate"]
+    model = result.model.eval()
+    split = T.prepare(cfg, corpus).validation
+    idx = np.arange(24)
+    src, src_len = T.padded(split.sides["source"], idx, eos=True)
+    src, src_len = torch.from_numpy(src), torch.from_numpy(src_len)
+    greedy = model.greedy(src, src_len, 12)
+    assert model.beam_search(src, src_len, 1, 12) == greedy
+    assert any(len(g) > 2 for g in greedy)
+    blocked = model.greedy(src, src_len, 12, block_unk=True)
+    assert model.beam_search(src, src_len, 1, 12, block_unk=True) == blocked
+    assert not any(
+        UNK in r for r in blocked + model.beam_search(src, src_len, 3, 12, block_unk=True)
+    )
+    torch.manual_seed(1)  # an untrained model: long, arbitrary outputs hit the length limit
+    fresh = build_model("seq2seq", cfg, T.prepare(cfg, corpus).spec).eval()
+    rough = fresh.greedy(src, src_len, 5)
+    assert fresh.beam_search(src, src_len, 1, 5) == rough
+    assert (
+        max(len(r) for r in rough) <= 5
+        and max(len(r) for r in fresh.beam_search(src, src_len, 4, 5)) <= 5
+    )
+
+
+def test_translator_scores_with_sacrebleu_on_raw_references(corpora, trained):
+    layout, models = trained
+    cfg, _, _ = models["translate"]
+    bundle = text.load_bundle(layout.model("toy_translate"))
+    metrics, samples = text.evaluate(bundle, corpora["translate"], torch.device("cpu"))
+    test = metrics["test"]
+    assert test["tatoeba"]["n"] + test["opensubtitles"]["n"] == test["n"] == 40
+    assert test["tatoeba"]["bleu"] > 50 and test["chrf"] > 60  # a word-for-word toy mapping
+    assert test["signature"]["bleu"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
+    assert "chrf" in test["signature"] and test["perplexity"] > 1
+    assert {"source", "reference", "greedy", "beam", "origin"} <= set(samples[0])
+    # Hypotheses are detokenised and truecased: "Tom" as in the references, "." attached.
+    toms = [s for s in samples if "Tom" in s["reference"]]
+    assert all(s["beam"].endswith(".") and not s["beam"].endswith(" .") for s in samples)
+    assert all("Tom" in s["beam"] for s in toms if s["beam"] == s["reference"])
+    assert sum(s["beam"] == s["reference"] for s in samples) >= len(samples) // 2
+
+
+def test_translator_keeps_the_epoch_with_the_best_validation_bleu(trained):
+    """The translate task monitors greedy validation BLEU every epoch and keeps its best."""
+    cfg, _, result = trained[1]["translate"]
+    scores = [row["val_bleu"] for row in result.history]
+    assert len(scores) == cfg.epochs and all(0 <= b <= 100 for b in scores)
+    assert result.best_epoch == 1 + int(np.argmax(scores))  # ties keep the earlier epoch
+    assert tasks.get("translate").monitor == "bleu"
+
+
+def test_codec_fills_unknowns_with_given_words(trained, tmp_path):
+    layout, _ = trained
+    bundle = text.load_bundle(layout.model("toy_translate"))
+    word = max(PAD, BOS, EOS, UNK) + 1  # the first real word
+    plain = bundle.codec.text([UNK, word, UNK], "target")
+    assert plain.lower().count("<unk>") == 2
+    filled = bundle.codec.text([UNK, word, UNK], "target", fill=["María", "x", ""])
+    assert filled.startswith("María") and "unk" not in filled.lower() and "x" not in filled
+    assert filled == bundle.codec.text([word], "target", prompt="María")  # the same words
+
+
+def test_unk_replacement_copies_attended_source_words(corpora, tmp_path):
+    """A translator whose own target vocabulary is only the specials emits nothing but <unk>:
+    with ``unk_replace`` every one becomes a word of its source sentence, and no literal
+    ``<unk>`` reaches the samples, the BLEU input or ``rnnflow translate``."""
+    cfg = ModelConfig(**{**CFGS["translate"], "epochs": 1, "min_freq": 10**6})
+    corpus = tasks.load_corpus(corpora["translate"])
+    layout = Layout(tmp_path)
+    save_outputs(layout, "unk_tr", cfg, corpus, fit(cfg, corpus, progress=False))
+    bundle = text.load_bundle(layout.model("unk_tr"))
+    _, samples = text.evaluate(bundle, corpora["translate"], torch.device("cpu"))
+    assert any("<unk>" in s["beam"] for s in samples)  # without replacement: visible
+    bundle.cfg = bundle.cfg.model_copy(update={"unk_replace": True})
+    metrics, samples = text.evaluate(bundle, corpora["translate"], torch.device("cpu"))
+    assert metrics["test"]["decoding"]["unk_replace"] is True
+    for s in samples:
+        for mode in ("greedy", "beam"):
+            assert "<unk>" not in s[mode], s
+            words = {w.lower() for w in text.source_words([s["source"]])[0]}
+            assert {w.lower() for w in text.source_words([s[mode]])[0]} <= words, s
+    assert any(s["beam"] for s in samples)  # it does copy something
+    typed = ["Zyx come pan ."]
+    (out,) = text.translate(bundle, typed)
+    got = {w.lower() for w in text.source_words([out])[0]}
+    assert "<unk>" not in out and got <= {"zyx", "come", "pan", "."}, out
+
+
+def test_align_points_inside_the_source(trained):
+    cfg, corpus, result = trained[1]["translate"]
+    prepared = T.prepare(cfg, corpus)
+    src = prepared.validation.sides["source"]
+    model = result.model.eval()
+    rows, where = text.decode_aligned(model, src, "greedy", cfg, torch.device("cpu"))
+    for i, (r, w) in enumerate(zip(rows, where)):
+        assert len(w) == len(r)
+        assert all(0 <= a <= len(src.row(i)) for a in w)  # a word or the appended <eos>
+
+
+def test_bleu_and_chrf_match_sacrebleu():
+    import sacrebleu
+
+    hyps = ["The cat sat on the mat.", "I like green tea very much.", "Where is it?"]
+    refs = ["The cat sat on the mat.", "I really like green tea.", "Where is the station?"]
+    refs2 = ["A cat sat on the mat.", None, "Where's the station?"]
+    got = scorers.score("bleu", hyps, [refs])
+    assert got["score"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
+    assert (
+        got["signature"]
+        == "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" + sacrebleu.__version__
+    )
+    multi = scorers.score("bleu", hyps, [refs, refs2])["score"]
+    assert multi == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs, refs2]).score)
+    assert multi >= got["score"]
+    assert scorers.score("chrf", hyps, [refs])["score"] == pytest.approx(
+        sacrebleu.corpus_chrf(hyps, [refs]).score
+    )
+    assert scorers.score("bleu", refs, [refs])["score"] == pytest.approx(100.0)
+    assert {"bleu", "chrf", "distinct_1", "distinct_2"} <= set(scorers.scorers())
+    with pytest.raises(ValueError, match="unknown scorer"):
+        scorers.score("meteor", hyps, [refs])
+
+
+def test_distinct_n():
+    assert scorers.distinct(["a b a b", "a b c"], 1) == pytest.approx(3 / 7)
+    assert scorers.distinct(["a b a b", "a b c"], 2) == pytest.approx(3 / 5)  # ab ba bc / 5
+    assert scorers.distinct([], 2) == 0.0
+
+
+def test_kneser_ney_by_hand():
+    # stream <eos> 5 6 <eos> 5 6 <eos> 5 7 <eos>, vocabulary 0..7. Trigram counts (with the
+    # leading <eos> repeated): (2,2,5)1 (2,5,6)2 (5,6,2)2 (6,2,5)2 (2,5,7)1 (5,7,2)1 → D3 = 3/9.
+    # Continuation bigram counts (2,5)2 (5,6)1 (6,2)1 (5,7)1 (7,2)1 → D2 = 4/6; unigram
+    # continuation counts 2:2 5:1 6:1 7:1 (total 5, 4 types) → D1 = 3/5.
+    kn = ngram.KneserNey(8).fit(np.array([2, 5, 6, 2, 5, 6, 2, 5, 7, 2]))
+    assert (kn.d3, kn.d2, kn.d1) == pytest.approx((1 / 3, 2 / 3, 3 / 5))
+    p1_6 = (1 - 0.6 + 0.6 * 4 / 8) / 5  # 0.14
+    p2_6 = (1 - 2 / 3 + 2 / 3 * 2 * p1_6) / 2  # context 5: two types, total 2
+    p3_6 = (2 - 1 / 3 + 1 / 3 * 2 * p2_6) / 3  # context (2,5): (2,5,6)2 (2,5,7)1
+    assert kn.probs([2], [5], [6])[0] == pytest.approx(p3_6) == pytest.approx(0.6133333)
+    for ctx in ((2, 5), (7, 7), (6, 2), (0, 3)):  # seen and unseen histories: sums to one
+        assert kn.probs(
+            np.full(8, ctx[0]), np.full(8, ctx[1]), np.arange(8)
+        ).sum() == pytest.approx(1.0)
+    p1_5 = (1 - 0.6 + 0.6 * 4 / 8) / 5
+    p3_5 = (1 - 1 / 3) + 1 / 3 * (2 - 2 / 3 + 2 / 3 * p1_5) / 2  # context (2,2), then (2)
+    want = math.exp(-(math.log(p3_5) + math.log(p3_6)) / 2)
+    assert kn.perplexity(np.array([2, 5, 6])) == pytest.approx(want)
+    assert kn.nll(np.array([2, 5, 6]))[1] == 2
+
+
+def test_unigram_perplexity_by_hand():
+    # add-one over 3 ids, train a a b: P(a)=3/6, P(b)=2/6, P(c)=1/6; test a c → sqrt(12)
+    assert ngram.unigram_perplexity(np.array([0, 0, 1]), np.array([0, 2]), 3) == pytest.approx(
+        math.sqrt(12)
+    )
+
+
+def test_lm_scores_every_token_and_beats_nothing_for_free(corpora, trained):
+    layout, _ = trained
+    bundle = text.load_bundle(layout.model("toy_lm"))
+    metrics, samples = text.evaluate(bundle, corpora["lm"], torch.device("cpu"))
+    part, _ = T.load_split(corpora["lm"], "test", bundle.spec)
+    want = int(part.sides["ids"].lengths.sum()) + len(part)  # every token + one <eos> each
+    assert metrics["test"]["n"] == want
+    assert 1 < metrics["test"]["perplexity"] < metrics["test"]["ngram_perplexity"] * 3
+    assert {"prompt", "decoding", "text"} <= set(samples[0])
+    assert samples[0]["text"].startswith(samples[0]["prompt"])
+    assert "cache_perplexity" not in metrics["test"]  # cache_size 0: off
+
+
+def test_lm_cache_metrics_are_chosen_on_validation(corpora, trained):
+    layout, _ = trained
+    bundle = text.load_bundle(layout.model("toy_lm"))
+    bundle.cfg = bundle.cfg.model_copy(update={"cache_size": 50, "samples": 0})
+    metrics, _ = text.evaluate(bundle, corpora["lm"], torch.device("cpu"))
+    val, test = metrics["validation"], metrics["test"]
+    assert val["cache"] == test["cache"] and test["cache"]["chosen_on"] == "validation"
+    # lambda 0 (no cache) is among the choices: on validation the mix cannot be worse
+    assert val["cache_perplexity"] <= val["perplexity"] * (1 + 1e-9)
+    assert val["ngram_cache_perplexity"] <= val["ngram_perplexity"] * (1 + 1e-9)
+    assert 1 < test["cache_perplexity"] and 1 < test["ngram_cache_perplexity"]
+
+
+def test_chatbot_metrics(corpora, trained):
+    layout, _ = trained
+    bundle = text.load_bundle(layout.model("toy_dialogue"))
+    metrics, samples = text.evaluate(bundle, corpora["dialogue"], torch.device("cpu"))
+    test = metrics["test"]
+    assert test["perplexity"] < test["unigram_perplexity"]
+    assert 1 < test["ngram_perplexity"] < test["unigram_perplexity"]  # the toy replies repeat
+    assert 0 < test["distinct_1"] <= 1 and 0 < test["distinct_2"] <= 1
+    assert 0 <= test["copied"] <= 1 and 0 <= test["copied_greedy"] <= 1
+    assert {"context", "reply (human)", "greedy", "sampled"} <= set(samples[0])
+
+
+def test_copied_counts_verbatim_training_replies():
+    from pipelines.tasks.dialogue import copied
+
+    seen = {(1, 2, 3), (4,)}
+    assert copied([[1, 2, 3], [1, 2], [4], [5]], seen) == 0.5
+    assert copied([], seen) == 0.0
+
+
+def test_nucleus_keeps_the_smallest_set_reaching_top_p():
+    from pipelines.models.lm import pick
+
+    logp = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    gen = torch.Generator().manual_seed(0)
+    draws = {int(pick(logp, False, 1.0, 0, gen, top_p=0.7)) for _ in range(300)}
+    assert draws == {0, 1}  # 0.5 < 0.7 <= 0.5 + 0.3
+    draws = {int(pick(logp, False, 1.0, 0, gen, top_p=0.4)) for _ in range(100)}
+    assert draws == {0}  # the most likely token always stays
+    draws = {int(pick(logp, False, 1.0, 0, gen, top_p=0.0)) for _ in range(600)}
+    assert draws == {0, 1, 2, 3}  # off
+
+
+def test_sampling_length_floor_and_repetition_penalty(trained, corpora):
+    from pipelines.models import EOS
+
+    layout, _ = trained
+    bundle = text.load_bundle(layout.model("toy_dialogue"))
+    part, _ = T.load_split(corpora["dialogue"], "test", bundle.spec)
+    rows = part.sides["source"]
+    cfg = bundle.cfg.model_copy(update={"min_decode_len": 6, "max_decode_len": 12, "top_k": 0})
+    out = text.decode_rows(
+        bundle.model,
+        rows,
+        "sample",
+        cfg,
+        torch.device("cpu"),
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert all(len(r) >= 6 for r in out), out  # no <eos> before 6 tokens
+    assert all(EOS not in r for r in out)
+    strict = cfg.model_copy(
+        update={"repetition_penalty": 1e9, "min_decode_len": 6, "max_decode_len": 6}
+    )
+    out = text.decode_rows(
+        bundle.model,
+        rows,
+        "sample",
+        strict,
+        torch.device("cpu"),
+        generator=torch.Generator().manual_seed(0),
+    )
+    bad = [r for r in out if not len(set(r)) == len(r) == 6]
+    assert not bad, bad  # nothing repeats
+
+
+@pytest.mark.parametrize("task", ["lm", "dialogue"])
+def test_text_resume_equals_uninterrupted(corpora, tmp_path, task):
+    params = {**CFGS[task], "epochs": 2, "dropout": 0.2}
+    if task == "dialogue":
+        params["teacher_forcing"] = 0.5  # per-batch draws from the epoch generator
+    cfg = ModelConfig(**params)
+    corpus = tasks.load_corpus(corpora[task])
+    straight = fit(cfg, corpus, progress=False)
+    ckpt = tmp_path / "last.pt"
+    first = fit(cfg, corpus, checkpoint=ckpt, stop_after=1, progress=False)
+    assert not first.complete
+    resumed = fit(cfg, corpus, checkpoint=ckpt, progress=False)
+    assert resumed.resumed_from == 1
+    a, b = resumed.model.state_dict(), straight.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in b)
+    assert [r["val_loss"] for r in resumed.history] == [r["val_loss"] for r in straight.history]
+
+
+def test_decode_fields_do_not_change_the_fingerprint(corpora):
+    from pipelines.flows.train import train_fingerprint
+
+    corpus = tasks.load_corpus(corpora["translate"])
+    cfg = ModelConfig(**CFGS["translate"])
+    fp = train_fingerprint(cfg, corpus)
+    assert train_fingerprint(cfg.model_copy(update={"beam": 9, "top_k": 5}), corpus) == fp
+    assert train_fingerprint(cfg.model_copy(update={"hidden": 64}), corpus) != fp
+
+
+# --- data ------------------------------------------------------------------------------
+
+
+def test_ragged_padding_stream_and_buckets():
+    r = T.Ragged.from_lists([[5, 6, 7], [8], [9, 10]])
+    assert r.take(np.array([2, 0])).values.tolist() == [9, 10, 5, 6, 7]
+    x, n = T.padded(r, np.array([0, 1]), bos=True, eos=True)
+    assert x.tolist() == [[BOS, 5, 6, 7, EOS], [BOS, 8, EOS, PAD, PAD]] and n.tolist() == [5, 3]
+    assert T.lm_stream(r).tolist() == [EOS, 5, 6, 7, EOS, 8, EOS, 9, 10, EOS]
+    xb, yb, tx, ty = T.batchify(T.lm_stream(r), 2)
+    assert torch.equal(torch.cat([xb.flatten(), tx.flatten()]), torch.tensor(T.lm_stream(r)[:-1]))
+    assert torch.equal(torch.cat([yb.flatten(), ty.flatten()]), torch.tensor(T.lm_stream(r)[1:]))
+
+    lengths = np.random.default_rng(0).integers(1, 50, 1000)
+    batches = T.bucket_batches(lengths, 32, D.epoch_generator(0, 1), chunk_batches=8)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    assert spread < 0.5 * np.mean(
+        [np.ptp(lengths[np.arange(i, i + 32) % 1000]) for i in range(0, 1000, 32)]
+    )
+    again = T.bucket_batches(lengths, 32, D.epoch_generator(0, 1), chunk_batches=8)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+
+
+def test_model_vocabulary_maps_rare_tokens_to_unk():
+    values = np.array([4, 4, 4, 5, 5, 6, 9, 9, 9, 9])
+    keep = T.keep_ids(values, 12, min_freq=2)
+    assert keep.tolist() == [0, 1, 2, 3, 9, 4, 5]  # specials, then by frequency
+    lut = T.lookup(keep, 12)
+    assert lut[[9, 4, 6, 11, PAD, EOS]].tolist() == [4, 5, UNK, UNK, PAD, EOS]
+    assert T.keep_ids(values, 12, max_vocab=5).tolist() == [0, 1, 2, 3, 9]
+    assert T.keep_ids(values, 12) is None
+
+
+def test_detokenize_and_truecase():
+    import pyarrow as pa
+
+    tc = T.fit_truecaser(
+        pa.array(["Tom is here.", "I saw Tom and Mary.", "Where is Mary?", "So I left.", "the end"])
+    )
+    assert tc["tom"] == "Tom" and tc["mary"] == "Mary" and tc["i"] == "I"
+    assert "the" not in tc and "is" not in tc
+    toks = ["i", "don", "'", "t", "know", ",", "tom", ".", "it", "costs", "$", "3", ".", "5", "?"]
+    assert T.detokenize(toks, tc) == "I don't know, Tom. It costs $3.5?"
+    assert T.detokenize(["¿", "dónde", "está", "?"]) == "¿Dónde está?"
+    assert T.detokenize(["he", "said", '"', "hi", '"', "."]) == 'He said "hi".'
+
+
+# --- CLIs and report -------------------------------------------------------------------
+
+
+def test_cli_help(capsys):
+    from pipelines.cli import chat, ddp_train, generate, translate
+
+    for mod in (translate, chat, generate, ddp_train):
+        with pytest.raises(SystemExit) as exc:
+            mod.main(["--help"])
+        assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "Spanish" in out and "chatbot" in out and "--prompt" in out and "torchrun" in out
+
+
+def test_clis_answer_even_with_unknown_words(trained, monkeypatch, capsys):
+    from pipelines.cli import chat, generate, translate
+    from rnnflow.cli import main as rnnflow
+
+    layout, _ = trained
+    root = str(layout.root)
+    assert (
+        rnnflow(
+            [
+                "translate",
+                "--model",
+                "toy_translate",
+                "--root",
+                root,
+                "el gato come pan .",
+                "el zorro xyz come .",
+            ]
+        )
+        == 0
+    )
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "The cat eats bread." and len(lines) == 2 and lines[1]
+    monkeypatch.setattr("sys.stdin", io.StringIO("hi how are you ?\nqwerty zzz ?\n\n"))
+    assert chat.main(["--model", "toy_dialogue", "--root", root, "--greedy", "--show-unknown"]) == 0
+    out = capsys.readouterr().out
+    assert "unknown: qwerty, zzz" in out and len(out.strip().splitlines()) == 3
+    assert (
+        generate.main(
+            [
+                "--model",
+                "toy_lm",
+                "--root",
+                root,
+                "--prompt",
+                "the cat",
+                "--seed",
+                "0",
+                "-n",
+                "2",
+                "--length",
+                "6",
+            ]
+        )
+        == 0
+    )
+    gen = capsys.readouterr().out.strip().splitlines()
+    assert len(gen) == 2 and all(g.startswith("The cat") for g in gen)
+    assert translate.main(["--model", "missing", "--root", root, "x"]) == 2
+
+
+def test_report_shows_text_metrics_and_samples(tmp_path):
+    from pipelines.flows.report import build
+    from rnnflow.io import write_json
+
+    layout = Layout(tmp_path)
+    L.write_run(
+        layout.live("tr"),
+        {
+            "model": "tr",
+            "corpus": "es_en",
+            "family": "seq2seq",
+            "epochs": 2,
+            "val_perplexity": 9.0,
+            "wall_seconds": 1.0,
+            "device": "cpu",
+        },
+        [],
+    )
+    write_json(
+        layout.metrics("tr"),
+        {
+            "model": "tr",
+            "test": {
+                "n": 10,
+                "loss": 2.0,
+                "perplexity": 7.4,
+                "bleu": 31.5,
+                "chrf": 50.0,
+                "tatoeba": {"bleu": 40.1},
+            },
+            "validation": {"perplexity": 8.0},
+        },
+    )
+    write_json(
+        layout.samples("tr"),
+        {
+            "model": "tr",
+            "task": "translate",
+            "rows": [
+                {"source": "hola | amigo", "reference": "hello friend", "beam": "hello friend"}
+            ],
+        },
+    )
+    md, rows = build(layout, "t")
+    assert rows[0]["metric"] == "bleu" and rows[0]["test"] == 31.5
+    assert "tatoeba.bleu 40.1" in rows[0]["extra"]
+    assert "## Samples: tr (translate)" in md and "hola \\| amigo" in md
+    assert "hello friend" in (tmp_path / "reports/index.html").read_text()
+
+
+# --- data-parallel ---------------------------------------------------------------------
+
+
+def test_two_process_ddp_keeps_replicas_identical(corpora, tmp_path):
+    """torchrun, 2 processes, gloo on CPU, 3 steps: both ranks end with identical weights,
+    which moved from the start, and rank 0 wrote the model."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "root"
+    tok = root / "data/05_tokens/translate"
+    tok.mkdir(parents=True)
+    for f in corpora["translate"].iterdir():
+        (tok / f.name).write_bytes(f.read_bytes())
+    model = {
+        **CFGS["translate"],
+        "epochs": 1,
+        "max_batches": 3,
+        "dropout": 0.1,
+        "softmax": "adaptive",
+        "cutoffs": [8],
+    }
+    (root / "params.yaml").write_text(
+        json.dumps({"train": {"device": "cpu", "threads": 1, "models": {"toy": model}}})
+    )
+    dump = tmp_path / "dump"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--standalone",
+            "-m",
+            "pipelines.cli.ddp_train",
+            "toy",
+            "--root",
+            str(root),
+            "--dump",
+            str(dump),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=str(PROJECT_ROOT),
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    r0, r1 = (json.loads((dump / f"rank{k}.json").read_text()) for k in (0, 1))
+    assert r0["world"] == r1["world"] == 2
+    assert r0["checksums"] == r1["checksums"]
+    saved = torch.load(root / "models/toy/model.pt", weights_only=True)
+    torch.manual_seed(0)  # fit's seed: the weights every rank started from
+    start = build_model("seq2seq", ModelConfig(**model), saved["spec"])
+    from pipelines.cli.ddp_train import state_checksums
+
+    moved = state_checksums(start)
+    assert moved.keys() == r0["checksums"].keys()
+    assert sum(moved[k] != r0["checksums"][k] for k in moved) > len(moved) // 2
+    assert (root / "checkpoints/toy/last.pt").exists()

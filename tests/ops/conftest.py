@@ -1,0 +1,190 @@
+"""Fixtures and helpers of the operations tests: a real Prefect server and its client, the
+environment a Prefect subprocess gets, the project's params in a throw-away root, and the
+``rnnflow`` command line run as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from rnnflow.env import PROJECT_ROOT
+
+#: Seconds one ``rnnflow`` command may take: the checks read params.yaml only, so even a loaded
+#: machine answers in a few seconds; a command that goes on to load a model or start Prefect is
+#: cut off.
+CASE_TIMEOUT_S = 60
+
+
+# --- a real Prefect server ---------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A loopback TCP port free now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, wait: float = 60) -> None:
+    """Send ``sig`` to ``proc`` if it still runs; kill it after ``wait`` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A real ``prefect server start`` on 127.0.0.1; yields (api url, ui url, env)."""
+    home = tmp_path_factory.mktemp("prefect_home")
+    port = free_port()
+    api, ui = f"http://127.0.0.1:{port}/api", f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        {
+            "PREFECT_HOME": str(home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "PREFECT_UI_API_URL": api,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        }
+    )
+    log = (home / "server.log").open("w")
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "prefect"),
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{api}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop(proc)
+            pytest.fail(f"prefect server did not start:\n{(home / 'server.log').read_text()}")
+        time.sleep(0.5)
+    env["PREFECT_API_URL"] = api
+    try:
+        yield api, ui, env
+    finally:
+        stop(proc, signal.SIGTERM, 30)
+        log.close()
+
+
+def client(api: str):
+    """A synchronous Prefect client of the server at ``api``."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: api}):
+        return get_client(sync_client=True)
+
+
+# --- Prefect subprocesses ----------------------------------------------------------------
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment for a Prefect subprocess: no API URL or key of its own,
+    the venv's tools first, the project importable, no telemetry, a git identity; then
+    ``extra``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PREFECT__") and k not in ("PREFECT_API_URL", "PREFECT_API_KEY")
+    }
+    env.update(
+        {
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "DO_NOT_TRACK": "1",
+            "DVC_NO_ANALYTICS": "1",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "GIT_AUTHOR_NAME": "ci",
+            "GIT_AUTHOR_EMAIL": "ci@localhost",
+            "GIT_COMMITTER_NAME": "ci",
+            "GIT_COMMITTER_EMAIL": "ci@localhost",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+CHILD_SCRIPT = textwrap.dedent('''\
+    """A stage whose flow runs through pipelines.lineage, as train/evaluate/report do."""
+    import sys
+    from pathlib import Path
+
+    from prefect import flow
+
+    from pipelines.lineage import run_stage_flow
+
+    name, out = sys.argv[1], Path(sys.argv[2])
+
+    @flow(name=name)
+    def stage(word: str) -> str:
+        return f"{name} {word}"
+
+    out.write_text(run_stage_flow(stage, word="ran") + "\\n")
+    ''')
+
+
+# --- the project's params and command line -----------------------------------------------
+
+
+def copy_params(root: Path) -> Path:
+    """The real params.yaml, source catalogues and profiles under ``root``; returns the
+    params file."""
+    shutil.copy(PROJECT_ROOT / "params.yaml", root / "params.yaml")
+    shutil.copytree(PROJECT_ROOT / "profiles", root / "profiles")
+    shutil.copytree(
+        PROJECT_ROOT / "sources", root / "sources", ignore=shutil.ignore_patterns("*.lock")
+    )
+    return root / "params.yaml"
+
+
+def rnnflow(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """Run ``rnnflow ARGS`` in the project root; on timeout kill its whole process group, so
+    no Prefect server it may have started outlives the test."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rnnflow.cli", *args],
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(stdin, timeout=CASE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"rnnflow {' '.join(args)}: still running after {CASE_TIMEOUT_S} s\n{err}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)

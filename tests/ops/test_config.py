@@ -1,0 +1,97 @@
+"""params.yaml → typed config, and profiles overlaid onto params.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import rnnflow.config as config
+from rnnflow.env import PROJECT_ROOT
+from rnnflow.hopconfig import SourcedFetchConfig
+from rnnflow.sources import with_catalogue
+from stages.sample import SampleConfig
+from tests.ops.conftest import copy_params
+
+
+def test_unknown_key_is_an_error() -> None:
+    params = {"sample": {"mnist": {"seed": 0, "trian": 10}}}
+    with pytest.raises(config.ConfigError, match="sample.mnist"):
+        config.parse(SampleConfig, params, "sample.mnist")
+
+
+def test_missing_section_names_the_key() -> None:
+    with pytest.raises(config.ConfigError, match="sample.books"):
+        config.section({"sample": {"mnist": {}}}, "sample.books")
+
+
+def test_sample_size_must_be_positive() -> None:
+    with pytest.raises(config.ConfigError):
+        config.parse(SampleConfig, {"s": {"train": 1.5}}, "s")
+
+
+def test_real_params_parse_and_name_checksums() -> None:
+    params = with_catalogue(config.load_params(PROJECT_ROOT / "params.yaml"), "mnist", PROJECT_ROOT)
+    cfg = config.parse(SourcedFetchConfig, params, "fetch.mnist")
+    assert cfg.source == ["published", "mirror_partial"]
+    for source in cfg.sources.values():
+        for f in source.files.values():
+            assert f.pinned
+            algo, _, digest = f.checksum.partition(":")
+            assert algo in {"md5", "sha256"} and len(digest) in {32, 64}
+
+
+@pytest.fixture
+def params_copy(tmp_path: Path) -> Path:
+    return copy_params(tmp_path)
+
+
+def test_profile_applies_once_and_keeps_comments(params_copy: Path) -> None:
+    from pipelines.ops.workspace import apply_profile
+
+    before = params_copy.read_text()
+    changed = apply_profile(params_copy.parent, "ci")
+    assert "fetch.parity.n" in changed and "train.models.mnist_cnn.epochs" in changed
+    after = params_copy.read_text()
+    assert "# rnnflow params" in after  # comments survive
+    merged = config.load_params(params_copy)
+    assert merged["fetch"]["parity"]["n"] == 4000
+    assert merged["train"]["models"]["mnist_cnn"]["epochs"] == 1
+    # Everything the profile does not name is untouched.
+    assert (
+        merged["train"]["models"]["mnist_cnn"]["lr"]
+        == config.load_params(PROJECT_ROOT / "params.yaml")["train"]["models"]["mnist_cnn"]["lr"]
+    )
+    assert apply_profile(params_copy.parent, "ci") == {}
+    assert params_copy.read_text() == after != before
+
+
+def test_unknown_profile_lists_known(params_copy: Path) -> None:
+    from pipelines.ops.workspace import apply_profile
+
+    with pytest.raises(config.ConfigError, match="ci"):
+        apply_profile(params_copy.parent, "nope")
+
+
+def test_flatten_gives_dvc_set_param_form() -> None:
+    assert config.flatten({"a": {"b": 1, "c": {"d": [1, 2]}}}) == {"a.b": 1, "a.c.d": [1, 2]}
+
+
+def test_profiles_change_sizes_not_sources() -> None:
+    """Sources are chosen by availability (params' ordered lists), never by a profile."""
+    for path in sorted((PROJECT_ROOT / "profiles").glob("*.yaml")):
+        overlay = config.flatten(config.load_params(path))
+        assert not [k for k in overlay if ".source" in k], path
+
+
+def test_exp_run_arguments_parse_as_dvc_overrides(params_copy: Path) -> None:
+    """`rnnflow profile ci --dry-run` prints `-S` overrides in Hydra's grammar: lists without
+    spaces, null and true as YAML spells them, so `dvc exp run` reads the same values."""
+    from rnnflow.cli import override_value, set_params_args
+
+    assert override_value([500, 2000]) == "[500,2000]"
+    assert override_value(None) == "null" and override_value(True) == "true"
+    assert override_value("cosine") == "cosine" and override_value("a b") == '"a b"'
+    args = set_params_args("ci", params_copy.parent)
+    assert args[0] == "-S" and "train.models.mnist_cnn.epochs=1" in args
+    assert "+train.models.books_lm.max_batches=15" in args  # not in params.yaml: added

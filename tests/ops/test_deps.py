@@ -1,0 +1,109 @@
+"""Every DVC stage lists, as deps, every project file its command imports.
+
+The closure and the check are ``rnnflow.deps`` (``rnnflow deps`` runs them); here every stage
+of the project's dvc.yaml is checked, the check is shown to fail on a missing dep, and
+``rnnflow deps --write`` is run on a copy of the project.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rnnflow import cli
+from rnnflow.deps import (
+    COMMENT,
+    PACKAGES,
+    check,
+    import_closure,
+    imported_modules,
+    stages,
+    uncovered,
+    write,
+)
+from rnnflow.env import PROJECT_ROOT
+
+ALL_STAGES = stages()
+
+
+@pytest.mark.parametrize("name,cmd,deps", ALL_STAGES, ids=[s[0] for s in ALL_STAGES])
+def test_stage_deps_cover_its_import_closure(name: str, cmd: str, deps: list[Path]) -> None:
+    missing = uncovered(import_closure(cmd), deps)
+    assert not missing, (
+        f"dvc.yaml stage {name!r} ({cmd}) imports files it does not list as deps: {missing}"
+    )
+
+
+def test_the_closure_check_sees_a_missing_dep() -> None:
+    """The check itself can fail: drop rnnflow/hashing.py's cover from a sample stage."""
+    name, cmd, deps = next(s for s in ALL_STAGES if s[0] == "sample@parity")
+    closure = import_closure(cmd)
+    hashing = PROJECT_ROOT / "rnnflow" / "hashing.py"
+    assert hashing in closure
+    without = [d for d in deps if d.resolve() not in (hashing, hashing.parent)]
+    assert "rnnflow/hashing.py" in uncovered(closure, without)
+
+
+def test_function_local_imports_count(tmp_path: Path) -> None:
+    mod = tmp_path / "m.py"
+    mod.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import stages.x\n"
+        "def f():\n    from rnnflow import hashing\n    import pipelines.y\n"
+    )
+    found = imported_modules(mod, "pkg.m")
+    assert {"rnnflow", "rnnflow.hashing", "pipelines.y"} <= found
+    assert "stages.x" not in found
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Path:
+    """The project's dvc.yaml, params.yaml and packages in a fresh DVC repository (no git):
+    what DVC needs to resolve the stages and the closure to read the sources."""
+    from dvc.repo import Repo
+
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(PROJECT_ROOT / name, tmp_path / name)
+    for package in PACKAGES:
+        shutil.copytree(
+            PROJECT_ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    Repo.init(str(tmp_path), no_scm=True).close()
+    return tmp_path
+
+
+def _deps_of(text: str, group: str) -> list[str]:
+    from ruamel.yaml import YAML
+
+    stage = YAML(typ="safe").load(text)["stages"][group]
+    return list(stage.get("do", stage)["deps"])
+
+
+def test_write_puts_a_removed_code_dep_back_and_a_second_write_changes_nothing(
+    project_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dvc_yaml = project_copy / "dvc.yaml"
+    original = dvc_yaml.read_text()
+    head, sample = original.split("\n  sample:\n")
+    sample = sample.replace("        - rnnflow/hashing.py\n", "", 1)
+    dvc_yaml.write_text(f"{head}\n  sample:\n{sample}")
+    dropped = [d for d in _deps_of(original, "sample") if d != "rnnflow/hashing.py"]
+    assert _deps_of(dvc_yaml.read_text(), "sample") == dropped
+
+    assert cli.main(["deps", "--root", str(project_copy)]) == 1
+    out = capsys.readouterr().out
+    assert "sample@parity (python -m stages.sample parity): rnnflow/hashing.py" in out
+
+    assert cli.main(["deps", "--write", "--root", str(project_copy)]) == 0
+    assert capsys.readouterr().out == "dvc.yaml: deps rewritten\n"
+    written = dvc_yaml.read_text()
+    groups = ("fetch", "clean", "format", "sample", "tokenize", "train", "evaluate", "report")
+    for group in groups:
+        assert _deps_of(written, group) == _deps_of(original, group), group
+    # one comment over each stage's code deps: an old one is replaced, not kept beside it
+    assert written.count("the command's import closure") == written.count(COMMENT) == len(groups)
+    assert check(project_copy) == []
+
+    assert write(project_copy) is False
+    assert dvc_yaml.read_text() == written

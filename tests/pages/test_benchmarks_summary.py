@@ -1,0 +1,215 @@
+"""BENCHMARKS.md's generated tables equal what ``benchmarks/summary.py`` makes from the JSON.
+
+The first test is the gate (``summary.py --check`` on the repository); the others check the
+mechanics on a throw-away root with made-up metrics and results.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines import live as L
+from rnnflow.env import PROJECT_ROOT as ROOT
+from tests.conftest import load_script
+
+SCRIPT = ROOT / "benchmarks" / "summary.py"
+
+
+@pytest.fixture(scope="module")
+def summary():
+    return load_script(SCRIPT, "benchmarks_summary")
+
+
+def test_benchmarks_md_tables_are_current():
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, (
+        "BENCHMARKS.md's generated tables are stale; run `python benchmarks/summary.py --write`"
+        f"\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
+    )
+
+
+def test_every_block_is_in_benchmarks_md(summary):
+    text = (ROOT / "BENCHMARKS.md").read_text()
+    present = {m.group("name") for m in summary.BLOCK_RE.finditer(text)}
+    assert present == set(summary.BLOCKS)
+
+
+def _fake_root(tmp_path: Path) -> Path:
+    root = tmp_path / "run"
+    (root / "metrics").mkdir(parents=True)
+    (root / "benchmarks" / "results").mkdir(parents=True)
+    shutil.copy(ROOT / "params.yaml", root / "params.yaml")
+
+    def w(name: str, doc: dict) -> None:
+        (root / "metrics" / name).write_text(json.dumps(doc))
+
+    train = {"wall_seconds": 12.5, "epochs": 3, "saved_epoch": 2, "device": "cpu", "n_train": 100}
+    w(
+        "mnist_cnn.json",
+        {
+            "test": {"n": 10000, "loss": 0.03, "accuracy": 0.9912},
+            "validation": {"n": 1853, "accuracy": 0.993},
+        },
+    )
+    L.write_run(L.live_dir(root, "mnist_cnn"), train, [])
+    w(
+        "books_lm.json",
+        {
+            "test": {"n": 9, "perplexity": 91.23, "ngram_perplexity": 129.8},
+            "validation": {"perplexity": 92.4, "ngram_perplexity": 131.7},
+        },
+    )
+    L.write_run(L.live_dir(root, "books_lm"), train, [])
+    w(
+        "es_en_translator.json",
+        {
+            "validation": {"perplexity": 9.1},
+            "test": {
+                "n": 20,
+                "perplexity": 9.3,
+                "decoding": {"beam": 5},
+                "bleu": 27.2,
+                "chrf": 50.1,
+                "bleu_greedy": 25.0,
+                "signature": {"bleu": "nrefs:1|tok:13a", "chrf": "x"},
+                "tatoeba": {"n": 11, "bleu": 35.3, "bleu_greedy": 32.1, "chrf": 52.2},
+            },
+        },
+    )
+    L.write_run(L.live_dir(root, "es_en_translator"), train, [])
+    return root
+
+
+def test_tables_from_fake_metrics_and_round_trip(summary, tmp_path):
+    root = _fake_root(tmp_path)
+    blocks = summary.render(root)
+    assert (
+        "| mnist_cnn | accuracy 0.9912 (n=10000) | 12.5 | 3 (2) | cpu | 100 |" in blocks["models"]
+    )
+    assert "(no metrics: stage not run)" in blocks["models"]  # the other models
+    assert "perplexity 91.2 (validation 92.4)" in blocks["text-quality"]
+    assert "tatoeba (n=11): BLEU 35.3 / 32.1" in blocks["text-quality"]
+    assert "nrefs:1|tok:13a" in blocks["text-quality"]
+    assert blocks["peers-lm"].startswith("_Not measured yet")
+
+    doc = root / "B.md"
+    doc.write_text(
+        "# t\n\nprose\n\n<!-- summary:models -->\nstale\n<!-- /summary:models -->\n\nmore prose\n"
+    )
+    check = [str(SCRIPT), "--root", str(root), "--doc", str(doc)]
+    proc = subprocess.run([sys.executable, *check, "--check"], capture_output=True, text=True)
+    assert proc.returncode == 1 and "-stale" in proc.stdout
+    assert subprocess.run([sys.executable, *check, "--write"], capture_output=True).returncode == 0
+    text = doc.read_text()
+    assert text.startswith("# t\n\nprose\n\n<!-- summary:models -->\n| model |")
+    assert text.endswith("<!-- /summary:models -->\n\nmore prose\n")
+    proc = subprocess.run([sys.executable, *check, "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_unknown_block_is_an_error(summary, tmp_path):
+    root = _fake_root(tmp_path)
+    doc = root / "B.md"
+    doc.write_text("<!-- summary:nope -->\nx\n<!-- /summary:nope -->\n")
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--root", str(root), "--doc", str(doc), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "nope" in proc.stderr
+
+
+def _gpu_results(root: Path) -> None:
+    """A gpu_lm JSON as ``benchmarks/gpu_lm.py`` writes it (one speed row, one quality row) and
+    a stage-times JSON as ``benchmarks/gpu.sh`` writes it, cut short by its time limit."""
+    res = root / "benchmarks" / "results"
+    res.mkdir(parents=True, exist_ok=True)
+    row = {"config": "b512 bf16", "batch": 512, "tokens_per_s": 1_234_567.0,
+           "speedup_vs_baseline": 4.29, "achieved_tflops": 48.2,
+           "fraction_of_roofline": 0.0612, "peak_mem_gib": 11.5}  # fmt: skip
+    quality = {"config": "b512 bf16", "lr": 0.001, "steps": 167, "seconds": 5.1, "val_loss": 2.3456,
+               "val_perplexity": 10.44, "excess_over_entropy": 0.2472}  # fmt: skip
+    (res / "gpu_lm_h200.json").write_text(json.dumps({
+        "device": "NVIDIA H200", "torch": "2.11.0+cu130",
+        "flops_per_token": {"lstm": 40.6e6, "softmax": 64.7e6, "total": 105.3e6},
+        "peak_bf16_tflops": 788.0, "peak_source": "measured", "roofline_tokens_per_s": 7.48e6,
+        "speed": [row], "quality": [quality], "quality_tokens": 6_000_000, "val_tokens": 500_000,
+        "source_entropy_nats": 2.0984}))  # fmt: skip
+    (res / "gpu_lm_cpu.json").write_text("{}")  # a CPU smoke run: not a GPU table
+    (res / "gpu_stages_h200.json").write_text(json.dumps({
+        "device": "NVIDIA H200", "torch": "2.11.0+cu130",
+        "stages": {"train@books_lm": {"seconds": 41.25, "rc": 0},
+                   "evaluate@books_lm": {"seconds": 12.5, "rc": 0}},
+        "unfinished": ["train@es_en_translator"]}))  # fmt: skip
+
+
+def test_gpu_blocks_from_results(summary, tmp_path):
+    root = _fake_root(tmp_path)
+    assert summary.render(root)["gpu-lm"].startswith("_Not measured yet")
+    assert summary.render(root)["gpu-stages"].startswith("_Not measured yet")
+    _gpu_results(root)
+    blocks = summary.render(root)
+    lm = blocks["gpu-lm"]
+    assert "105.3 MFLOPs/token (LSTM 40.6, softmax 64.7)" in lm
+    assert "788 TFLOP/s (measured) → roofline 7.48M tokens/s" in lm
+    assert "| b512 bf16 | 512 | 1,234,567 | 4.29× | 48.2 | 6.1 % | 11.5 |" in lm
+    assert "| b512 bf16 | 0.001 | 167 | 5.1 | 2.3456 | 10.44 | 0.2472 |" in lm
+    assert lm.count("(torch") == 1  # the CPU smoke file is not a table
+    st = blocks["gpu-stages"]
+    assert "| NVIDIA H200 | train@books_lm | 41.2 | 0 |" in st
+    assert "| NVIDIA H200 | **all of the above** | 53.8 | |" in st
+    assert "cut short train@es_en_translator; 19 more stages not started" in st
+
+
+def test_data_half_block_from_results(summary, tmp_path):
+    root = _fake_root(tmp_path)
+    assert summary.render(root)["data-half"].startswith("_Not measured yet")
+    machine = {"cpus": 2, "load_avg_at_start": [0.3, 0, 0]}
+    (root / "benchmarks" / "results" / "data_half.json").write_text(json.dumps({
+        "stages": 40, "repeat": 1, "wall_s": 190.0,
+        "runs": [{"lock_unchanged": True}], "machine": machine, "measured_at": "T"}))  # fmt: skip
+    block = summary.render(root)["data-half"]
+    assert "| each hop a `python -m stages.<hop>` process | 190.0 s (3.2 min) | 4.75 s |" in block
+    assert "byte-identical after every run: True" in block
+
+
+def test_scale_and_memory_blocks_from_the_committed_results(summary, tmp_path):
+    """Both tables come from one scale_es_en.json: the committed one, copied to a fake root."""
+    root = _fake_root(tmp_path)
+    assert summary.render(root)["scale"].startswith("_Not measured yet")
+    shutil.copy(ROOT / "benchmarks/results/scale_es_en.json", root / "benchmarks/results")
+    blocks = summary.render(root)
+    assert "| fetch | 10,000,000 | 30.9 | 323,834 | 474 MiB | 476 MiB | 178 s |" in blocks["scale"]
+    assert "the five hops took 422 s (7.0 min), peak RSS 938 MiB" in blocks["scale"]
+    assert "| clean | 351 MiB | 496 MiB | 17 B | 1.3 GiB |" in blocks["memory"]
+    assert "| fetch | 300 MiB | 298 MiB | flat |" in blocks["memory"]
+    assert "/tmp/" not in blocks["scale"] + blocks["memory"]
+
+
+def test_committed_results_name_no_absolute_path():
+    """A committed result reads the same on any machine: no path of the machine that made it."""
+
+    def strings(x):
+        if isinstance(x, dict):
+            x = list(x.values())
+        if isinstance(x, list):
+            return [s for v in x for s in strings(v)]
+        return [x] if isinstance(x, str) else []
+
+    for path in sorted((ROOT / "benchmarks" / "results").glob("*.json")):
+        found = [s for s in strings(json.loads(path.read_text())) if re.search(r"(^|\s)/\w+/", s)]
+        found = [s for s in found if not s.startswith("/usr/bin/time")]  # a tool, not a path
+        assert not found, f"{path.name}: {found[:3]}"
