@@ -6,13 +6,13 @@ Run it in a checkout whose pipeline is up to date (after ``make repro``, or a cl
 ``dvc pull``): every stage is skipped, so the time is DVC's own -- loading dvc.yaml and
 dvc.lock, hashing each stage's deps, and reading params.yaml once **per stage** to compare
 params. DVC reads YAML with ruamel's ``safe`` loader, which uses libyaml when
-``ruamel.yaml.clib`` is installed (the opt-in extra ``fastyaml``); the "pure" runs hide the C
-extension from the same interpreter (``sys.modules[...] = None``), so ruamel falls back to its
-Python parser. The runs alternate, so machine noise hits both alike; ``dvc status`` is timed
-too. Needs ``ruamel.yaml.clib`` importable (``pip install -e '.[fastyaml]'``, or ``pip install
---target DIR ruamel.yaml.clib`` and ``PYTHONPATH=DIR``). It is not a default because libyaml
-refuses the params.yaml of older commits of this repository (a colon inside a flow sequence:
-``urls: [https://...]``), so ``dvc metrics diff``/``params diff`` against them fail with it.
+``ruamel.yaml.clib`` is importable; the "pure" runs hide the C extension from the same
+interpreter (``sys.modules[...] = None``), so ruamel falls back to its Python parser. The runs
+alternate, so machine noise hits both alike; ``dvc status`` is timed too. rnnflow does not
+install ``ruamel.yaml.clib``: for this script, ``pip install --target DIR ruamel.yaml.clib``
+and ``PYTHONPATH=DIR``. libyaml refuses the params.yaml of older commits of this repository (a
+colon inside a flow sequence: ``urls: [https://...]``), so with it installed ``dvc metrics
+diff``/``params diff`` against them fail.
 
 Writes median/min seconds and the ratio to ``benchmarks/results/noop_repro.json``.
 """

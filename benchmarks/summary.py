@@ -316,7 +316,7 @@ def block_noop_repro(root: Path) -> list[str]:
     doc = _result(root, "noop_repro", "python benchmarks/noop_repro.py")
     med, low = doc["median"], doc["min"]
     head = [f"command ({doc['stages']} stages, {doc['repeat']} runs each)"]
-    head += ["libyaml (`.[fastyaml]`, opt-in)", "pure-Python YAML (the default)", "pure / libyaml"]
+    head += ["libyaml (`ruamel.yaml.clib`)", "pure-Python YAML (the default)", "pure / libyaml"]
     rows = [
         [f"`dvc {cmd}`, nothing to do"]
         + [f"{med[f'{cmd}_{y}']:.2f} s (min {low[f'{cmd}_{y}']:.2f})" for y in ("libyaml", "pure")]
