@@ -9,7 +9,7 @@ one Prefect task — a pure function of (input path, shard, adapter, artifacts/m
 that writes one part file and validates it with the hop's own suite — mapped over a
 ``prefect_dask.DaskTaskRunner``. The flow then streams the parts, in order, into **one**
 Parquet file per split and removes them, so the output equals the serial hop's row for
-row (``tests/test_shards.py`` checks it) and the layout stays "few big files".
+row (``tests/data/test_shards.py`` checks it) and the layout stays "few big files".
 
 What stays serial, in the flow process: tokenize's ``fit`` (one streaming pass over train;
 its result is shipped to every task) and sample's global choice of rows (the ``row_id``
