@@ -156,9 +156,10 @@ RUN_OUTPUTS = (
     "metrics/",
     "plots/",
     "reports/",
-    "sources/",
     "models/",
     "dvclive/",
+    # the trust-on-first-use locks (fetch writes them); the catalogues beside them are inputs
+    *(f"sources/{p.name}" for p in sorted((PROJECT_ROOT / "sources").glob("*.lock"))),
 )
 
 

@@ -151,10 +151,15 @@ def published_files(rng: np.random.Generator) -> dict[str, bytes]:
     return files
 
 
-def point_params_at(params: dict, base: str, files: dict[str, bytes]) -> dict:
-    """The copy's params: each published source's URL on the loopback server; the fixture
-    MNIST files pinned by their own sha256 (the real md5s name the real files)."""
-    fetch = params["fetch"]
+#: The corpora with a source catalogue (``sources/<corpus>.yaml``).
+CATALOGUED = ("mnist", "es_en", "twitter", "books")
+
+
+def point_params_at(root: Path, base: str, files: dict[str, bytes]) -> None:
+    """The copy's source catalogues: each published source's URL on the loopback server; the
+    fixture MNIST files pinned by their own sha256 (the real md5s name the real files); and
+    its params: a short network policy."""
+    fetch = {c: {"sources": load_params(root / "sources" / f"{c}.yaml")} for c in CATALOGUED}
     mnist = fetch["mnist"]["sources"]["published"]
     mnist["urls"] = [base + "mnist/"]
     for f in mnist["files"].values():
@@ -165,8 +170,13 @@ def point_params_at(params: dict, base: str, files: dict[str, bytes]) -> dict:
     fetch["twitter"]["sources"]["published"]["urls"] = [base + "twitter/"]
     fetch["books"]["sources"]["gutenberg"]["urls"] = [base + "gutenberg/"]
     fetch["books"]["sources"]["tinyshakespeare"]["urls"] = [base + "shakespeare/"]
-    fetch["network"] = {"retries": 2, "timeout_s": 30, "backoff_s": 0.1}
-    return params
+    for corpus, section in fetch.items():
+        dump_yaml(section["sources"], root / "sources" / f"{corpus}.yaml")
+    params = load_params(root / "params.yaml")
+    params["fetch"]["network"] = {"retries": 2, "timeout_s": 30, "backoff_s": 0.1}
+    # Block style, as params.yaml is written: `dvc exp run -S` keeps a file's style, and a
+    # URL in a flow sequence (`urls: [http://127.0.0.1:8000/]`) is an error for libyaml.
+    dump_yaml(params, root / "params.yaml")
 
 
 def sh(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 2400) -> str:
@@ -196,11 +206,9 @@ def online_run(served: Server, tls, tmp_path_factory) -> tuple[Path, dict[str, s
     """A copy of the project (no mirror beside it) after `make repro PROFILE=ci`."""
     top = tmp_path_factory.mktemp("online")
     root = copy_checkout(top / "rnnflow")
-    params = point_params_at(load_params(root / "params.yaml"), served.base, served.files)
-    # Block style, as params.yaml is written: `dvc exp run -S` keeps a file's style, and a
-    # URL in a flow sequence (`urls: [http://127.0.0.1:8000/]`) is an error for libyaml.
-    dump_yaml(params, root / "params.yaml")
-    assert not (root / "sources").exists()  # first use everywhere: no committed locks copied
+    point_params_at(root, served.base, served.files)
+    # first use everywhere: no committed locks copied
+    assert not list((root / "sources").glob("*.lock"))
     venv = Path(sys.executable).parent.parent
     env = {
         k: v

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from pipelines.ops import workspace as W
+from rnnflow.config import load_params
 from tests.conftest import RUN_OUTPUTS, copy_checkout, lock_held, sha256
 from tests.ops.conftest import client, copy_params, stop
 
@@ -92,11 +93,10 @@ def base_project(tmp_path_factory, server):
     root = top / "base"
     copy_checkout(root, skip=RUN_OUTPUTS + ("registry/",))
     env = project_env(root, senv, mirror)
-    # The tiny mirror takes the place of the published files (a writer may not add a source).
-    W.set_params(
-        root / "params.yaml",
-        {"fetch.mnist.sources.published": source, "fetch.mnist.source": ["published"]},
-    )
+    # The tiny mirror takes the place of the published files in the copy's catalogue.
+    catalogue = root / "sources" / "mnist.yaml"
+    catalogue.write_text(json.dumps({**load_params(catalogue), "published": source}))
+    W.set_params(root / "params.yaml", {"fetch.mnist.source": ["published"]})
     sh([sys.executable, "-m", "rnnflow.cli", "profile", "ci"], root, env)
     W.set_params(
         root / "params.yaml",
