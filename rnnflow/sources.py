@@ -72,7 +72,12 @@ def with_catalogue(params: dict[str, Any], corpus: str, root: Path) -> dict[str,
             f"fetch.{corpus}.sources is set in params and in {path}: keep the catalogue "
             f"in {path.name} only"
         )
-    catalogue = load_params(path)
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        catalogue = load_params(path)
+    except YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     return {**params, "fetch": {**params["fetch"], corpus: {**section, "sources": catalogue}}}
 
 

@@ -380,3 +380,17 @@ def test_the_catalogue_file_serves_and_the_report_names_no_machine_path(
     path.write_text(json.dumps(doc))
     assert run_hop("fetch", "twitter", text_root) == 1
     assert "sources/twitter.yaml" in capsys.readouterr().err
+
+
+def test_a_broken_catalogue_file_is_named(text_root: Path, capsys) -> None:
+    """A catalogue that is not YAML stops fetch with one line naming the file, nothing written."""
+    write_params(text_root, published("https://127.0.0.1:9/"))
+    doc = json.loads((text_root / "params.yaml").read_text())
+    del doc["fetch"]["twitter"]["sources"]
+    (text_root / "params.yaml").write_text(json.dumps(doc))
+    (text_root / "sources").mkdir()
+    (text_root / "sources" / "twitter.yaml").write_text("published: [unclosed\n")
+    assert run_hop("fetch", "twitter", text_root) == 1
+    err = capsys.readouterr().err
+    assert "sources/twitter.yaml: not valid YAML" in err and "Traceback" not in err, err
+    assert not data_dir("fetch", "twitter", text_root).exists()
