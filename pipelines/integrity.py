@@ -174,7 +174,7 @@ def code_hash(stage: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.integrity",
+        prog="rnnflow verify",
         description="Check every output recorded in dvc.lock against its bytes "
         "(and, with --cache, every object of the local DVC cache against its name).",
     )

@@ -25,11 +25,15 @@ ends the stage at once with one line, instead of minutes of client retries and t
 
 from __future__ import annotations
 
+import argparse
 import base64
 import http.client
+import json
 import logging
 import os
+import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -182,12 +186,87 @@ def _parent_task_run() -> UUID | None:
         return None
 
 
-def run_stage_flow(flow: Callable[..., Any], **parameters: Any) -> Any:
+def short_commit(root: Path) -> str:
+    """The checkout's ``HEAD`` as 7 hex digits (``nogit`` outside a git checkout)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=7", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "nogit"
+    return out.stdout.strip() if out.returncode == 0 else "nogit"
+
+
+def model_tags(root: Path, params_path: str, model: str) -> list[str]:
+    """``task:<task>`` and ``family:<family>`` of ``model``, as far as they can be read.
+
+    Best effort: a model the params file lacks gets no tags here, and the flow itself then
+    says what is wrong with it.
+    """
+    from rnnflow.config import load_params
+
+    try:
+        entry = load_params(root / params_path)["train"]["models"][model]
+        family, corpus = str(entry["family"]), str(entry["corpus"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return []
+    tags = [f"family:{family}"]
+    try:
+        spec = json.loads((root / "data" / "05_tokens" / corpus / "spec.json").read_text())
+        tags.insert(0, f"task:{spec['task']}")
+    except (OSError, KeyError, TypeError, ValueError):
+        pass
+    return tags
+
+
+def stage_main(flow: Any, doc: str, argv: list[str] | None, *, model: bool = True) -> Any:
+    """The command line of a stage's flow (``rnnflow train|evaluate MODEL``, ``rnnflow
+    report``): parse it, then run the flow named ``<flow>-<model>-<commit>`` and tagged with
+    the model, its task, family and commit (:func:`run_stage_flow`); returns what it returned."""
+    parser = argparse.ArgumentParser(
+        prog=f"rnnflow {flow.name}",
+        description=doc.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    if model:
+        parser.add_argument("model", help="model name: a key of train.models in the params file")
+    parser.add_argument(
+        "--params",
+        default="params.yaml",
+        help="params file, relative to the root (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--root", default=None, help="project root (default: this checkout)", type=str
+    )
+    args = parser.parse_args(argv)
+    root = Path(args.root) if args.root else Path(__file__).resolve().parent.parent
+    commit = short_commit(root)
+    parameters: dict[str, Any] = {"params_path": args.params, "root": args.root}
+    name, tags = f"{flow.name}-{commit}", [f"commit:{commit}"]
+    if model:
+        parameters["model"] = args.model
+        name = f"{flow.name}-{args.model}-{commit}"
+        tags = [f"model:{args.model}", *model_tags(root, args.params, args.model), *tags]
+    return run_stage_flow(flow, run_name=name, run_tags=tags, **parameters)
+
+
+def run_stage_flow(
+    flow: Callable[..., Any],
+    *,
+    run_name: str | None = None,
+    run_tags: list[str] | tuple[str, ...] = (),
+    **parameters: Any,
+) -> Any:
     """Call a stage's Prefect ``flow`` with ``parameters``, under its parent run when there is one.
 
-    With ``RNNFLOW_PARENT_TASK_RUN`` set, the flow run is created first with that
-    ``parent_task_run_id`` (and the ``RNNFLOW_RUN_TAGS`` tags), then executed by Prefect's own
-    engine (``run_flow(flow, flow_run=...)``): retries, logs, artifacts and states as for any run.
+    The run is named ``run_name`` (Prefect's random name if None) and tagged with ``run_tags``
+    and the ``RNNFLOW_RUN_TAGS`` tags. With ``RNNFLOW_PARENT_TASK_RUN`` set, the flow run is
+    created first with that ``parent_task_run_id``, then executed by Prefect's own engine
+    (``run_flow(flow, flow_run=...)``): retries, logs, artifacts and states as for any run.
 
     First this process is tied to its parent's life and the server named by ``PREFECT_API_URL``
     is checked (see the module's docstring): ``SystemExit`` with one line if it does not answer.
@@ -196,8 +275,10 @@ def run_stage_flow(flow: Callable[..., Any], **parameters: Any) -> Any:
     _require_server()
     from prefect import tags as prefect_tags
 
-    tags = env_tags()
+    tags = list(dict.fromkeys([*env_tags(), *run_tags]))
     parent = _parent_task_run()
+    if run_name is not None:
+        flow = flow.with_options(flow_run_name=run_name)  # type: ignore[attr-defined]
     with prefect_tags(*tags):
         if parent is None:
             return flow(**parameters)
@@ -208,6 +289,7 @@ def run_stage_flow(flow: Callable[..., Any], **parameters: Any) -> Any:
             with get_client(sync_client=True) as client:
                 run = client.create_flow_run(
                     flow,  # type: ignore[arg-type]
+                    name=run_name,
                     parameters=parameters,
                     tags=tags,
                     parent_task_run_id=parent,
@@ -220,3 +302,28 @@ def run_stage_flow(flow: Callable[..., Any], **parameters: Any) -> Any:
             )
             return flow(**parameters)
         return run_flow(flow, flow_run=run, parameters=parameters)  # type: ignore[arg-type]
+
+
+def artifact_key(*parts: str) -> str:
+    """A Prefect artifact key (lowercase letters, digits, dashes)."""
+    return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
+
+
+def publish_markdown(markdown: str, key: str, description: str, log: Any = None) -> None:
+    """A Markdown artifact on the current run; never fails the run."""
+    try:
+        from prefect.artifacts import create_markdown_artifact
+
+        create_markdown_artifact(markdown=markdown, key=key, description=description)
+    except Exception as exc:  # no API (plain function call), or the server went away
+        (log or _log).warning("could not publish the %s artifact: %s", key, exc)
+
+
+def publish_table(rows: list[dict[str, Any]], key: str, description: str, log: Any = None) -> None:
+    """A table artifact on the current run; never fails the run."""
+    try:
+        from prefect.artifacts import create_table_artifact
+
+        create_table_artifact(table=rows, key=key, description=description)
+    except Exception as exc:
+        (log or _log).warning("could not publish the %s artifact: %s", key, exc)

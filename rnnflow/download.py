@@ -339,7 +339,7 @@ def _download(
     if spec.checksum is None:
         part.unlink(missing_ok=True)
     if mirror_file is not None:
-        where = f"the mirror (${MIRROR_ENV}) has no {mirror_file}"
+        where = f"the mirror has no {mirror_file}"
     else:
         where = (
             f"no local mirror is set: set {MIRROR_ENV}=/path/to/mirror (e.g. "

@@ -1,6 +1,6 @@
 """Evaluate a trained model on the test (and validation) split — the ``evaluate`` stage.
 
-    python -m pipelines.flows.evaluate mnist_cnn
+    rnnflow evaluate mnist_cnn     # or: python -m pipelines.flows.evaluate mnist_cnn
 
 Reads ``models/<model>/model.pt`` (weights + config + spec) and ``data/05_tokens/<corpus>/``;
 writes ``metrics/<model>.json`` (``{"test": {...}, "validation": {...}}``, the metrics of the
@@ -17,7 +17,6 @@ BLEU/chrF, distinct-n.
 
 from __future__ import annotations
 
-import argparse
 import io
 import sys
 from pathlib import Path
@@ -33,13 +32,14 @@ from pipelines import device as dev
 from pipelines import tasks
 from pipelines.config import EvaluateConfig, Layout, ModelConfig
 from pipelines.integrity import verify
-from pipelines.lineage import run_stage_flow
+from pipelines.lineage import artifact_key, publish_table, stage_main
 from pipelines.models import build_model
 from pipelines.outputs import write_atomic, write_metrics
 from rnnflow.config import load_params, parse
 from rnnflow.io import write_json
 
 SPLITS = ("test", "validation")
+SAMPLE_ROWS = 5  # sample rows a text model shows in the UI (the report shows them all)
 
 
 def load_trained(
@@ -133,22 +133,37 @@ def evaluate(
     result = score_model(
         layout.model(model), net, spec, layout.tokens(cfg.corpus), ecfg, str(device)
     )
-    return write_outputs(layout, model, spec, result)
+    metrics = write_outputs(layout, model, spec, result)
+    publish_run(model, metrics, result.samples if tasks.for_spec(spec).text else [])
+    return metrics
+
+
+def metric_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per numeric metric (dotted names for nested ones), test beside validation."""
+
+    def flat(d: dict[str, Any], prefix: str = "") -> dict[str, float]:
+        out: dict[str, float] = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out.update(flat(v, f"{prefix}{k}."))
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                out[f"{prefix}{k}"] = v
+        return out
+
+    test, val = flat(metrics.get("test", {})), flat(metrics.get("validation", {}))
+    return [{"metric": k, "test": test.get(k), "validation": val.get(k)} for k in test | val]
+
+
+def publish_run(name: str, metrics: dict[str, Any], samples: list[dict[str, Any]]) -> None:
+    """The run in the Prefect UI: its metrics, and the first of ``samples`` (text models')."""
+    publish_table(metric_rows(metrics), artifact_key("evaluate", name), f"evaluate {name}")
+    text = [{k: v for k, v in row.items() if isinstance(v, str)} for row in samples[:SAMPLE_ROWS]]
+    if text:
+        publish_table(text, artifact_key("evaluate", name, "samples"), f"evaluate {name}: samples")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.flows.evaluate", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("model", help="model name: models/<model>/model.pt must exist")
-    parser.add_argument(
-        "--params",
-        default="params.yaml",
-        help="params file, relative to the root (default: %(default)s)",
-    )
-    parser.add_argument("--root", default=None, help="project root (default: this checkout)")
-    args = parser.parse_args(argv)
-    metrics = run_stage_flow(evaluate, model=args.model, params_path=args.params, root=args.root)
+    metrics = stage_main(evaluate, __doc__, argv)
     print({k: v for k, v in metrics["test"].items()})
     return 0
 

@@ -1,20 +1,19 @@
 """Gather every model's metrics, curves and confusion matrix and the data reports into one page.
 
-    python -m pipelines.flows.report
+    rnnflow report     # or: python -m pipelines.flows.report
 
 Reads ``metrics/*.json``, each model's DVCLive directory ``dvclive/<model>/`` (training
-curves and final numbers, :mod:`pipelines.live`; a run from before DVCLive:
-``metrics/<model>_train.json`` and ``plots/<model>/history.csv``), ``plots/*/confusion.csv``,
+curves and final numbers, :mod:`pipelines.live`), ``plots/*/confusion.csv``,
 ``reports/samples/<model>.json`` (generations, translations, replies of the text models;
 example predictions of the tensor models, drawn as thumbnails when a row carries an image),
 ``reports/validation/<hop>/<corpus>.json`` and ``reports/clean/<corpus>.json`` (whichever
 exist); writes ``reports/index.md``, ``reports/index.html`` (offline: inline CSS, the sample
 thumbnails as data URIs, the plots as relative ``img/`` PNGs, no CDN — ``dvc plots`` HTML is
 blank offline) and ``reports/img/*.png`` (the plots both pages link). Both are rendered by
-:mod:`pipelines.render`. The page
-links the search, compare and champion (retrain) pages under ``reports/`` that exist when
-it is built. Which metric heads a model's row, and which extras sit beside it, is its
-task's business (:mod:`pipelines.tasks`), never a list kept here.
+:mod:`pipelines.render`. The page links ``reports/pages.html``, which the search, compare and
+retrain commands keep: their pages are no DVC outputs, so this stage's never change with them.
+Which metric heads a model's row, and which extras sit beside it, is its task's business
+(:mod:`pipelines.tasks`), never a list kept here.
 
 Inside a flow run it also publishes the report and the metrics table as Prefect artifacts;
 the files stay the source of truth.
@@ -22,7 +21,6 @@ the files stay the source of truth.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import sys
@@ -38,14 +36,12 @@ import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect r
 from pipelines import live as L
 from pipelines import render as R
 from pipelines.config import Layout, ReportConfig
-from pipelines.lineage import run_stage_flow
+from pipelines.lineage import stage_main
 from pipelines.outputs import logger, write_atomic
 from rnnflow.config import load_params, parse
 from rnnflow.io import read_json
 
 NOT_EVALUATED = "not evaluated"
-# Other pages under reports/ the report links when they exist: (folder, group label).
-PAGES = (("search", "search"), ("compare", "compare"), ("retrain", "champion"))
 
 
 def _get(d: dict[str, Any], dotted: str) -> Any:
@@ -68,7 +64,6 @@ class Inputs:
     tasks: dict[str, str] = field(default_factory=dict)  # model → task name, where recorded
     validation: list[dict[str, Any]] = field(default_factory=list)
     clean: dict[str, dict[str, Any]] = field(default_factory=dict)
-    pages: list[dict[str, str]] = field(default_factory=list)  # links to the other pages
 
     @property
     def models(self) -> list[str]:
@@ -78,15 +73,6 @@ class Inputs:
 def _csv(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as fh:
         return list(csv.DictReader(fh))
-
-
-def other_pages(reports: Path) -> list[dict[str, str]]:
-    """Links (relative to ``reports/``) to the search, compare and champion pages there."""
-    links = []
-    for folder, group in PAGES:
-        for page in sorted((reports / folder).glob("*.html")):
-            links.append({"group": group, "label": page.stem, "href": f"{folder}/{page.name}"})
-    return links
 
 
 def gather(layout: Layout) -> Inputs:
@@ -125,7 +111,6 @@ def gather(layout: Layout) -> Inputs:
         inp.validation.append(read_json(path))
     for path in sorted((layout.reports / "clean").glob("*.json")):
         inp.clean[path.stem] = read_json(path)
-    inp.pages = other_pages(layout.reports)
     return inp
 
 
@@ -491,7 +476,6 @@ def context(
     rows = metrics_rows(inp)
     return {
         "title": title,
-        "links": inp.pages,
         "models": rows,
         "model_cols": MODEL_COLS,
         "models_note": models_note(rows) if rows else "",
@@ -546,17 +530,7 @@ def report(params_path: str = "params.yaml", root: str | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.flows.report", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument(
-        "--params",
-        default="params.yaml",
-        help="params file, relative to the root (default: %(default)s)",
-    )
-    parser.add_argument("--root", default=None, help="project root (default: this checkout)")
-    args = parser.parse_args(argv)
-    print(run_stage_flow(report, params_path=args.params, root=args.root))
+    print(stage_main(report, __doc__, argv, model=False))
     return 0
 
 

@@ -1,6 +1,6 @@
 """Train one model of ``train.models`` in params.yaml: the ``train`` DVC stage as a Prefect flow.
 
-    python -m pipelines.flows.train mnist_cnn     # or: python -m pipelines.flows.train --help
+    rnnflow train mnist_cnn     # or: python -m pipelines.flows.train mnist_cnn; --help
 
 Reads ``data/05_tokens/<corpus>/``; writes ``models/<model>/model.pt`` (the weights of the best
 validation epoch, or of the last with ``keep: last``; atomically) and logs through DVCLive into
@@ -23,7 +23,6 @@ weights (the text tasks' tokenizer). Data-parallel on several processes:
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -43,7 +42,7 @@ from pipelines import live as L
 from pipelines import tasks
 from pipelines.config import DECODE_FIELDS, Layout, ModelConfig, TrainConfig
 from pipelines.integrity import code_hash, verify
-from pipelines.lineage import run_stage_flow
+from pipelines.lineage import artifact_key, publish_markdown, publish_table, stage_main
 from pipelines.metrics import scoring
 from pipelines.models import build_model
 from pipelines.outputs import logger, save_torch
@@ -268,12 +267,13 @@ def fit(
         model.train()
         total, count = _steps(
             job.losses(net, epoch, gen),
-            _bar(job.num_batches(), f"{name} {epoch + 1}/{cfg.epochs}", progress, rank),
+            _bar(job.num_batches(), f"{name} epoch {epoch + 1}/{cfg.epochs}", progress, rank),
             model,
             opt,
             scaler,
             cfg.grad_clip,
             device,
+            log if rank == 0 else None,
         )
         sched.step()
         val = job.validate(model)
@@ -355,6 +355,11 @@ def _bar(total: int, desc: str, progress: bool | None, rank: int) -> dict[str, A
     }
 
 
+#: Seconds between progress lines in the log (and so in the Prefect UI) during an epoch: the
+#: tqdm bar shows only on a terminal, and a text model's epoch can take many minutes.
+PROGRESS_EVERY = 30.0
+
+
 def _steps(
     losses: Any,
     bar: dict[str, Any],
@@ -363,13 +368,27 @@ def _steps(
     scaler: torch.amp.GradScaler,
     grad_clip: float,
     device: torch.device,
+    log: Any = None,
 ) -> tuple[torch.Tensor, int]:
     """One optimiser step per ``(loss, summed_nll, n)`` (a tqdm bar of ``bar`` settings);
-    returns the summed loss and count."""
+    returns the summed loss and count. With ``log``, a progress line every
+    :data:`PROGRESS_EVERY` seconds (batches done, rate, time left)."""
     total = torch.zeros((), device=device)
     count = 0
+    began = last = time.monotonic()
     with tqdm(losses, **bar) as batches:
-        for loss, summed, n in batches:
+        for i, (loss, summed, n) in enumerate(batches, 1):
+            now = time.monotonic()
+            if log is not None and now - last >= PROGRESS_EVERY:
+                last, rate = now, i / max(now - began, 1e-9)
+                log.info(
+                    "%s: batch %d/%d, %.1f batches/s, about %.0f s left in this epoch",
+                    bar["desc"],
+                    i,
+                    bar["total"],
+                    rate,
+                    max(bar["total"] - i, 0) / rate,
+                )
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if grad_clip > 0:
@@ -414,6 +433,7 @@ def _pretrain(
             scaler,
             cfg.grad_clip,
             device,
+            log if rank == 0 else None,
         )
         total, count, batches = total + float(summed), count + n, batches + job.pretrain_batches()
     record = {
@@ -533,28 +553,36 @@ def train(model: str, params_path: str = "params.yaml", root: str | None = None)
     result = fit_model(
         model, cfg, corpus, str(device), tcfg.amp, layout.checkpoint(model), layout.live(model)
     )
-    return save(layout, model, cfg, corpus, result)
+    metrics = save(layout, model, cfg, corpus, result)
+    publish_run(model, cfg, result.history, metrics)
+    return metrics
+
+
+def publish_run(
+    name: str, cfg: ModelConfig, history: list[dict[str, Any]], metrics: dict[str, Any]
+) -> None:
+    """The run in the Prefect UI: one table row per epoch, and what was saved and where."""
+    publish_table(
+        [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in history],
+        artifact_key("train", name),
+        f"train {name}: one row per epoch",
+    )
+    facts = [
+        ("model", f"`models/{name}/model.pt` ({cfg.family}, {metrics['parameters']:,} parameters)"),
+        ("saved epoch", f"{metrics['saved_epoch']} of {metrics['epochs']} (`keep: {cfg.keep}`)"),
+        ("wall time", f"{metrics['wall_seconds']:.0f} s on {metrics.get('device', '?')}"),
+        ("examples", f"{metrics['n_train']:,} train, {metrics['n_validation']:,} validation"),
+        ("curves", f"`dvclive/{name}/plots/metrics/` — `dvc plots show dvclive/{name}`"),
+    ]
+    publish_markdown(
+        f"# train {name}\n\n| | |\n|---|---|\n" + "".join(f"| {k} | {v} |\n" for k, v in facts),
+        artifact_key("train", name, "summary"),
+        f"train {name}: saved model and where its curves are",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.flows.train",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("model", help="model name: a key of train.models in the params file")
-    parser.add_argument(
-        "--params",
-        default="params.yaml",
-        help="params file, relative to the root (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--root",
-        default=None,
-        help="project root holding data/, models/, metrics/ (default: this checkout)",
-    )
-    args = parser.parse_args(argv)
-    metrics = run_stage_flow(train, model=args.model, params_path=args.params, root=args.root)
+    metrics = stage_main(train, __doc__, argv)
     print({k: metrics[k] for k in ("model", "epochs", "val_loss", "wall_seconds", "device")})
     return 0
 

@@ -61,8 +61,9 @@ def build_model(family: str, cfg: Any, spec: dict[str, Any]) -> nn.Module:
         raise ValueError(f"unknown model family {family!r} (known: {sorted(known)})")
     fam = known[family]
     if spec["task"] not in fam.tasks:
-        raise ValueError(f"family {family!r} handles tasks {list(fam.tasks)}, "
-                         f"corpus task is {spec['task']!r}")
+        raise ValueError(
+            f"family {family!r} handles tasks {list(fam.tasks)}, corpus task is {spec['task']!r}"
+        )
     return fam.cls.from_config(cfg, spec)
 
 

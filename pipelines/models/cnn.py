@@ -29,7 +29,7 @@ class ConvNet(nn.Module):
         self.fc2 = nn.Linear(128, num_classes)
 
     @classmethod
-    def from_config(cls, cfg, spec) -> "ConvNet":
+    def from_config(cls, cfg, spec) -> ConvNet:
         shape = list(spec["x_shape"])
         if len(shape) != 2:
             raise ValueError(f"cnn needs 2-D images, spec x_shape is {shape}")

@@ -37,8 +37,14 @@ def detach(hidden: Hidden | None) -> Hidden | None:
 class Softmax(nn.Module):
     """Output layer: full linear softmax (optionally tied) or adaptive softmax."""
 
-    def __init__(self, hidden: int, vocab: int, kind: str = "full",
-                 cutoffs: list[int] | None = None, tied: nn.Embedding | None = None) -> None:
+    def __init__(
+        self,
+        hidden: int,
+        vocab: int,
+        kind: str = "full",
+        cutoffs: list[int] | None = None,
+        tied: nn.Embedding | None = None,
+    ) -> None:
         super().__init__()
         cuts = [c for c in (cutoffs or []) if 0 < c < vocab - 1]
         self.adaptive = kind == "adaptive" and bool(cuts)
@@ -49,8 +55,9 @@ class Softmax(nn.Module):
             if tied is not None:
                 self.linear.weight = tied.weight
 
-    def nll(self, feats: torch.Tensor, target: torch.Tensor,
-            mask: torch.Tensor | None = None) -> torch.Tensor:
+    def nll(
+        self, feats: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Summed negative log-likelihood of ``target`` (positions where ``mask`` holds)."""
         feats, target = feats.reshape(-1, feats.size(-1)), target.reshape(-1)
         if mask is not None:
@@ -73,8 +80,11 @@ class Softmax(nn.Module):
         """``(..., V)`` log-probabilities."""
         shape = feats.shape[:-1]
         flat = feats.reshape(-1, feats.size(-1))
-        out = (self.asm.log_prob(flat.float()) if self.adaptive
-               else F.log_softmax(self.linear(flat).float(), -1))
+        out = (
+            self.asm.log_prob(flat.float())
+            if self.adaptive
+            else F.log_softmax(self.linear(flat).float(), -1)
+        )
         return out.reshape(*shape, -1)
 
 
@@ -83,8 +93,14 @@ def no_unk(logp: torch.Tensor) -> torch.Tensor:
     return logp.index_fill(-1, torch.tensor([UNK], device=logp.device), float("-inf"))
 
 
-def pick(logp: torch.Tensor, greedy: bool, temperature: float = 1.0, top_k: int = 0,
-         generator: torch.Generator | None = None, top_p: float = 0.0) -> torch.Tensor:
+def pick(
+    logp: torch.Tensor,
+    greedy: bool,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    generator: torch.Generator | None = None,
+    top_p: float = 0.0,
+) -> torch.Tensor:
     """Next token ids ``(B,)`` from log-probabilities ``(B, V)``: argmax, or a sample from the
     ``top_k`` most likely (0: all) at ``temperature``, then from the smallest set whose
     probability reaches ``top_p`` (nucleus sampling, Holtzman et al. 2020; 0 or 1: off)."""
@@ -108,9 +124,18 @@ def pick(logp: torch.Tensor, greedy: bool, temperature: float = 1.0, top_k: int 
 class RNNLanguageModel(nn.Module):
     """``forward(x, y, hidden) -> (nll_sum, n_tokens, hidden)`` over ``(B, T)`` windows."""
 
-    def __init__(self, vocab: int, embedding: int = 256, hidden: int = 256, layers: int = 2,
-                 cell: str = "lstm", dropout: float = 0.2, tie_weights: bool = False,
-                 softmax: str = "full", cutoffs: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        vocab: int,
+        embedding: int = 256,
+        hidden: int = 256,
+        layers: int = 2,
+        cell: str = "lstm",
+        dropout: float = 0.2,
+        tie_weights: bool = False,
+        softmax: str = "full",
+        cutoffs: list[int] | None = None,
+    ) -> None:
         super().__init__()
         if cell not in CELLS:
             raise ValueError(f"unknown cell {cell!r} (known: {sorted(CELLS)})")
@@ -118,8 +143,13 @@ class RNNLanguageModel(nn.Module):
             raise ValueError("tie_weights needs embedding == hidden and a full softmax")
         self.drop = nn.Dropout(dropout)
         self.embed = nn.Embedding(vocab, embedding)
-        self.rnn = CELLS[cell](embedding, hidden, num_layers=layers, batch_first=True,
-                               dropout=dropout if layers > 1 else 0.0)
+        self.rnn = CELLS[cell](
+            embedding,
+            hidden,
+            num_layers=layers,
+            batch_first=True,
+            dropout=dropout if layers > 1 else 0.0,
+        )
         self.out = Softmax(hidden, vocab, softmax, cutoffs, self.embed if tie_weights else None)
         nn.init.uniform_(self.embed.weight, -0.1, 0.1)  # as word_language_model
         if not self.out.adaptive:
@@ -128,27 +158,49 @@ class RNNLanguageModel(nn.Module):
                 nn.init.uniform_(self.out.linear.weight, -0.1, 0.1)
 
     @classmethod
-    def from_config(cls, cfg, spec) -> "RNNLanguageModel":
-        return cls(vocab=text_vocab_size(spec, "ids"), embedding=cfg.embedding,
-                   hidden=cfg.hidden, layers=cfg.layers, cell=cfg.cell, dropout=cfg.dropout,
-                   tie_weights=cfg.tie_weights, softmax=cfg.softmax, cutoffs=cfg.cutoffs)
+    def from_config(cls, cfg, spec) -> RNNLanguageModel:
+        return cls(
+            vocab=text_vocab_size(spec, "ids"),
+            embedding=cfg.embedding,
+            hidden=cfg.hidden,
+            layers=cfg.layers,
+            cell=cfg.cell,
+            dropout=cfg.dropout,
+            tie_weights=cfg.tie_weights,
+            softmax=cfg.softmax,
+            cutoffs=cfg.cutoffs,
+        )
 
-    def features(self, x: torch.Tensor, hidden: Hidden | None = None,
-                 ) -> tuple[torch.Tensor, Hidden]:
+    def features(
+        self,
+        x: torch.Tensor,
+        hidden: Hidden | None = None,
+    ) -> tuple[torch.Tensor, Hidden]:
         """Top-layer outputs ``(B, T, H)`` (after dropout) and the new hidden state."""
         out, hidden = self.rnn(self.drop(self.embed(x)), hidden)
         return self.drop(out), hidden
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, hidden: Hidden | None = None,
-                ) -> tuple[torch.Tensor, int, Hidden]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        hidden: Hidden | None = None,
+    ) -> tuple[torch.Tensor, int, Hidden]:
         feats, hidden = self.features(x, hidden)
         return self.out.nll(feats, y), y.numel(), hidden
 
     @torch.no_grad()
-    def generate(self, prompt: torch.Tensor, steps: int, greedy: bool = False,
-                 temperature: float = 1.0, top_k: int = 0,
-                 generator: torch.Generator | None = None, stop_at_eos: bool = True,
-                 block_unk: bool = False) -> list[int]:
+    def generate(
+        self,
+        prompt: torch.Tensor,
+        steps: int,
+        greedy: bool = False,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        generator: torch.Generator | None = None,
+        stop_at_eos: bool = True,
+        block_unk: bool = False,
+    ) -> list[int]:
         """Continue ``prompt`` (1-D ids; an ``<eos>`` document boundary is put in front) by up
         to ``steps`` tokens; stops after ``<eos>`` when ``stop_at_eos``; never ``<unk>`` when
         ``block_unk``."""
@@ -160,8 +212,7 @@ class RNNLanguageModel(nn.Module):
         out: list[int] = []
         for _ in range(steps):
             logp = self.out.log_probs(feats[:, -1])
-            tok = pick(no_unk(logp) if block_unk else logp, greedy, temperature, top_k,
-                       generator)
+            tok = pick(no_unk(logp) if block_unk else logp, greedy, temperature, top_k, generator)
             out.append(int(tok))
             if stop_at_eos and out[-1] == EOS:
                 break

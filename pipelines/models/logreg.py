@@ -22,7 +22,7 @@ class LogisticRegression(nn.Module):
         self.linear = nn.Linear(in_features, num_classes)
 
     @classmethod
-    def from_config(cls, cfg, spec) -> "LogisticRegression":
+    def from_config(cls, cfg, spec) -> LogisticRegression:
         return cls(math.prod(spec["x_shape"]), int(spec["num_classes"]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

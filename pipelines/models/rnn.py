@@ -25,13 +25,25 @@ CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 class _Recurrent(nn.Module):
     """Shared body: ``(B, T, F)`` → top-layer outputs ``(B, T, hidden)``."""
 
-    def __init__(self, cell: str, input_size: int, hidden: int, layers: int, dropout: float,
-                 out_features: int) -> None:
+    def __init__(
+        self,
+        cell: str,
+        input_size: int,
+        hidden: int,
+        layers: int,
+        dropout: float,
+        out_features: int,
+    ) -> None:
         super().__init__()
         if cell not in CELLS:
             raise ValueError(f"unknown cell {cell!r} (known: {sorted(CELLS)})")
-        self.rnn = CELLS[cell](input_size, hidden, num_layers=layers, batch_first=True,
-                               dropout=dropout if layers > 1 else 0.0)
+        self.rnn = CELLS[cell](
+            input_size,
+            hidden,
+            num_layers=layers,
+            batch_first=True,
+            dropout=dropout if layers > 1 else 0.0,
+        )
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, out_features)
 
@@ -43,8 +55,14 @@ class _Recurrent(nn.Module):
     def _args(cls, cfg, spec, out_features: int) -> dict:
         shape = list(spec["x_shape"])
         features = math.prod(shape[1:]) if len(shape) > 1 else 1
-        return dict(cell=cfg.cell, input_size=features, hidden=cfg.hidden, layers=cfg.layers,
-                    dropout=cfg.dropout, out_features=out_features)
+        return dict(
+            cell=cfg.cell,
+            input_size=features,
+            hidden=cfg.hidden,
+            layers=cfg.layers,
+            dropout=cfg.dropout,
+            out_features=out_features,
+        )
 
     def states(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.rnn(self._sequence(x))
@@ -56,7 +74,7 @@ class RNNClassifier(_Recurrent):
     """Logits ``(B, C)`` from the last step."""
 
     @classmethod
-    def from_config(cls, cfg, spec) -> "RNNClassifier":
+    def from_config(cls, cfg, spec) -> RNNClassifier:
         return cls(**cls._args(cfg, spec, int(spec["num_classes"])))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -68,11 +86,12 @@ class RNNTagger(_Recurrent):
     """Logits ``(B, T, C)``: one prediction per step."""
 
     @classmethod
-    def from_config(cls, cfg, spec) -> "RNNTagger":
+    def from_config(cls, cfg, spec) -> RNNTagger:
         y_shape, x_shape = list(spec["y_shape"]), list(spec["x_shape"])
         if y_shape[:1] != x_shape[:1]:
-            raise ValueError(f"rnn_tagger needs one label per step: x_shape {x_shape}, "
-                             f"y_shape {y_shape}")
+            raise ValueError(
+                f"rnn_tagger needs one label per step: x_shape {x_shape}, y_shape {y_shape}"
+            )
         return cls(**cls._args(cfg, spec, int(spec["num_classes"])))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -84,7 +103,7 @@ class RNNRegressor(_Recurrent):
     """One value ``(B,)`` (the normalised next value) from the last step."""
 
     @classmethod
-    def from_config(cls, cfg, spec) -> "RNNRegressor":
+    def from_config(cls, cfg, spec) -> RNNRegressor:
         return cls(**cls._args(cfg, spec, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -50,10 +50,20 @@ class Seq2Seq(nn.Module):
     """``forward(src, src_len, tgt_in, tgt_out) -> (nll_sum, n_tokens)``; ``(B, T)`` batches
     padded with ``<pad>``; ``tgt_in`` starts with ``<bos>``, ``tgt_out`` ends with ``<eos>``."""
 
-    def __init__(self, src_vocab: int, tgt_vocab: int, embedding: int = 256, hidden: int = 256,
-                 layers: int = 2, cell: str = "lstm", dropout: float = 0.2,
-                 attention: str = "general", bidirectional: bool = True,
-                 softmax: str = "full", cutoffs: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        src_vocab: int,
+        tgt_vocab: int,
+        embedding: int = 256,
+        hidden: int = 256,
+        layers: int = 2,
+        cell: str = "lstm",
+        dropout: float = 0.2,
+        attention: str = "general",
+        bidirectional: bool = True,
+        softmax: str = "full",
+        cutoffs: list[int] | None = None,
+    ) -> None:
         super().__init__()
         if cell not in CELLS:
             raise ValueError(f"unknown cell {cell!r} (known: {sorted(CELLS)})")
@@ -67,8 +77,14 @@ class Seq2Seq(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.src_embed = nn.Embedding(src_vocab, embedding, padding_idx=PAD)
         self.tgt_embed = nn.Embedding(tgt_vocab, embedding, padding_idx=PAD)
-        self.encoder = rnn(embedding, hidden // 2 if bidirectional else hidden, num_layers=layers,
-                           batch_first=True, dropout=inner, bidirectional=bidirectional)
+        self.encoder = rnn(
+            embedding,
+            hidden // 2 if bidirectional else hidden,
+            num_layers=layers,
+            batch_first=True,
+            dropout=inner,
+            bidirectional=bidirectional,
+        )
         self.decoder = rnn(embedding, hidden, num_layers=layers, batch_first=True, dropout=inner)
         if attention == "general":
             self.w_a = nn.Linear(hidden, hidden, bias=False)
@@ -77,26 +93,40 @@ class Seq2Seq(nn.Module):
         self.out = Softmax(hidden, tgt_vocab, softmax, cutoffs)
 
     @classmethod
-    def from_config(cls, cfg, spec) -> "Seq2Seq":
-        return cls(src_vocab=text_vocab_size(spec, "source"),
-                   tgt_vocab=text_vocab_size(spec, "target"), embedding=cfg.embedding,
-                   hidden=cfg.hidden, layers=cfg.layers, cell=cfg.cell, dropout=cfg.dropout,
-                   attention=cfg.attention, bidirectional=cfg.bidirectional,
-                   softmax=cfg.softmax, cutoffs=cfg.cutoffs)
+    def from_config(cls, cfg, spec) -> Seq2Seq:
+        return cls(
+            src_vocab=text_vocab_size(spec, "source"),
+            tgt_vocab=text_vocab_size(spec, "target"),
+            embedding=cfg.embedding,
+            hidden=cfg.hidden,
+            layers=cfg.layers,
+            cell=cfg.cell,
+            dropout=cfg.dropout,
+            attention=cfg.attention,
+            bidirectional=cfg.bidirectional,
+            softmax=cfg.softmax,
+            cutoffs=cfg.cutoffs,
+        )
 
     # --- pieces --------------------------------------------------------------------------
 
-    def encode(self, src: torch.Tensor, src_len: torch.Tensor,
-               ) -> tuple[torch.Tensor, torch.Tensor, Hidden]:
+    def encode(
+        self,
+        src: torch.Tensor,
+        src_len: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, Hidden]:
         """Encoder outputs ``(B, S, H)``, the padding mask ``(B, S)`` and the decoder's start."""
-        packed = pack_padded_sequence(self.drop(self.src_embed(src)), src_len.cpu(),
-                                      batch_first=True, enforce_sorted=False)
+        packed = pack_padded_sequence(
+            self.drop(self.src_embed(src)), src_len.cpu(), batch_first=True, enforce_sorted=False
+        )
         out, state = self.encoder(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
         if self.bidirectional:  # (layers*2, B, H/2) → (layers, B, H): [forward; backward]
+
             def merge(h: torch.Tensor) -> torch.Tensor:
                 n2, b, h2 = h.shape
                 return h.view(n2 // 2, 2, b, h2).transpose(1, 2).reshape(n2 // 2, b, 2 * h2)
+
             state = _map_state(merge, state)
         return out, src != PAD, state
 
@@ -113,8 +143,12 @@ class Seq2Seq(nn.Module):
         return torch.tanh(self.w_c(torch.cat([context, dec], -1)))
 
     @torch.no_grad()
-    def align(self, src: torch.Tensor, src_len: torch.Tensor, rows: list[list[int]],
-              ) -> list[list[int]]:
+    def align(
+        self,
+        src: torch.Tensor,
+        src_len: torch.Tensor,
+        rows: list[list[int]],
+    ) -> list[list[int]]:
         """For each decoded token of ``rows`` (ids, no ``<bos>``/``<eos>``), the source position
         it attended to most: one teacher-forced pass over the output (how Luong et al. 2015
         copy a source word into an ``<unk>``). Without attention: ``-1`` everywhere."""
@@ -131,22 +165,34 @@ class Seq2Seq(nn.Module):
         best = self._scores(out, enc, mask).argmax(-1).tolist()  # (B, T)
         return [best[i][: len(r)] for i, r in enumerate(rows)]
 
-    def decode(self, tokens: torch.Tensor, state: Hidden, enc: torch.Tensor,
-               mask: torch.Tensor) -> tuple[torch.Tensor, Hidden]:
+    def decode(
+        self, tokens: torch.Tensor, state: Hidden, enc: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, Hidden]:
         """Attentional hidden states ``(B, T, H)`` for decoder inputs ``tokens`` ``(B, T)``."""
         out, state = self.decoder(self.drop(self.tgt_embed(tokens)), state)
         return self.drop(self._attend(out, enc, mask)), state
 
-    def step(self, tokens: torch.Tensor, state: Hidden, enc: torch.Tensor, mask: torch.Tensor,
-             ) -> tuple[torch.Tensor, Hidden]:
+    def step(
+        self,
+        tokens: torch.Tensor,
+        state: Hidden,
+        enc: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, Hidden]:
         """One decoding step: log-probabilities ``(B, V)`` of the token after ``tokens``."""
         feats, state = self.decode(tokens[:, None], state, enc, mask)
         return self.out.log_probs(feats[:, 0]), state
 
     # --- training --------------------------------------------------------------------------
 
-    def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor,
-                tgt_out: torch.Tensor, teacher_forcing: bool = True) -> tuple[torch.Tensor, int]:
+    def forward(
+        self,
+        src: torch.Tensor,
+        src_len: torch.Tensor,
+        tgt_in: torch.Tensor,
+        tgt_out: torch.Tensor,
+        teacher_forcing: bool = True,
+    ) -> tuple[torch.Tensor, int]:
         enc, mask, state = self.encode(src, src_len)
         if teacher_forcing:
             feats, _ = self.decode(tgt_in, state, enc, mask)
@@ -165,25 +211,57 @@ class Seq2Seq(nn.Module):
     # Every decoder takes ``block_unk``: never emit ``<unk>`` (a reply must name a word).
 
     @torch.no_grad()
-    def greedy(self, src: torch.Tensor, src_len: torch.Tensor, max_len: int,
-               block_unk: bool = False) -> list[list[int]]:
+    def greedy(
+        self, src: torch.Tensor, src_len: torch.Tensor, max_len: int, block_unk: bool = False
+    ) -> list[list[int]]:
         """Most likely token at each step, until ``<eos>`` or ``max_len`` tokens."""
         return self._run(src, src_len, max_len, greedy=True, block_unk=block_unk)
 
     @torch.no_grad()
-    def sample(self, src: torch.Tensor, src_len: torch.Tensor, max_len: int,
-               temperature: float = 1.0, top_k: int = 0,
-               generator: torch.Generator | None = None, block_unk: bool = False,
-               top_p: float = 0.0, repetition_penalty: float = 1.0, min_len: int = 0,
-               ) -> list[list[int]]:
+    def sample(
+        self,
+        src: torch.Tensor,
+        src_len: torch.Tensor,
+        max_len: int,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        generator: torch.Generator | None = None,
+        block_unk: bool = False,
+        top_p: float = 0.0,
+        repetition_penalty: float = 1.0,
+        min_len: int = 0,
+    ) -> list[list[int]]:
         """Ancestral sampling from the ``top_k`` most likely tokens at ``temperature``, within
         the ``top_p`` nucleus; a token already in the reply has its probability divided by
         ``repetition_penalty``, and ``<eos>`` is barred for the first ``min_len`` tokens."""
-        return self._run(src, src_len, max_len, False, temperature, top_k, generator, block_unk,
-                         top_p, repetition_penalty, min_len)
+        return self._run(
+            src,
+            src_len,
+            max_len,
+            False,
+            temperature,
+            top_k,
+            generator,
+            block_unk,
+            top_p,
+            repetition_penalty,
+            min_len,
+        )
 
-    def _run(self, src, src_len, max_len, greedy, temperature=1.0, top_k=0, generator=None,
-             block_unk=False, top_p=0.0, repetition_penalty=1.0, min_len=0):
+    def _run(
+        self,
+        src,
+        src_len,
+        max_len,
+        greedy,
+        temperature=1.0,
+        top_k=0,
+        generator=None,
+        block_unk=False,
+        top_p=0.0,
+        repetition_penalty=1.0,
+        min_len=0,
+    ):
         enc, mask, state = self.encode(src, src_len)
         tok = torch.full((src.size(0),), BOS, dtype=torch.long, device=src.device)
         done = torch.zeros_like(tok, dtype=torch.bool)
@@ -208,8 +286,15 @@ class Seq2Seq(nn.Module):
         return trim(torch.stack(out, 1)) if out else [[] for _ in range(src.size(0))]
 
     @torch.no_grad()
-    def beam_search(self, src: torch.Tensor, src_len: torch.Tensor, beam: int, max_len: int,
-                    length_penalty: float = 1.0, block_unk: bool = False) -> list[list[int]]:
+    def beam_search(
+        self,
+        src: torch.Tensor,
+        src_len: torch.Tensor,
+        beam: int,
+        max_len: int,
+        length_penalty: float = 1.0,
+        block_unk: bool = False,
+    ) -> list[list[int]]:
         """Best of ``beam`` hypotheses per sentence, all sentences in one batch. A finished
         hypothesis keeps its score (it continues with ``<pad>`` at no cost); the winner is the
         highest ``score / length ** length_penalty``. ``beam=1`` is greedy decoding."""
@@ -235,7 +320,7 @@ class Seq2Seq(nn.Module):
             rows = (base + torch.div(idx, vocab, rounding_mode="floor")).view(-1)
             tok = (idx % vocab).view(-1)
             tokens = torch.cat([tokens[rows], tok[:, None]], 1)
-            state = _map_state(lambda h: h.index_select(1, rows), state)
+            state = _map_state(lambda h, rows=rows: h.index_select(1, rows), state)
             lengths = lengths[rows] + (~done[rows]).long()
             done = done[rows] | (tok == EOS)
             scores = top

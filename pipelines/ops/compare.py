@@ -261,6 +261,8 @@ def compare(
     path = W.resolve_root(root)
     dest = Path(out) if out else default_out(path, rev_a, rev_b)
     write_atomic(dest, render(path, rev_a, rev_b, all_params).encode())
+    if dest.parent == path / "reports" / "compare":  # not for a page written elsewhere (-o)
+        R.write_pages_index(dest.parent.parent)
     return dest
 
 

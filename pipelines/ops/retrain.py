@@ -482,11 +482,13 @@ def report_html(
 def write_pages(root: Path, markdown: str, html: str, model: str) -> Path:
     """The latest judgement beside the other ops pages: ``reports/retrain/<model>.{md,html}``
     (the report links it as the model's champion page); returns the HTML path."""
+    from pipelines import render as R
     from pipelines.outputs import write_atomic
 
     out = root / "reports" / "retrain"
     write_atomic(out / f"{model}.md", markdown.encode())
     write_atomic(out / f"{model}.html", html.encode())
+    R.write_pages_index(root / "reports")
     return out / f"{model}.html"
 
 

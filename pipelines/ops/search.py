@@ -446,6 +446,7 @@ def write_report(
         ).encode(),
     )
     write_atomic(paths["html"], R.render("search.html.j2", **ctx).encode())
+    R.write_pages_index(root / "reports")
     return paths
 
 

@@ -27,7 +27,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pipelines.lineage import child_env
+from pipelines.lineage import (  # noqa: F401  the ops publish through W.publish_*
+    artifact_key,
+    child_env,
+    publish_markdown,
+    publish_table,
+)
 from rnnflow.config import (
     Config,
     ConfigError,
@@ -545,28 +550,3 @@ def dig(data: Any, dotted: str) -> Any:
             return None
         data = data[key]
     return data
-
-
-def artifact_key(*parts: str) -> str:
-    """A Prefect artifact key (lowercase letters, digits, dashes)."""
-    return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
-
-
-def publish_markdown(markdown: str, key: str, description: str, log: Any = None) -> None:
-    """A Markdown artifact on the current run; never fails the run."""
-    try:
-        from prefect.artifacts import create_markdown_artifact
-
-        create_markdown_artifact(markdown=markdown, key=key, description=description)
-    except Exception as exc:  # no API (plain function call), or the server went away
-        _log(log).warning("could not publish the %s artifact: %s", key, exc)
-
-
-def publish_table(rows: list[dict[str, Any]], key: str, description: str, log: Any = None) -> None:
-    """A table artifact on the current run; never fails the run."""
-    try:
-        from prefect.artifacts import create_table_artifact
-
-        create_table_artifact(table=rows, key=key, description=description)
-    except Exception as exc:
-        _log(log).warning("could not publish the %s artifact: %s", key, exc)

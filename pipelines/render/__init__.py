@@ -236,3 +236,32 @@ __all__ = [
     "stylesheet",
     "without_images",
 ]
+
+
+# The pages the ops commands write under reports/ (folder, group label). They are not DVC
+# outputs, so the report stage never lists them (its index would change with files it does
+# not depend on); each op rewrites reports/pages.{md,html} instead, which the index links.
+PAGES = (("search", "search"), ("compare", "compare"), ("retrain", "champion"))
+
+
+def other_pages(reports: Path) -> list[dict[str, str]]:
+    """Links (relative to ``reports/``) to the search, compare and champion pages there."""
+    links = []
+    for folder, group in PAGES:
+        for page in sorted((reports / folder).glob("*.html")):
+            links.append({"group": group, "label": page.stem, "href": f"{folder}/{page.name}"})
+    return links
+
+
+def write_pages_index(reports: Path) -> Path:
+    """Write ``reports/pages.{md,html}``: every search, compare and champion page there."""
+    from pipelines.outputs import write_atomic
+
+    links = other_pages(reports)
+    md = "# Search, compare and champion pages\n\n" + "".join(
+        f"- {x['group']}: [{x['label']}]({x['href']})\n" for x in links
+    )
+    write_atomic(reports / "pages.md", md.encode())
+    html = render("pages.html.j2", links=links, title="Search, compare and champion pages")
+    write_atomic(reports / "pages.html", html.encode())
+    return reports / "pages.html"

@@ -19,25 +19,10 @@ from rnnflow.env import PROJECT_ROOT
 from tests.conftest import ci_failure
 from tests.ops.conftest import rnnflow
 
-#: Subcommands whose parser is built outside pipelines/ops and still names the module
-#: (``python -m ...``); strict, so the row fails once its prog is fixed and the mark goes.
-NOT_YET = {
-    **{flow: f"prog is set in pipelines/flows/{flow}.py" for flow in cli._FLOWS},
-    "verify": "prog is set in pipelines/integrity.py",
-}
-
 COMMANDS = [*cli._HOPS, *cli._FLOWS, *cli._OPS, *cli._TOOLS, "profile", "deps", "locked", "verify"]
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=NOT_YET[c]))
-        if c in NOT_YET
-        else c
-        for c in COMMANDS
-    ],
-)
+@pytest.mark.parametrize("command", COMMANDS)
 def test_help_runs_and_names_the_rnnflow_command(command: str) -> None:
     out = rnnflow(command, "--help")
     assert out.returncode == 0, out.stderr[-2000:]

@@ -26,6 +26,7 @@ from tests.ops.conftest import client, copy_params, stop
 
 CHROMIUM = Path("/usr/bin/chromium")
 MODEL = "mnist_logreg"
+KEY = MODEL.replace("_", "-")  # its Prefect artifact keys (lowercase, digits, dashes)
 
 
 # --- fixtures ---------------------------------------------------------------------------
@@ -204,15 +205,43 @@ def test_served_deployments_run_from_the_api_and_show_in_the_ui(project, server,
         assert "# CI / smoke" not in (root / "params.yaml").read_text()  # params, not a profile
         assert "# rnnflow params" in (root / "params.yaml").read_text()  # comments kept
 
-        check_run_page_in_browser(ui, run, tmp_path)
+        # Each stage's flow run says which model and commit it was, and shows what it made.
+        sha = sh(["git", "rev-parse", "--short=7", "HEAD"], root, env).strip()
+        children = {r.name: r for r in subflow_runs(api, run.id)}
+        trained, evaluated = children[f"train-{MODEL}-{sha}"], children[f"evaluate-{MODEL}-{sha}"]
+        for child in (trained, evaluated):
+            assert {f"model:{MODEL}", "task:classify", "family:logreg", f"commit:{sha}"} <= set(
+                child.tags
+            ), child.tags
+        arts = {a.key: a for a in artifacts_of(api, trained.id)}
+        epochs = json.loads(arts[f"train-{KEY}"].data)
+        assert [r["epoch"] for r in epochs] == [1, 2] and "val_accuracy" in epochs[0], epochs
+        assert f"dvclive/{MODEL}" in arts[f"train-{KEY}-summary"].data
+        arts = {a.key: a for a in artifacts_of(api, evaluated.id)}
+        rows = {r["metric"]: r for r in json.loads(arts[f"evaluate-{KEY}"].data)}
+        assert 0 <= rows["accuracy"]["test"] <= 1 and rows["accuracy"]["validation"] is not None
+
+        check_run_page_in_browser(ui, run, tmp_path, trained)
     finally:
         stop(serve, signal.SIGTERM, 90)  # SIGTERM: serve pauses its schedules and exits
         log.close()
     assert serve.returncode is not None
 
 
-def check_run_page_in_browser(ui: str, run, tmp_path: Path) -> None:
-    """The flow run's page in headless Chromium shows its name and state; screenshot saved."""
+def subflow_runs(api: str, parent_id) -> list:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    with client(api) as c:
+        return c.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent_id])
+            )
+        )
+
+
+def check_run_page_in_browser(ui: str, run, tmp_path: Path, trained) -> None:
+    """The flow run's page in headless Chromium shows its name and state, and the train
+    subflow's Artifacts tab its epoch table; screenshots saved."""
     if not CHROMIUM.exists():
         pytest.skip("no /usr/bin/chromium (`make test` installs it when run as root)")
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -243,9 +272,19 @@ def check_run_page_in_browser(ui: str, run, tmp_path: Path) -> None:
             page.get_by_text("repro", exact=True).first.wait_for(timeout=30_000)  # the flow
             page.screenshot(path=str(shot), full_page=True)
             text = page.inner_text("body")
+            page.goto(f"{ui}/runs/flow-run/{trained.id}", timeout=60_000)
+            page.get_by_text("Artifacts", exact=True).first.click(timeout=60_000)
+            page.wait_for_function(
+                "key => document.body.innerText.includes(key)",
+                arg=f"train-{KEY}-summary",
+                timeout=60_000,
+            )
+            page.screenshot(path=str(tmp_path / "train-artifacts.png"), full_page=True)
+            artifacts_tab = page.inner_text("body")
         finally:
             browser.close()
     assert run.name in text and "Completed" in text
+    assert trained.name in artifacts_tab and f"train {MODEL}: one row per epoch" in artifacts_tab
     assert shot.read_bytes()[:4] == b"\x89PNG"
     print(f"\nscreenshot of the flow run page: {shot}")
 

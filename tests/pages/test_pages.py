@@ -526,21 +526,30 @@ def test_report_draws_digit_samples_as_a_grid(report_pages):
     assert "## Samples: tr (translate)" in md and "hola \\| amigo" in md
 
 
-def test_report_links_the_other_pages_when_they_exist(report_pages, tmp_path):
+def test_report_links_the_ops_pages_index_which_the_ops_keep(report_pages, tmp_path):
+    from pipelines import render as R
     from pipelines.flows.report import build
 
     index = report_pages.reports / "index.html"
     nav = dom(index).find("nav", class_="pages")
-    hrefs = [a.attrs["href"] for a in nav.find_all("a")]
-    assert hrefs == ["search/tiny.html", "compare/abc1234..def5678.html", "retrain/digits_cnn.html"]
+    assert [a.attrs["href"] for a in nav.find_all("a")] == ["pages.html"]
+    assert "](pages.md)" in (report_pages.reports / "index.md").read_text()
+    # The ops pages are no DVC outputs: the report stage's files do not change with them.
+    bare = report_root(tmp_path / "bare", pages=False)
+    build(bare, "pages report")
+    for name in ("index.html", "index.md"):
+        assert (bare.reports / name).read_bytes() == (report_pages.reports / name).read_bytes()
+
+    R.write_pages_index(report_pages.reports)  # what search, compare and retrain call
+    hrefs = [a.attrs["href"] for a in dom(report_pages.reports / "pages.html").find_all("a")]
+    assert hrefs[1:] == [
+        "search/tiny.html",
+        "compare/abc1234..def5678.html",
+        "retrain/digits_cnn.html",
+    ]
     for href in hrefs:
         assert (index.parent / href).is_file()  # relative, and there
-    assert "[tiny](search/tiny.html)" in (report_pages.reports / "index.md").read_text()
-
-    bare = report_root(tmp_path / "bare", pages=False)
-    build(bare, "bare")
-    assert dom(bare.reports / "index.html").find("nav") is None
-    assert "](search/" not in (bare.reports / "index.md").read_text()
+    assert "[tiny](search/tiny.html)" in (report_pages.reports / "pages.md").read_text()
 
 
 # --- the search page ----------------------------------------------------------------------
@@ -709,7 +718,7 @@ def test_pages_in_headless_chromium(
     sync_api = pytest.importorskip("playwright.sync_api")
     reports = report_pages.reports
     # The fixtures share tmp_path/project: the real search, compare and retrain pages now sit
-    # where the report (built first) links them.
+    # where the pages index the report links lists them.
     assert search_page["html"] == reports / "search" / "tiny.html"
     assert compare_page == reports / "compare" / "abc1234..def5678.html"
     assert retrain_page == reports / "retrain" / "digits_cnn.html"
@@ -756,6 +765,8 @@ def test_pages_in_headless_chromium(
             found["na"] = page.eval_on_selector_all(
                 "td.na", "els => els.map(e => getComputedStyle(e).fontStyle)"
             )
+            page.click("nav.pages a[href='pages.html']")  # the index the ops pages keep
+            page.wait_for_load_state("load")
             page.click("nav.pages a[href='search/tiny.html']")
             page.wait_for_load_state("load")
             found["after_click"] = page.url
