@@ -265,10 +265,18 @@ def main(argv: list[str] | None = None) -> int:
         add_help=False,
     )
 
+    sub.add_parser(
+        "plots-template",
+        help="write the `dvc plots show` template with Vega inline (renders offline)",
+        add_help=False,
+    )
+
     if argv and argv[0] == "locked":
         return _run_locked(argv[1:])
     if argv and argv[0] == "verify":
         return int(importlib.import_module("pipelines.integrity").main(argv[1:]))
+    if argv and argv[0] == "plots-template":
+        return int(importlib.import_module("pipelines.ops.plots").main(argv[1:]))
     if argv and argv[0] in (*_HOPS, *_FLOWS, *_OPS, *_TOOLS):
         # Dispatch by module name, not import: the core stays below both sides it starts.
         package = (

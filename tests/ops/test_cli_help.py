@@ -19,7 +19,17 @@ from rnnflow.env import PROJECT_ROOT
 from tests.conftest import ci_failure
 from tests.ops.conftest import rnnflow
 
-COMMANDS = [*cli._HOPS, *cli._FLOWS, *cli._OPS, *cli._TOOLS, "profile", "deps", "locked", "verify"]
+COMMANDS = [
+    *cli._HOPS,
+    *cli._FLOWS,
+    *cli._OPS,
+    *cli._TOOLS,
+    "profile",
+    "deps",
+    "locked",
+    "verify",
+    "plots-template",
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
