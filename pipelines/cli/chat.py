@@ -73,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     gen = torch.Generator()
     gen.manual_seed(args.seed) if args.seed is not None else gen.seed()
     interactive = sys.stdin.isatty()
-    mode = "beam" if args.beam else "greedy" if args.greedy else "sample"
+    decoding = "beam" if args.beam else "greedy" if args.greedy else "sample"
+    codec = bundle.codec
+    if codec is None:  # a text task's bundle always has one
+        return fail("chat", f"{args.model} has no text codec")
     while True:
         if interactive:
             print("you> ", end="", flush=True)
@@ -81,13 +84,13 @@ def main(argv: list[str] | None = None) -> int:
         if not line or not line.strip():
             return 0
         line = line.strip()
-        if args.show_unknown and (unk := bundle.codec.unknown_words(line, "source")):
+        if args.show_unknown and (unk := codec.unknown_words(line, "source")):
             print(f"(unknown: {', '.join(unk)})")
-        ids = bundle.codec.encode([line], "source")
+        ids = codec.encode([line], "source")
         out = text.decode_rows(
-            bundle.model, ids, mode, cfg, torch.device("cpu"), beam=args.beam, generator=gen
+            bundle.model, ids, decoding, cfg, torch.device("cpu"), beam=args.beam, generator=gen
         )[0]
-        reply = bundle.codec.text(out, "target") or "..."
+        reply = codec.text(out, "target") or "..."
         print(f"bot> {reply}" if interactive else reply, flush=True)
 
 

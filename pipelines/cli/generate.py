@@ -69,12 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     task = bundle.spec["task"]  # what the model was trained for, even without params.yaml
     if error := task_error("generate", args.model, task, f"task {task}"):
         return fail("generate", error)
-    cfg = bundle.cfg
+    cfg, codec, model = bundle.cfg, bundle.codec, bundle.model
+    if codec is None:  # a text task's bundle always has one
+        return fail("generate", f"{args.model} has no text codec")
     gen = torch.Generator()
     gen.manual_seed(args.seed) if args.seed is not None else gen.seed()
-    ids = torch.from_numpy(bundle.codec.encode([args.prompt], "ids").values)
+    ids = torch.from_numpy(codec.encode([args.prompt], "ids").values)
     for _ in range(args.num):
-        out = bundle.model.generate(
+        out = model.generate(  # type: ignore[operator]  # an lm model (task checked)
             ids,
             cfg.max_decode_len if args.length is None else args.length,
             greedy=args.greedy,
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             stop_at_eos=not args.no_stop,
             block_unk=cfg.block_unk,
         )
-        print(bundle.codec.text(out, "ids", prompt=args.prompt))
+        print(codec.text(out, "ids", prompt=args.prompt))
     return 0
 
 

@@ -63,7 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     if error := task_error("translate", args.model, task, f"task {task}"):
         return fail("translate", error)
     for src, out in zip(lines, text.translate(bundle, lines, beam=args.beam)):
-        if args.show_unknown and (unk := bundle.codec.unknown_words(src, "source")):
+        if (
+            args.show_unknown
+            and bundle.codec
+            and (unk := bundle.codec.unknown_words(src, "source"))
+        ):
             print(f"(unknown: {', '.join(unk)})", file=sys.stderr)
         print(out)
     return 0

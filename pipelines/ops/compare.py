@@ -48,7 +48,7 @@ def short_sha(root: Path, rev: str | None) -> str:
 def label(root: Path, rev: str | None) -> str:
     """``REV (short sha)``, the sha alone when that is what was given, or ``workspace``."""
     sha = short_sha(root, rev)
-    if sha == WORKSPACE:
+    if sha == WORKSPACE or rev is None:
         return WORKSPACE
     return rev if rev.startswith(sha) or sha.startswith(rev) else f"{rev} ({sha})"
 
@@ -113,7 +113,7 @@ def read_history(root: Path, rev: str | None, model: str) -> list[dict[str, floa
 
 # How each revision is drawn: its own colours (train loss, validation loss / metric) and line
 # style. A is drawn first, wider and translucent, so B's line on top never hides it.
-STYLES = {
+STYLES: dict[str, dict[str, Any]] = {
     "A": {
         "colors": ("#1f77b4", "#6baed6"),
         "color_name": "blue",

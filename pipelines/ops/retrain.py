@@ -256,7 +256,7 @@ def data_deps(deps: dict[str, str]) -> dict[str, str]:
 def cached_weights(root: Path, out_hash: str) -> Path:
     """``model.pt`` of a ``models/<model>`` output, from the DVC cache by its hash; its bytes
     are checked against that hash first (DVC trusts its cache, a flipped byte goes unseen)."""
-    from dvc.repo import Repo
+    from dvc.repo import Repo  # type: ignore[import-untyped]
 
     from pipelines.integrity import IntegrityError, file_md5
 
@@ -371,6 +371,7 @@ def judgement_context(
         else None
     )
     real = verdict.decision in ("promoted", "rejected")
+    latest: dict[str, Any] | None
     if real:  # this run is the latest decision; the registry gives its version and commit
         latest = {
             **(last_judged(history, cand.fingerprint) or {}),

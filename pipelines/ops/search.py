@@ -33,7 +33,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -76,10 +76,11 @@ class Dimension(Config):
 
         if self.type == "categorical":
             return list(self.choices or [])
+        low, high = cast(float, self.low), cast(float, self.high)  # checked for these types
         if self.type == "int":
-            return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
+            return list(range(int(low), int(high) + 1, int(self.step or 1)))
         space = np.geomspace if self.type == "loguniform" else np.linspace
-        return [_round(float(v)) for v in space(self.low, self.high, self.points)]
+        return [_round(float(v)) for v in space(low, high, self.points)]
 
     def distribution(self):
         """The Optuna distribution random and TPE search sample from."""
@@ -154,11 +155,12 @@ class Sampler:
         self.spec = spec
         self.grid = grid_points(spec) if spec.method == "grid" else None
         self.n_trials = len(self.grid) if self.grid is not None else int(spec.n_trials or 0)
-        self.study = None
+        self.study: Any = None  # an optuna Study (imported only when sampling)
         if self.grid is None:
             import optuna
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
+            sampler: optuna.samplers.BaseSampler
             if spec.method == "random":
                 sampler = optuna.samplers.RandomSampler(seed=spec.seed)
             else:
@@ -497,7 +499,7 @@ def search(
         # The chosen params, reproduced: DVC restores their outputs from its run cache
         # (`dvc exp apply` would also check out every other stage's outputs, which fails
         # where those were never produced).
-        W.set_params(path / "params.yaml", best["params"] if applied else originals)
+        W.set_params(path / "params.yaml", best["params"] if applied and best else originals)
         W.dvc_repro(path, spec.targets or [f"evaluate@{spec.model}"], log=log)
         paths = write_report(path, name, spec, trials, best, applied, baseline, note)
     rows = [{k: _cell(v) for k, v in r.items()} for r in table_rows(trials, spec, best, baseline)]
