@@ -67,10 +67,24 @@ class RetrainConfig(Config):
     model: Identifier  # a key of train.models (a stage name: dvc repro evaluate@<model>)
     metric: str = "validation.accuracy"  # dotted key in metrics/<model>.json: never test.
     higher_is_better: bool = True
-    # Promote only when better by more than this: run-to-run noise must not promote. Set
-    # it from the measured seed-to-seed spread (BENCHMARKS.md "Spread over seeds").
-    margin: float = Field(0.0, ge=0)
+    # Promote only when better by more than this, so run-to-run noise never promotes:
+    # "measured" takes the model's spread of `metric` over training seeds from
+    # benchmarks/results/seed_spread.json (benchmarks/seed_spread.py); a number overrides it.
+    margin: float | Literal["measured"] = Field("measured", union_mode="left_to_right")
     stage: str = "champion"  # GTO stage a promotion assigns (tags <model>#<stage>#N)
+
+    @field_validator("margin")
+    @classmethod
+    def _not_negative(cls, value: float | str) -> float | str:
+        if isinstance(value, float) and value < 0:
+            raise ValueError("retrain.margin must be >= 0 (or 'measured')")
+        return value
+
+    def threshold(self) -> float:
+        """The margin as a number (``retrain_config`` with a root resolves ``measured``)."""
+        if isinstance(self.margin, str):
+            raise ConfigError("retrain.margin 'measured' was not resolved against a project")
+        return self.margin
 
     @field_validator("stage")
     @classmethod
@@ -226,15 +240,41 @@ def read_candidate(root: Path, model: str, metric: str) -> Candidate:
     )
 
 
-def retrain_config(params: dict[str, Any], model: str | None = None) -> RetrainConfig:
-    """The ``retrain`` section of ``params``, its ``model`` replaced by ``model`` if given.
+#: Where ``benchmarks/seed_spread.py`` records each model's spread over training seeds.
+SPREAD = Path("benchmarks/results/seed_spread.json")
+
+
+def measured_margin(root: Path, model: str, metric: str) -> float:
+    """The spread (max − min) of ``metric`` over training seeds of ``model``, as measured by
+    ``benchmarks/seed_spread.py``; a :class:`ConfigError` naming the command if unmeasured."""
+    path = root / SPREAD
+    how = f"`python benchmarks/seed_spread.py {model} --seeds 1 2`, or set retrain.margin"
+    try:
+        rows = json.loads(path.read_text())["rows"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"retrain.margin is 'measured' but {path} is unreadable ({exc}): {how}")
+    for row in rows:
+        spread = (row.get("spreads") or {}).get(metric)
+        if row.get("model") == model and spread is not None:
+            return float(spread)
+    raise ConfigError(f"retrain.margin is 'measured' but {path} has no {metric} of {model}: {how}")
+
+
+def retrain_config(
+    params: dict[str, Any], model: str | None = None, root: Path | None = None
+) -> RetrainConfig:
+    """The ``retrain`` section of ``params``, its ``model`` replaced by ``model`` if given;
+    with ``root``, a ``measured`` margin becomes the number measured there.
 
     The override goes into the section itself, not through ``parse(..., **extra)``: ``parse``
     names its own first parameter ``model``, so ``parse(..., model=...)`` is a TypeError.
     """
     if model:
         params = {**params, "retrain": {**(section(params, "retrain") or {}), "model": model}}
-    return parse(RetrainConfig, params, "retrain")
+    cfg = parse(RetrainConfig, params, "retrain")
+    if root is not None and cfg.margin == "measured":
+        cfg = cfg.model_copy(update={"margin": measured_margin(root, cfg.model, cfg.metric)})
+    return cfg
 
 
 def last_judged(history: list[dict[str, Any]], fp: str) -> dict[str, Any] | None:
@@ -338,7 +378,9 @@ def judge(
                     f"on it: {type(exc).__name__}: {exc}; compared with its recorded "
                     f"{cfg.metric})"
                 )
-    promote, why = decide(champion_value, cand.value, cfg.higher_is_better, cfg.margin, cfg.metric)
+    promote, why = decide(
+        champion_value, cand.value, cfg.higher_is_better, cfg.threshold(), cfg.metric
+    )
     return Verdict("promoted" if promote else "rejected", why + note, champion_value, rescored)
 
 
@@ -630,7 +672,7 @@ def retrain(
 ) -> dict[str, Any]:
     """Rerun the stale stages of ``model`` (default: ``retrain.model``), then promote or not."""
     path = W.resolve_root(root)
-    cfg = retrain_config(load_params(W.inside(path, params_path, "params file")), model)
+    cfg = retrain_config(load_params(W.inside(path, params_path, "params file")), model, path)
     with W.workspace_lock(path, f"retrain {cfg.model}", lock_timeout, log=logger()):
         ran = reproduce(str(path), [f"evaluate@{cfg.model}"])
         cand, verdict, champ, history = evaluate_and_record(
@@ -664,8 +706,10 @@ def check_arguments(model: str | None, params_path: str, root: str | None) -> st
     flow, so a mistake costs no Prefect server and no workspace lock."""
     path = W.resolve_root(root)
     params = load_params(W.inside(path, params_path, "params file"))
-    cfg = retrain_config(params, model)
     models = section(params, "train.models")
+    cfg = retrain_config(params, model)
+    if cfg.model in models:
+        retrain_config(params, model, path)  # a margin to measure that nobody measured
     if cfg.model not in models:
         where = "--model" if model else "retrain.model in params.yaml"
         raise ConfigError(

@@ -8,6 +8,7 @@ replaced by stand-ins through monkeypatch.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def retrain_root(tmp_path: Path, monkeypatch) -> tuple[Path, list]:
     """A project root whose params name another model; DVC and judging are stand-ins."""
     root = tmp_path / "project"
     root.mkdir()
-    write_params(root, {"retrain": {"model": "mnist_cnn"}})
+    write_params(root, {"retrain": {"model": "mnist_cnn", "margin": 0.0}})
     calls: list = []
 
     def reproduce(root_: str, targets: list[str]) -> list[str]:
@@ -85,6 +86,29 @@ def test_retrain_config_override_keeps_the_rest_and_validates():
     assert RT.retrain_config(params).model == "mnist_cnn"
     with pytest.raises(RT.ConfigError, match="retrain"):
         RT.retrain_config({"retrain": {"model": "x", "margin": -1}}, MODEL)
+
+
+def test_a_measured_margin_is_the_validation_spread_over_seeds(tmp_path: Path) -> None:
+    params = {"retrain": {"model": MODEL, "margin": "measured"}, "train": {"models": {MODEL: {}}}}
+    with pytest.raises(RT.ConfigError, match=f"benchmarks/seed_spread.py {MODEL} --seeds"):
+        RT.retrain_config(params, root=tmp_path)
+    spread = tmp_path / RT.SPREAD
+    spread.parent.mkdir(parents=True)
+    row = {"model": MODEL, "spreads": {"validation.accuracy": 0.0031, "test.accuracy": 0.0005}}
+    spread.write_text(json.dumps({"rows": [{"model": "other", "spreads": {}}, row]}))
+    assert RT.retrain_config(params, root=tmp_path).threshold() == 0.0031
+    assert RT.retrain_config(params).margin == "measured"  # no project: left as written
+    with pytest.raises(RT.ConfigError, match="not resolved"):
+        RT.retrain_config(params).threshold()
+    other = {"retrain": {"model": MODEL, "metric": "validation.loss", "higher_is_better": False}}
+    with pytest.raises(RT.ConfigError, match=f"no validation.loss of {MODEL}"):
+        RT.retrain_config(other, root=tmp_path)
+    # checked before the flow starts, like the model's name
+    write_params(tmp_path, params)
+    assert RT.check_arguments(None, "params.yaml", str(tmp_path)) == MODEL
+    spread.unlink()
+    with pytest.raises(RT.ConfigError, match="retrain.margin is 'measured'"):
+        RT.check_arguments(None, "params.yaml", str(tmp_path))
 
 
 # --- already judged, anywhere in the history ---------------------------------------------
