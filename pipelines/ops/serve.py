@@ -16,6 +16,10 @@ Deployments (flow/deployment):
 Every run happens in this checkout (the served process's project root), holds the
 workspace lock while it uses DVC, and streams DVC's output into its log. Stop serving
 with Ctrl-C or SIGTERM (schedules are paused until the next ``serve``), then the server.
+
+``rnnflow serve --pool NAME`` registers the same deployments on a work pool instead and
+exits; a worker (``prefect worker start --pool NAME``) then runs them in the checkout it is
+installed in, on this machine or another one sharing the DVC remote (``docs/scale.md``).
 """
 
 from __future__ import annotations
@@ -37,9 +41,12 @@ def api_url() -> str | None:
     return get_current_settings().api.url
 
 
-def deployments(params: dict[str, Any], schedule: bool = True) -> list:
-    """The RunnerDeployments ``serve`` registers."""
+def deployments(params: dict[str, Any], schedule: bool = True, pool: str | None = None) -> list:
+    """The RunnerDeployments ``serve`` registers; for a work ``pool``, their entrypoints are
+    module paths (``pipelines.ops.repro.repro``), so a worker runs them from its installed
+    checkout."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+    from prefect.deployments.runner import EntrypointType
     from prefect.schedules import Cron
 
     from pipelines.ops.repro import repro
@@ -47,25 +54,31 @@ def deployments(params: dict[str, Any], schedule: bool = True) -> list:
     from pipelines.ops.search import search
 
     rcfg = parse(RetrainConfig, params, "retrain")
+    where: dict[str, Any] = (
+        {"work_pool_name": pool, "entrypoint_type": EntrypointType.MODULE_PATH} if pool else {}
+    )
     return [
         repro.to_deployment(
             "repro",
+            **where,
             tags=TAGS,
             concurrency_limit=1,
             description="dvc repro of chosen stages (targets) with params overrides",
         ),
         retrain.to_deployment(
             "scheduled",
+            **where,
             tags=TAGS,
             schedules=[Cron(rcfg.cron, timezone=rcfg.timezone)] if schedule else None,
             concurrency_limit=ConcurrencyLimitConfig(
                 limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
             ),
             description=f"retrain {rcfg.model}; promote if {rcfg.metric} beats the champion "
-            f"by more than {rcfg.margin}",
+            f"by more than the margin ({rcfg.margin})",
         ),
         search.to_deployment(
             "search",
+            **where,
             tags=TAGS,
             concurrency_limit=1,
             parameters={"spec_path": "search/mnist_logreg.yaml"},
@@ -94,10 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--list", action="store_true", help="print the deployments and exit (no server needed)"
     )
+    parser.add_argument(
+        "--pool",
+        metavar="NAME",
+        help="register the deployments on work pool NAME (a process pool is created if there "
+        "is none) and exit: `prefect worker start --pool NAME` runs them, here or on another "
+        "machine with this checkout and the DVC remote",
+    )
     args = parser.parse_args(argv)
     try:
         params = load_params(PROJECT_ROOT / args.params)
-        deps = deployments(params, schedule=not args.no_schedule)
+        deps = deployments(params, schedule=not args.no_schedule, pool=args.pool)
     except ConfigError as exc:
         print(f"rnnflow serve: error: {exc}", file=sys.stderr)
         return 2
@@ -117,10 +137,34 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.pool:
+        register(deps, args.pool)
+        print(f"{len(deps)} deployments on work pool {args.pool!r}: `prefect worker start "
+              f"--pool {args.pool}` runs them")  # fmt: skip
+        return 0
     from prefect import serve
 
     serve(*deps)
     return 0
+
+
+def register(deps: list, pool: str) -> None:
+    """Create work pool ``pool`` (type process) unless it exists, then the deployments on it."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+    from prefect.workers.process import ProcessWorker
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(pool)
+        except ObjectNotFound:
+            template = ProcessWorker.get_default_base_job_template()
+            client.create_work_pool(
+                WorkPoolCreate(name=pool, type="process", base_job_template=template)
+            )
+    for d in deps:
+        d.apply(work_pool_name=pool)
 
 
 if __name__ == "__main__":

@@ -228,6 +228,52 @@ def test_served_deployments_run_from_the_api_and_show_in_the_ui(project, server,
     assert serve.returncode is not None
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_process_worker_runs_a_deployment_from_its_work_pool(project, server, tmp_path):
+    from prefect.client.schemas.objects import StateType
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    root, env = project
+    api, pool = server[0], "rnnflow-workers"
+    sh([sys.executable, "-m", "pipelines.ops.serve", "--pool", pool, "--no-schedule"], root, env)
+    with client(api) as c:
+        assert c.read_work_pool(pool).type == "process"
+        dep = c.read_deployment_by_name("repro/repro")
+    assert dep.work_pool_name == pool and dep.entrypoint == "pipelines.ops.repro.repro"
+    log = (tmp_path / "worker.log").open("w")
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", pool],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        with temporary_settings({PREFECT_API_URL: api}):
+            run = run_deployment(
+                "repro/repro",
+                timeout=400,
+                poll_interval=1,
+                as_subflow=False,
+                parameters={
+                    "targets": [f"evaluate@{MODEL}"],
+                    "overrides": {f"train.models.{MODEL}.epochs": 3},
+                },
+            )
+        assert run.state.type == StateType.COMPLETED, (tmp_path / "worker.log").read_text()
+        assert run.work_pool_name == pool
+        # run by the worker, in the checkout it was started in
+        assert "Worker 'ProcessWorker" in (tmp_path / "worker.log").read_text()
+        trained = json.loads((root / "dvclive" / MODEL / "metrics.json").read_text())
+        assert trained["epochs"] == 3
+    finally:
+        stop(worker, signal.SIGTERM, 60)
+        log.close()
+
+
 def subflow_runs(api: str, parent_id) -> list:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 
