@@ -152,8 +152,6 @@ def params_of(root: Path) -> dict:
 @pytest.mark.timeout(600)
 def test_served_deployments_run_from_the_api_and_show_in_the_ui(project, server, tmp_path):
     from prefect.client.schemas.objects import StateType
-    from prefect.deployments import run_deployment
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     root, env = project
     api, ui, _ = server
@@ -183,17 +181,7 @@ def test_served_deployments_run_from_the_api_and_show_in_the_ui(project, server,
         assert deps["retrain/scheduled"].global_concurrency_limit.limit == 1
 
         # A run started through the API: dvc repro with a params override, in the workspace.
-        with temporary_settings({PREFECT_API_URL: api}):
-            run = run_deployment(
-                "repro/repro",
-                timeout=400,
-                poll_interval=1,
-                as_subflow=False,
-                parameters={
-                    "targets": [f"evaluate@{MODEL}"],
-                    "overrides": {f"train.models.{MODEL}.epochs": 2},
-                },
-            )
+        run = run_repro(api, epochs=2)
         assert run.state.type == StateType.COMPLETED, (tmp_path / "serve.log").read_text()
         arts = {a.key: a for a in artifacts_of(api, run.id)}
         md = arts["repro"].data
@@ -232,8 +220,6 @@ def test_served_deployments_run_from_the_api_and_show_in_the_ui(project, server,
 @pytest.mark.timeout(600)
 def test_a_process_worker_runs_a_deployment_from_its_work_pool(project, server, tmp_path):
     from prefect.client.schemas.objects import StateType
-    from prefect.deployments import run_deployment
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     root, env = project
     api, pool = server[0], "rnnflow-workers"
@@ -252,17 +238,7 @@ def test_a_process_worker_runs_a_deployment_from_its_work_pool(project, server, 
         stdin=subprocess.DEVNULL,
     )
     try:
-        with temporary_settings({PREFECT_API_URL: api}):
-            run = run_deployment(
-                "repro/repro",
-                timeout=400,
-                poll_interval=1,
-                as_subflow=False,
-                parameters={
-                    "targets": [f"evaluate@{MODEL}"],
-                    "overrides": {f"train.models.{MODEL}.epochs": 3},
-                },
-            )
+        run = run_repro(api, epochs=3)
         assert run.state.type == StateType.COMPLETED, (tmp_path / "worker.log").read_text()
         assert run.work_pool_name == pool
         # run by the worker, in the checkout it was started in
@@ -272,6 +248,24 @@ def test_a_process_worker_runs_a_deployment_from_its_work_pool(project, server, 
     finally:
         stop(worker, signal.SIGTERM, 60)
         log.close()
+
+
+def run_repro(api: str, epochs: int):
+    """A ``repro/repro`` deployment run through the API: ``evaluate@MODEL`` with ``epochs``."""
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: api}):
+        return run_deployment(
+            "repro/repro",
+            timeout=400,
+            poll_interval=1,
+            as_subflow=False,
+            parameters={
+                "targets": [f"evaluate@{MODEL}"],
+                "overrides": {f"train.models.{MODEL}.epochs": epochs},
+            },
+        )
 
 
 def subflow_runs(api: str, parent_id) -> list:
