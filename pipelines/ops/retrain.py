@@ -252,7 +252,9 @@ def measured_margin(root: Path, model: str, metric: str) -> float:
     try:
         rows = json.loads(path.read_text())["rows"]
     except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError(f"retrain.margin is 'measured' but {path} is unreadable ({exc}): {how}")
+        raise ConfigError(
+            f"retrain.margin is 'measured' but {path} is unreadable ({exc}): {how}"
+        ) from None
     for row in rows:
         spread = (row.get("spreads") or {}).get(metric)
         if row.get("model") == model and spread is not None:
@@ -472,18 +474,15 @@ def judgement_context(
         "params": changes(champ.get("params", {}), cand.params),
         "deps": changes(champ.get("deps", {}), cand.deps),
         "metrics": changes(numeric_leaves(champ.get("metrics")), numeric_leaves(cand.metrics)),
+        # "registered at": the commit GTO's tag points at (`gto history`); "trained from":
+        # the code commit the challenger was trained at, which registration commits on top of.
         "history": [
-            {
-                k: e.get(k)
-                for k in (
-                    "version",
-                    "time",
-                    "decision",
-                    "value",
-                    "champion_value",
-                    "commit",
-                    "reason",
-                )
+            {k: e.get(k) for k in ("version", "time", "decision", "value", "champion_value")}
+            | {
+                "registered at": e.get("registered_at"),
+                "trained from": (e.get("commit") or "")
+                + (" (+ uncommitted changes)" if e.get("dirty") else ""),
+                "reason": e.get("reason"),
             }
             for e in history[-10:]
         ],

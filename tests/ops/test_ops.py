@@ -279,6 +279,24 @@ def subflow_runs(api: str, parent_id) -> list:
         )
 
 
+def browser_text(url: str, shot: Path, tmp_path: Path) -> tuple[Path, str]:
+    """The text of the page at ``url`` in headless Chromium, and its screenshot at ``shot``."""
+    if not CHROMIUM.exists():
+        pytest.skip("no /usr/bin/chromium (`make test` installs it when run as root)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(url, wait_until="load", timeout=60_000)
+            page.screenshot(path=str(shot), full_page=True)
+            return shot, page.inner_text("body")
+        finally:
+            browser.close()
+
+
 def check_run_page_in_browser(ui: str, run, tmp_path: Path, trained) -> None:
     """The flow run's page in headless Chromium shows its name and state, and the train
     subflow's Artifacts tab its epoch table; screenshots saved."""
@@ -340,7 +358,7 @@ def retrain(root: Path, env: dict) -> str:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_retrain_promotes_only_a_better_challenger(project, server):
+def test_retrain_promotes_only_a_better_challenger(project, server, tmp_path):
     root, env = project
     api = server[0]
     from pipelines.ops.registry import GitTagRegistry
@@ -417,6 +435,20 @@ def test_retrain_promotes_only_a_better_challenger(project, server):
         )
     )
     assert "train.models.mnist_logreg.lr" in promoted and "data/05_tokens/mnist" in promoted
+
+    # The page after promote → reject → already judged → promote → no change, in Chromium.
+    page = root / "reports" / "retrain" / f"{MODEL}.html"
+    shot, text = browser_text(page.as_uri(), tmp_path / "retrain.png", tmp_path)
+    assert text.splitlines()[0] == f"retrain {MODEL}: promoted", text[:200]
+    runs = text.split("Runs (newest first)")[1].split("Stages DVC ran")[0]
+    decisions = ["no change", "promoted", "already judged", "rejected", "promoted"]
+    found = [ln.split("\t")[1] for ln in runs.splitlines() if ln[:4].isdigit()]  # decision column
+    assert found == decisions, runs
+    # The registry's rows name the commits `gto history` names, as the headline does.
+    history = text.split("Registry history")[1]
+    v3 = next(ln for ln in history.splitlines() if ln.startswith("v0.0.3\t")).split("\t")
+    assert v3[5] == new["registered_at"] and f"commit {new['registered_at']}" in text, v3
+    assert shot.read_bytes()[:4] == b"\x89PNG"
 
 
 # --- hyperparameter search --------------------------------------------------------------
