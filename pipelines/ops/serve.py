@@ -137,14 +137,26 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.pool:
-        register(deps, args.pool)
-        print(f"{len(deps)} deployments on work pool {args.pool!r}: `prefect worker start "
-              f"--pool {args.pool}` runs them")  # fmt: skip
-        return 0
     from prefect import serve
+    from prefect.exceptions import PrefectHTTPStatusError
 
-    serve(*deps)
+    try:
+        if args.pool:
+            register(deps, args.pool)
+            print(f"{len(deps)} deployments on work pool {args.pool!r}: `prefect worker start "
+                  f"--pool {args.pool}` runs them")  # fmt: skip
+        else:
+            serve(*deps)
+    except PrefectHTTPStatusError as exc:
+        if exc.response.status_code not in (401, 403):
+            raise
+        print(
+            f"rnnflow serve: the Prefect server refused our credentials "
+            f"({exc.response.status_code}): set PREFECT_API_AUTH_STRING to the server's "
+            "PREFECT_SERVER_API_AUTH_STRING",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 

@@ -134,3 +134,18 @@ def test_basic_auth_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
         assert proc.returncode != 0
         assert "401" in proc.stderr, proc.stderr[-3000:]
         assert not (tmp_path / "rnnflow-no-auth-client.txt").exists()
+        # serving without credentials: one line saying so, not a client traceback
+        proc = subprocess.run(
+            [sys.executable, "-m", "pipelines.ops.serve", "--no-schedule"],
+            cwd=PROJECT_ROOT,
+            env=clean_env(PREFECT_API_URL=api, PREFECT_HOME=str(tmp_path / "client-home")),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+        assert (
+            proc.stderr.strip()
+            .splitlines()[-1]
+            .startswith("rnnflow serve: the Prefect server refused our credentials (401)")
+        ), proc.stderr[-3000:]
