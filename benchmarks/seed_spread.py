@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -83,12 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     doc = {
         "what": "score of the kept epoch per training seed on both splits (seed 0: the reference "
         "run); retrain.margin 'measured' is the validation spread",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-        },
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": B.machine(torch=torch.__version__),
+        "measured_at": B.now(),
         "rows": rows,
     }
     B.write(args.json, doc)
