@@ -164,7 +164,7 @@ def _lines(arr: pa.Array) -> bytes:
 def generate_zip(path: Path, n: int, gen: Generator, chunk: int, compresslevel: int) -> dict:
     """Write the synthetic Moses zip, streaming: es straight into its member, en through a
     temporary file on disk (one member is written at a time)."""
-    from rnnflow.hashing import row_hash
+    from stages.core.hashing import row_hash
 
     path.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

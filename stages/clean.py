@@ -20,9 +20,9 @@ import pyarrow as pa
 
 from rnnflow import io
 from rnnflow.config import parse
-from rnnflow.hashing import row_hash
-from rnnflow.hop import HopRun, cli, parts
 from stages import corpora
+from stages.core.hashing import row_hash
+from stages.core.hop import HopRun, cli, parts
 
 
 def drop_nulls(table: pa.Table) -> tuple[pa.Table, int]:

@@ -41,12 +41,12 @@ import pyarrow as pa
 
 from rnnflow import io
 from rnnflow.config import ConfigError, check_identifier, parse
-from rnnflow.download import inside
 from rnnflow.env import MIRROR_ENV, mirror_dir
-from rnnflow.hop import HopRun, batches_of, cli
-from rnnflow.hopconfig import NetworkConfig
-from rnnflow.sources import FetchContext, SourceLock, catalogue_path, lock_path, with_catalogue
 from stages import corpora
+from stages.core.config import NetworkConfig
+from stages.core.download import inside
+from stages.core.hop import HopRun, batches_of, cli
+from stages.core.sources import FetchContext, SourceLock, catalogue_path, lock_path, with_catalogue
 
 
 def fetch_report(

@@ -24,10 +24,10 @@ import pyarrow.compute as pc
 
 from rnnflow import io
 from rnnflow.config import parse
-from rnnflow.hashing import row_hash, uniform
-from rnnflow.hop import SPLITS, HopRun, batches_of, cli, parts
-from rnnflow.hopconfig import SplitConfig
 from stages import corpora
+from stages.core.config import SplitConfig
+from stages.core.hashing import row_hash, uniform
+from stages.core.hop import SPLITS, HopRun, batches_of, cli, parts
 
 
 def with_row_id(table: pa.Table, key: tuple[str, ...]) -> pa.Table:

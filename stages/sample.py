@@ -20,9 +20,9 @@ from pydantic import field_validator
 
 from rnnflow import io
 from rnnflow.config import Config, parse
-from rnnflow.hashing import uniform
-from rnnflow.hop import SPLITS, HopRun, cli
 from stages import corpora
+from stages.core.hashing import uniform
+from stages.core.hop import SPLITS, HopRun, cli
 
 
 class SampleConfig(Config):

@@ -40,7 +40,7 @@ import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect r
 from rnnflow import io
 from rnnflow.config import load_params, parse
 from rnnflow.env import PROJECT_ROOT
-from rnnflow.hop import SPLITS, data_dir, input_dir
+from stages.core.hop import SPLITS, data_dir, input_dir
 
 LOCAL_CLUSTER = {
     "n_workers": 2,
@@ -107,7 +107,7 @@ def _part_path(out_dir: str, split: str, shard: Shard) -> Path:
 
 
 def _validated(table: pa.Table, suite, where: str, row_offset: int) -> None:
-    from rnnflow.validate import validate
+    from stages.core.validate import validate
 
     if suite is None:
         return

@@ -24,9 +24,9 @@ import pyarrow as pa
 from rnnflow import io
 from rnnflow.config import parse
 from rnnflow.env import PROJECT_ROOT
-from rnnflow.hop import SPLITS, HopRun, cli
-from rnnflow.validate import Suite
 from stages import corpora
+from stages.core.hop import SPLITS, HopRun, cli
+from stages.core.validate import Suite
 
 
 def stats_path(corpus: str, root: Path = PROJECT_ROOT) -> Path:

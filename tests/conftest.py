@@ -71,7 +71,7 @@ def sha256(path: Path) -> str:
 def real_params() -> dict:
     """The committed params.yaml with each corpus's source catalogue (``sources/<corpus>.yaml``)
     in place, as the fetch hop reads it."""
-    from rnnflow.sources import with_catalogue
+    from stages.core.sources import with_catalogue
 
     params = load_params(PROJECT_ROOT / "params.yaml")
     for corpus in list(params["fetch"]):
@@ -91,7 +91,7 @@ def write_params(root: Path, overlay: dict) -> Path:
 
 def run_hop(hop: str, corpus: str, root: Path) -> int:
     """Run one hop in-process against ``root`` (what DVC's cmd does in a subprocess)."""
-    from rnnflow.hop import execute
+    from stages.core.hop import execute
 
     module = importlib.import_module(f"stages.{hop}")
     return execute(

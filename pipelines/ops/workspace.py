@@ -434,9 +434,9 @@ def check_params(params: dict[str, Any], root: Path | None = None) -> None:
     # they import it by name, as `rnnflow.cli` dispatches to both.
     corpora = importlib.import_module("stages.corpora")
     sample_config = importlib.import_module("stages.sample").SampleConfig
-    network_config = importlib.import_module("rnnflow.hopconfig").NetworkConfig
+    network_config = importlib.import_module("stages.core.config").NetworkConfig
     if root is not None:
-        catalogued = importlib.import_module("rnnflow.sources").with_catalogue
+        catalogued = importlib.import_module("stages.core.sources").with_catalogue
         for corpus in list(params.get("fetch") or {}):
             if corpus not in ("network", "require_pinned"):
                 check_identifier(corpus, "fetch: corpus")

@@ -5,8 +5,8 @@ streaming, validation and writing. Defaults cover the common case (no cleaning b
 nulls/duplicates, nothing to fit).
 
 Imports only point down: an adapter builds on :mod:`rnnflow` (config bases in
-:mod:`rnnflow.hopconfig`, source resolution in :mod:`rnnflow.sources`, suites in
-:mod:`rnnflow.validate`) and on other ``stages.corpora`` modules, never on a hop module
+:mod:`stages.core.config`, source resolution in :mod:`stages.core.sources`, suites in
+:mod:`stages.core.validate`) and on other ``stages.corpora`` modules, never on a hop module
 (``stages/<hop>.py`` imports the adapters; the contracts in pyproject.toml check it).
 """
 
@@ -18,9 +18,9 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 
-from rnnflow.hopconfig import CleanConfig, FetchConfig, FormatConfig, TokenizeConfig
-from rnnflow.sources import FetchContext
-from rnnflow.validate import Suite
+from stages.core.config import CleanConfig, FetchConfig, FormatConfig, TokenizeConfig
+from stages.core.sources import FetchContext
+from stages.core.validate import Suite
 
 
 class Corpus:

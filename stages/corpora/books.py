@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rnnflow.sources import HFDataset
+from stages.core.sources import HFDataset
 from stages.corpora.text import (
     TextCleanConfig,
     TextCorpus,

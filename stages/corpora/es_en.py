@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from rnnflow.sources import HFDataset
-from rnnflow.validate import Expect, Suite
+from stages.core.sources import HFDataset
+from stages.core.validate import Expect, Suite
 from stages.corpora.text import (
     TextCleanConfig,
     TextCorpus,

@@ -28,7 +28,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from rnnflow.hopconfig import MAX_EXPANDED_BYTES
+from stages.core.config import MAX_EXPANDED_BYTES
 
 # IDX dtype codes -> big-endian numpy dtypes (the format stores multi-byte values MSB first).
 IDX_DTYPES: dict[int, np.dtype] = {

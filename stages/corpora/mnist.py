@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rnnflow.hopconfig import FormatConfig, SourcedFetchConfig, SplitConfig
-from rnnflow.sources import FetchContext, resolve
-from rnnflow.validate import Expect, Suite
+from stages.core.config import FormatConfig, SourcedFetchConfig, SplitConfig
+from stages.core.sources import FetchContext, resolve
+from stages.core.validate import Expect, Suite
 from stages.corpora.base import Corpus
 
 PIXELS = 28 * 28

@@ -20,9 +20,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rnnflow.hopconfig import CleanConfig, FetchConfig, FormatConfig, SplitConfig
-from rnnflow.sources import FetchContext
-from rnnflow.validate import Expect, Suite
+from stages.core.config import CleanConfig, FetchConfig, FormatConfig, SplitConfig
+from stages.core.sources import FetchContext
+from stages.core.validate import Expect, Suite
 from stages.corpora.base import Corpus
 
 

@@ -13,12 +13,12 @@ Reading (fetch). A text source names its files (with checksums) and a ``format``
   and licence footer are stripped here, at fetch, because the markers are line-level
   state (``gutenberg_header: false`` for texts without them, e.g. tiny-shakespeare).
 - ``hf``: a Hugging Face dataset (``dataset``, ``config``, ``split``, ``revision``,
-  ``data_files``; see :class:`rnnflow.hopconfig.DatasetSourceConfig`) read through
+  ``data_files``; see :class:`stages.core.config.DatasetSourceConfig`) read through
   ``datasets``, with ``columns`` mapping the corpus's raw columns onto dataset columns
   (dotted paths reach into structs: ``{src: translation.es, tgt: translation.en}``). Each
   adapter says which names it takes (:meth:`TextCorpus.read_hf`). Rows stream in batches
   of ``chunk_lines``; the lock records a digest of the mapped values
-  (:class:`rnnflow.sources.ContentDigest`).
+  (:class:`stages.core.sources.ContentDigest`).
 
 A file ending in ``.gz`` is read through gzip; a ``.zip`` through its ``member``. Files are
 read in chunks of ``chunk_lines`` lines, each chunk one Arrow table, so memory stays flat
@@ -27,7 +27,7 @@ problem and, where there is one, the line. Archives are read in memory, never ex
 and hostile ones are refused: zip members with absolute or ``..`` paths or symlinks, and
 compressed data expanding past ``max_expanded_bytes`` (a "bomb"; the one cap every
 decompressor of a corpus shares, ``fetch.<corpus>.max_expanded_bytes``, default
-:data:`rnnflow.hopconfig.MAX_EXPANDED_BYTES`), or
+:data:`stages.core.config.MAX_EXPANDED_BYTES`), or
 holding a line longer than :data:`MAX_LINE_BYTES`.
 
 Cleaning (clean). Pure functions on Arrow string arrays, vectorised with
@@ -58,15 +58,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
-from rnnflow.hopconfig import (
+from stages.core.config import (
     MAX_EXPANDED_BYTES,
     CleanConfig,
     DatasetSourceConfig,
     FetchConfig,
     listed,
 )
-from rnnflow.sources import FetchContext, HFDataset, resolve
-from rnnflow.validate import Expect, Suite
+from stages.core.sources import FetchContext, HFDataset, resolve
+from stages.core.validate import Expect, Suite
 from stages.corpora import texttok
 from stages.corpora.base import Corpus
 from stages.corpora.texttok import TextTokenizeConfig

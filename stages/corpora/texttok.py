@@ -54,8 +54,8 @@ from rnnflow.codec import (  # noqa: F401  re-exported: the hop's adapters use t
     pretokenize,
 )
 from rnnflow.config import Config
-from rnnflow.hopconfig import TokenizeConfig
-from rnnflow.validate import Expect
+from stages.core.config import TokenizeConfig
+from stages.core.validate import Expect
 
 
 class MonolingualConfig(Config):
@@ -278,7 +278,7 @@ def encode_monolingual(
 
 
 def tokens_schema(columns: tuple[str, ...], text_type: str = "string") -> dict[str, str]:
-    """The Arrow schema :func:`encode` produces, for a :class:`~rnnflow.validate.Suite`."""
+    """The Arrow schema :func:`encode` produces, for a :class:`~stages.core.validate.Suite`."""
     schema = {"row_id": "uint64"}
     schema.update({c: text_type for c in columns})
     schema.update({f"{c}_ids": "list<int32>" for c in columns})

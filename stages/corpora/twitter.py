@@ -22,9 +22,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rnnflow.hashing import row_hash
-from rnnflow.sources import HFDataset
-from rnnflow.validate import Expect, Suite
+from stages.core.hashing import row_hash
+from stages.core.sources import HFDataset
+from stages.core.validate import Expect, Suite
 from stages.corpora.text import (
     TextCleanConfig,
     TextCorpus,

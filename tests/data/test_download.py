@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rnnflow.download import ChecksumMismatch, DownloadError, FileSpec, fetch_file, verify
+from stages.core.download import ChecksumMismatch, DownloadError, FileSpec, fetch_file, verify
 from tests.data.loopback import BODY, PATH, SHA, Server
 
 pytestmark = pytest.mark.usefixtures("no_proxy")

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rnnflow.hop import HOPS, data_dir
+from stages.core.hop import HOPS, data_dir
 from tests.conftest import run_hop, write_params
 from tests.data.text_mirror import run_hops, tweet_files
 

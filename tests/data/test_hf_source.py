@@ -406,7 +406,7 @@ def test_hf_source_config_is_checked() -> None:
 
 
 def test_column_paths_reach_into_structs_and_lists_of_structs() -> None:
-    from rnnflow.sources import column_path
+    from stages.core.sources import column_path
 
     table = pa.table(
         {
@@ -423,7 +423,7 @@ def test_column_paths_reach_into_structs_and_lists_of_structs() -> None:
 
 
 def test_content_digest_ignores_batching_and_sees_values() -> None:
-    from rnnflow.sources import ContentDigest
+    from stages.core.sources import ContentDigest
 
     table = pa.table(
         {

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rnnflow.hop import HOPS, data_dir
+from stages.core.hop import HOPS, data_dir
 from tests.conftest import run_hop
 
 SYNTHETIC = ("parity", "counting", "addition", "timeseries")

@@ -21,7 +21,7 @@ import pytest
 
 from rnnflow.config import load_params
 from rnnflow.env import PROJECT_ROOT
-from rnnflow.hop import HOPS
+from stages.core.hop import HOPS
 
 PACKAGES = ("rnnflow", "stages", "pipelines")
 #: params.yaml keys of a hop section that are settings of the hop, not corpora.

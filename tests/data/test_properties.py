@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from rnnflow.hashing import row_hash, uniform
+from stages.core.hashing import row_hash, uniform
 from stages.corpora import texttok
 from stages.corpora.idx import IDX_DTYPES, IdxError, read_idx, write_idx
 from stages.corpora.text import TextSourceError, read_alternating, read_parallel, read_tsv

@@ -21,8 +21,8 @@ import pytest
 
 from rnnflow import io
 from rnnflow.env import PROJECT_ROOT
-from rnnflow.hop import HopRun, data_dir
-from rnnflow.validate import ValidationFailed
+from stages.core.hop import HopRun, data_dir
+from stages.core.validate import ValidationFailed
 from stages.corpora import text
 from stages.corpora.idx import IdxError, read_idx, write_idx
 from tests.conftest import run_hop, sha256

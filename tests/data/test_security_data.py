@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from rnnflow import download, hopconfig
 from rnnflow.config import ConfigError, parse
-from rnnflow.download import DownloadError, FileSpec, obtain
 from rnnflow.env import PROJECT_ROOT
-from rnnflow.hopconfig import SourcedFetchConfig
-from rnnflow.sources import lock_path
 from stages import corpora
+from stages.core import download
+from stages.core.config import MAX_EXPANDED_BYTES, SourcedFetchConfig
+from stages.core.download import DownloadError, FileSpec, obtain
+from stages.core.sources import lock_path
 from tests.conftest import real_params, run_hop, write_params
 from tests.data.loopback import BODY, PATH, SHA, Server
 from tests.data.text_mirror import overlay
@@ -212,10 +212,10 @@ def test_the_final_url_after_redirects_is_reported(https_server: Server, tmp_pat
 
 
 def test_one_finite_cap_for_every_corpus() -> None:
-    assert hopconfig.MAX_EXPANDED_BYTES == 4 << 30
+    assert MAX_EXPANDED_BYTES == 4 << 30
     for name in ("mnist", "twitter", "es_en", "books"):
         assert corpora.get(name).FetchConfig.model_fields["max_expanded_bytes"].default == (
-            hopconfig.MAX_EXPANDED_BYTES
+            MAX_EXPANDED_BYTES
         )
     section = mnist_section({"s": {"files": files()}}, max_expanded_bytes=1000)
     assert parse(SourcedFetchConfig, section, "fetch.mnist").max_expanded_bytes == 1000
@@ -317,7 +317,7 @@ def test_mnist_fetch_honours_its_cap(project: Path, capsys) -> None:
 
 def test_damaged_hop_output_hint_forces_the_checkout(tmp_path: Path) -> None:
     from rnnflow import io as rio
-    from rnnflow.hop import _with_stage_hint
+    from stages.core.hop import _with_stage_hint
 
     path = tmp_path / "data" / "01_raw" / "mnist" / "train.parquet"
     hinted = _with_stage_hint(rio.ParquetReadError(path, "damaged"), tmp_path)

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rnnflow.hop import data_dir
-from rnnflow.validate import Expect, Suite
+from stages.core.hop import data_dir
+from stages.core.validate import Expect, Suite
 from stages.corpora import texttok
 from stages.corpora.base import Corpus
 from stages.corpora.texttok import TextTokenizeConfig

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from rnnflow.hop import data_dir, execute
 from rnnflow.io import read_json
+from stages.core.hop import data_dir, execute
 from tests.conftest import real_params, run_hop, write_params
 from tests.data.loopback import Server
 from tests.data.text_mirror import overlay

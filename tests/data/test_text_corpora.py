@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from rnnflow.config import deep_merge
-from rnnflow.hop import data_dir
+from stages.core.hop import data_dir
 from stages.corpora import text
 from tests.conftest import REAL_MIRROR, run_hop, sha256, write_params
 from tests.data.text_mirror import (
@@ -246,7 +246,7 @@ def test_books_split_by_document_names_a_missing_book(text_root: Path, capsys) -
 
 
 def test_document_split_needs_both_lists() -> None:
-    from rnnflow.hopconfig import SplitConfig
+    from stages.core.config import SplitConfig
 
     with pytest.raises(ValueError, match="needs validation_docs and test_docs"):
         SplitConfig(method="document", test_docs=["a"])

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rnnflow.hop import data_dir
-from rnnflow.validate import Suite, validate
+from stages.core.hop import data_dir
+from stages.core.validate import Suite, validate
 from stages.corpora import texttok
 from stages.corpora.base import Corpus
 from stages.corpora.texttok import SPECIALS, UNK, TextTokenizeConfig

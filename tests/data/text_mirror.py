@@ -11,7 +11,7 @@ import gzip
 import zipfile
 from pathlib import Path
 
-from rnnflow.hop import data_dir
+from stages.core.hop import data_dir
 from tests.conftest import run_hop, sha256, write_params
 
 

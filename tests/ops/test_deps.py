@@ -37,23 +37,23 @@ def test_stage_deps_cover_its_import_closure(name: str, cmd: str, deps: list[Pat
 
 
 def test_the_closure_check_sees_a_missing_dep() -> None:
-    """The check itself can fail: drop rnnflow/hashing.py's cover from a sample stage."""
+    """The check itself can fail: drop stages/core/hashing.py's cover from a sample stage."""
     name, cmd, deps = next(s for s in ALL_STAGES if s[0] == "sample@parity")
     closure = import_closure(cmd)
-    hashing = PROJECT_ROOT / "rnnflow" / "hashing.py"
+    hashing = PROJECT_ROOT / "stages" / "core" / "hashing.py"
     assert hashing in closure
     without = [d for d in deps if d.resolve() not in (hashing, hashing.parent)]
-    assert "rnnflow/hashing.py" in uncovered(closure, without)
+    assert "stages/core/hashing.py" in uncovered(closure, without)
 
 
 def test_function_local_imports_count(tmp_path: Path) -> None:
     mod = tmp_path / "m.py"
     mod.write_text(
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import stages.x\n"
-        "def f():\n    from rnnflow import hashing\n    import pipelines.y\n"
+        "def f():\n    from stages.core import hashing\n    import pipelines.y\n"
     )
     found = imported_modules(mod, "pkg.m")
-    assert {"rnnflow", "rnnflow.hashing", "pipelines.y"} <= found
+    assert {"stages.core", "stages.core.hashing", "pipelines.y"} <= found
     assert "stages.x" not in found
 
 
@@ -86,14 +86,14 @@ def test_write_puts_a_removed_code_dep_back_and_a_second_write_changes_nothing(
     dvc_yaml = project_copy / "dvc.yaml"
     original = dvc_yaml.read_text()
     head, sample = original.split("\n  sample:\n")
-    sample = sample.replace("        - rnnflow/hashing.py\n", "", 1)
+    sample = sample.replace("        - stages/core/hashing.py\n", "", 1)
     dvc_yaml.write_text(f"{head}\n  sample:\n{sample}")
-    dropped = [d for d in _deps_of(original, "sample") if d != "rnnflow/hashing.py"]
+    dropped = [d for d in _deps_of(original, "sample") if d != "stages/core/hashing.py"]
     assert _deps_of(dvc_yaml.read_text(), "sample") == dropped
 
     assert cli.main(["deps", "--root", str(project_copy)]) == 1
     out = capsys.readouterr().out
-    assert "sample@parity (python -m stages.sample parity): rnnflow/hashing.py" in out
+    assert "sample@parity (python -m stages.sample parity): stages/core/hashing.py" in out
 
     assert cli.main(["deps", "--write", "--root", str(project_copy)]) == 0
     assert capsys.readouterr().out == "dvc.yaml: deps rewritten\n"

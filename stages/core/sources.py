@@ -4,7 +4,7 @@ The machinery behind the fetch hop that adapters call from ``Corpus.fetch``: a
 :class:`FetchContext` (network policy, mirror, download cache, the lock), :func:`resolve`
 (the first listed source whose files can all be had and verified) and :class:`SourceLock`
 (``sources/<corpus>.lock``: trust on first use). Bytes are obtained by
-:mod:`rnnflow.download`; the source configs are :mod:`rnnflow.hopconfig`'s. The hop itself
+:mod:`stages.core.download`; the source configs are :mod:`stages.core.config`'s. The hop itself
 (``stages/fetch.py``) builds the context, runs the adapter and writes the fetch report.
 
 A source with ``dataset`` set (format ``hf``) is a Hugging Face dataset instead of files:
@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from rnnflow import io
 from rnnflow.config import ConfigError, check_identifier, load_params
-from rnnflow.hopconfig import DatasetSourceConfig, NetworkConfig, SourceConfig
+from stages.core.config import DatasetSourceConfig, NetworkConfig, SourceConfig
 
 #: A corpus's own source config (e.g. a text corpus's, with a file format).
 S = TypeVar("S", bound=SourceConfig)
@@ -188,7 +188,7 @@ def _obtain(
     ``UpstreamChanged``/``ChecksumMismatch`` when bytes are wrong (never skipped), and
     ``PermissionError`` (strict mode) for a file that is neither pinned nor locked.
     """
-    from rnnflow.download import ChecksumMismatch, FileSpec, file_digest, obtain
+    from stages.core.download import ChecksumMismatch, FileSpec, file_digest, obtain
 
     if isinstance(source, DatasetSourceConfig) and source.dataset is not None:
         return [_obtain_dataset(name, source, ctx, params_key, part_of("dataset"))]
@@ -292,7 +292,7 @@ def resolve(
     A source whose files cannot be reached (no mirror copy, network down, 404) or that
     strict mode refuses is passed over and the next one tried; wrong bytes stop the run.
     """
-    from rnnflow.download import ChecksumMismatch, DownloadError
+    from stages.core.download import ChecksumMismatch, DownloadError
 
     reasons = []
     for name, source in candidates:
@@ -559,7 +559,7 @@ def _obtain_dataset(
 ) -> Served:
     """Load a dataset source; raises ``DownloadError`` when it cannot be had (the next
     source may serve) and ``PermissionError`` when strict mode refuses it."""
-    from rnnflow.download import DownloadError
+    from stages.core.download import DownloadError
 
     lock = ctx.lock or SourceLock(ctx.corpus)
     request: dict[str, Any] = {

@@ -26,7 +26,7 @@ import pyarrow as pa
 from rnnflow import io
 from rnnflow.config import ConfigError, load_params
 from rnnflow.env import PROJECT_ROOT
-from rnnflow.validate import Expect, Result, Suite, ValidationFailed, check, validate
+from stages.core.validate import Expect, Result, Suite, ValidationFailed, check, validate
 
 # Data layers by name (Kedro's convention): the number says where in the flow a file is.
 LAYERS = {
@@ -208,7 +208,7 @@ class HopRun:
         Checked on the written files through the same adapter, by 64-bit content hash; a
         failure quotes a few of the shared sentences.
         """
-        from rnnflow.hashing import row_hash
+        from stages.core.hashing import row_hash
 
         values = {}
         for part in splits:
@@ -232,7 +232,7 @@ class HopRun:
 
     def _sentences(self, part: str, columns: tuple[str, ...], hashes: np.ndarray) -> list[str]:
         """The texts in ``part`` whose hashes are ``hashes`` (for messages)."""
-        from rnnflow.hashing import row_hash
+        from stages.core.hashing import row_hash
 
         found: list[str] = []
         for batch in io.iter_batches(self.out / f"{part}.parquet", columns=list(columns)):
@@ -292,7 +292,7 @@ def execute(
     root: Path = PROJECT_ROOT,
 ) -> int:
     """Run ``body`` for one hop/corpus with atomic output; return a process exit code."""
-    from rnnflow.validate import write_report
+    from stages.core.validate import write_report
 
     started = time.perf_counter()
     final = data_dir(hop, corpus, root)

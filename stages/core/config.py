@@ -1,7 +1,7 @@
 """The typed params sections of the data hops, as the hop framework defines them.
 
 Each hop reads ``<hop>.<corpus>`` from params.yaml into a config model (:mod:`rnnflow.config`).
-The bases live here, beside :mod:`rnnflow.hop`, so corpus adapters (``stages/corpora/``) can
+The bases live here, beside :mod:`stages.core.hop`, so corpus adapters (``stages/corpora/``) can
 extend them without importing the hop modules that run them: the hops import the adapters,
 never the other way round. A corpus adds its own fields by subclassing (e.g. a text corpus's
 ``TextCleanConfig(CleanConfig)``) and naming the subclass on its adapter.
