@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from rnnflow.config import load_params
 
     torch.set_num_threads(2)
+    machine = B.machine(torch=torch.__version__)  # the load average as the measuring starts
     layout = Layout(args.root)
     models = load_params(args.root / "params.yaml")["train"]["models"]
     rows = []
@@ -76,12 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"model": name, "metric": head, "runs": runs, "spreads": spreads})
     if args.json.exists():  # models measured before and not now keep their rows
         rows += [
-            r for r in json.loads(args.json.read_text())["rows"] if r["model"] not in args.models
+            r
+            for r in json.loads(args.json.read_text())["rows"]
+            if r["model"] not in args.models and "spreads" in r  # both splits measured
         ]
     doc = {
         "what": "score of the kept epoch per training seed on both splits (seed 0: the reference "
         "run); retrain.margin 'measured' is the validation spread",
-        "machine": B.machine(torch=torch.__version__),
+        "machine": machine,
         "measured_at": B.now(),
         "rows": rows,
     }

@@ -397,7 +397,7 @@ def block_peers_mnist(root: Path) -> list[str]:
 
 
 def block_seed_spread(root: Path) -> list[str]:
-    how = "python benchmarks/seed_spread.py mnist_cnn mnist_lstm --seeds 1 2"
+    how = "python benchmarks/seed_spread.py mnist_cnn --seeds 1 2"
     doc = _result(root, "seed_spread", how)
     rows = []
     for r in doc["rows"]:
