@@ -693,7 +693,7 @@ def test_retrain_flow_writes_the_champion_page(tmp_path, monkeypatch):
 
     root = tmp_path / "project"
     root.mkdir()
-    write_params(root, {"retrain": {"model": "digits_cnn"}})
+    write_params(root, {"retrain": {"model": "digits_cnn", "margin": 0.002}})
     cand, verdict, champ, cfg, ran, history = judged()
     published = []
     monkeypatch.setattr(RT, "reproduce", lambda *a: ran)
