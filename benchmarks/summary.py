@@ -3,13 +3,15 @@
     python benchmarks/summary.py            # print every generated block
     python benchmarks/summary.py --write    # rewrite the blocks of BENCHMARKS.md in place
     python benchmarks/summary.py --check    # exit 1 and print a diff if a block is stale
+    python benchmarks/summary.py --timings  # record the last main job's train timings
 
 BENCHMARKS.md keeps its prose by hand; each generated table sits between
 ``<!-- summary:NAME -->`` and ``<!-- /summary:NAME -->`` and is made here from:
 
 - ``metrics/<model>.json`` (test and validation metrics, keys of ``pipelines/tasks/``) and the
   training record ``dvclive/<model>/`` of the committed reference run: ``models`` (MNIST and
-  synthetic tasks) and ``text-quality`` (the text models);
+  synthetic tasks) and ``text-quality`` (the text models), with its train wall times from
+  ``benchmarks/results/main_job.json`` (``--timings``: timings are not part of DVC's record);
 - ``benchmarks/results/<name>.json`` of the benchmark scripts: ``data-half`` (data_half.py),
   ``tokenize-speed`` (tokenize_speed.py), ``memory`` and ``scale`` (scale_es_en.py),
   ``noop-repro`` (noop_repro.py), ``peers-lm``,
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import json
 import re
 import sys
@@ -111,10 +114,36 @@ def _per_model(root: Path, text: bool, row: Callable[..., list[Any]], width: int
     return rows
 
 
-def _training(tr: dict) -> list[Any]:
-    """Train wall seconds, "epochs (the epoch kept)", device."""
+MAIN_JOB = "main_job"  # benchmarks/results/main_job.json: the reference run's train timings
+
+
+def _wall(root: Path, name: str) -> Any:
+    doc = _json(root / "benchmarks" / "results" / f"{MAIN_JOB}.json") or {}
+    return (doc.get("models") or {}).get(name, {}).get("wall_seconds", "—")
+
+
+def _training(root: Path, name: str, tr: dict) -> list[Any]:
+    """Train wall seconds (the reference run's, from its timings), "epochs (the epoch kept)",
+    device."""
     epochs = f"{tr.get('epochs')} ({tr.get('saved_epoch')})"
-    return [tr.get("wall_seconds"), epochs, tr.get("device")]
+    return [_wall(root, name), epochs, tr.get("device")]
+
+
+def record_timings(root: Path) -> Path:
+    """``benchmarks/results/main_job.json`` from the last run's ``reports/timings/*.json``
+    (written by the train stage, not committed), with the commit it ran."""
+    import subprocess
+
+    found = sorted((root / "reports" / "timings").glob("*.json"))
+    if not found:
+        raise SystemExit(f"{root}/reports/timings/ is empty: run the main job (`make repro`) first")
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True
+    ).stdout.strip()
+    models = {p.stem: json.loads(p.read_text()) for p in found}
+    path = root / "benchmarks" / "results" / f"{MAIN_JOB}.json"
+    path.write_text(json.dumps({"commit": commit, "models": models}, indent=2) + "\n")
+    return path
 
 
 def block_models(root: Path) -> list[str]:
@@ -125,13 +154,13 @@ def block_models(root: Path) -> list[str]:
         shown = ", ".join(
             f"{k} {test[k]:.4g}" for k in TENSOR_KEYS if isinstance(test.get(k), (int, float))
         )
-        return [name, f"{shown} (n={test.get('n')})", *_training(tr), tr.get("n_train")]
+        return [name, f"{shown} (n={test.get('n')})", *_training(root, name, tr), tr.get("n_train")]
 
     head = ["model", "test metrics", "train wall (s)", "epochs (best)", "device", "n_train"]
     return _table(head, _per_model(root, False, row, len(head)))
 
 
-def _text_row(name: str, m: dict, ev: dict, tr: dict) -> list[Any]:
+def _text_row(root: Path, name: str, m: dict, ev: dict, tr: dict) -> list[Any]:
     test, val = ev.get("test", {}), ev.get("validation", {})
     cell = str(m.get("cell", "lstm")).upper()
     what = f"{m.get('layers')}×{m.get('hidden')} {cell}"
@@ -187,14 +216,14 @@ def _text_row(name: str, m: dict, ev: dict, tr: dict) -> list[Any]:
                 )
         metric = "; ".join([*parts, f"perplexity {test['perplexity']:.1f}"])
         base = "—"
-    return [f"{name} ({what})", metric, base, *_training(tr)]
+    return [f"{name} ({what})", metric, base, *_training(root, name, tr)]
 
 
 def block_text_quality(root: Path) -> list[str]:
     """The text models: headline test metrics, the baseline on the same split, training."""
     head = ["model", "test metrics", "baseline on the same test split", "train wall (s)"]
     head = [*head, "epochs (best)", "device"]
-    out = _table(head, _per_model(root, True, _text_row, len(head)))
+    out = _table(head, _per_model(root, True, functools.partial(_text_row, root), len(head)))
     sacrebleu = [
         ((_json(root / "metrics" / f"{name}.json") or {}).get("test") or {}).get("signature")
         for name in _models(root)
@@ -542,7 +571,16 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true", help="rewrite the blocks in place")
     mode.add_argument("--check", action="store_true", help="exit 1 with a diff if one is stale")
+    mode.add_argument(
+        "--timings",
+        action="store_true",
+        help=f"record the last main job's train timings (reports/timings/) in "
+        f"benchmarks/results/{MAIN_JOB}.json",
+    )
     args = parser.parse_args(argv)
+    if args.timings:
+        print(f"wrote {record_timings(args.root)}")
+        return 0
     blocks = render(args.root)
     if not (args.write or args.check):
         for name, body in blocks.items():

@@ -84,6 +84,14 @@ class ModelConfig(Config):
     # seq2seq: an output <unk> becomes the source word it attended to most (Luong et al. 2015)
     unk_replace: bool = False
     samples: int = Field(12, ge=0)  # sample rows shown in the report
+    # How the train stage runs, not what it trains (so not in model.pt's config): ``nproc``
+    # processes per machine with DistributedDataParallel (torch.distributed.run; gloo on CPU,
+    # NCCL on CUDA), each on its share of every batch, so the effective batch is
+    # ``batch_size`` whatever ``nproc``. Several machines: ``nnodes`` and the rendezvous
+    # ``host:port`` every machine's train stage names.
+    nproc: int = Field(1, ge=1, exclude=True)
+    nnodes: int = Field(1, ge=1, exclude=True)
+    rdzv_endpoint: str | None = Field(None, exclude=True)
     prompts: list[str] = Field(default_factory=list)  # lm: report generations start here
     # lm evaluation: also score with a continuous cache of the last ``cache_size`` hidden states
     # (Grave et al. 2017), its flatness and weight chosen on validation; 0: off
@@ -99,6 +107,8 @@ class ModelConfig(Config):
             )
         if self.cutoffs != sorted(set(self.cutoffs)) or any(c <= 0 for c in self.cutoffs):
             raise ValueError(f"cutoffs must be increasing positive ints, got {self.cutoffs}")
+        if self.nnodes > 1 and not self.rdzv_endpoint:
+            raise ValueError("nnodes > 1 needs rdzv_endpoint (host:port of the rendezvous)")
         return self
 
 
@@ -193,6 +203,11 @@ class Layout:
 
     def metrics(self, name: str) -> Path:
         return self._inside("metrics", f"{name}.json", name=name)
+
+    def timings(self, name: str) -> Path:
+        """The run's wall times and machine (not a DVC output, not committed: they move on
+        every run, so ``dvc metrics diff`` and ``git status`` show only what results move)."""
+        return self._inside("reports", "timings", f"{name}.json", name=name)
 
     def samples(self, name: str) -> Path:
         """Sample outputs of a text model (generations, translations, replies) for the report."""

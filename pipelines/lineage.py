@@ -19,8 +19,9 @@ flow still runs (as a top-level run) — lineage is worth a log line, not a fail
 
 Two guards make a stage's faults cheap. A stage process sends itself SIGTERM once the ``dvc``
 that started it is gone (Linux), so a ``kill -9`` of ``dvc`` does not leave a trainer running. With
-``PREFECT_API_URL`` set, the server's ``/health`` is asked first: a server that does not answer
-ends the stage at once with one line, instead of minutes of client retries and tracebacks.
+``PREFECT_API_URL`` set, the server is asked first (``/admin/version``, with our credentials): a
+server that does not answer, or refuses the credentials, ends the stage at once with one line,
+instead of minutes of client retries and tracebacks.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from uuid import UUID
+
+from rnnflow.env import PROJECT_ROOT
 
 PARENT_ENV = "RNNFLOW_PARENT_TASK_RUN"
 TAGS_ENV = "RNNFLOW_RUN_TAGS"
@@ -106,8 +109,10 @@ def die_with_parent(sig: int = signal.SIGTERM, every: float = 1.0) -> None:
     threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
-def api_health(api_url: str, timeout: float = 3.0) -> int:
-    """The HTTP status of ``<api_url>/health``, sent with the credentials Prefect's client uses.
+def api_health(api_url: str, timeout: float = 3.0, path: str = "/health") -> int:
+    """The HTTP status of ``<api_url><path>``, sent with the credentials Prefect's client uses.
+
+    ``/health`` answers without credentials (a liveness probe); ``/admin/version`` needs them.
 
     ``PREFECT_API_AUTH_STRING`` (basic auth) or else ``PREFECT_API_KEY`` (bearer). Loopback is
     asked directly, never through a proxy. Raises ``OSError`` when nothing answers.
@@ -122,7 +127,7 @@ def api_health(api_url: str, timeout: float = 3.0) -> int:
     local = urllib.parse.urlsplit(api_url).hostname in _LOOPBACK
     opener = urllib.request.build_opener(*([urllib.request.ProxyHandler({})] if local else []))
     try:
-        request = urllib.request.Request(f"{api_url.rstrip('/')}/health", headers=headers)
+        request = urllib.request.Request(f"{api_url.rstrip('/')}{path}", headers=headers)
         with opener.open(request, timeout=timeout) as resp:
             return resp.status
     except urllib.error.HTTPError as exc:
@@ -132,26 +137,29 @@ def api_health(api_url: str, timeout: float = 3.0) -> int:
 
 
 def _require_server(timeout: float = 3.0) -> None:
-    """Exit with one line if ``PREFECT_API_URL`` names a server that does not answer."""
+    """Exit with one line if ``PREFECT_API_URL`` names a server that does not answer, or
+    refuses our credentials."""
     url = os.environ.get("PREFECT_API_URL", "").strip()
     if not url:
         return  # Prefect starts a temporary server of its own
     try:
-        status = api_health(url, timeout)
+        status = api_health(url, timeout, path="/admin/version")  # checks the credentials too
     except OSError as exc:
         why = " ".join(str(getattr(exc, "reason", exc)).split())  # one line, whatever it says
         raise SystemExit(
             f"Prefect server at {url} is not answering ({why}): start it "
             "(`prefect server start`) or unset PREFECT_API_URL to run with a temporary server"
         ) from None
-    if status == 401:
+    if status in (401, 403):
         raise SystemExit(
-            f"Prefect server at {url} refused our credentials (401): set PREFECT_API_AUTH_STRING "
-            "to the server's PREFECT_SERVER_API_AUTH_STRING"
+            f"Prefect server at {url} refused our credentials ({status}): set "
+            "PREFECT_API_AUTH_STRING to the server's PREFECT_SERVER_API_AUTH_STRING (or "
+            "PREFECT_API_KEY for Prefect Cloud)"
         )
     if status != 200:
         raise SystemExit(
-            f"{url}/health answered HTTP {status}, not as a Prefect server: check PREFECT_API_URL"
+            f"{url}/admin/version answered HTTP {status}, not as a Prefect server: check "
+            "PREFECT_API_URL"
         )
 
 
@@ -243,7 +251,7 @@ def stage_main(flow: Any, doc: str, argv: list[str] | None, *, model: bool = Tru
         "--root", default=None, help="project root (default: this checkout)", type=str
     )
     args = parser.parse_args(argv)
-    root = Path(args.root) if args.root else Path(__file__).resolve().parent.parent
+    root = Path(args.root) if args.root else PROJECT_ROOT
     commit = short_commit(root)
     parameters: dict[str, Any] = {"params_path": args.params, "root": args.root}
     name, tags = f"{flow.name}-{commit}", [f"commit:{commit}"]

@@ -8,12 +8,12 @@ and Studio)::
     dvclive/<model>/params.yaml               # the model's config and the run's facts (text)
     dvclive/<model>/plots/metrics/<name>.tsv  # one curve per metric: step (= epoch), value
 
-Per epoch (``step`` = the epoch, from 1): ``train_loss``, ``val_loss``, ``val_<monitor>`` and
-``seconds``. The summary holds their last values (``seconds`` left out: ``wall_seconds`` is
-the total), ``saved.*`` — the epoch whose weights ``model.pt`` holds and its values, the
-headline for ``dvc exp show`` — and the run's counts (``epochs``, ``wall_seconds``,
+Per epoch (``step`` = the epoch, from 1): ``train_loss``, ``val_loss`` and ``val_<monitor>``.
+The summary holds their last values, ``saved.*`` — the epoch whose weights ``model.pt`` holds and
+its values, the headline for ``dvc exp show`` — and the run's counts (``epochs``,
 ``parameters``, ``n_train``…). Text (device, torch version, family, corpus, task, keep, amp)
 goes to ``params.yaml`` with the config, so ``dvc metrics diff`` only ever compares numbers.
+Timings are not here: they move on every run (``reports/timings/<model>.json``, not committed).
 
 DVCLive only observes: it is opened with ``dvcyaml=False`` (``dvc.yaml`` is ours),
 ``save_dvc_exp=False`` (no experiment or commit of its own: under ``dvc repro``/``dvc exp run``
@@ -37,20 +37,17 @@ from typing import Any
 
 LIVE_DIR = "dvclive"  # under the project root: dvclive/<model>/
 CURVES = "plots/metrics"  # DVCLive's per-metric TSV folder, inside a model's directory
-NOT_IN_SUMMARY = ("seconds",)  # a timing per epoch: a curve, not a headline
 # Final numbers of the run (besides the curves' last values and ``saved``).
 RUN_METRICS = (
     "epochs",
     "saved_epoch",
-    "wall_seconds",
-    "run_seconds",
     "resumed_from_epoch",
     "n_train",
     "n_validation",
     "parameters",
 )
 # Text facts of the run, logged as params.
-RUN_PARAMS = ("model", "corpus", "family", "task", "keep", "device", "amp", "torch")
+RUN_PARAMS = ("model", "corpus", "family", "task", "keep", "device", "amp", "torch", "world")
 
 
 def live_dir(root: Path, model: str) -> Path:
@@ -105,8 +102,6 @@ def log_epoch(live: Any, row: Mapping[str, Any], columns: Iterable[str]) -> None
     live.step = int(row["epoch"])
     for col in columns:
         live.log_metric(col, row[col])
-    for key in NOT_IN_SUMMARY:
-        live.summary.pop(key, None)
     live.next_step()
 
 
@@ -201,7 +196,8 @@ def flatten(summary: Mapping[str, Any], params: Mapping[str, Any] | None) -> dic
     epoch's values under their own names, the last epoch's ``val_<monitor>`` as
     ``last_val_<monitor>``, the counts, and the text facts from ``params``."""
     params = dict(params or {})
-    saved = summary.get("saved") if isinstance(summary.get("saved"), dict) else {}
+    saved_ = summary.get("saved")
+    saved = saved_ if isinstance(saved_, dict) else {}
     out: dict[str, Any] = {k: params.get(k) for k in ("model", "corpus", "family") if k in params}
     out["epochs"] = summary.get("epochs")
     out["keep"] = params.get("keep")

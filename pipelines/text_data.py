@@ -297,6 +297,7 @@ def load_corpus(
     train, text = load_split(directory, "train", spec, text=[out_col], sides=sides)
     validation, _ = load_split(directory, "validation", spec, sides=sides)
     if spec.get("kind", "word") == "word" and spec.get("lowercase", True):
+        assert text is not None  # asked for [out_col]
         artifacts["truecase"] = fit_truecaser(text.column(out_col))
     mono_path = directory / "monolingual.parquet"
     mono = None
@@ -314,6 +315,8 @@ def prepare(cfg: Any, corpus: TextCorpus) -> TextCorpus:
     if getattr(cfg, "origins", None):
         if train.origin is None:
             raise ValueError(f"origins {cfg.origins} set but corpus {corpus.name} has no origin")
+        # every split of a corpus has the same columns
+        assert validation.origin is not None
         want = np.asarray(list(cfg.origins))
         train = train.select(np.isin(train.origin, want))
         validation = validation.select(np.isin(validation.origin, want))
@@ -429,10 +432,10 @@ class Codec:
     def tokens(self, ids: Sequence[int], side: str) -> list[str]:
         from rnnflow.codec import decode
 
-        ids = np.asarray(list(ids), dtype=np.int64)
+        arr = np.asarray(list(ids), dtype=np.int64)
         if side in self.keep:
-            ids = self.keep[side][ids]
-        return decode(ids.tolist(), self.artifacts)
+            arr = self.keep[side][arr]
+        return decode(arr.tolist(), self.artifacts)
 
     def text(
         self, ids: Sequence[int], side: str, prompt: str = "", fill: Sequence[str] | None = None

@@ -1,15 +1,16 @@
-"""Data-parallel training with the standard launcher (no Prefect server per process):
+"""One rank of data-parallel training: what the train stage launches when its model has
+``nproc`` > 1 (``train.models.<m>.nproc`` in params.yaml; ``nnodes``/``rdzv_endpoint`` for
+several machines), through the standard launcher:
 
-    torchrun --nproc_per_node=2 -m pipelines.cli.ddp_train books_lm
-    torchrun --nproc_per_node=8 -m pipelines.cli.ddp_train es_en_translator --params params.yaml
+    python -m torch.distributed.run --nproc_per_node=2 --standalone \
+        -m pipelines.cli.ddp_train books_lm
 
 Every process loads the corpus and builds the same model (same seed); ``fit`` wraps it in
 ``DistributedDataParallel`` (gloo on CPU, NCCL on CUDA: one GPU per local rank) and each rank
 trains on rows ``rank::world`` of every batch, so a global batch is ``batch_size`` as in a
 single process. Rank 0 writes the checkpoint (resume works as in ``pipelines.flows.train``) and the
-stage outputs (``models/<model>/model.pt``, history, train metrics). ``--dump DIR`` makes
-every rank write ``DIR/rank<k>.json`` with a checksum per parameter (the replica test).
-"""
+stage outputs (``models/<model>/model.pt``, DVCLive record, timings). ``--dump DIR`` makes
+every rank write ``DIR/rank<k>.json`` with a checksum per parameter (the replica test)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def state_checksums(model: torch.nn.Module) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="torchrun --nproc_per_node=N -m pipelines.cli.ddp_train",
+        prog="python -m torch.distributed.run --nproc_per_node=N -m pipelines.cli.ddp_train",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

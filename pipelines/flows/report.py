@@ -22,7 +22,6 @@ the files stay the source of truth.
 from __future__ import annotations
 
 import csv
-import io
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from pipelines import render as R
 from pipelines.config import Layout, ReportConfig
 from pipelines.lineage import stage_main
 from pipelines.outputs import logger, write_atomic
+from pipelines.render import plots as P
 from rnnflow.config import load_params, parse
 from rnnflow.io import read_json
 
@@ -87,14 +87,10 @@ def gather(layout: Layout) -> Inputs:
                 inp.tasks[name] = str(record["task"])
     for path in sorted((layout.root / "metrics").glob("*.json")):
         data = read_json(path)  # other stages' metrics files may sit here too: skip them
-        if path.stem.endswith("_train") and isinstance(data, dict) and "epochs" in data:
-            inp.train.setdefault(path.stem.removesuffix("_train"), data)  # before DVCLive
-        elif isinstance(data, dict) and isinstance(data.get("test"), dict):
+        if isinstance(data, dict) and isinstance(data.get("test"), dict):
             inp.evals[path.stem] = data
             if data.get("task"):
                 inp.tasks[path.stem] = str(data["task"])
-    for path in sorted((layout.root / "plots").glob("*/history.csv")):
-        inp.histories.setdefault(path.parent.name, _csv(path))  # before DVCLive
     for path in sorted((layout.root / "plots").glob("*/confusion.csv")):
         inp.confusions[path.parent.name] = [
             (int(r["actual"]), int(r["predicted"])) for r in _csv(path)
@@ -196,17 +192,12 @@ def metrics_rows(inp: Inputs) -> list[dict[str, Any]]:
                 "better": better,
                 "test": _get(test, head) if ev is not None else missing,
                 "test_loss": test.get("loss") if ev is not None else missing,
-                "validation": _get(val, head)
-                if _get(val, head) is not None
-                else tr.get(f"val_{head}"),
+                # evaluate's score of the same metric on validation, or none: training's
+                # per-epoch validation score can be another metric (the translator's BLEU)
+                "validation": _get(val, head) if ev is not None else missing,
                 "extra": extras or missing,
                 "n_test": test.get("n") if ev is not None else missing,
                 "epochs": tr.get("epochs"),
-                "train_seconds": (
-                    round(float(tr["wall_seconds"]), 1)
-                    if tr.get("wall_seconds") is not None
-                    else None
-                ),
                 "device": tr.get("device"),
             }
         )
@@ -284,122 +275,6 @@ def clean_rows(inp: Inputs) -> list[dict[str, Any]]:
 # --- images -----------------------------------------------------------------------------
 
 
-def history_png(name: str, rows: list[dict[str, Any]]) -> bytes:
-    """Train/validation loss and the validation metric per epoch."""
-    from matplotlib.ticker import MaxNLocator
-
-    plt = R.pyplot()
-    epochs = [int(r["epoch"]) for r in rows]
-    key = next((k for k in rows[0] if k.startswith("val_") and k != "val_loss"), None)
-    fig, ax = plt.subplots(figsize=(6, 3.4))
-    ax.plot(epochs, [float(r["train_loss"]) for r in rows], "o-", label="train loss")
-    ax.plot(epochs, [float(r["val_loss"]) for r in rows], "s-", label="validation loss")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    lines = ax.get_lines()
-    if key:
-        ax2 = ax.twinx()
-        ax2.plot(epochs, [float(r[key]) for r in rows], "^--", color="tab:green", label=key)
-        ax2.set_ylabel(key.removeprefix("val_"))
-        lines = lines + ax2.get_lines()
-    ax.legend(
-        lines,
-        [ln.get_label() for ln in lines],
-        fontsize=8,
-        ncol=3,
-        frameon=False,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.2),
-    )
-    ax.set_title(name)
-    return R.figure_png(fig)
-
-
-def confusion_png(name: str, pairs: list[tuple[int, int]]) -> bytes:
-    """Counts of (actual, predicted) as a heatmap, annotated."""
-    import numpy as np
-
-    plt = R.pyplot()
-    k = max(max(a, p) for a, p in pairs) + 1
-    mat = np.zeros((k, k), dtype=int)
-    np.add.at(mat, tuple(np.array(pairs).T), 1)
-    fig, ax = plt.subplots(figsize=(0.45 * k + 2, 0.45 * k + 1.5))
-    im = ax.imshow(np.log1p(mat), cmap="Blues")
-    for (i, j), v in np.ndenumerate(mat):
-        if v:
-            ax.text(
-                j,
-                i,
-                str(v),
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white" if np.log1p(v) > np.log1p(mat.max()) / 2 else "black",
-            )
-    ax.set_xticks(range(k))
-    ax.set_yticks(range(k))
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("actual")
-    acc = np.trace(mat) / max(mat.sum(), 1)
-    ax.set_title(f"{name}: test confusion (accuracy {acc:.4f})")
-    fig.colorbar(im, ax=ax, fraction=0.046, label="log(1 + count)")
-    return R.figure_png(fig)
-
-
-def _label(v: Any) -> str:
-    return R.fmt(v, R.EMPTY)
-
-
-def digit_items(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict]]:
-    """Sample rows that carry an image → (thumbnails, the rows without their image).
-
-    Thumbnails: ``{index, actual, predicted, correct, src, png}``; empty when no row has an
-    image (then the rows are shown as a table).
-    """
-    items, table = [], []
-    for i, row in enumerate(rows):
-        table.append(R.without_images(row))
-        found = R.row_image(row)
-        if found is None:
-            continue
-        actual, predicted = row.get("actual"), row.get("predicted")
-        items.append(
-            {
-                "index": row.get("index", i),
-                "actual": _label(actual),
-                "predicted": _label(predicted),
-                "correct": actual == predicted,
-                "src": R.data_uri(found[1]),
-                "png": found[1],
-            }
-        )
-    return items, table
-
-
-def digits_png(name: str, items: list[dict[str, Any]]) -> bytes:
-    """The thumbnails as one figure (for index.md): a grid, actual → predicted over each."""
-    import matplotlib.image as mpimg
-
-    plt = R.pyplot()
-    ncol = min(len(items), 8)
-    nrow = -(-len(items) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(1.1 * ncol, 1.3 * nrow), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, d in zip(axes.flat, items):
-        ax.imshow(
-            mpimg.imread(io.BytesIO(d["png"]), format="png"), cmap="gray", interpolation="nearest"
-        )  # cmap: grayscale PNGs (RGBA ones keep theirs)
-        ax.set_title(
-            f"{d['actual']} → {d['predicted']}",
-            fontsize=8,
-            color="black" if d["correct"] else "#b00",
-        )
-    fig.suptitle(f"{name}: actual → predicted", fontsize=9)
-    return R.figure_png(fig)
-
-
 def render_images(inp: Inputs, img_dir: Path) -> dict[str, list[dict[str, str]]]:
     """Write the PNGs both pages link; returns model → ``[{path, alt}]`` (``path`` relative
     to ``reports/``)."""
@@ -414,10 +289,10 @@ def render_images(inp: Inputs, img_dir: Path) -> dict[str, list[dict[str, str]]]
 
     for name, rows in inp.histories.items():
         if rows:
-            put(name, "history", history_png(name, rows))
+            put(name, "history", P.history_png(name, rows))
     for name, pairs in inp.confusions.items():
         if pairs:
-            put(name, "confusion", confusion_png(name, pairs))
+            put(name, "confusion", P.confusion_png(name, pairs))
     keep = {Path(i["path"]).name for imgs in made.values() for i in imgs}
     keep |= {f"{name}_samples.png" for name in inp.samples}
     for old in img_dir.glob("*.png"):  # images of models no longer there
@@ -431,7 +306,7 @@ def sample_sections(inp: Inputs, img_dir: Path) -> list[dict[str, Any]]:
     out = []
     for name, data in sorted(inp.samples.items()):
         rows = [r for r in data.get("rows") or [] if isinstance(r, dict)]
-        items, table = digit_items(rows)
+        items, table = P.digit_items(rows)
         sec: dict[str, Any] = {
             "name": name,
             "task": data.get("task", ""),
@@ -440,7 +315,7 @@ def sample_sections(inp: Inputs, img_dir: Path) -> list[dict[str, Any]]:
             "wrong": sum(not d["correct"] for d in items),
         }
         if items:
-            write_atomic(img_dir / f"{name}_samples.png", digits_png(name, items))
+            write_atomic(img_dir / f"{name}_samples.png", P.digits_png(name, items))
             sec.update(md_image=f"img/{name}_samples.png", rows=table)
         else:
             (img_dir / f"{name}_samples.png").unlink(missing_ok=True)
@@ -464,7 +339,6 @@ MODEL_COLS = [
     "extra",
     "n_test",
     "epochs",
-    "train_seconds",
     "device",
 ]
 

@@ -23,6 +23,7 @@ weights (the text tasks' tokenizer). Data-parallel on several processes:
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -48,15 +49,18 @@ from pipelines.models import build_model
 from pipelines.outputs import logger, save_torch
 from pipelines.tasks.tensor import VAL_BATCH, Corpus, TensorJob  # noqa: F401  (re-exported)
 from rnnflow.config import load_params, parse
+from rnnflow.io import write_json
 
 
 def curve_columns(task_name: str) -> list[str]:
     """The per-epoch metrics DVCLive logs (``step`` is the epoch)."""
-    return ["train_loss", "val_loss", f"val_{tasks.get(task_name).monitor}", "seconds"]
+    return ["train_loss", "val_loss", f"val_{tasks.get(task_name).monitor}"]
 
 
 def run_facts(name: str, cfg: ModelConfig, task_name: str, device: str, amp: str | None):
-    """The text side of a run, logged as DVCLive params beside the config."""
+    """The text side of a run, logged as DVCLive params beside the config (``world``: the
+    number of data-parallel processes, only when there are several)."""
+    size = world()[1]
     return {
         "model": name,
         "corpus": cfg.corpus,
@@ -66,6 +70,7 @@ def run_facts(name: str, cfg: ModelConfig, task_name: str, device: str, amp: str
         "device": device,
         "amp": amp,
         "torch": str(torch.__version__),
+        **({"world": size} if size > 1 else {}),
     }
 
 
@@ -234,7 +239,11 @@ def fit(
     start = 0
     best: dict[str, Any] = {"epoch": None, "state": None}
     ckpt = _load_checkpoint(checkpoint, fp, cfg.epochs, log) if checkpoint else None
-    if ckpt is not None and not _resume(ckpt, checkpoint, model, opt, sched, scaler, device, log):
+    if (
+        ckpt is not None
+        and checkpoint is not None
+        and not _resume(ckpt, checkpoint, model, opt, sched, scaler, device, log)
+    ):
         model, net, opt, sched = build()  # a half-loaded state is no start: from the seed
         ckpt = None
     if ckpt is not None:
@@ -372,23 +381,12 @@ def _steps(
 ) -> tuple[torch.Tensor, int]:
     """One optimiser step per ``(loss, summed_nll, n)`` (a tqdm bar of ``bar`` settings);
     returns the summed loss and count. With ``log``, a progress line every
-    :data:`PROGRESS_EVERY` seconds (batches done, rate, time left)."""
+    :data:`PROGRESS_EVERY` seconds (batches done, mean loss so far, rate, time left)."""
     total = torch.zeros((), device=device)
     count = 0
     began = last = time.monotonic()
     with tqdm(losses, **bar) as batches:
         for i, (loss, summed, n) in enumerate(batches, 1):
-            now = time.monotonic()
-            if log is not None and now - last >= PROGRESS_EVERY:
-                last, rate = now, i / max(now - began, 1e-9)
-                log.info(
-                    "%s: batch %d/%d, %.1f batches/s, about %.0f s left in this epoch",
-                    bar["desc"],
-                    i,
-                    bar["total"],
-                    rate,
-                    max(bar["total"] - i, 0) / rate,
-                )
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if grad_clip > 0:
@@ -398,6 +396,19 @@ def _steps(
             scaler.update()
             total += summed
             count += n
+            now = time.monotonic()
+            if log is not None and now - last >= PROGRESS_EVERY:
+                last, rate = now, i / max(now - began, 1e-9)
+                log.info(
+                    "%s: batch %d/%d, loss %.4f so far, %.1f batches/s, about %.0f s left in "
+                    "this epoch",
+                    bar["desc"],
+                    i,
+                    bar["total"],
+                    float(total) / max(count, 1),  # one device sync per line, not per batch
+                    rate,
+                    max(bar["total"] - i, 0) / rate,
+                )
     return total, count
 
 
@@ -416,6 +427,8 @@ def _pretrain(
     """``cfg.pretrain`` epochs of ``job.pretrain_losses`` (seq2seq: monolingual target lines)
     with their own Adam at a constant rate; the record kept with the run."""
     pre = cfg.pretrain
+    if pre is None:
+        raise ValueError(f"{name}: no pretrain section to run")
     if not hasattr(job, "pretrain_losses"):
         raise ValueError(f"{name}: pretrain is for seq2seq models, not family {cfg.family!r}")
     opt = torch.optim.Adam(model.parameters(), lr=pre.lr or cfg.lr, weight_decay=cfg.weight_decay)
@@ -487,18 +500,13 @@ def save_outputs(
         "epochs": len(result.history),
         "saved_epoch": chosen.get("epoch"),
         "saved": {k: chosen.get(k) for k in ("train_loss", "val_loss", key)},
-        "wall_seconds": round(
-            sum(r["seconds"] for r in result.history) + (result.pretrain or {}).get("seconds", 0),
-            3,
-        ),
-        "run_seconds": round(result.seconds, 3),
         "resumed_from_epoch": result.resumed_from,
         "n_train": result.n_train,
         "n_validation": result.n_validation,
         "parameters": sum(p.numel() for p in result.model.parameters()),
     }
-    if result.pretrain:  # seconds included in wall_seconds
-        summary["pretrain"] = {k: result.pretrain[k] for k in ("batches", "tokens", "seconds")}
+    if result.pretrain:
+        summary["pretrain"] = {k: result.pretrain[k] for k in ("batches", "tokens")}
     facts = run_facts(name, cfg, task_.name, result.device, result.amp)
     # Reopened on what fit logged; the curves are rewritten from the result's history, so the
     # directory is complete even when fit ran without it (a DDP dump, a test).
@@ -506,7 +514,21 @@ def save_outputs(
     L.log_params(live, cfg.model_dump(), facts)
     L.relog(live, result.history, curve_columns(task_.name))
     L.finish(live, summary)
-    return L.flatten(live.summary, {**facts, "config": cfg.model_dump()})
+    timings = write_timings(layout.timings(name), result, facts)
+    return {**L.flatten(live.summary, {**facts, "config": cfg.model_dump()}), **timings}
+
+
+def write_timings(path: Path, result: FitResult, facts: dict[str, Any]) -> dict[str, Any]:
+    """The run's wall times beside the machine that made them, at ``path``; returns them."""
+    pretrain = (result.pretrain or {}).get("seconds", 0)
+    timings = {
+        "wall_seconds": round(sum(r["seconds"] for r in result.history) + pretrain, 3),
+        "run_seconds": round(result.seconds, 3),
+        "pretrain_seconds": pretrain,
+        "epoch_seconds": [r["seconds"] for r in result.history],
+    }
+    write_json(path, {**{k: facts.get(k) for k in ("model", "device", "torch")}, **timings})
+    return timings
 
 
 # --- flow -------------------------------------------------------------------------------
@@ -540,6 +562,41 @@ def save(
     return save_outputs(layout, name, cfg, corpus, result)
 
 
+@task(cache_policy=NO_CACHE)
+def fit_distributed(layout: Layout, name: str, cfg: ModelConfig, params_path: str) -> None:
+    """``cfg.nproc`` training processes through ``torch.distributed.run`` (per machine; with
+    ``nnodes`` > 1 every machine runs this stage against one rendezvous). Each runs
+    :mod:`pipelines.cli.ddp_train`; rank 0 writes the stage outputs, as :func:`save` does."""
+    import subprocess
+
+    where = (
+        ["--rdzv_backend=c10d", f"--rdzv_endpoint={cfg.rdzv_endpoint}"]
+        if cfg.rdzv_endpoint
+        else ["--standalone"]
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={cfg.nproc}",
+        f"--nnodes={cfg.nnodes}",
+        *where,
+        "-m",
+        "pipelines.cli.ddp_train",
+        name,
+        "--root",
+        str(layout.root),
+        "--params",
+        str(params_path),
+    ]
+    logger("pipelines.flows.train").info("%s: %s", name, " ".join(cmd[1:]))
+    code = subprocess.run(cmd, cwd=layout.root).returncode
+    if code:
+        raise RuntimeError(
+            f"{name}: torch.distributed.run exited with {code} (the ranks' output is above)"
+        )
+
+
 @flow(name="train")
 def train(model: str, params_path: str = "params.yaml", root: str | None = None) -> dict[str, Any]:
     """Train ``model`` (a key of ``train.models``) and write its outputs under ``root``."""
@@ -549,6 +606,13 @@ def train(model: str, params_path: str = "params.yaml", root: str | None = None)
     device = dev.resolve(tcfg.device)
     dev.configure(device, tcfg.threads)
     verify(layout.tokens(cfg.corpus), layout.root)
+    if cfg.nproc > 1 or cfg.nnodes > 1:
+        fit_distributed(layout, model, cfg, params_path)
+        record = L.train_metrics(layout.live(model)) or {}
+        timings = json.loads(layout.timings(model).read_text())
+        metrics = {**record, **{k: v for k, v in timings.items() if k.endswith("seconds")}}
+        publish_run(model, cfg, L.history(layout.live(model)), metrics)
+        return metrics
     corpus = load_data(layout.tokens(cfg.corpus))
     result = fit_model(
         model, cfg, corpus, str(device), tcfg.amp, layout.checkpoint(model), layout.live(model)

@@ -8,7 +8,7 @@ number can be reproduced (``sacrebleu -m bleu`` with the same signature gives th
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 Scorer = Callable[[Sequence[str], Sequence[Sequence[str | None]]], dict[str, Any]]
 _SCORERS: dict[str, Scorer] = {}
@@ -36,13 +36,18 @@ def score(
     return _SCORERS[name](hypotheses, references)
 
 
+def _streams(references: Sequence[Sequence[str | None]]) -> list[list[str]]:
+    # sacrebleu skips a None reference (fewer for that sentence); its hints say str only
+    return cast("list[list[str]]", [list(r) for r in references])
+
+
 @register_scorer("bleu")
 def bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str | None]]) -> dict[str, Any]:
     """Corpus BLEU (Papineni et al. 2002), sacrebleu defaults: 13a tokenization, cased."""
     from sacrebleu.metrics import BLEU
 
     metric = BLEU()
-    res = metric.corpus_score(list(hypotheses), [list(r) for r in references])
+    res = metric.corpus_score(list(hypotheses), _streams(references))
     return {
         "score": float(res.score),
         "signature": str(metric.get_signature()),
@@ -57,7 +62,7 @@ def chrf(hypotheses: Sequence[str], references: Sequence[Sequence[str | None]]) 
     from sacrebleu.metrics import CHRF
 
     metric = CHRF()
-    res = metric.corpus_score(list(hypotheses), [list(r) for r in references])
+    res = metric.corpus_score(list(hypotheses), _streams(references))
     return {"score": float(res.score), "signature": str(metric.get_signature())}
 
 

@@ -12,17 +12,24 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from torch import nn
 
 from rnnflow.codec import BOS, EOS, PAD, UNK  # noqa: F401  one definition, in the core
 
 
+class Buildable(Protocol):
+    """What ``register`` checks a family class for."""
+
+    @classmethod
+    def from_config(cls, cfg: Any, spec: dict[str, Any]) -> nn.Module: ...
+
+
 @dataclass(frozen=True)
 class Family:
     name: str
-    cls: type[nn.Module]
+    cls: type[Buildable]
     tasks: tuple[str, ...]
 
 

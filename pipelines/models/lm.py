@@ -30,7 +30,7 @@ def detach(hidden: Hidden | None) -> Hidden | None:
     if hidden is None:
         return None
     if isinstance(hidden, tuple):
-        return tuple(h.detach() for h in hidden)
+        return hidden[0].detach(), hidden[1].detach()
     return hidden.detach()
 
 

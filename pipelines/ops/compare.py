@@ -5,15 +5,12 @@
 
 Metrics come from ``dvc metrics diff --all --json``, params from ``dvc params diff --json``
 (changed keys; ``--all-params`` for every key), curves from each model's DVCLive curves
-``dvclive/<model>/plots/metrics/*.tsv`` (``plots/<model>/history.csv`` at a revision from
-before DVCLive) read at each revision (``git show REV:path``; ``workspace`` is the files on
-disk). The
-page (:mod:`pipelines.render`, ``compare.html.j2``) has inline CSS and PNG plots as data URIs
-(matplotlib): nothing loads from a CDN, so it renders offline — unlike ``dvc plots diff``'s
-HTML, which needs vega from the network. A is drawn blue and dashed, B red and solid, and
-each legend names both revisions. By default the page is
-``reports/compare/<shaA>..<shaB>.html``: the short hashes the revisions resolve to (any git
-revision is accepted), ``workspace`` for the uncommitted side.
+``dvclive/<model>/plots/metrics/*.tsv`` read at each revision (``git show REV:path``;
+``workspace`` is the files on disk). The page (:mod:`pipelines.render`, ``compare.html.j2``)
+has inline CSS and PNG plots as data URIs (matplotlib): nothing loads from a CDN, so it renders
+offline. A is drawn blue and dashed, B red and solid, and each legend names both revisions. By
+default the page is ``reports/compare/<shaA>..<shaB>.html``: the short hashes the revisions
+resolve to (any git revision is accepted), ``workspace`` for the uncommitted side.
 """
 
 from __future__ import annotations

@@ -151,7 +151,8 @@ def image_png(value: Any) -> bytes | None:
             vmin=lo,
             vmax=hi if hi > lo else lo + 1,
             format="png",
-            metadata={"Software": None},
+            # None drops the version stamp (documented for PNG); matplotlib's stubs say str
+            metadata={"Software": None},  # type: ignore[dict-item]
         )
         return buf.getvalue()
     return None

@@ -136,7 +136,7 @@ _TASKS: dict[str, Task] = {}
 def register(name: str) -> Callable[[Any], Any]:
     """Decorator: register a :class:`Task` subclass (or instance) as task ``name``."""
 
-    def deco(obj: Any) -> Any:
+    def deco(obj: type[Task] | Task) -> type[Task] | Task:
         inst = obj() if isinstance(obj, type) else obj
         inst.name = name
         if isinstance(obj, type):

@@ -19,7 +19,7 @@ import torch
 from pipelines import text_data as T
 from pipelines.metrics import cache, ngram
 from pipelines.metrics.scoring import autocast
-from pipelines.models.lm import detach
+from pipelines.models.lm import RNNLanguageModel, detach
 from pipelines.tasks import register
 from pipelines.tasks.text import Bundle, TextTask, perplexity
 
@@ -116,7 +116,7 @@ def stream_nll(
 
 @torch.no_grad()
 def neural_cache_probs(
-    model: torch.nn.Module,
+    model: RNNLanguageModel,
     stream: np.ndarray,
     device: torch.device,
     size: int,
@@ -188,6 +188,8 @@ class LanguageModel(TextTask):
         batch: int = 1024,
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         cfg, model, codec = bundle.cfg, bundle.model, bundle.codec
+        # the lm family is the only one registered for this task; load_bundle leaves it bare
+        assert isinstance(model, RNNLanguageModel) and codec is not None
         train, _ = self.split(bundle, directory, "train")
         kn = ngram.KneserNey(T.text_vocab(bundle.spec, "ids")).fit(T.lm_stream(train.sides["ids"]))
         metrics: dict[str, Any] = {}
@@ -240,7 +242,7 @@ class LanguageModel(TextTask):
     def _cache_metrics(
         metrics: dict[str, Any],
         streams: dict[str, np.ndarray],
-        model: torch.nn.Module,
+        model: RNNLanguageModel,
         kn: ngram.KneserNey,
         size: int,
         device: torch.device,

@@ -84,7 +84,9 @@ def load_split(directory: Path | str, split: str) -> tuple[torch.Tensor, torch.T
     targets (int64 labels ``(N,)`` or ``(N, *y_shape)``, float32 regression targets)."""
     spec = tasks.read_spec(directory)
     x, y = read_raw(directory, split, spec)
-    y = y.astype(tasks.for_spec(spec).target_dtype)
+    task = tasks.for_spec(spec)
+    assert isinstance(task, TensorTask)  # read_raw found the x/y columns of a tensor corpus
+    y = y.astype(task.target_dtype)
     return torch.from_numpy(features(x, spec)), torch.from_numpy(y), spec
 
 

@@ -98,6 +98,7 @@ class TextTask(tasks.Task):
     def split(self, bundle: Bundle, directory: Path, split: str, text=()):
         """One split of the model's corpus in the model's vocabulary (+ raw text columns)."""
         part, table = T.load_split(directory, split, bundle.spec, text, sides=self.sides)
+        assert bundle.codec is not None  # load_bundle gives a text task's bundle its codec
         return part.mapped(bundle.codec.luts), table
 
 
@@ -151,15 +152,16 @@ def evaluate(
     batch: int = 1024,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A text model's metrics ``{"test": ..., "validation": ...}`` and sample rows."""
-    return tasks.for_spec(bundle.spec).evaluate_bundle(
-        bundle, Path(directory), device, amp_dtype, batch
-    )
+    task = tasks.for_spec(bundle.spec)
+    assert isinstance(task, TextTask)  # a text model's bundle
+    return task.evaluate_bundle(bundle, Path(directory), device, amp_dtype, batch)
 
 
 def translate(
     bundle: Bundle, texts: list[str], beam: int | None = None, device: torch.device | str = "cpu"
 ) -> list[str]:
     """Raw source sentences → detokenised translations (or replies), beam or greedy."""
+    assert bundle.codec is not None  # load_bundle gives a text task's bundle its codec
     ids = bundle.codec.encode(texts, "source")
     beam = bundle.cfg.beam if beam is None else beam
     return output_texts(bundle, ids, list(texts), "beam" if beam > 1 else "greedy", device, beam)
@@ -197,8 +199,8 @@ def decode_aligned(
     out: list[list[int] | None] = [None] * len(src)
     where: list[list[int]] = [[] for _ in range(len(src))]
     for idx in T.sorted_batches(src.lengths, per):
-        s, s_len = T.padded(src, idx, eos=True)
-        s, s_len = torch.from_numpy(s).to(device), torch.from_numpy(s_len)
+        s_np, s_len_np = T.padded(src, idx, eos=True)
+        s, s_len = torch.from_numpy(s_np).to(device), torch.from_numpy(s_len_np)
         limit = min(cfg.max_decode_len, 2 * int(s_len.max()) + 10)
         if mode == "beam":
             rows = model.beam_search(s, s_len, beam, limit, cfg.length_penalty, cfg.block_unk)
@@ -247,6 +249,7 @@ def output_texts(
     sentence end: no literal ``<unk>`` reaches the user. Otherwise ``<unk>`` stays visible.
     """
     cfg, codec = bundle.cfg, bundle.codec
+    assert codec is not None  # load_bundle gives a text task's bundle its codec
     replace = bool(getattr(cfg, "unk_replace", False))
     rows, where = decode_aligned(
         bundle.model, src, mode, cfg, torch.device(device), beam, batch, align=replace

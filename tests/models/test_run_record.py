@@ -47,6 +47,8 @@ def test_an_epoch_logs_progress_while_it_runs(monkeypatch) -> None:
         "m pretrain 1/2: batch 3/3",
     ]
     assert log.lines[-1].endswith("about 0 s left in this epoch"), log.lines
+    # the mean loss of the batches done so far: after the last batch, the epoch's own
+    assert log.lines[-1].split(", ")[1] == f"loss {float(total) / count:.4f} so far", log.lines
 
 
 def test_stage_runs_are_named_and_tagged_by_model_and_commit(tmp_path: Path, monkeypatch) -> None:

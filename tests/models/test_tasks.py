@@ -147,7 +147,6 @@ def test_a_new_task_is_one_file(new_task_file, tmp_path):
     assert trained["epochs"] == 2 and "val_mae" in trained
     curves = tmp_path / "dvclive/m/plots/metrics"
     assert sorted(p.stem for p in curves.glob("*.tsv")) == [
-        "seconds",
         "train_loss",
         "val_loss",
         "val_mae",

@@ -56,7 +56,10 @@ def _fake_root(tmp_path: Path) -> Path:
     def w(name: str, doc: dict) -> None:
         (root / "metrics" / name).write_text(json.dumps(doc))
 
-    train = {"wall_seconds": 12.5, "epochs": 3, "saved_epoch": 2, "device": "cpu", "n_train": 100}
+    train = {"epochs": 3, "saved_epoch": 2, "device": "cpu", "n_train": 100}
+    # the train stage's timings (not committed); `summary.py --timings` records them
+    (root / "reports" / "timings").mkdir(parents=True)
+    (root / "reports" / "timings" / "mnist_cnn.json").write_text('{"wall_seconds": 12.5}')
     w(
         "mnist_cnn.json",
         {
@@ -95,6 +98,11 @@ def _fake_root(tmp_path: Path) -> Path:
 
 def test_tables_from_fake_metrics_and_round_trip(summary, tmp_path):
     root = _fake_root(tmp_path)
+    assert "| mnist_cnn | accuracy 0.9912 (n=10000) | — | 3 (2) |" in summary.render(root)["models"]
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--root", str(root), "--timings"], capture_output=True
+    )
+    assert proc.returncode == 0, proc.stderr
     blocks = summary.render(root)
     assert (
         "| mnist_cnn | accuracy 0.9912 (n=10000) | 12.5 | 3 (2) | cpu | 100 |" in blocks["models"]

@@ -166,7 +166,6 @@ def report_root(root: Path, pages: bool = True) -> Layout:
                 "family": "cnn",
                 "epochs": 3,
                 "val_accuracy": 0.9,
-                "wall_seconds": 2.5,
                 "device": "cpu",
             },
             hist,
@@ -199,17 +198,17 @@ def report_root(root: Path, pages: bool = True) -> Layout:
     write_json(
         layout.samples("digits_lstm"), {"model": "digits_lstm", "task": "classify", "rows": []}
     )
-    write_json(  # a run from before DVCLive: the report still reads its record
-        root / "metrics" / "tr_train.json",
+    L.write_run(
+        layout.live("tr"),
         {
             "model": "tr",
             "corpus": "es_en",
             "family": "seq2seq",
             "epochs": 2,
             "val_perplexity": 9.0,
-            "wall_seconds": 1.0,
             "device": "cpu",
         },
+        [],
     )
     write_json(
         layout.metrics("tr"),
@@ -485,7 +484,10 @@ def test_report_marks_models_trained_but_not_evaluated(report_pages):
     }
     lstm = dict(zip(heads, rows["digits_lstm"]))
     assert lstm["test"] == "not evaluated" and lstm["test_loss"] == "not evaluated"
-    assert lstm["validation"] == "0.9"  # from training
+    # validation is evaluate's score of the same metric, never training's per-epoch one
+    assert lstm["validation"] == "not evaluated"
+    tr = dict(zip(heads, rows["tr"]))
+    assert tr["metric"] == "bleu" and tr["validation"] == R.EMPTY  # evaluate scored no BLEU
     assert all(cell for cell in rows["digits_cnn"] + rows["tr"])  # no empty cells anywhere
     assert all(cell for cell in rows["digits_lstm"])
     note = " ".join(p.text for p in root.find_all("p", class_="note"))
