@@ -39,7 +39,6 @@ import argparse
 import hashlib
 import json
 import math
-import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,64 +46,16 @@ from typing import Any, Literal
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from pydantic import Field, field_validator
 
 import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
 from pipelines.lineage import run_stage_flow
 from pipelines.ops import workspace as W
 from pipelines.ops.registry import GitTagRegistry
+from pipelines.ops.retrain_config import RetrainConfig
 from pipelines.outputs import logger
-from rnnflow.config import Config, ConfigError, Identifier, load_params, parse, section
+from rnnflow.config import ConfigError, load_params, parse, section
 
 Decision = Literal["promoted", "rejected", "no change", "already judged"]
-
-
-class RetrainConfig(Config):
-    """``retrain`` section of params.yaml."""
-
-    cron: str = "0 3 * * *"  # when the served deployment runs (Prefect cron schedule)
-    timezone: str = "UTC"
-    model: Identifier  # a key of train.models (a stage name: dvc repro evaluate@<model>)
-    metric: str = "validation.accuracy"  # dotted key in metrics/<model>.json: never test.
-    higher_is_better: bool = True
-    # Promote only when better by more than this, so run-to-run noise never promotes:
-    # "measured" takes the model's spread of `metric` over training seeds from
-    # benchmarks/results/seed_spread.json (benchmarks/seed_spread.py); a number overrides it.
-    margin: float | Literal["measured"] = Field("measured", union_mode="left_to_right")
-    stage: str = "champion"  # GTO stage a promotion assigns (tags <model>#<stage>#N)
-
-    @field_validator("margin")
-    @classmethod
-    def _not_negative(cls, value: float | str) -> float | str:
-        if isinstance(value, float) and value < 0:
-            raise ValueError("retrain.margin must be >= 0 (or 'measured')")
-        return value
-
-    def threshold(self) -> float:
-        """The margin as a number (``retrain_config`` with a root resolves ``measured``)."""
-        if isinstance(self.margin, str):
-            raise ConfigError("retrain.margin 'measured' was not resolved against a project")
-        return self.margin
-
-    @field_validator("stage")
-    @classmethod
-    def _gto_name(cls, value: str) -> str:
-        if not re.fullmatch(r"[a-zA-Z0-9]([a-zA-Z0-9-/_]*[a-zA-Z0-9])?", value):
-            raise ValueError(
-                f"retrain.stage {value!r} is not a GTO stage name (letters, "
-                f"digits, '-', '_', '/'; starts and ends with a letter or digit)"
-            )
-        return value
-
-    @field_validator("metric")
-    @classmethod
-    def _not_test(cls, value: str) -> str:
-        if value.split(".")[0] == "test":
-            raise ValueError(
-                f"retrain.metric {value!r} reads the test split: promotion is "
-                f"judged on validation (e.g. validation.accuracy)"
-            )
-        return value
 
 
 @dataclass
