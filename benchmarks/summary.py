@@ -334,12 +334,12 @@ def block_scale(root: Path) -> list[str]:
 
 def block_engine(root: Path) -> list[str]:
     """clean/sample/tokenize with ``data.engine`` local vs dask (1 and N workers), side by side."""
-    doc, _ = _scale(root)
-    runs = {k: v for k, v in (doc.get("dask") or {}).items() if isinstance(v, dict) and "runs" in v}
-    if not runs:
-        raise Missing(
-            "dask in benchmarks/results/scale_es_en.json", "python benchmarks/scale_es_en.py"
-        )
+    how = (
+        "python benchmarks/scale_es_en.py --pairs 1000000 --compare-pairs 100000 "
+        "--out benchmarks/results/scale_engine.json"
+    )
+    doc = _result(root, "scale_engine", how, "dask")
+    runs = {k: v for k, v in (doc["dask"] or {}).items() if isinstance(v, dict) and "runs" in v}
     workers = sorted({w for d in runs.values() for w in d["runs"]}, key=int)
     head = ["pairs", "hop", "local wall (s)", *(f"dask {w} worker(s) wall (s)" for w in workers)]
     head += ["peak RSS local", *(f"peak RSS dask {w}" for w in workers)]
