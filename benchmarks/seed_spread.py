@@ -1,7 +1,7 @@
 """Run-to-run spread over seeds: retrain models with other seeds, score them on both splits.
 
     python benchmarks/seed_spread.py mnist_cnn --seeds 1 2
-    python benchmarks/seed_spread.py mnist_cnn --seeds 1 2 --nproc 2
+    python benchmarks/seed_spread.py mnist_cnn --seeds --nproc 2   # keep the seed runs
 
 Each model is trained as ``params.yaml`` configures it except for ``seed`` (the same ``fit`` the
 train stage runs, on ``data/05_tokens/<corpus>``), then scored on its validation and test splits.
@@ -29,7 +29,13 @@ SPLITS = ("validation", "test")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", help="keys of train.models (tensor tasks)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="extra seeds (default 1)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="*",
+        default=[1],
+        help="extra seeds (default 1; none: keep the runs the results file holds)",
+    )
     parser.add_argument("--root", type=Path, default=B.ROOT, help="project root (data/, metrics/)")
     parser.add_argument("--json", type=Path, default=B.RESULTS / "seed_spread.json")
     parser.add_argument("--nproc", type=int, default=0, help="also train seed 0 with N processes")
@@ -48,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = B.machine(torch=torch.__version__)  # the load average as the measuring starts
     layout = Layout(args.root)
     models = load_params(args.root / "params.yaml")["train"]["models"]
+    before = json.loads(args.json.read_text())["rows"] if args.json.exists() else []
     rows = []
     for name in args.models:
         cfg0 = ModelConfig(**models[name])
@@ -60,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             | {f"{split}.{head}": ref[split][head] for split in SPLITS}
         ]
         data = {split: load_split(layout.tokens(cfg0.corpus), split) for split in SPLITS}
+        if not args.seeds:  # the runs measured before (an --nproc run beside them)
+            runs = next(r["runs"] for r in before if r["model"] == name)
         for seed in args.seeds:
             cfg = cfg0.model_copy(update={"seed": seed})
             t0 = time.perf_counter()
@@ -93,12 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             row["distributed"] = dist
             print(f"{name} nproc {args.nproc}: {dist}", flush=True)
         rows.append(row)
-    if args.json.exists():  # models measured before and not now keep their rows
-        rows += [
-            r
-            for r in json.loads(args.json.read_text())["rows"]
-            if r["model"] not in args.models and "spreads" in r  # both splits measured
-        ]
+    # models measured before and not now keep their rows
+    rows += [r for r in before if r["model"] not in args.models and "spreads" in r]
     doc = {
         "what": "score of the kept epoch per training seed on both splits (seed 0: the reference "
         "run); retrain.margin 'measured' is the validation spread",
