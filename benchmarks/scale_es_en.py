@@ -18,9 +18,10 @@ params.yaml). Per hop: wall seconds, rows in/out, rows/s, peak RSS (``os.wait4``
 temporary disk (``data/0N_*/.es_en.tmp-*`` and ``data/downloads``, polled every ``--poll`` s)
 and output size. With ``--compare-pairs M`` the same runs on M pairs, so time and peak RSS are
 fitted as ``a + b·rows`` per hop (``b`` of RSS: the memory a hop needs per row, ≈ 0 for a hop
-that streams) and extrapolated to ``--extrapolate-to`` rows. Last, ``stages.shards`` runs
-sample and tokenize on a Dask ``LocalCluster(n_workers=--workers, threads_per_worker=1)`` and
-its tables are compared with the serial hops' (``--no-dask`` skips it).
+that streams) and extrapolated to ``--extrapolate-to`` rows. Last, clean, sample and tokenize
+run again with ``data.engine: dask`` on a ``LocalCluster`` of 1 and ``--workers`` worker
+processes, and their files are compared byte for byte with the local engine's (``--no-dask``
+skips it).
 
 Writes ``benchmarks/results/scale_es_en.json`` (``--out``; ``summary.py`` makes the ``scale``
 and ``memory`` tables of BENCHMARKS.md from it). Hours at 10M pairs: run it alone.
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import filecmp
 import hashlib
 import json
 import os
@@ -361,69 +361,51 @@ def run_pipeline(sub: Path, n: int, args: argparse.Namespace, lengths: np.ndarra
     return {"pairs": n, "data": "synthetic", "zip": zip_info, "hops": hops}
 
 
-# --- the Dask check ----------------------------------------------------------------------------
+# --- the Dask engine -------------------------------------------------------------------------
 
-DASK_DRIVER = """
-import json, sys, time
-from distributed import LocalCluster
-from stages import shards
-
-if __name__ == "__main__":
-    root, params, outbase, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    res = {}
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster:
-        for hop in ("sample", "tokenize"):
-            t = time.perf_counter()
-            rows = shards.run(hop, "es_en", address=cluster.scheduler_address, root=root,
-                              params=params, out=f"{outbase}/{hop}")
-            res[hop] = {"rows": rows, "wall_s": round(time.perf_counter() - t, 2)}
-    print("DASK-RESULT " + json.dumps(res))
-"""
+ENGINE_HOPS = ("clean", "sample", "tokenize")
 
 
-def dask_check(sub: Path, args: argparse.Namespace) -> dict:
-    """Sharded sample + tokenize on a LocalCluster, compared with the serial hops' outputs."""
-    root, outbase = sub / "project", sub / "sharded"
-    shutil.rmtree(outbase, ignore_errors=True)
-    outbase.mkdir()
-    driver = sub / "dask_driver.py"
-    driver.write_text(DASK_DRIVER)
-    params, log = root / "params.synthetic.json", sub / "logs" / "dask.log"
-    cmd = [sys.executable, str(driver), str(root), str(params), str(outbase), str(args.workers)]
-    res = timed(cmd, root, hop_env(root, sub / "mirror"), "sample", args.poll, log)
-    out = {
-        "how": "stages.shards.run(hop, 'es_en', address=LocalCluster(n_workers="
-        f"{args.workers}, threads_per_worker=1).scheduler_address, out=...)",
-        "rc": res["rc"],
-        "wall_s_total": res["wall_s"],
-        "peak_rss_bytes_driver": res["peak_rss_bytes"],
-        "log": "logs/dask.log",
+def digests(root: Path) -> dict[str, str]:
+    """sha256 of every file the heavy hops write (their data directories and reports)."""
+    files = [
+        p for h in ENGINE_HOPS for p in sorted((root / "data" / HOP_DIRS[h] / CORPUS).rglob("*"))
+    ]
+    files += [root / "reports" / h / f"{CORPUS}.json" for h in ("clean", "tokenize")]
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in files
+        if p.is_file()
     }
-    found = [line for line in log.read_text().splitlines() if line.startswith("DASK-RESULT ")]
-    if res["rc"] != 0 or not found:
-        return {**out, "error": log.read_text()[-3000:]}
-    out.update(json.loads(found[-1].split(" ", 1)[1]))
-    equal = True
-    for hop in ("sample", "tokenize"):
-        serial, sharded = root / "data" / HOP_DIRS[hop] / CORPUS, outbase / hop
-        cmp = {}
-        for split in SPLITS:
-            a, b = serial / f"{split}.parquet", sharded / f"{split}.parquet"
-            same = pq.read_table(a).equals(pq.read_table(b))
-            cmp[split] = {
-                "table_equal": same,
-                "bytes_identical": filecmp.cmp(a, b, shallow=False),
-                "rows": pq.ParquetFile(b).metadata.num_rows,
-            }
-            equal &= same
-        for j in sorted(serial.glob("*.json")):
-            other = sharded / j.name
-            same = other.exists() and json.loads(j.read_text()) == json.loads(other.read_text())
-            cmp[j.name] = {"json_equal": same}
-            equal &= same
-        out[hop]["compare"] = cmp
-    out["equal_to_serial"] = equal
+
+
+def dask_check(sub: Path, serial: dict, args: argparse.Namespace) -> dict:
+    """clean, sample and tokenize again with ``data.engine: dask`` on a LocalCluster of 1 and
+    of ``--workers`` workers: wall, peak RSS (the largest process), bytes equal to local's."""
+    from rnnflow.config import load_params
+
+    root = sub / "project"
+    env = hop_env(root, sub / "mirror")
+    local = digests(root)
+    out: dict = {"local": {h: serial["hops"][h] for h in ENGINE_HOPS}, "runs": {}}
+    for workers in sorted({1, args.workers}):
+        params = load_params(root / "params.synthetic.json")
+        params["data"] = {"engine": "dask", "dask": {"address": None, "workers": workers}}
+        pfile = root / f"params.dask{workers}.json"
+        pfile.write_text(json.dumps(params))
+        run = {}
+        for hop in ENGINE_HOPS:
+            cmd = [sys.executable, "-m", f"stages.{hop}", CORPUS, "--params", str(pfile)]
+            log = sub / "logs" / f"{hop}.dask{workers}.log"
+            run[hop] = timed(cmd, root, env, hop, args.poll, log)
+            print(f"[dask {workers}] {hop}: {run[hop]}", flush=True)
+            if run[hop]["rc"]:
+                return {**out, "error": log.read_text()[-3000:]}
+        now = digests(root)
+        run["bytes_identical"] = now == local
+        run["files_compared"] = len(local)
+        out["runs"][str(workers)] = run
+    out["equal_to_serial"] = all(r["bytes_identical"] for r in out["runs"].values())
     return out
 
 
@@ -462,6 +444,10 @@ def extrapolate(big: dict, small: dict | None, target: int) -> dict:
     return out
 
 
+def _complete(run: dict) -> bool:
+    return len(run["hops"]) == len(HOP_DIRS) and all(h["rc"] == 0 for h in run["hops"].values())
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
@@ -482,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compresslevel", type=int, default=1, help="deflate level of the zip")
     p.add_argument("--poll", type=float, default=0.5, help="seconds between disk polls")
     p.add_argument("--workers", type=int, default=2, help="Dask LocalCluster workers")
-    p.add_argument("--no-dask", action="store_true", help="skip the Dask sharded check")
+    p.add_argument("--no-dask", action="store_true", help="skip the data.engine: dask runs")
     args = p.parse_args(argv)
 
     mirror = B.mirror()
@@ -496,10 +482,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare_pairs:
         sub = work / f"synthetic-{args.compare_pairs}"
         small = run_pipeline(sub, args.compare_pairs, args, lengths)
+    dask = {}
+    if small is not None and not args.no_dask and _complete(small):
+        dask["compare"] = dask_check(work / f"synthetic-{args.compare_pairs}", small, args)
     sub = work / f"synthetic-{args.pairs}"
     big = run_pipeline(sub, args.pairs, args, lengths)
-    ok = all(h["rc"] == 0 for h in big["hops"].values()) and len(big["hops"]) == len(HOP_DIRS)
-    dask = dask_check(sub, args) if ok and not args.no_dask else None
+    ok = _complete(big)
+    if ok and not args.no_dask:
+        dask["main"] = dask_check(sub, big, args)
     # the options as given, with no path of this machine (a result reads the same anywhere)
     options = {k: v for k, v in vars(args).items() if k not in ("workdir", "out", "length_pool")}
     options["length_pool"] = (
@@ -523,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
             "mean_words": [round(float(x), 2) for x in lengths.mean(axis=0)],
         },
         "runs": {"main": big, "compare": small},
-        "dask": dask,
+        "dask": dask or None,
         "extrapolation": {
             "rows": args.extrapolate_to,
             "basis": "time: a + b*rows per hop fitted on the two runs (else linear "
@@ -533,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_s": round(time.perf_counter() - t0, 1),
     }
     B.write(args.out, result)
-    good = ok and (dask is None or dask.get("equal_to_serial", False))
+    good = ok and all(d.get("equal_to_serial", False) for d in dask.values())
     if good and not args.keep and args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
     else:

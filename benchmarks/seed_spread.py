@@ -1,13 +1,16 @@
 """Run-to-run spread over seeds: retrain models with other seeds, score them on both splits.
 
     python benchmarks/seed_spread.py mnist_cnn --seeds 1 2
+    python benchmarks/seed_spread.py mnist_cnn --seeds --nproc 2   # keep the seed runs
 
 Each model is trained as ``params.yaml`` configures it except for ``seed`` (the same ``fit`` the
 train stage runs, on ``data/05_tokens/<corpus>``), then scored on its validation and test splits.
 Seed 0 is the committed reference run: its numbers are read from ``metrics/<model>.json``, not
 retrained. The validation spread is what ``retrain.margin: measured`` promotes above; the test
-spread is only reported. Writes ``benchmarks/results/seed_spread.json`` (rows of models not
-named are kept; read by ``summary.py`` and ``rnnflow retrain``).
+spread is only reported. ``--nproc N`` also trains seed 0 as the train stage does with
+``nproc: N`` (``torch.distributed.run``, N data-parallel processes, the same effective batch)
+and scores it beside the spread. Writes ``benchmarks/results/seed_spread.json`` (rows of models
+not named are kept; read by ``summary.py`` and ``rnnflow retrain``).
 """
 
 from __future__ import annotations
@@ -26,9 +29,16 @@ SPLITS = ("validation", "test")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="+", help="keys of train.models (tensor tasks)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="extra seeds (default 1)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="*",
+        default=[1],
+        help="extra seeds (default 1; none: keep the runs the results file holds)",
+    )
     parser.add_argument("--root", type=Path, default=B.ROOT, help="project root (data/, metrics/)")
     parser.add_argument("--json", type=Path, default=B.RESULTS / "seed_spread.json")
+    parser.add_argument("--nproc", type=int, default=0, help="also train seed 0 with N processes")
     args = parser.parse_args(argv)
 
     import torch
@@ -44,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = B.machine(torch=torch.__version__)  # the load average as the measuring starts
     layout = Layout(args.root)
     models = load_params(args.root / "params.yaml")["train"]["models"]
+    before = json.loads(args.json.read_text())["rows"] if args.json.exists() else []
     rows = []
     for name in args.models:
         cfg0 = ModelConfig(**models[name])
@@ -56,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             | {f"{split}.{head}": ref[split][head] for split in SPLITS}
         ]
         data = {split: load_split(layout.tokens(cfg0.corpus), split) for split in SPLITS}
+        if not args.seeds:  # the runs measured before (an --nproc run beside them)
+            runs = next(r["runs"] for r in before if r["model"] == name)
         for seed in args.seeds:
             cfg = cfg0.model_copy(update={"seed": seed})
             t0 = time.perf_counter()
@@ -74,13 +87,23 @@ def main(argv: list[str] | None = None) -> int:
         for split in SPLITS:
             vals = [r[f"{split}.{head}"] for r in runs]
             spreads[f"{split}.{head}"] = max(vals) - min(vals)
-        rows.append({"model": name, "metric": head, "runs": runs, "spreads": spreads})
-    if args.json.exists():  # models measured before and not now keep their rows
-        rows += [
-            r
-            for r in json.loads(args.json.read_text())["rows"]
-            if r["model"] not in args.models and "spreads" in r  # both splits measured
-        ]
+        row = {"model": name, "metric": head, "runs": runs, "spreads": spreads}
+        if args.nproc > 1:
+            t0 = time.perf_counter()
+            model = _train_distributed(name, models[name], args.nproc, layout, cfg0.corpus)
+            dist: dict = {"nproc": args.nproc, "seed": cfg0.seed, "batch_size": cfg0.batch_size}
+            for split, (x, y, _) in data.items():
+                out = scoring.predict(model, x, 1024, torch.device("cpu"))
+                dist[f"{split}.{head}"] = float(task.metrics(corpus.spec, out, y, x)[head])
+            key = f"validation.{head}"
+            low, high = min(r[key] for r in runs), max(r[key] for r in runs)
+            dist["within_validation_spread"] = low <= dist[key] <= high
+            dist["train_seconds"] = round(time.perf_counter() - t0, 1)
+            row["distributed"] = dist
+            print(f"{name} nproc {args.nproc}: {dist}", flush=True)
+        rows.append(row)
+    # models measured before and not now keep their rows
+    rows += [r for r in before if r["model"] not in args.models and "spreads" in r]
     doc = {
         "what": "score of the kept epoch per training seed on both splits (seed 0: the reference "
         "run); retrain.margin 'measured' is the validation spread",
@@ -92,6 +115,32 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"{r['model']}: spread {r['spreads']}")
     return 0
+
+
+def _train_distributed(name: str, entry: dict, nproc: int, layout, corpus: str):
+    """``name`` trained by ``nproc`` ranks of ``pipelines.cli.ddp_train`` (what the train
+    stage launches) in a scratch root that links the corpus; the saved model, ready to score."""
+    import subprocess
+    import tempfile
+
+    import torch
+
+    from pipelines.config import ModelConfig
+    from pipelines.models import build_model
+
+    with tempfile.TemporaryDirectory(prefix="rnnflow-nproc-") as tmp:
+        root = Path(tmp)
+        (root / "data" / "05_tokens").mkdir(parents=True)
+        (root / "data" / "05_tokens" / corpus).symlink_to(layout.tokens(corpus).resolve())
+        params = {"train": {"device": "cpu", "models": {name: {**entry, "nproc": nproc}}}}
+        (root / "params.yaml").write_text(json.dumps(params))
+        launch = ["-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--standalone"]
+        cmd = [sys.executable, *launch, "-m", "pipelines.cli.ddp_train", name, "--root", str(root)]
+        subprocess.run(cmd, cwd=B.ROOT, check=True)
+        saved = torch.load(root / "models" / name / "model.pt", weights_only=True)
+    model = build_model(saved["family"], ModelConfig(**saved["config"]), saved["spec"])
+    model.load_state_dict(saved["state_dict"])
+    return model.eval()
 
 
 def _kept(res, cfg):

@@ -329,16 +329,41 @@ def block_scale(root: Path) -> list[str]:
         f"{big['pairs']:,} pairs: the five hops took {total:.0f} s ({total / 60:.1f} min), "
         f"peak RSS {_mib(peak)}; fitted to {ext['rows']:,} pairs: ~{fits / 60:.0f} min. {note}",
     ]
-    dask = doc.get("dask")
-    if dask and "error" not in dask:
-        out.append(
-            f"\nSharded on a Dask `LocalCluster` ({doc['options']['workers']} workers × 1 "
-            f"thread): sample {dask['sample']['wall_s']:.0f} s, tokenize "
-            f"{dask['tokenize']['wall_s']:.0f} s (serial: {big['hops']['sample']['wall_s']:.0f} s,"
-            f" {big['hops']['tokenize']['wall_s']:.0f} s); tables equal to the serial hops': "
-            f"{dask['equal_to_serial']} (files not byte-identical: row groups are per shard)."
-        )
     return out
+
+
+def block_engine(root: Path) -> list[str]:
+    """clean/sample/tokenize with ``data.engine`` local vs dask (1 and N workers), side by side."""
+    how = (
+        "python benchmarks/scale_es_en.py --pairs 1000000 --compare-pairs 100000 "
+        "--out benchmarks/results/scale_engine.json"
+    )
+    doc = _result(root, "scale_engine", how, "dask")
+    runs = {k: v for k, v in (doc["dask"] or {}).items() if isinstance(v, dict) and "runs" in v}
+    workers = sorted({w for d in runs.values() for w in d["runs"]}, key=int)
+    head = ["pairs", "hop", "local wall (s)", *(f"dask {w} worker(s) wall (s)" for w in workers)]
+    head += ["peak RSS local", *(f"peak RSS dask {w}" for w in workers)]
+    rows, same = [], []
+    for key in ("compare", "main"):
+        d = runs.get(key)
+        if d is None:
+            continue
+        pairs = doc["runs"][key]["pairs"]
+        for hop, h in d["local"].items():
+            dask = [d["runs"][w][hop] for w in workers]
+            rows.append(
+                [f"{pairs:,}", hop, f"{h['wall_s']:.1f}", *(f"{x['wall_s']:.1f}" for x in dask),
+                 _mib(h["peak_rss_bytes"]), *(_mib(x["peak_rss_bytes"]) for x in dask)]
+            )  # fmt: skip
+        same += [
+            f"{pairs:,} pairs, {w} worker(s): {d['runs'][w]['bytes_identical']}" for w in workers
+        ]
+    return _table(head, rows) + [
+        "",
+        "Files byte-identical to the local engine's (data and hop reports): "
+        + "; ".join(same)
+        + f". {doc['machine']['cpus']} CPUs; peak RSS is the largest process (wait4).",
+    ]
 
 
 def block_noop_repro(root: Path) -> list[str]:
@@ -434,12 +459,23 @@ def block_seed_spread(root: Path) -> list[str]:
         seeds = "; ".join(f"{x['seed']}: {x[val]:.4f} / {x[test]:.4f}" for x in r["runs"])
         rows.append([r["model"], r["metric"], seeds, f"{r['spreads'][val]:.4f}",
                      f"{r['spreads'][test]:.4f}"])  # fmt: skip
+    notes = []
+    for r in doc["rows"]:
+        if d := r.get("distributed"):
+            val, test = d["validation." + r["metric"]], d["test." + r["metric"]]
+            where = "within" if d["within_validation_spread"] else "outside"
+            notes.append(
+                f"{r['model']} trained by {d['nproc']} data-parallel processes (`nproc: "
+                f"{d['nproc']}`, seed {d['seed']}, effective batch {d['batch_size']}): "
+                f"validation {val:.4f} / test {test:.4f}, {where} the validation spread."
+            )
     return _table(
         ["model", "metric", "seed: validation / test", "validation spread", "test spread"], rows
     ) + [
         "",
         f"Seed 0 is the committed reference run; {doc.get('measured_at')}. `retrain.margin: "
         "measured` promotes a challenger only above the validation spread.",
+        *(["", *notes] if notes else []),
     ]
 
 
@@ -525,6 +561,7 @@ BLOCKS: dict[str, Callable[[Path], list[str]]] = {
     "text-quality": block_text_quality,
     "seed-spread": block_seed_spread,
     "scale": block_scale,
+    "engine": block_engine,
     "gpu-lm": block_gpu_lm,
     "gpu-stages": block_gpu_stages,
 }

@@ -10,10 +10,12 @@ params.yaml section ``clean.<corpus>``.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -65,6 +67,16 @@ class Deduper:
         return kept, table.num_rows - kept.num_rows
 
 
+def clean_batch(adapter: Any, cfg: Any, batch: pa.RecordBatch) -> tuple[pa.Table, Counter[str]]:
+    """One input batch without its null rows, cleaned by the corpus's rules; the drop counts.
+    A pure function of the batch, so the engine may run it anywhere (:mod:`stages.core.engine`)."""
+    table, n = drop_nulls(pa.Table.from_batches([batch]))
+    dropped: Counter[str] = Counter({"null": n})
+    table, reasons = adapter.clean(table, cfg)
+    dropped.update(reasons)
+    return table, dropped
+
+
 def body_for(corpus: str, _args: object):
     """Build the hop body for ``corpus``."""
 
@@ -79,13 +91,10 @@ def body_for(corpus: str, _args: object):
             rows_in = io.parquet_rows(src)
 
             def cleaned(src: Path, dropped: Counter[str]) -> Iterator[pa.Table]:
-                for batch in io.iter_batches(src):
-                    table = pa.Table.from_batches([batch])
-                    table, n = drop_nulls(table)
-                    dropped["null"] += n
-                    table, reasons = adapter.clean(table, cfg)
+                work = functools.partial(clean_batch, adapter, cfg)
+                for table, reasons in run.map(work, io.iter_batches(src)):
                     dropped.update(reasons)
-                    if dedupe is not None:
+                    if dedupe is not None:  # across batches: here, in order
                         table, n = dedupe(table)
                         dropped["duplicate"] += n
                     yield table

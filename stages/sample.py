@@ -10,9 +10,11 @@ params.yaml section ``sample.<corpus>``.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -67,6 +69,11 @@ def keep_mask(
     return mask
 
 
+def batch_lengths(adapter: Any, batch: pa.RecordBatch) -> np.ndarray:
+    """The adapter's length of each row of one batch (what ``max_length`` bounds)."""
+    return np.asarray(adapter.lengths(pa.Table.from_batches([batch])))
+
+
 def body_for(corpus: str, _args: object):
     """Build the hop body for ``corpus``."""
 
@@ -79,10 +86,8 @@ def body_for(corpus: str, _args: object):
             ids = io.read_table(src, columns=["row_id"])["row_id"].to_numpy()
             eligible = np.ones(len(ids), dtype=bool)
             if cfg.max_length is not None:
-                lengths = np.concatenate(
-                    [adapter.lengths(pa.Table.from_batches([b])) for b in io.iter_batches(src)]
-                    or [np.zeros(0)]
-                )
+                work = functools.partial(batch_lengths, adapter)
+                lengths = np.concatenate(list(run.map(work, io.iter_batches(src))) or [np.zeros(0)])
                 eligible = lengths <= cfg.max_length
             n = target_rows(getattr(cfg, split), int(eligible.sum()))
             mask = keep_mask(ids, n, cfg.seed, eligible)

@@ -14,9 +14,11 @@ params.yaml section ``tokenize.<corpus>``.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -32,6 +34,11 @@ from stages.core.validate import Suite
 def stats_path(corpus: str, root: Path = PROJECT_ROOT) -> Path:
     """Where the per-split token statistics of ``corpus`` are written."""
     return root / "reports" / "tokenize" / f"{corpus}.json"
+
+
+def tokenize_batch(adapter: Any, artifacts: dict, cfg: Any, batch: pa.RecordBatch) -> pa.Table:
+    """One batch in the fitted vocabulary (``artifacts``): a pure function of the batch."""
+    return adapter.tokenize(pa.Table.from_batches([batch]), artifacts, cfg)
 
 
 def body_for(corpus: str, _args: object):
@@ -55,10 +62,8 @@ def body_for(corpus: str, _args: object):
         for split in SPLITS:
             src = run.inputs / f"{split}.parquet"
             rows_in = io.parquet_rows(src)
-            stream = (
-                adapter.tokenize(pa.Table.from_batches([b]), artifacts, cfg)
-                for b in io.iter_batches(src)
-            )
+            work = functools.partial(tokenize_batch, adapter, artifacts, cfg)
+            stream = run.map(work, io.iter_batches(src))
             rows = run.write_stream(split, stream, suite)
             low = int(np.ceil(rows_in * (1 - cfg.max_drop_fraction)))
             run.check_rows(

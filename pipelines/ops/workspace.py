@@ -353,14 +353,29 @@ def _names(parents: tuple[str, ...]) -> str | None:
 
 def _same_kind(old: Any, new: Any) -> bool:
     """Whether ``new`` may replace ``old``: the same type, an int for a float, and null either
-    way (whether a field may be null is the typed config's to say, and it is asked next)."""
+    way; a number for a word and a word for a number, where a field takes both
+    (``retrain.margin``: a number or ``measured``). Whether the field takes it is the typed
+    config's to say, and it is asked next. A numeric string replaces only another one: the
+    config would read ``"0.1"`` as 0.1 while params.yaml held a string."""
     if old is None or new is None:
         return True
     if isinstance(old, bool) or isinstance(new, bool):  # bool is an int to Python, not here
         return isinstance(old, bool) and isinstance(new, bool)
-    if isinstance(old, float):
+    if isinstance(new, str):
+        if _numeric(new):
+            return isinstance(old, str) and _numeric(old)
+        return isinstance(old, (int, float, str))
+    if isinstance(old, (str, float)):
         return isinstance(new, (int, float))
-    return any(isinstance(old, t) and isinstance(new, t) for t in (int, str, list, dict))
+    return any(isinstance(old, t) and isinstance(new, t) for t in (int, list, dict))
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _leaves(keys: tuple[str, ...], value: Any) -> Iterator[tuple[tuple[str, ...], Any]]:
@@ -411,17 +426,21 @@ def _edit(doc: Any, overrides: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
 def check_params(params: dict[str, Any], root: Path | None = None) -> None:
     """Validate a whole params document as the stages will read it; ConfigError names the key.
 
-    ``train``, ``evaluate`` and ``report`` go through their typed configs; each hop section
+    ``train``, ``evaluate``, ``report``, ``retrain`` and ``data`` go through their typed
+    configs; each hop section
     through its corpus adapter's config (what ``stages/<hop>.py`` parses), a corpus's fetch
     section with its source catalogue (``root/sources/<corpus>.yaml``) when ``root`` is given.
     Every model, corpus and source name, and every ``corpus`` value, must be an identifier.
     """
     from pipelines.config import EvaluateConfig, ReportConfig, TrainConfig
+    from pipelines.ops.retrain_config import RetrainConfig
 
     typed: dict[str, type[Config]] = {
         "train": TrainConfig,
         "evaluate": EvaluateConfig,
         "report": ReportConfig,
+        "retrain": RetrainConfig,
+        "data": importlib.import_module("stages.core.engine").DataConfig,
     }
     for name, model in typed.items():
         if name in params:

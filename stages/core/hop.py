@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +26,11 @@ import pyarrow as pa
 from rnnflow import io
 from rnnflow.config import ConfigError, load_params
 from rnnflow.env import PROJECT_ROOT
+from stages.core.engine import Engine
 from stages.core.validate import Expect, Result, Suite, ValidationFailed, check, validate
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 # Data layers by name (Kedro's convention): the number says where in the flow a file is.
 LAYERS = {
@@ -72,6 +76,12 @@ class HopRun:
     root: Path = PROJECT_ROOT
     results: list[Result] = field(default_factory=list)
     rows_out: dict[str, int] = field(default_factory=dict)
+    engine: Engine = field(default_factory=Engine)
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        """``fn`` over ``items`` in order, where ``data.engine`` says (this process or Dask
+        workers): a hop's per-batch work, whose results it writes as they come."""
+        return self.engine.map(fn, items)
 
     @property
     def inputs(self) -> Path:
@@ -298,10 +308,12 @@ def execute(
     final = data_dir(hop, corpus, root)
     # The previous output stays until a complete, validated new one replaces it.
     run: HopRun | None = None
+    engine: Engine | None = None
     try:
         params = _load_params(params_path or root / "params.yaml")
+        engine = Engine.from_params(params)
         with io.atomic_dir(final) as tmp:
-            run = HopRun(hop, corpus, params, tmp, root)
+            run = HopRun(hop, corpus, params, tmp, root, engine=engine)
             body(run)
             check(hop, corpus, run.results, root)
     except ValidationFailed as exc:
@@ -318,6 +330,9 @@ def execute(
     except (ConfigError, FileNotFoundError, ValueError, OSError, RuntimeError) as exc:
         print(f"rnnflow {hop} {corpus}: error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if engine is not None:
+            engine.close()
     took = time.perf_counter() - started
     summary = ", ".join(f"{k}={v:,}" for k, v in run.rows_out.items())
     print(

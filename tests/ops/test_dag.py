@@ -127,3 +127,23 @@ def test_metrics_and_plots_diff_across_commits(fresh_clone) -> None:
     curves = json.dumps(dvc_json("plots", "diff", "HEAD"))
     assert "dvclive/mnist_logreg/plots/metrics/val_loss.tsv" in curves
     assert "mnist_logreg" in json.dumps(dvc_json("params", "diff", "HEAD"))
+
+
+def test_dask_engine_reruns_the_heavy_hops_to_the_same_md5s(fresh_clone) -> None:
+    """`data.engine: dask` (a real two-worker LocalCluster) inside the DVC stages: forced
+    reruns of es_en's clean, sample and tokenize leave dvc.lock and `dvc status` as they were."""
+    root, env = fresh_clone
+    params_file = root / "params.yaml"
+    params = params_file.read_text()
+    local = "data:\n  engine: local\n"
+    assert local in params, "params.yaml's data section moved; update this test"
+    lock = (root / "dvc.lock").read_text()
+    params_file.write_text(params.replace(local, "data:\n  engine: dask\n"))
+    try:
+        stages = ["clean@es_en", "sample@es_en", "tokenize@es_en"]
+        out = sh(["dvc", "repro", "--force", "--single-item", *stages], root, env)
+    finally:
+        params_file.write_text(params)
+    assert out.count("on 2 Dask workers") == len(stages), out  # each hop ran on the cluster
+    assert (root / "dvc.lock").read_text() == lock  # the same md5 for every output
+    assert "up to date" in sh(["dvc", "status"], root, env)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from pipelines.ops import judgement as J
 from pipelines.ops import registry as G
 from pipelines.ops import retrain as RT
 from rnnflow.config import load_params
@@ -91,7 +92,7 @@ def repo(tmp_path: Path) -> Path:
     return root
 
 
-def retrain(root: Path) -> tuple[RT.Verdict, list[dict]]:
+def retrain(root: Path) -> tuple[J.Verdict, list[dict]]:
     """One scheduled run's judging step (the flow body after ``dvc repro``)."""
     cfg = RT.retrain_config(load_params(root / "params.yaml"))
     _, verdict, _, history = RT.evaluate_and_record.fn(str(root), cfg, "params.yaml", "run")
@@ -175,7 +176,7 @@ def test_first_and_better_challengers_get_a_version_and_the_champion_stage(repo)
     # The Prefect Markdown artifact lists the versions.
     cfg = RT.retrain_config(load_params(repo / "params.yaml"))
     cand = RT.read_candidate(repo, MODEL, cfg.metric)
-    md = RT.report_markdown(cand, verdict, history[0], cfg, [], history)
+    md = J.report_markdown(cand, verdict, history[0], cfg, [], history)
     assert md.startswith(f"# retrain {MODEL}: promoted") and "| v0.0.2 |" in md
     assert "version `v0.0.1`" in md
 

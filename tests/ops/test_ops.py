@@ -559,7 +559,7 @@ def test_compare_renders_one_self_contained_page(project):
 
 
 def test_decide_needs_more_than_the_margin():
-    from pipelines.ops.retrain import decide
+    from pipelines.ops.judgement import decide
 
     assert decide(None, 0.5, True, 0.01, "acc")[0] is True
     assert decide(0.90, 0.905, True, 0.01, "acc")[0] is False

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.ops import judgement as J
 from pipelines.ops import retrain as RT
 from pipelines.ops import workspace as W
 from tests.conftest import write_params
@@ -38,7 +39,7 @@ def retrain_root(tmp_path: Path, monkeypatch) -> tuple[Path, list]:
 
     def evaluate_and_record(root_, cfg, params_path, flow_run):
         calls.append(("judge", cfg.model))
-        cand = RT.Candidate(
+        cand = J.Candidate(
             model=cfg.model,
             fingerprint="f" * 16,
             value=0.5,
@@ -49,7 +50,7 @@ def retrain_root(tmp_path: Path, monkeypatch) -> tuple[Path, list]:
             commit=None,
             dirty=False,
         )
-        return cand, RT.Verdict("no change", "stand-in", None), None, []
+        return cand, J.Verdict("no change", "stand-in", None), None, []
 
     monkeypatch.setattr(RT, "reproduce", reproduce)
     monkeypatch.setattr(RT, "evaluate_and_record", evaluate_and_record)
@@ -118,8 +119,8 @@ def _cfg(**kw) -> RT.RetrainConfig:
     return RT.RetrainConfig(model=MODEL, margin=0.0, **kw)
 
 
-def _cand(fp: str, value: float) -> RT.Candidate:
-    return RT.Candidate(
+def _cand(fp: str, value: float) -> J.Candidate:
+    return J.Candidate(
         model=MODEL,
         fingerprint=fp,
         value=value,
@@ -132,7 +133,7 @@ def _cand(fp: str, value: float) -> RT.Candidate:
     )
 
 
-def _entry(cand: RT.Candidate, decision: str, champion_value) -> dict:
+def _entry(cand: J.Candidate, decision: str, champion_value) -> dict:
     e = {**RT.asdict(cand), "decision": decision, "reason": "r", "champion_value": champion_value}
     e.pop("model")
     return e

@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.ops import judgement as J
 from pipelines.ops import retrain as RT
 from pipelines.ops import search as S
 
 # --- retrain ----------------------------------------------------------------------------
 
 
-def _cand(value: float, fp: str) -> RT.Candidate:
-    return RT.Candidate(
+def _cand(value: float, fp: str) -> J.Candidate:
+    return J.Candidate(
         model="m",
         fingerprint=fp,
         value=value,
@@ -56,8 +57,8 @@ def test_no_change_and_already_judged_runs_keep_the_real_decision_as_title(tmp_p
     rejected = _entry("v0.0.2", "rejected", 0.951, 0.95, "snap2")
 
     def run(cand, decision, champ_value, history):
-        verdict = RT.Verdict(decision, f"{decision} reason", champ_value)
-        md, _ = RT.write_record(tmp_path, cand, verdict, history[0], cfg, [], history)
+        verdict = J.Verdict(decision, f"{decision} reason", champ_value)
+        md, _ = J.write_record(tmp_path, cand, verdict, history[0], cfg, [], history)
         return md
 
     md = run(_cand(0.95, "fp-v0.0.1"), "promoted", None, [promoted])

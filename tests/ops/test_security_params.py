@@ -123,6 +123,9 @@ def test_hostile_name_values_are_refused(root, key, value):
         ("train.models.mnist_cnn.epochs", [1]),
         ("train.models.mnist_cnn.nosuchfield", 1),  # not a field of the typed config
         ("train.models.mnist_cnn", 3),  # an entry replaced by a scalar
+        ("retrain.margin", "lots"),  # a word the field does not take
+        ("retrain.margin", "0.01"),  # a number as a string: the YAML would hold a string
+        ("data.engine", "spark"),
     ],
 )
 def test_wrong_types_and_unknown_fields_are_refused(root, key, value):
@@ -142,6 +145,9 @@ def test_existing_leaves_and_declared_fields_can_be_set(root):
     )
     assert changed["train.models.mnist_cnn.lr"] == (0.003, 1)
     assert changed["train.models.books_lm.max_batches"] == (None, 15)
+    # a field that takes a number or a word (`-S retrain.margin=0.01`, and back)
+    assert W.set_params(path, {"retrain.margin": 0.01}) == {"retrain.margin": ("measured", 0.01)}
+    assert W.set_params(path, {"retrain.margin": "measured"})["retrain.margin"][1] == "measured"
     assert "# rnnflow params" in path.read_text()  # comments kept
 
 

@@ -25,6 +25,7 @@ import pytest
 from pipelines import live as L
 from pipelines import render as R
 from pipelines.config import Layout
+from pipelines.ops import judgement as J
 from tests.conftest import write_params
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -337,7 +338,7 @@ def compare_page(tmp_path: Path) -> Path:
 def judged(decision: str = "promoted"):
     from pipelines.ops import retrain as RT
 
-    cand = RT.Candidate(
+    cand = J.Candidate(
         model="digits_cnn",
         fingerprint="f" * 16,
         value=0.93,
@@ -357,7 +358,7 @@ def judged(decision: str = "promoted"):
         "metrics": {"validation": {"accuracy": 0.9}},
     }
     cfg = RT.RetrainConfig(model="digits_cnn", margin=0.01)
-    verdict = RT.Verdict(decision, "validation.accuracy 0.93 vs champion 0.9: better", 0.9)
+    verdict = J.Verdict(decision, "validation.accuracy 0.93 vs champion 0.9: better", 0.9)
     history = [
         {
             "version": "v0.0.1",
@@ -374,11 +375,10 @@ def judged(decision: str = "promoted"):
 
 @pytest.fixture
 def retrain_page(tmp_path: Path) -> Path:
-    from pipelines.ops import retrain as RT
 
     args = judged()
-    return RT.write_pages(
-        tmp_path / "project", RT.report_markdown(*args), RT.report_html(*args), "digits_cnn"
+    return J.write_pages(
+        tmp_path / "project", J.report_markdown(*args), J.report_html(*args), "digits_cnn"
     )
 
 
@@ -671,14 +671,13 @@ def test_compare_names_pages_by_commit_hashes(tmp_path):
 
 
 def test_retrain_judgement_markdown_and_page(retrain_page):
-    from pipelines.ops import retrain as RT
 
-    md = RT.report_markdown(*judged())
+    md = J.report_markdown(*judged())
     assert md.startswith("# retrain digits_cnn: promoted\n")
     assert "**Why:** validation.accuracy 0.93" in md
     assert "| metric | champion | challenger | improvement |" in md
     assert "| lr | 0.01 | 0.02 |" in md and "## Registry history" in md
-    assert RT.report_markdown(*judged("rejected")).startswith("# retrain digits_cnn: not promoted")
+    assert J.report_markdown(*judged("rejected")).startswith("# retrain digits_cnn: not promoted")
     assert retrain_page == retrain_page.parents[1] / "retrain" / "digits_cnn.html"
     assert (retrain_page.parent / "digits_cnn.md").read_text() == md
     text = retrain_page.read_text()

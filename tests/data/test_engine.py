@@ -1,0 +1,60 @@
+"""``data.engine: dask`` runs the heavy hops' batches on a real Dask LocalCluster (two worker
+processes) and writes byte for byte what the local engine writes."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from rnnflow import io
+from tests.conftest import run_hop, write_params
+from tests.data.text_mirror import run_hops, tweet_files
+
+pytestmark = pytest.mark.timeout(600)
+
+HEAVY = ("clean", "sample", "tokenize")
+
+
+def digests(root: Path) -> dict[str, str]:
+    """sha256 of every file the heavy hops write that DVC records (data and hop reports; the
+    validation reports, not committed, carry their run's ids)."""
+    found = [
+        p
+        for top in (
+            "data/02_clean",
+            "data/04_sampled",
+            "data/05_tokens",
+            "reports/clean",
+            "reports/tokenize",
+        )
+        for p in (root / top).rglob("*")
+        if p.is_file()
+    ]
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in found}
+
+
+def test_dask_engine_writes_the_local_engines_bytes(text_root: Path, monkeypatch, capsys):
+    # small batches, so each split is many batches (tasks) and their order matters
+    monkeypatch.setattr(io, "iter_batches", functools.partial(io.iter_batches, batch_rows=40))
+    overlay = tweet_files(text_root.parent / "mirror", conversations=300)
+    overlay["sample"] = {"twitter": {"max_length": 12}}  # sample's per-batch lengths run too
+    write_params(text_root, overlay)
+    run_hops(text_root, "twitter", ("fetch", "clean", "format", "sample", "tokenize"))
+    local = digests(text_root)
+    assert any(k.startswith("data/05_tokens/twitter/") for k in local)
+    assert "reports/tokenize/twitter.json" in local
+    capsys.readouterr()
+
+    params = json.loads((text_root / "params.yaml").read_text())
+    params["data"] = {"engine": "dask", "dask": {"address": None, "workers": 2}}
+    (text_root / "params.yaml").write_text(json.dumps(params))
+    for hop in HEAVY:
+        assert run_hop(hop, "twitter", text_root) == 0, hop
+    err = capsys.readouterr().err
+    # each heavy hop ran its batches as tasks on the two workers of its own LocalCluster
+    assert err.count("on 2 Dask workers") == len(HEAVY), err
+    assert digests(text_root) == local
