@@ -81,8 +81,6 @@ class ModelConfig(Config):
     repetition_penalty: float = Field(1.0, ge=1)
     min_decode_len: int = Field(0, ge=0)  # sampling: no <eos> before this many tokens
     block_unk: bool = False  # decoding never emits <unk> (perplexities are unaffected)
-    # seq2seq: an output <unk> becomes the source word it attended to most (Luong et al. 2015)
-    unk_replace: bool = False
     samples: int = Field(12, ge=0)  # sample rows shown in the report
     # How the train stage runs, not what it trains (so not in model.pt's config): ``nproc``
     # processes per machine with DistributedDataParallel (torch.distributed.run; gloo on CPU,
@@ -124,7 +122,6 @@ DECODE_FIELDS = frozenset(
         "repetition_penalty",
         "min_decode_len",
         "block_unk",
-        "unk_replace",
         "cache_size",
         "samples",
         "prompts",
@@ -138,8 +135,8 @@ class TrainConfig(Config):
     device: Device = "auto"
     threads: int = Field(0, ge=0)  # torch.set_num_threads when > 0
     # Mixed precision on CUDA (bf16 where supported, else fp16 + GradScaler). Off by default:
-    # on an H200 these small models are launch-bound (bf16 gave no speed-up for the CNN and
-    # slowed the LSTMs by ~30%) and bf16 recurrences learned parity worse.
+    # these models are small enough to be launch-bound on a GPU, and low-precision
+    # recurrences can learn long dependencies (parity) worse.
     amp: bool = False
     models: dict[Identifier, ModelConfig]
 

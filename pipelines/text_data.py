@@ -115,6 +115,12 @@ def padded(
     return out, lengths + bos + eos
 
 
+def unk_rate(r: Ragged, n: int) -> float:
+    """Share of the ``n`` scored tokens of ``r`` that are ``<unk>``: printed beside every
+    perplexity, since a model scores ``<unk>`` as one ordinary (and frequent) word."""
+    return float(np.count_nonzero(r.values == UNK)) / n if n else float("nan")
+
+
 def lm_stream(r: Ragged) -> np.ndarray:
     """All documents in one stream: ``<eos> doc1 <eos> doc2 <eos> ...`` (int64).
 
@@ -208,11 +214,13 @@ SIDE_KEYS = ("ids", "source", "target")
 
 @dataclass
 class TextSplit:
-    """One split: an id column per side, ``origin`` where the corpus has one."""
+    """One split: an id column per side, ``origin`` where the corpus has one, and the output
+    side's raw text where it was asked for (what decoded output is scored against)."""
 
     sides: dict[str, Ragged]
     origin: np.ndarray | None = None
     row_id: np.ndarray | None = None
+    text: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(next(iter(self.sides.values())))
@@ -223,6 +231,7 @@ class TextSplit:
             {k: v.take(idx) for k, v in self.sides.items()},
             None if self.origin is None else self.origin[idx],
             None if self.row_id is None else self.row_id[idx],
+            None if self.text is None else self.text[idx],
         )
 
     def mapped(self, luts: dict[str, np.ndarray | None]) -> TextSplit:
@@ -295,7 +304,9 @@ def load_corpus(
     artifacts = {k: v for k, v in load_artifacts(directory).items() if k != "spec.json"}
     out_col = id_columns(spec, sides)[sides[-1]].removesuffix("_ids")
     train, text = load_split(directory, "train", spec, text=[out_col], sides=sides)
-    validation, _ = load_split(directory, "validation", spec, sides=sides)
+    validation, val_text = load_split(directory, "validation", spec, text=[out_col], sides=sides)
+    assert val_text is not None  # asked for [out_col]
+    validation.text = np.asarray(val_text.column(out_col).to_pylist(), dtype=object)
     if spec.get("kind", "word") == "word" and spec.get("lowercase", True):
         assert text is not None  # asked for [out_col]
         artifacts["truecase"] = fit_truecaser(text.column(out_col))
@@ -437,22 +448,13 @@ class Codec:
             arr = self.keep[side][arr]
         return decode(arr.tolist(), self.artifacts)
 
-    def text(
-        self, ids: Sequence[int], side: str, prompt: str = "", fill: Sequence[str] | None = None
-    ) -> str:
+    def text(self, ids: Sequence[int], side: str, prompt: str = "") -> str:
         """Model ids → readable text (specials dropped, ``<unk>`` kept visible); ``prompt``:
-        text the ids continue, kept as typed (its unknown words too). ``fill``: one string per
-        id; each ``<unk>`` becomes its string, kept as given (``""``: dropped)."""
+        text the ids continue, kept as typed (its unknown words too)."""
         case = self.truecase if self.spec.get("kind") != "bpe" else {}
-        out: list[str] = []
-        for i, t in enumerate(self.tokens(ids, side)):
-            if t in ("<pad>", "<bos>", "<eos>"):
-                continue
-            if t == "<unk>" and fill is not None:
-                if fill[i]:
-                    out.append(fill[i])  # a source word, already in its own case
-                continue
-            out.append(case.get(t, t))
+        out = [
+            case.get(t, t) for t in self.tokens(ids, side) if t not in ("<pad>", "<bos>", "<eos>")
+        ]
         return self._join(out, prompt)
 
     def _join(self, toks: list[str], prompt: str) -> str:

@@ -6,9 +6,9 @@ hashed validation hold-out from train (``given``), or by position for series
 never moves earlier rows between splits; identical rows always share a split. The hop
 fails if any ``row_id`` lands in two splits or if a row went missing.
 
-Corpora with ``held_out_columns`` (text: sentences) also keep the test split's sentences out
-of train: a first pass collects the test rows' sentences, and train rows sharing one are
-dropped, counted in ``reports/format/<corpus>.json`` (at most ``max_held_out_drop`` of the
+Corpora with ``held_out_columns`` (text: sentences) also keep the validation and test
+sentences out of train: a first pass collects the held-out rows' sentences, and train rows
+sharing one are dropped, counted in ``reports/format/<corpus>.json`` (at most ``max_held_out_drop`` of the
 rows), and the written splits are checked for shared sentences.
 
 params.yaml section ``format.<corpus>``.
@@ -127,12 +127,15 @@ def body_for(corpus: str, _args: object):
                 yield table, pa.array(split)
 
         held = np.zeros(0, np.uint64)
-        if held_cols:  # first pass: the test split's sentences
+        if held_cols:  # first pass: the held-out splits' sentences
             held = np.unique(
                 np.concatenate(
                     [np.zeros(0, np.uint64)]
                     + [
-                        sentence_hashes(table.filter(pc.equal(labels, "test")), held_cols)
+                        sentence_hashes(
+                            table.filter(pc.is_in(labels, pa.array(["validation", "test"]))),
+                            held_cols,
+                        )
                         for part in parts(run.inputs)
                         for table, labels in split_tables(part)
                     ]
@@ -166,7 +169,7 @@ def body_for(corpus: str, _args: object):
                 "corpus": corpus,
                 "rows_in": rows_in,
                 "rows_out": dict(counts),
-                "dropped": {"train_shares_sentence_with_test": held_out_dropped}
+                "dropped": {"train_shares_sentence_with_held_out": held_out_dropped}
                 if held_cols
                 else {},
                 **(
@@ -211,9 +214,10 @@ def body_for(corpus: str, _args: object):
                 low,
                 expected,
                 params_key=f"format.{corpus}.max_held_out_drop",
-                why=f"at most {cfg.max_held_out_drop:.1%} dropped for sharing a test sentence",
+                why=f"at most {cfg.max_held_out_drop:.1%} dropped for sharing a held-out sentence",
             )
             run.check_shared(held_cols, ("test", "train"))
+            run.check_shared(held_cols, ("validation", "train"))
 
     return body
 

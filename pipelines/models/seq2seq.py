@@ -142,29 +142,6 @@ class Seq2Seq(nn.Module):
         context = torch.bmm(self._scores(dec, enc, mask).softmax(-1), enc)
         return torch.tanh(self.w_c(torch.cat([context, dec], -1)))
 
-    @torch.no_grad()
-    def align(
-        self,
-        src: torch.Tensor,
-        src_len: torch.Tensor,
-        rows: list[list[int]],
-    ) -> list[list[int]]:
-        """For each decoded token of ``rows`` (ids, no ``<bos>``/``<eos>``), the source position
-        it attended to most: one teacher-forced pass over the output (how Luong et al. 2015
-        copy a source word into an ``<unk>``). Without attention: ``-1`` everywhere."""
-        if self.attention == "none" or not rows:
-            return [[-1] * len(r) for r in rows]
-        width = max(1, max(len(r) for r in rows))
-        tgt = torch.full((len(rows), width), PAD, dtype=torch.long, device=src.device)
-        for i, r in enumerate(rows):
-            if r:
-                tgt[i, : len(r)] = torch.tensor(r, dtype=torch.long, device=src.device)
-        tgt_in = torch.cat([torch.full_like(tgt[:, :1], BOS), tgt[:, :-1]], 1)
-        enc, mask, state = self.encode(src, src_len)
-        out, _ = self.decoder(self.tgt_embed(tgt_in), state)
-        best = self._scores(out, enc, mask).argmax(-1).tolist()  # (B, T)
-        return [best[i][: len(r)] for i, r in enumerate(rows)]
-
     def decode(
         self, tokens: torch.Tensor, state: Hidden, enc: torch.Tensor, mask: torch.Tensor
     ) -> tuple[torch.Tensor, Hidden]:

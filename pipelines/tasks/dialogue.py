@@ -1,8 +1,10 @@
 """``dialogue``: a seq2seq chatbot (Twitter context → reply).
 
-Perplexity of the human replies beside two count models of the train replies on the same
+Perplexity of the human replies beside two count models of the same text the model learned
+from (the train replies, and the decoder's pretraining lines when it has them), on the same
 tokens: an add-one unigram (``unigram_perplexity``) and an interpolated Kneser–Ney trigram
-(``ngram_perplexity``; its history runs across reply boundaries, as for the LM). On the test
+(``ngram_perplexity``; its history runs across line boundaries, as for the LM), and the same
+trigram of the train replies alone (``ngram_replies_perplexity``). On the test
 contexts: distinct-1/2 of sampled (top-k, nucleus, repetition penalty, length floor) and greedy
 replies, and the share of replies that repeat a training reply verbatim (``copied``,
 ``copied_greedy``); sample rows: context, human reply, greedy and sampled replies.
@@ -21,25 +23,47 @@ from pipelines.metrics import ngram, scorers
 from pipelines.tasks import register
 from pipelines.tasks.seq2seq import Seq2SeqTask
 from pipelines.tasks.text import Bundle, decode_rows
+from rnnflow.io import read_table
 
 
 @register("dialogue")
 class Dialogue(Seq2SeqTask):
     headline = "perplexity"
     higher_is_better = False
-    report_extras = ("ngram_perplexity", "unigram_perplexity", "distinct_1", "distinct_2", "copied")
+    report_extras = (
+        "unk_rate",
+        "ngram_perplexity",
+        "ngram_replies_perplexity",
+        "distinct_2",
+        "distinct_2_greedy",
+        "copied",
+    )
 
     def baseline(self, bundle: Bundle, directory: Path):
-        # both count models see every train reply token + <eos> per row
+        # Like for like: the count models read every reply token the model learned from
+        # (+ <eos> per row), and the decoder's pretraining lines too when it had them.
         vocab = T.text_vocab(bundle.spec, "target")
-        train_stream = T.lm_stream(self.split(bundle, directory, "train")[0].sides["target"])
+        replies = T.lm_stream(self.split(bundle, directory, "train")[0].sides["target"])
+        train_stream = replies
+        mono_path = Path(directory) / "monolingual.parquet"
+        if bundle.cfg.pretrain is not None and mono_path.exists():
+            assert bundle.codec is not None  # load_bundle gives a text task's bundle its codec
+            col = bundle.spec["target"]
+            mono = T.Ragged.from_arrow(read_table(mono_path, columns=[col]).column(col))
+            lines = mono.map(bundle.codec.luts.get("target"))
+            train_stream = np.concatenate([T.lm_stream(lines), replies[1:]])
         kn = ngram.KneserNey(vocab).fit(train_stream)
+        # the replies alone can make the stronger count model (the pretraining lines are
+        # another domain): reported too, so the model is held to both
+        kn_replies = kn if train_stream is replies else ngram.KneserNey(vocab).fit(replies)
 
         def count_models(part: T.TextSplit) -> dict[str, Any]:
             stream = T.lm_stream(part.sides["target"])
             return {
                 "unigram_perplexity": ngram.unigram_perplexity(train_stream[1:], stream[1:], vocab),
                 "ngram_perplexity": kn.perplexity(stream),
+                "ngram_tokens": len(train_stream) - 1,
+                "ngram_replies_perplexity": kn_replies.perplexity(stream),
             }
 
         return count_models
@@ -74,8 +98,8 @@ class Dialogue(Seq2SeqTask):
             },
         }
         contexts, replies = table.column(src_col).to_pylist(), table.column(tgt_col).to_pylist()
-        rng = np.random.default_rng(cfg.seed)
-        pick = rng.choice(len(test), size=min(len(test), cfg.samples), replace=False)
+        key = test.row_id if test.row_id is not None else np.arange(len(test))
+        pick = np.argsort(key, kind="stable")[: cfg.samples]  # by hash, not by hand
         samples = [
             {
                 "context": contexts[i],

@@ -172,7 +172,7 @@ def neural_cache_probs(
 class LanguageModel(TextTask):
     headline = "perplexity"
     higher_is_better = False
-    report_extras = ("ngram_perplexity", "cache_perplexity", "ngram_cache_perplexity")
+    report_extras = ("unk_rate", "ngram_perplexity", "cache_perplexity", "ngram_cache_perplexity")
     sides = ("ids",)
     generates = True  # rnnflow generate continues a prompt
 
@@ -205,6 +205,7 @@ class LanguageModel(TextTask):
                 "documents": len(part),
                 "loss": nll / n,
                 "perplexity": perplexity(nll, n),
+                "unk_rate": T.unk_rate(part.sides["ids"], n),
                 "ngram_perplexity": perplexity(kn_nll, kn_n),
                 "ngram": "interpolated Kneser-Ney trigram, same train split and vocabulary",
             }

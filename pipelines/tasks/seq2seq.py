@@ -47,6 +47,11 @@ class Seq2SeqJob:
         )
         self.n_train, self.n_validation = len(self.train), len(self.val)
         self.monolingual = corpus.monolingual
+        if val_bleu_rows:  # the first rows by row_id: a hash draw across origins
+            assert self.val.row_id is not None and self.val.text is not None
+            pick = np.sort(np.argsort(self.val.row_id, kind="stable")[:val_bleu_rows])
+            self.bleu_rows = self.val.select(np.isin(np.arange(len(self.val)), pick))
+            self.codec = T.Codec(corpus.spec, corpus.artifacts)
 
     def pretrain_losses(
         self, model: torch.nn.Module, gen: torch.Generator
@@ -111,29 +116,24 @@ class Seq2SeqJob:
         nll, n = pairs_nll(model, self.val, self.device, self.amp_dtype)
         out = {"loss": nll / n if n else float("nan"), "perplexity": perplexity(nll, n)}
         if self.val_bleu_rows:
-            out["bleu"] = greedy_id_bleu(model, self.val, self.val_bleu_rows, self.cfg, self.device)
+            out["bleu"] = self.greedy_bleu(model)
         return out
 
+    def greedy_bleu(self, model: torch.nn.Module) -> float:
+        """sacreBLEU (13a, cased) of greedy decodes of the hash-drawn validation rows,
+        detokenised, against their raw reference text: the test metric on validation, cheap
+        enough to run every epoch; what picks the translator's epoch."""
+        from pipelines.metrics import scorers
+        from pipelines.tasks.text import decode_rows
 
-def greedy_id_bleu(
-    model: torch.nn.Module, split: T.TextSplit, rows: int, cfg, device: torch.device
-) -> float:
-    """BLEU of greedy decodes of the first ``rows`` pairs of ``split`` (a fixed subset) against
-    their targets, over the model's word ids (sacrebleu, no tokenization: ``<unk>`` only
-    matches ``<unk>``). Cheap enough to run every epoch; what picks the translator's epoch."""
-    from sacrebleu.metrics import BLEU
-
-    from pipelines.tasks.text import decode_rows
-
-    keep = np.arange(min(rows, len(split)))
-    src, tgt = split.sides["source"].take(keep), split.sides["target"].take(keep)
-    was = model.training
-    model.eval()
-    hyps = decode_rows(model, src, "greedy", cfg, device)
-    model.train(was)
-    line = lambda ids: " ".join(map(str, ids))  # noqa: E731
-    refs = [line(tgt.row(i).tolist()) for i in range(len(keep))]
-    return float(BLEU(tokenize="none").corpus_score([line(h) for h in hyps], [refs]).score)
+        rows = self.bleu_rows
+        was = model.training
+        model.eval()
+        hyps = decode_rows(model, rows.sides["source"], "greedy", self.cfg, self.device)
+        model.train(was)
+        texts = [self.codec.text(h, "target") for h in hyps]
+        assert rows.text is not None  # load_corpus reads the validation references
+        return float(scorers.score("bleu", texts, [rows.text.tolist()])["score"])
 
 
 def pair_batch(
@@ -221,6 +221,7 @@ class Seq2SeqTask(TextTask):
                 "tokens": n,
                 "loss": nll / n,
                 "perplexity": perplexity(nll, n),
+                "unk_rate": T.unk_rate(part.sides["target"], n),
             }
             if extra is not None:
                 metrics[split].update(extra(part))

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import torch
 
 from pipelines import data as D
@@ -164,7 +163,7 @@ def translate(
     assert bundle.codec is not None  # load_bundle gives a text task's bundle its codec
     ids = bundle.codec.encode(texts, "source")
     beam = bundle.cfg.beam if beam is None else beam
-    return output_texts(bundle, ids, list(texts), "beam" if beam > 1 else "greedy", device, beam)
+    return output_texts(bundle, ids, "beam" if beam > 1 else "greedy", device, beam)
 
 
 def decode_rows(
@@ -178,26 +177,9 @@ def decode_rows(
     generator: torch.Generator | None = None,
 ) -> list[list[int]]:
     """Decode every row of ``src`` (``greedy``, ``beam`` or ``sample``), in the input order."""
-    return decode_aligned(model, src, mode, cfg, device, beam, batch, generator, align=False)[0]
-
-
-def decode_aligned(
-    model,
-    src: T.Ragged,
-    mode: str,
-    cfg,
-    device: torch.device,
-    beam: int | None = None,
-    batch: int = 512,
-    generator: torch.Generator | None = None,
-    align: bool = True,
-) -> tuple[list[list[int]], list[list[int]]]:
-    """:func:`decode_rows`, plus for each output token the source position it attended to
-    most (``model.align``; empty lists when ``align`` is off)."""
     beam = beam or cfg.beam
     per = max(1, batch // beam) if mode == "beam" else batch
     out: list[list[int] | None] = [None] * len(src)
-    where: list[list[int]] = [[] for _ in range(len(src))]
     for idx in T.sorted_batches(src.lengths, per):
         s_np, s_len_np = T.padded(src, idx, eos=True)
         s, s_len = torch.from_numpy(s_np).to(device), torch.from_numpy(s_len_np)
@@ -219,52 +201,24 @@ def decode_aligned(
                 cfg.repetition_penalty,
                 cfg.min_decode_len,
             )
-        attended = model.align(s, s_len, rows) if align else [[] for _ in rows]
-        for i, r, a in zip(idx, rows, attended):
-            out[i], where[i] = r, a
-    return out, where  # type: ignore[return-value]
-
-
-def source_words(texts: list[str]) -> list[list[str]]:
-    """Each source text's words as typed (the word tokenizer's split, case kept): what an
-    ``<unk>`` in the output copies."""
-    from rnnflow.codec import pretokenize
-
-    return pretokenize(pa.array(texts, pa.string()), lowercase=False).to_pylist()
+        for i, r in zip(idx, rows):
+            out[i] = r
+    return out  # type: ignore[return-value]
 
 
 def output_texts(
     bundle: Bundle,
     src: T.Ragged,
-    src_texts: list[str],
     mode: str,
     device: torch.device | str,
     beam: int | None = None,
     batch: int = 512,
 ) -> list[str]:
-    """Decode ``src`` (the ids of ``src_texts``) into readable target text.
-
-    With ``unk_replace`` (a decoding setting), every ``<unk>`` the model emits becomes the
-    source word it attended to most (Luong et al. 2015), or is dropped when that is the
-    sentence end: no literal ``<unk>`` reaches the user. Otherwise ``<unk>`` stays visible.
-    """
-    cfg, codec = bundle.cfg, bundle.codec
-    assert codec is not None  # load_bundle gives a text task's bundle its codec
-    replace = bool(getattr(cfg, "unk_replace", False))
-    rows, where = decode_aligned(
-        bundle.model, src, mode, cfg, torch.device(device), beam, batch, align=replace
-    )
-    if not replace:
-        return [codec.text(r, "target") for r in rows]
-    words = source_words(src_texts)
-    out = []
-    for i, r in enumerate(rows):
-        # positions index the model's source ids; word tokenizers give one id a word
-        w = words[i] if len(words[i]) == len(src.row(i)) else []
-        out.append(
-            codec.text(r, "target", fill=[w[a] if 0 <= a < len(w) else "" for a in where[i]])
-        )
-    return out
+    """Decode ``src`` into readable target text (an ``<unk>`` the model emits stays visible:
+    a subword vocabulary has none to emit)."""
+    assert bundle.codec is not None  # load_bundle gives a text task's bundle its codec
+    rows = decode_rows(bundle.model, src, mode, bundle.cfg, torch.device(device), beam, batch)
+    return [bundle.codec.text(r, "target") for r in rows]
 
 
 def load_for_cli(prog: str, model: str, root: str | None = None) -> Bundle | None:

@@ -1,11 +1,12 @@
 """``translate``: a seq2seq translator (Spanish → English).
 
 sacrebleu BLEU/chrF on the test split (all rows, and per ``origin`` — the Tatoeba rows),
-greedy and beam, detokenised and truecased hypotheses against the raw reference text, plus
-BLEU against every reference of a source sentence at once (``bleu_multiref``); sample rows:
-source, reference, greedy and beam translations per origin. The report leads with BLEU, and
-the epoch kept is the one with the best validation BLEU: greedy decodes of a fixed subset
-(the first ``VAL_BLEU_ROWS`` validation pairs), scored on the model's word ids every epoch.
+greedy and beam, detokenised hypotheses against the raw reference text, plus BLEU against
+every reference of a source sentence at once (``bleu_multiref``), and the Spanish words pasted
+into the output (``copied_source_words``); sample rows: source, reference, greedy and beam
+translations per origin, the first rows by ``row_id`` (a hash). The report leads with BLEU,
+and the epoch kept is the one with the best validation BLEU, the same sacreBLEU on greedy
+decodes of ``VAL_BLEU_ROWS`` validation pairs drawn by hash across origins.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
+from pipelines import text_data as T
 from pipelines.metrics import scorers
 from pipelines.tasks import register
 from pipelines.tasks.seq2seq import Seq2SeqJob, Seq2SeqTask
 from pipelines.tasks.text import output_texts
+from rnnflow.codec import pretokenize
 
 #: validation pairs decoded every epoch for the BLEU that picks the epoch (~10 s on 2 cores)
 VAL_BLEU_ROWS = 1000
@@ -28,7 +32,13 @@ class Translate(Seq2SeqTask):
     headline = "bleu"
     higher_is_better = True
     monitor = "bleu"
-    report_extras = ("chrf", "bleu_greedy", "tatoeba.bleu", "tatoeba.chrf", "tatoeba.bleu_multiref")
+    report_extras = (
+        "chrf",
+        "bleu_greedy",
+        "tatoeba.bleu",
+        "opensubtitles.bleu",
+        "outputs_with_copied_source_words",
+    )
 
     def make_job(self, cfg, corpus, device, amp_dtype=None, rank=0, world=1) -> Seq2SeqJob:
         return Seq2SeqJob(cfg, corpus, device, amp_dtype, rank, world, VAL_BLEU_ROWS)
@@ -41,10 +51,9 @@ class Translate(Seq2SeqTask):
         key = test.row_id if test.row_id is not None else np.arange(len(test))
         _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
         unique_src = test.sides["source"].take(first)
-        unique_text = [sources[i] for i in first]
         hyps = {}
         for mode in ("greedy", "beam"):
-            texts = output_texts(bundle, unique_src, unique_text, mode, device, batch=batch)
+            texts = output_texts(bundle, unique_src, mode, device, batch=batch)
             hyps[mode] = [texts[i] for i in inverse]
         subsets = {"all": np.ones(len(test), dtype=bool)}
         if test.origin is not None:
@@ -55,11 +64,15 @@ class Translate(Seq2SeqTask):
                 "beam": cfg.beam,
                 "length_penalty": cfg.length_penalty,
                 "max_decode_len": cfg.max_decode_len,
-                "unk_replace": cfg.unk_replace,
             },
-            "hypotheses": "detokenised, truecased; references: raw text"
-            + ("; <unk> replaced by the attended source word" if cfg.unk_replace else ""),
+            "hypotheses": "detokenised model output; references: raw text",
         }
+        english = _words(
+            T.load_split(directory, "train", bundle.spec, [tgt_col], sides=self.sides)[1]
+            .column(tgt_col)
+            .to_pylist()
+        )
+        out.update(copied_source_words(hyps["beam"], sources, refs, set().union(*english)))
         for name, mask in subsets.items():
             idx = np.nonzero(mask)[0]
             res = {"n": len(idx)}
@@ -85,16 +98,12 @@ class Translate(Seq2SeqTask):
             else:
                 out[name] = res
         samples = []
-        rng = np.random.default_rng(cfg.seed)
         for name, mask in subsets.items():
             if name == "all" and len(subsets) > 1:
                 continue
             idx = np.nonzero(mask)[0]
-            pick = rng.choice(
-                idx,
-                size=min(len(idx), max(cfg.samples // max(len(subsets) - 1, 1), 1)),
-                replace=False,
-            )
+            per = max(cfg.samples // max(len(subsets) - 1, 1), 1)
+            pick = idx[np.argsort(key[idx], kind="stable")[:per]]  # by hash, not by hand
             for i in sorted(pick.tolist()):
                 samples.append(
                     {
@@ -106,3 +115,22 @@ class Translate(Seq2SeqTask):
                     }
                 )
         return out, samples
+
+
+def _words(texts: list[str]) -> list[set[str]]:
+    """Each text's lowercased words (letters only: numbers and punctuation are not words)."""
+    lists = pretokenize(pa.array(texts, pa.string()), lowercase=True).to_pylist()
+    return [{w for w in ws if w.isalpha()} for ws in lists]
+
+
+def copied_source_words(
+    hyps: list[str], sources: list[str], refs: list[str], english: set[str]
+) -> dict[str, Any]:
+    """Source words pasted into the output: a word of the hypothesis that is in its source
+    sentence, not in its reference and in no English training sentence (so names and numbers
+    the reference shares are not counted). How many, and the share of outputs with one."""
+    pasted = [(h & s) - r - english for h, s, r in zip(_words(hyps), _words(sources), _words(refs))]
+    return {
+        "copied_source_words": sum(len(p) for p in pasted),
+        "outputs_with_copied_source_words": sum(bool(p) for p in pasted) / max(len(hyps), 1),
+    }

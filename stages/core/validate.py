@@ -169,6 +169,8 @@ def _list_summary(col: pa.ChunkedArray | pa.Array, name: str) -> dict[str, pa.Ar
                 out[f"{name}.{stat}"] = pa.array(full, from_pandas=True)
     elif pa.types.is_string(typ) or pa.types.is_large_string(typ):
         out[f"{name}.len"] = pc.utf8_length(arr)
+        # + the word separator a SentencePiece-style tokenizer puts before the first word
+        out[f"{name}.len1"] = pc.add(out[f"{name}.len"], 1)
     return out
 
 

@@ -189,14 +189,15 @@ def fit(
 
 
 def _bpe_tokenizer(cfg: TextTokenizeConfig):
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 
     tok = Tokenizer(models.BPE(unk_token=SPECIALS[UNK]))
     norms = [normalizers.NFC()] + ([normalizers.Lowercase()] if cfg.lowercase else [])
     tok.normalizer = normalizers.Sequence(norms)
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Whitespace(), pre_tokenizers.Punctuation()]
-    )
+    # Metaspace (SentencePiece's scheme): spaces become "▁" inside the pieces, so decoding
+    # gives back the text as written, case and punctuation spacing included.
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
     return tok
 
 
@@ -233,7 +234,7 @@ def _fit_bpe(
         cfg,
         target_vocab_size=cfg.vocab_size,
         normalizer="NFC" + (" + lowercase" if cfg.lowercase else ""),
-        pretokenizer="Whitespace + Punctuation",
+        pretokenizer="Metaspace",
         n_train_rows=seen["rows"],
     )
     return {"spec.json": spec, "tokenizer.json": tok.to_str()}
@@ -288,6 +289,8 @@ def tokens_schema(columns: tuple[str, ...], text_type: str = "string") -> dict[s
 def suite_expectations(columns: tuple[str, ...], artifacts: dict[str, Any]) -> tuple[Expect, ...]:
     """Every id in [0, vocab_size); no empty id lists; ≤ one token per character; text set."""
     top = artifacts["spec.json"]["vocab_size"] - 1
+    # BPE pieces carry the spaces ("▁"), and the text's start counts as one
+    chars = ".len1" if artifacts["spec.json"]["kind"] == "bpe" else ".len"
     out: list[Expect] = [Expect.not_null("row_id")]
     for col in columns:
         ids = f"{col}_ids"
@@ -301,7 +304,7 @@ def suite_expectations(columns: tuple[str, ...], artifacts: dict[str, Any]) -> t
             # Every token covers at least one character: more ids than characters is a bug.
             Expect(
                 "expect_column_pair_values_a_to_be_greater_than_b",
-                {"column_A": f"{col}.len", "column_B": f"{ids}.len", "or_equal": True},
+                {"column_A": f"{col}{chars}", "column_B": f"{ids}.len", "or_equal": True},
             ),
         ]
     return tuple(out)

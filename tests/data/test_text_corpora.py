@@ -113,9 +113,12 @@ def test_es_en_sources_combine_clean_and_split(text_root: Path) -> None:
     assert (fine["split"] == "test").any()
     assert not (fine["split"] == "train").any()
     fmt = json.loads((text_root / "reports" / "format" / "es_en.json").read_text())
-    dropped = fmt["dropped"]["train_shares_sentence_with_test"]
+    dropped = fmt["dropped"]["train_shares_sentence_with_held_out"]
     assert dropped == 40 - len(fine) > 0
     assert sum(fmt["rows_out"].values()) + dropped == report["rows_out"]
+    # ...and none of validation either: selection reads validation as unseen text.
+    train_tgt = set(formatted["train"]["tgt"])
+    assert not train_tgt & set(formatted["validation"]["tgt"])
     assert set(formatted["test"]["origin"]) == {"opensubtitles", "tatoeba"}
 
 

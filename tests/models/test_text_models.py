@@ -134,54 +134,6 @@ def test_translator_keeps_the_epoch_with_the_best_validation_bleu(trained):
     assert tasks.get("translate").monitor == "bleu"
 
 
-def test_codec_fills_unknowns_with_given_words(trained, tmp_path):
-    layout, _ = trained
-    bundle = text.load_bundle(layout.model("toy_translate"))
-    word = max(PAD, BOS, EOS, UNK) + 1  # the first real word
-    plain = bundle.codec.text([UNK, word, UNK], "target")
-    assert plain.lower().count("<unk>") == 2
-    filled = bundle.codec.text([UNK, word, UNK], "target", fill=["María", "x", ""])
-    assert filled.startswith("María") and "unk" not in filled.lower() and "x" not in filled
-    assert filled == bundle.codec.text([word], "target", prompt="María")  # the same words
-
-
-def test_unk_replacement_copies_attended_source_words(corpora, tmp_path):
-    """A translator whose own target vocabulary is only the specials emits nothing but <unk>:
-    with ``unk_replace`` every one becomes a word of its source sentence, and no literal
-    ``<unk>`` reaches the samples, the BLEU input or ``rnnflow translate``."""
-    cfg = ModelConfig(**{**CFGS["translate"], "epochs": 1, "min_freq": 10**6})
-    corpus = tasks.load_corpus(corpora["translate"])
-    layout = Layout(tmp_path)
-    save_outputs(layout, "unk_tr", cfg, corpus, fit(cfg, corpus, progress=False))
-    bundle = text.load_bundle(layout.model("unk_tr"))
-    _, samples = text.evaluate(bundle, corpora["translate"], torch.device("cpu"))
-    assert any("<unk>" in s["beam"] for s in samples)  # without replacement: visible
-    bundle.cfg = bundle.cfg.model_copy(update={"unk_replace": True})
-    metrics, samples = text.evaluate(bundle, corpora["translate"], torch.device("cpu"))
-    assert metrics["test"]["decoding"]["unk_replace"] is True
-    for s in samples:
-        for mode in ("greedy", "beam"):
-            assert "<unk>" not in s[mode], s
-            words = {w.lower() for w in text.source_words([s["source"]])[0]}
-            assert {w.lower() for w in text.source_words([s[mode]])[0]} <= words, s
-    assert any(s["beam"] for s in samples)  # it does copy something
-    typed = ["Zyx come pan ."]
-    (out,) = text.translate(bundle, typed)
-    got = {w.lower() for w in text.source_words([out])[0]}
-    assert "<unk>" not in out and got <= {"zyx", "come", "pan", "."}, out
-
-
-def test_align_points_inside_the_source(trained):
-    cfg, corpus, result = trained[1]["translate"]
-    prepared = T.prepare(cfg, corpus)
-    src = prepared.validation.sides["source"]
-    model = result.model.eval()
-    rows, where = text.decode_aligned(model, src, "greedy", cfg, torch.device("cpu"))
-    for i, (r, w) in enumerate(zip(rows, where)):
-        assert len(w) == len(r)
-        assert all(0 <= a <= len(src.row(i)) for a in w)  # a word or the appended <eos>
-
-
 def test_bleu_and_chrf_match_sacrebleu():
     import sacrebleu
 
