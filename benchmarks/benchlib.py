@@ -51,3 +51,31 @@ def write(path: Path, doc: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {path}")
+
+
+def ddp_train(
+    name: str, entry: dict[str, Any], nproc: int, tokens: Path, *args: str
+) -> dict[str, Any]:
+    """``name`` trained as the train stage launches it with ``nproc: N``
+    (``torch.distributed.run`` → ``pipelines.cli.ddp_train``), in a scratch root that links
+    the corpus ``tokens`` (``data/05_tokens/<corpus>``); ``args`` go to ``ddp_train``. The
+    saved ``model.pt`` (loaded), the run's timings file and its DVCLive summary."""
+    import subprocess
+    import tempfile
+
+    import torch
+
+    with tempfile.TemporaryDirectory(prefix="rnnflow-nproc-") as tmp:
+        root = Path(tmp)
+        (root / "data" / "05_tokens").mkdir(parents=True)
+        (root / "data" / "05_tokens" / tokens.name).symlink_to(tokens.resolve())
+        params = {"train": {"device": "cpu", "models": {name: {**entry, "nproc": nproc}}}}
+        (root / "params.yaml").write_text(json.dumps(params))
+        launch = ["-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--standalone"]
+        cmd = [sys.executable, *launch, "-m", "pipelines.cli.ddp_train", name, "--root", str(root)]
+        subprocess.run([*cmd, *args], cwd=ROOT, check=True)
+        return {
+            "saved": torch.load(root / "models" / name / "model.pt", weights_only=True),
+            "timings": json.loads((root / "reports" / "timings" / f"{name}.json").read_text()),
+            "live": json.loads((root / "dvclive" / name / "metrics.json").read_text()),
+        }

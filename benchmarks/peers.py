@@ -509,17 +509,14 @@ def main(argv: list[str] | None = None) -> int:
         if device.type == "cuda"
         else f"CPU, {torch.get_num_threads()} threads"
     )
-    doc = {
-        "benchmark": "peers",
-        "device": name,
-        "torch": str(torch.__version__),
-        "when": B.now(),
-        "machine": B.machine(),
-    }
+    # parts not run this time keep their last results, each with the facts of its own run
+    doc = json.loads(args.out.read_text()) if args.out.exists() else {"benchmark": "peers"}
     runners = {"lm": run_lm, "translator": run_translator, "mnist": run_mnist}
     for part in args.parts:
+        facts = {"device": name, "torch": str(torch.__version__), "when": B.now()}
+        machine = B.machine()
         doc[part] = runners[part](args, device)
-    doc["machine"]["load_avg_at_end"] = B.load_avg()
+        doc[part].update(facts, machine={**machine, "load_avg_at_end": B.load_avg()})
     B.write(args.out, doc)
     return 0
 

@@ -69,8 +69,8 @@ MEMORY_NOTES = {
     "fetch": "streams zip members line-aligned in chunk_lines chunks",
     "clean": "global dedupe: a sorted uint64 array of every distinct row's hash (8 B/row), "
     "new hashes merged in at their sorted positions (one linear copy a batch)",
-    "format": "held-out check: the test split's target sentences are kept to drop train rows "
-    "that share one",
+    "format": "held-out check: the validation and test target sentences are kept to drop train "
+    "rows that share one",
     "sample": "reads the whole row_id column (8 B/row) and ranks it (+ lengths for max_length)",
     "tokenize": "fit counts token types over train (grows with types, not rows), then encodes "
     "batch by batch",

@@ -118,26 +118,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train_distributed(name: str, entry: dict, nproc: int, layout, corpus: str):
-    """``name`` trained by ``nproc`` ranks of ``pipelines.cli.ddp_train`` (what the train
-    stage launches) in a scratch root that links the corpus; the saved model, ready to score."""
-    import subprocess
-    import tempfile
-
-    import torch
-
+    """``name`` trained by ``nproc`` ranks as the train stage does; the model, ready to score."""
     from pipelines.config import ModelConfig
     from pipelines.models import build_model
 
-    with tempfile.TemporaryDirectory(prefix="rnnflow-nproc-") as tmp:
-        root = Path(tmp)
-        (root / "data" / "05_tokens").mkdir(parents=True)
-        (root / "data" / "05_tokens" / corpus).symlink_to(layout.tokens(corpus).resolve())
-        params = {"train": {"device": "cpu", "models": {name: {**entry, "nproc": nproc}}}}
-        (root / "params.yaml").write_text(json.dumps(params))
-        launch = ["-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--standalone"]
-        cmd = [sys.executable, *launch, "-m", "pipelines.cli.ddp_train", name, "--root", str(root)]
-        subprocess.run(cmd, cwd=B.ROOT, check=True)
-        saved = torch.load(root / "models" / name / "model.pt", weights_only=True)
+    saved = B.ddp_train(name, entry, nproc, layout.tokens(corpus))["saved"]
     model = build_model(saved["family"], ModelConfig(**saved["config"]), saved["spec"])
     model.load_state_dict(saved["state_dict"])
     return model.eval()

@@ -172,36 +172,34 @@ def _text_row(root: Path, name: str, m: dict, ev: dict, tr: dict) -> list[Any]:
         if m.get("origins"):
             what += f", {'/'.join(m['origins'])} rows"
     what += f", {m.get('softmax', 'full')} softmax"
-    if "distinct_2" in test:  # dialogue (it has a Kneser-Ney baseline too)
+    unk = f"<unk> {100 * test['unk_rate']:.1f} %" if "unk_rate" in test else "<unk> rate —"
+
+    def vs(model: float, kn: float) -> str:
+        return f"{model:.1f} vs {kn:.1f} ({100 * (model / kn - 1):+.1f} %)"
+
+    if "distinct_2" in test:  # dialogue: KN trigram of the text the model learned from
         metric = (
-            f"perplexity {test['perplexity']:.1f}; distinct-1/2 of sampled replies "
-            f"{test.get('distinct_1', 0):.3f} / {test.get('distinct_2', 0):.3f} "
-            f"({100 * test.get('unique_replies_sampled', 0):.1f} % distinct replies)"
+            f"perplexity {vs(test['perplexity'], test['ngram_perplexity'])} ({unk}); "
+            f"distinct-2 sampled {test.get('distinct_2', 0):.3f}, greedy "
+            f"{test.get('distinct_2_greedy', 0):.3f}; "
+            f"{100 * test.get('copied', 0):.1f} % sampled replies copied from training"
         )
-        if "copied" in test:
-            metric += f"; {100 * test['copied']:.1f} % copied from training replies"
-        kn = test.get("ngram_perplexity")
         base = (
-            (f"interpolated Kneser–Ney trigram {kn:.1f}; " if kn is not None else "")
-            + f"add-one unigram {test.get('unigram_perplexity', 0):.1f}; human replies "
-            f"distinct-2 {test.get('distinct_2_reference', 0):.3f}"
+            f"KN trigram of the same {test.get('ngram_tokens', 0):,} tokens (pretraining lines "
+            f"+ replies); of the replies alone {test.get('ngram_replies_perplexity', 0):.1f}; "
+            f"human replies distinct-2 {test.get('distinct_2_reference', 0):.3f}"
         )
-    elif "ngram_perplexity" in test:  # language model
-        metric = f"perplexity {test['perplexity']:.1f} (validation {val.get('perplexity', 0):.1f})"
-        base = (
-            f"interpolated Kneser–Ney trigram {test['ngram_perplexity']:.1f} "
-            f"(validation {val.get('ngram_perplexity', 0):.1f})"
-        )
-        if "cache_perplexity" in test:  # both with a cache, mixed as chosen on validation
+    elif "ngram_perplexity" in test:  # language model: plain vs plain, cached vs cached
+        metric = f"perplexity {vs(test['perplexity'], test['ngram_perplexity'])} ({unk})"
+        base = "KN trigram of the same train tokens, same vocabulary"
+        if "cache_perplexity" in test:
             c = test.get("cache") or {}
             metric += (
-                f"; with a continuous cache of {c.get('size')} states "
-                f"{test['cache_perplexity']:.1f} (validation {val.get('cache_perplexity', 0):.1f})"
+                f"; cached {vs(test['cache_perplexity'], test['ngram_cache_perplexity'])}; "
+                f"validation {vs(val['perplexity'], val['ngram_perplexity'])}, cached "
+                f"{vs(val['cache_perplexity'], val['ngram_cache_perplexity'])}"
             )
-            base += (
-                f"; with a count cache {test['ngram_cache_perplexity']:.1f} "
-                f"(validation {val.get('ngram_cache_perplexity', 0):.1f})"
-            )
+            base += f"; cached: + a count cache of the last {c.get('size')} tokens"
     else:  # translator: all rows, then each origin (test[origin] = {"n", "bleu", ...})
         parts = [
             f"all test rows (n={test.get('n')}): BLEU {test['bleu']:.1f} beam "
@@ -214,14 +212,20 @@ def _text_row(root: Path, name: str, m: dict, ev: dict, tr: dict) -> list[Any]:
                     f"{origin} (n={s.get('n')}): BLEU {s['bleu']:.1f} / "
                     f"{s.get('bleu_greedy', 0):.1f}, chrF {s.get('chrf', 0):.1f}"
                 )
-        metric = "; ".join([*parts, f"perplexity {test['perplexity']:.1f}"])
+        if "outputs_with_copied_source_words" in test:
+            parts.append(
+                f"{100 * test['outputs_with_copied_source_words']:.1f} % of outputs keep a "
+                f"Spanish word ({test['copied_source_words']} words)"
+            )
+        metric = "; ".join([*parts, f"perplexity {test['perplexity']:.1f} ({unk})"])
         base = "—"
     return [f"{name} ({what})", metric, base, *_training(root, name, tr)]
 
 
 def block_text_quality(root: Path) -> list[str]:
-    """The text models: headline test metrics, the baseline on the same split, training."""
-    head = ["model", "test metrics", "baseline on the same test split", "train wall (s)"]
+    """The text models: test metrics vs the like-for-like baseline (%: the model's change),
+    the baseline's training text, training."""
+    head = ["model", "test metrics (model vs baseline)", "baseline", "train wall (s)"]
     head = [*head, "epochs (best)", "device"]
     out = _table(head, _per_model(root, True, functools.partial(_text_row, root), len(head)))
     sacrebleu = [
@@ -266,7 +270,9 @@ def block_tokenize_speed(root: Path) -> list[str]:
         "",
         f"{doc['pairs']:,} pairs = {doc['sentences']:,} sentences of {doc['data']}; "
         f"vocabulary {doc['vocab_size']:,}; every path checked to give the same "
-        f"vocabulary and ids; tokenizers {m.get('tokenizers')}, datasets {m.get('datasets')}; "
+        f"vocabulary and ids; tokenizers {m.get('tokenizers')} (its parallelism "
+        f"{m.get('tokenizers_parallelism', 'off: TOKENIZERS_PARALLELISM=false')}), datasets "
+        f"{m.get('datasets')}; "
         f"{m.get('cpus')} CPUs, {_load_note(doc)}; {doc['when']}. HF's stock `Whitespace` "
         f"pre-tokenizer would split {doc['stock_whitespace_differs']['sentences']:,} "
         "sentences differently.",
@@ -366,6 +372,32 @@ def block_engine(root: Path) -> list[str]:
     ]
 
 
+def block_ddp_lm(root: Path) -> list[str]:
+    """One epoch with ``nproc`` 1 and 2 (``benchmarks/ddp_lm.py``), side by side."""
+    doc = _result(root, "ddp_lm", "python benchmarks/ddp_lm.py")
+    runs = doc["runs"]
+    rows = [
+        [n, f"{sum(r['epoch_seconds']):.1f}", f"{r['tokens_per_s']:,}", f"{r['val_loss']:.4f}",
+         f"{r['val_perplexity']:.1f}" if r.get("val_perplexity") else "—"]
+        for n, r in sorted(runs.items(), key=lambda kv: int(kv[0]))
+    ]  # fmt: skip
+    first, *rest = sorted(runs, key=int)
+    ratios = "; ".join(
+        f"{n} processes / 1: {runs[n]['tokens_per_s'] / runs[first]['tokens_per_s']:.2f}× "
+        "the tokens/s"
+        for n in rest
+    )
+    cfg = doc["config"]
+    return _table(["nproc", "epoch (s)", "train tokens/s", "validation loss", "ppl"], rows) + [
+        "",
+        f"{doc['model']}: {cfg.get('layers')}×{cfg.get('hidden')} {cfg.get('cell', '').upper()}, "
+        f"effective batch {cfg.get('batch_size')} whatever nproc, "
+        f"{doc['train_tokens_per_epoch']:,} train tokens an epoch, {cfg.get('epochs')} epoch(s). "
+        f"{ratios}. {doc['machine']['cpus']} CPUs, load average "
+        f"{doc['machine']['load_avg_at_start'][0]} at the start; {doc['date']}.",
+    ]
+
+
 def block_noop_repro(root: Path) -> list[str]:
     doc = _result(root, "noop_repro", "python benchmarks/noop_repro.py")
     med, low = doc["median"], doc["min"]
@@ -383,7 +415,8 @@ def block_noop_repro(root: Path) -> list[str]:
 def _peers(root: Path, part: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     """peers.json, its ``part`` and the line saying where it ran."""
     doc = _result(root, "peers", f"python benchmarks/peers.py --parts {part}", part)
-    return doc, doc[part], f"{doc['device']}; {_load_note(doc)}; {doc['when']}."
+    run = {**doc, **doc[part]}  # a part's own run facts, else the file's (one run for all)
+    return run, doc[part], f"{run['device']}; {_load_note(run)}; {run['when']}."
 
 
 def block_peers_lm(root: Path) -> list[str]:
@@ -469,12 +502,25 @@ def block_seed_spread(root: Path) -> list[str]:
                 f"{d['nproc']}`, seed {d['seed']}, effective batch {d['batch_size']}): "
                 f"validation {val:.4f} / test {test:.4f}, {where} the validation spread."
             )
+    for r in doc["rows"]:  # is each seed-0 row still the committed run? say which
+        ref = _json(root / "metrics" / f"{r['model']}.json") or {}
+        got = [(ref.get(s) or {}).get(r["metric"]) for s in ("validation", "test")]
+        zero = next((x for x in r["runs"] if x["seed"] == ref.get("seed", 0)), None)
+        if zero is None or None in got:
+            continue
+        same = [zero[f"{s}.{r['metric']}"] for s in ("validation", "test")] == got
+        notes.append(
+            f"{r['model']}: the seed-{zero['seed']} row "
+            + ("is the committed reference run's result." if same else
+               f"was measured before the committed reference run, which scores "
+               f"validation {got[0]:.4f} / test {got[1]:.4f}.")
+        )  # fmt: skip
     return _table(
         ["model", "metric", "seed: validation / test", "validation spread", "test spread"], rows
     ) + [
         "",
-        f"Seed 0 is the committed reference run; {doc.get('measured_at')}. `retrain.margin: "
-        "measured` promotes a challenger only above the validation spread.",
+        f"Measured {doc.get('measured_at')}. `retrain.margin: measured` promotes a challenger "
+        "only above the validation spread.",
         *(["", *notes] if notes else []),
     ]
 
@@ -560,6 +606,7 @@ BLOCKS: dict[str, Callable[[Path], list[str]]] = {
     "models": block_models,
     "text-quality": block_text_quality,
     "seed-spread": block_seed_spread,
+    "ddp-lm": block_ddp_lm,
     "scale": block_scale,
     "engine": block_engine,
     "gpu-lm": block_gpu_lm,

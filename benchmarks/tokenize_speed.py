@@ -29,12 +29,16 @@ sentences/s for the best of ``--repeats`` runs and writes
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import benchlib as B  # first: rnnflow's environment defaults
+# HF tokenizers at its own default threading: rnnflow's processes turn it off (they fork
+# Dask/datasets workers), which would run the HF rows on one thread.
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+import benchlib as B  # noqa: E402  first of the project: rnnflow's environment defaults
 import numpy as np
 import pyarrow as pa
 
@@ -344,6 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         "when": B.now(),
         "machine": {
             **B.machine(tokenizers=tokenizers.__version__, datasets=datasets.__version__),
+            "tokenizers_parallelism": os.environ["TOKENIZERS_PARALLELISM"],
             "load_avg_at_end": B.load_avg(),
         },
         "stock_whitespace_differs": {"sentences": n_diff, "examples": examples},

@@ -103,9 +103,16 @@ TASKS = {
 
 
 def write_text_corpus(
-    directory: Path | str, task: str, n: int = 300, n_val: int = 40, n_test: int = 40, seed: int = 0
+    directory: Path | str,
+    task: str,
+    n: int = 300,
+    n_val: int = 40,
+    n_test: int = 40,
+    seed: int = 0,
+    kind: str = "word",
 ) -> Path:
-    """``spec.json``, ``vocab.json`` and the three Parquet splits of a toy corpus."""
+    """``spec.json``, ``vocab.json`` (``kind="bpe"``: a cased ``tokenizer.json``) and the
+    three Parquet splits of a toy corpus."""
     make, columns, task_spec = TASKS[task]
     rng = np.random.default_rng(seed)
     directory = Path(directory)
@@ -117,7 +124,9 @@ def write_text_corpus(
         for key in rows[0]:
             data[key] = pa.array([r[key] for r in rows], pa.string())
         tables[split] = pa.table(data)
-    cfg = texttok.TextTokenizeConfig(kind="word", min_freq=1)
+    cfg = texttok.TextTokenizeConfig(
+        kind=kind, min_freq=1, lowercase=kind == "word", vocab_size=120
+    )
     artifacts = texttok.fit([tables["train"]], columns, cfg)
     for split, table in tables.items():
         out = texttok.encode(table, columns, artifacts)
@@ -125,5 +134,8 @@ def write_text_corpus(
             out = out.append_column("origin", table.column("origin"))
         pq.write_table(out, directory / f"{split}.parquet")
     write_json(directory / "spec.json", {**artifacts["spec.json"], **task_spec})
-    write_json(directory / "vocab.json", artifacts["vocab.json"])
+    if kind == "bpe":
+        (directory / "tokenizer.json").write_text(artifacts["tokenizer.json"])
+    else:
+        write_json(directory / "vocab.json", artifacts["vocab.json"])
     return directory

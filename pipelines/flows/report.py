@@ -195,7 +195,7 @@ def metrics_rows(inp: Inputs) -> list[dict[str, Any]]:
                 # evaluate's score of the same metric on validation, or none: training's
                 # per-epoch validation score can be another metric (the translator's BLEU)
                 "validation": _get(val, head) if ev is not None else missing,
-                "extra": extras or missing,
+                "test_extra": extras or missing,
                 "n_test": test.get("n") if ev is not None else missing,
                 "epochs": tr.get("epochs"),
                 "device": tr.get("device"),
@@ -205,7 +205,11 @@ def metrics_rows(inp: Inputs) -> list[dict[str, Any]]:
 
 
 def models_note(rows: list[dict[str, Any]]) -> str:
-    notes = [f"{R.EMPTY}: no such value for this model"]
+    notes = [
+        "metric: the task's headline; test, test_loss, test_extra and n_test: the test split; "
+        "validation: the same metric, scored by evaluate on the validation split",
+        f"{R.EMPTY}: no such value for this model",
+    ]
     if any(r["test"] == NOT_EVALUATED for r in rows):
         notes.insert(
             0,
@@ -336,7 +340,7 @@ MODEL_COLS = [
     "test",
     "test_loss",
     "validation",
-    "extra",
+    "test_extra",
     "n_test",
     "epochs",
     "device",

@@ -251,7 +251,7 @@ def judgement_context(
     }
 
 
-def report_markdown(
+def report_pages(
     cand: Candidate,
     verdict: Verdict,
     champ: dict[str, Any] | None,
@@ -259,28 +259,14 @@ def report_markdown(
     ran: list[str],
     history: list[dict[str, Any]],
     runs: list[dict[str, Any]] | None = None,
-) -> str:
-    """The judgement as Markdown (the Prefect artifact; ``reports/retrain/<model>.md``)."""
+) -> tuple[str, str]:
+    """The judgement as Markdown (the Prefect artifact; ``reports/retrain/<model>.md``) and
+    as a self-contained HTML page (``reports/retrain/<model>.html``)."""
     from pipelines import render as R
 
     ctx = judgement_context(cand, verdict, champ, cfg, ran, history, runs)
-    return R.render("retrain.md.j2", **ctx)
-
-
-def report_html(
-    cand: Candidate,
-    verdict: Verdict,
-    champ: dict[str, Any] | None,
-    cfg: RetrainConfig,
-    ran: list[str],
-    history: list[dict[str, Any]],
-    runs: list[dict[str, Any]] | None = None,
-) -> str:
-    """The judgement as a self-contained HTML page (``reports/retrain/<model>.html``)."""
-    from pipelines import render as R
-
-    ctx = judgement_context(cand, verdict, champ, cfg, ran, history, runs)
-    return R.render("retrain.html.j2", **{**ctx, "title": f"retrain {cand.model}: {ctx['title']}"})
+    title = f"retrain {cand.model}: {ctx['title']}"
+    return R.render("retrain.md.j2", **ctx), R.render("retrain.html.j2", **{**ctx, "title": title})
 
 
 def write_pages(root: Path, markdown: str, html: str, model: str) -> Path:
@@ -337,6 +323,5 @@ def write_record(
             "reason": verdict.reason,
         },
     )
-    args = (cand, verdict, champ, cfg, ran, history, runs)
-    markdown = report_markdown(*args)
-    return markdown, write_pages(root, markdown, report_html(*args), cand.model)
+    markdown, html = report_pages(cand, verdict, champ, cfg, ran, history, runs)
+    return markdown, write_pages(root, markdown, html, cand.model)

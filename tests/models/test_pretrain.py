@@ -101,3 +101,37 @@ def test_pretrain_without_lines_names_the_params_key(tmp_path):
     assert corpus.monolingual is None
     with pytest.raises(ValueError, match="tokenize.<corpus>.monolingual"):
         fit(ModelConfig(**BASE, pretrain={"epochs": 1}), corpus, progress=False)
+
+
+def test_count_baseline_reads_what_the_model_learned_from(corpus_dir, tmp_path):
+    """With pretraining, the chatbot's KN trigram is fitted on the pretraining lines and the
+    train replies, like the model; the replies-only trigram is reported beside it."""
+    from pipelines.config import Layout
+    from pipelines.flows.train import save_outputs
+    from pipelines.tasks.text import load_bundle
+
+    corpus = tasks.load_corpus(corpus_dir)
+    cfg = ModelConfig(**BASE, pretrain={"epochs": 1, "batch_size": 16})
+    layout = Layout(tmp_path)
+    save_outputs(layout, "chat", cfg, corpus, fit(cfg, corpus, progress=False))
+    bundle = load_bundle(layout.model("chat"))
+    task = tasks.get("dialogue")
+    scores = task.baseline(bundle, corpus_dir)
+    test, _ = task.split(bundle, corpus_dir, "test")
+    got = scores(test)
+    replies = task.split(bundle, corpus_dir, "train")[0].sides["target"]
+    # every reply token + <eos> per reply, and every line token + <eos> per line
+    assert got["ngram_tokens"] == len(replies.values) + len(replies) + 40 * 6 + 8 * 5
+    # the lines ("i like tea at home" x 40) pull the trigram away from the replies
+    assert got["ngram_perplexity"] != pytest.approx(got["ngram_replies_perplexity"])
+    plain = tmp_path / "plain"
+    save_outputs(
+        Layout(plain),
+        "chat",
+        ModelConfig(**BASE),
+        corpus,
+        fit(ModelConfig(**BASE), corpus, progress=False),
+    )
+    alone = task.baseline(load_bundle(Layout(plain).model("chat")), corpus_dir)(test)
+    assert alone["ngram_tokens"] == len(replies.values) + len(replies)
+    assert alone["ngram_perplexity"] == pytest.approx(got["ngram_replies_perplexity"])

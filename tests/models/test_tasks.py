@@ -49,21 +49,23 @@ def test_every_report_extra_belongs_to_one_task():
         "parity_accuracy",
         "sequence_accuracy",
         "baseline_rmse",
+        "unk_rate",
         "ngram_perplexity",
+        "ngram_replies_perplexity",
         "cache_perplexity",
         "ngram_cache_perplexity",
-        "unigram_perplexity",
-        "distinct_1",
         "distinct_2",
+        "distinct_2_greedy",
         "copied",
         "chrf",
         "bleu_greedy",
         "tatoeba.bleu",
-        "tatoeba.chrf",
-        "tatoeba.bleu_multiref",
+        "opensubtitles.bleu",
+        "outputs_with_copied_source_words",
     }
-    # the Kneser-Ney trigram is the count baseline of both the LM and the chatbot
-    assert counts.pop("ngram_perplexity") == 2
+    # the Kneser-Ney trigram is the count baseline of both the LM and the chatbot, and both
+    # print their <unk> rate beside their perplexity
+    assert counts.pop("ngram_perplexity") == 2 and counts.pop("unk_rate") == 2
     assert max(counts.values()) == 1
 
 

@@ -134,6 +134,69 @@ def test_translator_keeps_the_epoch_with_the_best_validation_bleu(trained):
     assert tasks.get("translate").monitor == "bleu"
 
 
+def test_bpe_translator_writes_cased_text_and_picks_its_epoch_by_sacrebleu(tmp_path):
+    """On a cased subword vocabulary the model itself writes "Tom" and the full stop: no
+    <unk>, no truecaser, no pasted source word. The epoch is chosen by the test metric
+    (sacreBLEU on detokenised greedy output) on validation rows drawn by hash."""
+    import sacrebleu
+
+    directory = write_text_corpus(tmp_path / "bpe", "translate", kind="bpe")
+    corpus = tasks.load_corpus(directory)
+    assert corpus.spec["kind"] == "bpe" and "truecase" not in corpus.artifacts
+    cfg = ModelConfig(**{**CFGS["translate"], "epochs": 6})
+    result = fit(cfg, corpus, progress=False)
+    job = text.make_job(cfg, T.prepare(cfg, corpus), torch.device("cpu"))
+    rows = job.bleu_rows
+    assert len(rows) == len(corpus.validation)  # fewer than VAL_BLEU_ROWS: all of them
+    model = result.model.eval()
+    hyps = text.decode_rows(model, rows.sides["source"], "greedy", cfg, torch.device("cpu"))
+    want = sacrebleu.corpus_bleu(
+        [job.codec.text(h, "target") for h in hyps], [rows.text.tolist()]
+    ).score
+    best = result.history[result.best_epoch - 1]["val_bleu"]
+    assert job.greedy_bleu(model) == pytest.approx(want) == pytest.approx(best)
+    layout = Layout(tmp_path)
+    save_outputs(layout, "bpe_tr", cfg, corpus, result)
+    bundle = text.load_bundle(layout.model("bpe_tr"))
+    metrics, samples = text.evaluate(bundle, directory, torch.device("cpu"))
+    test = metrics["test"]
+    assert test["bleu"] > 60 and test["unk_rate"] == 0.0
+    assert test["outputs_with_copied_source_words"] < 0.05
+    assert all("<unk>" not in s["beam"] and s["beam"].endswith(".") for s in samples)
+    assert any("Tom" in s["beam"] for s in samples if "Tom" in s["reference"])
+    (out,) = text.translate(bundle, ["el gato come pan."])
+    assert out == "The cat eats bread."
+
+
+def test_samples_are_the_first_rows_by_hash(corpora, trained):
+    """Samples are not picked by hand or by a seed: the lowest row ids of each origin."""
+    layout, _ = trained
+    bundle = text.load_bundle(layout.model("toy_translate"))
+    _, samples = text.evaluate(bundle, corpora["translate"], torch.device("cpu"))
+    part, table = T.load_split(corpora["translate"], "test", bundle.spec, ["src"])
+    per = bundle.cfg.samples // 2
+    want = set()
+    for origin in ("opensubtitles", "tatoeba"):
+        idx = np.nonzero(part.origin == origin)[0]
+        want |= {
+            table.column("src")[int(i)].as_py() for i in idx[np.argsort(part.row_id[idx])][:per]
+        }
+    assert {s["source"] for s in samples} == want
+
+
+def test_copied_source_words_counts_only_pasted_spanish():
+    from pipelines.tasks.translate import copied_source_words
+
+    got = copied_source_words(
+        ["The gato eats.", "María eats 3 breads.", "No, no."],
+        ["El gato come.", "María come 3 panes.", "No, no."],
+        ["The cat eats.", "María eats 3 loaves.", "No."],
+        {"the", "cat", "eats", "loaves", "no"},
+    )
+    # "gato" is pasted; "María" is in the reference; "3" is not a word; "no" is English
+    assert got == {"copied_source_words": 1, "outputs_with_copied_source_words": 1 / 3}
+
+
 def test_bleu_and_chrf_match_sacrebleu():
     import sacrebleu
 

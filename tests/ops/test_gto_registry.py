@@ -176,7 +176,7 @@ def test_first_and_better_challengers_get_a_version_and_the_champion_stage(repo)
     # The Prefect Markdown artifact lists the versions.
     cfg = RT.retrain_config(load_params(repo / "params.yaml"))
     cand = RT.read_candidate(repo, MODEL, cfg.metric)
-    md = J.report_markdown(cand, verdict, history[0], cfg, [], history)
+    md, _ = J.report_pages(cand, verdict, history[0], cfg, [], history)
     assert md.startswith(f"# retrain {MODEL}: promoted") and "| v0.0.2 |" in md
     assert "version `v0.0.1`" in md
 

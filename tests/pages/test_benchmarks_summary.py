@@ -71,7 +71,7 @@ def _fake_root(tmp_path: Path) -> Path:
     w(
         "books_lm.json",
         {
-            "test": {"n": 9, "perplexity": 91.23, "ngram_perplexity": 129.8},
+            "test": {"n": 9, "perplexity": 91.23, "unk_rate": 0.031, "ngram_perplexity": 129.8},
             "validation": {"perplexity": 92.4, "ngram_perplexity": 131.7},
         },
     )
@@ -108,7 +108,8 @@ def test_tables_from_fake_metrics_and_round_trip(summary, tmp_path):
         "| mnist_cnn | accuracy 0.9912 (n=10000) | 12.5 | 3 (2) | cpu | 100 |" in blocks["models"]
     )
     assert "(no metrics: stage not run)" in blocks["models"]  # the other models
-    assert "perplexity 91.2 (validation 92.4)" in blocks["text-quality"]
+    # like for like: the model against the count model of the same text, <unk> rate beside
+    assert "perplexity 91.2 vs 129.8 (-29.7 %) (<unk> 3.1 %)" in blocks["text-quality"]
     assert "tatoeba (n=11): BLEU 35.3 / 32.1" in blocks["text-quality"]
     assert "nrefs:1|tok:13a" in blocks["text-quality"]
     assert blocks["peers-lm"].startswith("_Not measured yet")
@@ -221,3 +222,46 @@ def test_committed_results_name_no_absolute_path():
         found = [s for s in strings(json.loads(path.read_text())) if re.search(r"(^|\s)/\w+/", s)]
         found = [s for s in found if not s.startswith("/usr/bin/time")]  # a tool, not a path
         assert not found, f"{path.name}: {found[:3]}"
+
+
+def test_seed_spread_says_whether_seed_zero_is_still_the_committed_run(summary, tmp_path):
+    root = _fake_root(tmp_path)  # metrics/mnist_cnn.json: validation 0.993, test 0.9912
+    run = {"seed": 0, "validation.accuracy": 0.993, "test.accuracy": 0.9912}
+    other = {"seed": 1, "validation.accuracy": 0.991, "test.accuracy": 0.990}
+    row = {"model": "mnist_cnn", "metric": "accuracy", "runs": [run, other],
+           "spreads": {"validation.accuracy": 0.002, "test.accuracy": 0.0012}}  # fmt: skip
+    path = root / "benchmarks" / "results" / "seed_spread.json"
+    path.write_text(json.dumps({"measured_at": "t", "rows": [row]}))
+    assert (
+        "the seed-0 row is the committed reference run's result"
+        in (summary.render(root)["seed-spread"])
+    )
+    run["validation.accuracy"] = 0.995  # the reference run moved since
+    path.write_text(json.dumps({"measured_at": "t", "rows": [row]}))
+    block = summary.render(root)["seed-spread"]
+    assert "was measured before the committed reference run, which scores" in block
+    assert "validation 0.9930 / test 0.9912" in block
+
+
+def test_ddp_block_puts_the_process_counts_side_by_side(summary, tmp_path):
+    root = _fake_root(tmp_path)
+    one = {
+        "epoch_seconds": [100.0],
+        "tokens_per_s": 10000,
+        "val_loss": 5.3,
+        "val_perplexity": 200.3,
+    }
+    two = {
+        "epoch_seconds": [125.0],
+        "tokens_per_s": 8000,
+        "val_loss": 5.31,
+        "val_perplexity": 202.3,
+    }
+    runs = {"1": one, "2": two}
+    doc = {"model": "books_lm", "config": {"layers": 1, "hidden": 256, "cell": "lstm",
+           "batch_size": 64, "epochs": 1}, "train_tokens_per_epoch": 1000000, "runs": runs,
+           "date": "t", "machine": {"cpus": 2, "load_avg_at_start": [0.5]}}  # fmt: skip
+    (root / "benchmarks" / "results" / "ddp_lm.json").write_text(json.dumps(doc))
+    block = summary.render(root)["ddp-lm"]
+    assert "| 2 | 125.0 | 8,000 | 5.3100 | 202.3 |" in block
+    assert "2 processes / 1: 0.80× the tokens/s" in block

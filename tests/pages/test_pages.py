@@ -347,6 +347,7 @@ def judged(decision: str = "promoted"):
         deps={"data/05_tokens/mnist": "h2"},
         model_hash="m2",
         commit="c" * 40,
+        time="2026-01-02T03:04:05+00:00",
         dirty=False,
     )
     champ = {
@@ -376,10 +377,7 @@ def judged(decision: str = "promoted"):
 @pytest.fixture
 def retrain_page(tmp_path: Path) -> Path:
 
-    args = judged()
-    return J.write_pages(
-        tmp_path / "project", J.report_markdown(*args), J.report_html(*args), "digits_cnn"
-    )
+    return J.write_pages(tmp_path / "project", *J.report_pages(*judged()), "digits_cnn")
 
 
 # --- the renderer -------------------------------------------------------------------------
@@ -672,12 +670,12 @@ def test_compare_names_pages_by_commit_hashes(tmp_path):
 
 def test_retrain_judgement_markdown_and_page(retrain_page):
 
-    md = J.report_markdown(*judged())
+    md, _ = J.report_pages(*judged())
     assert md.startswith("# retrain digits_cnn: promoted\n")
     assert "**Why:** validation.accuracy 0.93" in md
     assert "| metric | champion | challenger | improvement |" in md
     assert "| lr | 0.01 | 0.02 |" in md and "## Registry history" in md
-    assert J.report_markdown(*judged("rejected")).startswith("# retrain digits_cnn: not promoted")
+    assert J.report_pages(*judged("rejected"))[0].startswith("# retrain digits_cnn: not promoted")
     assert retrain_page == retrain_page.parents[1] / "retrain" / "digits_cnn.html"
     assert (retrain_page.parent / "digits_cnn.md").read_text() == md
     text = retrain_page.read_text()

@@ -1,0 +1,74 @@
+"""Data-parallel training on CPU: one epoch of a model with ``nproc`` 1 and 2, side by side.
+
+    python benchmarks/ddp_lm.py                 # books_lm, nproc 1 then 2, one epoch each
+    python benchmarks/ddp_lm.py --nproc 1 2 4 --epochs 1
+
+Each run is the train stage's own launch with ``nproc: N`` (``torch.distributed.run``, gloo on
+CPU; each rank trains on rows ``rank::world`` of every batch, so the effective batch stays
+``batch_size``) in a scratch root over the real ``data/05_tokens/<corpus>``, one run after the
+other. Reported: train tokens per second (the epoch's train tokens ÷ its seconds) and the
+validation loss after the epoch. On a 2-core machine the ranks share the cores, so no speed-up
+is expected: the point is the same quality at the same effective batch, and the cost of the
+gradient all-reduce a real cluster would pay per step. Writes
+``benchmarks/results/ddp_lm.json`` (read by ``summary.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import benchlib as B
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", nargs="?", default="books_lm", help="a key of train.models")
+    parser.add_argument("--nproc", type=int, nargs="+", default=[1, 2], help="process counts")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per run (default 1)")
+    parser.add_argument("--json", default=str(B.RESULTS / "ddp_lm.json"), help="results file")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from pipelines import tasks
+    from pipelines import text_data as T
+    from pipelines.config import Layout
+    from rnnflow.config import load_params
+
+    layout = Layout(B.ROOT)
+    entry = load_params(B.ROOT / "params.yaml")["train"]["models"][args.model]
+    tokens = layout.tokens(entry["corpus"])
+    corpus = tasks.load_corpus(tokens)
+    per_epoch = len(T.lm_stream(corpus.train.sides["ids"])) - 1  # every token + <eos> a doc
+    machine = B.machine(torch=torch.__version__)
+    runs = {}
+    for n in args.nproc:
+        got = B.ddp_train(args.model, entry, n, tokens, "--epochs", str(args.epochs))
+        seconds = sum(got["timings"]["epoch_seconds"])
+        runs[str(n)] = {
+            "epoch_seconds": got["timings"]["epoch_seconds"],
+            "tokens_per_s": round(per_epoch * args.epochs / seconds),
+            "val_loss": got["live"]["val_loss"],
+            "val_perplexity": got["live"].get("val_perplexity"),
+        }
+        print(f"nproc {n}: {runs[str(n)]}", flush=True)
+    B.write(
+        Path(args.json),
+        {
+            "benchmark": "ddp_lm",
+            "model": args.model,
+            "config": {**entry, "epochs": args.epochs},
+            "train_tokens_per_epoch": per_epoch,
+            "runs": runs,
+            "date": B.now(),
+            "machine": machine,
+            "command": "python benchmarks/ddp_lm.py " + " ".join(argv or sys.argv[1:]),
+        },
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
