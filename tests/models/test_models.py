@@ -94,15 +94,19 @@ def test_family_learns_tiny_task(tmp_path, family):
     result = fit(cfg, c, progress=False)
     after = task.metrics(c.spec, scoring.predict(result.model, xv, 256, cpu), yv, xv)
     assert len(result.history) == cfg.epochs
-    assert after["loss"] < 0.8 * before["loss"]
+    # Bounds a model that loses three of every four optimizer steps fails (for the families
+    # where that matters: the tiny image tasks are learnt even so). Loss ratios: under 0.3
+    # (the tagger 0.63), that model 0.47-0.67 (the tagger 0.98).
+    tagger = c.spec["task"] == "tag"
+    assert after["loss"] < (0.8 if tagger else 0.4) * before["loss"]
     assert result.history[-1]["val_loss"] == pytest.approx(after["loss"], rel=1e-5)
     if c.spec["task"] == "classify":
         majority = np.bincount(yv.numpy()).max() / len(yv)
-        assert after["accuracy"] > max(majority, 1 / c.spec["num_classes"]) + 0.2
-    elif c.spec["task"] == "tag":
-        assert after["bit_accuracy"] > 0.6
+        assert majority < 0.5 and after["accuracy"] >= 0.9
+    elif tagger:
+        assert after["bit_accuracy"] > 0.75  # chance 0.5; a quarter of the steps: 0.57
     else:
-        assert after["rmse"] < before["rmse"]
+        assert after["rmse"] < 0.5 * before["rmse"]
 
 
 def test_cpu_training_is_repeatable(tmp_path):

@@ -72,7 +72,10 @@ def test_text_model_loss_goes_down(corpora, trained, task):
     untrained = build_model(cfg.family, cfg, prepared.spec)
     before = text.make_job(cfg, prepared, torch.device("cpu")).validate(untrained)
     assert len(result.history) == cfg.epochs
-    assert result.history[-1]["val_loss"] < 0.6 * before["loss"]
+    # ratios reached: lm 0.22, translate and dialogue 0.04; with three of every four
+    # optimizer steps lost: 0.73, 0.34 and 0.52
+    bound = {"lm": 0.35, "translate": 0.15, "dialogue": 0.15}[task]
+    assert result.history[-1]["val_loss"] < bound * before["loss"]
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     monitor = f"val_{tasks.get(task).monitor}"  # the translator's is BLEU
     assert monitor in result.history[-1]
@@ -287,8 +290,10 @@ def test_chatbot_metrics(corpora, trained):
     bundle = text.load_bundle(layout.model("toy_dialogue"))
     metrics, samples = text.evaluate(bundle, corpora["dialogue"], torch.device("cpu"))
     test = metrics["test"]
-    assert test["perplexity"] < test["unigram_perplexity"]
-    assert 1 < test["ngram_perplexity"] < test["unigram_perplexity"]  # the toy replies repeat
+    # The context tells which reply follows: the model beats the trigram of the same replies
+    # (1.16 vs 1.40 here; with three of four optimizer steps lost it scores 5.8)
+    assert test["perplexity"] < test["ngram_perplexity"] < test["unigram_perplexity"]
+    assert test["ngram_perplexity"] > 1  # the toy replies repeat, but not perfectly
     assert 0 < test["distinct_1"] <= 1 and 0 < test["distinct_2"] <= 1
     assert 0 <= test["copied"] <= 1 and 0 <= test["copied_greedy"] <= 1
     assert {"context", "reply (human)", "greedy", "sampled"} <= set(samples[0])
