@@ -8,8 +8,8 @@ fails if any ``row_id`` lands in two splits or if a row went missing.
 
 Corpora with ``held_out_columns`` (text: sentences) also keep the validation and test
 sentences out of train: a first pass collects the held-out rows' sentences, and train rows
-sharing one are dropped, counted in ``reports/format/<corpus>.json`` (at most ``max_held_out_drop`` of the
-rows), and the written splits are checked for shared sentences.
+sharing one are dropped, counted in ``reports/format/<corpus>.json`` (at most
+``max_held_out_drop`` of the rows), and the written splits are checked for shared sentences.
 
 params.yaml section ``format.<corpus>``.
 """

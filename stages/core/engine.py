@@ -81,9 +81,24 @@ class Engine:
             pending.append(client.submit(fn, item, pure=False))
             self.tasks += 1
             if len(pending) >= window:
-                yield pending.popleft().result()
+                yield self._result(pending.popleft(), fn)
         while pending:
-            yield pending.popleft().result()
+            yield self._result(pending.popleft(), fn)
+
+    def _result(self, future: Any, fn: Callable[..., Any]) -> Any:
+        """A task's result; a task whose workers kept dying becomes the one-line error every
+        hop reports (an exception ``fn`` raised itself comes back as it was)."""
+        from distributed import KilledWorker
+
+        try:
+            return future.result()
+        except KilledWorker as exc:
+            where = self.cfg.dask.address or "the LocalCluster"
+            raise RuntimeError(
+                f"data.engine dask: the workers of {where} running {fn.__name__} died "
+                f"({exc}); a worker out of memory is the usual cause: fewer `data.dask.workers` "
+                f"on this machine, or bigger ones"
+            ) from None
 
     def _connect(self) -> Any:
         if self._client is None:

@@ -58,3 +58,22 @@ def test_dask_engine_writes_the_local_engines_bytes(text_root: Path, monkeypatch
     # each heavy hop ran its batches as tasks on the two workers of its own LocalCluster
     assert err.count("on 2 Dask workers") == len(HEAVY), err
     assert digests(text_root) == local
+
+
+def test_a_dying_worker_is_one_error_line_not_a_traceback(monkeypatch):
+    """A task whose worker process dies (here: exits) ends the hop with the RuntimeError the
+    hop prints as one line, naming the engine and the function; not distributed's own
+    exception."""
+    import os
+
+    import dask
+
+    from stages.core.engine import DataConfig, Engine
+
+    engine = Engine(DataConfig(engine="dask", dask={"address": None, "workers": 1}))
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        try:
+            with pytest.raises(RuntimeError, match=r"data.engine dask: .* running _exit died"):
+                list(engine.map(os._exit, [3]))
+        finally:
+            engine.close()
