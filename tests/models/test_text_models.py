@@ -539,7 +539,7 @@ def test_report_shows_text_metrics_and_samples(tmp_path):
     )
     md, rows = build(layout, "t")
     assert rows[0]["metric"] == "bleu" and rows[0]["test"] == 31.5
-    assert "tatoeba.bleu 40.1" in rows[0]["extra"]
+    assert "tatoeba.bleu 40.1" in rows[0]["test_extra"]
     assert "## Samples: tr (translate)" in md and "hola \\| amigo" in md
     assert "hello friend" in (tmp_path / "reports/index.html").read_text()
 
