@@ -1,5 +1,6 @@
-"""What the benchmark scripts share: the project on ``sys.path``, the corpora mirror, the machine
-a result was measured on, and writing a result where ``summary.py`` reads it.
+"""What the benchmark scripts share: the project on ``sys.path``, the corpora mirror, the
+command line, the machine a result was measured on, and writing a result where ``summary.py``
+reads it.
 
 Importing it applies rnnflow's offline defaults (``rnnflow/env.py``: no telemetry, OpenMP
 threads that sleep instead of spinning), so import it before torch.
@@ -7,6 +8,7 @@ threads that sleep instead of spinning), so import it before torch.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -23,14 +25,35 @@ if str(ROOT) not in sys.path:
 from rnnflow.env import MIRROR_ENV, mirror_dir  # noqa: E402
 
 
+class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The docstring as written; an option's default, unless None, after its help."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
+def parser(doc: str, script: str) -> argparse.ArgumentParser:
+    """A script's parser: its docstring's first paragraph above the options, everything after
+    the usage paragraph below them."""
+    description, _usage, *rest = doc.split("\n\n")
+    return argparse.ArgumentParser(
+        prog=f"python benchmarks/{Path(script).name}",
+        description=description,
+        epilog="\n\n".join(rest),
+        formatter_class=_Help,
+    )
+
+
 def mirror() -> Path:
     """The corpora mirror: ``$RNNFLOW_MIRROR``, else ``../shared/corpora`` (as ``make`` sets it)."""
     return mirror_dir() or ROOT.parent / "shared" / "corpora"
 
 
-def env_with_mirror() -> dict[str, str]:
-    """This environment with ``$RNNFLOW_MIRROR`` set, for the hops a script runs."""
-    return {**os.environ, MIRROR_ENV: str(mirror())}
+def env_with_mirror(corpora: Path | None = None, **extra: str) -> dict[str, str]:
+    """This environment for the processes a script starts: ``$RNNFLOW_MIRROR`` set (default:
+    :func:`mirror`), this interpreter's ``bin`` first on ``PATH``, and ``extra``."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return {**os.environ, MIRROR_ENV: str(corpora or mirror()), "PATH": path, **extra}
 
 
 def now() -> str:
@@ -47,10 +70,28 @@ def machine(**extra: Any) -> dict[str, Any]:
     return {"cpus": cpus, "python": python, "load_avg_at_start": load_avg(), **extra}
 
 
-def write(path: Path, doc: dict[str, Any]) -> None:
+def write(path: Path, doc: dict[str, Any], say: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {path}")
+    if say:
+        print(f"wrote {path}")
+
+
+def sync(device: Any) -> None:
+    """Wait for the work queued on a CUDA ``device`` (nothing to wait for on a CPU)."""
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)
+
+
+def device_name(device: Any) -> str:
+    """The GPU's name, or the CPU and its torch threads."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU, {torch.get_num_threads()} threads"
 
 
 def ddp_train(

@@ -2,24 +2,18 @@
 
     python benchmarks/data_half.py [--root CHECKOUT] [--repeat 1] [--targets tokenize]
 
-Runs ``dvc repro --force <targets>`` (default ``tokenize``: its upstream is every fetch, clean,
-format, sample and tokenize stage, 40 here) in ``--root`` ``--repeat`` times, each hop a
-``python -m stages.<hop>`` process as DVC starts it. Wall time includes DVC's own work per stage
-(hashing, caching outputs, rewriting dvc.lock), so it is what a user waits for. The corpora
-mirror ``$RNNFLOW_MIRROR`` (default ``../shared/corpora``, as ``make`` sets it) serves the
-sources.
+Runs ``dvc repro --force <targets>`` (``tokenize``: every fetch, clean, format, sample and
+tokenize stage) ``--repeat`` times in ``--root``, the sources from the corpora mirror
+(``$RNNFLOW_MIRROR``). Wall time includes DVC's own work per stage: what a user waits for.
 
-The checkout must be up to date first (``dvc status`` clean for the targets): a forced run
-then must leave dvc.lock byte-identical, which the script checks after every run -- the hops
-wrote exactly the locked outputs. Writes the fastest time to
+The checkout must be up to date first; dvc.lock must then come out byte-identical after every
+run (the hops wrote exactly the locked outputs). Writes the fastest time to
 ``benchmarks/results/data_half.json``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -31,22 +25,16 @@ import benchlib as B
 
 def dvc(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``dvc ARGS`` of this interpreter's environment, its ``python`` first on PATH."""
-    bindir = Path(sys.executable).parent
-    env = {**B.env_with_mirror(), "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    cmd = [str(bindir / "dvc"), *args]
-    return subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    cmd = [str(Path(sys.executable).parent / "dvc"), *args]
+    return subprocess.run(cmd, cwd=root, env=B.env_with_mirror(), capture_output=True, text=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 2)[2],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = B.parser(__doc__, __file__)
     parser.add_argument("--root", type=Path, default=B.ROOT, help="an up-to-date checkout")
-    parser.add_argument("--repeat", type=int, default=1, help="runs (default 1)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs")
     parser.add_argument("--targets", nargs="+", default=["tokenize"], help="dvc repro targets")
-    parser.add_argument("--out", type=Path, default=B.RESULTS / "data_half.json")
+    parser.add_argument("--out", type=Path, default=B.RESULTS / "data_half.json", help="results")
     args = parser.parse_args(argv)
     root = args.root.resolve()
 

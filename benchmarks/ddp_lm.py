@@ -3,19 +3,14 @@
     python benchmarks/ddp_lm.py                 # books_lm, nproc 1 then 2, one epoch each
     python benchmarks/ddp_lm.py --nproc 1 2 4 --epochs 1
 
-Each run is the train stage's own launch with ``nproc: N`` (``torch.distributed.run``, gloo on
-CPU; each rank trains on rows ``rank::world`` of every batch, so the effective batch stays
-``batch_size``) in a scratch root over the real ``data/05_tokens/<corpus>``, one run after the
-other. Reported: train tokens per second (the epoch's train tokens ÷ its seconds) and the
-validation loss after the epoch. On a 2-core machine the ranks share the cores, so no speed-up
-is expected: the point is the same quality at the same effective batch, and the cost of the
-gradient all-reduce a real cluster would pay per step. Writes
-``benchmarks/results/ddp_lm.json`` (read by ``summary.py``).
+Each run is the train stage's own launch with ``nproc: N`` (``torch.distributed.run``, gloo;
+each rank trains on its share of every batch, so the effective batch stays ``batch_size``) in a
+scratch root over the real ``data/05_tokens/<corpus>``. Reported: train tokens per second and
+the validation loss after the epoch, in ``benchmarks/results/ddp_lm.json``.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -23,11 +18,11 @@ import benchlib as B
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = B.parser(__doc__, __file__)
     parser.add_argument("model", nargs="?", default="books_lm", help="a key of train.models")
     parser.add_argument("--nproc", type=int, nargs="+", default=[1, 2], help="process counts")
-    parser.add_argument("--epochs", type=int, default=1, help="epochs per run (default 1)")
-    parser.add_argument("--json", default=str(B.RESULTS / "ddp_lm.json"), help="results file")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per run")
+    parser.add_argument("--json", type=Path, default=B.RESULTS / "ddp_lm.json", help="results")
     args = parser.parse_args(argv)
 
     import torch
@@ -55,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(f"nproc {n}: {runs[str(n)]}", flush=True)
     B.write(
-        Path(args.json),
+        args.json,
         {
             "benchmark": "ddp_lm",
             "model": args.model,

@@ -4,37 +4,29 @@ roofline.
 
     python benchmarks/gpu_lm.py [--device cuda] [--budget-s 240] [--out FILE.json]
 
-A training step is ``pipelines.flows.train.fit`` + ``pipelines.tasks.lm.LMJob.losses`` for an
-LM, written out with only ``pipelines.models.lm`` and ``pipelines.metrics.scoring.autocast``:
-autocast forward of one ``bptt`` window, ``loss = nll / n``, backward, ``clip_grad_norm_``,
-Adam step (GradScaler is a no-op for bf16). As in ``LMJob`` the epoch's ``(B, n)`` token matrix
-is on the GPU once, so a step has no host-device copy and no host sync; TF32 and
-``cudnn.benchmark`` as ``pipelines.device.configure`` sets them. Dropout 0.5, Adam 1e-3, clip
-0.25 (profiles/gpu.yaml).
+A step is ``fit``'s step on ``LMJob.losses`` written out with ``pipelines.models.lm``: autocast
+forward of one ``bptt`` window, backward of ``nll / n``, clipping, Adam (GradScaler is a no-op
+for bf16); the token matrix stays on the GPU, so a step has no host sync. Hyperparameters:
+profiles/gpu.yaml.
 
-Data: a synthetic, *learnable* token stream: an order-1 Markov source over V words in which
-each word has K successors (Zipf(1) frequencies, so the marginal looks like word counts) picked
-with weights ∝ 1/k. Its conditional entropy (the best achievable loss) is printed beside each
-held-out loss.
+Data: a synthetic, *learnable* order-1 Markov stream over V words (K successors each, Zipf(1)
+frequencies, weights ∝ 1/k); its conditional entropy is the best achievable loss.
 
-Speed: per config, ``--warmup`` steps, then ``--steps`` steps between two
-``torch.cuda.synchronize`` calls. Quality: some configs each train from the same initial
-weights on ``--quality-tokens`` target tokens, then held-out loss in fp32; a run that would end
-past ``--budget-s`` is skipped. FLOPs/token (fwd+bwd = 3x fwd): per LSTM layer 24·h·(x+h),
-softmax 6·h·V; the bf16 peak is measured (an 8192³ matmul) in the same run.
-``benchmarks/gpu.sh`` runs it and writes ``benchmarks/results/gpu_lm_<device>.json``.
+Speed: ``--steps`` steps after ``--warmup``, between two ``torch.cuda.synchronize`` calls.
+Quality: some configs train from the same initial weights on ``--quality-tokens`` tokens, then
+the held-out loss in fp32 (skipped past ``--budget-s``). FLOPs/token (fwd+bwd = 3x fwd): per
+LSTM layer 24·h·(x+h), softmax 6·h·V; the bf16 peak is an 8192³ matmul measured in the same
+run. ``benchmarks/gpu.sh`` writes ``benchmarks/results/gpu_lm_<device>.json``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import sys
 import time
 from pathlib import Path
 
-import benchlib  # noqa: F401  first: the project on sys.path, rnnflow's env defaults before torch
+import benchlib as B  # first: the project on sys.path, rnnflow's env defaults before torch
 import torch
 
 from pipelines.metrics.scoring import autocast
@@ -156,11 +148,6 @@ def heldout_nll(model, stream: torch.Tensor, rows: int = 64, window: int = 256):
     return float(total), count
 
 
-def sync(device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def matmul_peak(device) -> float | None:
     """bf16 8192³ matmul TFLOP/s (mean of 10 after 3 warm-ups), or None off CUDA."""
     if device.type != "cuda":
@@ -168,16 +155,16 @@ def matmul_peak(device) -> float | None:
     a = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
     for _ in range(3):
         a @ a
-    sync(device)
+    B.sync(device)
     t0 = time.perf_counter()
     for _ in range(10):
         a @ a
-    sync(device)
+    B.sync(device)
     return 2 * 8192**3 / ((time.perf_counter() - t0) / 10) / 1e12
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = B.parser(__doc__, __file__)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--vocab", type=int, default=16597, help="vocabulary (books on the mirror)")
     p.add_argument("--successors", type=int, default=16, help="K candidates per word")
@@ -189,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--configs", nargs="*", help="substrings of config names")
     p.add_argument("--batches", type=int, nargs="*", help="override batch sizes (CPU smoke)")
     p.add_argument("--hidden", type=int, help="override 650 (CPU smoke)")
-    p.add_argument("--peak-tflops", type=float, help="bf16 peak (default: measured; CPU: 790)")
-    p.add_argument("--out", type=Path, help="JSON path (default: print only)")
+    p.add_argument("--peak-tflops", type=float, help="bf16 peak (none: measured; CPU: 790)")
+    p.add_argument("--out", type=Path, help="results JSON (none: print only)")
     a = p.parse_args(argv)
 
     began = time.perf_counter()
@@ -201,9 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = f"CPU, {torch.get_num_threads()} threads"
+    name = B.device_name(device)
     s = BOOKS_LM
     bptt, V = s["bptt"], a.vocab
     fl = flops_per_token(s["embedding"], s["hidden"], s["layers"], V)
@@ -252,8 +237,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def save() -> None:
         if a.out:
-            a.out.parent.mkdir(parents=True, exist_ok=True)
-            a.out.write_text(json.dumps(result, indent=2) + "\n")
+            B.write(a.out, result, say=False)
 
     # --- speed -----------------------------------------------------------------------------
     speed = {}
@@ -265,10 +249,10 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.reset_peak_memory_stats(device)
         try:
             _, _, hidden = train_steps(model, opt, x, y, a.warmup, amp_dtype)
-            sync(device)
+            B.sync(device)
             t0 = time.perf_counter()
             total, count, _ = train_steps(model, opt, x, y, a.steps, amp_dtype, a.warmup, hidden)
-            sync(device)
+            B.sync(device)
             dt = time.perf_counter() - t0
         except torch.OutOfMemoryError:
             print(f"{cname:28s} OOM", flush=True)
@@ -319,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         last = max(1, steps // 10)
         _, _, hidden = train_steps(model, opt, x, y, steps - last, amp_dtype)
         tail, tcount, _ = train_steps(model, opt, x, y, last, amp_dtype, steps - last, hidden)
-        sync(device)
+        B.sync(device)
         secs = time.perf_counter() - t0
         nll, n = heldout_nll(model, val)
         row = {

@@ -2,24 +2,18 @@
 
     python benchmarks/noop_repro.py [--root CHECKOUT] [--repeat 5]
 
-Run it in a checkout whose pipeline is up to date (after ``make repro``, or a clone after
-``dvc pull``): every stage is skipped, so the time is DVC's own -- loading dvc.yaml and
-dvc.lock, hashing each stage's deps, and reading params.yaml once **per stage** to compare
-params. DVC reads YAML with ruamel's ``safe`` loader, which uses libyaml when
-``ruamel.yaml.clib`` is importable; the "pure" runs hide the C extension from the same
-interpreter (``sys.modules[...] = None``), so ruamel falls back to its Python parser. The runs
-alternate, so machine noise hits both alike; ``dvc status`` is timed too. rnnflow does not
-install ``ruamel.yaml.clib``: for this script, ``pip install --target DIR ruamel.yaml.clib``
-and ``PYTHONPATH=DIR``. libyaml refuses the params.yaml of older commits of this repository (a
-colon inside a flow sequence: ``urls: [https://...]``), so with it installed ``dvc metrics
-diff``/``params diff`` against them fail.
+Run it in an up-to-date checkout (after ``make repro`` or ``dvc pull``): every stage is
+skipped, so the time is DVC's own, reading params.yaml once per stage among the rest. ruamel
+parses YAML with libyaml when ``ruamel.yaml.clib`` is importable; the "pure" runs hide it from
+the same interpreter, so ruamel falls back to Python. The runs alternate, so noise hits both
+alike; ``dvc status`` is timed too. rnnflow does not install ``ruamel.yaml.clib``: here, ``pip
+install --target DIR ruamel.yaml.clib`` and ``PYTHONPATH=DIR``.
 
 Writes median/min seconds and the ratio to ``benchmarks/results/noop_repro.json``.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
@@ -41,14 +35,11 @@ _RUN = (
 
 
 def timed(root: Path, argv: list[str], pure: bool) -> float:
+    """Seconds of one ``dvc ARGV`` in ``root``, with libyaml or (``pure``) without it."""
+    cmd = [sys.executable, "-c", _RUN.format(pure=pure, argv=argv)]
+    env = B.env_with_mirror()
     t0 = time.perf_counter()
-    out = subprocess.run(
-        [sys.executable, "-c", _RUN.format(pure=pure, argv=argv)],
-        cwd=root,
-        env=B.env_with_mirror(),
-        capture_output=True,
-        text=True,
-    )
+    out = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
     secs = time.perf_counter() - t0
     if out.returncode != 0:
         raise SystemExit(f"dvc {' '.join(argv)} failed in {root}:\n{out.stderr[-2000:]}")
@@ -58,10 +49,10 @@ def timed(root: Path, argv: list[str], pure: bool) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = B.parser(__doc__, __file__)
     parser.add_argument("--root", type=Path, default=B.ROOT, help="an up-to-date checkout")
-    parser.add_argument("--repeat", type=int, default=5, help="runs per variant (default 5)")
-    parser.add_argument("--out", type=Path, default=B.RESULTS / "noop_repro.json")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per variant")
+    parser.add_argument("--out", type=Path, default=B.RESULTS / "noop_repro.json", help="results")
     args = parser.parse_args(argv)
     try:
         from _ruamel_yaml import CParser  # noqa: F401  (ruamel.yaml.clib's module)
@@ -75,12 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             for pure in (False, True):
                 key = f"{cmd}_{'pure' if pure else 'libyaml'}"
                 runs.setdefault(key, []).append(timed(args.root, [cmd], pure))
-    stages = subprocess.run(
-        [sys.executable, "-m", "dvc", "stage", "list", "--all"],
-        cwd=args.root,
-        capture_output=True,
-        text=True,
-    ).stdout.count("\n")
+    ls = [sys.executable, "-m", "dvc", "stage", "list", "--all"]
+    stages = subprocess.run(ls, cwd=args.root, capture_output=True, text=True).stdout.count("\n")
     med = {k: round(statistics.median(v), 3) for k, v in runs.items()}
     result = {
         "what": "no-op `dvc repro` / `dvc status` of the whole DAG, seconds",

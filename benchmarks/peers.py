@@ -29,7 +29,6 @@ corpora mirror (``$RNNFLOW_MIRROR``, default ``../shared/corpora``). Writes
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -50,11 +49,6 @@ def model_cfg(name: str, **update):
 
     cfg = parse(TrainConfig, load_params(B.ROOT / "params.yaml"), "train").model(name)
     return cfg.model_copy(update=update) if update else cfg
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 # --- the books LM vs word_language_model ----------------------------------------------------
@@ -175,7 +169,7 @@ def race_rnnflow(cfg, corpus, device, args, val) -> dict:
         model.train()
         it = job.losses(model, epoch, D.epoch_generator(cfg.seed, epoch))
         while not done:
-            sync(device)
+            B.sync(device)
             t0 = time.perf_counter()
             got = next(it, None)
             if got is None:
@@ -186,7 +180,7 @@ def race_rnnflow(cfg, corpus, device, args, val) -> dict:
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
-            sync(device)
+            B.sync(device)
             done = race.step_done(time.perf_counter() - t0, n)
             model.train()
         if done:
@@ -217,7 +211,7 @@ def race_example(cfg, stream: np.ndarray, vocab: int, device, args, val, optimiz
         model.train()
         hidden = model.init_hidden(bsz)
         for i in range(0, train_data.size(0) - 1, bptt):
-            sync(device)
+            B.sync(device)
             t0 = time.perf_counter()
             seq_len = min(bptt, len(train_data) - 1 - i)  # main.py's get_batch
             data, targets = train_data[i : i + seq_len], train_data[i + 1 : i + 1 + seq_len]
@@ -232,7 +226,7 @@ def race_example(cfg, stream: np.ndarray, vocab: int, device, args, val, optimiz
                     p.data.add_(p.grad, alpha=-lr)
             else:
                 opt.step()
-            sync(device)
+            B.sync(device)
             done = race.step_done(time.perf_counter() - t0, targets.numel())
             if done:
                 break
@@ -277,21 +271,19 @@ def run_lm(args, device) -> dict:
         out["runs"][f"word_language_model_{o}"] = race_example(
             cfg, stream, vocab, device, args, val, o
         )
-    ours = out["runs"]["rnnflow"]["seconds_to_ppl"]
+    rnnflow = out["runs"]["rnnflow"]
+    ours = rnnflow["seconds_to_ppl"]
     for name, r in out["runs"].items():
         if name == "rnnflow":
             continue
         theirs = r["seconds_to_ppl"]
         common = [t for t in args.targets if None not in (ours[str(t)], theirs[str(t)])]
         best = min(common) if common else None
+        at = None if best is None else round(theirs[str(best)] / ours[str(best)], 2)
         r["vs_rnnflow"] = {
-            "tokens_per_s_ratio": round(
-                out["runs"]["rnnflow"]["tokens_per_s"] / r["tokens_per_s"], 2
-            ),
+            "tokens_per_s_ratio": round(rnnflow["tokens_per_s"] / r["tokens_per_s"], 2),
             "lowest_common_target": best,
-            "time_ratio_at_target": None
-            if best is None
-            else round(theirs[str(best)] / ours[str(best)], 2),
+            "time_ratio_at_target": at,
         }
         print(f"[lm] rnnflow vs {name}: {r['vs_rnnflow']}")
     return out
@@ -329,14 +321,14 @@ def run_translator(args, device) -> dict:
         times, tokens = [], []
         model.train()
         for k in range(3 + args.steps):  # 3 warm-up steps
-            sync(device)
+            B.sync(device)
             t0 = time.perf_counter()
             loss, _, n = next(it)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
-            sync(device)
+            B.sync(device)
             if k >= 3:
                 times.append(time.perf_counter() - t0)
                 tokens.append(n)
@@ -406,15 +398,8 @@ def run_mnist(args, device) -> dict:
     # rnnflow: the spec the format hop writes (x_scale, train mean/std), TensorJob, fit's step
     cfg = model_cfg("mnist_cnn", batch_size=batch)
     scaled = x.astype(np.float32) / 255.0
-    spec = {
-        "task": "classify",
-        "x_shape": [28, 28],
-        "x_scale": 255.0,
-        "x_mean": float(scaled.mean()),
-        "x_std": float(scaled.std()),
-        "num_classes": 10,
-        "y_shape": [],
-    }
+    spec = {"task": "classify", "x_shape": [28, 28], "num_classes": 10, "y_shape": []}
+    spec |= {"x_scale": 255.0, "x_mean": float(scaled.mean()), "x_std": float(scaled.std())}
     feats = lambda a: torch.from_numpy(tensor.features(a, spec))  # noqa: E731
     labels = lambda a: torch.from_numpy(a.astype(np.int64))  # noqa: E731
     corpus = tensor.Corpus("mnist", spec, (feats(x), labels(y)), (feats(xt), labels(yt)))
@@ -423,13 +408,13 @@ def run_mnist(args, device) -> dict:
     model = build_model(cfg.family, cfg, spec).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     model.train()
-    sync(device)
+    B.sync(device)
     t0 = time.perf_counter()
     for loss, _, _ in job.losses(model, 0, D.epoch_generator(cfg.seed, 0)):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    sync(device)
+    B.sync(device)
     secs = time.perf_counter() - t0
     out["runs"]["rnnflow"] = {
         "loop": f"TensorJob (augment {cfg.augment}, max_shift {cfg.max_shift}) + Adam lr {cfg.lr}",
@@ -444,14 +429,14 @@ def run_mnist(args, device) -> dict:
     net = ExampleNet().to(device)
     optimizer = torch.optim.Adadelta(net.parameters(), lr=1.0)
     net.train()
-    sync(device)
+    B.sync(device)
     t0 = time.perf_counter()
     for data, target in loader:
         data, target = data.to(device), target.to(device)
         optimizer.zero_grad()
         F.nll_loss(net(data), target).backward()
         optimizer.step()
-    sync(device)
+    B.sync(device)
     secs2 = time.perf_counter() - t0
     test = ExampleMNIST(xt, yt)
     with torch.no_grad():
@@ -470,27 +455,17 @@ def run_mnist(args, device) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python benchmarks/peers.py",
-        description=__doc__.split("\n\n")[0],
-        epilog="\n\n".join(__doc__.split("\n\n")[2:]),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = B.parser(__doc__, __file__)
     parts = ["lm", "translator", "mnist"]
     p.add_argument("--parts", nargs="+", default=parts, choices=parts)
     p.add_argument("--tokens", type=Path, default=B.ROOT / "data" / "05_tokens")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's own)")
     p.add_argument("--max-seconds", type=float, default=600.0, help="lm: training s per model")
     p.add_argument("--eval-every", type=float, default=60.0, help="lm: validate every N train s")
-    p.add_argument("--val-tokens", type=int, default=0, help="lm: first N validation tokens")
-    p.add_argument(
-        "--targets",
-        type=float,
-        nargs="+",
-        default=[1000.0, 500.0, 400.0, 300.0, 250.0, 200.0, 175.0, 150.0, 125.0, 100.0],
-        help="lm: validation perplexities to time",
-    )
+    p.add_argument("--val-tokens", type=int, default=0, help="lm: first N val tokens (0: all)")
+    targets = [1000.0, 500.0, 400.0, 300.0, 250.0, 200.0, 175.0, 150.0, 125.0, 100.0]
+    p.add_argument("--targets", type=float, nargs="+", default=targets, help="lm: val ppl to time")
     p.add_argument("--peer-optimizer", nargs="+", choices=["sgd", "adam"], default=["sgd"])
     p.add_argument("--steps", type=int, default=30, help="translator: timed steps")
     p.add_argument("--mnist-batch", type=int, default=128)
@@ -504,11 +479,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    name = (
-        torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else f"CPU, {torch.get_num_threads()} threads"
-    )
+    name = B.device_name(device)
     # parts not run this time keep their last results, each with the facts of its own run
     doc = json.loads(args.out.read_text()) if args.out.exists() else {"benchmark": "peers"}
     runners = {"lm": run_lm, "translator": run_translator, "mnist": run_mnist}

@@ -2,29 +2,24 @@
 
     python benchmarks/scale_es_en.py [--pairs 10000000] [--compare-pairs 1000000] [--workdir DIR]
 
-The published OpenSubtitles v2018 en-es release has ~61M pairs; the corpora mirror holds
-60,002 real ones. This script *generates* a synthetic corpus of ``--pairs`` pairs in the
-published layout (``en-es.txt.zip`` with ``OpenSubtitles.en-es.{en,es}`` and a README that says
-it is synthetic), streaming, chunk by chunk: sentence lengths drawn from the joint (es, en)
-word counts of the mirror's real pairs (``--length-pool``, default
-``$RNNFLOW_MIRROR/es-en/opensubtitles``), ``--vocab`` made-up words per language drawn from a
-Zipf–Mandelbrot law, ``--dup-fraction`` exact duplicate pairs (under 1 %: clean's
-``max_drop_fraction`` is 0.01) and ``--src-repeat-fraction`` repeated Spanish sentences.
+The published OpenSubtitles v2018 en-es release has ~61M pairs; the mirror holds 60,002 real
+ones. This script *generates* ``--pairs`` pairs in the published layout (``en-es.txt.zip``, with
+a README that says it is synthetic), chunk by chunk: sentence lengths drawn from the mirror's
+real pairs (``--length-pool``), made-up Zipf–Mandelbrot words, ``--dup-fraction`` duplicate
+pairs (under clean's ``max_drop_fraction`` of 1 %) and ``--src-repeat-fraction`` repeated
+Spanish sentences.
 
 Then, in a throw-away copy of the project (``git ls-files``), it runs ``python -m
-stages.{fetch,clean,format,sample,tokenize} es_en --params FILE`` one after the other, es_en
-reading only the synthetic zip as a pinned mirror source (every other params section as in
-params.yaml). Per hop: wall seconds, rows in/out, rows/s, peak RSS (``os.wait4``), peak
-temporary disk (``data/0N_*/.es_en.tmp-*`` and ``data/downloads``, polled every ``--poll`` s)
-and output size. With ``--compare-pairs M`` the same runs on M pairs, so time and peak RSS are
-fitted as ``a + b·rows`` per hop (``b`` of RSS: the memory a hop needs per row, ≈ 0 for a hop
-that streams) and extrapolated to ``--extrapolate-to`` rows. Last, clean, sample and tokenize
-run again with ``data.engine: dask`` on a ``LocalCluster`` of 1 and ``--workers`` worker
-processes, and their files are compared byte for byte with the local engine's (``--no-dask``
-skips it).
+stages.<hop> es_en --params FILE`` for fetch, clean, format, sample and tokenize, es_en reading
+only the synthetic zip. Per hop: wall seconds, rows in/out, rows/s, peak RSS (``os.wait4``),
+peak temporary disk (polled every ``--poll`` s) and output size. With ``--compare-pairs M`` the
+same on M pairs, so time and peak RSS are fitted as ``a + b·rows`` per hop and extrapolated to
+``--extrapolate-to`` rows. Last, clean, sample and tokenize run again with ``data.engine:
+dask`` on a ``LocalCluster`` of 1 and ``--workers`` workers, their files compared byte for byte
+with the local engine's (``--no-dask`` skips it).
 
-Writes ``benchmarks/results/scale_es_en.json`` (``--out``; ``summary.py`` makes the ``scale``
-and ``memory`` tables of BENCHMARKS.md from it). Hours at 10M pairs: run it alone.
+Writes ``benchmarks/results/scale_es_en.json`` (``--out``), the ``scale``, ``memory`` and
+``engine`` tables of BENCHMARKS.md. Hours at 10M pairs: run it alone.
 """
 
 from __future__ import annotations
@@ -220,14 +215,9 @@ def generate_zip(path: Path, n: int, gen: Generator, chunk: int, compresslevel: 
 
 
 def copy_project(dst: Path) -> None:
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard"],
-        cwd=B.ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    for rel in files:
+    """The checkout's tracked and untracked, not ignored, files into ``dst``."""
+    ls = ["git", "ls-files", "-co", "--exclude-standard"]
+    for rel in subprocess.check_output(ls, cwd=B.ROOT, text=True).splitlines():
         if (B.ROOT / rel).is_file():
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(B.ROOT / rel, dst / rel)
@@ -265,14 +255,9 @@ def write_params(root: Path, zip_info: dict) -> Path:
 
 
 def hop_env(root: Path, mirror: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env.update(
-        PYTHONPATH=str(root),
-        RNNFLOW_MIRROR=str(mirror),
-        PREFECT_HOME=str(root / ".prefect"),
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-    )
-    return env
+    """The hops' environment: the copy's code and Prefect home, the synthetic mirror."""
+    env = B.env_with_mirror(mirror, PYTHONPATH=str(root), PREFECT_HOME=str(root / ".prefect"))
+    return {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
 
 
 def du(path: Path) -> int:
@@ -293,8 +278,10 @@ def parquet_rows(d: Path) -> int | None:
     return sum(pq.ParquetFile(f).metadata.num_rows for f in files) if files else None
 
 
-def timed(cmd: list[str], root: Path, env: dict[str, str], hop: str, every: float, log: Path):
-    """Run ``cmd`` in ``root``: exit code, wall s, peak RSS, peak temporary disk."""
+def run_hop(hop: str, params: Path, root: Path, env: dict[str, str], every: float, log: Path):
+    """``python -m stages.<hop> es_en`` in ``root``: exit code, wall s, peak RSS, peak
+    temporary disk (polled every ``every`` s)."""
+    cmd = [sys.executable, "-m", f"stages.{hop}", CORPUS, "--params", str(params)]
     peak = {"tmp": 0, "downloads": 0}
     stop = threading.Event()
     parent = root / "data" / HOP_DIRS[hop]
@@ -341,8 +328,7 @@ def run_pipeline(sub: Path, n: int, args: argparse.Namespace, lengths: np.ndarra
     env = hop_env(root, mirror)
     hops, rows_in = {}, n
     for hop in HOP_DIRS:
-        cmd = [sys.executable, "-m", f"stages.{hop}", CORPUS, "--params", str(params)]
-        res = timed(cmd, root, env, hop, args.poll, logs / f"{hop}.log")
+        res = run_hop(hop, params, root, env, args.poll, logs / f"{hop}.log")
         out_dir = root / "data" / HOP_DIRS[hop] / CORPUS
         rows_out = parquet_rows(out_dir) if out_dir.is_dir() else None
         res.update(
@@ -395,9 +381,8 @@ def dask_check(sub: Path, serial: dict, args: argparse.Namespace) -> dict:
         pfile.write_text(json.dumps(params))
         run = {}
         for hop in ENGINE_HOPS:
-            cmd = [sys.executable, "-m", f"stages.{hop}", CORPUS, "--params", str(pfile)]
             log = sub / "logs" / f"{hop}.dask{workers}.log"
-            run[hop] = timed(cmd, root, env, hop, args.poll, log)
+            run[hop] = run_hop(hop, pfile, root, env, args.poll, log)
             print(f"[dask {workers}] {hop}: {run[hop]}", flush=True)
             if run[hop]["rc"]:
                 return {**out, "error": log.read_text()[-3000:]}
@@ -449,16 +434,14 @@ def _complete(run: dict) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    p = B.parser(__doc__, __file__)
     p.add_argument("--pairs", type=int, default=10_000_000, help="synthetic pairs, main run")
     p.add_argument("--compare-pairs", type=int, default=1_000_000, help="second run (0: none)")
     p.add_argument("--extrapolate-to", type=int, default=61_000_000, help="published: ~61M")
-    p.add_argument("--workdir", type=Path, help="for the zips and project copies (default: tmp)")
+    p.add_argument("--workdir", type=Path, help="for the zips and project copies (none: tmp)")
     p.add_argument("--keep", action="store_true", help="keep the workdir afterwards")
     p.add_argument("--out", type=Path, default=B.RESULTS / "scale_es_en.json")
-    p.add_argument("--length-pool", type=Path, help="dir of OpenSubtitles2018-ctxpro.en-es.*")
+    p.add_argument("--length-pool", type=Path, help="OpenSubtitles2018-ctxpro dir (none: mirror's)")
     p.add_argument("--vocab", type=int, default=50_000, help="word types per language")
     p.add_argument("--zipf-s", type=float, default=1.0, help="Zipf-Mandelbrot exponent")
     p.add_argument("--dup-fraction", type=float, default=0.005, help="exact duplicate pairs")
@@ -477,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     print(f"workdir {work} (SYNTHETIC data only)", flush=True)
     lengths = length_pool(pool)
+    machine = B.machine(platform=platform.platform())
     t0 = time.perf_counter()
     small = None
     if args.compare_pairs:
@@ -501,11 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         "what": "es_en hops on a SYNTHETIC corpus in the OPUS OpenSubtitles Moses layout "
         "(generated; not the real corpus)",
         "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
+        "machine": machine,
         "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
         "options": options,
         "length_pool": {

@@ -3,19 +3,15 @@
     python benchmarks/seed_spread.py mnist_cnn --seeds 1 2
     python benchmarks/seed_spread.py mnist_cnn --seeds --nproc 2   # keep the seed runs
 
-Each model is trained as ``params.yaml`` configures it except for ``seed`` (the same ``fit`` the
-train stage runs, on ``data/05_tokens/<corpus>``), then scored on its validation and test splits.
-Seed 0 is the committed reference run: its numbers are read from ``metrics/<model>.json``, not
-retrained. The validation spread is what ``retrain.margin: measured`` promotes above; the test
-spread is only reported. ``--nproc N`` also trains seed 0 as the train stage does with
-``nproc: N`` (``torch.distributed.run``, N data-parallel processes, the same effective batch)
-and scores it beside the spread. Writes ``benchmarks/results/seed_spread.json`` (rows of models
-not named are kept; read by ``summary.py`` and ``rnnflow retrain``).
+Each model is trained by the train stage's ``fit`` as ``params.yaml`` configures it but for
+``seed``, then scored on its validation and test splits; seed 0, the committed reference run, is
+read from ``metrics/<model>.json``. ``retrain.margin: measured`` promotes above the validation
+spread. ``--nproc N`` also trains seed 0 with ``nproc: N`` (data-parallel) and scores it beside
+the spread. Writes ``benchmarks/results/seed_spread.json``, keeping the rows of other models.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -27,17 +23,17 @@ SPLITS = ("validation", "test")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = B.parser(__doc__, __file__)
     parser.add_argument("models", nargs="+", help="keys of train.models (tensor tasks)")
     parser.add_argument(
         "--seeds",
         type=int,
         nargs="*",
         default=[1],
-        help="extra seeds (default 1; none: keep the runs the results file holds)",
+        help="extra seeds (none: keep the runs the results file holds)",
     )
     parser.add_argument("--root", type=Path, default=B.ROOT, help="project root (data/, metrics/)")
-    parser.add_argument("--json", type=Path, default=B.RESULTS / "seed_spread.json")
+    parser.add_argument("--json", type=Path, default=B.RESULTS / "seed_spread.json", help="results")
     parser.add_argument("--nproc", type=int, default=0, help="also train seed 0 with N processes")
     args = parser.parse_args(argv)
 
@@ -49,6 +45,14 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.metrics import scoring
     from pipelines.tasks.tensor import load_split
     from rnnflow.config import load_params
+
+    def score(model, task, spec: dict, data: dict) -> dict[str, float]:
+        """``{"<split>.<headline metric>": score}`` of ``model`` on each split of ``data``."""
+        scores = {}
+        for split, (x, y, _) in data.items():
+            out = scoring.predict(model, x, 1024, torch.device("cpu"))
+            scores[f"{split}.{task.headline}"] = float(task.metrics(spec, out, y, x)[task.headline])
+        return scores
 
     torch.set_num_threads(2)
     machine = B.machine(torch=torch.__version__)  # the load average as the measuring starts
@@ -73,10 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = cfg0.model_copy(update={"seed": seed})
             t0 = time.perf_counter()
             res = fit(cfg, corpus, progress=False, name=name)
-            run: dict = {"seed": seed}
-            for split, (x, y, _) in data.items():
-                out = scoring.predict(_kept(res, cfg), x, 1024, torch.device("cpu"))
-                run[f"{split}.{head}"] = float(task.metrics(corpus.spec, out, y, x)[head])
+            run: dict = {"seed": seed, **score(_kept(res, cfg), task, corpus.spec, data)}
             run |= {
                 "train_seconds": round(time.perf_counter() - t0, 1),
                 "best_epoch": res.best_epoch,
@@ -92,9 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             model = _train_distributed(name, models[name], args.nproc, layout, cfg0.corpus)
             dist: dict = {"nproc": args.nproc, "seed": cfg0.seed, "batch_size": cfg0.batch_size}
-            for split, (x, y, _) in data.items():
-                out = scoring.predict(model, x, 1024, torch.device("cpu"))
-                dist[f"{split}.{head}"] = float(task.metrics(corpus.spec, out, y, x)[head])
+            dist |= score(model, task, corpus.spec, data)
             key = f"validation.{head}"
             low, high = min(r[key] for r in runs), max(r[key] for r in runs)
             dist["within_validation_spread"] = low <= dist[key] <= high

@@ -6,21 +6,13 @@
     python benchmarks/summary.py --timings  # record the last main job's train timings
 
 BENCHMARKS.md keeps its prose by hand; each generated table sits between
-``<!-- summary:NAME -->`` and ``<!-- /summary:NAME -->`` and is made here from:
-
-- ``metrics/<model>.json`` (test and validation metrics, keys of ``pipelines/tasks/``) and the
-  training record ``dvclive/<model>/`` of the committed reference run: ``models`` (MNIST and
-  synthetic tasks) and ``text-quality`` (the text models), with its train wall times from
-  ``benchmarks/results/main_job.json`` (``--timings``: timings are not part of DVC's record);
-- ``benchmarks/results/<name>.json`` of the benchmark scripts: ``data-half`` (data_half.py),
-  ``tokenize-speed`` (tokenize_speed.py), ``memory`` and ``scale`` (scale_es_en.py),
-  ``noop-repro`` (noop_repro.py), ``peers-lm``,
-  ``peers-translator``, ``peers-mnist`` (peers.py), ``seed-spread`` (seed_spread.py),
-  ``gpu-lm`` and ``gpu-stages`` (gpu.sh: ``gpu_lm_<device>.json``, ``gpu_stages_<device>.json``).
-
-A block whose source is missing says so (and how to make it) instead of a table. ``--root``
-reads another checkout's ``params.yaml``/``metrics``/``benchmarks/results``; ``--doc`` another
-Markdown file.
+``<!-- summary:NAME -->`` and ``<!-- /summary:NAME -->``, made by ``BLOCKS[NAME]`` from the
+committed reference run (``models`` and ``text-quality``: ``metrics/<model>.json``,
+``dvclive/<model>/`` and the train wall times that ``--timings`` records in
+``benchmarks/results/main_job.json``) or from ``benchmarks/results/<script>.json`` of a
+benchmark script (``gpu_lm_<device>.json`` and ``gpu_stages_<device>.json``: ``gpu.sh``). A
+block whose source is missing says so, and how to make it. ``--root`` reads another checkout,
+``--doc`` another Markdown file.
 """
 
 from __future__ import annotations
@@ -31,7 +23,7 @@ import functools
 import json
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +38,7 @@ BLOCK_RE = re.compile(
     r"(<!-- summary:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /summary:(?P=name) -->)", re.S
 )
 #: The tensor tasks' test metrics, in the order shown.
-TENSOR_KEYS = (
-    "accuracy",
-    "parity_accuracy",
-    "bit_accuracy",
-    "sequence_accuracy",
-    "rmse",
-    "baseline_rmse",
-)
+TENSOR_KEYS = "accuracy parity_accuracy bit_accuracy sequence_accuracy rmse baseline_rmse".split()
 
 
 def _json(path: Path) -> dict[str, Any] | None:
@@ -73,11 +58,17 @@ def _result(root: Path, name: str, how: str, part: str | None = None) -> dict[st
     return doc
 
 
-def _table(head: list[str], rows: list[list[Any]]) -> list[str]:
-    """A Markdown table: the header, its rule and one line per row."""
+def _table(head: list[str], rows: list[list[Any]], *notes: str) -> list[str]:
+    """A Markdown table (the header, its rule, one line per row), then a blank line and the
+    ``notes`` when there are any."""
     lines = [head, *([str(c) for c in r] for r in rows)]
     out = ["|" + "|".join(f" {c} " if c else " " for c in cells) + "|" for cells in lines]
-    return [out[0], "|" + "---|" * len(head), *out[1:]]
+    return [out[0], "|" + "---|" * len(head), *out[1:], *(["", *notes] if notes else [])]
+
+
+def _rows(items: Iterable[dict[str, Any]], *cells: str) -> list[list[str]]:
+    """One row per item, each cell a ``str.format`` template over the item's keys."""
+    return [[cell.format(**item) for cell in cells] for item in items]
 
 
 def _mib(x: float) -> str:
@@ -95,10 +86,6 @@ def _models(root: Path) -> dict[str, dict[str, Any]]:
     return load_params(root / "params.yaml")["train"]["models"]
 
 
-def _metrics(root: Path, name: str) -> tuple[dict | None, dict | None]:
-    return _json(root / "metrics" / f"{name}.json"), L.train_metrics(L.live_dir(root, name))
-
-
 # --- the reference run: metrics/*.json and dvclive/ ------------------------------------------
 
 
@@ -107,7 +94,8 @@ def _per_model(root: Path, text: bool, row: Callable[..., list[Any]], width: int
     rows = []
     for name, m in _models(root).items():
         if (m.get("family") in TEXT_FAMILIES) == text:
-            ev, tr = _metrics(root, name)
+            ev = _json(root / "metrics" / f"{name}.json")
+            tr = L.train_metrics(L.live_dir(root, name))
             ok = ev is not None and tr is not None
             rows.append(row(name, m, ev, tr) if ok else [name, "(no metrics: stage not run)"])
             rows[-1] += [""] * (width - len(rows[-1]))
@@ -117,16 +105,11 @@ def _per_model(root: Path, text: bool, row: Callable[..., list[Any]], width: int
 MAIN_JOB = "main_job"  # benchmarks/results/main_job.json: the reference run's train timings
 
 
-def _wall(root: Path, name: str) -> Any:
-    doc = _json(root / "benchmarks" / "results" / f"{MAIN_JOB}.json") or {}
-    return (doc.get("models") or {}).get(name, {}).get("wall_seconds", "—")
-
-
 def _training(root: Path, name: str, tr: dict) -> list[Any]:
-    """Train wall seconds (the reference run's, from its timings), "epochs (the epoch kept)",
-    device."""
-    epochs = f"{tr.get('epochs')} ({tr.get('saved_epoch')})"
-    return [_wall(root, name), epochs, tr.get("device")]
+    """Train wall seconds (the reference run's timings), "epochs (the epoch kept)", device."""
+    doc = _json(root / "benchmarks" / "results" / f"{MAIN_JOB}.json") or {}
+    wall = (doc.get("models") or {}).get(name, {}).get("wall_seconds", "—")
+    return [wall, f"{tr.get('epochs')} ({tr.get('saved_epoch')})", tr.get("device")]
 
 
 def record_timings(root: Path) -> Path:
@@ -226,7 +209,7 @@ def block_text_quality(root: Path) -> list[str]:
     """The text models: test metrics vs the like-for-like baseline (%: the model's change),
     the baseline's training text, training."""
     head = ["model", "test metrics (model vs baseline)", "baseline", "train wall (s)"]
-    head = [*head, "epochs (best)", "device"]
+    head += ["epochs (best)", "device"]
     out = _table(head, _per_model(root, True, functools.partial(_text_row, root), len(head)))
     sacrebleu = [
         ((_json(root / "metrics" / f"{name}.json") or {}).get("test") or {}).get("signature")
@@ -257,16 +240,8 @@ def block_tokenize_speed(root: Path) -> list[str]:
     doc = _result(root, "tokenize_speed", "python benchmarks/tokenize_speed.py")
     m = doc["machine"]
     head = ["path", f"seconds (best of {doc['repeats']})", "sentences/s", "rnnflow speed-up"]
-    rows = [
-        [
-            r["path"],
-            f"{r['seconds']:.3f}",
-            f"{r['sentences_per_s']:,}",
-            f"{r['rnnflow_speedup']:.2f}×",
-        ]
-        for r in doc["rows"]
-    ]
-    return _table(head, rows) + [
+    cells = ("{path}", "{seconds:.3f}", "{sentences_per_s:,}", "{rnnflow_speedup:.2f}×")
+    return _table(head, _rows(doc["rows"], *cells)) + [
         "",
         f"{doc['pairs']:,} pairs = {doc['sentences']:,} sentences of {doc['data']}; "
         f"vocabulary {doc['vocab_size']:,}; every path checked to give the same "
@@ -299,18 +274,12 @@ def block_memory(root: Path) -> list[str]:
     small, big, ext = doc["runs"]["compare"], doc["runs"]["main"], doc["extrapolation"]
     head = [f"peak RSS {small['pairs'] / 1e6:g}M pairs", f"peak RSS {big['pairs'] / 1e6:g}M"]
     head = ["hop", *head, "growth per row", f"at {ext['rows'] / 1e6:g}M (fit)", "what it holds"]
-    rows = [
-        [
-            hop,
-            _mib(small["hops"][hop]["peak_rss_bytes"]),
-            _mib(big["hops"][hop]["peak_rss_bytes"]),
-            f"{e['rss_bytes_per_row']:.0f} B" if e["memory_grows_with_rows"] else "flat",
-            _mib(e["peak_rss_bytes_fit"]),
-            e["note"],
-        ]
-        for hop, e in ext["hops"].items()
-    ]
-    return _table(head, rows) + ["", note]
+    rows = []
+    for hop, e in ext["hops"].items():
+        rss = [_mib(run["hops"][hop]["peak_rss_bytes"]) for run in (small, big)]
+        grows = f"{e['rss_bytes_per_row']:.0f} B" if e["memory_grows_with_rows"] else "flat"
+        rows.append([hop, *rss, grows, _mib(e["peak_rss_bytes_fit"]), e["note"]])
+    return _table(head, rows, note)
 
 
 def block_scale(root: Path) -> list[str]:
@@ -330,12 +299,11 @@ def block_scale(root: Path) -> list[str]:
     total = sum(h["wall_s"] for h in big["hops"].values())
     fits = sum(e.get("wall_s_fit", e["wall_s_linear"]) for e in ext["hops"].values())
     peak = max(h["peak_rss_bytes"] for h in big["hops"].values())
-    out = _table(head, rows) + [
+    return _table(head, rows) + [
         "",
         f"{big['pairs']:,} pairs: the five hops took {total:.0f} s ({total / 60:.1f} min), "
         f"peak RSS {_mib(peak)}; fitted to {ext['rows']:,} pairs: ~{fits / 60:.0f} min. {note}",
     ]
-    return out
 
 
 def block_engine(root: Path) -> list[str]:
@@ -418,7 +386,7 @@ def block_noop_repro(root: Path) -> list[str]:
         + [f"{doc[f'ratio_{cmd}']:.2f}x"]
         for cmd in ("repro", "status")
     ]
-    return _table(head, rows) + ["", f"Median seconds; {doc['machine']}; {doc['when']}."]
+    return _table(head, rows, f"Median seconds; {doc['machine']}; {doc['when']}.")
 
 
 def _peers(root: Path, part: str) -> tuple[dict[str, Any], dict[str, Any], str]:
@@ -475,15 +443,8 @@ def block_peers_translator(root: Path) -> list[str]:
 
 def block_peers_mnist(root: Path) -> list[str]:
     _, m, where = _peers(root, "mnist")
-    rows = [
-        [
-            f"{name}: {r['loop']}",
-            r["seconds"],
-            f"{r['images_per_s']:,}",
-            f"{r['test_accuracy']:.4f}",
-        ]
-        for name, r in m["runs"].items()
-    ]
+    runs = ({"name": name, **r} for name, r in m["runs"].items())
+    rows = _rows(runs, "{name}: {loop}", "{seconds}", "{images_per_s:,}", "{test_accuracy:.4f}")
     return _table(["loop (one epoch)", "seconds", "images/s", "test accuracy"], rows) + [
         "",
         f"rnnflow / example speed: {m['ratio_rnnflow_over_example_speed']}×; "
@@ -524,14 +485,14 @@ def block_seed_spread(root: Path) -> list[str]:
                f"was measured before the committed reference run, which scores "
                f"validation {got[0]:.4f} / test {got[1]:.4f}.")
         )  # fmt: skip
+    head = ["model", "metric", "seed: validation / test", "validation spread", "test spread"]
     return _table(
-        ["model", "metric", "seed: validation / test", "validation spread", "test spread"], rows
-    ) + [
-        "",
+        head,
+        rows,
         f"Measured {doc.get('measured_at')}. `retrain.margin: measured` promotes a challenger "
         "only above the validation spread.",
         *(["", *notes] if notes else []),
-    ]
+    )
 
 
 def _gpu_files(root: Path, prefix: str) -> list[dict[str, Any]]:
@@ -574,13 +535,9 @@ def block_gpu_lm(root: Path) -> list[str]:
                 "",
             ]
             head = ["config", "lr", "steps", "seconds", "val loss", "val perplexity"]
-            rows = [
-                [q["config"], f"{q['lr']:g}", q["steps"], f"{q['seconds']:.1f}",
-                 f"{q['val_loss']:.4f}", f"{q['val_perplexity']:.2f}",
-                 f"{q['excess_over_entropy']:.4f}"]
-                for q in quality
-            ]  # fmt: skip
-            out += _table([*head, "excess nats"], rows)
+            cells = ["{config}", "{lr:g}", "{steps}", "{seconds:.1f}", "{val_loss:.4f}"]
+            cells += ["{val_perplexity:.2f}", "{excess_over_entropy:.4f}"]
+            out += _table([*head, "excess nats"], _rows(quality, *cells))
         out.append("")
     return out
 
@@ -601,7 +558,7 @@ def block_gpu_stages(root: Path) -> list[str]:
                 f"Within the time limit on {dev}: cut short {', '.join(cut) or 'none'}; "
                 f"{max(never, 0)} more stages not started."
             )
-    return _table(["device", "stage", "wall s", "exit"], rows) + (["", *notes] if notes else [])
+    return _table(["device", "stage", "wall s", "exit"], rows, *notes)
 
 
 BLOCKS: dict[str, Callable[[Path], list[str]]] = {
@@ -695,18 +652,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{doc}: {len(present)} blocks {'rewritten' if new != text else 'already current'}")
         return 0
     if new != text:
-        sys.stdout.writelines(
-            difflib.unified_diff(
-                text.splitlines(keepends=True),
-                new.splitlines(keepends=True),
-                f"{doc} (as committed)",
-                f"{doc} (python benchmarks/summary.py --write)",
-            )
-        )
-        print(
-            f"\n{doc}: generated tables are stale: run `python benchmarks/summary.py --write`",
-            file=sys.stderr,
-        )
+        before, after = text.splitlines(keepends=True), new.splitlines(keepends=True)
+        labels = f"{doc} (as committed)", f"{doc} (python benchmarks/summary.py --write)"
+        sys.stdout.writelines(difflib.unified_diff(before, after, *labels))
+        stale = "generated tables are stale: run `python benchmarks/summary.py --write`"
+        print(f"\n{doc}: {stale}", file=sys.stderr)
         return 1
     print(f"{doc}: {len(present)} generated blocks current")
     return 0

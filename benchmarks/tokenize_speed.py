@@ -3,32 +3,27 @@ r"""Word tokenization speed: rnnflow's tokenize hop vs HF ``tokenizers`` and
 
     python benchmarks/tokenize_speed.py [--rows N] [--corpus PATH] [--repeats 3]
 
-On the same sentences (default: the Tatoeba es–en pairs of the corpora mirror,
-``$RNNFLOW_MIRROR/es-en/tatoeba/spa.txt``, default mirror ``../shared/corpora``; ``--corpus``: any
-English<TAB>Spanish file) every path does the same work: fit a word vocabulary (lowercase,
-every character that is not a letter, digit, mark or space split off on its own, whitespace
-split; min_freq 2; most frequent first, ties alphabetical; the four specials first) over both
-columns, then encode both columns to ids (unknown → ``<unk>``):
+On the same sentences (default: the mirror's Tatoeba es–en pairs,
+``$RNNFLOW_MIRROR/es-en/tatoeba/spa.txt``; ``--corpus``: any English<TAB>Spanish file) every
+path fits a word vocabulary over both columns (lowercase, every character that is not a letter,
+digit, mark or space split off, whitespace split; min_freq 2; most frequent first, ties
+alphabetical, the four specials first), then encodes both columns to ids (unknown → ``<unk>``):
 
-- rnnflow: ``stages.corpora.texttok.fit`` + ``encode`` per 65,536-row record batch (what the
-  tokenize hop runs);
-- HF tokenizers: ``WordLevel`` with a ``Lowercase`` normaliser and the pre-tokenizer
+- rnnflow: ``stages.corpora.texttok.fit`` + ``encode`` per 65,536-row batch, as the hop runs;
+- HF tokenizers: ``WordLevel`` with ``Lowercase`` and the pre-tokenizer
   ``Split(r"[^\p{L}\p{N}\p{M}\s]", "isolated")`` + ``WhitespaceSplit`` (the stock
-  ``Whitespace`` keeps runs of punctuation such as ``?!`` together and ``_`` inside words: the
-  script counts the sentences where it differs), fitted by ``WordLevelTrainer``, then
-  ``encode_batch``; and encode only, with rnnflow's vocabulary;
+  ``Whitespace`` splits differently: the script counts where), fitted by ``WordLevelTrainer``,
+  then ``encode_batch``; and encode only, with rnnflow's vocabulary;
 - ``datasets.Dataset.map(batched=True)``, with ``num_proc=2`` and 1: pre-tokenise, count, encode;
 - naive pandas: ``Series.apply`` (``regex`` sub + ``str.split``) + a Python dict.
 
-Every path is checked to give the same vocabulary and the same ids (HF's trainer may order the
-vocabulary differently: then the same token set and ids through the tokens). Prints
-sentences/s for the best of ``--repeats`` runs and writes
-``benchmarks/results/tokenize_speed.json`` (``--out``).
+Every path is checked to give the same vocabulary and ids (or, where HF's trainer orders the
+vocabulary otherwise, the same token set and the same tokens). Writes sentences/s for the best
+of ``--repeats`` runs to ``benchmarks/results/tokenize_speed.json`` (``--out``).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -170,52 +165,28 @@ def hf_tokenizer(vocab: list[str] | None = None, stock_whitespace: bool = False)
     trained; or over ``vocab``, ids = positions)."""
     from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
 
-    wl = (
-        models.WordLevel(unk_token=SPECIALS[UNK])
-        if vocab is None
-        else models.WordLevel({t: i for i, t in enumerate(vocab)}, unk_token=SPECIALS[UNK])
-    )
-    tok = Tokenizer(wl)
+    ids = None if vocab is None else {t: i for i, t in enumerate(vocab)}
+    tok = Tokenizer(models.WordLevel(ids, unk_token=SPECIALS[UNK]))
     tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = (
-        pre_tokenizers.Whitespace()
-        if stock_whitespace
-        else pre_tokenizers.Sequence(
-            [
-                pre_tokenizers.Split(Regex(PUNCT_RE.strip("()")), behavior="isolated"),
-                pre_tokenizers.WhitespaceSplit(),
-            ]
-        )
-    )
+    split = pre_tokenizers.Split(Regex(PUNCT_RE.strip("()")), behavior="isolated")
+    ours = pre_tokenizers.Sequence([split, pre_tokenizers.WhitespaceSplit()])
+    tok.pre_tokenizer = pre_tokenizers.Whitespace() if stock_whitespace else ours
     return tok
 
 
-def run_hf(texts: dict[str, list[str]]) -> tuple[list[str], dict[str, object]]:
-    """Fit a WordLevel vocabulary with the library's trainer, then ``encode_batch`` both
-    columns."""
+def run_hf(texts: dict[str, list[str]], vocab: list[str] | None = None):
+    """Fit a WordLevel vocabulary with the library's trainer (given ``vocab``: encode only, with
+    it), then ``encode_batch`` both columns."""
     from tokenizers import trainers
 
-    tok = hf_tokenizer()
-    trainer = trainers.WordLevelTrainer(
-        min_frequency=MIN_FREQ, special_tokens=list(SPECIALS), show_progress=False
-    )
-
-    def chunks():
-        for c in COLS:
-            col = texts[c]
-            for i in range(0, len(col), 10_000):
-                yield col[i : i + 10_000]
-
-    tok.train_from_iterator(chunks(), trainer=trainer, length=sum(map(len, texts.values())))
-    v = tok.get_vocab()
-    vocab = [t for t, _ in sorted(v.items(), key=lambda kv: kv[1])]
-    encode = getattr(tok, "encode_batch_fast", tok.encode_batch)
-    return vocab, {c: [e.ids for e in encode(texts[c], add_special_tokens=False)] for c in COLS}
-
-
-def run_hf_fixed_vocab(texts: dict[str, list[str]], vocab: list[str]):
-    """Encode only, with a ``WordLevel`` built from ``vocab`` (rnnflow's)."""
     tok = hf_tokenizer(vocab)
+    if vocab is None:
+        trainer = trainers.WordLevelTrainer(
+            min_frequency=MIN_FREQ, special_tokens=list(SPECIALS), show_progress=False
+        )
+        chunks = (texts[c][i : i + 10_000] for c in COLS for i in range(0, len(texts[c]), 10_000))
+        tok.train_from_iterator(chunks, trainer=trainer, length=sum(map(len, texts.values())))
+        vocab = [t for t, _ in sorted(tok.get_vocab().items(), key=lambda kv: kv[1])]
     encode = getattr(tok, "encode_batch_fast", tok.encode_batch)
     return vocab, {c: [e.ids for e in encode(texts[c], add_special_tokens=False)] for c in COLS}
 
@@ -246,14 +217,10 @@ def best_of(repeats: int, fn: Callable[[], tuple]) -> tuple[float, tuple]:
     return best, result
 
 
-def as_lists(col) -> list:
-    if isinstance(col, (pa.Array, pa.ChunkedArray)):
-        return col.to_pylist()
-    return list(col)
-
-
 def first_difference(ids, ref) -> str | None:
-    a, b = as_lists(ids), as_lists(ref)
+    """Where two columns of id lists (Arrow or Python) first differ; None where they do not."""
+    arrow = (pa.Array, pa.ChunkedArray)
+    a, b = (c.to_pylist() if isinstance(c, arrow) else list(c) for c in (ids, ref))
     if len(a) != len(b):
         return f"{len(a)} rows vs {len(b)}"
     for i, (x, y) in enumerate(zip(a, b)):
@@ -263,14 +230,9 @@ def first_difference(ids, ref) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python benchmarks/tokenize_speed.py",
-        description=__doc__.split("\n\n")[0],
-        epilog="\n\n".join(__doc__.split("\n\n")[2:]),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--rows", type=int, help="pairs to use (default: all; more repeats)")
-    parser.add_argument("--corpus", type=Path, help="English<TAB>Spanish pairs (default: Tatoeba)")
+    parser = B.parser(__doc__, __file__)
+    parser.add_argument("--rows", type=int, help="pairs to use (none: all; more repeats)")
+    parser.add_argument("--corpus", type=Path, help="English<TAB>Spanish pairs (none: Tatoeba)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per path; the best counts")
     parser.add_argument("--num-proc", type=int, default=2, help="datasets.map worker processes")
     parser.add_argument("--out", type=Path, default=B.RESULTS / "tokenize_speed.json")
@@ -296,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         HF: best_of(args.repeats, lambda: run_hf(texts)),
     }
     ref_vocab, ref_ids = results[RN][1]
-    results[HFV] = best_of(args.repeats, lambda: run_hf_fixed_vocab(texts, ref_vocab))
+    results[HFV] = best_of(args.repeats, lambda: run_hf(texts, ref_vocab))
     results[DSN] = best_of(args.repeats, lambda: run_datasets(ds, args.num_proc))
     results[DS1] = best_of(args.repeats, lambda: run_datasets(ds, 1))
     results[PD] = best_of(args.repeats, lambda: run_pandas(frame))
