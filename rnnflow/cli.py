@@ -46,19 +46,19 @@ def override_value(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def _workspace():
-    """``pipelines.ops.workspace`` (the params rule and the lock), imported by name: the core
-    stays below both sides it starts, as the dispatch below does."""
-    return importlib.import_module("pipelines.ops.workspace")
+def _ops(module: str):
+    """``pipelines.ops.<module>`` (``params``: the params rule; ``workspace``: the lock),
+    imported by name: the core stays below both sides it starts, as the dispatch below does."""
+    return importlib.import_module(f"pipelines.ops.{module}")
 
 
 def set_params_args(name: str, root: Path = PROJECT_ROOT) -> list[str]:
     """``-S key=value`` arguments of ``dvc exp run`` for ``profiles/<name>.yaml``, after the
     profile passed the params rule; fields that params.yaml leaves at their defaults are
     added (Hydra's ``+key=value``)."""
-    W = _workspace()
-    overlay = W.load_profile(root, name)
-    W.plan_params(root / "params.yaml", overlay)  # refuses what `rnnflow profile` would
+    P = _ops("params")
+    overlay = P.load_profile(root, name)
+    P.plan_params(root / "params.yaml", overlay)  # refuses what `rnnflow profile` would
     params = load_params(root / "params.yaml")
     args = []
     for key, value in flatten(overlay).items():
@@ -78,7 +78,7 @@ def _has(params: dict, dotted: str) -> bool:
 @contextlib.contextmanager
 def _locked(root: Path, what: str, wait: bool) -> Iterator[None]:
     """Hold the workspace lock; without ``wait`` refuse at once when another process has it."""
-    W = _workspace()
+    W = _ops("workspace")
     try:
         with W.workspace_lock(root, what, timeout=None if wait else 0):
             yield
@@ -102,7 +102,7 @@ def _profile(args: argparse.Namespace) -> int:
             print(" ".join(shlex.quote(a) for a in set_params_args(args.name, root)))
             return 0
         with _locked(root, f"rnnflow profile {args.name}", args.wait):
-            changed = _workspace().apply_profile(root, args.name)
+            changed = _ops("params").apply_profile(root, args.name)
             if args.exp_run:
                 return _exp_run(root, args.name)
     except ConfigError as exc:

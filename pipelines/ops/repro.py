@@ -25,6 +25,7 @@ from prefect.cache_policies import NO_CACHE
 
 import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
 from pipelines.lineage import run_stage_flow
+from pipelines.ops import params as P
 from pipelines.ops import workspace as W
 from pipelines.outputs import logger
 from pipelines.render import md_table
@@ -105,7 +106,7 @@ def summary_markdown(
 @task(cache_policy=NO_CACHE)
 def apply_overrides(root: str, overrides: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """Write the overrides into params.yaml (in place, comments kept)."""
-    changed = W.set_params(W.resolve_root(root) / "params.yaml", overrides)
+    changed = P.set_params(W.resolve_root(root) / "params.yaml", overrides)
     for key, (old, new) in changed.items():
         logger().info("params.yaml: %s: %r → %r", key, old, new)
     return changed
@@ -116,7 +117,7 @@ def run_dvc(root: str, targets: list[str], force: bool, experiment: str | None) 
     """``dvc repro`` (or ``dvc exp run``), streamed into the log."""
     path = W.resolve_root(root)
     if experiment:
-        W.check_workspace_params(path)
+        P.check_workspace_params(path)
         return W.stream(
             [
                 W.tool("dvc"),
@@ -212,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     out = run_stage_flow(
         repro,
         targets=args.targets,
-        overrides=W.parse_assignments(args.set),
+        overrides=P.parse_assignments(args.set),
         force=args.force,
         experiment=args.exp,
         lock_timeout=args.lock_timeout,

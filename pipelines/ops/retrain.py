@@ -47,6 +47,7 @@ from prefect.cache_policies import NO_CACHE
 
 import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
 from pipelines.lineage import run_stage_flow
+from pipelines.ops import params as P
 from pipelines.ops import workspace as W
 from pipelines.ops.judgement import (
     Candidate,
@@ -73,7 +74,7 @@ def read_candidate(root: Path, model: str, metric: str) -> Candidate:
     params, deps, out_hash = stage_inputs(lock, model)
     mpath = root / "metrics" / f"{model}.json"
     metrics = json.loads(mpath.read_text()) if mpath.exists() else {}
-    value = W.dig(metrics, metric)
+    value = P.dig(metrics, metric)
     commit, dirty = W.git_head(root)
     return Candidate(
         model=model,
@@ -170,7 +171,7 @@ def rescore(root: Path, champion: dict[str, Any], metric: str, params: dict[str,
     corpus_dir = root / "data" / "05_tokens" / cfg.corpus
     with torch.no_grad():
         metrics, _, _ = score(net, corpus_dir, split, ecfg.batch_size, torch.device(device))
-    return float(W.dig(metrics, key))
+    return float(P.dig(metrics, key))
 
 
 def judge(

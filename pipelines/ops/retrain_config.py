@@ -1,5 +1,5 @@
 """The ``retrain`` section of params.yaml, typed: what scheduled retraining reads, and what
-every writer of params.yaml checks (:func:`pipelines.ops.workspace.check_params`)."""
+every writer of params.yaml checks (:func:`pipelines.ops.params.check_params`)."""
 
 from __future__ import annotations
 

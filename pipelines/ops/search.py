@@ -43,6 +43,7 @@ import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect r
 from pipelines import render as R
 from pipelines.cli import positive_int
 from pipelines.lineage import run_stage_flow
+from pipelines.ops import params as P
 from pipelines.ops import workspace as W
 from pipelines.outputs import logger, write_atomic
 from rnnflow.config import Config, ConfigError, Identifier, load_params
@@ -221,7 +222,7 @@ def baseline_value(root: Path, spec: SearchSpec) -> float | None:
     ]
     for path, dotted in places:
         if path.exists():
-            value = W.dig(json.loads(path.read_text()), dotted)
+            value = P.dig(json.loads(path.read_text()), dotted)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return float(value)
     return None
@@ -263,8 +264,8 @@ def run_trial(
     """Write the values into params.yaml, ``dvc exp run -n name``, read the metric."""
     path = Path(root)
     log = logger()
-    log.info("trial %d (%s): %s", number, name, " ".join(W.as_s_args(values)))
-    W.set_params(path / "params.yaml", values)
+    log.info("trial %d (%s): %s", number, name, " ".join(P.as_s_args(values)))
+    P.set_params(path / "params.yaml", values)
     targets = spec.targets or [f"evaluate@{spec.model}"]
     began = time.monotonic()
     run = W.stream([W.tool("dvc"), "exp", "run", "-n", name, *targets], path, log, check=False)
@@ -281,7 +282,7 @@ def run_trial(
         log.warning("trial %d failed: dvc exp run exited %d", number, run.code)
         return row
     metrics_file = path / "metrics" / f"{spec.model}.json"
-    value = W.dig(json.loads(metrics_file.read_text()), spec.metric)
+    value = P.dig(json.loads(metrics_file.read_text()), spec.metric)
     if not isinstance(value, (int, float)):
         row.update(state="failed", error=f"no {spec.metric} in {metrics_file.name}")
     else:
@@ -380,7 +381,7 @@ def page_context(
             if best is not None
             else []
         ),
-        "overrides": " ".join(W.as_s_args(best["params"])) if best is not None else "",
+        "overrides": " ".join(P.as_s_args(best["params"])) if best is not None else "",
         "applied_note": how,
         "applied_note_html": how.replace("`", ""),
         "trials": None,
@@ -486,7 +487,7 @@ def search(
         # the searched params go back to when none does.
         baseline = baseline_value(path, spec)
         before = load_params(path / "params.yaml")
-        originals = {k: W.dig(before, k) for k in spec.space if W.dig(before, k) is not None}
+        originals = {k: P.dig(before, k) for k in spec.space if P.dig(before, k) is not None}
         for number in range(sampler.n_trials):
             values = sampler.ask(number)
             exp = f"{name}-{spec.method}-{stamp}-{number:02d}".replace("_", "-")
@@ -499,7 +500,7 @@ def search(
         # The chosen params, reproduced: DVC restores their outputs from its run cache
         # (`dvc exp apply` would also check out every other stage's outputs, which fails
         # where those were never produced).
-        W.set_params(path / "params.yaml", best["params"] if applied and best else originals)
+        P.set_params(path / "params.yaml", best["params"] if applied and best else originals)
         W.dvc_repro(path, spec.targets or [f"evaluate@{spec.model}"], log=log)
         paths = write_report(path, name, spec, trials, best, applied, baseline, note)
     rows = [{k: _cell(v) for k, v in r.items()} for r in table_rows(trials, spec, best, baseline)]

@@ -47,7 +47,7 @@ def params_copy(tmp_path: Path) -> Path:
 
 
 def test_profile_applies_once_and_keeps_comments(params_copy: Path) -> None:
-    from pipelines.ops.workspace import apply_profile
+    from pipelines.ops.params import apply_profile
 
     before = params_copy.read_text()
     changed = apply_profile(params_copy.parent, "ci")
@@ -67,7 +67,7 @@ def test_profile_applies_once_and_keeps_comments(params_copy: Path) -> None:
 
 
 def test_unknown_profile_lists_known(params_copy: Path) -> None:
-    from pipelines.ops.workspace import apply_profile
+    from pipelines.ops.params import apply_profile
 
     with pytest.raises(config.ConfigError, match="ci"):
         apply_profile(params_copy.parent, "nope")

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipelines.ops import params as P
 from pipelines.ops import workspace as W
 from rnnflow.config import load_params
 from tests.conftest import RUN_OUTPUTS, copy_checkout, lock_held, sha256
@@ -97,9 +98,9 @@ def base_project(tmp_path_factory, server):
     # The tiny mirror takes the place of the published files in the copy's catalogue.
     catalogue = root / "sources" / "mnist.yaml"
     catalogue.write_text(json.dumps({**load_params(catalogue), "published": source}))
-    W.set_params(root / "params.yaml", {"fetch.mnist.source": ["published"]})
+    P.set_params(root / "params.yaml", {"fetch.mnist.source": ["published"]})
     sh([sys.executable, "-m", "rnnflow.cli", "profile", "ci"], root, env)
-    W.set_params(
+    P.set_params(
         root / "params.yaml",
         {
             "sample.mnist.train": None,
@@ -380,7 +381,7 @@ def test_retrain_promotes_only_a_better_challenger(project, server, tmp_path):
     assert first["decision"] == "promoted" and first["value"] is not None
 
     # Worse: a learning rate too small to learn anything in one epoch.
-    W.set_params(root / "params.yaml", {f"{key}.lr": 1e-7})
+    P.set_params(root / "params.yaml", {f"{key}.lr": 1e-7})
     assert retrain(root, env) == "rejected"
     rejected = entries()[-1]
     assert rejected["value"] < first["value"] - 0.01, (rejected, first)
@@ -392,7 +393,7 @@ def test_retrain_promotes_only_a_better_challenger(project, server, tmp_path):
     assert len(entries()) == 2
 
     # Better, on a changed test split: the champion is scored again on the same examples.
-    W.set_params(
+    P.set_params(
         root / "params.yaml", {f"{key}.lr": 0.05, f"{key}.epochs": 3, "sample.mnist.test": 120}
     )
     assert retrain(root, env) == "promoted"
@@ -537,7 +538,7 @@ def test_compare_renders_one_self_contained_page(project):
     for hist in (root / "dvclive" / MODEL / "plots" / "metrics").glob("*.tsv"):
         lines = hist.read_text().splitlines()  # a second epoch: step 2, the first's values
         hist.write_text("\n".join(lines + [lines[-1].replace("1\t", "2\t", 1)]) + "\n")
-    W.set_params(root / "params.yaml", {f"train.models.{MODEL}.epochs": 2})
+    P.set_params(root / "params.yaml", {f"train.models.{MODEL}.epochs": 2})
     sh(["git", "commit", "-qam", "second run"], root, env)
 
     out = tmp = root / "cmp.html"
@@ -575,14 +576,14 @@ def test_set_params_keeps_comments_and_rejects_unknown_sections(tmp_path):
 
     path = copy_params(tmp_path)
     key = "train.models.mnist_cnn"
-    changed = W.set_params(path, {f"{key}.lr": 0.01, f"{key}.max_batches": 5})
+    changed = P.set_params(path, {f"{key}.lr": 0.01, f"{key}.max_batches": 5})
     assert changed == {f"{key}.lr": (0.003, 0.01), f"{key}.max_batches": (None, 5)}
     text = path.read_text()
     assert "# rnnflow params" in text and "lr: 0.01" in text
-    assert W.set_params(path, {f"{key}.lr": 0.01}) == {}
+    assert P.set_params(path, {f"{key}.lr": 0.01}) == {}
     with pytest.raises(ConfigError, match="nosuch"):
-        W.set_params(path, {"train.nosuch.lr": 1})
-    assert W.parse_assignments(["a.b=3", "c=[1, 2]", "d=x"]) == {"a.b": 3, "c": [1, 2], "d": "x"}
+        P.set_params(path, {"train.nosuch.lr": 1})
+    assert P.parse_assignments(["a.b=3", "c=[1, 2]", "d=x"]) == {"a.b": 3, "c": [1, 2], "d": "x"}
 
 
 def test_workspace_lock_keeps_a_second_run_out(tmp_path):

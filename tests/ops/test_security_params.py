@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.ops import params as P
 from pipelines.ops import workspace as W
 from rnnflow.config import ConfigError, load_params
 from rnnflow.env import PROJECT_ROOT
@@ -51,13 +52,13 @@ def root(tmp_path: Path) -> Path:
 def test_the_committed_params_validate():
     from rnnflow.config import load_params
 
-    W.check_params(load_params(PROJECT_ROOT / "params.yaml"), PROJECT_ROOT)
+    P.check_params(load_params(PROJECT_ROOT / "params.yaml"), PROJECT_ROOT)
 
 
 def _refused(path: Path, overrides: dict, *named: str, reason: str = "") -> str:
     before = path.read_bytes()
     with pytest.raises(ConfigError) as exc:
-        W.set_params(path, overrides)
+        P.set_params(path, overrides)
     assert path.read_bytes() == before, "params.yaml was written"
     msg = str(exc.value)
     for name in named:
@@ -88,7 +89,7 @@ def test_hostile_corpus_and_source_keys_are_refused(root, name):
     sources[name] = {"urls": [], "files": {}}
     catalogue.write_text(json.dumps(sources))
     with pytest.raises(ConfigError) as exc:
-        W.check_workspace_params(root)
+        P.check_workspace_params(root)
     assert "not an identifier" in str(exc.value) and repr(name)[1:-1] in str(exc.value)
 
 
@@ -134,7 +135,7 @@ def test_wrong_types_and_unknown_fields_are_refused(root, key, value):
 
 def test_existing_leaves_and_declared_fields_can_be_set(root):
     path = root / "params.yaml"
-    changed = W.set_params(
+    changed = P.set_params(
         path,
         {
             "train.models.mnist_cnn.epochs": 2,
@@ -146,8 +147,8 @@ def test_existing_leaves_and_declared_fields_can_be_set(root):
     assert changed["train.models.mnist_cnn.lr"] == (0.003, 1)
     assert changed["train.models.books_lm.max_batches"] == (None, 15)
     # a field that takes a number or a word (`-S retrain.margin=0.01`, and back)
-    assert W.set_params(path, {"retrain.margin": 0.01}) == {"retrain.margin": ("measured", 0.01)}
-    assert W.set_params(path, {"retrain.margin": "measured"})["retrain.margin"][1] == "measured"
+    assert P.set_params(path, {"retrain.margin": 0.01}) == {"retrain.margin": ("measured", 0.01)}
+    assert P.set_params(path, {"retrain.margin": "measured"})["retrain.margin"][1] == "measured"
     assert "# rnnflow params" in path.read_text()  # comments kept
 
 
