@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -353,6 +354,23 @@ def test_make_repro_holds_the_lock_with_and_without_a_profile():
 # --- the real Prefect API -------------------------------------------------------------------
 
 
+def post(req: urllib.request.Request, tries: int = 10) -> bytes:
+    """Send ``req`` and return the body, retrying 503 as Prefect's own client does.
+
+    The server answers 503 while its SQLite database is busy (the served flows write to it
+    too); Prefect documents that code as one a client retries.
+    """
+    for attempt in range(tries):
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.read()
+        except urllib.error.HTTPError as err:
+            if err.code != 503 or attempt == tries - 1:
+                raise
+            time.sleep(float(err.headers.get("Retry-After") or 2))
+    raise AssertionError("unreachable")
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_hostile_override_posted_to_the_prefect_api_fails_the_run(server, tmp_path):
@@ -394,8 +412,7 @@ def test_a_hostile_override_posted_to_the_prefect_api_fails_the_run(server, tmp_
             headers={"Content-Type": "application/json"},
             method="POST",
         )
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            run_id = json.loads(resp.read())["id"]
+        run_id = json.loads(post(req))["id"]
 
         deadline = time.monotonic() + 300
         while True:
