@@ -3,12 +3,15 @@
     rnnflow evaluate mnist_cnn     # or: python -m pipelines.flows.evaluate mnist_cnn
 
 Reads ``models/<model>/model.pt`` (weights + config + spec) and ``data/05_tokens/<corpus>/``;
-writes ``metrics/<model>.json`` (``{"test": {...}, "validation": {...}}``, the metrics of the
-model's task, ``pipelines/tasks/``), ``plots/<model>/confusion.csv`` (``actual,predicted``: one
-row per test example for classifiers of up to ``evaluate.confusion_max_classes`` classes, only
-the header otherwise, so the plot DVC declares always exists) and
-``reports/samples/<model>.json`` (sample rows for the report: the first test predictions of
-the tensor models — with the pixels of image corpora —, generations, translations, replies).
+writes ``reports/evaluate/<model>.json`` (``{"test": {...}, "validation": {...}}``: every
+metric of the model's task, ``pipelines/tasks/``, with its baselines and settings),
+``metrics/<model>.json`` (the DVC metric: the task's headline number per split, nothing else,
+so ``dvc metrics show`` is one short row per model), ``plots/<model>/confusion.csv``
+(``actual,predicted``: one row per test example for classifiers of up to
+``evaluate.confusion_max_classes`` classes, only the header otherwise, so the plot DVC declares
+always exists) and ``reports/samples/<model>.json`` (sample rows for the report: the first test
+predictions of the tensor models — with the pixels of image corpora —, generations,
+translations, replies).
 
 Each task scores on its own terms (``tasks.get(spec["task"]).evaluate``): accuracy, RMSE
 beside a last-value baseline, perplexity beside an n-gram or unigram baseline, sacrebleu
@@ -100,6 +103,17 @@ def score_model(
     )
 
 
+def record_path(layout: Layout, name: str) -> Path:
+    """Everything evaluate measured for ``name``: ``reports/evaluate/<name>.json``."""
+    return layout.reports / "evaluate" / layout.metrics(name).name
+
+
+def headline(metrics: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """The DVC metrics file's body: per split, the task's headline metric only."""
+    head = tasks.for_spec(spec).headline
+    return {s: {head: metrics[s][head]} for s in SPLITS if head in metrics.get(s, {})}
+
+
 def write_samples(layout: Layout, name: str, task_name: str, rows: list[dict[str, Any]]) -> None:
     write_json(layout.samples(name), {"model": name, "task": task_name, "rows": rows})
 
@@ -111,10 +125,11 @@ def write_outputs(
     spec: dict,
     result: tasks.Evaluation,
 ) -> dict[str, Any]:
-    """``metrics/<model>.json``, the confusion file (always written, so DVC finds its declared
-    plot) and the sample rows."""
+    """The record, ``metrics/<model>.json``, the confusion file (always written, so DVC finds
+    its declared plot) and the sample rows."""
     metrics = {"model": name, **result.metrics}
-    write_metrics(layout.metrics(name), metrics)
+    write_metrics(record_path(layout, name), metrics)
+    write_metrics(layout.metrics(name), headline(result.metrics, spec))
     assert result.confusion is not None  # every task's evaluate gives the pairs (maybe empty)
     actual, pred = result.confusion
     write_confusion(layout.confusion(name), actual, pred)

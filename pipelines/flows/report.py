@@ -2,18 +2,19 @@
 
     rnnflow report     # or: python -m pipelines.flows.report
 
-Reads ``metrics/*.json``, each model's DVCLive directory ``dvclive/<model>/`` (training
-curves and final numbers, :mod:`pipelines.live`), ``plots/*/confusion.csv``,
-``reports/samples/<model>.json`` (generations, translations, replies of the text models;
-example predictions of the tensor models, drawn as thumbnails when a row carries an image),
-``reports/validation/<hop>/<corpus>.json`` and ``reports/clean/<corpus>.json`` (whichever
-exist); writes ``reports/index.md``, ``reports/index.html`` (offline: inline CSS, the sample
-thumbnails as data URIs, the plots as relative ``img/`` PNGs, no CDN — ``dvc plots`` HTML is
-blank offline) and ``reports/img/*.png`` (the plots both pages link). Both are rendered by
-:mod:`pipelines.render`. The page links ``reports/pages.html``, which the search, compare and
-retrain commands keep: their pages are no DVC outputs, so this stage's never change with them.
-Which metric heads a model's row, and which extras sit beside it, is its task's business
-(:mod:`pipelines.tasks`), never a list kept here.
+Reads ``reports/evaluate/*.json`` (what evaluate measured), each model's DVCLive directory
+``dvclive/<model>/`` (training curves and final numbers, :mod:`pipelines.live`),
+``plots/*/confusion.csv``, ``reports/samples/<model>.json`` (generations, translations, replies
+of the text models; example predictions of the tensor models, drawn as thumbnails when a row
+carries an image), ``reports/validation/<hop>/<corpus>.json`` and
+``reports/clean/<corpus>.json`` (whichever exist); writes ``reports/index.md``,
+``reports/index.html`` (offline: inline CSS, the sample thumbnails as data URIs, the plots as
+relative ``img/`` PNGs, no CDN — ``dvc plots`` HTML is blank offline) and ``reports/img/*.png``
+(the plots both pages link). Both are rendered by :mod:`pipelines.render`. The page links
+``reports/pages.html``, which the search, compare and retrain commands keep: their pages are no
+DVC outputs, so this stage's never change with them. Which metric heads a model's row, and
+which extras sit beside it, is its task's business (:mod:`pipelines.tasks`), never a list kept
+here.
 
 Inside a flow run it also publishes the report and the metrics table as Prefect artifacts;
 the files stay the source of truth.
@@ -85,8 +86,8 @@ def gather(layout: Layout) -> Inputs:
             inp.histories[name] = L.history(layout.live(name))
             if record.get("task"):
                 inp.tasks[name] = str(record["task"])
-    for path in sorted((layout.root / "metrics").glob("*.json")):
-        data = read_json(path)  # other stages' metrics files may sit here too: skip them
+    for path in sorted((layout.reports / "evaluate").glob("*.json")):
+        data = read_json(path)  # a file of another shape: skip it
         if isinstance(data, dict) and isinstance(data.get("test"), dict):
             inp.evals[path.stem] = data
             if data.get("task"):
@@ -161,7 +162,7 @@ def headline(spec: Any, train: dict[str, Any], test: dict[str, Any]) -> str:
 def metrics_rows(inp: Inputs) -> list[dict[str, Any]]:
     """One row per model: test headline + extras, validation, training cost.
 
-    A model trained but not evaluated (no ``metrics/<model>.json``) says so in its test
+    A model trained but not evaluated (no ``reports/evaluate/<model>.json``) says so in its test
     cells; a value a model does not have stays None (shown as ``—``).
     """
     rows = []
@@ -214,7 +215,7 @@ def models_note(rows: list[dict[str, Any]]) -> str:
         notes.insert(
             0,
             f"{NOT_EVALUATED}: trained, but the evaluate stage has not scored it "
-            f"(no metrics/<model>.json)",
+            f"(no reports/evaluate/<model>.json)",
         )
     return "; ".join(notes) + "."
 

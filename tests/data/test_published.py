@@ -283,8 +283,8 @@ def test_every_model_trained_and_evaluated(online_run) -> None:
     params = load_params(root / "params.yaml")
     assert params["train"]["models"]["mnist_cnn"]["epochs"] == 1  # the ci experiment's sizes
     for model in params["train"]["models"]:
-        metrics = json.loads((root / "metrics" / f"{model}.json").read_text())
-        assert metrics["test"]["n"] > 0, model
+        record = json.loads((root / "reports" / "evaluate" / f"{model}.json").read_text())
+        assert record["test"]["n"] > 0, model
     assert "Starting temporary server" not in out  # one Prefect server for the whole run
 
 

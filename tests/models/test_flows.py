@@ -89,10 +89,14 @@ def test_train_evaluate_report_flows(tmp_path):
     assert [r["epoch"] for r in L.history(live)] == [1, 2]
 
     # evaluate
-    em = json.loads((root / "metrics/tiny_cnn.json").read_text())
+    em = json.loads((root / "reports/evaluate/tiny_cnn.json").read_text())
     assert em == evaluated
     assert em["test"]["n"] == 100 and 0.5 < em["test"]["accuracy"] <= 1
     assert 0 <= em["validation"]["accuracy"] <= 1
+    # the DVC metric holds the headline only, so `dvc metrics show` is one short row
+    assert json.loads((root / "metrics/tiny_cnn.json").read_text()) == {
+        split: {"accuracy": em[split]["accuracy"]} for split in ("test", "validation")
+    }
     with open(root / "plots/tiny_cnn/confusion.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 100 and set(rows[0]) == {"actual", "predicted"}
@@ -101,7 +105,7 @@ def test_train_evaluate_report_flows(tmp_path):
         range(12)
     )
     assert {"actual", "predicted", "pixels", "png"} <= set(samples["rows"][0])
-    series = json.loads((root / "metrics/tiny_series.json").read_text())["test"]
+    series = json.loads((root / "reports/evaluate/tiny_series.json").read_text())["test"]
     assert series["rmse"] > 0 and series["baseline_rmse"] > 0
     assert (root / "plots/tiny_series/confusion.csv").read_text() == "actual,predicted\n"
 

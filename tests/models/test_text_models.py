@@ -17,6 +17,7 @@ from pipelines import live as L
 from pipelines import tasks
 from pipelines import text_data as T
 from pipelines.config import Layout, ModelConfig
+from pipelines.flows.evaluate import record_path
 from pipelines.flows.train import fit, save_outputs
 from pipelines.metrics import ngram, scorers
 from pipelines.models import BOS, EOS, PAD, UNK, build_model
@@ -513,7 +514,7 @@ def test_report_shows_text_metrics_and_samples(tmp_path):
         [],
     )
     write_json(
-        layout.metrics("tr"),
+        record_path(layout, "tr"),
         {
             "model": "tr",
             "test": {

@@ -75,8 +75,8 @@ def test_repro_runs_every_stage_and_model(fresh_clone) -> None:
         ).stdout
     )
     for model in params["train"]["models"]:
-        metrics = json.loads((root / "metrics" / f"{model}.json").read_text())
-        assert metrics["test"]["n"] > 0
+        record = json.loads((root / "reports" / "evaluate" / f"{model}.json").read_text())
+        assert record["test"]["n"] > 0
         assert (root / "models" / model / "model.pt").exists()
         assert (root / "dvclive" / model / "plots" / "metrics" / "val_loss.tsv").exists()
     mnist = json.loads((root / "metrics" / "mnist_cnn.json").read_text())

@@ -76,3 +76,14 @@ def test_readme_command(words: list[str], tmp_path: Path) -> None:
             args = [exe, rest[0], "--help"]
     out = run(args)
     assert out.returncode == 0, (args, out.stdout[-1500:], out.stderr[-1500:])
+
+
+def test_dvc_metrics_show_is_one_short_row_per_model() -> None:
+    """Only model quality is a DVC metric: one numbers-only file per model, so the committed
+    record's `dvc metrics show` has a row per model and fits a terminal."""
+    shown = run([str(BIN / "dvc"), "metrics", "show"])
+    assert shown.returncode == 0, shown.stderr
+    rows = [line for line in shown.stdout.splitlines()[1:] if line.strip()]
+    models = sorted(p.stem for p in (PROJECT_ROOT / "metrics").glob("*.json"))
+    assert sorted(Path(row.split()[0]).stem for row in rows) == models
+    assert max(map(len, shown.stdout.splitlines())) <= 200, shown.stdout

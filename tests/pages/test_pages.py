@@ -25,6 +25,7 @@ import pytest
 from pipelines import live as L
 from pipelines import render as R
 from pipelines.config import Layout
+from pipelines.flows.evaluate import record_path
 from pipelines.ops import judgement as J
 from tests.conftest import write_params
 
@@ -172,7 +173,7 @@ def report_root(root: Path, pages: bool = True) -> Layout:
             hist,
         )
     write_json(
-        layout.metrics("digits_cnn"),
+        record_path(layout, "digits_cnn"),
         {
             "model": "digits_cnn",
             "task": "classify",
@@ -212,7 +213,7 @@ def report_root(root: Path, pages: bool = True) -> Layout:
         [],
     )
     write_json(
-        layout.metrics("tr"),
+        record_path(layout, "tr"),
         {
             "model": "tr",
             "task": "translate",
