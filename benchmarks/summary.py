@@ -94,7 +94,7 @@ def _per_model(root: Path, text: bool, row: Callable[..., list[Any]], width: int
     rows = []
     for name, m in _models(root).items():
         if (m.get("family") in TEXT_FAMILIES) == text:
-            ev = _json(root / "metrics" / f"{name}.json")
+            ev = _json(root / "reports" / "evaluate" / f"{name}.json")
             tr = L.train_metrics(L.live_dir(root, name))
             ok = ev is not None and tr is not None
             rows.append(row(name, m, ev, tr) if ok else [name, "(no metrics: stage not run)"])
@@ -212,7 +212,9 @@ def block_text_quality(root: Path) -> list[str]:
     head += ["epochs (best)", "device"]
     out = _table(head, _per_model(root, True, functools.partial(_text_row, root), len(head)))
     sacrebleu = [
-        ((_json(root / "metrics" / f"{name}.json") or {}).get("test") or {}).get("signature")
+        ((_json(root / "reports" / "evaluate" / f"{name}.json") or {}).get("test") or {}).get(
+            "signature"
+        )
         for name in _models(root)
     ]
     bleu = next((sig["bleu"] for sig in sacrebleu if isinstance(sig, dict)), None)

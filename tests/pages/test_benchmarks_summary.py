@@ -49,12 +49,13 @@ def test_every_block_is_in_benchmarks_md(summary):
 
 def _fake_root(tmp_path: Path) -> Path:
     root = tmp_path / "run"
-    (root / "metrics").mkdir(parents=True)
     (root / "benchmarks" / "results").mkdir(parents=True)
     shutil.copy(ROOT / "params.yaml", root / "params.yaml")
 
-    def w(name: str, doc: dict) -> None:
-        (root / "metrics" / name).write_text(json.dumps(doc))
+    def w(name: str, doc: dict) -> None:  # what evaluate writes: the record and the metric
+        for folder in ("reports/evaluate", "metrics"):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+            (root / folder / name).write_text(json.dumps(doc))
 
     train = {"epochs": 3, "saved_epoch": 2, "device": "cpu", "n_train": 100}
     # the train stage's timings (not committed); `summary.py --timings` records them
