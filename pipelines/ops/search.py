@@ -49,17 +49,12 @@ from pipelines.outputs import logger
 from rnnflow.config import ConfigError, load_params
 
 
-def record_file(root: Path, model: str) -> Path:
-    """Everything evaluate measured for ``model`` (a search's metric is a dotted key of it)."""
-    return root / "reports" / "evaluate" / f"{model}.json"
-
-
 def baseline_value(root: Path, spec: SearchSpec) -> float | None:
     """The current model's ``spec.metric`` from the workspace's evaluate record, else from
     DVCLive's training summary (which names ``validation.accuracy`` ``val_accuracy``)."""
     split, _, key = spec.metric.partition(".")
     places = [
-        (record_file(root, spec.model), spec.metric),
+        (W.evaluate_record(root, spec.model), spec.metric),
         (
             root / "dvclive" / spec.model / "metrics.json",
             f"val_{key}" if split == "validation" else key,
@@ -100,7 +95,7 @@ def run_trial(
         row.update(state="failed", error="\n".join(run.lines[-5:]))
         log.warning("trial %d failed: dvc exp run exited %d", number, run.code)
         return row
-    metrics_file = record_file(path, spec.model)
+    metrics_file = W.evaluate_record(path, spec.model)
     value = P.dig(json.loads(metrics_file.read_text()), spec.metric)
     if not isinstance(value, (int, float)):
         row.update(state="failed", error=f"no {spec.metric} in {metrics_file.name}")
