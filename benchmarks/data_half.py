@@ -3,12 +3,9 @@
     python benchmarks/data_half.py [--root CHECKOUT] [--repeat 1] [--targets tokenize]
 
 Runs ``dvc repro --force <targets>`` (``tokenize``: every fetch, clean, format, sample and
-tokenize stage) ``--repeat`` times in ``--root``, the sources from the corpora mirror
-(``$RNNFLOW_MIRROR``). Wall time includes DVC's own work per stage: what a user waits for.
-
-The checkout must be up to date first; dvc.lock must then come out byte-identical after every
-run (the hops wrote exactly the locked outputs). Writes the fastest time to
-``benchmarks/results/data_half.json``.
+tokenize stage) ``--repeat`` times in an up-to-date ``--root``, the sources from the corpora
+mirror; dvc.lock must come out byte-identical after every run (the hops wrote exactly the
+locked outputs). Writes the fastest time to ``benchmarks/results/data_half.json``.
 """
 
 from __future__ import annotations

@@ -3,10 +3,9 @@
     python benchmarks/ddp_lm.py                 # books_lm, nproc 1 then 2, one epoch each
     python benchmarks/ddp_lm.py --nproc 1 2 4 --epochs 1
 
-Each run is the train stage's own launch with ``nproc: N`` (``torch.distributed.run``, gloo;
-each rank trains on its share of every batch, so the effective batch stays ``batch_size``) in a
-scratch root over the real ``data/05_tokens/<corpus>``. Reported: train tokens per second and
-the validation loss after the epoch, in ``benchmarks/results/ddp_lm.json``.
+Each run is the train stage's own launch with ``nproc: N`` (``torch.distributed.run``) in a
+scratch root over the real ``data/05_tokens/<corpus>``: train tokens per second and the
+validation loss after the epoch, in ``benchmarks/results/ddp_lm.json``.
 """
 
 from __future__ import annotations

@@ -2,14 +2,12 @@
 
     python benchmarks/noop_repro.py [--root CHECKOUT] [--repeat 5]
 
-Run it in an up-to-date checkout (after ``make repro`` or ``dvc pull``): every stage is
-skipped, so the time is DVC's own, reading params.yaml once per stage among the rest. ruamel
-parses YAML with libyaml when ``ruamel.yaml.clib`` is importable; the "pure" runs hide it from
-the same interpreter, so ruamel falls back to Python. The runs alternate, so noise hits both
-alike; ``dvc status`` is timed too. rnnflow does not install ``ruamel.yaml.clib``: here, ``pip
-install --target DIR ruamel.yaml.clib`` and ``PYTHONPATH=DIR``.
-
-Writes median/min seconds and the ratio to ``benchmarks/results/noop_repro.json``.
+Run it in an up-to-date checkout (after ``make repro`` or ``dvc pull``), so every stage is
+skipped. The "pure" runs hide ``ruamel.yaml.clib`` from the same interpreter, so ruamel parses
+YAML in Python; the runs alternate, so noise hits both alike; ``dvc status`` is timed too.
+rnnflow does not install ``ruamel.yaml.clib``: here, ``pip install --target DIR
+ruamel.yaml.clib`` and ``PYTHONPATH=DIR``. Writes median/min seconds and the ratio to
+``benchmarks/results/noop_repro.json``.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import benchlib as B  # first: rnnflow's environment defaults before torch loads
@@ -122,14 +123,24 @@ class Race:
         self._next = self.train_s + self.every
         return ppl
 
-    def step_done(self, seconds: float, tokens: int) -> bool:
-        """Count one step; validate when due. True when the budget is spent."""
-        self.train_s += seconds
-        self.tokens += tokens
-        self.steps += 1
-        if self.train_s >= self._next or self.train_s >= self.budget:
-            self.evaluate()
-        return self.train_s >= self.budget
+    def train_epoch(self, steps: Iterator[int]) -> bool:
+        """Time each step of ``steps`` (a ``next``: one training step, its tokens) until the
+        epoch ends, validating when due; True when the budget is spent."""
+        while True:
+            self.model.train()  # again after a validation
+            B.sync(self.device)
+            t0 = time.perf_counter()
+            tokens = next(steps, None)
+            if tokens is None:
+                return False
+            B.sync(self.device)
+            self.train_s += time.perf_counter() - t0
+            self.tokens += tokens
+            self.steps += 1
+            if self.train_s >= self._next or self.train_s >= self.budget:
+                self.evaluate()
+            if self.train_s >= self.budget:
+                return True
 
     def result(self, **extra) -> dict:
         reached = {
@@ -163,27 +174,20 @@ def race_rnnflow(cfg, corpus, device, args, val) -> dict:
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = _scheduler(opt, cfg)
     race = Race("rnnflow books_lm", model, val, device, args)
-    race.evaluate()
-    done = False
-    for epoch in range(cfg.epochs):  # its trained configuration: cfg.epochs epochs at most
-        model.train()
-        it = job.losses(model, epoch, D.epoch_generator(cfg.seed, epoch))
-        while not done:
-            B.sync(device)
-            t0 = time.perf_counter()
-            got = next(it, None)
-            if got is None:
-                break
-            loss, _, n = got
+
+    def steps(losses: Iterator) -> Iterator[int]:
+        for loss, _, n in losses:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
-            B.sync(device)
-            done = race.step_done(time.perf_counter() - t0, n)
-            model.train()
-        if done:
+            yield n
+
+    race.evaluate()
+    for epoch in range(cfg.epochs):  # its trained configuration: cfg.epochs epochs at most
+        losses = job.losses(model, epoch, D.epoch_generator(cfg.seed, epoch))
+        if race.train_epoch(steps(losses)):
             break
         sched.step()
         race.evaluate(epoch_end=True)
@@ -205,14 +209,9 @@ def race_example(cfg, stream: np.ndarray, vocab: int, device, args, val, optimiz
     lr = 20.0 if optimizer == "sgd" else cfg.lr
     opt = torch.optim.Adam(model.parameters(), lr=lr) if optimizer == "adam" else None
     race = Race(f"word_language_model ({optimizer})", ExampleAsRnnflow(model), val, device, args)
-    best_val = race.evaluate()
-    done = False
-    while not done:
-        model.train()
-        hidden = model.init_hidden(bsz)
+
+    def steps(hidden) -> Iterator[int]:
         for i in range(0, train_data.size(0) - 1, bptt):
-            B.sync(device)
-            t0 = time.perf_counter()
             seq_len = min(bptt, len(train_data) - 1 - i)  # main.py's get_batch
             data, targets = train_data[i : i + seq_len], train_data[i + 1 : i + 1 + seq_len]
             targets = targets.reshape(-1)
@@ -226,13 +225,10 @@ def race_example(cfg, stream: np.ndarray, vocab: int, device, args, val, optimiz
                     p.data.add_(p.grad, alpha=-lr)
             else:
                 opt.step()
-            B.sync(device)
-            done = race.step_done(time.perf_counter() - t0, targets.numel())
-            if done:
-                break
-            model.train()
-        if done:
-            break
+            yield targets.numel()
+
+    best_val = race.evaluate()
+    while not race.train_epoch(steps(model.init_hidden(bsz))):
         val_ppl = race.evaluate(epoch_end=True)
         if opt is None and val_ppl >= best_val:
             lr /= 4.0  # "Anneal the learning rate if no improvement has been seen"

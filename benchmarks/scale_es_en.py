@@ -2,29 +2,23 @@
 
     python benchmarks/scale_es_en.py [--pairs 10000000] [--compare-pairs 1000000] [--workdir DIR]
 
-The published OpenSubtitles v2018 en-es release has ~61M pairs; the mirror holds 60,002 real
-ones. This script *generates* ``--pairs`` pairs in the published layout (``en-es.txt.zip``, with
-a README that says it is synthetic), chunk by chunk: sentence lengths drawn from the mirror's
-real pairs (``--length-pool``), made-up Zipf–Mandelbrot words, ``--dup-fraction`` duplicate
-pairs (under clean's ``max_drop_fraction`` of 1 %) and ``--src-repeat-fraction`` repeated
-Spanish sentences.
-
-Then, in a throw-away copy of the project (``git ls-files``), it runs ``python -m
-stages.<hop> es_en --params FILE`` for fetch, clean, format, sample and tokenize, es_en reading
-only the synthetic zip. Per hop: wall seconds, rows in/out, rows/s, peak RSS (``os.wait4``),
-peak temporary disk (polled every ``--poll`` s) and output size. With ``--compare-pairs M`` the
-same on M pairs, so time and peak RSS are fitted as ``a + b·rows`` per hop and extrapolated to
-``--extrapolate-to`` rows. Last, clean, sample and tokenize run again with ``data.engine:
-dask`` on a ``LocalCluster`` of 1 and ``--workers`` workers, their files compared byte for byte
-with the local engine's (``--no-dask`` skips it).
+Generates ``--pairs`` made-up pairs in the published ``en-es.txt.zip`` layout (its README says
+it is synthetic): sentence lengths of the mirror's real pairs, Zipf–Mandelbrot words,
+``--dup-fraction`` duplicate pairs (under clean's 1 % ``max_drop_fraction``) and
+``--src-repeat-fraction`` repeated Spanish sentences. Then, in a throw-away copy of the project,
+``python -m stages.<hop> es_en`` for the five hops, timed, with peak RSS (``os.wait4``) and peak
+temporary disk (polled every ``--poll`` s); ``--compare-pairs`` runs them again on fewer pairs
+to fit ``a + b·rows`` per hop up to ``--extrapolate-to``. Last, clean, sample and tokenize on
+``data.engine: dask`` (1 and ``--workers`` workers), compared byte for byte with local's.
 
 Writes ``benchmarks/results/scale_es_en.json`` (``--out``), the ``scale``, ``memory`` and
-``engine`` tables of BENCHMARKS.md. Hours at 10M pairs: run it alone.
+``engine`` tables of BENCHMARKS.md (which says more). Hours at 10M pairs: run it alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -45,20 +39,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+HOPS = ("fetch", "clean", "format", "sample", "tokenize")
 #: The hops, in order, and their output layers.
-HOP_DIRS = {
-    "fetch": "01_raw",
-    "clean": "02_clean",
-    "format": "03_formatted",
-    "sample": "04_sampled",
-    "tokenize": "05_tokens",
-}
+HOP_DIRS = dict(zip(HOPS, ("01_raw", "02_clean", "03_formatted", "04_sampled", "05_tokens")))
 CORPUS = "es_en"
 SOURCE = "synthetic_opensubtitles"
 MIRROR_SUB = "synthetic-es-en"
 ZIP_NAME = "en-es.txt.zip"
 MEMBERS = {"es": "OpenSubtitles.en-es.es", "en": "OpenSubtitles.en-es.en"}
-SPLITS = ("train", "validation", "test")
 #: What the code says about each hop's memory (checked against the measured slope).
 MEMORY_NOTES = {
     "fetch": "streams zip members line-aligned in chunk_lines chunks",
@@ -175,16 +163,13 @@ def generate_zip(path: Path, n: int, gen: Generator, chunk: int, compresslevel: 
     ) as zf:
         zf.writestr("README", readme)
         with zf.open(MEMBERS["es"], "w", force_zip64=True) as f_es, open(tmp_en, "wb") as f_en:
-            done = 0
-            while done < n:
-                k = min(chunk, n - done)
-                es, en = gen.chunk(k)
+            for done in range(0, n, chunk):
+                es, en = gen.chunk(min(chunk, n - done))
                 pairs = pa.table({"src": es, "tgt": en})
                 pair_hashes.append(row_hash(pairs, ("src", "tgt")).to_numpy())
                 src_hashes.append(row_hash(pairs, ("src",)).to_numpy())
                 f_es.write(_lines(es))
                 f_en.write(_lines(en))
-                done += k
         with zf.open(MEMBERS["en"], "w", force_zip64=True) as dst, open(tmp_en, "rb") as src:
             shutil.copyfileobj(src, dst, 1 << 20)
         tmp_en.unlink()
@@ -192,9 +177,8 @@ def generate_zip(path: Path, n: int, gen: Generator, chunk: int, compresslevel: 
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    pair_h, src_h = np.concatenate(pair_hashes), np.concatenate(src_hashes)
-    dup_pairs = n - len(np.unique(pair_h))
-    rep_src = n - len(np.unique(src_h))
+    dup_pairs = n - len(np.unique(np.concatenate(pair_hashes)))
+    rep_src = n - len(np.unique(np.concatenate(src_hashes)))
     return {
         "path": path.name,
         "data": "synthetic",
@@ -266,10 +250,8 @@ def du(path: Path) -> int:
     total = 0
     for dirpath, _, files in os.walk(path):
         for f in files:
-            try:
+            with contextlib.suppress(FileNotFoundError):  # a hop's temporary file, gone since
                 total += os.lstat(os.path.join(dirpath, f)).st_size
-            except FileNotFoundError:
-                pass
     return total
 
 
@@ -386,8 +368,7 @@ def dask_check(sub: Path, serial: dict, args: argparse.Namespace) -> dict:
             print(f"[dask {workers}] {hop}: {run[hop]}", flush=True)
             if run[hop]["rc"]:
                 return {**out, "error": log.read_text()[-3000:]}
-        now = digests(root)
-        run["bytes_identical"] = now == local
+        run["bytes_identical"] = digests(root) == local
         run["files_compared"] = len(local)
         out["runs"][str(workers)] = run
     out["equal_to_serial"] = all(r["bytes_identical"] for r in out["runs"].values())
@@ -462,13 +443,12 @@ def main(argv: list[str] | None = None) -> int:
     lengths = length_pool(pool)
     machine = B.machine(platform=platform.platform())
     t0 = time.perf_counter()
-    small = None
+    small, dask = None, {}
     if args.compare_pairs:
         sub = work / f"synthetic-{args.compare_pairs}"
         small = run_pipeline(sub, args.compare_pairs, args, lengths)
-    dask = {}
-    if small is not None and not args.no_dask and _complete(small):
-        dask["compare"] = dask_check(work / f"synthetic-{args.compare_pairs}", small, args)
+        if not args.no_dask and _complete(small):
+            dask["compare"] = dask_check(sub, small, args)
     sub = work / f"synthetic-{args.pairs}"
     big = run_pipeline(sub, args.pairs, args, lengths)
     ok = _complete(big)

@@ -25,13 +25,8 @@ SPLITS = ("validation", "test")
 def main(argv: list[str] | None = None) -> int:
     parser = B.parser(__doc__, __file__)
     parser.add_argument("models", nargs="+", help="keys of train.models (tensor tasks)")
-    parser.add_argument(
-        "--seeds",
-        type=int,
-        nargs="*",
-        default=[1],
-        help="extra seeds (none: keep the runs the results file holds)",
-    )
+    seeds = "extra seeds (none: keep the runs the results file holds)"
+    parser.add_argument("--seeds", type=int, nargs="*", default=[1], help=seeds)
     parser.add_argument("--root", type=Path, default=B.ROOT, help="project root (data/, metrics/)")
     parser.add_argument("--json", type=Path, default=B.RESULTS / "seed_spread.json", help="results")
     parser.add_argument("--nproc", type=int, default=0, help="also train seed 0 with N processes")
@@ -77,17 +72,14 @@ def main(argv: list[str] | None = None) -> int:
             cfg = cfg0.model_copy(update={"seed": seed})
             t0 = time.perf_counter()
             res = fit(cfg, corpus, progress=False, name=name)
-            run: dict = {"seed": seed, **score(_kept(res, cfg), task, corpus.spec, data)}
-            run |= {
-                "train_seconds": round(time.perf_counter() - t0, 1),
-                "best_epoch": res.best_epoch,
-            }
+            res.model.load_state_dict(res.state_dict(cfg.keep))  # what train saves: best or last
+            run: dict = {"seed": seed, **score(res.model.eval(), task, corpus.spec, data)}
+            run["train_seconds"] = round(time.perf_counter() - t0, 1)
+            run["best_epoch"] = res.best_epoch
             runs.append(run)
             print(f"{name} seed {seed}: {run}", flush=True)
-        spreads = {}
-        for split in SPLITS:
-            vals = [r[f"{split}.{head}"] for r in runs]
-            spreads[f"{split}.{head}"] = max(vals) - min(vals)
+        keys = [f"{split}.{head}" for split in SPLITS]
+        spreads = {k: max(r[k] for r in runs) - min(r[k] for r in runs) for k in keys}
         row = {"model": name, "metric": head, "runs": runs, "spreads": spreads}
         if args.nproc > 1:
             t0 = time.perf_counter()
@@ -125,12 +117,6 @@ def _train_distributed(name: str, entry: dict, nproc: int, layout, corpus: str):
     model = build_model(saved["family"], ModelConfig(**saved["config"]), saved["spec"])
     model.load_state_dict(saved["state_dict"])
     return model.eval()
-
-
-def _kept(res, cfg):
-    """The model with the weights the train stage would save (``keep``: best or last)."""
-    res.model.load_state_dict(res.state_dict(cfg.keep))
-    return res.model.eval()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@
 
 BENCHMARKS.md keeps its prose by hand; each generated table sits between
 ``<!-- summary:NAME -->`` and ``<!-- /summary:NAME -->``, made by ``BLOCKS[NAME]`` from the
-committed reference run (``models`` and ``text-quality``: ``metrics/<model>.json``,
+committed reference run (``models`` and ``text-quality``: ``reports/evaluate/<model>.json``,
 ``dvclive/<model>/`` and the train wall times that ``--timings`` records in
 ``benchmarks/results/main_job.json``) or from ``benchmarks/results/<script>.json`` of a
 benchmark script (``gpu_lm_<device>.json`` and ``gpu_stages_<device>.json``: ``gpu.sh``). A
@@ -39,6 +39,7 @@ BLOCK_RE = re.compile(
 )
 #: The tensor tasks' test metrics, in the order shown.
 TENSOR_KEYS = "accuracy parity_accuracy bit_accuracy sequence_accuracy rmse baseline_rmse".split()
+MAIN_JOB = "main_job"  # benchmarks/results/main_job.json: the reference run's train timings
 
 
 def _json(path: Path) -> dict[str, Any] | None:
@@ -86,7 +87,7 @@ def _models(root: Path) -> dict[str, dict[str, Any]]:
     return load_params(root / "params.yaml")["train"]["models"]
 
 
-# --- the reference run: metrics/*.json and dvclive/ ------------------------------------------
+# --- the reference run: reports/evaluate/*.json and dvclive/ ---------------------------------
 
 
 def _per_model(root: Path, text: bool, row: Callable[..., list[Any]], width: int) -> list[list]:
@@ -100,9 +101,6 @@ def _per_model(root: Path, text: bool, row: Callable[..., list[Any]], width: int
             rows.append(row(name, m, ev, tr) if ok else [name, "(no metrics: stage not run)"])
             rows[-1] += [""] * (width - len(rows[-1]))
     return rows
-
-
-MAIN_JOB = "main_job"  # benchmarks/results/main_job.json: the reference run's train timings
 
 
 def _training(root: Path, name: str, tr: dict) -> list[Any]:
@@ -211,12 +209,8 @@ def block_text_quality(root: Path) -> list[str]:
     head = ["model", "test metrics (model vs baseline)", "baseline", "train wall (s)"]
     head += ["epochs (best)", "device"]
     out = _table(head, _per_model(root, True, functools.partial(_text_row, root), len(head)))
-    sacrebleu = [
-        ((_json(root / "reports" / "evaluate" / f"{name}.json") or {}).get("test") or {}).get(
-            "signature"
-        )
-        for name in _models(root)
-    ]
+    evals = (_json(root / "reports" / "evaluate" / f"{name}.json") or {} for name in _models(root))
+    sacrebleu = [(ev.get("test") or {}).get("signature") for ev in evals]
     bleu = next((sig["bleu"] for sig in sacrebleu if isinstance(sig, dict)), None)
     return out + (["", f"BLEU signature: `{bleu}`."] if bleu else [])
 
@@ -563,22 +557,11 @@ def block_gpu_stages(root: Path) -> list[str]:
     return _table(["device", "stage", "wall s", "exit"], rows, *notes)
 
 
+#: Each block by its marker's name (``block_<name>``, ``-`` for ``_``), in the order printed.
 BLOCKS: dict[str, Callable[[Path], list[str]]] = {
-    "data-half": block_data_half,
-    "tokenize-speed": block_tokenize_speed,
-    "memory": block_memory,
-    "noop-repro": block_noop_repro,
-    "peers-lm": block_peers_lm,
-    "peers-translator": block_peers_translator,
-    "peers-mnist": block_peers_mnist,
-    "models": block_models,
-    "text-quality": block_text_quality,
-    "seed-spread": block_seed_spread,
-    "ddp-lm": block_ddp_lm,
-    "scale": block_scale,
-    "engine": block_engine,
-    "gpu-lm": block_gpu_lm,
-    "gpu-stages": block_gpu_stages,
+    name.replace("_", "-"): globals()[f"block_{name}"]
+    for name in """data_half tokenize_speed memory noop_repro peers_lm peers_translator peers_mnist
+    models text_quality seed_spread ddp_lm scale engine gpu_lm gpu_stages""".split()
 }
 
 
@@ -645,8 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"{doc}: unknown summary blocks {unknown} (known: {sorted(BLOCKS)})", file=sys.stderr)
         return 2
-    absent = sorted(set(BLOCKS) - present)
-    if absent:
+    if absent := sorted(set(BLOCKS) - present):
         print(f"note: {doc} has no block for {absent}", file=sys.stderr)
     if args.write:
         if new != text:

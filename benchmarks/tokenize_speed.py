@@ -45,23 +45,11 @@ COLS = ("en", "es")
 MIN_FREQ = 2
 
 
-def read_pairs(path: Path) -> pa.Table:
-    """A Tatoeba-style ``English<TAB>Spanish[<TAB>attribution]`` file as (en, es)."""
+def load(rows: int | None, corpus: Path | None) -> tuple[pa.Table, str]:
+    """(row_id, en, es) of a Tatoeba-style ``English<TAB>Spanish[<TAB>attribution]`` file
+    (``--rows`` of them, repeating the file if it has fewer) and what they are."""
     import pyarrow.csv as pacsv
 
-    table = pacsv.read_csv(
-        path,
-        read_options=pacsv.ReadOptions(autogenerate_column_names=True, block_size=1 << 22),
-        parse_options=pacsv.ParseOptions(
-            delimiter="\t", quote_char=False, newlines_in_values=False
-        ),
-        convert_options=pacsv.ConvertOptions(column_types={"f0": pa.string(), "f1": pa.string()}),
-    )
-    return pa.table({"en": table.column("f0"), "es": table.column("f1")})
-
-
-def load(rows: int | None, corpus: Path | None) -> tuple[pa.Table, str]:
-    """The pairs (``--rows`` of them, repeating the file if it has fewer) and what they are."""
     if corpus is None:
         corpus = B.mirror() / TATOEBA
         what = f"$RNNFLOW_MIRROR/{TATOEBA} (real Tatoeba es–en pairs)"
@@ -69,7 +57,11 @@ def load(rows: int | None, corpus: Path | None) -> tuple[pa.Table, str]:
         what = corpus.name
     if not corpus.exists():
         raise SystemExit(f"{corpus}: no such file (set RNNFLOW_MIRROR or pass --corpus)")
-    table = read_pairs(corpus)
+    read = pacsv.ReadOptions(autogenerate_column_names=True, block_size=1 << 22)
+    parse = pacsv.ParseOptions(delimiter="\t", quote_char=False, newlines_in_values=False)
+    types = pacsv.ConvertOptions(column_types={"f0": pa.string(), "f1": pa.string()})
+    raw = pacsv.read_csv(corpus, read_options=read, parse_options=parse, convert_options=types)
+    table = pa.table({"en": raw.column("f0"), "es": raw.column("f1")})
     if rows is not None:
         if rows > table.num_rows:
             reps = -(-rows // table.num_rows)
@@ -80,10 +72,12 @@ def load(rows: int | None, corpus: Path | None) -> tuple[pa.Table, str]:
     return table.add_column(0, "row_id", pa.array(np.arange(table.num_rows, dtype=np.uint64))), what
 
 
-def sorted_vocab(counts: dict[str, int]) -> list[str]:
-    """Specials + tokens seen ≥ MIN_FREQ, most frequent first, ties alphabetical."""
+def vocab_index(counts: dict[str, int]) -> tuple[list[str], dict[str, int]]:
+    """Specials + tokens seen ≥ MIN_FREQ, most frequent first, ties alphabetical; and each
+    token's id."""
     kept = [(-c, t) for t, c in counts.items() if c >= MIN_FREQ and t not in SPECIALS]
-    return list(SPECIALS) + [t for _, t in sorted(kept)]
+    vocab = list(SPECIALS) + [t for _, t in sorted(kept)]
+    return vocab, {t: i for i, t in enumerate(vocab)}
 
 
 # --- the three paths: each returns (vocab, {column: list of id lists}) -----------------
@@ -112,8 +106,7 @@ def run_pandas(frame) -> tuple[list[str], dict[str, object]]:
         for row in tokens[c]:
             for t in row:
                 counts[t] = counts.get(t, 0) + 1
-    vocab = sorted_vocab(counts)
-    index = {t: i for i, t in enumerate(vocab)}
+    vocab, index = vocab_index(counts)
     ids = {c: tokens[c].apply(lambda row: [index.get(t, UNK) for t in row]) for c in COLS}
     return vocab, ids
 
@@ -147,8 +140,7 @@ def run_datasets(ds, num_proc: int = 1) -> tuple[list[str], dict[str, object]]:
     counts: Counter = Counter()
     for t, n in zip(counted.column("token").to_pylist(), counted.column("count").to_pylist()):
         counts[t] += n
-    vocab = sorted_vocab(counts)
-    index = {t: i for i, t in enumerate(vocab)}
+    vocab, index = vocab_index(counts)
 
     def enc(batch):
         return {
@@ -289,15 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     ours = results[RN][0]
     rows = []
     for name, (secs, _) in results.items():
-        rows.append(
-            {
-                "path": name,
-                "seconds": round(secs, 4),
-                "sentences_per_s": round(sentences / secs),
-                "rnnflow_speedup": round(secs / ours, 2),
-                "check": checks[name],
-            }
-        )
+        row = {"path": name, "seconds": round(secs, 4), "sentences_per_s": round(sentences / secs)}
+        rows.append({**row, "rnnflow_speedup": round(secs / ours, 2), "check": checks[name]})
         print(f"{name:<36}{secs:>9.3f} s {sentences / secs:>12,.0f}/s {secs / ours:>7.2f}×")
     doc = {
         "benchmark": "tokenize_speed",

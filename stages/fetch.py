@@ -43,10 +43,12 @@ from rnnflow import io
 from rnnflow.config import ConfigError, check_identifier, parse
 from rnnflow.env import MIRROR_ENV, mirror_dir
 from stages import corpora
+from stages.core.catalogue import catalogue_path, with_catalogue
 from stages.core.config import NetworkConfig
+from stages.core.context import FetchContext
 from stages.core.download import inside
 from stages.core.hop import HopRun, batches_of, cli
-from stages.core.sources import FetchContext, SourceLock, catalogue_path, lock_path, with_catalogue
+from stages.core.lock import SourceLock, lock_path
 
 
 def fetch_report(

@@ -71,7 +71,7 @@ def sha256(path: Path) -> str:
 def real_params() -> dict:
     """The committed params.yaml with each corpus's source catalogue (``sources/<corpus>.yaml``)
     in place, as the fetch hop reads it."""
-    from stages.core.sources import with_catalogue
+    from stages.core.catalogue import with_catalogue
 
     params = load_params(PROJECT_ROOT / "params.yaml")
     for corpus in list(params["fetch"]):

@@ -161,7 +161,7 @@ def check_params(params: dict[str, Any], root: Path | None = None) -> None:
     sample_config = importlib.import_module("stages.sample").SampleConfig
     network_config = importlib.import_module("stages.core.config").NetworkConfig
     if root is not None:
-        catalogued = importlib.import_module("stages.core.sources").with_catalogue
+        catalogued = importlib.import_module("stages.core.catalogue").with_catalogue
         for corpus in list(params.get("fetch") or {}):
             if corpus not in ("network", "require_pinned"):
                 check_identifier(corpus, "fetch: corpus")

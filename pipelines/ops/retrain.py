@@ -7,8 +7,8 @@
    their stages stale and DVC reruns exactly those (nothing new: nothing runs).
 2. The result is the *challenger*: its fingerprint is what ``dvc.lock`` records as the inputs
    of ``train@<model>`` and ``evaluate@<model>`` (data and code hashes, params), its score the
-   ``retrain.metric`` of ``metrics/<model>.json``: a validation metric (the config refuses
-   a ``test.`` one), so the test split never chooses a model.
+   ``retrain.metric`` of evaluate's record (``reports/evaluate/<model>.json``): a validation
+   metric (the config refuses a ``test.`` one), so the test split never chooses a model.
 3. The *champion* is the version of the model's GTO artifact last assigned the stage
    ``retrain.stage`` (``champion``): the registry is Git tags (pipelines/ops/registry.py;
    ``gto show``, ``gto history <model>``), each version's tag message holding its judgement.
@@ -67,12 +67,12 @@ from rnnflow.config import ConfigError, load_params, parse, section
 
 
 def read_candidate(root: Path, model: str, metric: str) -> Candidate:
-    """The challenger DVC just produced (dvc.lock + metrics/<model>.json)."""
+    """The challenger DVC just produced (dvc.lock + evaluate's record of it)."""
     from ruamel.yaml import YAML
 
     lock = YAML(typ="safe").load((root / "dvc.lock").read_text())
     params, deps, out_hash = stage_inputs(lock, model)
-    mpath = root / "metrics" / f"{model}.json"
+    mpath = W.evaluate_record(root, model)
     metrics = json.loads(mpath.read_text()) if mpath.exists() else {}
     value = P.dig(metrics, metric)
     commit, dirty = W.git_head(root)

@@ -17,7 +17,7 @@ class RetrainConfig(Config):
     cron: str = "0 3 * * *"  # when the served deployment runs (Prefect cron schedule)
     timezone: str = "UTC"
     model: Identifier  # a key of train.models (a stage name: dvc repro evaluate@<model>)
-    metric: str = "validation.accuracy"  # dotted key in metrics/<model>.json: never test.
+    metric: str = "validation.accuracy"  # dotted key of reports/evaluate/<model>.json: never test.
     higher_is_better: bool = True
     # Promote only when better by more than this, so run-to-run noise never promotes:
     # "measured" takes the model's spread of `metric` over training seeds from

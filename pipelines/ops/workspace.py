@@ -79,6 +79,12 @@ _STAGE = re.compile(r"[a-z][a-z0-9_]*(@[a-z][a-z0-9_]*)?")
 _EXPERIMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
 
 
+def evaluate_record(root: Path, model: str) -> Path:
+    """Everything evaluate measured for ``model`` (``metrics/<model>.json``, the DVC metric,
+    holds only its headline): what a search or a retrain judgement reads its metric from."""
+    return root / "reports" / "evaluate" / f"{model}.json"
+
+
 def check_targets(targets: list[str], experiment: str | None = None) -> None:
     """Refuse DVC targets that are not stage names, and an experiment name that is not one."""
     for target in targets:

@@ -1,7 +1,7 @@
 """Fetch source files: verified local mirror first, then resumable HTTPS downloads.
 
 Every corpus names its files as ``FileSpec``s (relative path + checksum) and calls
-``fetch_file``. A file only ever appears at its final path after its checksum verified, so
+``obtain``. A file only ever appears at its final path after its checksum verified, so
 an interrupted or corrupted fetch can never be mistaken for data. Downloads use https (every
 redirect too); plain http only for a file pinned by a sha256, whose bytes decide whatever
 the transport. Paths never leave the mirror or the download directory, symbolic links
@@ -11,62 +11,24 @@ included. Standard library only (urllib), so fetching adds no dependency.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import http.client
 import logging
 import os
 import shutil
-import socket
-import sys
 import tempfile
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import IO, BinaryIO
+from pathlib import Path
 
-from rnnflow.env import MIRROR_ENV
+from stages.core.filecheck import (
+    CHUNK,
+    ChecksumMismatch,
+    FileSpec,
+    check_file,
+    hasher,
+    parse_checksum,
+)
+from stages.core.httpdownload import download
 
 log = logging.getLogger(__name__)
-
-CHUNK = 1 << 20  # 1 MiB: large enough for throughput, small enough for flat memory
-_HEX_LEN = {"md5": 32, "sha256": 64}  # accepted algorithms and their hex digest length
-# Client errors that another try cannot fix (a missing file stays missing); 408/429 can.
-_RETRYABLE_4XX = {408, 429}
-
-
-@dataclass(frozen=True)
-class FileSpec:
-    """One source file: where it lives relative to a base URL / mirror, and its checksum."""
-
-    path: str
-    #: "md5:<hex>" or "sha256:<hex>"; None for a file trusted on first use (the caller
-    #: records what arrived and pins it from then on).
-    checksum: str | None
-    size: int | None = None
-
-    def __post_init__(self) -> None:
-        # Validate eagerly so a typo in params fails at definition, not mid-download.
-        if self.checksum is not None:
-            _parse_checksum(self.checksum)
-        parts = PurePosixPath(self.path).parts
-        if not parts or self.path.startswith("/") or ".." in parts or "\\" in self.path:
-            raise ValueError(
-                f"FileSpec.path must be a relative POSIX path inside the "
-                f"download directory, got {self.path!r}"
-            )
-        if self.size is not None and self.size < 0:
-            raise ValueError(f"FileSpec.size must be >= 0, got {self.size} for {self.path}")
-
-
-class DownloadError(RuntimeError):
-    """A file could not be obtained; the message names the file, where it was sought, and why."""
-
-
-class ChecksumMismatch(DownloadError):
-    """A file's bytes do not match the checksum its spec declares."""
 
 
 class UnsafePath(ValueError):
@@ -83,66 +45,6 @@ def inside(path: Path, root: Path, what: str, root_name: str = "") -> Path:
     return path
 
 
-def _sha256_pinned(spec: FileSpec) -> bool:
-    return spec.checksum is not None and _parse_checksum(spec.checksum)[0] == "sha256"
-
-
-def _transport_refusal(url: str, spec: FileSpec) -> str | None:
-    """Why ``url`` must not serve ``spec`` (not https, and http without a sha256 pin)."""
-    scheme = urllib.parse.urlsplit(url).scheme.lower()
-    if scheme == "https" or (scheme == "http" and _sha256_pinned(spec)):
-        return None
-    return f"{url}: refused: only https may serve a file not pinned by a sha256 checksum"
-
-
-def _parse_checksum(checksum: str) -> tuple[str, str]:
-    algo, sep, digest = checksum.partition(":")
-    algo, digest = algo.strip().lower(), digest.strip().lower()
-    if not sep or algo not in _HEX_LEN:
-        raise ValueError(f"checksum must be 'md5:<hex>' or 'sha256:<hex>', got {checksum!r}")
-    expected_len = _HEX_LEN[algo]
-    if len(digest) != expected_len or any(c not in "0123456789abcdef" for c in digest):
-        raise ValueError(f"{algo} checksum must be {expected_len} hex digits, got {checksum!r}")
-    return algo, digest
-
-
-def _hasher(algo: str) -> hashlib._Hash:
-    # md5 here is an integrity check, not security; FIPS builds refuse it without this flag.
-    return hashlib.new(algo, usedforsecurity=False)
-
-
-def file_digest(path: Path, algo: str) -> str:
-    """Hex digest of ``path`` with ``algo`` ("md5" or "sha256"), read in 1 MiB chunks."""
-    h = _hasher(algo)
-    with Path(path).open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def verify(path: Path, checksum: str) -> None:
-    """Raise ``ChecksumMismatch`` unless ``path``'s digest equals ``checksum`` ("algo:hex")."""
-    algo, expected = _parse_checksum(checksum)
-    actual = file_digest(path, algo)
-    if actual != expected:
-        raise ChecksumMismatch(
-            f"{path}: checksum mismatch: expected {algo}:{expected}, got {algo}:{actual}"
-        )
-
-
-def _check(path: Path, spec: FileSpec) -> None:
-    """Size (cheap) then checksum; raises ``ChecksumMismatch``."""
-    if spec.size is not None:
-        size = path.stat().st_size
-        if size != spec.size:
-            raise ChecksumMismatch(
-                f"{path}: expected {spec.size} bytes, found {size} "
-                f"(checksum {spec.checksum} not checked)"
-            )
-    if spec.checksum is not None:
-        verify(path, spec.checksum)
-
-
 @dataclass(frozen=True)
 class Fetched:
     """A fetched file and where its bytes came from."""
@@ -150,31 +52,6 @@ class Fetched:
     path: Path
     served_by: str  # "cache" (an earlier verified copy), "mirror" or "download"
     url: str  # the mirror path or URL the bytes came from ("" for the cache)
-
-
-def fetch_file(
-    spec: FileSpec,
-    *,
-    urls: list[str],
-    mirror: Path | None,
-    dest_dir: Path,
-    retries: int = 4,
-    timeout_s: float = 60.0,
-    backoff_s: float = 1.0,
-    progress: bool = True,
-) -> Path:
-    """Return ``dest_dir / spec.path`` holding verified bytes, fetching it if needed
-    (see :func:`obtain`)."""
-    return obtain(
-        spec,
-        urls=urls,
-        mirror=mirror,
-        dest_dir=dest_dir,
-        retries=retries,
-        timeout_s=timeout_s,
-        backoff_s=backoff_s,
-        progress=progress,
-    ).path
 
 
 def obtain(
@@ -215,7 +92,7 @@ def obtain(
         final.unlink()
     if final.exists():
         try:
-            _check(final, spec)
+            check_file(final, spec)
             # A verified earlier copy: report where its bytes first came from, so the fetch
             # report does not depend on what this workspace happened to cache.
             return Fetched(final, *_read_origin(origin))
@@ -228,7 +105,7 @@ def obtain(
         _copy_verified(mirror_file, final, spec)
         fetched = Fetched(final, "mirror", str(mirror_file))
     else:
-        url = _download(
+        url = download(
             spec,
             urls=urls,
             mirror_file=mirror_file,
@@ -259,8 +136,8 @@ def _copy_verified(src: Path, final: Path, spec: FileSpec) -> None:
             f"mirror file {src}: expected {spec.size} bytes, found "
             f"{src.stat().st_size}; fix or remove the mirror copy"
         )
-    algo, expected = _parse_checksum(spec.checksum) if spec.checksum else ("sha256", None)
-    h = _hasher(algo)
+    algo, expected = parse_checksum(spec.checksum) if spec.checksum else ("sha256", None)
+    h = hasher(algo)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     try:
         with os.fdopen(fd, "wb") as out, src.open("rb") as fh:
@@ -279,189 +156,3 @@ def _copy_verified(src: Path, final: Path, spec: FileSpec) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-
-
-class _AttemptFailed(Exception):
-    """One download attempt failed; ``retry`` says whether the same URL is worth another try."""
-
-    def __init__(self, reason: str, *, retry: bool = True, checksum: bool = False) -> None:
-        super().__init__(reason)
-        self.retry = retry
-        self.checksum = checksum
-
-
-def _download(
-    spec: FileSpec,
-    *,
-    urls: list[str],
-    mirror_file: Path | None,
-    final: Path,
-    retries: int,
-    timeout_s: float,
-    backoff_s: float,
-    progress: bool,
-) -> str:
-    """Download ``spec`` to ``final`` from the first URL that serves it; return the URL the
-    bytes finally came from (after redirects)."""
-    part = final.with_name(final.name + ".part")
-    tried: list[str] = []
-    any_checksum = False
-    for base in urls:
-        url = _join(base, spec.path)
-        refusal = _transport_refusal(url, spec)
-        if refusal:
-            tried.append(refusal)
-            log.warning("%s", refusal)
-            continue
-        for attempt in range(max(1, retries)):
-            if attempt and backoff_s > 0:
-                time.sleep(backoff_s * 2 ** (attempt - 1))
-            try:
-                served_url = _download_once(url, part, spec, timeout_s=timeout_s, progress=progress)
-                _check(part, spec)
-            except ChecksumMismatch as exc:
-                # The bytes (possibly an old resumed prefix) are wrong: start clean next time.
-                part.unlink(missing_ok=True)
-                failure = _AttemptFailed(str(exc), checksum=True)
-            except _AttemptFailed as exc:
-                failure = exc
-            else:
-                os.replace(part, final)
-                return served_url
-            any_checksum |= failure.checksum
-            tried.append(f"{url} (attempt {attempt + 1}): {failure}")
-            log.warning("fetching %s failed: %s", url, failure)
-            if not failure.retry:
-                break
-
-    # A checksum failure leaves no .part behind; a network failure keeps it for resuming,
-    # unless nothing will verify the resumed whole (trust on first use): then it goes.
-    if spec.checksum is None:
-        part.unlink(missing_ok=True)
-    if mirror_file is not None:
-        where = f"the mirror has no {mirror_file}"
-    else:
-        where = (
-            f"no local mirror is set: set {MIRROR_ENV}=/path/to/mirror (e.g. "
-            f"../shared/corpora) to read the corpus's files from there"
-        )
-    if not urls:
-        detail = "no download URLs are configured"
-    else:
-        detail = "tried:\n  " + "\n  ".join(tried)
-    message = f"{spec.path}: could not be downloaded from {list(urls)}; {where}.\n{detail}"
-    raise (ChecksumMismatch if any_checksum else DownloadError)(message)
-
-
-def _join(base: str, rel: str) -> str:
-    return (base if base.endswith("/") else base + "/") + urllib.parse.quote(rel)
-
-
-class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows a redirect only to a URL that may serve ``spec`` (see _transport_refusal)."""
-
-    def __init__(self, spec: FileSpec) -> None:
-        self.spec = spec
-
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: IO[bytes],
-        code: int,
-        msg: str,
-        headers: http.client.HTTPMessage,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        refusal = _transport_refusal(newurl, self.spec)
-        if refusal:
-            fp.close()
-            raise _AttemptFailed(f"redirected to {refusal}", retry=False)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def _download_once(
-    url: str, part: Path, spec: FileSpec, *, timeout_s: float, progress: bool
-) -> str:
-    """One HTTP request appending to (or restarting) ``part``; returns the URL that served
-    it (after redirects); raises ``_AttemptFailed``."""
-    offset = part.stat().st_size if part.exists() else 0
-    if spec.size is not None and offset > spec.size:
-        part.unlink()  # longer than the file can be: not a prefix of it
-        offset = 0
-    headers = {"User-Agent": "rnnflow", "Accept-Encoding": "identity"}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    request = urllib.request.Request(url, headers=headers)
-    opener = urllib.request.build_opener(_CheckedRedirects(spec))
-    served_url = url
-    try:
-        with opener.open(request, timeout=timeout_s) as resp:
-            served_url = resp.url
-            if offset and resp.status == 206:
-                start = _content_range_start(resp.headers.get("Content-Range", ""))
-                if start != offset:
-                    part.unlink()
-                    raise _AttemptFailed(
-                        f"asked for bytes from {offset}, server sent "
-                        f"Content-Range {resp.headers.get('Content-Range')!r}"
-                    )
-                mode = "ab"
-            else:
-                # 200 to a Range request means the server sends the whole file: start over.
-                mode, offset = "wb", 0
-            length = resp.headers.get("Content-Length")
-            total = offset + int(length) if length and length.isdigit() else spec.size
-            with part.open(mode) as out:
-                _copy_body(
-                    resp, out, total=total, initial=offset, label=spec.path, progress=progress
-                )
-    except urllib.error.HTTPError as exc:
-        if exc.code == 416 and offset:
-            # Range beyond the end: the .part may already be complete; the checksum decides.
-            return exc.url
-        retry = exc.code >= 500 or exc.code in _RETRYABLE_4XX
-        raise _AttemptFailed(f"HTTP {exc.code} {exc.reason}", retry=retry) from exc
-    except urllib.error.URLError as exc:
-        # A host that does not resolve will not resolve a second later either: offline
-        # machines must fail at once and point at the mirror, not sit through backoffs.
-        offline = isinstance(exc.reason, socket.gaierror)
-        raise _AttemptFailed(f"network error: {exc.reason}", retry=not offline) from exc
-    except (http.client.HTTPException, OSError) as exc:
-        # IncompleteRead, resets, timeouts: whatever reached .part stays there for resuming.
-        raise _AttemptFailed(f"transfer interrupted: {exc!r}") from exc
-
-    got = part.stat().st_size
-    if total is not None and got < total:
-        # http.client returns b"" rather than raising when a read(n) is cut short.
-        raise _AttemptFailed(f"connection closed after {got} of {total} bytes; will resume")
-    return served_url
-
-
-def _content_range_start(value: str) -> int | None:
-    # "bytes 100-199/200"
-    unit, _, rng = value.strip().partition(" ")
-    if unit != "bytes":
-        return None
-    start, _, _ = rng.partition("-")
-    return int(start) if start.isdigit() else None
-
-
-def _copy_body(
-    resp: BinaryIO, out: IO[bytes], *, total: int | None, initial: int, label: str, progress: bool
-) -> None:
-    from tqdm import tqdm  # only needed when something is actually downloaded
-
-    with tqdm(
-        total=total,
-        initial=initial,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        desc=label,
-        file=sys.stderr,
-        leave=False,
-        disable=None if progress else True,
-    ) as bar:
-        while chunk := resp.read(CHUNK):
-            out.write(chunk)
-            bar.update(len(chunk))

@@ -3,31 +3,26 @@
 Stages declare *what* must hold as plain data (:class:`Suite` of :class:`Expect`); this
 module turns it into GX expectations, runs them on a pandas view of an Arrow table and
 raises :class:`ValidationFailed` naming the file, the expectation and a few offending
-rows/values. GX is imported lazily (2.5 s) and only here.
+rows/values. GX is imported lazily, through :mod:`stages.core.gxload`.
 
 GX checks scalar columns, so list columns are summarised into derived scalar columns
-before validation: ``<col>.len`` (elements; characters for strings), ``<col>.min`` and
-``<col>.max`` (numeric lists). Suites refer to those names, e.g.
-``Expect.between("image.max", 0, 255)``.
+before validation (:mod:`stages.core.tableview`): ``<col>.len`` (elements; characters for
+strings), ``<col>.min`` and ``<col>.max`` (numeric lists). Suites refer to those names,
+e.g. ``Expect.between("image.max", 0, 255)``.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
-import importlib.util
 import re
-import sys
-import threading
-import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from rnnflow.env import PROJECT_ROOT
+from stages.core.gxload import expectation_class, gx_context, load_gx
+from stages.core.tableview import view
 
 
 @dataclass(frozen=True)
@@ -149,192 +144,6 @@ class ValidationFailed(RuntimeError):
         return "\n".join(lines)
 
 
-# --- views -----------------------------------------------------------------------------
-
-
-def _list_summary(col: pa.ChunkedArray | pa.Array, name: str) -> dict[str, pa.Array]:
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    out: dict[str, pa.Array] = {}
-    typ = arr.type
-    if pa.types.is_fixed_size_list(typ) or pa.types.is_list(typ) or pa.types.is_large_list(typ):
-        lengths = pc.list_value_length(arr)
-        out[f"{name}.len"] = lengths
-        inner = typ.value_type
-        if pa.types.is_integer(inner) or pa.types.is_floating(inner):
-            stats = _row_min_max(arr)
-            if stats is None:
-                stats = _row_min_max_grouped(arr)
-            # Rows with empty lists get null min/max (and are caught by .len checks).
-            for stat, full in zip(("min", "max"), stats):
-                out[f"{name}.{stat}"] = pa.array(full, from_pandas=True)
-    elif pa.types.is_string(typ) or pa.types.is_large_string(typ):
-        out[f"{name}.len"] = pc.utf8_length(arr)
-        # + the word separator a SentencePiece-style tokenizer puts before the first word
-        out[f"{name}.len1"] = pc.add(out[f"{name}.len"], 1)
-    return out
-
-
-def _row_min_max(arr: pa.Array) -> tuple[Any, Any] | None:
-    """Per-row min and max of a numeric list column as float64 (NaN for empty rows), by
-    numpy reductions over the flat values; None where nulls or NaNs need Arrow's rules."""
-    import numpy as np
-
-    if arr.null_count:
-        return None
-    flat = arr.flatten()  # respects slicing
-    if flat.null_count:
-        return None
-    values = flat.to_numpy()
-    if values.dtype.kind == "f" and np.isnan(values).any():
-        return None
-    n = len(arr)
-    if pa.types.is_fixed_size_list(arr.type):
-        width = arr.type.list_size
-        if n == 0 or width == 0:
-            return np.full(n, np.nan), np.full(n, np.nan)
-        rows = values.reshape(n, width)
-        return rows.min(axis=1).astype("float64"), rows.max(axis=1).astype("float64")
-    offsets = arr.offsets.to_numpy()
-    offsets = offsets - offsets[0]
-    lengths = np.diff(offsets)
-    nonempty = lengths > 0
-    lo, hi = np.full(n, np.nan), np.full(n, np.nan)
-    if nonempty.any():
-        starts = offsets[:-1][nonempty]
-        lo[nonempty] = np.minimum.reduceat(values, starts).astype("float64")
-        hi[nonempty] = np.maximum.reduceat(values, starts).astype("float64")
-    return lo, hi
-
-
-def _row_min_max_grouped(arr: pa.Array) -> tuple[Any, Any]:
-    """Per-row min and max by an Arrow group-by (skips null elements)."""
-    import numpy as np
-
-    n = len(arr)
-    flat = pc.list_flatten(arr)
-    parents = pc.list_parent_indices(arr)
-    grouped = (
-        pa.table({"p": parents, "v": flat}).group_by("p").aggregate([("v", "min"), ("v", "max")])
-    )
-    idx = grouped["p"].to_numpy()
-    result = []
-    for stat in ("min", "max"):
-        full = np.full(n, np.nan)
-        full[idx] = grouped[f"v_{stat}"].to_numpy().astype("float64")
-        result.append(full)
-    return result[0], result[1]
-
-
-def view(table: pa.Table) -> Any:
-    """A pandas frame GX can check: scalar columns as they are, list/string summaries added."""
-    cols: dict[str, pa.Array] = {}
-    for name in table.column_names:
-        col = table.column(name)
-        typ = col.type
-        if pa.types.is_nested(typ):
-            cols.update(_list_summary(col, name))
-        else:
-            cols[name] = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-            if pa.types.is_string(typ) or pa.types.is_large_string(typ):
-                cols.update(_list_summary(col, name))
-    return pa.table(cols).to_pandas()
-
-
-# --- GX --------------------------------------------------------------------------------
-
-#: Modules Great Expectations imports at start-up but needs only for expectations and
-#: renderers rnnflow never uses (KL divergence / KS tests, Altair charts, JSON-schema and
-#: Markdown checks, local time zones in Data Docs): about 1 s of its
-#: 2.5 s import. :func:`_gx` leaves them unexecuted until something reads an attribute.
-_DEFERRED_GX_DEPS = ("scipy.stats", "altair", "jsonschema", "mistune", "tzlocal")
-
-
-class _DeferredModule(types.ModuleType):
-    """A module registered in ``sys.modules`` whose code runs on first attribute access.
-
-    Unlike :class:`importlib.util.LazyLoader` (which fires on ``__spec__``, read by every
-    ``import`` of an already-imported module), only a *missing* attribute triggers the load:
-    ``import altair`` and ``from scipy import stats`` bind the module without executing it;
-    ``stats.entropy`` (or importing a submodule, which reads ``__path__``) executes it in
-    place, so every holder of the module sees the real one.
-    """
-
-    _lock = threading.RLock()
-
-    def __getattr__(self, name: str) -> Any:
-        with _DeferredModule._lock:
-            if type(self) is _DeferredModule:
-                spec = self.__spec__
-                assert spec is not None and spec.loader is not None  # set by its importer
-                self.__class__ = types.ModuleType  # type: ignore[assignment]
-                if spec.submodule_search_locations is not None:
-                    self.__path__ = spec.submodule_search_locations
-                try:
-                    spec.loader.exec_module(self)
-                except BaseException:
-                    sys.modules.pop(spec.name, None)
-                    raise
-        return object.__getattribute__(self, name)
-
-
-def _defer(name: str) -> None:
-    """Register ``name`` as a :class:`_DeferredModule` (no-op if imported or not installed)."""
-    if name in sys.modules:
-        return
-    parent, _, child = name.rpartition(".")
-    try:
-        parent_module = importlib.import_module(parent) if parent else None
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return
-    if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-        return
-    module = importlib.util.module_from_spec(spec)
-    if hasattr(module, "__path__"):
-        del module.__path__  # a submodule import must load the package first
-    module.__class__ = _DeferredModule
-    sys.modules[name] = module
-    if parent_module is not None:
-        setattr(parent_module, child, module)
-
-
-@functools.lru_cache(maxsize=1)
-def _gx():
-    """``great_expectations``, imported once per process with its unused deps deferred."""
-    for name in _DEFERRED_GX_DEPS:
-        _defer(name)
-    import great_expectations as gx
-
-    return gx
-
-
-@functools.lru_cache(maxsize=1)
-def _context():
-    """One ephemeral (in-memory) GX context per process: no files, no Data Docs."""
-    gx = _gx()
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    ctx = gx.get_context(mode="ephemeral")
-    ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch_def = (
-        ctx.data_sources.add_pandas("rnnflow")
-        .add_dataframe_asset("table")
-        .add_batch_definition_whole_dataframe("whole")
-    )
-    return ctx, batch_def
-
-
-def _gx_class(type_name: str):
-    _gx()
-    import great_expectations.expectations as gxe
-
-    camel = "".join(part.capitalize() for part in type_name.split("_"))
-    try:
-        return getattr(gxe, camel)
-    except AttributeError as exc:
-        raise ValueError(f"unknown Great Expectations expectation {type_name!r}") from exc
-
-
 _counter = iter(range(10**9))
 
 
@@ -388,12 +197,12 @@ def validate(table: pa.Table, suite: Suite, *, where: str, row_offset: int = 0) 
             )
         )
         return Result(suite.name, where, False, len(suite.expectations), failures)
-    gx = _gx()
-    ctx, batch_def = _context()
+    gx = load_gx()
+    ctx, batch_def = gx_context()
     n = next(_counter)
     gx_suite = ctx.suites.add(gx.ExpectationSuite(name=f"{suite.name}#{n}"))
     for exp in suite.expectations:
-        gx_suite.add_expectation(_gx_class(exp.type)(**exp.kwargs))
+        gx_suite.add_expectation(expectation_class(exp.type)(**exp.kwargs))
     vd = ctx.validation_definitions.add(
         gx.ValidationDefinition(name=f"vd#{n}", data=batch_def, suite=gx_suite)
     )

@@ -17,10 +17,10 @@ if TYPE_CHECKING:
 # name → "module:Class"
 REGISTRY: dict[str, str] = {
     "mnist": "stages.corpora.mnist:Mnist",
-    "parity": "stages.corpora.synthetic:Parity",
-    "counting": "stages.corpora.synthetic:Counting",
-    "addition": "stages.corpora.synthetic:Addition",
-    "timeseries": "stages.corpora.synthetic:TimeSeries",
+    "parity": "stages.corpora.bitstrings:Parity",
+    "counting": "stages.corpora.bitstrings:Counting",
+    "addition": "stages.corpora.addition:Addition",
+    "timeseries": "stages.corpora.timeseries:TimeSeries",
     "es_en": "stages.corpora.es_en:EsEn",
     "twitter": "stages.corpora.twitter:Twitter",
     "books": "stages.corpora.books:Books",

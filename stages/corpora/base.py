@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from stages.core.config import CleanConfig, FetchConfig, FormatConfig, TokenizeConfig
-from stages.core.sources import FetchContext
+from stages.core.context import FetchContext
 from stages.core.validate import Suite
 
 

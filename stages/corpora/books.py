@@ -2,8 +2,8 @@
 
 fetch reads each book file of the chosen sources (``files`` keyed by ``doc_id``, e.g.
 ``pg11``) into one row per paragraph, ``(doc_id, text)``; the Gutenberg header and licence
-footer are stripped there (see :func:`stages.corpora.text.read_book`), and a Gutenberg
-source without them is an error unless it says ``gutenberg_header: false``.
+footer are stripped there (see :func:`stages.corpora.text.gutenberg.read_book`), and a
+Gutenberg source without them is an error unless it says ``gutenberg_header: false``.
 
 clean normalises paragraphs (line breaks inside a paragraph become spaces), drops empty and
 over-long ones, then exact duplicates (chapter headings repeated across books).
@@ -19,15 +19,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from stages.core.sources import HFDataset
-from stages.corpora.text import (
-    TextCleanConfig,
-    TextCorpus,
-    TextFetchConfig,
-    TextSourceConfig,
-    book_paragraphs,
-    read_book,
-)
+from stages.core.context import HFDataset
+from stages.corpora.text.config import TextCleanConfig, TextFetchConfig, TextSourceConfig
+from stages.corpora.text.corpus import TextCorpus
+from stages.corpora.text.gutenberg import book_paragraphs, read_book
 
 
 class BooksCleanConfig(TextCleanConfig):

@@ -25,18 +25,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from stages.core.sources import HFDataset
+from stages.core.context import HFDataset
 from stages.core.validate import Expect, Suite
-from stages.corpora.text import (
-    TextCleanConfig,
-    TextCorpus,
-    TextFetchConfig,
-    TextSourceConfig,
-    length_ratio,
-    read_parallel,
-    read_tsv,
-    zip_member,
-)
+from stages.corpora.text.cleaning import length_ratio
+from stages.corpora.text.config import TextCleanConfig, TextFetchConfig, TextSourceConfig
+from stages.corpora.text.corpus import TextCorpus
+from stages.corpora.text.formats import read_parallel, read_tsv
+from stages.corpora.text.opening import zip_member
 
 
 class EsEnFetchConfig(TextFetchConfig):

@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from stages.core.config import FormatConfig, SourcedFetchConfig, SplitConfig
-from stages.core.sources import FetchContext, resolve
+from stages.core.context import FetchContext
+from stages.core.sources import resolve
 from stages.core.validate import Expect, Suite
 from stages.corpora.base import Corpus
 

@@ -22,17 +22,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from stages.core.context import HFDataset
 from stages.core.hashing import row_hash
-from stages.core.sources import HFDataset
 from stages.core.validate import Expect, Suite
-from stages.corpora.text import (
-    TextCleanConfig,
-    TextCorpus,
-    TextFetchConfig,
-    TextSourceConfig,
-    mask_urls_and_handles,
-    read_alternating,
-)
+from stages.corpora.text.cleaning import mask_urls_and_handles
+from stages.corpora.text.config import TextCleanConfig, TextFetchConfig, TextSourceConfig
+from stages.corpora.text.corpus import TextCorpus
+from stages.corpora.text.formats import read_alternating
 
 
 class TwitterCleanConfig(TextCleanConfig):

@@ -1,4 +1,4 @@
-"""fetch_file against a real loopback HTTP server: mirror, retries, resume, checksums."""
+"""obtain against a real loopback HTTP server: mirror, retries, resume, checksums."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from stages.core.download import ChecksumMismatch, DownloadError, FileSpec, fetch_file, verify
+from stages.core.download import obtain
+from stages.core.filecheck import ChecksumMismatch, DownloadError, FileSpec, verify
 from tests.data.loopback import BODY, PATH, SHA, Server
 
 pytestmark = pytest.mark.usefixtures("no_proxy")
@@ -17,7 +18,7 @@ SPEC = FileSpec(PATH, SHA, size=len(BODY))
 
 def _fetch(dest: Path, urls: list[str], mirror: Path | None = None, **kw: object) -> Path:
     kw = {"retries": 2, "timeout_s": 5.0, "backoff_s": 0.0, "progress": False, **kw}
-    return fetch_file(SPEC, urls=urls, mirror=mirror, dest_dir=dest, **kw)
+    return obtain(SPEC, urls=urls, mirror=mirror, dest_dir=dest, **kw).path
 
 
 def test_download_verifies_and_lands_at_final_path(server: Server, tmp_path: Path) -> None:

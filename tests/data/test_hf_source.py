@@ -390,7 +390,7 @@ def test_book_dataset_from_a_parquet_directory(hf_root: Path) -> None:
 
 
 def test_hf_source_config_is_checked() -> None:
-    from stages.corpora.text import TextSourceConfig
+    from stages.corpora.text.config import TextSourceConfig
 
     with pytest.raises(ValueError, match="maps columns"):
         TextSourceConfig(format="hf", dataset="x/y")
@@ -406,7 +406,7 @@ def test_hf_source_config_is_checked() -> None:
 
 
 def test_column_paths_reach_into_structs_and_lists_of_structs() -> None:
-    from stages.core.sources import column_path
+    from stages.core.hfcolumns import column_path
 
     table = pa.table(
         {
@@ -423,7 +423,7 @@ def test_column_paths_reach_into_structs_and_lists_of_structs() -> None:
 
 
 def test_content_digest_ignores_batching_and_sees_values() -> None:
-    from stages.core.sources import ContentDigest
+    from stages.core.hfcolumns import ContentDigest
 
     table = pa.table(
         {

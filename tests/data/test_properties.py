@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from stages.core.hashing import row_hash, uniform
 from stages.corpora import texttok
 from stages.corpora.idx import IDX_DTYPES, IdxError, read_idx, write_idx
-from stages.corpora.text import TextSourceError, read_alternating, read_parallel, read_tsv
+from stages.corpora.text.formats import read_alternating, read_parallel, read_tsv
+from stages.corpora.text.opening import TextSourceError
 from stages.corpora.texttok import SPECIALS, UNK, TextTokenizeConfig
 from stages.format import SplitConfig, assign_hash
 

@@ -23,8 +23,9 @@ from rnnflow.env import PROJECT_ROOT
 from stages import corpora
 from stages.core import download
 from stages.core.config import MAX_EXPANDED_BYTES, SourcedFetchConfig
-from stages.core.download import DownloadError, FileSpec, obtain
-from stages.core.sources import lock_path
+from stages.core.download import obtain
+from stages.core.filecheck import DownloadError, FileSpec
+from stages.core.lock import lock_path
 from tests.conftest import real_params, run_hop, write_params
 from tests.data.loopback import BODY, PATH, SHA, Server
 from tests.data.text_mirror import overlay
@@ -285,7 +286,9 @@ def tar_gz_bomb(path: Path, expanded: int) -> Path:
 
 @pytest.mark.parametrize("kind", ["idx_claim", "idx_trailing", "zip", "tar_gz"])
 def test_every_decompressor_stops_at_the_cap(tmp_path: Path, kind: str) -> None:
-    from stages.corpora import idx, text
+    from stages.corpora import idx
+    from stages.corpora.text.lines import read_lines
+    from stages.corpora.text.opening import TextSourceError
 
     cap = 1 << 20
     if kind.startswith("idx"):
@@ -298,8 +301,8 @@ def test_every_decompressor_stops_at_the_cap(tmp_path: Path, kind: str) -> None:
     else:
         build = zip_bomb if kind == "zip" else tar_gz_bomb
         path = build(tmp_path / ("x.zip" if kind == "zip" else "x.tar.gz"), 4 << 20)
-        with pytest.raises(text.TextSourceError) as exc:
-            list(text.read_lines(path, 10, "c.en" if kind == "zip" else None, cap))
+        with pytest.raises(TextSourceError) as exc:
+            list(read_lines(path, 10, "c.en" if kind == "zip" else None, cap))
     assert str(path) in str(exc.value) and f"{cap:,}" in str(exc.value)
 
 

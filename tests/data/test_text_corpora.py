@@ -15,7 +15,7 @@ import pytest
 
 from rnnflow.config import deep_merge
 from stages.core.hop import data_dir
-from stages.corpora import text
+from stages.corpora.text import cleaning, gutenberg
 from tests.conftest import REAL_MIRROR, run_hop, sha256, write_params
 from tests.data.text_mirror import (
     BOOK_PARAGRAPHS,
@@ -42,7 +42,7 @@ def read(root: Path, hop: str, corpus: str, part: str) -> pa.Table:
 
 
 def test_normalize_nfc_controls_whitespace() -> None:
-    got = text.normalize(
+    got = cleaning.normalize(
         pa.array(["  Cafe\u0301\x07 con\u00a0\tleche\u200b\ufeff ", "a\r\nb", "\x00\x1f"])
     ).to_pylist()
     assert got == ["Caf\u00e9 con leche", "a b", ""]
@@ -55,19 +55,19 @@ def test_urls_and_handles_become_placeholders() -> None:
             "@x: pic.twitter.com/abc don't @ me",
         ]
     )
-    got = text.normalize(text.mask_urls_and_handles(arr)).to_pylist()
+    got = cleaning.normalize(cleaning.mask_urls_and_handles(arr)).to_pylist()
     assert got == ["see <url> and <url> <user> , mail a@b.com", "<user> : <url> don't @ me"]
 
 
 def test_length_ratio_and_words() -> None:
     a, b = pa.array(["Sí.", "Hola", "x" * 60]), pa.array(["Yes.", "Hello there", "y"])
-    ratio = text.length_ratio(a, b, smoothing=10)
+    ratio = cleaning.length_ratio(a, b, smoothing=10)
     assert ratio[0] == pytest.approx(14 / 13) and ratio[2] == pytest.approx(70 / 11)
-    assert text.words(pa.array(["a b  c", "", " d "])).tolist() == [3, 0, 1]
+    assert cleaning.words(pa.array(["a b  c", "", " d "])).tolist() == [3, 0, 1]
 
 
 def test_paragraphs_carry_the_open_one() -> None:
-    done, rest = text.paragraphs(pa.array(["a", "b", "", "", "c", "", "d", "e"]))
+    done, rest = gutenberg.paragraphs(pa.array(["a", "b", "", "", "c", "", "d", "e"]))
     assert done.to_pylist() == ["a b", "c"] and rest.to_pylist() == ["d", "e"]
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from stages.core.validate import _row_min_max, _row_min_max_grouped
+from stages.core.tableview import _row_min_max, _row_min_max_grouped
 
 CASES = [
     pa.FixedSizeListArray.from_arrays(pa.array(np.arange(12, dtype=np.uint8)), 4),
@@ -35,7 +35,7 @@ def test_nulls_take_the_arrow_path() -> None:
 def test_deferred_gx_dependencies_still_work_when_used() -> None:
     """GX's unused heavy imports are deferred, not removed: first use loads the real module."""
     code = (
-        "from stages.core.validate import _gx; _gx(); import sys;"
+        "from stages.core.gxload import load_gx; load_gx(); import sys;"
         "assert type(sys.modules['scipy.stats']).__name__ == '_DeferredModule', 'not deferred';"
         "import scipy.stats; print(scipy.stats.entropy([0.5, 0.5]))"
     )

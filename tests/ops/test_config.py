@@ -8,8 +8,8 @@ import pytest
 
 import rnnflow.config as config
 from rnnflow.env import PROJECT_ROOT
+from stages.core.catalogue import with_catalogue
 from stages.core.config import SourcedFetchConfig
-from stages.core.sources import with_catalogue
 from stages.sample import SampleConfig
 from tests.ops.conftest import copy_params
 

@@ -597,7 +597,7 @@ def test_workspace_lock_keeps_a_second_run_out(tmp_path):
 
 
 def test_search_spaces_grid_and_samplers():
-    from pipelines.ops.search import Sampler, SearchSpec, grid_points
+    from pipelines.ops.search_spec import Sampler, SearchSpec, grid_points
 
     spec = SearchSpec.model_validate(
         {

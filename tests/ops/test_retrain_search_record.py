@@ -150,11 +150,15 @@ def test_search_refuses_to_apply_a_trial_worse_than_the_current_model(tmp_path):
     assert rows[0][spec.metric] == 0.9293
 
 
-def test_search_baseline_is_read_from_the_workspace_metrics(tmp_path):
-    (tmp_path / "metrics").mkdir()
-    (tmp_path / "metrics" / "m.json").write_text(json.dumps({"validation": {"accuracy": 0.9293}}))
+def test_search_baseline_is_read_from_the_evaluate_record(tmp_path):
+    record = tmp_path / "reports" / "evaluate" / "m.json"
+    record.parent.mkdir(parents=True)
+    # the record holds more than the DVC metric's headline: any measured value can be searched
+    record.write_text(json.dumps({"validation": {"accuracy": 0.9293, "loss": 0.25}}))
     assert S.baseline_value(tmp_path, _spec()) == pytest.approx(0.9293)
-    (tmp_path / "metrics" / "m.json").unlink()
+    loss = S.SearchSpec.model_validate({**_spec().model_dump(), "metric": "validation.loss"})
+    assert S.baseline_value(tmp_path, loss) == pytest.approx(0.25)
+    record.unlink()
     (tmp_path / "dvclive" / "m").mkdir(parents=True)
     (tmp_path / "dvclive" / "m" / "metrics.json").write_text(json.dumps({"val_accuracy": 0.93}))
     assert S.baseline_value(tmp_path, _spec()) == pytest.approx(0.93)

@@ -204,7 +204,7 @@ def test_repro_command_refuses_a_hostile_override(root):
 @pytest.mark.parametrize("name", ["z;touch PWNED;#", "../victim", "mnist_cnа"])
 def test_retrain_and_search_refuse_a_hostile_model_name(root, name):
     from pipelines.ops.retrain import retrain_config
-    from pipelines.ops.search import SearchSpec
+    from pipelines.ops.search_spec import SearchSpec
     from rnnflow.config import load_params
 
     with pytest.raises(ConfigError, match="not an identifier"):

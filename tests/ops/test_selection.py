@@ -14,7 +14,7 @@ SPECS = sorted((PROJECT_ROOT / "search").glob("*.yaml"))
 
 @pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
 def test_search_specs_choose_on_validation(path: Path) -> None:
-    from pipelines.ops.search import SearchSpec
+    from pipelines.ops.search_spec import SearchSpec
 
     spec = SearchSpec.model_validate(load_params(path))
     assert spec.metric.split(".")[0] == "validation", spec.metric
@@ -23,7 +23,7 @@ def test_search_specs_choose_on_validation(path: Path) -> None:
 def test_a_search_on_test_is_refused() -> None:
     from pydantic import ValidationError
 
-    from pipelines.ops.search import SearchSpec
+    from pipelines.ops.search_spec import SearchSpec
 
     raw = load_params(SPECS[0])
     with pytest.raises(ValidationError, match="reads the test split"):

@@ -299,12 +299,13 @@ def search_trials() -> list[dict[str, Any]]:
 
 @pytest.fixture
 def search_page(tmp_path: Path) -> dict[str, Path]:
-    from pipelines.ops import search as S
+    from pipelines.ops.search_report import write_report
+    from pipelines.ops.search_spec import SearchSpec, best_trial
 
-    spec = S.SearchSpec.model_validate(SEARCH_SPEC)
+    spec = SearchSpec.model_validate(SEARCH_SPEC)
     trials = search_trials()
-    best = S.best_trial(trials, spec.direction)
-    return S.write_report(tmp_path / "project", "tiny", spec, trials, best, True)
+    best = best_trial(trials, spec.direction)
+    return write_report(tmp_path / "project", "tiny", spec, trials, best, True)
 
 
 HIST = [
@@ -576,10 +577,11 @@ def test_search_best_is_a_table_not_pre(search_page):
 
 
 def test_search_progress_axis_has_whole_trial_numbers():
-    from pipelines.ops import search as S
+    from pipelines.ops.search_report import progress_figure
+    from pipelines.ops.search_spec import SearchSpec
 
-    spec = S.SearchSpec.model_validate(SEARCH_SPEC)
-    fig = S.progress_figure(search_trials(), spec)
+    spec = SearchSpec.model_validate(SEARCH_SPEC)
+    fig = progress_figure(search_trials(), spec)
     fig.canvas.draw()
     ax = fig.axes[0]
     lo, hi = ax.get_xlim()
