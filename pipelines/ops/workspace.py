@@ -82,7 +82,10 @@ _EXPERIMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
 def evaluate_record(root: Path, model: str) -> Path:
     """Everything evaluate measured for ``model`` (``metrics/<model>.json``, the DVC metric,
     holds only its headline): what a search or a retrain judgement reads its metric from."""
-    return root / "reports" / "evaluate" / f"{model}.json"
+    from pipelines.config import Layout
+    from pipelines.flows.evaluate import record_path  # the one place that names it
+
+    return record_path(Layout(root), model)
 
 
 def check_targets(targets: list[str], experiment: str | None = None) -> None:
