@@ -143,45 +143,30 @@ def test_unknown_block_is_an_error(summary, tmp_path):
 
 
 def _gpu_results(root: Path) -> None:
-    """A gpu_lm JSON as ``benchmarks/gpu_lm.py`` writes it (one speed row, one quality row) and
-    a stage-times JSON as ``benchmarks/gpu.sh`` writes it, cut short by its time limit."""
+    """A results file as ``benchmarks/gpu.sh`` writes it, cut short by its time limit, and a
+    CPU smoke run's."""
     res = root / "benchmarks" / "results"
     res.mkdir(parents=True, exist_ok=True)
-    row = {"config": "b512 bf16", "batch": 512, "tokens_per_s": 1_234_567.0,
-           "speedup_vs_baseline": 4.29, "achieved_tflops": 48.2,
-           "fraction_of_roofline": 0.0612, "peak_mem_gib": 11.5}  # fmt: skip
-    quality = {"config": "b512 bf16", "lr": 0.001, "steps": 167, "seconds": 5.1, "val_loss": 2.3456,
-               "val_perplexity": 10.44, "excess_over_entropy": 0.2472}  # fmt: skip
-    (res / "gpu_lm_h200.json").write_text(json.dumps({
-        "device": "NVIDIA H200", "torch": "2.11.0+cu130",
-        "flops_per_token": {"lstm": 40.6e6, "softmax": 64.7e6, "total": 105.3e6},
-        "peak_bf16_tflops": 788.0, "peak_source": "measured", "roofline_tokens_per_s": 7.48e6,
-        "speed": [row], "quality": [quality], "quality_tokens": 6_000_000, "val_tokens": 500_000,
-        "source_entropy_nats": 2.0984}))  # fmt: skip
-    (res / "gpu_lm_cpu.json").write_text("{}")  # a CPU smoke run: not a GPU table
     (res / "gpu_stages_h200.json").write_text(json.dumps({
-        "device": "NVIDIA H200", "torch": "2.11.0+cu130",
+        "device": "NVIDIA H200", "torch": "2.11.0+cu130", "profile": "gpu",
         "stages": {"train@books_lm": {"seconds": 41.25, "rc": 0},
                    "evaluate@books_lm": {"seconds": 12.5, "rc": 0}},
-        "unfinished": ["train@es_en_translator"]}))  # fmt: skip
+        "unfinished": ["train@es_en_translator"],
+        "epoch_seconds": {"books_lm": [10.0, 11.0]},
+        "metrics": {"books_lm": {"test": {"perplexity": 98.765}}}}))  # fmt: skip
 
 
-def test_gpu_blocks_from_results(summary, tmp_path):
+def test_gpu_block_from_results(summary, tmp_path):
     root = _fake_root(tmp_path)
-    assert summary.render(root)["gpu-lm"].startswith("_Not measured yet")
     assert summary.render(root)["gpu-stages"].startswith("_Not measured yet")
     _gpu_results(root)
-    blocks = summary.render(root)
-    lm = blocks["gpu-lm"]
-    assert "105.3 MFLOPs/token (LSTM 40.6, softmax 64.7)" in lm
-    assert "788 TFLOP/s (measured) → roofline 7.48M tokens/s" in lm
-    assert "| b512 bf16 | 512 | 1,234,567 | 4.29× | 48.2 | 6.1 % | 11.5 |" in lm
-    assert "| b512 bf16 | 0.001 | 167 | 5.1 | 2.3456 | 10.44 | 0.2472 |" in lm
-    assert lm.count("(torch") == 1  # the CPU smoke file is not a table
-    st = blocks["gpu-stages"]
-    assert "| NVIDIA H200 | train@books_lm | 41.2 | 0 |" in st
-    assert "| NVIDIA H200 | **all of the above** | 53.8 | |" in st
-    assert "cut short train@es_en_translator; 19 more stages not started" in st
+    st = summary.render(root)["gpu-stages"]
+    assert (
+        "| NVIDIA H200 | books_lm | 41.2 (exit 0) | 12.5 (exit 0) | 10.5 × 2 | perplexity 98.77 |"
+        in st
+    )
+    assert "profile `gpu`: 53.8 s in all" in st
+    assert "cut short by the time limit: train@es_en_translator; 19 more stages not started" in st
 
 
 def test_data_half_block_from_results(summary, tmp_path):

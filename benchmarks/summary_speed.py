@@ -1,0 +1,211 @@
+"""BENCHMARKS.md's speed and scale tables, from ``benchmarks/results/*.json`` of the benchmark
+scripts and ``gpu_stages_<device>.json`` of ``benchmarks/gpu.sh``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import summary_tables as T
+
+# --- benchmarks/results/*.json ---------------------------------------------------------------
+
+
+def block_data_half(root: Path) -> list[str]:
+    doc = T.result(root, "data_half", "python benchmarks/data_half.py")
+    wall, n = doc["wall_s"], doc["stages"]
+    head = [f"`dvc repro --force tokenize` ({n} hops)", "wall", "per hop"]
+    row = ["each hop a `python -m stages.<hop>` process", f"{wall:.1f} s ({wall / 60:.1f} min)"]
+    return T.table(head, [[*row, f"{wall / n:.2f} s"]]) + [
+        "",
+        f"Best of {doc['repeat']}; dvc.lock byte-identical after every run: "
+        f"{all(r['lock_unchanged'] for r in doc['runs'])}; {doc['machine']['cpus']} CPUs, load "
+        f"average {doc['machine']['load_avg_at_start'][0]:.1f} at the start; "
+        f"{doc['measured_at']}.",
+    ]
+
+
+def block_tokenize_speed(root: Path) -> list[str]:
+    doc = T.result(root, "tokenize_speed", "python benchmarks/tokenize_speed.py")
+    m = doc["machine"]
+    head = ["path", f"seconds (best of {doc['repeats']})", "sentences/s", "rnnflow speed-up"]
+    cells = ("{path}", "{seconds:.3f}", "{sentences_per_s:,}", "{rnnflow_speedup:.2f}×")
+    return T.table(head, T.rows_of(doc["rows"], *cells)) + [
+        "",
+        f"{doc['pairs']:,} pairs = {doc['sentences']:,} sentences of {doc['data']}; "
+        f"vocabulary {doc['vocab_size']:,}; every path checked to give the same "
+        f"vocabulary and ids; tokenizers {m.get('tokenizers')} (its parallelism "
+        f"{m.get('tokenizers_parallelism', 'off: TOKENIZERS_PARALLELISM=false')}), datasets "
+        f"{m.get('datasets')}; "
+        f"{m.get('cpus')} CPUs, {T.load_note(doc)}; {doc['when']}. HF's stock `Whitespace` "
+        f"pre-tokenizer would split {doc['stock_whitespace_differs']['sentences']:,} "
+        "sentences differently.",
+    ]
+
+
+def _scale(root: Path) -> tuple[dict[str, Any], str]:
+    """scale_es_en.json and a line on the synthetic corpus it measured."""
+    how = "python benchmarks/scale_es_en.py --pairs 10000000 --compare-pairs 1000000"
+    doc = T.result(root, "scale_es_en", how)
+    z = doc["runs"]["main"]["zip"]
+    dup, rep = 100 * z["duplicate_pair_fraction"], 100 * z["repeated_es_fraction"]
+    return doc, (
+        f"SYNTHETIC es–en pairs (sentence lengths of the mirror's {doc['length_pool']['pairs']:,}"
+        f" real OpenSubtitles pairs, made-up Zipfian words, {dup:.2f} % duplicate pairs, "
+        f"{rep:.1f} % repeated Spanish sentences) in the published Moses zip layout "
+        f"({T.mib(z['bytes'])}); {doc['machine']['cpus']} CPUs; {doc['date']}."
+    )
+
+
+def block_memory(root: Path) -> list[str]:
+    """Peak RSS of each es_en hop at two sizes, its slope per row, and where it comes from."""
+    doc, note = _scale(root)
+    small, big, ext = doc["runs"]["compare"], doc["runs"]["main"], doc["extrapolation"]
+    head = [f"peak RSS {small['pairs'] / 1e6:g}M pairs", f"peak RSS {big['pairs'] / 1e6:g}M"]
+    head = ["hop", *head, "growth per row", f"at {ext['rows'] / 1e6:g}M (fit)", "what it holds"]
+    rows = []
+    for hop, e in ext["hops"].items():
+        rss = [T.mib(run["hops"][hop]["peak_rss_bytes"]) for run in (small, big)]
+        grows = f"{e['rss_bytes_per_row']:.0f} B" if e["memory_grows_with_rows"] else "flat"
+        rows.append([hop, *rss, grows, T.mib(e["peak_rss_bytes_fit"]), e["note"]])
+    return T.table(head, rows, note)
+
+
+def block_scale(root: Path) -> list[str]:
+    """Wall time, throughput and disk of each es_en hop on the big synthetic corpus."""
+    doc, note = _scale(root)
+    big, ext = doc["runs"]["main"], doc["extrapolation"]
+    head = ["hop", "rows in", "wall (s)", "rows/s", "peak temporary disk", "output"]
+    head.append(f"wall at {ext['rows'] / 1e6:g}M (fit)")
+    rows = []
+    for hop, h in big["hops"].items():
+        tmp = max(h["peak_tmp_bytes"], h["peak_downloads_bytes"] if hop == "fetch" else 0)
+        fit = ext["hops"].get(hop, {}).get("wall_s_fit")
+        rows.append(
+            [hop, f"{h['rows_in']:,}", f"{h['wall_s']:.1f}", f"{h['rows_per_s']:,.0f}", T.mib(tmp),
+             T.mib(h["output_bytes"]), "—" if fit is None else f"{fit:,.0f} s"]
+        )  # fmt: skip
+    total = sum(h["wall_s"] for h in big["hops"].values())
+    fits = sum(e.get("wall_s_fit", e["wall_s_linear"]) for e in ext["hops"].values())
+    peak = max(h["peak_rss_bytes"] for h in big["hops"].values())
+    return T.table(head, rows) + [
+        "",
+        f"{big['pairs']:,} pairs: the five hops took {total:.0f} s ({total / 60:.1f} min), "
+        f"peak RSS {T.mib(peak)}; fitted to {ext['rows']:,} pairs: ~{fits / 60:.0f} min. {note}",
+    ]
+
+
+def block_engine(root: Path) -> list[str]:
+    """clean/sample/tokenize with ``data.engine`` local vs dask (1 and N workers), side by side."""
+
+    def engine_runs(doc: dict[str, Any] | None) -> dict[str, Any]:
+        dask = (doc or {}).get("dask") or {}
+        return {k: v for k, v in dask.items() if isinstance(v, dict) and "runs" in v}
+
+    # the Scale run (10M and 1M pairs) when it ran the engines, else the smaller engine run
+    doc = T.read_json(root / "benchmarks" / "results" / "scale_es_en.json")
+    if not engine_runs(doc):
+        how = (
+            "python benchmarks/scale_es_en.py --pairs 1000000 --compare-pairs 100000 "
+            "--out benchmarks/results/scale_engine.json"
+        )
+        doc = T.result(root, "scale_engine", how, "dask")
+    assert doc is not None
+    runs = engine_runs(doc)
+    workers = sorted({w for d in runs.values() for w in d["runs"]}, key=int)
+    head = ["pairs", "hop", "local wall (s)", *(f"dask {w} worker(s) wall (s)" for w in workers)]
+    head += ["peak RSS local", *(f"peak RSS dask {w}" for w in workers)]
+    rows, same = [], []
+    for key in ("compare", "main"):
+        d = runs.get(key)
+        if d is None:
+            continue
+        pairs = doc["runs"][key]["pairs"]
+        for hop, h in d["local"].items():
+            dask = [d["runs"][w][hop] for w in workers]
+            rows.append(
+                [f"{pairs:,}", hop, f"{h['wall_s']:.1f}", *(f"{x['wall_s']:.1f}" for x in dask),
+                 T.mib(h["peak_rss_bytes"]), *(T.mib(x["peak_rss_bytes"]) for x in dask)]
+            )  # fmt: skip
+        same += [
+            f"{pairs:,} pairs, {w} worker(s): {d['runs'][w]['bytes_identical']}" for w in workers
+        ]
+    return T.table(head, rows) + [
+        "",
+        "Files byte-identical to the local engine's (data and hop reports): "
+        + "; ".join(same)
+        + f". {doc['machine']['cpus']} CPUs; peak RSS is the largest process (wait4).",
+    ]
+
+
+def block_ddp_lm(root: Path) -> list[str]:
+    """One epoch with ``nproc`` 1 and 2 (``benchmarks/ddp_lm.py``), side by side."""
+    doc = T.result(root, "ddp_lm", "python benchmarks/ddp_lm.py")
+    runs = doc["runs"]
+    rows = [
+        [n, f"{sum(r['epoch_seconds']):.1f}", f"{r['tokens_per_s']:,}", f"{r['val_loss']:.4f}",
+         f"{r['val_perplexity']:.1f}" if r.get("val_perplexity") else "—"]
+        for n, r in sorted(runs.items(), key=lambda kv: int(kv[0]))
+    ]  # fmt: skip
+    first, *rest = sorted(runs, key=int)
+    ratios = "; ".join(
+        f"{n} processes / 1: {runs[n]['tokens_per_s'] / runs[first]['tokens_per_s']:.2f}× "
+        "the tokens/s"
+        for n in rest
+    )
+    cfg = doc["config"]
+    return T.table(["nproc", "epoch (s)", "train tokens/s", "validation loss", "ppl"], rows) + [
+        "",
+        f"{doc['model']}: {cfg.get('layers')}×{cfg.get('hidden')} {cfg.get('cell', '').upper()}, "
+        f"effective batch {cfg.get('batch_size')} whatever nproc, "
+        f"{doc['train_tokens_per_epoch']:,} train tokens an epoch, {cfg.get('epochs')} epoch(s). "
+        f"{ratios}. {doc['machine']['cpus']} CPUs, load average "
+        f"{doc['machine']['load_avg_at_start'][0]} at the start; {doc['date']}.",
+    ]
+
+
+def block_noop_repro(root: Path) -> list[str]:
+    doc = T.result(root, "noop_repro", "python benchmarks/noop_repro.py")
+    med, low = doc["median"], doc["min"]
+    head = [f"command ({doc['stages']} stages, {doc['repeat']} runs each)"]
+    head += ["libyaml (`ruamel.yaml.clib`)", "pure-Python YAML (the default)", "pure / libyaml"]
+    rows = [
+        [f"`dvc {cmd}`, nothing to do"]
+        + [f"{med[f'{cmd}_{y}']:.2f} s (min {low[f'{cmd}_{y}']:.2f})" for y in ("libyaml", "pure")]
+        + [f"{doc[f'ratio_{cmd}']:.2f}x"]
+        for cmd in ("repro", "status")
+    ]
+    return T.table(head, rows, f"Median seconds; {doc['machine']}; {doc['when']}.")
+
+
+def block_gpu_stages(root: Path) -> list[str]:
+    """The main job's training half with the ``gpu`` profile on a GPU (``benchmarks/gpu.sh``):
+    per model the train and evaluate wall time and exit code, the mean epoch and the test
+    metrics."""
+    found = sorted((root / "benchmarks" / "results").glob("gpu_stages_*.json"))
+    if not found:
+        raise T.Missing("benchmarks/results/gpu_stages_<device>.json", "bash benchmarks/gpu.sh")
+    rows, notes = [], []
+    for doc in (json.loads(p.read_text()) for p in found):
+        dev, stages = doc["device"], doc["stages"]
+        for model in sorted({k.split("@", 1)[1] for k in stages}):
+            tr, ev = stages.get(f"train@{model}"), stages.get(f"evaluate@{model}")
+            epochs = (doc.get("epoch_seconds") or {}).get(model) or []
+            test = ((doc.get("metrics") or {}).get(model) or {}).get("test") or {}
+            times = [f"{s['seconds']:.1f} (exit {s['rc']})" if s else "—" for s in (tr, ev)]
+            rows.append(
+                [dev, model, *times,
+                 f"{sum(epochs) / len(epochs):.1f} × {len(epochs)}" if epochs else "—",
+                 ", ".join(f"{k} {v:.4g}" for k, v in test.items()) or "—"]
+            )  # fmt: skip
+        total = sum(st["seconds"] for st in stages.values())
+        cut = doc.get("unfinished") or []
+        never = 2 * len(T.models(root)) - len(stages) - len(cut)  # train + evaluate per model
+        notes.append(
+            f"{dev}, torch {doc['torch']}, profile `{doc.get('profile', 'gpu')}`: {total:.1f} s "
+            f"in all; cut short by the time limit: {', '.join(cut) or 'none'}; "
+            f"{max(never, 0)} more stages not started."
+        )
+    head = ["device", "model", "train s", "evaluate s", "epoch s × epochs", "test metrics"]
+    return T.table(head, rows, *notes)
