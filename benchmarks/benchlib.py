@@ -1,6 +1,6 @@
 """What the benchmark scripts share: the project on ``sys.path``, the corpora mirror, the
-command line, the machine a result was measured on, and writing a result where ``summary.py``
-reads it.
+command line, a model's configuration, the machine a result was measured on, and writing a
+result where ``summary.py`` reads it.
 
 Importing it applies rnnflow's offline defaults (``rnnflow/env.py``: no telemetry, OpenMP
 threads that sleep instead of spinning), so import it before torch.
@@ -75,6 +75,15 @@ def write(path: Path, doc: dict[str, Any], say: bool = True) -> None:
     path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     if say:
         print(f"wrote {path}")
+
+
+def model_cfg(name: str, **update: Any) -> Any:
+    """``train.models.<name>`` of params.yaml as rnnflow parses it, with ``update`` applied."""
+    from pipelines.config import TrainConfig
+    from rnnflow.config import load_params, parse
+
+    cfg = parse(TrainConfig, load_params(ROOT / "params.yaml"), "train").model(name)
+    return cfg.model_copy(update=update) if update else cfg
 
 
 def sync(device: Any) -> None:

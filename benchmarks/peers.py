@@ -29,6 +29,7 @@ corpora mirror (``$RNNFLOW_MIRROR``, default ``../shared/corpora``). Writes
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
@@ -38,19 +39,10 @@ from pathlib import Path
 
 import benchlib as B  # first: rnnflow's environment defaults before torch loads
 import numpy as np
+import peers_mnist
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-
-def model_cfg(name: str, **update):
-    """``train.models.<name>`` of params.yaml as rnnflow parses it."""
-    from pipelines.config import TrainConfig
-    from rnnflow.config import load_params, parse
-
-    cfg = parse(TrainConfig, load_params(B.ROOT / "params.yaml"), "train").model(name)
-    return cfg.model_copy(update=update) if update else cfg
-
 
 # --- the books LM vs word_language_model ----------------------------------------------------
 
@@ -241,12 +233,13 @@ def race_example(cfg, stream: np.ndarray, vocab: int, device, args, val, optimiz
     )
 
 
-def run_lm(args, device) -> dict:
+def run_lm(args: argparse.Namespace, device: torch.device) -> dict:
+    """Both LM races on the books token stream, and how rnnflow compares with each peer."""
     from pipelines import tasks
     from pipelines import text_data as T
     from pipelines.models import text_vocab_size
 
-    cfg = model_cfg("books_lm")
+    cfg = B.model_cfg("books_lm")
     corpus = T.prepare(cfg, tasks.load_corpus(args.tokens / cfg.corpus))
     vocab = text_vocab_size(corpus.spec, "ids")
     stream = T.lm_stream(corpus.train.sides["ids"])
@@ -288,14 +281,15 @@ def run_lm(args, device) -> dict:
 # --- the translator ------------------------------------------------------------------------
 
 
-def run_translator(args, device) -> dict:
+def run_translator(args: argparse.Namespace, device: torch.device) -> dict:
+    """Target tokens/s of the translator as trained and with a full softmax, ``--steps`` each."""
     from pipelines import data as D
     from pipelines import tasks
     from pipelines import text_data as T
     from pipelines.models import build_model, text_vocab_size
     from pipelines.tasks.seq2seq import Seq2SeqJob
 
-    base = model_cfg("es_en_translator")
+    base = B.model_cfg("es_en_translator")
     corpus = T.prepare(base, tasks.load_corpus(args.tokens / base.corpus))
     job = Seq2SeqJob(base, corpus, device)
     src_v, tgt_v = (text_vocab_size(corpus.spec, s) for s in ("source", "target"))
@@ -340,116 +334,6 @@ def run_translator(args, device) -> dict:
     return out
 
 
-# --- MNIST ---------------------------------------------------------------------------------
-
-
-class ExampleNet(nn.Module):
-    """pytorch/examples mnist/main.py ``Net``."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3, 1)
-        self.conv2 = nn.Conv2d(32, 64, 3, 1)
-        self.dropout1 = nn.Dropout(0.25)
-        self.dropout2 = nn.Dropout(0.5)
-        self.fc1 = nn.Linear(9216, 128)
-        self.fc2 = nn.Linear(128, 10)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
-        x = F.relu(self.fc1(torch.flatten(self.dropout1(x), 1)))
-        return F.log_softmax(self.fc2(self.dropout2(x)), dim=1)
-
-
-class ExampleMNIST(torch.utils.data.Dataset):
-    """``datasets.MNIST(transform=Compose([ToTensor(), Normalize((0.1307,), (0.3081,))]))``
-    per item, from the uint8 arrays (no PIL round trip)."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
-        self.images = torch.from_numpy(images)
-        self.labels = torch.from_numpy(labels.astype(np.int64))
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        x = self.images[i].float().div(255).unsqueeze(0)
-        return (x - 0.1307) / 0.3081, int(self.labels[i])
-
-
-def run_mnist(args, device) -> dict:
-    from pipelines import data as D
-    from pipelines.models import build_model
-    from pipelines.tasks import tensor
-    from stages.corpora.idx import read_idx
-
-    d = B.mirror() / "mnist"
-    x = read_idx(d / "partial-train" / "train-images-idx3-ubyte.gz", dims=3)[: args.mnist_train]
-    y = read_idx(d / "partial-train" / "train-labels-idx1-ubyte.gz", dims=1)[: args.mnist_train]
-    xt = read_idx(d / "t10k-images-idx3-ubyte.gz", dims=3)
-    yt = read_idx(d / "t10k-labels-idx1-ubyte.gz", dims=1)
-    batch = args.mnist_batch
-    out = {"train_images": len(y), "test_images": len(yt), "batch_size": batch, "runs": {}}
-
-    # rnnflow: the spec the format hop writes (x_scale, train mean/std), TensorJob, fit's step
-    cfg = model_cfg("mnist_cnn", batch_size=batch)
-    scaled = x.astype(np.float32) / 255.0
-    spec = {"task": "classify", "x_shape": [28, 28], "num_classes": 10, "y_shape": []}
-    spec |= {"x_scale": 255.0, "x_mean": float(scaled.mean()), "x_std": float(scaled.std())}
-    feats = lambda a: torch.from_numpy(tensor.features(a, spec))  # noqa: E731
-    labels = lambda a: torch.from_numpy(a.astype(np.int64))  # noqa: E731
-    corpus = tensor.Corpus("mnist", spec, (feats(x), labels(y)), (feats(xt), labels(yt)))
-    job = tensor.TensorJob(cfg, corpus, device)
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.family, cfg, spec).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    model.train()
-    B.sync(device)
-    t0 = time.perf_counter()
-    for loss, _, _ in job.losses(model, 0, D.epoch_generator(cfg.seed, 0)):
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    B.sync(device)
-    secs = time.perf_counter() - t0
-    out["runs"]["rnnflow"] = {
-        "loop": f"TensorJob (augment {cfg.augment}, max_shift {cfg.max_shift}) + Adam lr {cfg.lr}",
-        "seconds": round(secs, 2),
-        "images_per_s": round(len(y) / secs),
-        "test_accuracy": round(job.validate(model)["accuracy"], 4),
-    }
-
-    # pytorch/examples mnist/main.py, one epoch
-    torch.manual_seed(1)  # the example's --seed default
-    loader = torch.utils.data.DataLoader(ExampleMNIST(x, y), batch_size=batch, shuffle=True)
-    net = ExampleNet().to(device)
-    optimizer = torch.optim.Adadelta(net.parameters(), lr=1.0)
-    net.train()
-    B.sync(device)
-    t0 = time.perf_counter()
-    for data, target in loader:
-        data, target = data.to(device), target.to(device)
-        optimizer.zero_grad()
-        F.nll_loss(net(data), target).backward()
-        optimizer.step()
-    B.sync(device)
-    secs2 = time.perf_counter() - t0
-    test = ExampleMNIST(xt, yt)
-    with torch.no_grad():
-        net.eval()
-        xs = torch.stack([test[i][0] for i in range(len(test))]).to(device)
-        pred = torch.cat([net(xs[i : i + 1000]).argmax(1) for i in range(0, len(xs), 1000)])
-    out["runs"]["pytorch_examples_mnist"] = {
-        "loop": "DataLoader(shuffle) + per-item ToTensor/Normalize + Adadelta lr 1.0",
-        "seconds": round(secs2, 2),
-        "images_per_s": round(len(y) / secs2),
-        "test_accuracy": round(float((pred.cpu() == test.labels).float().mean()), 4),
-    }
-    out["ratio_rnnflow_over_example_speed"] = round(secs2 / secs, 2)
-    print(f"[mnist] {json.dumps(out['runs'])}")
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     p = B.parser(__doc__, __file__)
     parts = ["lm", "translator", "mnist"]
@@ -478,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     name = B.device_name(device)
     # parts not run this time keep their last results, each with the facts of its own run
     doc = json.loads(args.out.read_text()) if args.out.exists() else {"benchmark": "peers"}
-    runners = {"lm": run_lm, "translator": run_translator, "mnist": run_mnist}
+    runners = {"lm": run_lm, "translator": run_translator, "mnist": peers_mnist.run_mnist}
     for part in args.parts:
         facts = {"device": name, "torch": str(torch.__version__), "when": B.now()}
         machine = B.machine()
