@@ -20,6 +20,7 @@ from ruamel.yaml import YAML
 from pipelines.ops import judgement as J
 from pipelines.ops import registry as G
 from pipelines.ops import retrain as RT
+from pipelines.ops import workspace as W
 from rnnflow.config import load_params
 from rnnflow.env import PROJECT_ROOT
 from tests.conftest import write_params
@@ -59,16 +60,20 @@ def write_result(root: Path, lr: float, accuracy: float, model: str = MODEL) -> 
                     {"path": f"models/{model}", "md5": f"{int(lr * 1e6):032d}.dir"},
                 ],
                 "params": {"params.yaml": {"evaluate": {"batch_size": 1024}}},
-                "outs": [{"path": f"metrics/{model}.json", "md5": "e" * 32}],
+                "outs": [
+                    {"path": f"metrics/{model}.json", "md5": "e" * 32},
+                    {"path": f"reports/evaluate/{model}.json", "md5": "f" * 32},
+                ],
             },
         },
     }
     with (root / "dvc.lock").open("w") as f:
         YAML().dump(lock, f)
-    (root / "metrics").mkdir(exist_ok=True)
-    (root / "metrics" / f"{model}.json").write_text(
-        json.dumps({"validation": {"accuracy": accuracy}, "test": {"accuracy": accuracy - 0.01}})
-    )
+    # the DVC metric (the headline) and the full record, which the judgement reads
+    scores = {"validation": {"accuracy": accuracy}, "test": {"accuracy": accuracy - 0.01}}
+    for path in (root / "metrics" / f"{model}.json", W.evaluate_record(root, model)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(scores))
 
 
 @pytest.fixture
@@ -152,6 +157,8 @@ def test_first_and_better_challengers_get_a_version_and_the_champion_stage(repo)
         "dvc.lock",
         "M",
         f"metrics/{MODEL}.json",
+        "M",
+        f"reports/evaluate/{MODEL}.json",
     ]
 
     # The judgement is in the annotated tags' messages...
