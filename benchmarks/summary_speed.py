@@ -20,7 +20,7 @@ def block_data_half(root: Path) -> list[str]:
     return T.table(head, [[*row, f"{wall / n:.2f} s"]]) + [
         "",
         f"Best of {doc['repeat']}; dvc.lock byte-identical after every run: "
-        f"{all(r['lock_unchanged'] for r in doc['runs'])}; {doc['machine']['cpus']} CPUs, load "
+        f"{all(r['lock_unchanged'] for r in doc['runs'])}; {T.cpus(doc)}, load "
         f"average {doc['machine']['load_avg_at_start'][0]:.1f} at the start; "
         f"{doc['measured_at']}.",
     ]
@@ -38,7 +38,7 @@ def block_tokenize_speed(root: Path) -> list[str]:
         f"vocabulary and ids; tokenizers {m.get('tokenizers')} (its parallelism "
         f"{m.get('tokenizers_parallelism', 'off: TOKENIZERS_PARALLELISM=false')}), datasets "
         f"{m.get('datasets')}; "
-        f"{m.get('cpus')} CPUs, {T.load_note(doc)}; {doc['when']}. HF's stock `Whitespace` "
+        f"{T.cpus(doc)}, {T.load_note(doc)}; {doc['when']}. HF's stock `Whitespace` "
         f"pre-tokenizer would split {doc['stock_whitespace_differs']['sentences']:,} "
         "sentences differently.",
     ]

@@ -48,6 +48,12 @@ def mib(x: float) -> str:
     return f"{x / 2**30:.1f} GiB" if x >= 2**30 else f"{x / 2**20:,.0f} MiB"
 
 
+def cpus(doc: dict[str, Any]) -> str:
+    """The CPU count, and the CPU model where the result recorded it."""
+    m = doc.get("machine", {})
+    return f"{m.get('cpus')} CPUs" + (f" ({m['cpu']})" if m.get("cpu") else "")
+
+
 def load_note(doc: dict[str, Any]) -> str:
     m = doc.get("machine", {})
     loads = [m.get(k) for k in ("load_avg_at_start", "load_avg_at_end")]

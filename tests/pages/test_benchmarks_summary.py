@@ -172,13 +172,14 @@ def test_gpu_block_from_results(summary, tmp_path):
 def test_data_half_block_from_results(summary, tmp_path):
     root = _fake_root(tmp_path)
     assert summary.render(root)["data-half"].startswith("_Not measured yet")
-    machine = {"cpus": 2, "load_avg_at_start": [0.3, 0, 0]}
+    machine = {"cpu": "AMD EPYC", "cpus": 2, "load_avg_at_start": [0.3, 0, 0]}
     (root / "benchmarks" / "results" / "data_half.json").write_text(json.dumps({
         "stages": 40, "repeat": 1, "wall_s": 190.0,
         "runs": [{"lock_unchanged": True}], "machine": machine, "measured_at": "T"}))  # fmt: skip
     block = summary.render(root)["data-half"]
     assert "| each hop a `python -m stages.<hop>` process | 190.0 s (3.2 min) | 4.75 s |" in block
     assert "byte-identical after every run: True" in block
+    assert "2 CPUs (AMD EPYC), load average 0.3" in block  # timings name their machine
 
 
 def test_scale_and_memory_blocks_from_the_committed_results(summary, tmp_path):
