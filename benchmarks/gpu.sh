@@ -15,7 +15,7 @@
 set -euo pipefail
 
 if [ "${1:-}" = --stages ]; then  # run by the branch below: in the copy, under one Prefect server
-  "$PY" -m rnnflow.cli profile gpu
+  "$PY" -m rnnflow.cli profile gpu --root .  # the copy's params.yaml, never the checkout's
   for c in $("$PY" -c "
 from rnnflow.config import load_params
 print(*(load_params('profiles/gpu.yaml').get('tokenize') or {}))"); do
