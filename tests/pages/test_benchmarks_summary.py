@@ -189,10 +189,34 @@ def test_scale_and_memory_blocks_from_the_committed_results(summary, tmp_path):
     shutil.copy(ROOT / "benchmarks/results/scale_es_en.json", root / "benchmarks/results")
     blocks = summary.render(root)
     assert "| fetch | 10,000,000 | 30.9 | 323,834 | 474 MiB | 476 MiB | 178 s |" in blocks["scale"]
-    assert "the five hops took 422 s (7.0 min), peak RSS 938 MiB" in blocks["scale"]
-    assert "| clean | 351 MiB | 496 MiB | 17 B | 1.3 GiB |" in blocks["memory"]
-    assert "| fetch | 300 MiB | 298 MiB | flat |" in blocks["memory"]
+    # that run read peak RSS from wait4, which counts the benchmark's own memory: not shown
+    assert "the five hops took 422 s (7.0 min), peak RSS n/m" in blocks["scale"]
+    assert "| clean | n/m | n/m | n/m | n/m |" in blocks["memory"]
+    assert "n/m: not measured" in blocks["memory"]
     assert "/tmp/" not in blocks["scale"] + blocks["memory"]
+
+
+def test_a_hops_peak_rss_is_its_own_not_its_parents():
+    """A small hop launched by a big benchmark reads small: its own VmHWM, where wait4's
+    ru_maxrss would start it at the parent's size."""
+    import os
+
+    scale = load_script(ROOT / "benchmarks/scale_es_en.py")
+    ballast = bytearray(300 << 20)
+    ballast[::4096] = b"x" * len(ballast[::4096])  # resident, not just reserved
+    grow = (
+        "b = bytearray(40 << 20); b[::4096] = b'x' * len(b[::4096]); print(1, flush=True); input()"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", grow], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline()  # allocated
+        peak = scale.tree_hwm(child.pid)
+    finally:
+        child.communicate("\n")
+    assert 40 << 20 <= peak < 200 << 20
+    assert len(ballast) > peak and os.getpid() != child.pid
 
 
 def test_committed_results_name_no_absolute_path():
