@@ -67,8 +67,9 @@ NOT_MEASURED = (
 
 
 def rss(hop: dict[str, Any]) -> str:
-    """A hop's peak RSS when it was measured per process (VmHWM), else ``n/m``."""
-    measured = str(hop.get("peak_rss_source", "")).startswith("VmHWM")
+    """A hop's peak RSS when it was measured per process (VmHWM), else ``n/m`` (also for a hop
+    that ended before its first sample)."""
+    measured = str(hop.get("peak_rss_source", "")).startswith("VmHWM") and hop["peak_rss_bytes"]
     return T.mib(hop["peak_rss_bytes"]) if measured else "n/m"
 
 
@@ -153,7 +154,7 @@ def block_engine(root: Path) -> list[str]:
         "",
         "Files byte-identical to the local engine's (data and hop reports): "
         + "; ".join(same)
-        + f". {doc['machine']['cpus']} CPUs; peak RSS is the largest process."
+        + f". {T.cpus(doc)}; peak RSS is the largest process."
         + ("" if all("n/m" not in r for r in rows) else f" {NOT_MEASURED}"),
     ]
 

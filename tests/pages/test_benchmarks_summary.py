@@ -199,8 +199,6 @@ def test_scale_and_memory_blocks_from_the_committed_results(summary, tmp_path):
 def test_a_hops_peak_rss_is_its_own_not_its_parents():
     """A small hop launched by a big benchmark reads small: its own VmHWM, where wait4's
     ru_maxrss would start it at the parent's size."""
-    import os
-
     scale = load_script(ROOT / "benchmarks/scale_es_en.py")
     ballast = bytearray(300 << 20)
     ballast[::4096] = b"x" * len(ballast[::4096])  # resident, not just reserved
@@ -215,8 +213,7 @@ def test_a_hops_peak_rss_is_its_own_not_its_parents():
         peak = scale.tree_hwm(child.pid)
     finally:
         child.communicate("\n")
-    assert 40 << 20 <= peak < 200 << 20
-    assert len(ballast) > peak and os.getpid() != child.pid
+    assert 40 << 20 <= peak < 200 << 20 < len(ballast)  # its own 40 MiB, not our 300
 
 
 def test_committed_results_name_no_absolute_path():
