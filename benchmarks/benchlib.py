@@ -85,7 +85,17 @@ def machine(**extra: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def commit() -> str | None:
+    """The checkout's HEAD commit (None outside git); a result is measured on it."""
+    import subprocess
+
+    got = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return got.stdout.strip() or None
+
+
 def write(path: Path, doc: dict[str, Any], say: bool = True) -> None:
+    """``doc`` as JSON at ``path``, stamped with the commit it was measured on."""
+    doc["commit"] = commit()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     if say:
@@ -99,6 +109,61 @@ def model_cfg(name: str, **update: Any) -> Any:
 
     cfg = parse(TrainConfig, load_params(ROOT / "params.yaml"), "train").model(name)
     return cfg.model_copy(update=update) if update else cfg
+
+
+def model_record(name: str, **update: Any) -> dict[str, Any]:
+    """What a result says about a model it trained: ``train.models.<name>`` as rnnflow parses it
+    (defaults included) with ``update`` applied; :func:`stale` checks it against params.yaml."""
+    config = model_cfg(name, **update).model_dump(mode="json")
+    return {"model": name, "update": update, "config": config}
+
+
+def params_record(*keys: str, root: Path = ROOT) -> dict[str, Any]:
+    """The entries of ``root``'s params.yaml (dotted keys, e.g. ``tokenize.es_en``) a result
+    depends on, for :func:`stale`."""
+    from rnnflow.config import load_params
+
+    params = load_params(root / "params.yaml")
+    return {"params": {key: _dotted(params, key) for key in keys}}
+
+
+def _dotted(tree: Any, key: str) -> Any:
+    for part in key.split("."):
+        tree = tree[part] if isinstance(tree, dict) and part in tree else None
+    return tree
+
+
+def stale(doc: Any, params: dict[str, Any]) -> list[str]:
+    """Where a result's recorded configuration differs from ``params`` (params.yaml parsed):
+    every :func:`model_record` (the model reparsed with its update) and every
+    :func:`params_record` entry, anywhere in ``doc``. Empty: the result still describes the
+    code's configuration."""
+    from pipelines.config import TrainConfig
+    from rnnflow.config import parse
+
+    out: list[str] = []
+    if isinstance(doc, list):
+        return [line for x in doc for line in stale(x, params)]
+    if not isinstance(doc, dict):
+        return out
+    if {"model", "update", "config"} <= doc.keys():
+        models = params.get("train", {}).get("models", {})
+        if doc["model"] not in models:
+            return [f"{doc['model']}: no longer in train.models"]
+        now = parse(TrainConfig, params, "train").model(doc["model"])
+        now_d = now.model_copy(update=doc["update"]).model_dump(mode="json")
+        out += [
+            f"{doc['model']}.{k}: {doc['config'].get(k)!r} recorded, {now_d.get(k)!r} now"
+            for k in sorted(set(now_d) | set(doc["config"]))
+            if now_d.get(k) != doc["config"].get(k)
+        ]
+    for key, value in (doc.get("params") or {}).items():
+        if _dotted(params, key) != value:
+            out.append(f"params {key}: recorded {value!r}, now {_dotted(params, key)!r}")
+    for k, v in doc.items():
+        if k not in ("config", "params"):
+            out += stale(v, params)
+    return out
 
 
 def sync(device: Any) -> None:

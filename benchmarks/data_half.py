@@ -19,6 +19,9 @@ from pathlib import Path
 
 import benchlib as B
 
+#: The params.yaml sections the data half reads (a change to one calls for a rerun).
+DATA_SECTIONS = ("fetch", "clean", "format", "sample", "tokenize", "data")
+
 
 def dvc(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``dvc ARGS`` of this interpreter's environment, its ``python`` first on PATH."""
@@ -61,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "machine": {**machine, "load_avg_at_end": B.load_avg()},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **B.params_record(*DATA_SECTIONS, root=root),
     }
     print(f"{doc['stages']} stages: {doc['wall_s']:.1f} s; dvc.lock unchanged")
     B.write(args.out, doc)

@@ -52,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json,
         {
             "benchmark": "ddp_lm",
-            "model": args.model,
-            "config": {**entry, "epochs": args.epochs},
+            **B.model_record(args.model, epochs=args.epochs),
             "train_tokens_per_epoch": per_epoch,
             "runs": runs,
             "date": B.now(),

@@ -248,7 +248,7 @@ def run_lm(args: argparse.Namespace, device: torch.device) -> dict:
         val = val[: args.val_tokens]
     print(f"[lm] books: vocab {vocab:,}, {len(stream):,} train, {len(val):,} validation tokens")
     out = {
-        "config": cfg.model_dump(mode="json"),
+        **B.model_record("books_lm"),
         "vocab": vocab,
         "train_tokens": len(stream),
         "val_tokens": len(val),
@@ -294,7 +294,7 @@ def run_translator(args: argparse.Namespace, device: torch.device) -> dict:
     job = Seq2SeqJob(base, corpus, device)
     src_v, tgt_v = (text_vocab_size(corpus.spec, s) for s in ("source", "target"))
     out = {
-        "config": base.model_dump(mode="json"),
+        **B.model_record("es_en_translator"),
         "src_vocab": src_v,
         "tgt_vocab": tgt_v,
         "runs": {},
@@ -365,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     runners = {"lm": run_lm, "translator": run_translator, "mnist": peers_mnist.run_mnist}
     for part in args.parts:
         facts = {"device": name, "torch": str(torch.__version__), "when": B.now()}
+        facts["commit"] = B.commit()  # each part keeps the commit it was measured on
         machine = B.machine()
         doc[part] = runners[part](args, device)
         doc[part].update(facts, machine={**machine, "load_avg_at_end": B.load_avg()})

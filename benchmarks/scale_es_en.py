@@ -356,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine,
         "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
         "options": options,
+        # the project's es_en settings the hops ran with (fetch reads the synthetic zip instead)
+        **B.params_record(*(f"{hop}.{CORPUS}" for hop in HOPS[1:])),
         "length_pool": {
             "pairs": int(len(lengths)),
             "mean_words": [round(float(x), 2) for x in lengths.mean(axis=0)],

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name} seed {seed}: {run}", flush=True)
         keys = [f"{split}.{head}" for split in SPLITS]
         spreads = {k: max(r[k] for r in runs) - min(r[k] for r in runs) for k in keys}
-        row = {"model": name, "metric": head, "runs": runs, "spreads": spreads}
+        row = {**B.model_record(name), "metric": head, "runs": runs, "spreads": spreads}
         if args.nproc > 1:
             t0 = time.perf_counter()
             model = _train_distributed(name, models[name], args.nproc, layout, cfg0.corpus)

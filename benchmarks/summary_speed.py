@@ -122,15 +122,7 @@ def block_engine(root: Path) -> list[str]:
         dask = (doc or {}).get("dask") or {}
         return {k: v for k, v in dask.items() if isinstance(v, dict) and "runs" in v}
 
-    # the Scale run (10M and 1M pairs) when it ran the engines, else the smaller engine run
-    doc = T.read_json(root / "benchmarks" / "results" / "scale_es_en.json")
-    if not engine_runs(doc):
-        how = (
-            "python benchmarks/scale_es_en.py --pairs 10000000 --compare-pairs 1000000 "
-            "--out benchmarks/results/scale_engine.json"
-        )
-        doc = T.result(root, "scale_engine", how, "dask")
-    assert doc is not None
+    doc, _ = _scale(root)
     runs = engine_runs(doc)
     workers = sorted({w for d in runs.values() for w in d["runs"]}, key=int)
     head = ["pairs", "hop", "local wall (s)", *(f"dask {w} worker(s) wall (s)" for w in workers)]

@@ -273,3 +273,60 @@ def test_ddp_block_puts_the_process_counts_side_by_side(summary, tmp_path):
     block = summary.render(root)["ddp-lm"]
     assert "| 2 | 125.0 | 8,000 | 5.3100 | 202.3 |" in block
     assert "2 processes / 1: 0.80× the tokens/s" in block
+
+
+#: What a committed result must record besides its commit: the models it trained (``model``:
+#: benchlib.model_record) or the params.yaml entries its hops read (``params``).
+RECORDS = {"ddp_lm": "model", "peers": "model", "seed_spread": "model", "data_half": "params",
+           "scale_es_en": "params"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def benchlib():
+    return load_script(ROOT / "benchmarks" / "benchlib.py", "benchlib")
+
+
+def _records(doc, key: str) -> list:
+    if isinstance(doc, list):
+        return [r for x in doc for r in _records(x, key)]
+    if not isinstance(doc, dict):
+        return []
+    return ([doc] if key in doc else []) + [r for v in doc.values() for r in _records(v, key)]
+
+
+def test_every_result_was_measured_on_params_yaml_as_it_is(benchlib):
+    """A results file names the commit it was measured on and the model/data configuration it
+    ran; when params.yaml no longer gives that configuration, the result must be rerun."""
+    from rnnflow.config import load_params
+
+    params = load_params(ROOT / "params.yaml")
+    for path in sorted((ROOT / "benchmarks" / "results").glob("*.json")):
+        doc = json.loads(path.read_text())
+        assert re.fullmatch(r"[0-9a-f]{40}", str(doc.get("commit"))), f"{path.name}: no commit"
+        if path.stem in RECORDS:
+            key = "config" if RECORDS[path.stem] == "model" else "params"
+            assert _records(doc, key), f"{path.name}: records no {RECORDS[path.stem]} config"
+        moved = benchlib.stale(doc, params)
+        assert not moved, f"{path.name} ran another configuration (rerun it): {moved[:5]}"
+
+
+def test_a_result_goes_stale_when_the_params_it_ran_move(benchlib):
+    from rnnflow.config import load_params
+
+    params = load_params(ROOT / "params.yaml")
+    doc = {"runs": [benchlib.model_record("books_lm", epochs=1)]}
+    doc |= benchlib.params_record("tokenize.books")
+    assert benchlib.stale(doc, params) == []
+
+    moved = json.loads(json.dumps(params))
+    lm = moved["train"]["models"]["books_lm"]
+    lm["epochs"] += 1  # the result overrode epochs: not its configuration
+    assert benchlib.stale(doc, moved) == []
+    lm["dropout"] = 0.123
+    moved["tokenize"]["books"]["min_freq"] = 7
+    got = benchlib.stale(doc, moved)
+    fields = sorted(line.split(":")[0] for line in got)
+    assert fields == ["books_lm.dropout", "params tokenize.books"]
+    assert any("0.123 now" in line for line in got)
+    del moved["train"]["models"]["books_lm"]
+    assert "books_lm: no longer in train.models" in benchlib.stale(doc, moved)
