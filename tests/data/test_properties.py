@@ -23,7 +23,7 @@ from stages.corpora.idx import IDX_DTYPES, IdxError, read_idx, write_idx
 from stages.corpora.text.formats import read_alternating, read_parallel, read_tsv
 from stages.corpora.text.opening import TextSourceError
 from stages.corpora.texttok import SPECIALS, UNK, TextTokenizeConfig
-from stages.format import SplitConfig, assign_hash
+from stages.format import SplitConfig, assign_hash, in_sorted
 
 FAST = settings(
     max_examples=100,
@@ -362,3 +362,18 @@ def test_alternating_round_trip_and_odd_count(pairs, final, gz, bom, chunk, odd,
         return
     got = _collect(read_alternating(path, chunk), ("context", "response"))
     assert got == {"context": [p[0] for p in pairs], "response": [p[1] for p in pairs]}
+
+
+_U64 = st.integers(0, 2**64 - 1)
+
+
+@FAST
+@given(st.lists(_U64, max_size=50), st.lists(_U64, max_size=50), st.data())
+def test_membership_in_held_out_hashes_is_numpys(values, held, data):
+    """Format's binary-search membership test answers as ``np.isin``, at the ends of the sorted
+    set too (hashes below its first, above its last, equal to either)."""
+    held_arr = np.unique(np.array(held, dtype=np.uint64))
+    if held and values:  # make some values members
+        values = values + data.draw(st.lists(st.sampled_from(held), max_size=5))
+    x = np.array(values, dtype=np.uint64)
+    np.testing.assert_array_equal(in_sorted(x, held_arr), np.isin(x, held_arr))
