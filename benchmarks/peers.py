@@ -17,10 +17,11 @@ length-bucketed batches of ``Seq2SeqJob``, against the same network with the ful
 the PyTorch seq2seq tutorials: target tokens/s.
 
 ``mnist``: one epoch on the mirror's real MNIST (``partial-train``: 22,699 images; accuracy on
-the 10k test set): rnnflow's ``cnn`` family with ``TensorJob`` as ``mnist_cnn`` trains
-(whole-tensor batches, random shifts, Adam) against ``mnist/main.py`` (its ``Net`` -- the same
-network -- with a ``DataLoader`` over per-item ToTensor+Normalize, ``Adadelta(lr=1.0)``), both
-at batch 128.
+the 10k test set), all at batch 128: ``mnist/main.py`` (its ``Net``, a ``DataLoader`` over
+per-item ToTensor+Normalize, ``Adadelta(lr=1.0)``) against rnnflow's loop (``TensorJob``'s
+whole-tensor batches and ``fit``'s step) on the same ``Net``, initialisation and optimizer, no
+augmentation; then, as its own row, ``mnist_cnn`` as params.yaml trains it (its family, random
+shifts, Adam).
 
 Needs the tokenize hop's outputs (``--tokens``, default ``data/05_tokens``) and, for mnist, the
 corpora mirror (``$RNNFLOW_MIRROR``, default ``../shared/corpora``). Writes
@@ -253,6 +254,7 @@ def run_lm(args: argparse.Namespace, device: torch.device) -> dict:
         "train_tokens": len(stream),
         "val_tokens": len(val),
         "max_seconds": args.max_seconds,
+        "eval_every": args.eval_every,
         "targets": args.targets,
         "runs": {"rnnflow": race_rnnflow(cfg, corpus, device, args, val)},
     }
