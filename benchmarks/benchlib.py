@@ -113,57 +113,25 @@ def model_cfg(name: str, **update: Any) -> Any:
 
 def model_record(name: str, **update: Any) -> dict[str, Any]:
     """What a result says about a model it trained: ``train.models.<name>`` as rnnflow parses it
-    (defaults included) with ``update`` applied; :func:`stale` checks it against params.yaml."""
+    (defaults included) with ``update`` applied; the tests check it against params.yaml."""
     config = model_cfg(name, **update).model_dump(mode="json")
     return {"model": name, "update": update, "config": config}
 
 
 def params_record(*keys: str, root: Path = ROOT) -> dict[str, Any]:
     """The entries of ``root``'s params.yaml (dotted keys, e.g. ``tokenize.es_en``) a result
-    depends on, for :func:`stale`."""
+    depends on (checked against params.yaml by the tests)."""
     from rnnflow.config import load_params
 
     params = load_params(root / "params.yaml")
-    return {"params": {key: _dotted(params, key) for key in keys}}
+    return {"params": {key: dotted(params, key) for key in keys}}
 
 
-def _dotted(tree: Any, key: str) -> Any:
+def dotted(tree: Any, key: str) -> Any:
+    """``tree["a"]["b"]`` for ``key`` ``a.b``; None where a part is missing."""
     for part in key.split("."):
-        tree = tree[part] if isinstance(tree, dict) and part in tree else None
+        tree = tree.get(part) if isinstance(tree, dict) else None
     return tree
-
-
-def stale(doc: Any, params: dict[str, Any]) -> list[str]:
-    """Where a result's recorded configuration differs from ``params`` (params.yaml parsed):
-    every :func:`model_record` (the model reparsed with its update) and every
-    :func:`params_record` entry, anywhere in ``doc``. Empty: the result still describes the
-    code's configuration."""
-    from pipelines.config import TrainConfig
-    from rnnflow.config import parse
-
-    out: list[str] = []
-    if isinstance(doc, list):
-        return [line for x in doc for line in stale(x, params)]
-    if not isinstance(doc, dict):
-        return out
-    if {"model", "update", "config"} <= doc.keys():
-        models = params.get("train", {}).get("models", {})
-        if doc["model"] not in models:
-            return [f"{doc['model']}: no longer in train.models"]
-        now = parse(TrainConfig, params, "train").model(doc["model"])
-        now_d = now.model_copy(update=doc["update"]).model_dump(mode="json")
-        out += [
-            f"{doc['model']}.{k}: {doc['config'].get(k)!r} recorded, {now_d.get(k)!r} now"
-            for k in sorted(set(now_d) | set(doc["config"]))
-            if now_d.get(k) != doc["config"].get(k)
-        ]
-    for key, value in (doc.get("params") or {}).items():
-        if _dotted(params, key) != value:
-            out.append(f"params {key}: recorded {value!r}, now {_dotted(params, key)!r}")
-    for k, v in doc.items():
-        if k not in ("config", "params"):
-            out += stale(v, params)
-    return out
 
 
 def sync(device: Any) -> None:

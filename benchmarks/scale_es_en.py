@@ -354,7 +354,10 @@ def main(argv: list[str] | None = None) -> int:
         "(generated; not the real corpus)",
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "machine": machine,
-        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        # a path of this machine (--workdir, --length-pool) would mean nothing elsewhere
+        "command": " ".join(
+            [Path(sys.argv[0]).name] + ["DIR" if os.path.isabs(a) else a for a in sys.argv[1:]]
+        ),
         "options": options,
         # the project's es_en settings the hops ran with (fetch reads the synthetic zip instead)
         **B.params_record(*(f"{hop}.{CORPUS}" for hop in HOPS[1:])),
