@@ -87,10 +87,9 @@ def machine(**extra: Any) -> dict[str, Any]:
 
 def commit() -> str | None:
     """The checkout's HEAD commit (None outside git); a result is measured on it."""
-    import subprocess
+    from pipelines.ops.workspace import git_head
 
-    got = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    return got.stdout.strip() or None
+    return git_head(ROOT)[0]
 
 
 def write(path: Path, doc: dict[str, Any], say: bool = True) -> None:
@@ -121,17 +120,10 @@ def model_record(name: str, **update: Any) -> dict[str, Any]:
 def params_record(*keys: str, root: Path = ROOT) -> dict[str, Any]:
     """The entries of ``root``'s params.yaml (dotted keys, e.g. ``tokenize.es_en``) a result
     depends on (checked against params.yaml by the tests)."""
-    from rnnflow.config import load_params
+    from rnnflow.config import load_params, section
 
     params = load_params(root / "params.yaml")
-    return {"params": {key: dotted(params, key) for key in keys}}
-
-
-def dotted(tree: Any, key: str) -> Any:
-    """``tree["a"]["b"]`` for ``key`` ``a.b``; None where a part is missing."""
-    for part in key.split("."):
-        tree = tree.get(part) if isinstance(tree, dict) else None
-    return tree
+    return {"params": {key: section(params, key) for key in keys}}
 
 
 def sync(device: Any) -> None:

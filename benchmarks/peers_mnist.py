@@ -73,9 +73,8 @@ def run_mnist(args: argparse.Namespace, device: torch.device) -> dict:
     xt = read_idx(d / "t10k-images-idx3-ubyte.gz", dims=3)
     yt = read_idx(d / "t10k-labels-idx1-ubyte.gz", dims=1)
     batch = args.mnist_batch
-    record = B.model_record("mnist_cnn", batch_size=batch)
     out = {"train_images": len(y), "test_images": len(yt), "batch_size": batch, "runs": {}}
-    out |= record
+    out |= B.model_record("mnist_cnn", batch_size=batch)
 
     # rnnflow: the spec the format hop writes (x_scale, train mean/std), TensorJob, fit's step
     cfg = B.model_cfg("mnist_cnn", batch_size=batch)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from pipelines import live as L
+from rnnflow.config import ConfigError, section
 from rnnflow.env import PROJECT_ROOT as ROOT
 from tests.conftest import load_script
 
@@ -316,7 +317,11 @@ def stale(doc, params: dict) -> list[str]:
             if now.get(k) != doc["config"].get(k)
         ]
     for key, value in (doc.get("params") or {}).items():
-        if (now := benchlib.dotted(params, key)) != value:
+        try:
+            now = section(params, key)
+        except ConfigError:  # the entry is gone
+            now = None
+        if now != value:
             out.append(f"params {key}: recorded {value!r}, now {now!r}")
     return out + [
         x for k, v in doc.items() if k not in ("config", "params") for x in stale(v, params)
