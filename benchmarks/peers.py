@@ -157,15 +157,15 @@ class Race:
 def race_rnnflow(cfg, corpus, device, args, val) -> dict:
     """rnnflow's LMJob + fit's optimizer step, epoch after epoch, within the budget."""
     from pipelines import data as D
-    from pipelines.flows.train import _scheduler
     from pipelines.models import build_model
     from pipelines.tasks.lm import LMJob
+    from pipelines.training import scheduler
 
     job = LMJob(cfg, corpus, device)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.family, cfg, corpus.spec).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = _scheduler(opt, cfg)
+    sched = scheduler(opt, cfg)
     race = Race("rnnflow books_lm", model, val, device, args)
 
     def steps(losses: Iterator) -> Iterator[int]:

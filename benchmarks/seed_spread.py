@@ -35,10 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from pipelines import tasks
-    from pipelines.config import Layout, ModelConfig
-    from pipelines.flows.train import fit
+    from pipelines.config import Layout, model_config
     from pipelines.metrics import scoring
     from pipelines.tasks.tensor import load_split
+    from pipelines.training import fit
     from rnnflow.config import load_params
 
     def score(model, task, spec: dict, data: dict) -> dict[str, float]:
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     before = json.loads(args.json.read_text())["rows"] if args.json.exists() else []
     rows = []
     for name in args.models:
-        cfg0 = ModelConfig(**models[name])
+        cfg0 = model_config(**models[name])
         ref = json.loads(layout.metrics(name).read_text())
         corpus = tasks.load_corpus(layout.tokens(cfg0.corpus))
         task = tasks.for_spec(corpus.spec)
@@ -110,11 +110,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _train_distributed(name: str, entry: dict, nproc: int, layout, corpus: str):
     """``name`` trained by ``nproc`` ranks as the train stage does; the model, ready to score."""
-    from pipelines.config import ModelConfig
+    from pipelines.config import model_config
     from pipelines.models import build_model
 
     saved = B.ddp_train(name, entry, nproc, layout.tokens(corpus))["saved"]
-    model = build_model(saved["family"], ModelConfig(**saved["config"]), saved["spec"])
+    model = build_model(saved["family"], model_config(**saved["config"]), saved["spec"])
     model.load_state_dict(saved["state_dict"])
     return model.eval()
 

@@ -58,19 +58,10 @@ def _scale(root: Path) -> tuple[dict[str, Any], str]:
     )
 
 
-#: Said under a table with a peak RSS an older run read from ``wait4``.
-NOT_MEASURED = (
-    "n/m: not measured. That run read wait4's ru_maxrss, which on Linux starts a child at its "
-    "parent's RSS at fork, so every hop read at least the benchmark's own size; rerun the "
-    "script (it samples each process's VmHWM)."
-)
-
-
 def rss(hop: dict[str, Any]) -> str:
-    """A hop's peak RSS when it was measured per process (VmHWM), else ``n/m`` (also for a hop
-    that ended before its first sample)."""
-    measured = str(hop.get("peak_rss_source", "")).startswith("VmHWM") and hop["peak_rss_bytes"]
-    return T.mib(hop["peak_rss_bytes"]) if measured else "n/m"
+    """A hop's peak RSS (the VmHWM of its processes); ``n/m`` for a hop that ended before the
+    first sample."""
+    return T.mib(hop["peak_rss_bytes"]) if hop["peak_rss_bytes"] else "n/m"
 
 
 def block_memory(root: Path) -> list[str]:
@@ -79,16 +70,13 @@ def block_memory(root: Path) -> list[str]:
     small, big, ext = doc["runs"]["compare"], doc["runs"]["main"], doc["extrapolation"]
     head = [f"peak RSS {small['pairs'] / 1e6:g}M pairs", f"peak RSS {big['pairs'] / 1e6:g}M"]
     head = ["hop", *head, "growth per row", f"at {ext['rows'] / 1e6:g}M (fit)", "what it holds"]
-    rows = []
-    for hop, e in ext["hops"].items():
-        peaks = [rss(run["hops"][hop]) for run in (small, big)]
-        grows = f"{e['rss_bytes_per_row']:.0f} B" if e["memory_grows_with_rows"] else "flat"
-        fit = T.mib(e["peak_rss_bytes_fit"])
-        if "n/m" in peaks:
-            grows = fit = "n/m"
-        rows.append([hop, *peaks, grows, fit, e["note"]])
-    measured = all("n/m" not in row for row in rows)
-    return T.table(head, rows, note if measured else f"{note} {NOT_MEASURED}")
+    rows = [
+        [hop, *(rss(run["hops"][hop]) for run in (small, big)),
+         f"{e['rss_bytes_per_row']:.0f} B" if e["memory_grows_with_rows"] else "flat",
+         T.mib(e["peak_rss_bytes_fit"]), e["note"]]
+        for hop, e in ext["hops"].items()
+    ]  # fmt: skip
+    return T.table(head, rows, note)
 
 
 def block_scale(root: Path) -> list[str]:
@@ -118,20 +106,13 @@ def block_scale(root: Path) -> list[str]:
 def block_engine(root: Path) -> list[str]:
     """clean/sample/tokenize with ``data.engine`` local vs dask (1 and N workers), side by side."""
 
-    def engine_runs(doc: dict[str, Any] | None) -> dict[str, Any]:
-        dask = (doc or {}).get("dask") or {}
-        return {k: v for k, v in dask.items() if isinstance(v, dict) and "runs" in v}
-
     doc, _ = _scale(root)
-    runs = engine_runs(doc)
+    runs = doc["dask"]
     workers = sorted({w for d in runs.values() for w in d["runs"]}, key=int)
     head = ["pairs", "hop", "local wall (s)", *(f"dask {w} worker(s) wall (s)" for w in workers)]
     head += ["peak RSS local", *(f"peak RSS dask {w}" for w in workers)]
     rows, same = [], []
-    for key in ("compare", "main"):
-        d = runs.get(key)
-        if d is None:
-            continue
+    for key, d in runs.items():
         pairs = doc["runs"][key]["pairs"]
         for hop, h in d["local"].items():
             dask = [d["runs"][w][hop] for w in workers]
@@ -146,8 +127,7 @@ def block_engine(root: Path) -> list[str]:
         "",
         "Files byte-identical to the local engine's (data and hop reports): "
         + "; ".join(same)
-        + f". {T.cpus(doc)}; peak RSS is the largest process."
-        + ("" if all("n/m" not in r for r in rows) else f" {NOT_MEASURED}"),
+        + f". {T.cpus(doc)}; peak RSS is the largest process.",
     ]
 
 

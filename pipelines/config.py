@@ -1,17 +1,19 @@
 """Typed params sections for the flows: ``train``, ``evaluate`` and ``report``.
 
 Each flow's ``main`` reads params.yaml once and validates only the section it owns; unknown
-keys are errors (``rnnflow.config.Config`` forbids extras). Family-specific fields have
-defaults and are ignored by families that do not use them.
+keys are errors (``rnnflow.config.Config`` forbids extras). Each model family has its own
+config class (:data:`FAMILIES`), so a field another family takes is an error naming the model,
+the field and the family; how a text model decodes lives on the evaluate side
+(``evaluate.models.<model>``, :class:`DecodeConfig`), so changing it reruns evaluate only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_args
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializeAsAny, field_validator, model_validator
 
 from rnnflow.config import Config, ConfigError, Identifier, check_identifier
 from rnnflow.env import PROJECT_ROOT
@@ -32,7 +34,8 @@ class PretrainConfig(Config):
 
 
 class ModelConfig(Config):
-    """One entry of ``train.models``: what to train, on which corpus, and how."""
+    """What every entry of ``train.models`` has: the corpus, the family and how to optimise.
+    Each family adds its own fields (:data:`FAMILIES`); a field of another family is an error."""
 
     corpus: Identifier
     family: str
@@ -46,42 +49,6 @@ class ModelConfig(Config):
     # Weights saved to model.pt: the epoch with the best validation accuracy (lowest RMSE for
     # regression), or the last one. Guards against a late loss spike, common in RNN training.
     keep: Literal["best", "last"] = "best"
-    # recurrent families (rnn_classifier, rnn_tagger, rnn_regressor)
-    cell: Literal["rnn", "lstm", "gru"] = "lstm"
-    hidden: int = Field(64, ge=1)
-    layers: int = Field(1, ge=1)
-    dropout: float = Field(0.0, ge=0, lt=1)
-    # image families: random shift of up to ``max_shift`` pixels per training example
-    augment: bool = False
-    max_shift: int = Field(2, ge=0)
-    # text families (lm, seq2seq); ``cell``, ``hidden``, ``layers``, ``dropout`` as above
-    embedding: int = Field(256, ge=1)
-    softmax: Literal["full", "adaptive"] = "full"  # adaptive: Grave et al. 2017, exact probs
-    cutoffs: list[int] = Field(default_factory=lambda: [2000, 10000])  # adaptive clusters
-    # The model's own vocabulary, counted on what it trains on: rarer tokens → <unk>.
-    # 1/None: the corpus vocabulary as tokenized. The softmax size is the CPU cost driver.
-    min_freq: int = Field(1, ge=1)
-    max_vocab: int | None = Field(None, gt=4)
-    max_batches: int | None = Field(None, ge=1)  # per epoch (shuffled): bounds CPU time
-    bptt: int = Field(35, ge=2)  # lm: truncated-BPTT window
-    tie_weights: bool = False  # lm: output layer shares the embedding (needs embedding == hidden)
-    attention: Literal["general", "dot", "none"] = "general"  # seq2seq: Luong et al. 2015
-    bidirectional: bool = True  # seq2seq encoder
-    teacher_forcing: float = Field(1.0, ge=0, le=1)  # seq2seq: share of teacher-forced batches
-    origins: list[str] | None = None  # seq2seq: train/validate on rows of these origins only
-    pretrain: PretrainConfig | None = None  # seq2seq: decoder first learns monolingual lines
-    # decoding and sampling (evaluate, CLIs); not part of the training fingerprint
-    beam: int = Field(5, ge=1)
-    length_penalty: float = Field(1.0, ge=0)  # beam: final score / length ** length_penalty
-    max_decode_len: int = Field(30, ge=1)
-    top_k: int = Field(0, ge=0)  # sampling: keep the k most likely tokens (0: all)
-    temperature: float = Field(1.0, gt=0)
-    top_p: float = Field(0.0, ge=0, le=1)  # sampling: nucleus mass to sample from (0: off)
-    # sampling: a token already in the reply has its probability divided by this (1: off)
-    repetition_penalty: float = Field(1.0, ge=1)
-    min_decode_len: int = Field(0, ge=0)  # sampling: no <eos> before this many tokens
-    block_unk: bool = False  # decoding never emits <unk> (perplexities are unaffected)
-    samples: int = Field(12, ge=0)  # sample rows shown in the report
     # How the train stage runs, not what it trains (so not in model.pt's config): ``nproc``
     # processes per machine with DistributedDataParallel (torch.distributed.run; gloo on CPU,
     # NCCL on CUDA), each on its share of every batch, so the effective batch is
@@ -90,43 +57,163 @@ class ModelConfig(Config):
     nproc: int = Field(1, ge=1, exclude=True)
     nnodes: int = Field(1, ge=1, exclude=True)
     rdzv_endpoint: str | None = Field(None, exclude=True)
-    prompts: list[str] = Field(default_factory=list)  # lm: report generations start here
-    # lm evaluation: also score with a continuous cache of the last ``cache_size`` hidden states
-    # (Grave et al. 2017), its flatness and weight chosen on validation; 0: off
-    cache_size: int = Field(0, ge=0)
 
     @model_validator(mode="after")
-    def _text_checks(self) -> ModelConfig:
+    def _run_checks(self) -> ModelConfig:
+        if self.nnodes > 1 and not self.rdzv_endpoint:
+            raise ValueError("nnodes > 1 needs rdzv_endpoint (host:port of the rendezvous)")
+        return self
+
+
+class TensorConfig(ModelConfig):
+    """Families of the fixed-shape corpora; with ``augment``, each training image is shifted
+    at random by up to ``max_shift`` pixels (2-D inputs only)."""
+
+    augment: bool = False
+    max_shift: int = Field(2, ge=0)
+
+
+class LogRegConfig(TensorConfig):
+    family: Literal["logreg"]
+
+
+class CNNConfig(TensorConfig):
+    family: Literal["cnn"]
+
+
+class MLPConfig(TensorConfig):
+    family: Literal["mlp"]
+    hidden: int = Field(64, ge=1)
+    layers: int = Field(1, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class CNNBNConfig(TensorConfig):
+    family: Literal["cnn_bn"]
+    hidden: int = Field(64, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class RNNConfig(TensorConfig):
+    family: Literal["rnn_classifier", "rnn_tagger", "rnn_regressor"]
+    cell: Literal["rnn", "lstm", "gru"] = "lstm"
+    hidden: int = Field(64, ge=1)
+    layers: int = Field(1, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class TextConfig(ModelConfig):
+    """Text families: a recurrent network over the model's own vocabulary."""
+
+    cell: Literal["rnn", "lstm", "gru"] = "lstm"
+    embedding: int = Field(256, ge=1)
+    hidden: int = Field(64, ge=1)
+    layers: int = Field(1, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    softmax: Literal["full", "adaptive"] = "full"  # adaptive: Grave et al. 2017, exact probs
+    cutoffs: list[int] = Field(default_factory=lambda: [2000, 10000])  # adaptive clusters
+    # The model's own vocabulary, counted on what it trains on: rarer tokens → <unk>.
+    # 1/None: the corpus vocabulary as tokenized. The softmax size is the CPU cost driver.
+    min_freq: int = Field(1, ge=1)
+    max_vocab: int | None = Field(None, gt=4)
+    max_batches: int | None = Field(None, ge=1)  # per epoch (shuffled): bounds CPU time
+
+    @model_validator(mode="after")
+    def _cutoffs(self) -> TextConfig:
+        if self.cutoffs != sorted(set(self.cutoffs)) or any(c <= 0 for c in self.cutoffs):
+            raise ValueError(f"cutoffs must be increasing positive ints, got {self.cutoffs}")
+        return self
+
+
+class LMConfig(TextConfig):
+    family: Literal["lm"]
+    bptt: int = Field(35, ge=2)  # truncated-BPTT window
+    tie_weights: bool = False  # output layer shares the embedding (needs embedding == hidden)
+
+    @model_validator(mode="after")
+    def _tying(self) -> LMConfig:
         if self.tie_weights and self.softmax != "full":
             raise ValueError("tie_weights needs softmax: full")
         if self.tie_weights and self.embedding != self.hidden:
             raise ValueError(
                 f"tie_weights needs embedding == hidden (got {self.embedding} and {self.hidden})"
             )
-        if self.cutoffs != sorted(set(self.cutoffs)) or any(c <= 0 for c in self.cutoffs):
-            raise ValueError(f"cutoffs must be increasing positive ints, got {self.cutoffs}")
-        if self.nnodes > 1 and not self.rdzv_endpoint:
-            raise ValueError("nnodes > 1 needs rdzv_endpoint (host:port of the rendezvous)")
         return self
 
 
-#: ModelConfig fields that only change decoding/reporting: not part of the train fingerprint.
-DECODE_FIELDS = frozenset(
-    {
-        "beam",
-        "length_penalty",
-        "max_decode_len",
-        "top_k",
-        "temperature",
-        "top_p",
-        "repetition_penalty",
-        "min_decode_len",
-        "block_unk",
-        "cache_size",
-        "samples",
-        "prompts",
-    }
+class Seq2SeqConfig(TextConfig):
+    family: Literal["seq2seq"]
+    attention: Literal["general", "dot", "none"] = "general"  # Luong et al. 2015
+    bidirectional: bool = True  # encoder
+    teacher_forcing: float = Field(1.0, ge=0, le=1)  # share of teacher-forced batches
+    origins: list[str] | None = None  # train/validate on rows of these origins only
+    pretrain: PretrainConfig | None = None  # the decoder first learns monolingual lines
+
+
+def _by_family(*classes: type[ModelConfig]) -> dict[str, type[ModelConfig]]:
+    return {f: c for c in classes for f in get_args(c.model_fields["family"].annotation)}
+
+
+#: Each family's config class, by the ``family:`` values its ``Literal`` names.
+FAMILIES = _by_family(
+    LogRegConfig, MLPConfig, CNNConfig, CNNBNConfig, RNNConfig, LMConfig, Seq2SeqConfig
 )
+
+
+def check_model_fields(name: str, entry: Any) -> None:
+    """Raise ``ValueError`` naming the model, the field and the family when ``entry`` (one
+    ``train.models`` entry) has a field its family does not take."""
+    if not isinstance(entry, dict):
+        return
+    family = entry.get("family")
+    if family not in FAMILIES:
+        raise ValueError(f"model {name!r}: family {family!r} is not one of {sorted(FAMILIES)}")
+    fields = FAMILIES[family].model_fields
+    for key in entry:
+        if key not in fields:
+            raise ValueError(
+                f"model {name!r}: {key!r} is not a field of family {family!r} "
+                f"(its fields: {', '.join(fields)})"
+            )
+
+
+def model_config(
+    data: dict[str, Any] | None = None, /, *, name: str = "", **fields: Any
+) -> ModelConfig:
+    """A ``train.models`` entry (or a saved model's config) as its family's config class;
+    ``name`` is the model's, for the error."""
+    entry = {**(data or {}), **fields}
+    check_model_fields(name or "?", entry)
+    return FAMILIES[entry["family"]].model_validate(entry)
+
+
+class DecodeConfig(Config):
+    """One entry of ``evaluate.models``: how a text model decodes and what evaluate shows.
+    Changing it reruns evaluate only; models without an entry decode with these defaults."""
+
+    beam: int = Field(default=5, ge=1)
+    # beam: the final score is divided by length ** length_penalty
+    length_penalty: float = Field(default=1.0, ge=0)
+    max_decode_len: int = Field(default=30, ge=1)
+    top_k: int = Field(default=0, ge=0)  # sampling: keep the k most likely tokens (0: all)
+    temperature: float = Field(default=1.0, gt=0)
+    # sampling: the nucleus mass to sample from (0: off)
+    top_p: float = Field(default=0.0, ge=0, le=1)
+    # sampling: a token already in the reply has its probability divided by this (1: off)
+    repetition_penalty: float = Field(default=1.0, ge=1)
+    min_decode_len: int = Field(default=0, ge=0)  # sampling: no <eos> before this many tokens
+    block_unk: bool = False  # decoding never emits <unk> (perplexities are unaffected)
+    samples: int = Field(default=12, ge=0)  # sample rows shown in the report
+    prompts: list[str] = Field(default_factory=list)  # lm: report generations start here
+    # lm evaluation: also score with a continuous cache of the last ``cache_size`` hidden states
+    # (Grave et al. 2017), its flatness and weight chosen on validation; 0: off
+    cache_size: int = Field(default=0, ge=0)
+
+
+#: How training scores a translator's validation BLEU each epoch (the epoch kept is chosen on
+#: it): greedy, fixed, so that the model a training run keeps never depends on evaluate's
+#: settings.
+VALIDATION_DECODE = DecodeConfig(max_decode_len=40)
 
 
 class TrainConfig(Config):
@@ -138,7 +225,18 @@ class TrainConfig(Config):
     # these models are small enough to be launch-bound on a GPU, and low-precision
     # recurrences can learn long dependencies (parity) worse.
     amp: bool = False
-    models: dict[Identifier, ModelConfig]
+    # SerializeAsAny: a model dumps its family's fields, not only the base class's
+    models: dict[Identifier, SerializeAsAny[ModelConfig]]
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _families(cls, models: Any) -> Any:
+        if not isinstance(models, dict):
+            return models
+        return {
+            name: model_config(entry, name=name) if isinstance(entry, dict) else entry
+            for name, entry in models.items()
+        }
 
     def model(self, name: str) -> ModelConfig:
         """The entry for ``name``; the error lists the models that exist."""
@@ -156,6 +254,11 @@ class EvaluateConfig(Config):
     device: Device = "auto"
     amp: bool = False  # autocast inference on CUDA (see TrainConfig.amp)
     confusion_max_classes: int = Field(20, ge=2)  # write confusion.csv up to this many classes
+    models: dict[Identifier, DecodeConfig] = Field(default_factory=dict)
+
+    def decode(self, name: str) -> DecodeConfig:
+        """``models.<name>``, or the defaults for a model without an entry."""
+        return self.models.get(name, DecodeConfig())
 
 
 class ReportConfig(Config):

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     update = {
         k: v for k, v in (("top_k", args.top_k), ("temperature", args.temperature)) if v is not None
     }
-    cfg = bundle.cfg.model_copy(update=update)
+    cfg = bundle.decode.model_copy(update=update)
     gen = torch.Generator()
     gen.manual_seed(args.seed) if args.seed is not None else gen.seed()
     interactive = sys.stdin.isatty()

@@ -28,7 +28,8 @@ import rnnflow  # noqa: F401,I001  first: offline/telemetry env defaults
 from pipelines import device as dev
 from pipelines import tasks
 from pipelines.config import Layout, TrainConfig
-from pipelines.flows.train import fit, save_outputs
+from pipelines.flows.train import save_outputs
+from pipelines.training import fit
 from rnnflow.config import load_params, parse
 
 

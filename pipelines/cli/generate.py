@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     task = bundle.spec["task"]  # what the model was trained for, even without params.yaml
     if error := task_error("generate", args.model, task, f"task {task}"):
         return fail("generate", error)
-    cfg, codec, model = bundle.cfg, bundle.codec, bundle.model
+    cfg, codec, model = bundle.decode, bundle.codec, bundle.model
     if codec is None:  # a text task's bundle always has one
         return fail("generate", f"{args.model} has no text codec")
     gen = torch.Generator()

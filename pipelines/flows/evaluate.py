@@ -33,7 +33,7 @@ from prefect.cache_policies import NO_CACHE
 import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
 from pipelines import device as dev
 from pipelines import tasks
-from pipelines.config import EvaluateConfig, Layout, ModelConfig
+from pipelines.config import EvaluateConfig, Layout, ModelConfig, model_config
 from pipelines.integrity import verify
 from pipelines.lineage import artifact_key, publish_table, stage_main
 from pipelines.models import build_model
@@ -54,7 +54,7 @@ def load_trained(
 ) -> tuple[torch.nn.Module, ModelConfig, dict]:
     """The model saved by ``train`` (in eval mode), its config and its corpus spec."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = ModelConfig.model_validate(saved["config"])
+    cfg = model_config(saved["config"], name=saved.get("name", ""))
     model = build_model(cfg.family, cfg, saved["spec"])
     model.load_state_dict(saved["state_dict"])
     return model.to(device).eval(), cfg, saved["spec"]
@@ -95,11 +95,21 @@ def score_model(
     directory: Path,
     ecfg: EvaluateConfig,
     device: str,
+    name: str = "",
 ) -> tasks.Evaluation:
     """Every split's metrics, the sample rows and the confusion pairs, as the model's task
-    scores them (one task: the model is already in memory, decoding dominates)."""
+    scores them (one task: the model is already in memory, decoding dominates); a text model
+    decodes as ``evaluate.models.<name>`` says."""
     return tasks.for_spec(spec).evaluate(
-        path, model, spec, directory, ecfg.batch_size, device, ecfg.amp, ecfg.confusion_max_classes
+        path,
+        model,
+        spec,
+        directory,
+        ecfg.batch_size,
+        device,
+        ecfg.amp,
+        ecfg.confusion_max_classes,
+        ecfg.decode(name),
     )
 
 
@@ -151,7 +161,7 @@ def evaluate(
     net, cfg, spec = load_model(layout.model(model), str(device))
     verify(layout.tokens(cfg.corpus), layout.root)
     result = score_model(
-        layout.model(model), net, spec, layout.tokens(cfg.corpus), ecfg, str(device)
+        layout.model(model), net, spec, layout.tokens(cfg.corpus), ecfg, str(device), model
     )
     metrics = write_outputs(layout, model, spec, result)
     publish_run(model, metrics, result.samples if tasks.for_spec(spec).text else [])

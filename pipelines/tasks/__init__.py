@@ -112,8 +112,10 @@ class Task:
         device: Any,
         amp: bool,
         confusion_max_classes: int = 20,
+        decode: Any = None,
     ) -> Evaluation:
-        """Score a trained model (``model``, loaded from ``path``) on its corpus."""
+        """Score a trained model (``model``, loaded from ``path``) on its corpus; ``decode``
+        (a :class:`~pipelines.config.DecodeConfig`): how a text model decodes."""
         raise NotImplementedError
 
 

@@ -69,10 +69,10 @@ class Dialogue(Seq2SeqTask):
         return count_models
 
     def test_scores(self, bundle, test, table, src_col, tgt_col, device, batch, directory):
-        cfg, codec = bundle.cfg, bundle.codec
+        cfg, codec = bundle.decode, bundle.codec
         train = self.split(bundle, directory, "train")[0].sides["target"]
         seen = {tuple(train.row(i).tolist()) for i in range(len(train))}
-        gen = torch.Generator().manual_seed(cfg.seed)
+        gen = torch.Generator().manual_seed(bundle.cfg.seed)
         sampled = decode_rows(
             bundle.model, test.sides["source"], "sample", cfg, device, batch=batch, generator=gen
         )

@@ -21,17 +21,15 @@ from pipelines.metrics import cache, ngram
 from pipelines.metrics.scoring import autocast
 from pipelines.models.lm import RNNLanguageModel, detach
 from pipelines.tasks import register
-from pipelines.tasks.text import Bundle, TextTask, perplexity
+from pipelines.tasks.text import Bundle, TextJob, TextTask, perplexity
 
 EVAL_ROWS = 16  # parallel rows when scoring a stream (each starts from a zero state)
 EVAL_WINDOW = 256  # tokens per forward when scoring a stream (state carried: exact)
 DEFAULT_PROMPTS = ("It was", "The", "She said", "I")
 
 
-class LMJob:
+class LMJob(TextJob):
     """Truncated-BPTT epochs over one token stream."""
-
-    headline = "perplexity"
 
     def __init__(
         self,
@@ -42,8 +40,7 @@ class LMJob:
         rank: int = 0,
         world: int = 1,
     ) -> None:
-        self.cfg, self.device, self.amp_dtype = cfg, device, amp_dtype
-        self.rank, self.world = rank, world
+        super().__init__(cfg, device, amp_dtype, rank, world)
         self.stream = T.lm_stream(corpus.train.sides["ids"])
         self.val_stream = T.lm_stream(corpus.validation.sides["ids"])
         if cfg.batch_size < world:
@@ -187,7 +184,7 @@ class LanguageModel(TextTask):
         amp_dtype: torch.dtype | None = None,
         batch: int = 1024,
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        cfg, model, codec = bundle.cfg, bundle.model, bundle.codec
+        cfg, model, codec = bundle.decode, bundle.model, bundle.codec
         # the lm family is the only one registered for this task; load_bundle leaves it bare
         assert isinstance(model, RNNLanguageModel) and codec is not None
         train, _ = self.split(bundle, directory, "train")
@@ -211,7 +208,7 @@ class LanguageModel(TextTask):
             }
         if cfg.cache_size:
             self._cache_metrics(metrics, streams, model, kn, cfg.cache_size, device, amp_dtype)
-        gen = torch.Generator().manual_seed(cfg.seed)
+        gen = torch.Generator().manual_seed(bundle.cfg.seed)
         samples: list[dict[str, Any]] = []
         for prompt in (cfg.prompts or list(DEFAULT_PROMPTS))[: max(cfg.samples, 1)]:
             ids = torch.from_numpy(codec.encode([prompt], "ids").values)

@@ -18,15 +18,13 @@ import torch
 
 from pipelines import text_data as T
 from pipelines.metrics.scoring import autocast
-from pipelines.tasks.text import Bundle, TextTask, perplexity
+from pipelines.tasks.text import Bundle, Codec, TextJob, TextTask, perplexity
 
 EVAL_BATCH = 256  # sentence pairs per batch when scoring seq2seq
 
 
-class Seq2SeqJob:
+class Seq2SeqJob(TextJob):
     """Epochs of length-bucketed, padded sentence pairs."""
-
-    headline = "perplexity"
 
     def __init__(
         self,
@@ -38,9 +36,8 @@ class Seq2SeqJob:
         world: int = 1,
         val_bleu_rows: int = 0,
     ) -> None:
-        self.cfg, self.device, self.amp_dtype = cfg, device, amp_dtype
+        super().__init__(cfg, device, amp_dtype, rank, world)
         self.val_bleu_rows = val_bleu_rows
-        self.rank, self.world = rank, world
         self.train, self.val = corpus.train, corpus.validation
         self.lengths = np.maximum(
             self.train.sides["source"].lengths, self.train.sides["target"].lengths
@@ -51,7 +48,7 @@ class Seq2SeqJob:
             assert self.val.row_id is not None and self.val.text is not None
             pick = np.sort(np.argsort(self.val.row_id, kind="stable")[:val_bleu_rows])
             self.bleu_rows = self.val.select(np.isin(np.arange(len(self.val)), pick))
-            self.codec = T.Codec(corpus.spec, corpus.artifacts)
+            self.codec = Codec(corpus.spec, corpus.artifacts)
 
     def pretrain_losses(
         self, model: torch.nn.Module, gen: torch.Generator
@@ -123,17 +120,18 @@ class Seq2SeqJob:
         """sacreBLEU (13a, cased) of greedy decodes of the hash-drawn validation rows,
         detokenised, against their raw reference text: the test metric on validation, cheap
         enough to run every epoch; what picks the translator's epoch."""
+        from pipelines.config import VALIDATION_DECODE
         from pipelines.metrics import scorers
         from pipelines.tasks.text import decode_rows
 
         rows = self.bleu_rows
         was = model.training
         model.eval()
-        hyps = decode_rows(model, rows.sides["source"], "greedy", self.cfg, self.device)
+        hyps = decode_rows(model, rows.sides["source"], "greedy", VALIDATION_DECODE, self.device)
         model.train(was)
         texts = [self.codec.text(h, "target") for h in hyps]
         assert rows.text is not None  # load_corpus reads the validation references
-        return float(scorers.score("bleu", texts, [rows.text.tolist()])["score"])
+        return float(scorers.bleu(texts, [rows.text.tolist()])["score"])
 
 
 def pair_batch(

@@ -350,7 +350,16 @@ class TensorTask(tasks.Task):
         return rows
 
     def evaluate(
-        self, path, model, spec, directory, batch_size, device, amp, confusion_max_classes=20
+        self,
+        path,
+        model,
+        spec,
+        directory,
+        batch_size,
+        device,
+        amp,
+        confusion_max_classes=20,
+        decode=None,
     ) -> tasks.Evaluation:
         from pipelines import device as dev
 

@@ -14,20 +14,26 @@ all ranks take the same number of steps.
 from __future__ import annotations
 
 import math
+import re
 import sys
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 import torch
 
 from pipelines import data as D
 from pipelines import tasks
 from pipelines import text_data as T
-from pipelines.models import build_model
+from pipelines.config import DecodeConfig
+from pipelines.models import UNK, build_model
 
 __all__ = [
     "TextTask",
+    "TextJob",
     "Bundle",
     "load_bundle",
     "make_job",
@@ -71,12 +77,21 @@ class TextTask(tasks.Task):
         return {"tokenizer": getattr(corpus, "artifacts", {})}
 
     def evaluate(
-        self, path, model, spec, directory, batch_size, device, amp, confusion_max_classes=20
+        self,
+        path,
+        model,
+        spec,
+        directory,
+        batch_size,
+        device,
+        amp,
+        confusion_max_classes=20,
+        decode=None,
     ) -> tasks.Evaluation:
         from pipelines import device as dev
 
         device_ = torch.device(device)
-        bundle = load_bundle(path, device_)
+        bundle = load_bundle(path, device_, decode)
         metrics, samples = self.evaluate_bundle(
             bundle, Path(directory), device_, dev.amp_dtype(device_, amp), batch_size
         )
@@ -101,6 +116,24 @@ class TextTask(tasks.Task):
         return part.mapped(bundle.codec.luts), table
 
 
+class TextJob:
+    """What every text job holds: its model's config, the device, the autocast dtype, and its
+    rank among ``world`` data-parallel processes (each takes rows ``rank::world``)."""
+
+    headline = "perplexity"
+
+    def __init__(
+        self,
+        cfg: Any,
+        device: torch.device,
+        amp_dtype: torch.dtype | None = None,
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
+        self.cfg, self.device, self.amp_dtype = cfg, device, amp_dtype
+        self.rank, self.world = rank, world
+
+
 def make_job(
     cfg,
     corpus: T.TextCorpus,
@@ -113,6 +146,104 @@ def make_job(
     return tasks.get(corpus.task).make_job(cfg, corpus, device, amp_dtype, rank, world)
 
 
+# --- text in, text out: what a trained model reads and writes --------------------------
+
+_NO_SPACE_BEFORE = re.compile(r" ([.,!?;:%)\]}…»”])")
+_NO_SPACE_AFTER = re.compile(r"([(\[{¿¡«“$]) ")
+_JOINED = re.compile(r"(?<=\w) ([-'’]) (?=\w)")
+_NUMBER = re.compile(r"(?<=\d) ([.,:]) (?=\d)")
+_SENTENCE = re.compile(r"([.!?][\"»)]? )(\w)")
+
+
+def detokenize(tokens: Sequence[str], truecase: dict[str, str] | None = None) -> str:
+    """Word tokens (lowercased, punctuation split off, as ``rnnflow.codec.pretokenize`` makes them)
+    → readable text: spacing around punctuation undone, and cased with a truecaser (the most
+    frequent casing of each word in the training references) plus a capital letter at the
+    start of each sentence."""
+    if truecase:
+        tokens = [truecase.get(t, t) for t in tokens]
+    text = " ".join(tokens)
+    text = _JOINED.sub(r"\1", text)
+    text = _NUMBER.sub(r"\1", text)
+    text = _NO_SPACE_BEFORE.sub(r"\1", text)
+    text = _NO_SPACE_AFTER.sub(r"\1", text)
+    parts = text.split('"')  # straight quotes: open, close, open, ...
+    if len(parts) > 1:
+        text = parts[0]
+        for i, part in enumerate(parts[1:]):
+            text = (
+                (text.rstrip() + ' "' + part.lstrip())
+                if i % 2 == 0
+                else (text.rstrip() + '"' + part)
+            )
+        text = text.strip()
+    text = _SENTENCE.sub(lambda m: m.group(1) + m.group(2).upper(), text)
+    for i, ch in enumerate(text):
+        if ch.isalpha():
+            return text[:i] + ch.upper() + text[i + 1 :]
+    return text
+
+
+class Codec:
+    """Text ↔ model ids for a trained text model (its spec + the corpus tokenizer files)."""
+
+    def __init__(self, spec: dict[str, Any], artifacts: dict[str, Any]) -> None:
+        self.spec = spec
+        self.artifacts = {"spec.json": spec, **artifacts}  # what rnnflow.codec encode/decode read
+        vocab = int(spec["vocab_size"])
+        own = spec.get("model_vocab") or {}
+        self.keep = {s: np.asarray(k, dtype=np.int64) for s, k in own.items()}
+        self.luts = {s: T.lookup(k, vocab) for s, k in self.keep.items()}
+        self.truecase: dict[str, str] = dict(artifacts.get("truecase") or {})
+
+    def encode(self, texts: Sequence[str], side: str) -> T.Ragged:
+        """Raw strings → model ids (unknown words → ``<unk>``), no ``<bos>``/``<eos>``."""
+        from rnnflow.codec import encode_column
+
+        ids = encode_column(pa.array(list(texts), pa.string()), self.artifacts)
+        return T.Ragged.from_arrow(ids).map(self.luts.get(side))
+
+    def tokens(self, ids: Sequence[int], side: str) -> list[str]:
+        from rnnflow.codec import decode
+
+        arr = np.asarray(list(ids), dtype=np.int64)
+        if side in self.keep:
+            arr = self.keep[side][arr]
+        return decode(arr.tolist(), self.artifacts)
+
+    def text(self, ids: Sequence[int], side: str, prompt: str = "") -> str:
+        """Model ids → readable text (specials dropped, ``<unk>`` kept visible); ``prompt``:
+        text the ids continue, kept as typed (its unknown words too)."""
+        case = self.truecase if self.spec.get("kind") != "bpe" else {}
+        out = [
+            case.get(t, t) for t in self.tokens(ids, side) if t not in ("<pad>", "<bos>", "<eos>")
+        ]
+        return self._join(out, prompt)
+
+    def _join(self, toks: list[str], prompt: str) -> str:
+        if self.spec.get("kind") == "bpe":
+            from rnnflow.codec import bpe_from_str
+
+            tok = bpe_from_str(self.artifacts["tokenizer.json"])
+            out = tok.decode([tok.token_to_id(t) for t in toks])
+            return f"{prompt} {out}".strip() if prompt else out
+        if prompt:
+            from rnnflow.codec import pretokenize
+
+            toks = pretokenize(pa.array([prompt]), lowercase=False)[0].as_py() + toks
+        return detokenize(toks)
+
+    def unknown_words(self, text: str, side: str) -> list[str]:
+        """Words of ``text`` the model reads as ``<unk>``."""
+        from rnnflow.codec import pretokenize
+
+        words = pretokenize(pa.array([text]), self.spec.get("lowercase", True))[0].as_py()
+        ids = self.encode([text], side).values
+        if len(words) != len(ids):  # BPE: pieces, not words
+            return []
+        return [w for w, i in zip(words, ids) if i == UNK]
+
+
 # --- trained models ----------------------------------------------------------------------
 
 
@@ -121,26 +252,37 @@ class Bundle:
     """A saved model with everything needed to use it on text."""
 
     model: torch.nn.Module
-    cfg: Any
+    cfg: Any  # the model's family config (pipelines.config.FAMILIES)
     spec: dict[str, Any]
-    codec: T.Codec | None
+    codec: Codec | None
     name: str = ""
+    decode: DecodeConfig = field(default_factory=lambda: DecodeConfig())  # evaluate.models.<name>
 
 
-def load_bundle(path: Path | str, device: torch.device | str = "cpu") -> Bundle:
-    """``models/<name>/model.pt`` → model (eval mode), config, spec and text codec."""
-    from pipelines.config import ModelConfig
+def load_bundle(
+    path: Path | str, device: torch.device | str = "cpu", decode: DecodeConfig | None = None
+) -> Bundle:
+    """``models/<name>/model.pt`` → model (eval mode), config, spec and text codec;
+    ``decode``: how it decodes (default: :class:`~pipelines.config.DecodeConfig`'s)."""
+    from pipelines.config import model_config
 
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = ModelConfig.model_validate(saved["config"])
+    cfg = model_config(saved["config"], name=saved.get("name", ""))
     model = build_model(cfg.family, cfg, saved["spec"])
     model.load_state_dict(saved["state_dict"])
     codec = (
-        T.Codec(saved["spec"], saved.get("tokenizer") or {})
+        Codec(saved["spec"], saved.get("tokenizer") or {})
         if tasks.for_spec(saved["spec"]).text
         else None
     )
-    return Bundle(model.to(device).eval(), cfg, saved["spec"], codec, saved.get("name", ""))
+    return Bundle(
+        model.to(device).eval(),
+        cfg,
+        saved["spec"],
+        codec,
+        saved.get("name", ""),
+        decode or DecodeConfig(),
+    )
 
 
 def evaluate(
@@ -162,7 +304,7 @@ def translate(
     """Raw source sentences → detokenised translations (or replies), beam or greedy."""
     assert bundle.codec is not None  # load_bundle gives a text task's bundle its codec
     ids = bundle.codec.encode(texts, "source")
-    beam = bundle.cfg.beam if beam is None else beam
+    beam = bundle.decode.beam if beam is None else beam
     return output_texts(bundle, ids, "beam" if beam > 1 else "greedy", device, beam)
 
 
@@ -170,13 +312,14 @@ def decode_rows(
     model,
     src: T.Ragged,
     mode: str,
-    cfg,
+    cfg: DecodeConfig,
     device: torch.device,
     beam: int | None = None,
     batch: int = 512,
     generator: torch.Generator | None = None,
 ) -> list[list[int]]:
-    """Decode every row of ``src`` (``greedy``, ``beam`` or ``sample``), in the input order."""
+    """Decode every row of ``src`` (``greedy``, ``beam`` or ``sample``), in the input order,
+    as ``cfg`` says."""
     beam = beam or cfg.beam
     per = max(1, batch // beam) if mode == "beam" else batch
     out: list[list[int] | None] = [None] * len(src)
@@ -217,7 +360,7 @@ def output_texts(
     """Decode ``src`` into readable target text (an ``<unk>`` the model emits stays visible:
     a subword vocabulary has none to emit)."""
     assert bundle.codec is not None  # load_bundle gives a text task's bundle its codec
-    rows = decode_rows(bundle.model, src, mode, bundle.cfg, torch.device(device), beam, batch)
+    rows = decode_rows(bundle.model, src, mode, bundle.decode, torch.device(device), beam, batch)
     return [bundle.codec.text(r, "target") for r in rows]
 
 
@@ -242,4 +385,16 @@ def load_for_cli(prog: str, model: str, root: str | None = None) -> Bundle | Non
             file=sys.stderr,
         )
         return None
-    return load_bundle(path)
+    return load_bundle(path, decode=cli_decode(layout, model))
+
+
+def cli_decode(layout: Any, model: str) -> DecodeConfig:
+    """How a CLI decodes ``model`` by default: its ``evaluate.models`` entry in the project's
+    params.yaml (the settings its evaluation used), else the defaults."""
+    from pipelines.config import EvaluateConfig
+    from rnnflow.config import load_params, parse
+
+    path = layout.params("params.yaml")
+    if not path.exists():
+        return DecodeConfig()
+    return parse(EvaluateConfig, load_params(path), "evaluate").decode(model)

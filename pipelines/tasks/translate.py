@@ -44,7 +44,7 @@ class Translate(Seq2SeqTask):
         return Seq2SeqJob(cfg, corpus, device, amp_dtype, rank, world, VAL_BLEU_ROWS)
 
     def test_scores(self, bundle, test, table, src_col, tgt_col, device, batch, directory):
-        cfg = bundle.cfg
+        cfg = bundle.decode
         sources = table.column(src_col).to_pylist()
         refs = table.column(tgt_col).to_pylist()
         # rows sharing a row_id share the Spanish sentence: decode each source once
@@ -79,7 +79,7 @@ class Translate(Seq2SeqTask):
             for mode, suffix in (("beam", ""), ("greedy", "_greedy")):
                 h = [hyps[mode][i] for i in idx]
                 r = [[refs[i] for i in idx]]
-                b, c = scorers.score("bleu", h, r), scorers.score("chrf", h, r)
+                b, c = scorers.bleu(h, r), scorers.chrf(h, r)
                 res[f"bleu{suffix}"], res[f"chrf{suffix}"] = b["score"], c["score"]
                 out["signature"] = {"bleu": b["signature"], "chrf": c["signature"]}
             # every reference of a source sentence at once (Tatoeba has several translations)
@@ -89,9 +89,7 @@ class Translate(Seq2SeqTask):
             lists = list(groups.values())
             width = max(len(g) for g in lists)
             multi = [[refs[g[j]] if j < len(g) else None for g in lists] for j in range(width)]
-            res["bleu_multiref"] = scorers.score(
-                "bleu", [hyps["beam"][g[0]] for g in lists], multi
-            )["score"]
+            res["bleu_multiref"] = scorers.bleu([hyps["beam"][g[0]] for g in lists], multi)["score"]
             res["sources"] = len(lists)
             if name == "all":
                 out.update({k: v for k, v in res.items() if k != "n"})

@@ -15,7 +15,7 @@ import pytest
 
 from pipelines import live as L
 from pipelines import tasks
-from pipelines.config import Layout, ModelConfig
+from pipelines.config import Layout, model_config
 from tests import synthetic
 from tests.conftest import PROJECT_ROOT, copy_checkout
 
@@ -23,10 +23,11 @@ TINY = dict(corpus="digits", family="cnn", epochs=2, batch_size=64, lr=0.01, see
 
 
 def test_files_dvclive_writes_after_a_tiny_training(tmp_path):
-    from pipelines.flows.train import fit, save_outputs
+    from pipelines.flows.train import save_outputs
+    from pipelines.training import fit
 
     corpus = tasks.load_corpus(synthetic.write(tmp_path / "tok/digits", "images", n=300))
-    cfg = ModelConfig(**TINY)
+    cfg = model_config(**TINY)
     layout = Layout(tmp_path)
     result = fit(cfg, corpus, progress=False, live=layout.live("tiny"), name="tiny")
     record = save_outputs(layout, "tiny", cfg, corpus, result)

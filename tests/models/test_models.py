@@ -11,11 +11,11 @@ import torch
 
 from pipelines import data as D
 from pipelines import tasks
-from pipelines.config import ModelConfig
-from pipelines.flows.train import fit
+from pipelines.config import ModelConfig, model_config
 from pipelines.metrics import scoring
 from pipelines.models import build_model, families, register
 from pipelines.tasks import tensor
+from pipelines.training import fit
 from tests import synthetic
 
 # family → (corpus kind, generator kwargs, model kwargs); all easy enough to learn in 2-3 epochs.
@@ -40,7 +40,7 @@ def corpus(tmp_path, kind: str, **kwargs) -> tensor.Corpus:
 
 def cfg_for(family: str, **over) -> ModelConfig:
     kind, _, extra = CASES[family]
-    return ModelConfig(
+    return model_config(
         **{
             "corpus": kind,
             "family": family,
@@ -190,7 +190,7 @@ def test_model_file_holds_the_best_validation_epoch(tmp_path):
     from pipelines.flows.train import save_outputs
 
     c = corpus(tmp_path, "counting", length=6)
-    cfg = ModelConfig(
+    cfg = model_config(
         corpus="counting",
         family="rnn_classifier",
         cell="gru",

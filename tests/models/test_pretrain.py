@@ -15,9 +15,9 @@ import torch
 
 from pipelines import tasks
 from pipelines import text_data as T
-from pipelines.config import ModelConfig
-from pipelines.flows.train import fit
+from pipelines.config import model_config
 from pipelines.tasks.seq2seq import pair_batch
+from pipelines.training import fit
 from tests.textdata import write_text_corpus
 
 LINE = "i like tea at home"
@@ -61,15 +61,15 @@ def test_lines_load_in_the_model_vocabulary(corpus_dir):
     corpus = tasks.load_corpus(corpus_dir)
     assert len(corpus.monolingual) == 48 and corpus.monolingual.lengths[0] == 5
     # the model's own vocabulary (min_freq) maps the lines like the pairs' targets
-    cfg = ModelConfig(**BASE, min_freq=1000)  # nothing is frequent enough: all <unk>
+    cfg = model_config(**BASE, min_freq=1000)  # nothing is frequent enough: all <unk>
     prepared = tasks.get("dialogue").prepare(cfg, corpus)
     assert set(prepared.monolingual.values.tolist()) == {T.UNK}
 
 
 def test_pretrained_decoder_knows_the_lines(corpus_dir):
     corpus = tasks.load_corpus(corpus_dir)
-    plain = fit(ModelConfig(**BASE), corpus, progress=False)
-    cfg = ModelConfig(**BASE, pretrain={"epochs": 3, "batch_size": 16})
+    plain = fit(model_config(**BASE), corpus, progress=False)
+    cfg = model_config(**BASE, pretrain={"epochs": 3, "batch_size": 16})
     pre = fit(cfg, corpus, progress=False)
     assert plain.pretrain in (None, {})
     # every line once an epoch: 3 batches of <= 16, each token and its <eos>
@@ -83,7 +83,7 @@ def test_pretrained_decoder_knows_the_lines(corpus_dir):
 def test_resumed_run_keeps_the_record_and_skips_pretraining(corpus_dir, tmp_path):
     corpus = tasks.load_corpus(corpus_dir)
     pretrain = {"epochs": 1, "batch_size": 8, "max_batches": 2}
-    cfg = ModelConfig(**{**BASE, "epochs": 2}, pretrain=pretrain)
+    cfg = model_config(**{**BASE, "epochs": 2}, pretrain=pretrain)
     ckpt = tmp_path / "ckpt.pt"
     first = fit(cfg, corpus, checkpoint=ckpt, stop_after=1, progress=False)
     assert first.pretrain["batches"] == 2 and not first.complete
@@ -100,7 +100,7 @@ def test_pretrain_without_lines_names_the_params_key(tmp_path):
     corpus = tasks.load_corpus(directory)
     assert corpus.monolingual is None
     with pytest.raises(ValueError, match="tokenize.<corpus>.monolingual"):
-        fit(ModelConfig(**BASE, pretrain={"epochs": 1}), corpus, progress=False)
+        fit(model_config(**BASE, pretrain={"epochs": 1}), corpus, progress=False)
 
 
 def test_count_baseline_reads_what_the_model_learned_from(corpus_dir, tmp_path):
@@ -111,7 +111,7 @@ def test_count_baseline_reads_what_the_model_learned_from(corpus_dir, tmp_path):
     from pipelines.tasks.text import load_bundle
 
     corpus = tasks.load_corpus(corpus_dir)
-    cfg = ModelConfig(**BASE, pretrain={"epochs": 1, "batch_size": 16})
+    cfg = model_config(**BASE, pretrain={"epochs": 1, "batch_size": 16})
     layout = Layout(tmp_path)
     save_outputs(layout, "chat", cfg, corpus, fit(cfg, corpus, progress=False))
     bundle = load_bundle(layout.model("chat"))
@@ -128,9 +128,9 @@ def test_count_baseline_reads_what_the_model_learned_from(corpus_dir, tmp_path):
     save_outputs(
         Layout(plain),
         "chat",
-        ModelConfig(**BASE),
+        model_config(**BASE),
         corpus,
-        fit(ModelConfig(**BASE), corpus, progress=False),
+        fit(model_config(**BASE), corpus, progress=False),
     )
     alone = task.baseline(load_bundle(Layout(plain).model("chat")), corpus_dir)(test)
     assert alone["ngram_tokens"] == len(replies.values) + len(replies)

@@ -11,8 +11,8 @@ from typing import Any
 import torch
 
 from pipelines import lineage
+from pipelines import steps as T
 from pipelines.flows import evaluate as E
-from pipelines.flows import train as T
 
 
 class Lines:
@@ -38,8 +38,8 @@ def test_an_epoch_logs_progress_while_it_runs(monkeypatch) -> None:
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     log = Lines()
-    bar = T._bar(3, "m pretrain 1/2", progress=False, rank=0)
-    total, count = T._steps(_losses(model, 3), bar, model, opt, scaler, 0.0, "cpu", log)
+    bar = T.epoch_bar(3, "m pretrain 1/2", progress=False, rank=0)
+    total, count = T.run_steps(_losses(model, 3), bar, model, opt, scaler, 0.0, "cpu", log)
     assert count == 12 and float(total) > 0
     assert [ln.split(",")[0] for ln in log.lines] == [
         "m pretrain 1/2: batch 1/3",

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from pipelines import tasks
-from pipelines.config import Layout, ModelConfig
+from pipelines.config import Layout, model_config
 from pipelines.tasks.tensor import write_corpus
 from rnnflow.env import PROJECT_ROOT as ROOT
 from tests import synthetic
@@ -252,13 +252,13 @@ def test_no_import_cycle_between_the_data_modules():
 )
 def test_tensor_tasks_write_sample_predictions(tmp_path, kind, task):
     from pipelines.flows.evaluate import load_trained
-    from pipelines.flows.train import fit, save_outputs
+    from pipelines.flows.train import save_outputs
+    from pipelines.training import fit
 
     d = synthetic.write(tmp_path / kind, kind, n=300)
     family = {"classify": "cnn", "tag": "rnn_tagger", "regress": "rnn_regressor"}[task]
-    cfg = ModelConfig(
-        corpus=kind, family=family, hidden=8, epochs=1, batch_size=32, lr=0.01, seed=0
-    )
+    size = {} if family == "cnn" else {"hidden": 8}  # the example's CNN has a fixed size
+    cfg = model_config(corpus=kind, family=family, epochs=1, batch_size=32, lr=0.01, **size)
     corpus = tasks.load_corpus(d)
     layout = Layout(tmp_path / "root")
     save_outputs(layout, "m", cfg, corpus, fit(cfg, corpus, progress=False))

@@ -16,12 +16,13 @@ from pipelines import data as D
 from pipelines import live as L
 from pipelines import tasks
 from pipelines import text_data as T
-from pipelines.config import Layout, ModelConfig
+from pipelines.config import VALIDATION_DECODE, DecodeConfig, Layout, model_config
 from pipelines.flows.evaluate import record_path
-from pipelines.flows.train import fit, save_outputs
+from pipelines.flows.train import save_outputs
 from pipelines.metrics import ngram, scorers
 from pipelines.models import BOS, EOS, PAD, UNK, build_model
 from pipelines.tasks import text
+from pipelines.training import fit
 from rnnflow.env import PROJECT_ROOT
 from tests.textdata import write_text_corpus
 
@@ -36,13 +37,20 @@ CFGS = {
         cutoffs=[10],
         **{**SMALL, "dropout": 0.1},
     ),
-    "translate": dict(
-        corpus="translate", family="seq2seq", epochs=4, beam=3, max_decode_len=12, **SMALL
-    ),
-    "dialogue": dict(
-        corpus="dialogue", family="seq2seq", epochs=2, top_k=3, max_decode_len=8, **SMALL
-    ),
+    "translate": dict(corpus="translate", family="seq2seq", epochs=4, **SMALL),
+    "dialogue": dict(corpus="dialogue", family="seq2seq", epochs=2, **SMALL),
 }
+#: how each toy model decodes (evaluate.models.<model> in a project's params.yaml)
+DECODE = {
+    "lm": DecodeConfig(),
+    "translate": DecodeConfig(beam=3, max_decode_len=12),
+    "dialogue": DecodeConfig(top_k=3, max_decode_len=8),
+}
+
+
+def load(layout: Layout, task: str) -> text.Bundle:
+    """A toy model of ``trained``, decoding as :data:`DECODE` says."""
+    return text.load_bundle(layout.model(f"toy_{task}"), decode=DECODE[task])
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +65,7 @@ def trained(corpora, tmp_path_factory):
     layout = Layout(tmp_path_factory.mktemp("root"))
     out = {}
     for task, params in CFGS.items():
-        cfg = ModelConfig(**params)
+        cfg = model_config(**params)
         corpus = tasks.load_corpus(corpora[task])
         result = fit(cfg, corpus, progress=False)
         save_outputs(layout, f"toy_{task}", cfg, corpus, result)
@@ -114,7 +122,7 @@ def test_beam_one_is_greedy_and_decoding_respects_limits(corpora, trained):
 def test_translator_scores_with_sacrebleu_on_raw_references(corpora, trained):
     layout, models = trained
     cfg, _, _ = models["translate"]
-    bundle = text.load_bundle(layout.model("toy_translate"))
+    bundle = load(layout, "translate")
     metrics, samples = text.evaluate(bundle, corpora["translate"], torch.device("cpu"))
     test = metrics["test"]
     assert test["tatoeba"]["n"] + test["opensubtitles"]["n"] == test["n"] == 40
@@ -147,13 +155,15 @@ def test_bpe_translator_writes_cased_text_and_picks_its_epoch_by_sacrebleu(tmp_p
     directory = write_text_corpus(tmp_path / "bpe", "translate", kind="bpe")
     corpus = tasks.load_corpus(directory)
     assert corpus.spec["kind"] == "bpe" and "truecase" not in corpus.artifacts
-    cfg = ModelConfig(**{**CFGS["translate"], "epochs": 6})
+    cfg = model_config(**{**CFGS["translate"], "epochs": 6})
     result = fit(cfg, corpus, progress=False)
     job = text.make_job(cfg, T.prepare(cfg, corpus), torch.device("cpu"))
     rows = job.bleu_rows
     assert len(rows) == len(corpus.validation)  # fewer than VAL_BLEU_ROWS: all of them
     model = result.model.eval()
-    hyps = text.decode_rows(model, rows.sides["source"], "greedy", cfg, torch.device("cpu"))
+    hyps = text.decode_rows(
+        model, rows.sides["source"], "greedy", VALIDATION_DECODE, torch.device("cpu")
+    )
     want = sacrebleu.corpus_bleu(
         [job.codec.text(h, "target") for h in hyps], [rows.text.tolist()]
     ).score
@@ -161,7 +171,7 @@ def test_bpe_translator_writes_cased_text_and_picks_its_epoch_by_sacrebleu(tmp_p
     assert job.greedy_bleu(model) == pytest.approx(want) == pytest.approx(best)
     layout = Layout(tmp_path)
     save_outputs(layout, "bpe_tr", cfg, corpus, result)
-    bundle = text.load_bundle(layout.model("bpe_tr"))
+    bundle = text.load_bundle(layout.model("bpe_tr"), decode=DECODE["translate"])
     metrics, samples = text.evaluate(bundle, directory, torch.device("cpu"))
     test = metrics["test"]
     assert test["bleu"] > 60 and test["unk_rate"] == 0.0
@@ -175,10 +185,10 @@ def test_bpe_translator_writes_cased_text_and_picks_its_epoch_by_sacrebleu(tmp_p
 def test_samples_are_the_first_rows_by_hash(corpora, trained):
     """Samples are not picked by hand or by a seed: the lowest row ids of each origin."""
     layout, _ = trained
-    bundle = text.load_bundle(layout.model("toy_translate"))
+    bundle = load(layout, "translate")
     _, samples = text.evaluate(bundle, corpora["translate"], torch.device("cpu"))
     part, table = T.load_split(corpora["translate"], "test", bundle.spec, ["src"])
-    per = bundle.cfg.samples // 2
+    per = bundle.decode.samples // 2
     want = set()
     for origin in ("opensubtitles", "tatoeba"):
         idx = np.nonzero(part.origin == origin)[0]
@@ -207,22 +217,19 @@ def test_bleu_and_chrf_match_sacrebleu():
     hyps = ["The cat sat on the mat.", "I like green tea very much.", "Where is it?"]
     refs = ["The cat sat on the mat.", "I really like green tea.", "Where is the station?"]
     refs2 = ["A cat sat on the mat.", None, "Where's the station?"]
-    got = scorers.score("bleu", hyps, [refs])
+    got = scorers.bleu(hyps, [refs])
     assert got["score"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
     assert (
         got["signature"]
         == "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" + sacrebleu.__version__
     )
-    multi = scorers.score("bleu", hyps, [refs, refs2])["score"]
+    multi = scorers.bleu(hyps, [refs, refs2])["score"]
     assert multi == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs, refs2]).score)
     assert multi >= got["score"]
-    assert scorers.score("chrf", hyps, [refs])["score"] == pytest.approx(
+    assert scorers.chrf(hyps, [refs])["score"] == pytest.approx(
         sacrebleu.corpus_chrf(hyps, [refs]).score
     )
-    assert scorers.score("bleu", refs, [refs])["score"] == pytest.approx(100.0)
-    assert {"bleu", "chrf", "distinct_1", "distinct_2"} <= set(scorers.scorers())
-    with pytest.raises(ValueError, match="unknown scorer"):
-        scorers.score("meteor", hyps, [refs])
+    assert scorers.bleu(refs, [refs])["score"] == pytest.approx(100.0)
 
 
 def test_distinct_n():
@@ -262,7 +269,7 @@ def test_unigram_perplexity_by_hand():
 
 def test_lm_scores_every_token_and_beats_nothing_for_free(corpora, trained):
     layout, _ = trained
-    bundle = text.load_bundle(layout.model("toy_lm"))
+    bundle = load(layout, "lm")
     metrics, samples = text.evaluate(bundle, corpora["lm"], torch.device("cpu"))
     part, _ = T.load_split(corpora["lm"], "test", bundle.spec)
     want = int(part.sides["ids"].lengths.sum()) + len(part)  # every token + one <eos> each
@@ -275,8 +282,8 @@ def test_lm_scores_every_token_and_beats_nothing_for_free(corpora, trained):
 
 def test_lm_cache_metrics_are_chosen_on_validation(corpora, trained):
     layout, _ = trained
-    bundle = text.load_bundle(layout.model("toy_lm"))
-    bundle.cfg = bundle.cfg.model_copy(update={"cache_size": 50, "samples": 0})
+    bundle = load(layout, "lm")
+    bundle.decode = bundle.decode.model_copy(update={"cache_size": 50, "samples": 0})
     metrics, _ = text.evaluate(bundle, corpora["lm"], torch.device("cpu"))
     val, test = metrics["validation"], metrics["test"]
     assert val["cache"] == test["cache"] and test["cache"]["chosen_on"] == "validation"
@@ -288,7 +295,7 @@ def test_lm_cache_metrics_are_chosen_on_validation(corpora, trained):
 
 def test_chatbot_metrics(corpora, trained):
     layout, _ = trained
-    bundle = text.load_bundle(layout.model("toy_dialogue"))
+    bundle = load(layout, "dialogue")
     metrics, samples = text.evaluate(bundle, corpora["dialogue"], torch.device("cpu"))
     test = metrics["test"]
     # The context tells which reply follows: the model beats the trigram of the same replies
@@ -325,10 +332,10 @@ def test_sampling_length_floor_and_repetition_penalty(trained, corpora):
     from pipelines.models import EOS
 
     layout, _ = trained
-    bundle = text.load_bundle(layout.model("toy_dialogue"))
+    bundle = load(layout, "dialogue")
     part, _ = T.load_split(corpora["dialogue"], "test", bundle.spec)
     rows = part.sides["source"]
-    cfg = bundle.cfg.model_copy(update={"min_decode_len": 6, "max_decode_len": 12, "top_k": 0})
+    cfg = bundle.decode.model_copy(update={"min_decode_len": 6, "max_decode_len": 12, "top_k": 0})
     out = text.decode_rows(
         bundle.model,
         rows,
@@ -359,7 +366,7 @@ def test_text_resume_equals_uninterrupted(corpora, tmp_path, task):
     params = {**CFGS[task], "epochs": 2, "dropout": 0.2}
     if task == "dialogue":
         params["teacher_forcing"] = 0.5  # per-batch draws from the epoch generator
-    cfg = ModelConfig(**params)
+    cfg = model_config(**params)
     corpus = tasks.load_corpus(corpora[task])
     straight = fit(cfg, corpus, progress=False)
     ckpt = tmp_path / "last.pt"
@@ -372,14 +379,20 @@ def test_text_resume_equals_uninterrupted(corpora, tmp_path, task):
     assert [r["val_loss"] for r in resumed.history] == [r["val_loss"] for r in straight.history]
 
 
-def test_decode_fields_do_not_change_the_fingerprint(corpora):
-    from pipelines.flows.train import train_fingerprint
+def test_decoding_is_the_evaluate_side_and_no_field_of_training(corpora, trained):
+    """How a model decodes is evaluate's (``evaluate.models.<model>``): a train entry naming
+    a decoding field is an error, and the same weights decode as the bundle's settings say."""
+    from pipelines.config import ConfigError, TrainConfig
+    from rnnflow.config import parse
 
-    corpus = tasks.load_corpus(corpora["translate"])
-    cfg = ModelConfig(**CFGS["translate"])
-    fp = train_fingerprint(cfg, corpus)
-    assert train_fingerprint(cfg.model_copy(update={"beam": 9, "top_k": 5}), corpus) == fp
-    assert train_fingerprint(cfg.model_copy(update={"hidden": 64}), corpus) != fp
+    entry = {**CFGS["translate"], "beam": 9}
+    with pytest.raises(ConfigError, match="model 'toy': 'beam' is not a field of family 'seq2seq'"):
+        parse(TrainConfig, {"train": {"models": {"toy": entry}}}, "train")
+    layout, _ = trained
+    wide = text.load_bundle(layout.model("toy_translate"), decode=DecodeConfig(max_decode_len=3))
+    src = T.Ragged.from_lists([[5, 6, 7, 8, 9, 10]])
+    (row,) = text.decode_rows(wide.model, src, "greedy", wide.decode, torch.device("cpu"))
+    assert len(row) <= 3
 
 
 # --- data ------------------------------------------------------------------------------
@@ -425,9 +438,9 @@ def test_detokenize_and_truecase():
     assert tc["tom"] == "Tom" and tc["mary"] == "Mary" and tc["i"] == "I"
     assert "the" not in tc and "is" not in tc
     toks = ["i", "don", "'", "t", "know", ",", "tom", ".", "it", "costs", "$", "3", ".", "5", "?"]
-    assert T.detokenize(toks, tc) == "I don't know, Tom. It costs $3.5?"
-    assert T.detokenize(["¿", "dónde", "está", "?"]) == "¿Dónde está?"
-    assert T.detokenize(["he", "said", '"', "hi", '"', "."]) == 'He said "hi".'
+    assert text.detokenize(toks, tc) == "I don't know, Tom. It costs $3.5?"
+    assert text.detokenize(["¿", "dónde", "está", "?"]) == "¿Dónde está?"
+    assert text.detokenize(["he", "said", '"', "hi", '"', "."]) == 'He said "hi".'
 
 
 # --- CLIs and report -------------------------------------------------------------------
@@ -597,7 +610,7 @@ def test_two_process_ddp_keeps_replicas_identical(corpora, tmp_path):
     assert r0["checksums"] == r1["checksums"]
     saved = torch.load(root / "models/toy/model.pt", weights_only=True)
     torch.manual_seed(0)  # fit's seed: the weights every rank started from
-    start = build_model("seq2seq", ModelConfig(**model), saved["spec"])
+    start = build_model("seq2seq", model_config(**model), saved["spec"])
     from pipelines.cli.ddp_train import state_checksums
 
     moved = state_checksums(start)

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from pipelines import tasks
-from pipelines.config import ModelConfig
-from pipelines.flows.train import fit, train_fingerprint
+from pipelines.config import model_config
 from pipelines.tasks.tensor import Corpus
+from pipelines.training import fit, train_fingerprint
 from tests import synthetic
 
 # Dropout (global RNG) and shift augmentation (epoch generator) both have to resume exactly.
@@ -46,7 +46,7 @@ def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
 
 @pytest.mark.parametrize("params", [CNN, LSTM], ids=["cnn", "lstm"])
 def test_interrupted_then_resumed_equals_uninterrupted(images, tmp_path, params):
-    cfg = ModelConfig(**params)
+    cfg = model_config(**params)
     straight = fit(cfg, images, progress=False)
 
     ckpt = tmp_path / "last.pt"
@@ -64,21 +64,21 @@ def test_interrupted_then_resumed_equals_uninterrupted(images, tmp_path, params)
 
 def test_more_epochs_extend_a_finished_run(images, tmp_path):
     ckpt = tmp_path / "last.pt"
-    fit(ModelConfig(**{**CNN, "epochs": 1}), images, checkpoint=ckpt, progress=False)
-    extended = fit(ModelConfig(**CNN), images, checkpoint=ckpt, progress=False)
+    fit(model_config(**{**CNN, "epochs": 1}), images, checkpoint=ckpt, progress=False)
+    extended = fit(model_config(**CNN), images, checkpoint=ckpt, progress=False)
     assert extended.resumed_from == 1
-    assert_same_weights(extended.model, fit(ModelConfig(**CNN), images, progress=False).model)
+    assert_same_weights(extended.model, fit(model_config(**CNN), images, progress=False).model)
 
-    again = fit(ModelConfig(**CNN), images, checkpoint=ckpt, progress=False)  # nothing left
+    again = fit(model_config(**CNN), images, checkpoint=ckpt, progress=False)  # nothing left
     assert again.resumed_from == 2 and len(again.history) == 2
     assert_same_weights(again.model, extended.model)
 
 
 def test_fingerprint_mismatch_starts_fresh(images, tmp_path, caplog):
     ckpt = tmp_path / "last.pt"
-    fit(ModelConfig(**CNN), images, checkpoint=ckpt, stop_after=1, progress=False)
+    fit(model_config(**CNN), images, checkpoint=ckpt, stop_after=1, progress=False)
 
-    changed = ModelConfig(**{**CNN, "lr": 0.02})
+    changed = model_config(**{**CNN, "lr": 0.02})
     with caplog.at_level("INFO", logger="pipelines.flows.train"):
         fresh = fit(changed, images, checkpoint=ckpt, progress=False)
     assert fresh.resumed_from == 0
@@ -98,21 +98,21 @@ def test_fingerprint_mismatch_starts_fresh(images, tmp_path, caplog):
 
 
 def test_fingerprint_covers_params_but_not_epochs_unless_scheduled(images):
-    base = ModelConfig(**CNN)
+    base = model_config(**CNN)
     fp = train_fingerprint(base, images)
-    assert train_fingerprint(ModelConfig(**{**CNN, "epochs": 9}), images) == fp
-    assert train_fingerprint(ModelConfig(**{**CNN, "seed": 4}), images) != fp
-    assert train_fingerprint(ModelConfig(**{**CNN, "augment": False}), images) != fp
-    cos = ModelConfig(**{**CNN, "schedule": "cosine"})
+    assert train_fingerprint(model_config(**{**CNN, "epochs": 9}), images) == fp
+    assert train_fingerprint(model_config(**{**CNN, "seed": 4}), images) != fp
+    assert train_fingerprint(model_config(**{**CNN, "augment": False}), images) != fp
+    cos = model_config(**{**CNN, "schedule": "cosine"})
     assert train_fingerprint(cos, images) != train_fingerprint(
-        ModelConfig(**{**CNN, "schedule": "cosine", "epochs": 9}), images
+        model_config(**{**CNN, "schedule": "cosine", "epochs": 9}), images
     )
 
 
 def test_unreadable_checkpoint_starts_fresh(images, tmp_path):
     ckpt = tmp_path / "last.pt"
     ckpt.write_bytes(b"not a checkpoint")
-    result = fit(ModelConfig(**{**CNN, "epochs": 1}), images, checkpoint=ckpt, progress=False)
+    result = fit(model_config(**{**CNN, "epochs": 1}), images, checkpoint=ckpt, progress=False)
     assert result.resumed_from == 0
     saved = torch.load(ckpt, weights_only=True)
     assert {"fingerprint", "epoch", "model", "optimizer", "rng_cpu", "history"} <= set(saved)
@@ -142,7 +142,7 @@ def test_resumed_dvclive_curves_equal_uninterrupted(images, tmp_path, damage):
     """
     import shutil
 
-    cfg = ModelConfig(**CNN)
+    cfg = model_config(**CNN)
     straight_dir = tmp_path / "straight"
     straight = fit(cfg, images, progress=False, live=straight_dir)
 
@@ -167,7 +167,7 @@ def test_resumed_dvclive_curves_equal_uninterrupted(images, tmp_path, damage):
 
 
 def test_dvclive_does_not_change_training(images, tmp_path):
-    cfg = ModelConfig(**LSTM)
+    cfg = model_config(**LSTM)
     with_live = fit(cfg, images, progress=False, live=tmp_path / "live")
     without = fit(cfg, images, progress=False)
     assert_same_weights(with_live.model, without.model)

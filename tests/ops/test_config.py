@@ -95,3 +95,27 @@ def test_exp_run_arguments_parse_as_dvc_overrides(params_copy: Path) -> None:
     args = set_params_args("ci", params_copy.parent)
     assert args[0] == "-S" and "train.models.mnist_cnn.epochs=1" in args
     assert "+train.models.books_lm.max_batches=15" in args  # not in params.yaml: added
+
+
+def test_a_field_of_another_family_is_an_error_naming_model_family_and_field() -> None:
+    """Each family has its own config: a field it does not take (another family's, or a
+    decoding setting, which is evaluate's) is refused before anything runs."""
+    from pipelines.config import TrainConfig
+
+    ConfigError, parse = config.ConfigError, config.parse
+
+    def models(**entry) -> dict:
+        return {"train": {"models": {"digits": {"corpus": "mnist", "epochs": 1, **entry}}}}
+
+    cases = [
+        ({"family": "cnn_bn", "beam": 5}, "'beam' is not a field of family 'cnn_bn'"),
+        ({"family": "logreg", "hidden": 8}, "'hidden' is not a field of family 'logreg'"),
+        ({"family": "mlp", "bptt": 35}, "'bptt' is not a field of family 'mlp'"),
+    ]
+    for entry, message in cases:
+        with pytest.raises(ConfigError, match=f"model 'digits': {message} \\(its fields: "):
+            parse(TrainConfig, models(**entry), "train")
+    with pytest.raises(ConfigError, match="model 'digits': family 'gpt' is not one of"):
+        parse(TrainConfig, models(family="gpt"), "train")
+    cfg = parse(TrainConfig, models(family="mlp", hidden=8), "train").model("digits")
+    assert (type(cfg).__name__, cfg.hidden) == ("MLPConfig", 8)

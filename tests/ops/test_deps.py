@@ -107,3 +107,41 @@ def test_write_puts_a_removed_code_dep_back_and_a_second_write_changes_nothing(
 
     assert write(project_copy) is False
     assert dvc_yaml.read_text() == written
+
+
+def _params_changed(root: Path) -> set[str]:
+    """The stages whose params.yaml deps differ from dvc.lock (``dvc status``)."""
+    import json
+    import subprocess
+
+    out = subprocess.run(
+        ["dvc", "status", "--json"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout
+    return {
+        stage
+        for stage, changes in json.loads(out).items()
+        for change in changes
+        if isinstance(change, dict) and "params.yaml" in change.get("changed deps", {})
+    }
+
+
+def test_a_decoding_change_makes_evaluate_stale_and_no_train_stage(tmp_path: Path) -> None:
+    """How a model decodes is evaluate's (``evaluate.models.<model>``): a new beam makes the
+    evaluate stages stale by their params and no train stage."""
+    import subprocess
+
+    from ruamel.yaml import YAML
+
+    from tests.conftest import copy_checkout
+
+    root = copy_checkout(tmp_path / "project", skip=())
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    before = _params_changed(root)
+    yaml = YAML()
+    params = yaml.load(root / "params.yaml")
+    decode = params["evaluate"]["models"]["es_en_translator"]
+    decode["beam"] = decode.get("beam", 5) + 1
+    yaml.dump(params, root / "params.yaml")
+    new = _params_changed(root) - before
+    assert "evaluate@es_en_translator" in new, new
+    assert not [stage for stage in new if stage.startswith("train@")], new

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from pipelines import tasks
-from pipelines.config import Layout, ModelConfig, TrainConfig
-from pipelines.flows import train as T
+from pipelines import training as T
+from pipelines.config import Layout, TrainConfig, model_config
 from pipelines.integrity import IntegrityError, content_md5, verify
 from pipelines.outputs import write_atomic, write_metrics
 from rnnflow.config import ConfigError
@@ -73,7 +73,7 @@ def images(tmp_path_factory):
 
 
 def test_code_change_trains_from_scratch(images, tmp_path, monkeypatch, caplog) -> None:
-    cfg = ModelConfig(**CNN)
+    cfg = model_config(**CNN)
     ckpt = tmp_path / "last.pt"
     T.fit(cfg, images, checkpoint=ckpt, progress=False)  # the old code's finished run
     monkeypatch.setattr(T, "code_hash", lambda stage: "the edited training code")
@@ -84,7 +84,7 @@ def test_code_change_trains_from_scratch(images, tmp_path, monkeypatch, caplog) 
 
 
 def test_a_checkpoint_that_does_not_fit_is_discarded(images, tmp_path, monkeypatch, caplog):
-    cfg = ModelConfig(**CNN)
+    cfg = model_config(**CNN)
     ckpt = tmp_path / "last.pt"
     T.fit(cfg, images, checkpoint=ckpt, stop_after=1, progress=False)
     # a layer added by a code edit that the code hash did not see (e.g. a site-packages change)

@@ -311,10 +311,12 @@ def stale(doc, params: dict) -> list[str]:
             return [f"{doc['model']}: no longer in train.models"]
         now = parse(TrainConfig, params, "train").model(doc["model"])
         now = now.model_copy(update=doc["update"]).model_dump(mode="json")
+        # every field the model's family has now; a recorded field it no longer has (another
+        # family's, or decoding, now evaluate's) never reached its training
         out += [
-            f"{doc['model']}.{k}: {doc['config'].get(k)!r} recorded, {now.get(k)!r} now"
-            for k in sorted(set(now) | set(doc["config"]))
-            if now.get(k) != doc["config"].get(k)
+            f"{doc['model']}.{k}: {doc['config'].get(k)!r} recorded, {now[k]!r} now"
+            for k in sorted(now)
+            if now[k] != doc["config"].get(k)
         ]
     for key, value in (doc.get("params") or {}).items():
         try:
