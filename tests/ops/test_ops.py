@@ -576,13 +576,15 @@ def test_set_params_keeps_comments_and_rejects_unknown_sections(tmp_path):
 
     path = copy_params(tmp_path)
     key = "train.models.mnist_cnn"
-    changed = P.set_params(path, {f"{key}.lr": 0.01, f"{key}.max_batches": 5})
-    assert changed == {f"{key}.lr": (0.003, 0.01), f"{key}.max_batches": (None, 5)}
+    changed = P.set_params(path, {f"{key}.lr": 0.01, f"{key}.weight_decay": 0.0001})
+    assert changed == {f"{key}.lr": (0.003, 0.01), f"{key}.weight_decay": (None, 0.0001)}
     text = path.read_text()
     assert "# rnnflow params" in text and "lr: 0.01" in text
     assert P.set_params(path, {f"{key}.lr": 0.01}) == {}
     with pytest.raises(ConfigError, match="nosuch"):
         P.set_params(path, {"train.nosuch.lr": 1})
+    with pytest.raises(ConfigError, match="'max_batches' is not a field of family 'cnn_bn'"):
+        P.set_params(path, {f"{key}.max_batches": 5})
     assert P.parse_assignments(["a.b=3", "c=[1, 2]", "d=x"]) == {"a.b": 3, "c": [1, 2], "d": "x"}
 
 
