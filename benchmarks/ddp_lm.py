@@ -27,8 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from pipelines import tasks
-    from pipelines import text_data as T
     from pipelines.config import Layout
+    from pipelines.text import data as T
     from rnnflow.config import load_params
 
     layout = Layout(B.ROOT)

@@ -9,7 +9,7 @@ its schedule and clipping) against ``word_language_model`` (``RNNModel``: ``nn.L
 SGD lr 20 divided by 4 after an epoch without improvement, or ``--peer-optimizer adam``) at the
 same sizes on the same token stream (``<tokens>/books``). Each trains for at most
 ``--max-seconds`` of training time; every ``--eval-every`` training seconds and at each epoch
-end both are validated by the same evaluator (``pipelines.tasks.lm.stream_nll``). Reported:
+end both are validated by the same evaluator (``pipelines.text.lm.stream_nll``). Reported:
 tokens/s and the training seconds to first reach each perplexity of ``--targets``.
 
 ``translator``: es_en_translator as trained (adaptive softmax, its own vocabularies) on real
@@ -102,7 +102,7 @@ class Race:
         self._next = self.every
 
     def evaluate(self, epoch_end: bool = False) -> float:
-        from pipelines.tasks.lm import stream_nll
+        from pipelines.text.lm import stream_nll
 
         t0 = time.perf_counter()
         nll, n = stream_nll(self.model, self.val, self.device)
@@ -158,7 +158,7 @@ def race_rnnflow(cfg, corpus, device, args, val) -> dict:
     """rnnflow's LMJob + fit's optimizer step, epoch after epoch, within the budget."""
     from pipelines import data as D
     from pipelines.models import build_model
-    from pipelines.tasks.lm import LMJob
+    from pipelines.text.lm import LMJob
     from pipelines.training import scheduler
 
     job = LMJob(cfg, corpus, device)
@@ -237,8 +237,8 @@ def race_example(cfg, stream: np.ndarray, vocab: int, device, args, val, optimiz
 def run_lm(args: argparse.Namespace, device: torch.device) -> dict:
     """Both LM races on the books token stream, and how rnnflow compares with each peer."""
     from pipelines import tasks
-    from pipelines import text_data as T
     from pipelines.models import text_vocab_size
+    from pipelines.text import data as T
 
     cfg = B.model_cfg("books_lm")
     corpus = T.prepare(cfg, tasks.load_corpus(args.tokens / cfg.corpus))
@@ -287,9 +287,9 @@ def run_translator(args: argparse.Namespace, device: torch.device) -> dict:
     """Target tokens/s of the translator as trained and with a full softmax, ``--steps`` each."""
     from pipelines import data as D
     from pipelines import tasks
-    from pipelines import text_data as T
     from pipelines.models import build_model, text_vocab_size
-    from pipelines.tasks.seq2seq import Seq2SeqJob
+    from pipelines.text import data as T
+    from pipelines.text.seq2seq import Seq2SeqJob
 
     base = B.model_cfg("es_en_translator")
     corpus = T.prepare(base, tasks.load_corpus(args.tokens / base.corpus))

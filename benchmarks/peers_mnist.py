@@ -63,8 +63,8 @@ class ExampleMNIST(torch.utils.data.Dataset):
 def run_mnist(args: argparse.Namespace, device: torch.device) -> dict:
     """Both loops for one epoch at ``--mnist-batch``: seconds, images/s, test accuracy."""
     from pipelines import data as D
+    from pipelines import tensor
     from pipelines.models import build_model
-    from pipelines.tasks import tensor
     from stages.corpora.idx import read_idx
 
     d = B.mirror() / "mnist"

@@ -34,10 +34,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from pipelines import tasks
+    from pipelines import scoring, tasks
     from pipelines.config import Layout, model_config
-    from pipelines.metrics import scoring
-    from pipelines.tasks.tensor import load_split
+    from pipelines.tensor import load_split
     from pipelines.training import fit
     from rnnflow.config import load_params
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import Field, SerializeAsAny, field_validator, model_validator
 
@@ -37,6 +37,9 @@ class ModelConfig(Config):
     """What every entry of ``train.models`` has: the corpus, the family and how to optimise.
     Each family adds its own fields (:data:`FAMILIES`); a field of another family is an error."""
 
+    #: The package holding the family's module and its corpus tasks (``pipelines/<kind>``):
+    #: a train or evaluate stage imports that package alone (:func:`pipelines.kinds.load`).
+    kind: ClassVar[str]
     corpus: Identifier
     family: str
     epochs: int = Field(ge=1)
@@ -69,6 +72,7 @@ class TensorConfig(ModelConfig):
     """Families of the fixed-shape corpora; with ``augment``, each training image is shifted
     at random by up to ``max_shift`` pixels (2-D inputs only)."""
 
+    kind: ClassVar[str] = "tensor"
     augment: bool = False
     max_shift: int = Field(2, ge=0)
 
@@ -105,6 +109,7 @@ class RNNConfig(TensorConfig):
 class TextConfig(ModelConfig):
     """Text families: a recurrent network over the model's own vocabulary."""
 
+    kind: ClassVar[str] = "text"
     cell: Literal["rnn", "lstm", "gru"] = "lstm"
     embedding: int = Field(256, ge=1)
     hidden: int = Field(64, ge=1)

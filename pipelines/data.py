@@ -4,8 +4,8 @@ files, fingerprints, and the seeded batching every family trains with.
 Batching is an index permutation drawn from a ``torch.Generator`` seeded with ``(seed, epoch)``,
 so epoch *k* sees the same order whether or not training was interrupted before it.
 
-Nothing here knows a task: the tensor format lives in :mod:`pipelines.tasks.tensor`, the text
-format in :mod:`pipelines.text_data`, and a corpus is loaded by its task
+Nothing here knows a task: the tensor format lives in :mod:`pipelines.tensor`, the text
+format in :mod:`pipelines.text.data`, and a corpus is loaded by its task
 (:func:`pipelines.tasks.load_corpus`).
 """
 

@@ -147,21 +147,25 @@ def corrupt_cache_objects(root: Path = PROJECT_ROOT) -> list[Path]:
 
 
 @cache
-def _stage_code(stage: str) -> tuple[str, ...]:
-    """The code files dvc.yaml lists as ``stage``'s deps (data and templated deps left out)."""
+def _stage_code(stage: str, kind: str) -> tuple[str, ...]:
+    """The code files dvc.yaml lists as ``stage``'s deps for a model of ``kind``: the shared
+    ones, and its kind's package in place of ``${item.code}`` (data deps left out)."""
     spec = _load_yaml(PROJECT_ROOT / "dvc.yaml")["stages"][stage]
-    deps = (spec.get("do") or spec).get("deps") or []
+    deps = [
+        d.replace("${item.code}", f"pipelines/{kind}") for d in (spec.get("do") or spec)["deps"]
+    ]
     return tuple(d for d in deps if "${" not in d and not d.startswith(("data/", "models/")))
 
 
-def code_hash(stage: str) -> str:
-    """sha256 over the content of the code files ``stage`` depends on in dvc.yaml.
+def code_hash(stage: str, kind: str) -> str:
+    """sha256 over the content of the code files ``stage`` depends on in dvc.yaml, for a model
+    of ``kind`` (``tensor`` or ``text``).
 
     The same files whose change makes DVC rerun the stage: a checkpoint carries this hash, so
     a rerun after a code change trains from scratch instead of resuming the old code's run.
     """
     digest = hashlib.sha256()
-    for dep in sorted(_stage_code(stage)):
+    for dep in sorted(_stage_code(stage, kind)):
         path = PROJECT_ROOT / dep
         files = sorted(p for p in path.rglob("*.py")) if path.is_dir() else [path]
         for f in files:

@@ -21,10 +21,9 @@ import torch
 from pipelines import data as D
 from pipelines import device as dev
 from pipelines import live as L
-from pipelines import tasks
+from pipelines import scoring, tasks
 from pipelines.config import ModelConfig
 from pipelines.integrity import code_hash
-from pipelines.metrics import scoring
 from pipelines.models import build_model
 from pipelines.outputs import logger, save_torch
 from pipelines.steps import epoch_bar, pretrain, run_steps
@@ -61,7 +60,10 @@ def train_fingerprint(cfg: ModelConfig, corpus: Any, spec: dict[str, Any] | None
     """
     exclude = {"keep"} | ({"epochs"} if cfg.schedule == "constant" else set())
     return D.fingerprint(
-        cfg.model_dump(exclude=exclude), spec or corpus.spec, corpus.files, code_hash("train")
+        cfg.model_dump(exclude=exclude),
+        spec or corpus.spec,
+        corpus.files,
+        code_hash("train", cfg.kind),
     )
 
 
@@ -111,7 +113,7 @@ def scheduler(opt: torch.optim.Optimizer, cfg: ModelConfig):
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
 
 
-def _load_checkpoint(path: Path, fp: str, epochs: int, log) -> dict[str, Any] | None:
+def _load_checkpoint(path: Path, fp: str, code: str, epochs: int, log) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
@@ -119,7 +121,7 @@ def _load_checkpoint(path: Path, fp: str, epochs: int, log) -> dict[str, Any] | 
     except Exception as exc:  # truncated or from an incompatible version
         log.warning("checkpoint %s unreadable (%s): starting fresh", path, exc)
         return None
-    if ckpt.get("code") != code_hash("train"):
+    if ckpt.get("code") != code:
         log.info("checkpoint %s was made by other training code: training from scratch", path)
         return None
     if ckpt.get("fingerprint") != fp:
@@ -212,7 +214,11 @@ def fit(
     history: list[dict[str, Any]] = []
     start = 0
     best: dict[str, Any] = {"epoch": None, "state": None}
-    ckpt = _load_checkpoint(checkpoint, fp, cfg.epochs, log) if checkpoint else None
+    ckpt = (
+        _load_checkpoint(checkpoint, fp, code_hash("train", cfg.kind), cfg.epochs, log)
+        if checkpoint
+        else None
+    )
     if (
         ckpt is not None
         and checkpoint is not None
@@ -296,7 +302,7 @@ def fit(
                 checkpoint,
                 {
                     "fingerprint": fp,
-                    "code": code_hash("train"),
+                    "code": code_hash("train", cfg.kind),
                     "epoch": epoch + 1,
                     "history": history,
                     "model": model.state_dict(),

@@ -3,8 +3,11 @@
 The import closure of a stage's command is computed from the source (``ast``: every
 ``import`` anywhere in a module, function-local ones included, ``TYPE_CHECKING`` blocks
 excluded), starting at the module the command runs plus the modules it loads by name (the
-corpus adapter from ``stages.corpora.REGISTRY``, the model families and tasks that
-``pipelines.models`` and ``pipelines.tasks`` discover). A file of the closure that no dep
+corpus adapter from ``stages.corpora.REGISTRY``; the kind package ``pipelines/<kind>`` that
+``pipelines.kinds`` loads: the model's own kind for a command whose argument is a model, both
+kinds otherwise). dvc.yaml's ``vars.models`` gives each model's stages their corpus and kind
+package (``${item.corpus}``, ``${item.code}``); :func:`model_vars` derives it from
+params.yaml, :func:`check` compares and :func:`write` writes it. A file of the closure that no dep
 covers (the file itself or a folder above it) means ``dvc repro`` would keep outputs the
 current code would not produce: :func:`check` names the stage and the file, and
 :func:`write` rewrites each stage's code deps in ``dvc.yaml`` to exactly its closure.
@@ -97,13 +100,59 @@ def dynamic_imports(name: str, args: list[str], root: Path = PROJECT_ROOT) -> se
 
         if args and args[0] in corpora.REGISTRY:
             extra.add(corpora.REGISTRY[args[0]].split(":")[0])
-    for registry in ("pipelines.models", "pipelines.tasks"):  # pkgutil-discovered modules
-        if name == registry:
-            folder = root.joinpath(*registry.split("."))
-            extra.update(
-                f"{registry}.{p.stem}" for p in folder.glob("*.py") if p.stem != "__init__"
-            )
+    if name == "pipelines.kinds":  # loads pipelines/<kind>/*.py by name
+        models = model_vars(root)
+        if args and args[0] in models:
+            folders = [root / models[args[0]]["code"]]
+        else:
+            folders = [root / "pipelines" / kind for kind in _pipelines("kinds").KINDS]
+        for folder in folders:
+            package = ".".join(folder.relative_to(root).parts)
+            extra.update(f"{package}.{p.stem}" for p in folder.glob("*.py") if p.stem != "__init__")
     return extra
+
+
+def _pipelines(module: str) -> Any:
+    """A module of the training side, loaded by name (the core does not import it)."""
+    return importlib.import_module(f"pipelines.{module}")
+
+
+def model_vars(root: Path = PROJECT_ROOT) -> dict[str, dict[str, str]]:
+    """What dvc.yaml's ``vars.models`` must hold: for each ``train.models`` entry of
+    ``root/params.yaml``, its corpus and the package of its family's kind."""
+    from rnnflow.config import load_params
+
+    families = _pipelines("config").FAMILIES
+    models = load_params(Path(root) / "params.yaml").get("train", {}).get("models", {})
+    out = {}
+    for name, entry in models.items():
+        if entry.get("family") not in families:
+            raise ValueError(f"train.models.{name}: unknown family {entry.get('family')!r}")
+        kind = families[entry["family"]].kind
+        out[name] = {"corpus": str(entry["corpus"]), "code": f"pipelines/{kind}"}
+    return out
+
+
+def model_vars_drift(root: Path = PROJECT_ROOT) -> list[str]:
+    """One line per model whose dvc.yaml ``vars.models`` entry is missing, extra or differs
+    from what params.yaml says (:func:`model_vars`); empty when they agree."""
+    recorded = _dvc_model_vars(_yaml().load((Path(root) / "dvc.yaml").read_text())) or {}
+    expected = model_vars(root)
+    return [
+        f"dvc.yaml vars.models.{m}: {dict(recorded[m]) if m in recorded else 'missing'}, "
+        f"params.yaml train.models says {expected[m] if m in expected else 'no such model'} "
+        f"(`rnnflow deps --write` writes it)"
+        for m in sorted(set(recorded) | set(expected))
+        if m not in recorded or m not in expected or dict(recorded[m]) != expected[m]
+    ]
+
+
+def _dvc_model_vars(doc: Any) -> Any:
+    """The ``models`` mapping of ``doc``'s (dvc.yaml's) ``vars`` list, or None."""
+    for v in doc.get("vars", []):
+        if isinstance(v, dict) and "models" in v:
+            return v["models"]
+    return None
 
 
 @cache
@@ -159,7 +208,7 @@ def check(root: Path = PROJECT_ROOT) -> list[str]:
     """One line per file a stage's command imports that its deps do not cover: the stage,
     its command, the file (relative to ``root``). Empty when every stage is covered."""
     root = Path(root).resolve()
-    return [
+    return model_vars_drift(root) + [
         f"{name} ({cmd}): {file}"
         for name, cmd, deps in stages(root)
         for file in uncovered(import_closure(cmd, root), deps, root)
@@ -182,7 +231,7 @@ def _yaml() -> Any:
 
 def closures_by_group(root: Path = PROJECT_ROOT) -> dict[str, set[str]]:
     """Stage group (``fetch`` for ``fetch@mnist``) → the files, relative to ``root``, its
-    stages' commands import, less those a folder dep already covers (``pipelines/models``)."""
+    stages' commands import, less those a folder dep already covers (``pipelines/text``)."""
     root = Path(root).resolve()
     by_group: dict[str, set[str]] = {}
     for name, cmd, deps in stages(root):
@@ -206,9 +255,10 @@ def set_code_deps(doc: Any, by_group: dict[str, set[str]], root: Path = PROJECT_
     """Make each stage group's code deps in ``doc`` (dvc.yaml as ruamel loaded it) exactly
     ``by_group``'s files, sorted, after its data deps and under :data:`COMMENT`.
 
-    Data deps and folder deps of the packages (``pipelines/models``) are kept. A ``vars``
-    key whose values are modules (``adapter``, ``lib`` of ``vars.corpora``) stands for them
-    in the stages that name it (``${item.adapter}``): those files are left out there. Other
+    Data deps and folder deps of the packages (``pipelines/text``) are kept. A ``vars``
+    key whose values are modules or package folders (``adapter``, ``lib`` of
+    ``vars.corpora``, ``code`` of ``vars.models``) stands for them in the stages that name it
+    (``${item.adapter}``): those files are left out there. Other
     comments inside a deps list are dropped, so running twice changes nothing."""
     code_keys: set[str] = set()
     templ_files: set[str] = set()
@@ -217,7 +267,8 @@ def set_code_deps(doc: Any, by_group: dict[str, set[str]], root: Path = PROJECT_
             for inner in val.values() if isinstance(val, dict) else []:
                 if isinstance(inner, dict):
                     for key, x in inner.items():
-                        if str(x).endswith(".py"):
+                        folder = str(x).split("/")[0] in PACKAGES and (root / str(x)).is_dir()
+                        if str(x).endswith(".py") or folder:
                             code_keys.add(str(key))
                             templ_files.add(str(x))
     templates = {f"${{item.{key}}}" for key in code_keys}
@@ -252,19 +303,41 @@ def set_code_deps(doc: Any, by_group: dict[str, set[str]], root: Path = PROJECT_
         )
 
 
+def _set_model_vars(doc: Any, expected: dict[str, dict[str, str]]) -> None:
+    """Make ``doc``'s ``vars.models`` exactly ``expected``, one flow mapping a line."""
+    from ruamel.yaml.comments import CommentedMap
+
+    models = _dvc_model_vars(doc)
+    if models is None:
+        raise ValueError("dvc.yaml: vars has no `models` mapping for the train/evaluate stages")
+    for name in [m for m in models if m not in expected]:
+        del models[name]
+    for name, entry in expected.items():
+        if name not in models or dict(models[name]) != entry:
+            flow = CommentedMap(entry)
+            flow.fa.set_flow_style()
+            models[name] = flow
+
+
 def write(root: Path = PROJECT_ROOT) -> bool:
-    """Rewrite each stage's code deps in ``root/dvc.yaml`` to exactly its import closure
-    (comments elsewhere survive); whether the file changed. Run twice, it changes nothing."""
+    """Rewrite ``root/dvc.yaml``'s ``vars.models`` from params.yaml, then each stage's code deps
+    to exactly its import closure (comments elsewhere survive); whether the file changed. Run
+    twice, it changes nothing."""
     root = Path(root).resolve()
     path = root / "dvc.yaml"
     before = path.read_text()
     yaml = _yaml()
-    doc = yaml.load(before)
-    set_code_deps(doc, closures_by_group(root), root)
-    out = io.StringIO()
-    yaml.dump(doc, out)
-    after = out.getvalue()
-    if after == before:
-        return False
-    path.write_text(after)
-    return True
+    try:
+        for step in ("vars", "deps"):  # DVC resolves the deps from the file as written
+            doc = yaml.load(path.read_text())
+            if step == "vars":
+                _set_model_vars(doc, model_vars(root))
+            else:
+                set_code_deps(doc, closures_by_group(root), root)
+            out = io.StringIO()
+            yaml.dump(doc, out)
+            path.write_text(out.getvalue())
+    except BaseException:
+        path.write_text(before)  # nothing half-written
+        raise
+    return path.read_text() != before

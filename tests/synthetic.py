@@ -1,7 +1,7 @@
 """Small generated corpora in the token format, for the tests of every family.
 
 Each generator returns ``(spec, {split: (x, y)})`` ready for
-:func:`pipelines.tasks.tensor.write_corpus`; the tasks mirror the real ones (images, bit
+:func:`pipelines.tensor.write_corpus`; the tasks mirror the real ones (images, bit
 counting/parity, binary addition, a time series) at a size that trains in seconds.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.tasks.tensor import write_corpus
+from pipelines.tensor import write_corpus
 
 Splits = dict[str, tuple[np.ndarray, np.ndarray]]
 

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from pipelines.tasks import text
+    from pipelines import text
 
     bundle = text.load_for_cli("chat", args.model, args.root)
     if bundle is None:

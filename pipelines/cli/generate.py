@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from pipelines.tasks import text
+    from pipelines import text
 
     bundle = text.load_for_cli("generate", args.model, args.root)
     if bundle is None:

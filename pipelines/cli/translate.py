@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if not lines:
         parser.error("no text to translate: give sentences as arguments or one per stdin line")
 
-    from pipelines.tasks import text
+    from pipelines import text
 
     bundle = text.load_for_cli("translate", args.model, args.root)
     if bundle is None:
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     task = bundle.spec["task"]  # what the model was trained for, even without params.yaml
     if error := task_error("translate", args.model, task, f"task {task}"):
         return fail("translate", error)
-    for src, out in zip(lines, text.translate(bundle, lines, beam=args.beam)):
+    for src, out in zip(lines, text.translate_lines(bundle, lines, beam=args.beam)):
         if (
             args.show_unknown
             and bundle.codec

@@ -4,7 +4,7 @@
 
 Reads ``models/<model>/model.pt`` (weights + config + spec) and ``data/05_tokens/<corpus>/``;
 writes ``reports/evaluate/<model>.json`` (``{"test": {...}, "validation": {...}}``: every
-metric of the model's task, ``pipelines/tasks/``, with its baselines and settings),
+metric of the model's task, in its kind's package, with its baselines and settings),
 ``metrics/<model>.json`` (the DVC metric: the task's headline number per split, nothing else,
 so ``dvc metrics show`` is one short row per model), ``plots/<model>/confusion.csv``
 (``actual,predicted``: one row per test example for classifiers of up to
@@ -42,7 +42,7 @@ from rnnflow.config import load_params, parse
 from rnnflow.io import write_json
 
 if TYPE_CHECKING:
-    from pipelines.tasks.tensor import TensorTask
+    from pipelines.tensor import TensorTask
 
 SPLITS = ("test", "validation")
 SAMPLE_ROWS = 5  # sample rows a text model shows in the UI (the report shows them all)

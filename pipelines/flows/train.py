@@ -13,9 +13,9 @@ DVCLive curves continue from the checkpoint's history — and, on CPU with the s
 with exactly the weights and curves of an uninterrupted run.
 
 The flow is coarse on purpose (STACK.md: a task costs a server round trip): load → fit → save.
-Everything that depends on the corpus task comes from the task (``pipelines/tasks/``, found by
+Everything that depends on the corpus task comes from the task (:mod:`pipelines.tasks`, found by
 ``spec["task"]``): how the corpus is loaded and prepared, the *job* that runs an epoch
-(:class:`~pipelines.tasks.tensor.TensorJob` for the fixed-shape corpora, BPTT or seq2seq jobs
+(:class:`~pipelines.tensor.TensorJob` for the fixed-shape corpora, BPTT or seq2seq jobs
 for the text models), the validation metric tracked per epoch, and what is saved beside the
 weights (the text tasks' tokenizer). Data-parallel on several processes:
 ``torchrun --nproc_per_node=N -m pipelines.cli.ddp_train <model>`` (the same ``fit``).

@@ -151,8 +151,15 @@ def check_params(params: dict[str, Any], root: Path | None = None) -> None:
     for name, model in typed.items():
         if name in params:
             parse(model, params, name)
-    for model_name in dig(params, "train.models") or {}:
+    trained = dig(params, "train.models") or {}
+    for model_name in trained:
         check_identifier(model_name, "train.models: model")
+    for model_name in dig(params, "evaluate.models") or {}:
+        if model_name not in trained:
+            raise ConfigError(
+                f"evaluate.models.{model_name}: no model {model_name!r} in train.models "
+                f"(its models: {', '.join(trained)})"
+            )
     _check_corpus_values(params, "")
     # The hops' typed configs live with the corpus adapters in `stages`, which `pipelines`
     # never imports statically (the layers contract): ops run both sides of the DAG, so
@@ -193,6 +200,12 @@ def check_workspace_params(root: Path) -> None:
     path = Path(root) / "params.yaml"
     if path.exists():
         check_params(load_params(path), Path(root))
+        if (Path(root) / "dvc.yaml").exists():
+            from rnnflow.deps import model_vars_drift
+
+            drift = model_vars_drift(Path(root))
+            if drift:  # a model without its stages would silently not be trained
+                raise ConfigError("; ".join(drift))
 
 
 def _check_corpus_values(node: Any, where: str) -> None:

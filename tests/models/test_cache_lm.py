@@ -1,4 +1,4 @@
-"""Cache language models (``pipelines.metrics.cache``, ``pipelines.tasks.lm``): the count cache
+"""Cache language models (``pipelines.text.cache``, ``pipelines.text.lm``): the count cache
 and the continuous cache equal brute-force definitions, the model's probabilities are the
 ones perplexity is computed from, and the mix is chosen on validation."""
 
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipelines.metrics import cache
-from pipelines.models.lm import RNNLanguageModel
-from pipelines.tasks.lm import neural_cache_probs, stream_nll
+from pipelines.text import cache
+from pipelines.text.lm import neural_cache_probs, stream_nll
+from pipelines.text.lm_model import RNNLanguageModel
 
 
 def test_unigram_cache_counts_the_last_size_targets():

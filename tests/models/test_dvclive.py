@@ -104,23 +104,27 @@ def sh(args: list[str], cwd: Path, env: dict[str, str]) -> str:
     return proc.stdout
 
 
-def train_stage_only(dvc_yaml: str) -> str:
-    """This project's dvc.yaml with its ``train`` stage only (same cmd, deps, outs)."""
+def train_stage_only(dvc_yaml: str, root: Path) -> str:
+    """This project's dvc.yaml with its ``train`` stage only (same cmd, deps, outs), over the
+    models of ``root/params.yaml``."""
     from ruamel.yaml import YAML
+
+    from rnnflow.deps import model_vars
 
     data = YAML(typ="safe").load(dvc_yaml)
     train = data["stages"]["train"]
     train["do"]["deps"] = [d for d in train["do"]["deps"] if not d.startswith("data/")] + [
         "data/05_tokens/${item.corpus}"
     ]
-    return json.dumps({"stages": {"train": train}}, indent=1)  # JSON is YAML
+    doc = {"vars": [{"models": model_vars(root)}], "stages": {"train": train}}
+    return json.dumps(doc, indent=1)  # JSON is YAML
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     root = copy_checkout(tmp_path_factory.mktemp("live") / "proj")
-    (root / "dvc.yaml").write_text(train_stage_only((PROJECT_ROOT / "dvc.yaml").read_text()))
     (root / "params.yaml").write_text(PARAMS)
+    (root / "dvc.yaml").write_text(train_stage_only((PROJECT_ROOT / "dvc.yaml").read_text(), root))
     synthetic.write(root / "data/05_tokens/digits", "images", n=300)
     env = dict(os.environ)
     env.update(

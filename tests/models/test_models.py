@@ -10,11 +10,9 @@ import pytest
 import torch
 
 from pipelines import data as D
-from pipelines import tasks
+from pipelines import scoring, tasks, tensor
 from pipelines.config import ModelConfig, model_config
-from pipelines.metrics import scoring
 from pipelines.models import build_model, families, register
-from pipelines.tasks import tensor
 from pipelines.training import fit
 from tests import synthetic
 

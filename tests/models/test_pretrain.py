@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from pipelines import tasks
-from pipelines import text_data as T
 from pipelines.config import model_config
-from pipelines.tasks.seq2seq import pair_batch
+from pipelines.text import data as T
+from pipelines.text.seq2seq import pair_batch
 from pipelines.training import fit
 from tests.textdata import write_text_corpus
 
@@ -108,7 +108,7 @@ def test_count_baseline_reads_what_the_model_learned_from(corpus_dir, tmp_path):
     train replies, like the model; the replies-only trigram is reported beside it."""
     from pipelines.config import Layout
     from pipelines.flows.train import save_outputs
-    from pipelines.tasks.text import load_bundle
+    from pipelines.text import load_bundle
 
     corpus = tasks.load_corpus(corpus_dir)
     cfg = model_config(**BASE, pretrain={"epochs": 1, "batch_size": 16})

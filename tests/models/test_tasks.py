@@ -1,6 +1,6 @@
-"""The task registry (``pipelines/tasks/``): every corpus task is one registered object, a new
-task is one file, nothing outside the package branches on a task name, and the tensor tasks
-write sample predictions for the report."""
+"""The task registry (``pipelines/tasks.py``): every corpus task is one registered object, a
+new task is one file in its kind's package, nothing outside the task code branches on a task
+name, and the tensor tasks write sample predictions for the report."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 
 from pipelines import tasks
 from pipelines.config import Layout, model_config
-from pipelines.tasks.tensor import write_corpus
+from pipelines.tensor import write_corpus
 from rnnflow.env import PROJECT_ROOT as ROOT
 from tests import synthetic
 
@@ -75,7 +75,7 @@ import torch
 import torch.nn.functional as F
 
 from pipelines.tasks import register
-from pipelines.tasks.regress import Regress
+from pipelines.tensor.regress import Regress
 
 
 @register("regress_mae")
@@ -94,25 +94,28 @@ class RegressMAE(Regress):
 
 @pytest.fixture
 def new_task_file(tmp_path):
-    """``regress_mae.py`` in a temporary directory added to the ``pipelines.tasks`` package
-    path (as if dropped into ``pipelines/tasks/``; the shared checkout is not touched)."""
+    """``regress_mae.py`` in a temporary directory added to the ``pipelines.tensor`` package
+    path (as if dropped into ``pipelines/tensor/``; the shared checkout is not touched)."""
+    from pipelines import tensor
+
     extra = tmp_path / "more_tasks"
     extra.mkdir()
     path = extra / "regress_mae.py"
     path.write_text(NEW_TASK)
-    tasks.__path__.append(str(extra))
+    tensor.__path__.append(str(extra))
     importlib.invalidate_caches()
     try:
         yield path
     finally:
-        tasks.__path__.remove(str(extra))
+        tensor.__path__.remove(str(extra))
         tasks._TASKS.pop("regress_mae", None)
-        sys.modules.pop("pipelines.tasks.regress_mae", None)
+        sys.modules.pop("pipelines.tensor.regress_mae", None)
 
 
 @pytest.mark.slow
 def test_a_new_task_is_one_file(new_task_file, tmp_path):
-    """Dropping one module into pipelines/tasks/ is enough for train and evaluate."""
+    """Dropping one module into its kind's package (pipelines/tensor/) is enough for train and
+    evaluate."""
     from prefect.testing.utilities import prefect_test_harness
 
     from pipelines.flows.evaluate import evaluate
@@ -156,7 +159,7 @@ def test_a_new_task_is_one_file(new_task_file, tmp_path):
     assert evaluated["test"]["mae"] > 0 and "rmse" in evaluated["test"]
 
 
-# --- nothing outside pipelines/tasks/ branches on a task name ----------------------------
+# --- nothing outside the task code branches on a task name ------------------------------
 
 
 def task_name_uses(path: Path, root: Path = ROOT) -> list[str]:
@@ -193,15 +196,17 @@ def task_name_uses(path: Path, root: Path = ROOT) -> list[str]:
     return found
 
 
-def test_no_task_name_branches_outside_the_task_package():
+def test_no_task_name_branches_outside_the_task_code():
+    """The registry (pipelines/tasks.py) and the kind packages (pipelines/tensor/,
+    pipelines/text/) hold the tasks; nothing else names one."""
     offenders = []
     for path in sorted((ROOT / "pipelines").rglob("*.py")):
-        if "tasks" in path.relative_to(ROOT / "pipelines").parts[:1]:
+        if path.relative_to(ROOT / "pipelines").parts[0] in ("tasks.py", "tensor", "text"):
             continue
         offenders += task_name_uses(path)
         if "TEXT_TASKS" in path.read_text():
             offenders.append(f"{path.relative_to(ROOT)}: TEXT_TASKS")
-    assert not offenders, "task names outside pipelines/tasks/:\n" + "\n".join(offenders)
+    assert not offenders, "task names outside the task code:\n" + "\n".join(offenders)
 
 
 def test_the_ast_check_sees_task_name_branches(tmp_path):
@@ -229,11 +234,11 @@ def test_the_ast_check_sees_task_name_branches(tmp_path):
 
 
 def test_no_import_cycle_between_the_data_modules():
-    """pipelines.data imports neither the tasks nor pipelines.text_data, and pipelines.text_data
+    """pipelines.data imports neither the tasks nor pipelines.text.data, and pipelines.text.data
     neither the tasks nor pipelines.data (function-local imports included)."""
     forbidden = {
-        "pipelines/data.py": ("pipelines.tasks", "pipelines.text_data"),
-        "pipelines/text_data.py": ("pipelines.tasks", "pipelines.data"),
+        "pipelines/data.py": ("pipelines.tasks", "pipelines.text.data"),
+        "pipelines/text/data.py": ("pipelines.tasks", "pipelines.data"),
     }
     for rel, bad in forbidden.items():
         tree = ast.parse((ROOT / rel).read_text())

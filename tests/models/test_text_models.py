@@ -14,14 +14,13 @@ import torch
 
 from pipelines import data as D
 from pipelines import live as L
-from pipelines import tasks
-from pipelines import text_data as T
+from pipelines import tasks, text
 from pipelines.config import VALIDATION_DECODE, DecodeConfig, Layout, model_config
 from pipelines.flows.evaluate import record_path
 from pipelines.flows.train import save_outputs
-from pipelines.metrics import ngram, scorers
 from pipelines.models import BOS, EOS, PAD, UNK, build_model
-from pipelines.tasks import text
+from pipelines.text import data as T
+from pipelines.text import ngram, scorers
 from pipelines.training import fit
 from rnnflow.env import PROJECT_ROOT
 from tests.textdata import write_text_corpus
@@ -178,7 +177,7 @@ def test_bpe_translator_writes_cased_text_and_picks_its_epoch_by_sacrebleu(tmp_p
     assert test["outputs_with_copied_source_words"] < 0.05
     assert all("<unk>" not in s["beam"] and s["beam"].endswith(".") for s in samples)
     assert any("Tom" in s["beam"] for s in samples if "Tom" in s["reference"])
-    (out,) = text.translate(bundle, ["el gato come pan."])
+    (out,) = text.translate_lines(bundle, ["el gato come pan."])
     assert out == "The cat eats bread."
 
 
@@ -199,7 +198,7 @@ def test_samples_are_the_first_rows_by_hash(corpora, trained):
 
 
 def test_copied_source_words_counts_only_pasted_spanish():
-    from pipelines.tasks.translate import copied_source_words
+    from pipelines.text.translate import copied_source_words
 
     got = copied_source_words(
         ["The gato eats.", "María eats 3 breads.", "No, no."],
@@ -308,7 +307,7 @@ def test_chatbot_metrics(corpora, trained):
 
 
 def test_copied_counts_verbatim_training_replies():
-    from pipelines.tasks.dialogue import copied
+    from pipelines.text.dialogue import copied
 
     seen = {(1, 2, 3), (4,)}
     assert copied([[1, 2, 3], [1, 2], [4], [5]], seen) == 0.5
@@ -316,7 +315,7 @@ def test_copied_counts_verbatim_training_replies():
 
 
 def test_nucleus_keeps_the_smallest_set_reaching_top_p():
-    from pipelines.models.lm import pick
+    from pipelines.text.lm_model import pick
 
     logp = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
     gen = torch.Generator().manual_seed(0)

@@ -8,7 +8,7 @@ import torch
 
 from pipelines import tasks
 from pipelines.config import model_config
-from pipelines.tasks.tensor import Corpus
+from pipelines.tensor import Corpus
 from pipelines.training import fit, train_fingerprint
 from tests import synthetic
 

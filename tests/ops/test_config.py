@@ -119,3 +119,13 @@ def test_a_field_of_another_family_is_an_error_naming_model_family_and_field() -
         parse(TrainConfig, models(family="gpt"), "train")
     cfg = parse(TrainConfig, models(family="mlp", hidden=8), "train").model("digits")
     assert (type(cfg).__name__, cfg.hidden) == ("MLPConfig", 8)
+
+
+def test_decoding_settings_for_a_model_not_trained_are_an_error() -> None:
+    """A typo in an ``evaluate.models`` name would otherwise decode with the defaults."""
+    from pipelines.ops.params import check_params
+
+    params = config.load_params(PROJECT_ROOT / "params.yaml")
+    params["evaluate"]["models"]["es_en_translater"] = {"beam": 3}
+    with pytest.raises(config.ConfigError, match="evaluate.models.es_en_translater: no model"):
+        check_params(params)

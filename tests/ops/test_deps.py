@@ -145,3 +145,75 @@ def test_a_decoding_change_makes_evaluate_stale_and_no_train_stage(tmp_path: Pat
     new = _params_changed(root) - before
     assert "evaluate@es_en_translator" in new, new
     assert not [stage for stage in new if stage.startswith("train@")], new
+
+
+def _changed_code(root: Path) -> dict[str, set[str]]:
+    """Per stage, the code deps ``dvc status`` reports changed against dvc.lock."""
+    import json
+    import subprocess
+
+    out = subprocess.run(
+        ["dvc", "status", "--json"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout
+    return {
+        stage: {
+            dep
+            for change in changes
+            if isinstance(change, dict)
+            for dep in change.get("changed deps", {})
+            if dep.startswith(("pipelines", "rnnflow"))
+        }
+        for stage, changes in json.loads(out).items()
+    }
+
+
+def test_a_model_stage_is_stale_by_its_own_kinds_code_only(tmp_path: Path) -> None:
+    """Each train/evaluate stage depends on its kind's package: after an edit of the
+    translator's task and one of the MNIST CNN, ``dvc status`` reports the text package
+    changed for the text models only and the tensor package for the others only."""
+    import subprocess
+
+    from rnnflow.deps import model_vars
+    from tests.conftest import copy_checkout
+
+    root = copy_checkout(tmp_path / "project", skip=())
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    for edited in ("pipelines/text/translate.py", "pipelines/tensor/cnn_bn.py"):
+        with (root / edited).open("a") as fh:
+            fh.write("# edited\n")
+    changed = _changed_code(root)
+    kinds = {m: entry["code"] for m, entry in model_vars(root).items()}
+    assert set(kinds.values()) == {"pipelines/text", "pipelines/tensor"}
+    for model, package in kinds.items():
+        other = ({"pipelines/text", "pipelines/tensor"} - {package}).pop()
+        for stage in (f"train@{model}", f"evaluate@{model}"):
+            assert package in changed.get(stage, set()), (stage, changed.get(stage))
+            assert not any(d.startswith(other) for d in changed.get(stage, set())), stage
+
+
+def test_a_model_added_to_params_without_its_stages_is_named_until_written(
+    project_copy: Path,
+) -> None:
+    """dvc.yaml's ``vars.models`` is written from params.yaml: a model added to
+    ``train.models`` alone would have no train stage, so the check and the workspace's
+    params check name it, and ``rnnflow deps --write`` gives it its stages."""
+    from ruamel.yaml import YAML
+
+    from pipelines.ops.params import check_workspace_params
+    from rnnflow.config import ConfigError
+
+    shutil.copytree(PROJECT_ROOT / "sources", project_copy / "sources")  # fetch's catalogue
+    yaml = YAML()
+    params = yaml.load(project_copy / "params.yaml")
+    params["train"]["models"]["mnist_mlp2"] = dict(params["train"]["models"]["mnist_mlp"])
+    yaml.dump(params, project_copy / "params.yaml")
+    missing = "dvc.yaml vars.models.mnist_mlp2: missing, params.yaml train.models says"
+    assert [line for line in check(project_copy) if "vars.models" in line] == [
+        f"{missing} {{'corpus': 'mnist', 'code': 'pipelines/tensor'}} "
+        "(`rnnflow deps --write` writes it)"
+    ]
+    with pytest.raises(ConfigError, match=missing):
+        check_workspace_params(project_copy)
+    assert write(project_copy) is True
+    assert check(project_copy) == []
+    assert "train@mnist_mlp2" in [name for name, _, _ in stages(project_copy)]

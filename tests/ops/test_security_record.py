@@ -76,7 +76,7 @@ def test_code_change_trains_from_scratch(images, tmp_path, monkeypatch, caplog) 
     cfg = model_config(**CNN)
     ckpt = tmp_path / "last.pt"
     T.fit(cfg, images, checkpoint=ckpt, progress=False)  # the old code's finished run
-    monkeypatch.setattr(T, "code_hash", lambda stage: "the edited training code")
+    monkeypatch.setattr(T, "code_hash", lambda stage, kind: "the edited training code")
     caplog.set_level("INFO")
     again = T.fit(cfg, images, checkpoint=ckpt, progress=False)
     assert again.resumed_from == 0 and len(again.history) == 2

@@ -2,7 +2,7 @@
 text corpus, the model's own vocabulary, trained-model bundles (weights + config + spec +
 tokenizer), decoding, and the CLIs' model loading. Registers no task.
 
-A text corpus is read with :mod:`pipelines.text_data` (ragged id columns, ``spec.json`` and
+A text corpus is read with :mod:`pipelines.text.data` (ragged id columns, ``spec.json`` and
 the tokenizer files); :meth:`TextTask.prepare` maps it to the model's vocabulary. The
 tokenizer files travel in ``model.pt`` (``tokenizer``), so the CLIs need no ``data/``.
 
@@ -27,9 +27,9 @@ import torch
 
 from pipelines import data as D
 from pipelines import tasks
-from pipelines import text_data as T
 from pipelines.config import DecodeConfig
 from pipelines.models import UNK, build_model
+from pipelines.text import data as T
 
 __all__ = [
     "TextTask",
@@ -298,7 +298,7 @@ def evaluate(
     return task.evaluate_bundle(bundle, Path(directory), device, amp_dtype, batch)
 
 
-def translate(
+def translate_lines(
     bundle: Bundle, texts: list[str], beam: int | None = None, device: torch.device | str = "cpu"
 ) -> list[str]:
     """Raw source sentences → detokenised translations (or replies), beam or greedy."""

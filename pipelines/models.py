@@ -1,21 +1,20 @@
-"""Model families, one file each, found through a registry (as OpenNMT-py registers its parts).
+"""The model-family registry (as OpenNMT-py registers its parts).
 
 A family is a ``nn.Module`` subclass decorated with ``@register("name", tasks=...)`` and a
-``from_config(cfg, spec)`` classmethod. Every module in this package is imported on first use,
-so adding a family is adding one file. ``tasks`` names the corpus tasks (``pipelines/tasks/``)
-a family can be built for.
+``from_config(cfg, spec)`` classmethod, in a module of its kind's package (``pipelines/tensor/``
+or ``pipelines/text/``, :mod:`pipelines.kinds`); its config class in :mod:`pipelines.config`
+names the kind. ``tasks`` names the corpus tasks a family can be built for.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from torch import nn
 
+from pipelines import kinds
 from rnnflow.codec import BOS, EOS, PAD, UNK  # noqa: F401  one definition, in the core
 
 
@@ -50,23 +49,24 @@ def register(name: str, tasks: tuple[str, ...] = ("classify",)) -> Callable[[typ
     return deco
 
 
-def _discover() -> None:
-    for mod in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{mod.name}")
-
-
 def families() -> dict[str, Family]:
-    """Every registered family by name."""
-    _discover()
+    """Every registered family by name (both kinds' packages loaded)."""
+    for kind in kinds.KINDS:
+        kinds.load(kind)
     return dict(_FAMILIES)
 
 
 def build_model(family: str, cfg: Any, spec: dict[str, Any]) -> nn.Module:
-    """A fresh model of ``family`` for a corpus ``spec``, configured by ``cfg`` (ModelConfig)."""
-    known = families()
-    if family not in known:
-        raise ValueError(f"unknown model family {family!r} (known: {sorted(known)})")
-    fam = known[family]
+    """A fresh model of ``family`` for a corpus ``spec``, configured by ``cfg`` (ModelConfig).
+    Only the family's kind is loaded."""
+    from pipelines.config import FAMILIES
+
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r} (known: {sorted(FAMILIES)})")
+    kinds.load(FAMILIES[family].kind)
+    if family not in _FAMILIES:
+        raise ValueError(f"model family {family!r}: no module of pipelines/ registers it")
+    fam = _FAMILIES[family]
     if spec["task"] not in fam.tasks:
         raise ValueError(
             f"family {family!r} handles tasks {list(fam.tasks)}, corpus task is {spec['task']!r}"

@@ -16,9 +16,9 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from pipelines import text_data as T
-from pipelines.metrics.scoring import autocast
-from pipelines.tasks.text import Bundle, Codec, TextJob, TextTask, perplexity
+from pipelines.scoring import autocast
+from pipelines.text import Bundle, Codec, TextJob, TextTask, perplexity
+from pipelines.text import data as T
 
 EVAL_BATCH = 256  # sentence pairs per batch when scoring seq2seq
 
@@ -121,8 +121,7 @@ class Seq2SeqJob(TextJob):
         detokenised, against their raw reference text: the test metric on validation, cheap
         enough to run every epoch; what picks the translator's epoch."""
         from pipelines.config import VALIDATION_DECODE
-        from pipelines.metrics import scorers
-        from pipelines.tasks.text import decode_rows
+        from pipelines.text import decode_rows, scorers
 
         rows = self.bleu_rows
         was = model.training

@@ -12,7 +12,7 @@ columns (no ``<bos>``/``<eos>``), ``spec.json`` (``task`` and which columns it u
 - seq2seq: rows bucketed by length (:func:`bucket_batches`: sorted inside large random
   chunks), padded per batch with ``<bos>``/``<eos>`` added here (:func:`padded`).
 
-The text tasks (:mod:`pipelines.tasks.text` and the task modules) load corpora with these
+The text tasks (:mod:`pipelines.text` and the task modules) load corpora with these
 pieces; this module knows no task names: a spec's side keys (``ids``, or ``source`` and
 ``target``) name its id columns.
 

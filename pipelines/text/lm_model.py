@@ -4,7 +4,7 @@ embedding → dropout → ``nn.LSTM``/``nn.GRU`` (inter-layer dropout) → dropo
 - Weight tying (Press & Wolf 2017; Inan et al. 2017): the output layer reuses the embedding.
 - ``softmax: adaptive``: ``nn.AdaptiveLogSoftmaxWithLoss`` (Grave et al. 2017), exact
   normalised probabilities at a fraction of a full softmax's cost for a large vocabulary.
-- Trained with truncated BPTT over one token stream (``pipelines/tasks/lm.py``): ``forward``
+- Trained with truncated BPTT over one token stream (``pipelines/text/lm.py``): ``forward``
   takes the previous window's hidden state and returns the summed NLL, so a
   ``DistributedDataParallel`` wrapper sees the loss in its forward.
 - ``generate``: greedy, or sampling with a temperature and top-k.

@@ -8,7 +8,7 @@
 
 n-grams are packed into one ``int64`` key each (``(u·V + v)·V + w``) and counted with
 ``np.unique``; lookups are ``np.searchsorted`` over the sorted keys — no Python loop per token.
-Both read token *streams* (``pipelines.text_data.lm_stream``): the model predicts
+Both read token *streams* (``pipelines.text.data.lm_stream``): the model predicts
 ``stream[1:]``, with the history running across ``<eos>`` document boundaries exactly as the
 recurrent model's hidden state does.
 """

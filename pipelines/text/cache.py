@@ -5,7 +5,7 @@ words seen in the recent past (documents repeat their own words: names, places, 
   last ``size`` targets equal to the current one. Beside the Kneser–Ney trigram.
 - The continuous cache (Grave et al. 2017, *Improving neural language models with a continuous
   cache*) weights each recent position by ``exp(theta * h_t . h_i)`` of the LM's hidden states;
-  it lives next to the model (``pipelines.tasks.lm.neural_cache_probs``).
+  it lives next to the model (``pipelines.text.lm.neural_cache_probs``).
 - :func:`choose_mix`: the cache flatness and mixing weight are chosen on validation tokens
   (:func:`mixed_nll` then scores any split at that choice).
 

@@ -4,7 +4,7 @@ Training: truncated BPTT over the train stream (``text_data.lm_stream``: every d
 followed by ``<eos>``), hidden state carried across windows, a random start offset per epoch.
 Evaluation: perplexity = exp(mean NLL over every target token, ``<eos>`` included), beside an
 interpolated Kneser–Ney trigram fitted on the same train stream and vocabulary
-(``pipelines.metrics.ngram``); greedy and sampled generations from the configured prompts.
+(``pipelines.text.ngram``); greedy and sampled generations from the configured prompts.
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipelines import text_data as T
-from pipelines.metrics import cache, ngram
-from pipelines.metrics.scoring import autocast
-from pipelines.models.lm import RNNLanguageModel, detach
+from pipelines.scoring import autocast
 from pipelines.tasks import register
-from pipelines.tasks.text import Bundle, TextJob, TextTask, perplexity
+from pipelines.text import Bundle, TextJob, TextTask, cache, ngram, perplexity
+from pipelines.text import data as T
+from pipelines.text.lm_model import RNNLanguageModel, detach
 
 EVAL_ROWS = 16  # parallel rows when scoring a stream (each starts from a zero state)
 EVAL_WINDOW = 256  # tokens per forward when scoring a stream (state carried: exact)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from pipelines.tasks import register
-from pipelines.tasks.tensor import TensorTask, mean
+from pipelines.tensor import TensorTask, mean
 
 
 @register("classify")

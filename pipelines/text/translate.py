@@ -16,11 +16,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from pipelines import text_data as T
-from pipelines.metrics import scorers
 from pipelines.tasks import register
-from pipelines.tasks.seq2seq import Seq2SeqJob, Seq2SeqTask
-from pipelines.tasks.text import output_texts
+from pipelines.text import data as T
+from pipelines.text import output_texts, scorers
+from pipelines.text.seq2seq import Seq2SeqJob, Seq2SeqTask
 from rnnflow.codec import pretokenize
 
 #: validation pairs decoded every epoch for the BLEU that picks the epoch (~10 s on 2 cores)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from pipelines.tasks import register
-from pipelines.tasks.tensor import TensorTask, mean
+from pipelines.tensor import TensorTask, mean
 
 
 @register("tag")

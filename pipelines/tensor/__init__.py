@@ -23,8 +23,7 @@ import pyarrow as pa
 import torch
 
 from pipelines import data as D
-from pipelines import tasks
-from pipelines.metrics import scoring
+from pipelines import scoring, tasks
 from rnnflow.io import read_table
 
 VAL_BATCH = 1024  # examples per forward when validating

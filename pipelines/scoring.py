@@ -1,7 +1,7 @@
 """What training (validation each epoch) and evaluation share to score a model the same way:
 batched prediction in eval mode, mixed precision, and which way a metric is better.
 
-The losses and metrics of each task are the task's own (``pipelines/tasks/``: e.g.
+The losses and metrics of each task are the task's own (:mod:`pipelines.tasks`: e.g.
 ``tasks.get("classify").metrics(spec, out, y, x)``).
 """
 

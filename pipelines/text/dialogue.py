@@ -18,11 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipelines import text_data as T
-from pipelines.metrics import ngram, scorers
 from pipelines.tasks import register
-from pipelines.tasks.seq2seq import Seq2SeqTask
-from pipelines.tasks.text import Bundle, decode_rows
+from pipelines.text import Bundle, decode_rows, ngram, scorers
+from pipelines.text import data as T
+from pipelines.text.seq2seq import Seq2SeqTask
 from rnnflow.io import read_table
 
 

@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from pipelines.models import BOS, EOS, PAD, register, text_vocab_size
-from pipelines.models.lm import CELLS, Hidden, Softmax, no_unk, pick
+from pipelines.text.lm_model import CELLS, Hidden, Softmax, no_unk, pick
 
 
 def _map_state(fn, state: Hidden) -> Hidden:

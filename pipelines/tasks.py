@@ -1,5 +1,4 @@
-"""Corpus tasks, one file each, found through a registry (like the model families in
-:mod:`pipelines.models`).
+"""The corpus-task registry (like the model families in :mod:`pipelines.models`).
 
 A task is what a corpus asks of a model — ``classify``, ``tag``, ``regress`` (fixed-shape
 tensors), ``lm``, ``translate``, ``dialogue`` (text) — and everything that depends on it:
@@ -11,19 +10,21 @@ shows, and what is saved beside the weights. ``spec.json``'s ``task`` names it.
     t = tasks.get("translate")          # t.name, t.headline, t.higher_is_better, t.report_extras
     tasks.names()                       # every registered task, sorted
 
-A task is a :class:`Task` subclass decorated with ``@register("name")`` in a module of this
-package; every module here is imported on first use, so adding a task is adding one file.
-Modules that register nothing are shared bases: :mod:`.tensor` (fixed-shape corpora),
-:mod:`.text` (text corpora, trained-model bundles, decoding) and :mod:`.seq2seq`.
+A task is a :class:`Task` subclass decorated with ``@register("name")`` in the module
+``pipelines/<kind>/<name>.py`` of its kind (:mod:`pipelines.kinds`), imported when the task is
+first asked for: adding a task is adding one file. The kind packages' ``__init__`` are the
+shared bases: :mod:`pipelines.tensor` (fixed-shape corpora) and :mod:`pipelines.text` (text
+corpora, trained-model bundles, decoding; :mod:`pipelines.text.seq2seq` for sentence pairs).
 """
 
 from __future__ import annotations
 
 import importlib
-import pkgutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from pipelines import kinds
 
 __all__ = [
     "COMMANDS",
@@ -73,7 +74,7 @@ class Task:
     def __repr__(self) -> str:
         return f"<task {self.name!r}>"
 
-    # hooks (see pipelines.tasks.tensor / pipelines.tasks.text for the implementations)
+    # hooks (see pipelines.tensor / pipelines.text for the implementations)
     def check_spec(self, spec: dict[str, Any], path: Path) -> None:
         """Raise ``ValueError`` when ``spec`` lacks what this task needs."""
 
@@ -152,14 +153,10 @@ def register(name: str) -> Callable[[Any], Any]:
     return deco
 
 
-def _discover() -> None:
-    for mod in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{mod.name}")
-
-
 def tasks() -> dict[str, Task]:
-    """Every registered task by name."""
-    _discover()
+    """Every registered task by name (both kinds' packages loaded)."""
+    for kind in kinds.KINDS:
+        kinds.load(kind)
     return dict(_TASKS)
 
 
@@ -169,11 +166,13 @@ def names() -> list[str]:
 
 
 def get(name: str) -> Task:
-    """The task called ``name`` (``ValueError`` if none is registered)."""
+    """The task called ``name``, from the one kind package that holds it (``ValueError`` if
+    none does)."""
     if name not in _TASKS:
-        _discover()
-    if name not in _TASKS:
-        raise ValueError(f"unknown task {name!r} (known: {sorted(_TASKS)})")
+        kind = kinds.of_task(name)
+        importlib.import_module(f"pipelines.{kind}.{name}")
+        if name not in _TASKS:
+            raise ValueError(f"pipelines/{kind}/{name}.py registers no task {name!r}")
     return _TASKS[name]
 
 
