@@ -6,8 +6,9 @@ Reads ``reports/evaluate/*.json`` (what evaluate measured), each model's DVCLive
 ``dvclive/<model>/`` (training curves and final numbers, :mod:`pipelines.live`),
 ``plots/*/confusion.csv``, ``reports/samples/<model>.json`` (generations, translations, replies
 of the text models; example predictions of the tensor models, drawn as thumbnails when a row
-carries an image), ``reports/validation/<hop>/<corpus>.json`` and
-``reports/clean/<corpus>.json`` (whichever exist); writes ``reports/index.md``,
+carries an image) and ``reports/clean/<corpus>.json`` (whichever exist): DVC outputs of the
+stages before it, never a hop's local validation results (``reports/validation/``, not in the
+DAG: the page would depend on what happens to lie on the machine); writes ``reports/index.md``,
 ``reports/index.html`` (offline: inline CSS, the sample thumbnails as data URIs, the plots as
 relative ``img/`` PNGs, no CDN — ``dvc plots`` HTML is blank offline) and ``reports/img/*.png``
 (the plots both pages link). Both are rendered by :mod:`pipelines.render`. The page links
@@ -42,7 +43,6 @@ from pipelines.render.tables import (
     clean_rows,
     metrics_rows,
     models_note,
-    validation_rows,
 )
 from rnnflow.config import load_params, parse
 from rnnflow.io import read_json
@@ -81,8 +81,6 @@ def gather(layout: Layout) -> Inputs:
             inp.tasks.setdefault(path.stem, str(data["task"]))
         if data.get("rows"):
             inp.samples[path.stem] = data
-    for path in sorted((layout.reports / "validation").glob("*/*.json")):
-        inp.validation.append(read_json(path))
     for path in sorted((layout.reports / "clean").glob("*.json")):
         inp.clean[path.stem] = read_json(path)
     return inp
@@ -155,7 +153,6 @@ def context(
         "models_note": models_note(rows) if rows else "",
         "figures": [{"model": m, "images": images[m]} for m in sorted(images)],
         "samples": samples,
-        "validation": validation_rows(inp),
         "clean": clean_rows(inp) if inp.clean else [],
     }
 

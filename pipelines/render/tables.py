@@ -1,4 +1,4 @@
-"""The rows of the report's tables (models, validation, clean), from what the report stage
+"""The rows of the report's tables (models, clean), from what the report stage
 gathered (:class:`Inputs`). Which metric heads a model's row, and which extras sit beside it, is
 its task's business (:mod:`pipelines.tasks`), never a list kept here."""
 
@@ -31,7 +31,6 @@ class Inputs:
     confusions: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     samples: dict[str, dict[str, Any]] = field(default_factory=dict)  # models' sample outputs
     tasks: dict[str, str] = field(default_factory=dict)  # model → task name, where recorded
-    validation: list[dict[str, Any]] = field(default_factory=list)
     clean: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -143,37 +142,6 @@ def models_note(rows: list[dict[str, Any]]) -> str:
             f"(no reports/evaluate/<model>.json)",
         )
     return "; ".join(notes) + "."
-
-
-HOP_ORDER = ("fetch", "format", "clean", "sample", "tokenize")
-
-
-def validation_rows(inp: Inputs) -> list[dict[str, Any]]:
-    """One row per corpus, one column per hop: ``pass (N)`` expectations or ``FAIL: ...``."""
-    hops = sorted(
-        {r.get("hop", "?") for r in inp.validation},
-        key=lambda h: (HOP_ORDER.index(h) if h in HOP_ORDER else len(HOP_ORDER), h),
-    )
-    table: dict[str, dict[str, Any]] = {}
-    for rep in inp.validation:
-        results = rep.get("results", [])
-        failures = [
-            f"{r.get('suite')}: {f.get('expectation')}"
-            for r in results
-            for f in r.get("failures", [])
-        ]
-        n = sum(r.get("expectations_evaluated", 0) for r in results)
-        cell = (
-            f"pass ({n})"
-            if rep.get("success") and not failures
-            else "FAIL: " + "; ".join(failures[:2]) + (" …" if len(failures) > 2 else "")
-        )
-        row = table.setdefault(str(rep.get("corpus")), {"corpus": rep.get("corpus")})
-        row[rep.get("hop", "?")] = cell
-    return [
-        {"corpus": row["corpus"], **{h: row.get(h, "") for h in hops}}
-        for _, row in sorted(table.items())
-    ]
 
 
 def clean_rows(inp: Inputs) -> list[dict[str, Any]]:

@@ -67,6 +67,18 @@ def test_registry_knows_every_family_and_builds_it(tmp_path):
             assert out.shape == (5,)
 
 
+def test_every_configured_family_is_registered_in_its_kinds_package():
+    """FAMILIES (the typed configs) and the registry name the same families, and each family's
+    class lives in the package its config's kind names: a stage loads that package alone."""
+    from pipelines.config import FAMILIES
+
+    registered = families()
+    assert set(FAMILIES) == set(registered)
+    for name, config in FAMILIES.items():
+        module = registered[name].cls.__module__
+        assert module.startswith(f"pipelines.{config.kind}."), (name, config.kind, module)
+
+
 def test_registry_rejects_unknown_and_mismatched():
     spec, _ = synthetic.timeseries(n=40, n_val=10, n_test=10)
     with pytest.raises(ValueError, match="unknown model family"):
