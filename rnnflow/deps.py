@@ -93,7 +93,8 @@ def dynamic_imports(name: str, args: list[str], root: Path = PROJECT_ROOT) -> se
     """Modules a stage loads by name at run time (registries), for its arguments.
 
     The corpus registry is the importable ``stages.corpora`` (loaded by name: the core does
-    not import the data side); the discovered folders are read under ``root``."""
+    not import the data side); the kind packages ``pipelines.kinds`` loads are read under
+    ``root``: the model's own when the first argument is a model of ``root/params.yaml``."""
     extra: set[str] = set()
     if name == "stages.corpora" or name.startswith("stages.") and args:
         corpora = importlib.import_module("stages.corpora")
