@@ -71,8 +71,8 @@ def copy_project(dst: Path) -> None:
 
 
 def write_params(root: Path, zip_info: dict) -> Path:
-    """The copy's params with es_en reading only the synthetic zip (as JSON, which is YAML);
-    its catalogue in ``sources/es_en.yaml`` where the project keeps one, else inline."""
+    """The copy's params with es_en reading only the synthetic zip (as JSON, which is YAML),
+    its catalogue in ``sources/es_en.yaml``."""
     from rnnflow.config import load_params
 
     params = load_params(root / "params.yaml")
@@ -91,11 +91,7 @@ def write_params(root: Path, zip_info: dict) -> Path:
     }
     section = {k: base[k] for k in ("src_lang", "tgt_lang", "chunk_lines") if k in base}
     params["fetch"][CORPUS] = {"source": [SOURCE], "mirror_dir": MIRROR_SUB, **section}
-    catalogue_file = root / "sources" / f"{CORPUS}.yaml"
-    if catalogue_file.exists():
-        catalogue_file.write_text(json.dumps(catalogue, indent=1))
-    else:
-        params["fetch"][CORPUS]["sources"] = catalogue
+    (root / "sources" / f"{CORPUS}.yaml").write_text(json.dumps(catalogue, indent=1))
     path = root / "params.synthetic.json"
     path.write_text(json.dumps(params, indent=1))
     return path

@@ -139,9 +139,7 @@ def _peers(root: Path, part: str) -> tuple[dict[str, Any], dict[str, Any], str]:
 def _resolution(lm: dict) -> str:
     """How finely the seconds to a perplexity are read: a target is first seen at the validation
     after it was reached."""
-    every = lm.get("eval_every")
-    if every is None:
-        return "validation interval not recorded"
+    every = lm["eval_every"]
     return (
         f"validated every {every:g} training s and at each epoch end, so a time to a target "
         f"is late by up to {every:g} s"

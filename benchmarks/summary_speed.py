@@ -36,11 +36,8 @@ def block_tokenize_speed(root: Path) -> list[str]:
         f"{doc['pairs']:,} pairs = {doc['sentences']:,} sentences of {doc['data']}; "
         f"vocabulary {doc['vocab_size']:,}; every path checked to give the same "
         f"vocabulary and ids; tokenizers {m.get('tokenizers')} (its parallelism "
-        f"{m.get('tokenizers_parallelism', 'off: TOKENIZERS_PARALLELISM=false')}), datasets "
-        f"{m.get('datasets')}; "
-        f"{T.cpus(doc)}, {T.load_note(doc)}; {doc['when']}. HF's stock `Whitespace` "
-        f"pre-tokenizer would split {doc['stock_whitespace_differs']['sentences']:,} "
-        "sentences differently.",
+        f"{m['tokenizers_parallelism']}), datasets {m.get('datasets')}; "
+        f"{T.cpus(doc)}, {T.load_note(doc)}; {doc['when']}.",
     ]
 
 

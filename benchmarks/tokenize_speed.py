@@ -12,7 +12,7 @@ alphabetical, the four specials first), then encodes both columns to ids (unknow
 - rnnflow: ``stages.corpora.texttok.fit`` + ``encode`` per 65,536-row batch, as the hop runs;
 - HF tokenizers: ``WordLevel`` with ``Lowercase`` and the pre-tokenizer
   ``Split(r"[^\p{L}\p{N}\p{M}\s]", "isolated")`` + ``WhitespaceSplit`` (the stock
-  ``Whitespace`` splits differently: the script counts where), fitted by ``WordLevelTrainer``,
+  ``Whitespace`` splits differently), fitted by ``WordLevelTrainer``,
   then ``encode_batch``; and encode only, with rnnflow's vocabulary;
 - ``datasets.Dataset.map(batched=True)``, with ``num_proc=2`` and 1: pre-tokenise, count, encode;
 - naive pandas: ``Series.apply`` (``regex`` sub + ``str.split``) + a Python dict.
@@ -152,7 +152,7 @@ def run_datasets(ds, num_proc: int = 1) -> tuple[list[str], dict[str, object]]:
     return vocab, {c: out.data.column(f"{c}_ids") for c in COLS}
 
 
-def hf_tokenizer(vocab: list[str] | None = None, stock_whitespace: bool = False):
+def hf_tokenizer(vocab: list[str] | None = None):
     """The HF ``WordLevel`` tokenizer equivalent to rnnflow's word pre-tokeniser (empty, to be
     trained; or over ``vocab``, ids = positions)."""
     from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
@@ -161,8 +161,7 @@ def hf_tokenizer(vocab: list[str] | None = None, stock_whitespace: bool = False)
     tok = Tokenizer(models.WordLevel(ids, unk_token=SPECIALS[UNK]))
     tok.normalizer = normalizers.Lowercase()
     split = pre_tokenizers.Split(Regex(PUNCT_RE.strip("()")), behavior="isolated")
-    ours = pre_tokenizers.Sequence([split, pre_tokenizers.WhitespaceSplit()])
-    tok.pre_tokenizer = pre_tokenizers.Whitespace() if stock_whitespace else ours
+    tok.pre_tokenizer = pre_tokenizers.Sequence([split, pre_tokenizers.WhitespaceSplit()])
     return tok
 
 
@@ -181,23 +180,6 @@ def run_hf(texts: dict[str, list[str]], vocab: list[str] | None = None):
         vocab = [t for t, _ in sorted(tok.get_vocab().items(), key=lambda kv: kv[1])]
     encode = getattr(tok, "encode_batch_fast", tok.encode_batch)
     return vocab, {c: [e.ids for e in encode(texts[c], add_special_tokens=False)] for c in COLS}
-
-
-def stock_whitespace_differences(texts: dict[str, list[str]], limit: int = 5):
-    """Sentences where HF's stock ``Whitespace`` pre-tokenizer splits differently from
-    rnnflow's (lowercased): count and the first ``limit`` examples."""
-    ours, stock = hf_tokenizer().pre_tokenizer, hf_tokenizer(stock_whitespace=True).pre_tokenizer
-    n, examples = 0, []
-    for c in COLS:
-        for s in texts[c]:
-            low = s.lower()
-            a = [t for t, _ in ours.pre_tokenize_str(low)]
-            b = [t for t, _ in stock.pre_tokenize_str(low)]
-            if a != b:
-                n += 1
-                if len(examples) < limit:
-                    examples.append({"text": s, "rnnflow": a, "Whitespace": b})
-    return n, examples
 
 
 def best_of(repeats: int, fn: Callable[[], tuple]) -> tuple[float, tuple]:
@@ -275,8 +257,6 @@ def main(argv: list[str] | None = None) -> int:
             diff = first_difference(ids[c], ref_ids[c])
             assert diff is None, f"{name}: {c} ids differ from rnnflow's at {diff}"
     print(f"check: every path gives the same {len(ref_vocab):,}-token vocabulary and the same ids")
-    n_diff, examples = stock_whitespace_differences(texts)
-    print(f"HF's stock Whitespace pre-tokenizer would split {n_diff:,} sentences differently")
 
     ours = results[RN][0]
     rows = []
@@ -298,7 +278,6 @@ def main(argv: list[str] | None = None) -> int:
             "tokenizers_parallelism": os.environ["TOKENIZERS_PARALLELISM"],
             "load_avg_at_end": B.load_avg(),
         },
-        "stock_whitespace_differs": {"sentences": n_diff, "examples": examples},
         "rows": rows,
     }
     B.write(args.out, doc)
