@@ -1,6 +1,6 @@
 """What the benchmark scripts share: the project on ``sys.path``, the corpora mirror, the
-command line, a model's configuration, the machine a result was measured on, and writing a
-result where ``summary.py`` reads it.
+command line, a model's configuration, the machine a result was measured on, writing a result
+where ``summary.py`` reads it, and reading it back into Markdown tables.
 
 Importing it applies rnnflow's offline defaults (``rnnflow/env.py``: no telemetry, OpenMP
 threads that sleep instead of spinning), so import it before torch.
@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # a checkout that is not pip-installed
 
+from rnnflow.config import load_params  # noqa: E402
 from rnnflow.env import MIRROR_ENV, mirror_dir  # noqa: E402
 
 
@@ -104,7 +106,7 @@ def write(path: Path, doc: dict[str, Any], say: bool = True) -> None:
 def model_cfg(name: str, **update: Any) -> Any:
     """``train.models.<name>`` of params.yaml as rnnflow parses it, with ``update`` applied."""
     from pipelines.config import TrainConfig
-    from rnnflow.config import load_params, parse
+    from rnnflow.config import parse
 
     cfg = parse(TrainConfig, load_params(ROOT / "params.yaml"), "train").model(name)
     return cfg.model_copy(update=update) if update else cfg
@@ -120,7 +122,7 @@ def model_record(name: str, **update: Any) -> dict[str, Any]:
 def params_record(*keys: str, root: Path = ROOT) -> dict[str, Any]:
     """The entries of ``root``'s params.yaml (dotted keys, e.g. ``tokenize.es_en``) a result
     depends on (checked against params.yaml by the tests)."""
-    from rnnflow.config import load_params, section
+    from rnnflow.config import section
 
     params = load_params(root / "params.yaml")
     return {"params": {key: section(params, key) for key in keys}}
@@ -169,3 +171,60 @@ def ddp_train(
             "timings": json.loads((root / "reports" / "timings" / f"{name}.json").read_text()),
             "live": json.loads((root / "dvclive" / name / "metrics.json").read_text()),
         }
+
+
+# --- reading results back: the blocks of summary.py ---------------------------------------
+
+#: benchmarks/results/main_job.json: the train timings of the runs that made the committed models
+MAIN_JOB = "main_job"
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+class Missing(Exception):
+    """A block's source is not there: the block says so, and how to make it."""
+
+
+def result(root: Path, name: str, how: str, part: str | None = None) -> dict[str, Any]:
+    """``benchmarks/results/<name>.json`` (holding ``part``), or :class:`Missing`."""
+    doc = read_json(root / "benchmarks" / "results" / f"{name}.json")
+    if doc is None or (part and part not in doc):
+        what = f"{part} in " if part else ""
+        raise Missing(f"{what}benchmarks/results/{name}.json", how)
+    return doc
+
+
+def table(head: list[str], rows: list[list[Any]], *notes: str) -> list[str]:
+    """A Markdown table (the header, its rule, one line per row), then a blank line and the
+    ``notes`` when there are any."""
+    lines = [head, *([str(c) for c in r] for r in rows)]
+    out = ["|" + "|".join(f" {c} " if c else " " for c in cells) + "|" for cells in lines]
+    return [out[0], "|" + "---|" * len(head), *out[1:], *(["", *notes] if notes else [])]
+
+
+def rows_of(items: Iterable[dict[str, Any]], *cells: str) -> list[list[str]]:
+    """One row per item, each cell a ``str.format`` template over the item's keys."""
+    return [[cell.format(**item) for cell in cells] for item in items]
+
+
+def mib(x: float) -> str:
+    return f"{x / 2**30:.1f} GiB" if x >= 2**30 else f"{x / 2**20:,.0f} MiB"
+
+
+def cpus(doc: dict[str, Any]) -> str:
+    """The CPU count, and the CPU model where the result recorded it."""
+    m = doc.get("machine", {})
+    return f"{m.get('cpus')} CPUs" + (f" ({m['cpu']})" if m.get("cpu") else "")
+
+
+def load_note(doc: dict[str, Any]) -> str:
+    m = doc.get("machine", {})
+    loads = [m.get(k) for k in ("load_avg_at_start", "load_avg_at_end")]
+    shown = ", ".join(f"{x[0]:.1f}" for x in loads if x)
+    return f"load average {shown}" if shown else ""
+
+
+def models(root: Path) -> dict[str, dict[str, Any]]:
+    return load_params(root / "params.yaml")["train"]["models"]

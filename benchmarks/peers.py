@@ -1,31 +1,28 @@
 """Training against real peers: rnnflow's models and loops vs the pytorch/examples programs
 they follow, on the same data, side by side in one run.
 
-    python benchmarks/peers.py [--parts lm translator mnist] [--max-seconds 600] [--device cuda]
+    python benchmarks/peers.py [--parts lm translator mnist] [--max-seconds 240] [--device cuda]
 
-``lm``: books_lm as params.yaml trains it (rnnflow's ``LMJob`` and ``fit``'s optimizer step,
-its schedule and clipping) against ``word_language_model`` (``RNNModel``: ``nn.LSTM`` + full
-``Linear`` softmax; ``main.py``'s ``batchify``/``get_batch``/``repackage_hidden`` loop; plain
-SGD lr 20 divided by 4 after an epoch without improvement, or ``--peer-optimizer adam``) at the
-same sizes on the same token stream (``<tokens>/books``). Each trains for at most
-``--max-seconds`` of training time; every ``--eval-every`` training seconds and at each epoch
-end both are validated by the same evaluator (``pipelines.text.lm.stream_nll``). Reported:
-tokens/s and the training seconds to first reach each perplexity of ``--targets``.
+``lm``: rnnflow's loop (``LMJob`` and ``fit``'s optimizer step, schedule and clipping) against
+``word_language_model`` (``RNNModel``: ``nn.LSTM`` + full ``Linear`` softmax; ``main.py``'s
+``batchify``/``get_batch``/``repackage_hidden`` loop; plain SGD lr 20 divided by 4 after an epoch
+without improvement, and Adam at books_lm's lr) on the same token stream (``<tokens>/books``), at
+books_lm's sizes: first the peer's network (full softmax) in rnnflow's loop, then books_lm as
+params.yaml trains it (adaptive softmax). Each trains for at most ``--max-seconds`` of training
+time; every ``--eval-every`` training seconds and at each epoch end all are validated by the same
+evaluator (``pipelines.text.lm.stream_nll``). Reported: tokens/s and the training seconds to
+first reach each perplexity of ``--targets``.
 
-``translator``: es_en_translator as trained (adaptive softmax, its own vocabularies) on real
-length-bucketed batches of ``Seq2SeqJob``, against the same network with the full softmax of
-the PyTorch seq2seq tutorials: target tokens/s.
+``translator``: es_en_translator as trained (adaptive softmax) on ``Seq2SeqJob``'s batches,
+against the same network with the tutorials' full softmax: target tokens/s.
 
-``mnist``: one epoch on the mirror's real MNIST (``partial-train``: 22,699 images; accuracy on
-the 10k test set), all at batch 128: ``mnist/main.py`` (its ``Net``, a ``DataLoader`` over
-per-item ToTensor+Normalize, ``Adadelta(lr=1.0)``) against rnnflow's loop (``TensorJob``'s
-whole-tensor batches and ``fit``'s step) on the same ``Net``, initialisation and optimizer, no
-augmentation; then, as its own row, ``mnist_cnn`` as params.yaml trains it (its family, random
-shifts, Adam).
+``mnist``: one epoch on the mirror's real MNIST (22,699 images; the 10k test set) at batch 128:
+``mnist/main.py`` (its ``Net``, a ``DataLoader`` of per-item ToTensor+Normalize, Adadelta lr 1)
+against rnnflow's loop (``TensorJob`` + ``fit``'s step) on the same ``Net``, initialisation and
+optimizer, no augmentation; then ``mnist_cnn`` as params.yaml trains it.
 
-Needs the tokenize hop's outputs (``--tokens``, default ``data/05_tokens``) and, for mnist, the
-corpora mirror (``$RNNFLOW_MIRROR``, default ``../shared/corpora``). Writes
-``benchmarks/results/peers.json`` (``--out``) for ``summary.py``.
+Needs the tokenize hop's outputs (``--tokens``) and, for mnist, ``$RNNFLOW_MIRROR``. Writes
+``benchmarks/results/peers.json`` (``--out``).
 """
 
 from __future__ import annotations
@@ -154,7 +151,7 @@ class Race:
         }
 
 
-def race_rnnflow(cfg, corpus, device, args, val) -> dict:
+def race_rnnflow(cfg, corpus, device, args, val, name: str) -> dict:
     """rnnflow's LMJob + fit's optimizer step, epoch after epoch, within the budget."""
     from pipelines import data as D
     from pipelines.models import build_model
@@ -166,7 +163,7 @@ def race_rnnflow(cfg, corpus, device, args, val) -> dict:
     model = build_model(cfg.family, cfg, corpus.spec).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = scheduler(opt, cfg)
-    race = Race("rnnflow books_lm", model, val, device, args)
+    race = Race(name, model, val, device, args)
 
     def steps(losses: Iterator) -> Iterator[int]:
         for loss, _, n in losses:
@@ -187,7 +184,7 @@ def race_rnnflow(cfg, corpus, device, args, val) -> dict:
     return race.result(
         optimizer=f"Adam lr {cfg.lr}, cosine over {cfg.epochs} epochs (per epoch), "
         f"clip {cfg.grad_clip}",
-        softmax=f"adaptive {list(cfg.cutoffs)}",
+        softmax=f"adaptive {list(cfg.cutoffs)}" if cfg.softmax == "adaptive" else "full",
     )
 
 
@@ -256,28 +253,39 @@ def run_lm(args: argparse.Namespace, device: torch.device) -> dict:
         "max_seconds": args.max_seconds,
         "eval_every": args.eval_every,
         "targets": args.targets,
-        "runs": {"rnnflow": race_rnnflow(cfg, corpus, device, args, val)},
+        "runs": {
+            # the loop comparison: the peer's network (full softmax), same optimizer as its
+            # Adam row; then rnnflow's own choices (adaptive softmax)
+            "rnnflow_full_softmax": race_rnnflow(
+                cfg.model_copy(update={"softmax": "full"}), corpus, device, args, val, "full"
+            ),
+            "rnnflow": race_rnnflow(cfg, corpus, device, args, val, "rnnflow books_lm"),
+        },
     }
     for o in args.peer_optimizer:
         out["runs"][f"word_language_model_{o}"] = race_example(
             cfg, stream, vocab, device, args, val, o
         )
-    rnnflow = out["runs"]["rnnflow"]
-    ours = rnnflow["seconds_to_ppl"]
     for name, r in out["runs"].items():
-        if name == "rnnflow":
-            continue
-        theirs = r["seconds_to_ppl"]
-        common = [t for t in args.targets if None not in (ours[str(t)], theirs[str(t)])]
-        best = min(common) if common else None
-        at = None if best is None else round(theirs[str(best)] / ours[str(best)], 2)
-        r["vs_rnnflow"] = {
-            "tokens_per_s_ratio": round(rnnflow["tokens_per_s"] / r["tokens_per_s"], 2),
-            "lowest_common_target": best,
-            "time_ratio_at_target": at,
-        }
-        print(f"[lm] rnnflow vs {name}: {r['vs_rnnflow']}")
+        if name.startswith("word_language_model"):
+            r["vs"] = {ours: compare(out["runs"][ours], r, args.targets) for ours in RNNFLOW_RUNS}
+            print(f"[lm] rnnflow vs {name}: {r['vs']}")
     return out
+
+
+RNNFLOW_RUNS = ("rnnflow_full_softmax", "rnnflow")
+
+
+def compare(ours: dict, theirs: dict, targets: list[float]) -> dict:
+    """Tokens/s ratio, and training-time ratio at the lowest perplexity both reached."""
+    a, b = ours["seconds_to_ppl"], theirs["seconds_to_ppl"]
+    common = [t for t in targets if None not in (a[str(t)], b[str(t)])]
+    best = min(common) if common else None
+    return {
+        "tokens_per_s_ratio": round(ours["tokens_per_s"] / theirs["tokens_per_s"], 2),
+        "lowest_common_target": best,
+        "time_ratio_at_target": None if best is None else round(b[str(best)] / a[str(best)], 2),
+    }
 
 
 # --- the translator ------------------------------------------------------------------------
@@ -343,15 +351,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tokens", type=Path, default=B.ROOT / "data" / "05_tokens")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's own)")
-    p.add_argument("--max-seconds", type=float, default=600.0, help="lm: training s per model")
-    p.add_argument("--eval-every", type=float, default=60.0, help="lm: validate every N train s")
-    p.add_argument("--val-tokens", type=int, default=0, help="lm: first N val tokens (0: all)")
+    p.add_argument("--max-seconds", type=float, default=240.0, help="lm: training s per model")
+    p.add_argument("--eval-every", type=float, default=10.0, help="lm: validate every N train s")
+    p.add_argument("--val-tokens", type=int, default=50_000, help="lm: first N val tokens (0: all)")
     targets = [1000.0, 500.0, 400.0, 300.0, 250.0, 200.0, 175.0, 150.0, 125.0, 100.0]
     p.add_argument("--targets", type=float, nargs="+", default=targets, help="lm: val ppl to time")
-    p.add_argument("--peer-optimizer", nargs="+", choices=["sgd", "adam"], default=["sgd"])
+    p.add_argument("--peer-optimizer", nargs="+", choices=["sgd", "adam"], default=["sgd", "adam"])
     p.add_argument("--steps", type=int, default=30, help="translator: timed steps")
     p.add_argument("--mnist-batch", type=int, default=128)
-    p.add_argument("--mnist-train", type=int, default=None, help="limit training images")
     p.add_argument("--out", type=Path, default=B.RESULTS / "peers.json")
     args = p.parse_args(argv)
     if {"lm", "translator"} & set(args.parts) and not args.tokens.is_dir():

@@ -68,8 +68,8 @@ def run_mnist(args: argparse.Namespace, device: torch.device) -> dict:
     from stages.corpora.idx import read_idx
 
     d = B.mirror() / "mnist"
-    x = read_idx(d / "partial-train" / "train-images-idx3-ubyte.gz", dims=3)[: args.mnist_train]
-    y = read_idx(d / "partial-train" / "train-labels-idx1-ubyte.gz", dims=1)[: args.mnist_train]
+    x = read_idx(d / "partial-train" / "train-images-idx3-ubyte.gz", dims=3)
+    y = read_idx(d / "partial-train" / "train-labels-idx1-ubyte.gz", dims=1)
     xt = read_idx(d / "t10k-images-idx3-ubyte.gz", dims=3)
     yt = read_idx(d / "t10k-labels-idx1-ubyte.gz", dims=1)
     batch = args.mnist_batch

@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipelines import scoring, tasks
     from pipelines.config import Layout, model_config
+    from pipelines.models import build_model
     from pipelines.tensor import load_split
     from pipelines.training import fit
     from rnnflow.config import load_params
@@ -82,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         row = {**B.model_record(name), "metric": head, "runs": runs, "spreads": spreads}
         if args.nproc > 1:
             t0 = time.perf_counter()
-            model = _train_distributed(name, models[name], args.nproc, layout, cfg0.corpus)
+            saved = B.ddp_train(name, models[name], args.nproc, layout.tokens(cfg0.corpus))["saved"]
+            model = build_model(saved["family"], model_config(**saved["config"]), saved["spec"])
+            model.load_state_dict(saved["state_dict"])
+            model.eval()
             dist: dict = {"nproc": args.nproc, "seed": cfg0.seed, "batch_size": cfg0.batch_size}
             dist |= score(model, task, corpus.spec, data)
             key = f"validation.{head}"
@@ -105,17 +109,6 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"{r['model']}: spread {r['spreads']}")
     return 0
-
-
-def _train_distributed(name: str, entry: dict, nproc: int, layout, corpus: str):
-    """``name`` trained by ``nproc`` ranks as the train stage does; the model, ready to score."""
-    from pipelines.config import model_config
-    from pipelines.models import build_model
-
-    saved = B.ddp_train(name, entry, nproc, layout.tokens(corpus))["saved"]
-    model = build_model(saved["family"], model_config(**saved["config"]), saved["spec"])
-    model.load_state_dict(saved["state_dict"])
-    return model.eval()
 
 
 if __name__ == "__main__":

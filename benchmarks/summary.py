@@ -6,14 +6,9 @@
     python benchmarks/summary.py --timings  # record the last main job's train timings
 
 BENCHMARKS.md keeps its prose by hand; each generated table sits between
-``<!-- summary:NAME -->`` and ``<!-- /summary:NAME -->``, made by ``BLOCKS[NAME]`` from the
-committed reference run (``models`` and ``text-quality``: ``reports/evaluate/<model>.json``,
-``dvclive/<model>/`` and the train wall times that ``--timings`` records in
-``benchmarks/results/main_job.json``) or from ``benchmarks/results/<script>.json`` of a
-benchmark script (``gpu_stages_<device>.json``: ``gpu.sh``). The blocks live in
-``summary_quality.py`` and ``summary_speed.py``. A
-block whose source is missing says so, and how to make it. ``--root`` reads another checkout,
-``--doc`` another Markdown file.
+``<!-- summary:NAME -->`` and ``<!-- /summary:NAME -->``, made by ``BLOCKS[NAME]``
+(``summary_quality.py``, ``summary_speed.py``) from the committed reference run or from
+``benchmarks/results/<script>.json``; a block whose source is missing says how to make it.
 """
 
 from __future__ import annotations
@@ -32,7 +27,7 @@ sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
 import summary_quality  # noqa: E402
 import summary_speed  # noqa: E402
-from summary_tables import MAIN_JOB, Missing  # noqa: E402
+from benchlib import MAIN_JOB, Missing  # noqa: E402
 
 BLOCK_RE = re.compile(
     r"(<!-- summary:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /summary:(?P=name) -->)", re.S

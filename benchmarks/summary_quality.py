@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import summary_tables as T
+import benchlib as T
 
 from pipelines import live as L
 
@@ -163,15 +163,14 @@ def block_peers_lm(root: Path) -> list[str]:
             [name, r["optimizer"], r["softmax"], f"{r['tokens_per_s']:,}", r["best_val_ppl"]]
             + ["—" if x is None else f"{x:.4g}" for x in reached]
         )
-        v = r.get("vs_rnnflow")
-        if v:
+        for ours, v in r.get("vs", {}).items():
             at = (
                 f"to validation perplexity {v['lowest_common_target']:g}: "
                 f"{v['time_ratio_at_target']}× less training time"
                 if v["lowest_common_target"] is not None
                 else "no target perplexity reached by both"
             )
-            notes.append(f"rnnflow vs {name}: {v['tokens_per_s_ratio']}× the tokens/s; {at}")
+            notes.append(f"{ours} vs {name}: {v['tokens_per_s_ratio']}× the tokens/s; {at}")
     return T.table(head, rows) + [
         "",
         "; ".join(notes) + "." if notes else "",

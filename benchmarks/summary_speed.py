@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import summary_tables as T
+import benchlib as T
 
 # --- benchmarks/results/*.json ---------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 r"""Word tokenization speed: rnnflow's tokenize hop vs HF ``tokenizers`` and
-``datasets.Dataset.map``, with naive pandas as a secondary row.
+``datasets.Dataset.map``.
 
-    python benchmarks/tokenize_speed.py [--rows N] [--corpus PATH] [--repeats 3]
+    python benchmarks/tokenize_speed.py [--corpus PATH] [--repeats 3]
 
 On the same sentences (default: the mirror's Tatoeba es–en pairs,
 ``$RNNFLOW_MIRROR/es-en/tatoeba/spa.txt``; ``--corpus``: any English<TAB>Spanish file) every
@@ -14,8 +14,7 @@ alphabetical, the four specials first), then encodes both columns to ids (unknow
   ``Split(r"[^\p{L}\p{N}\p{M}\s]", "isolated")`` + ``WhitespaceSplit`` (the stock
   ``Whitespace`` splits differently), fitted by ``WordLevelTrainer``,
   then ``encode_batch``; and encode only, with rnnflow's vocabulary;
-- ``datasets.Dataset.map(batched=True)``, with ``num_proc=2`` and 1: pre-tokenise, count, encode;
-- naive pandas: ``Series.apply`` (``regex`` sub + ``str.split``) + a Python dict.
+- ``datasets.Dataset.map(batched=True)``, with ``num_proc=2`` and 1: pre-tokenise, count, encode.
 
 Every path is checked to give the same vocabulary and ids (or, where HF's trainer orders the
 vocabulary otherwise, the same token set and the same tokens). Writes sentences/s for the best
@@ -45,9 +44,9 @@ COLS = ("en", "es")
 MIN_FREQ = 2
 
 
-def load(rows: int | None, corpus: Path | None) -> tuple[pa.Table, str]:
-    """(row_id, en, es) of a Tatoeba-style ``English<TAB>Spanish[<TAB>attribution]`` file
-    (``--rows`` of them, repeating the file if it has fewer) and what they are."""
+def load(corpus: Path | None) -> tuple[pa.Table, str]:
+    """(row_id, en, es) of a Tatoeba-style ``English<TAB>Spanish[<TAB>attribution]`` file, and
+    what they are."""
     import pyarrow.csv as pacsv
 
     if corpus is None:
@@ -61,14 +60,7 @@ def load(rows: int | None, corpus: Path | None) -> tuple[pa.Table, str]:
     parse = pacsv.ParseOptions(delimiter="\t", quote_char=False, newlines_in_values=False)
     types = pacsv.ConvertOptions(column_types={"f0": pa.string(), "f1": pa.string()})
     raw = pacsv.read_csv(corpus, read_options=read, parse_options=parse, convert_options=types)
-    table = pa.table({"en": raw.column("f0"), "es": raw.column("f1")})
-    if rows is not None:
-        if rows > table.num_rows:
-            reps = -(-rows // table.num_rows)
-            table = pa.concat_tables([table] * reps)
-            what += f", repeated ×{reps}"
-        table = table.slice(0, rows)
-    table = table.combine_chunks()
+    table = pa.table({"en": raw.column("f0"), "es": raw.column("f1")}).combine_chunks()
     return table.add_column(0, "row_id", pa.array(np.arange(table.num_rows, dtype=np.uint64))), what
 
 
@@ -80,7 +72,7 @@ def vocab_index(counts: dict[str, int]) -> tuple[list[str], dict[str, int]]:
     return vocab, {t: i for i, t in enumerate(vocab)}
 
 
-# --- the three paths: each returns (vocab, {column: list of id lists}) -----------------
+# --- the paths: each returns (vocab, {column: list of id lists}) -----------------
 
 
 def run_rnnflow(table: pa.Table) -> tuple[list[str], dict[str, object]]:
@@ -90,25 +82,6 @@ def run_rnnflow(table: pa.Table) -> tuple[list[str], dict[str, object]]:
     parts = [texttok.encode(pa.Table.from_batches([b]), COLS, art, cfg) for b in batches]
     out = pa.concat_tables(parts)
     return art["vocab.json"], {c: out.column(f"{c}_ids") for c in COLS}
-
-
-def run_pandas(frame) -> tuple[list[str], dict[str, object]]:
-    import regex
-
-    punct = regex.compile(PUNCT_RE)
-
-    def split(s: str) -> list[str]:
-        return punct.sub(r" \1 ", s.lower()).split()
-
-    tokens = {c: frame[c].apply(split) for c in COLS}
-    counts: dict[str, int] = {}
-    for c in COLS:
-        for row in tokens[c]:
-            for t in row:
-                counts[t] = counts.get(t, 0) + 1
-    vocab, index = vocab_index(counts)
-    ids = {c: tokens[c].apply(lambda row: [index.get(t, UNK) for t in row]) for c in COLS}
-    return vocab, ids
 
 
 def run_datasets(ds, num_proc: int = 1) -> tuple[list[str], dict[str, object]]:
@@ -205,7 +178,6 @@ def first_difference(ids, ref) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = B.parser(__doc__, __file__)
-    parser.add_argument("--rows", type=int, help="pairs to use (none: all; more repeats)")
     parser.add_argument("--corpus", type=Path, help="English<TAB>Spanish pairs (none: Tatoeba)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per path; the best counts")
     parser.add_argument("--num-proc", type=int, default=2, help="datasets.map worker processes")
@@ -213,20 +185,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import datasets
-    import pandas as pd
     import tokenizers
 
     datasets.disable_progress_bars()
-    table, what = load(args.rows, args.corpus)
+    table, what = load(args.corpus)
     sentences = table.num_rows * len(COLS)
     texts = {c: table.column(c).to_pylist() for c in COLS}
-    frame = pd.DataFrame(texts)
     ds = datasets.Dataset(table.select(list(COLS)))
     print(f"data: {what}: {table.num_rows:,} pairs = {sentences:,} sentences")
 
     RN, HF, HFV = "rnnflow (Arrow compute)", "HF tokenizers WordLevel", "HF WordLevel, encode only"
     DSN, DS1 = f"datasets.map(batched, num_proc={args.num_proc})", "datasets.map(batched)"
-    PD = "naive pandas .apply"
     results = {
         RN: best_of(args.repeats, lambda: run_rnnflow(table)),
         HF: best_of(args.repeats, lambda: run_hf(texts)),
@@ -235,7 +204,6 @@ def main(argv: list[str] | None = None) -> int:
     results[HFV] = best_of(args.repeats, lambda: run_hf(texts, ref_vocab))
     results[DSN] = best_of(args.repeats, lambda: run_datasets(ds, args.num_proc))
     results[DS1] = best_of(args.repeats, lambda: run_datasets(ds, 1))
-    results[PD] = best_of(args.repeats, lambda: run_pandas(frame))
 
     # Fairness: the same vocabulary and the same ids from every path.
     checks: dict[str, str] = {}
