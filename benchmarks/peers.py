@@ -245,6 +245,7 @@ def run_lm(args: argparse.Namespace, device: torch.device) -> dict:
     if args.val_tokens:
         val = val[: args.val_tokens]
     print(f"[lm] books: vocab {vocab:,}, {len(stream):,} train, {len(val):,} validation tokens")
+    full = cfg.model_copy(update={"softmax": "full"})
     out = {
         **B.model_record("books_lm"),
         "vocab": vocab,
@@ -256,24 +257,20 @@ def run_lm(args: argparse.Namespace, device: torch.device) -> dict:
         "runs": {
             # the loop comparison: the peer's network (full softmax), same optimizer as its
             # Adam row; then rnnflow's own choices (adaptive softmax)
-            "rnnflow_full_softmax": race_rnnflow(
-                cfg.model_copy(update={"softmax": "full"}), corpus, device, args, val, "full"
-            ),
-            "rnnflow": race_rnnflow(cfg, corpus, device, args, val, "rnnflow books_lm"),
+            name: race_rnnflow(c, corpus, device, args, val, name)
+            for name, c in (("rnnflow_full_softmax", full), ("rnnflow", cfg))
         },
     }
     for o in args.peer_optimizer:
         out["runs"][f"word_language_model_{o}"] = race_example(
             cfg, stream, vocab, device, args, val, o
         )
+    ours = {k: r for k, r in out["runs"].items() if k.startswith("rnnflow")}
     for name, r in out["runs"].items():
-        if name.startswith("word_language_model"):
-            r["vs"] = {ours: compare(out["runs"][ours], r, args.targets) for ours in RNNFLOW_RUNS}
+        if name not in ours:
+            r["vs"] = {k: compare(o, r, args.targets) for k, o in ours.items()}
             print(f"[lm] rnnflow vs {name}: {r['vs']}")
     return out
-
-
-RNNFLOW_RUNS = ("rnnflow_full_softmax", "rnnflow")
 
 
 def compare(ours: dict, theirs: dict, targets: list[float]) -> dict:
