@@ -75,7 +75,12 @@ def _text_row(root: Path, name: str, m: dict, ev: dict, tr: dict) -> list[Any]:
             f"perplexity {vs(test['perplexity'], test['ngram_perplexity'])} ({unk}); "
             f"distinct-2 sampled {test.get('distinct_2', 0):.3f}, greedy "
             f"{test.get('distinct_2_greedy', 0):.3f}; "
-            f"{100 * test.get('copied', 0):.1f} % sampled replies copied from training"
+            + (
+                f"{100 * test['repeats_greedy']:.1f} % greedy replies hold a trigram twice; "
+                if "repeats_greedy" in test
+                else ""
+            )
+            + f"{100 * test.get('copied', 0):.1f} % sampled replies copied from training"
         )
         base = (
             f"KN trigram of the same {test.get('ngram_tokens', 0):,} tokens (pretraining lines "

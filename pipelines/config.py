@@ -207,6 +207,8 @@ class DecodeConfig(Config):
     # sampling: a token already in the reply has its probability divided by this (1: off)
     repetition_penalty: float = Field(default=1.0, ge=1)
     min_decode_len: int = Field(default=0, ge=0)  # sampling: no <eos> before this many tokens
+    # seq2seq greedy and sampling: no n-gram of this length twice in one output (0: off)
+    no_repeat_ngram: int = Field(default=0, ge=0)
     block_unk: bool = False  # decoding never emits <unk> (perplexities are unaffected)
     samples: int = Field(default=12, ge=0)  # sample rows shown in the report
     prompts: list[str] = Field(default_factory=list)  # lm: report generations start here

@@ -90,12 +90,15 @@ def _with_parents(name: str) -> list[str]:
 
 
 def dynamic_imports(name: str, args: list[str], root: Path = PROJECT_ROOT) -> set[str]:
-    """Modules a stage loads by name at run time (registries), for its arguments.
+    """Modules a stage loads by name at run time (registries, the train stage's ranks), for
+    its arguments.
 
     The corpus registry is the importable ``stages.corpora`` (loaded by name: the core does
     not import the data side); the kind packages ``pipelines.kinds`` loads are read under
     ``root``: the model's own when the first argument is a model of ``root/params.yaml``."""
     extra: set[str] = set()
+    if name == "pipelines.flows.train":  # nproc > 1: each rank runs it, by module name
+        extra.add("pipelines.cli.ddp_train")
     if name == "stages.corpora" or name.startswith("stages.") and args:
         corpora = importlib.import_module("stages.corpora")
 

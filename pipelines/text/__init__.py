@@ -330,7 +330,7 @@ def decode_rows(
         if mode == "beam":
             rows = model.beam_search(s, s_len, beam, limit, cfg.length_penalty, cfg.block_unk)
         elif mode == "greedy":
-            rows = model.greedy(s, s_len, limit, cfg.block_unk)
+            rows = model.greedy(s, s_len, limit, cfg.block_unk, cfg.no_repeat_ngram)
         else:
             rows = model.sample(
                 s,
@@ -343,6 +343,7 @@ def decode_rows(
                 cfg.top_p,
                 cfg.repetition_penalty,
                 cfg.min_decode_len,
+                cfg.no_repeat_ngram,
             )
         for i, r in zip(idx, rows):
             out[i] = r

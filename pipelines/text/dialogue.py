@@ -6,8 +6,9 @@ tokens: an add-one unigram (``unigram_perplexity``) and an interpolated Kneserâ€
 (``ngram_perplexity``; its history runs across line boundaries, as for the LM), and the same
 trigram of the train replies alone (``ngram_replies_perplexity``). On the test
 contexts: distinct-1/2 of sampled (top-k, nucleus, repetition penalty, length floor) and greedy
-replies, and the share of replies that repeat a training reply verbatim (``copied``,
-``copied_greedy``); sample rows: context, human reply, greedy and sampled replies.
+replies, the share of greedy replies holding some trigram twice (``repeats_greedy``), and the
+share of replies that repeat a training reply verbatim (``copied``, ``copied_greedy``); sample
+rows: context, human reply, greedy and sampled replies.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Dialogue(Seq2SeqTask):
         "ngram_replies_perplexity",
         "distinct_2",
         "distinct_2_greedy",
+        "repeats_greedy",
         "copied",
     )
 
@@ -84,6 +86,7 @@ class Dialogue(Seq2SeqTask):
             "distinct_1_greedy": scorers.distinct(toks(greedy), 1),
             "distinct_2_greedy": scorers.distinct(toks(greedy), 2),
             "distinct_2_reference": scorers.distinct(refs, 2),
+            "repeats_greedy": scorers.repeats(toks(greedy), 3),
             "unique_replies_sampled": len({tuple(r) for r in sampled}) / max(len(sampled), 1),
             "copied": copied(sampled, seen),
             "copied_greedy": copied(greedy, seen),
@@ -94,6 +97,7 @@ class Dialogue(Seq2SeqTask):
                 "repetition_penalty": cfg.repetition_penalty,
                 "min_decode_len": cfg.min_decode_len,
                 "max_decode_len": cfg.max_decode_len,
+                "no_repeat_ngram": cfg.no_repeat_ngram,
             },
         }
         contexts, replies = table.column(src_col).to_pylist(), table.column(tgt_col).to_pylist()

@@ -50,3 +50,12 @@ def distinct(hypotheses: Sequence[Sequence[str]] | Sequence[str], n: int) -> flo
         total += len(grams)
         seen.update(grams)
     return len(seen) / total if total else 0.0
+
+
+def repeats(hypotheses: Sequence[Sequence[str]], n: int) -> float:
+    """Share of hypotheses (token lists) that hold some n-gram twice: a looping output."""
+    looping = sum(
+        len(grams) != len(set(grams))
+        for grams in ([tuple(h[i : i + n]) for i in range(len(h) - n + 1)] for h in hypotheses)
+    )
+    return looping / len(hypotheses) if hypotheses else 0.0

@@ -45,6 +45,23 @@ def trim(rows: torch.Tensor) -> list[list[int]]:
     return out
 
 
+def ban_repeats(logp: torch.Tensor, prefix: torch.Tensor, n: int) -> torch.Tensor:
+    """``logp`` ``(B, V)`` with -inf at every token that would end an n-gram already in its
+    row's ``prefix`` ``(B, T)`` (HF generate's ``no_repeat_ngram_size``)."""
+    if prefix.size(1) < n - 1:
+        return logp
+    rows, toks = [], []
+    for b, seq in enumerate(prefix.tolist()):
+        tail = tuple(seq[len(seq) - n + 1 :]) if n > 1 else ()
+        for i in range(len(seq) - n + 1):
+            if tuple(seq[i : i + n - 1]) == tail:
+                rows.append(b)
+                toks.append(seq[i + n - 1])
+    if rows:
+        logp = logp.index_put((torch.tensor(rows), torch.tensor(toks)), torch.tensor(float("-inf")))
+    return logp
+
+
 @register("seq2seq", tasks=("translate", "dialogue"))
 class Seq2Seq(nn.Module):
     """``forward(src, src_len, tgt_in, tgt_out) -> (nll_sum, n_tokens)``; ``(B, T)`` batches
@@ -189,10 +206,18 @@ class Seq2Seq(nn.Module):
 
     @torch.no_grad()
     def greedy(
-        self, src: torch.Tensor, src_len: torch.Tensor, max_len: int, block_unk: bool = False
+        self,
+        src: torch.Tensor,
+        src_len: torch.Tensor,
+        max_len: int,
+        block_unk: bool = False,
+        no_repeat_ngram: int = 0,
     ) -> list[list[int]]:
-        """Most likely token at each step, until ``<eos>`` or ``max_len`` tokens."""
-        return self._run(src, src_len, max_len, greedy=True, block_unk=block_unk)
+        """Most likely token at each step, until ``<eos>`` or ``max_len`` tokens; with
+        ``no_repeat_ngram`` n, never a token that would repeat an n-gram of the reply."""
+        return self._run(
+            src, src_len, max_len, greedy=True, block_unk=block_unk, no_repeat_ngram=no_repeat_ngram
+        )
 
     @torch.no_grad()
     def sample(
@@ -207,10 +232,12 @@ class Seq2Seq(nn.Module):
         top_p: float = 0.0,
         repetition_penalty: float = 1.0,
         min_len: int = 0,
+        no_repeat_ngram: int = 0,
     ) -> list[list[int]]:
         """Ancestral sampling from the ``top_k`` most likely tokens at ``temperature``, within
         the ``top_p`` nucleus; a token already in the reply has its probability divided by
-        ``repetition_penalty``, and ``<eos>`` is barred for the first ``min_len`` tokens."""
+        ``repetition_penalty``, ``<eos>`` is barred for the first ``min_len`` tokens, and
+        with ``no_repeat_ngram`` n no n-gram of the reply repeats."""
         return self._run(
             src,
             src_len,
@@ -223,6 +250,7 @@ class Seq2Seq(nn.Module):
             top_p,
             repetition_penalty,
             min_len,
+            no_repeat_ngram,
         )
 
     def _run(
@@ -238,6 +266,7 @@ class Seq2Seq(nn.Module):
         top_p=0.0,
         repetition_penalty=1.0,
         min_len=0,
+        no_repeat_ngram=0,
     ):
         enc, mask, state = self.encode(src, src_len)
         tok = torch.full((src.size(0),), BOS, dtype=torch.long, device=src.device)
@@ -253,6 +282,8 @@ class Seq2Seq(nn.Module):
             if repetition_penalty != 1.0:
                 used = torch.zeros_like(logp, dtype=torch.bool) if used is None else used
                 logp = logp - used * math.log(repetition_penalty)
+            if no_repeat_ngram and out:
+                logp = ban_repeats(logp, torch.stack(out, 1), no_repeat_ngram)
             tok = pick(logp, greedy, temperature, top_k, generator, top_p).masked_fill(done, PAD)
             if used is not None:
                 used[torch.arange(tok.size(0), device=tok.device), tok] = True

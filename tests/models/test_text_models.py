@@ -237,6 +237,35 @@ def test_distinct_n():
     assert scorers.distinct([], 2) == 0.0
 
 
+def test_repeats_counts_outputs_holding_an_ngram_twice():
+    rows = [["a", "b", "c", "a", "b", "c"], ["a", "b", "a"], ["x"]]
+    assert scorers.repeats(rows, 3) == pytest.approx(1 / 3)  # only "a b c" comes back
+    assert scorers.repeats(rows, 2) == pytest.approx(1 / 3)
+    assert scorers.repeats(rows, 1) == pytest.approx(2 / 3)
+    assert scorers.repeats([], 3) == 0.0
+
+
+def test_no_repeat_ngram_blocks_loops_in_greedy_and_sampled_outputs(corpora, trained):
+    cfg, corpus, _ = trained[1]["dialogue"]
+    split = T.prepare(cfg, corpus)
+    torch.manual_seed(3)  # an untrained model loops: many of its outputs repeat a bigram
+    fresh = build_model("seq2seq", cfg, split.spec).eval()
+    rows = split.validation.sides["source"]
+    plain = DecodeConfig(max_decode_len=20, min_decode_len=20)
+    blocked = plain.model_copy(update={"no_repeat_ngram": 2})
+    looping = lambda out: scorers.repeats(out, 2)  # noqa: E731
+    cpu = torch.device("cpu")
+    for mode in ("greedy", "sample"):
+        out = {
+            c.no_repeat_ngram: text.decode_rows(
+                fresh, rows, mode, c, cpu, generator=torch.Generator().manual_seed(0)
+            )
+            for c in (plain, blocked)
+        }
+        assert looping(out[0]) > 0.1, mode
+        assert looping(out[2]) == 0 and max(map(len, out[2])) >= 10, mode
+
+
 def test_kneser_ney_by_hand():
     # stream <eos> 5 6 <eos> 5 6 <eos> 5 7 <eos>, vocabulary 0..7. Trigram counts (with the
     # leading <eos> repeated): (2,2,5)1 (2,5,6)2 (5,6,2)2 (6,2,5)2 (2,5,7)1 (5,7,2)1 → D3 = 3/9.

@@ -46,6 +46,12 @@ def test_the_closure_check_sees_a_missing_dep() -> None:
     assert "stages/core/hashing.py" in uncovered(closure, without)
 
 
+def test_the_train_closure_holds_the_module_its_ranks_run() -> None:
+    """With nproc > 1 the train stage starts ``python -m pipelines.cli.ddp_train`` by name."""
+    closure = import_closure("python -m pipelines.flows.train mnist_cnn")
+    assert PROJECT_ROOT / "pipelines" / "cli" / "ddp_train.py" in closure
+
+
 def test_function_local_imports_count(tmp_path: Path) -> None:
     mod = tmp_path / "m.py"
     mod.write_text(
