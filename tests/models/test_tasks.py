@@ -56,6 +56,7 @@ def test_every_report_extra_belongs_to_one_task():
         "ngram_cache_perplexity",
         "distinct_2",
         "distinct_2_greedy",
+        "repeats_greedy",
         "copied",
         "chrf",
         "bleu_greedy",
