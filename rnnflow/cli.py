@@ -23,12 +23,11 @@ _TOOLS = {
     "chat": "chat with the trained chatbot (stdin)",
     "generate": "generate text with the trained language model",
 }
-# Operations (pipelines/ops/<name>.py): runs from the Prefect UI, retraining, comparisons, search.
+# Operations (pipelines/ops/<name>.py): runs from the Prefect UI, retraining, search.
 _OPS = {
     "repro": "dvc repro of chosen stages with params overrides, as a Prefect flow",
     "serve": "serve the flows as Prefect deployments (UI runs, scheduled retraining)",
     "retrain": "retrain a model and promote it only if it beats the champion",
-    "compare": "one HTML page comparing metrics, params and curves of two commits",
     "search": "hyperparameter search (grid, random, TPE), each trial a DVC experiment",
 }
 

@@ -12,7 +12,7 @@ DAG: the page would depend on what happens to lie on the machine); writes ``repo
 ``reports/index.html`` (offline: inline CSS, the sample thumbnails as data URIs, the plots as
 relative ``img/`` PNGs, no CDN — ``dvc plots`` HTML is blank offline) and ``reports/img/*.png``
 (the plots both pages link). Both are rendered by :mod:`pipelines.render`. The page links
-``reports/pages.html``, which the search, compare and retrain commands keep: their pages are no
+``reports/pages.html``, which the search and retrain commands keep: their pages are no
 DVC outputs, so this stage's never change with them. The tables' rows:
 :mod:`pipelines.render.tables`.
 

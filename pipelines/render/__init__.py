@@ -1,4 +1,4 @@
-"""One renderer for every page rnnflow writes: the report, compare, search and retrain pages.
+"""One renderer for every page rnnflow writes: the report, search and retrain pages.
 
 Jinja2 templates (``templates/*.html.j2`` and ``*.md.j2``) share one stylesheet
 (``templates/style.css``, inlined into each page so it renders offline, from a file or an
@@ -242,11 +242,11 @@ __all__ = [
 # The pages the ops commands write under reports/ (folder, group label). They are not DVC
 # outputs, so the report stage never lists them (its index would change with files it does
 # not depend on); each op rewrites reports/pages.{md,html} instead, which the index links.
-PAGES = (("search", "search"), ("compare", "compare"), ("retrain", "champion"))
+PAGES = (("search", "search"), ("retrain", "champion"))
 
 
 def other_pages(reports: Path) -> list[dict[str, str]]:
-    """Links (relative to ``reports/``) to the search, compare and champion pages there."""
+    """Links (relative to ``reports/``) to the search and champion pages there."""
     links = []
     for folder, group in PAGES:
         for page in sorted((reports / folder).glob("*.html")):
@@ -255,14 +255,14 @@ def other_pages(reports: Path) -> list[dict[str, str]]:
 
 
 def write_pages_index(reports: Path) -> Path:
-    """Write ``reports/pages.{md,html}``: every search, compare and champion page there."""
+    """Write ``reports/pages.{md,html}``: every search and champion page there."""
     from pipelines.outputs import write_atomic
 
     links = other_pages(reports)
-    md = "# Search, compare and champion pages\n\n" + "".join(
+    md = "# Search and champion pages\n\n" + "".join(
         f"- {x['group']}: [{x['label']}]({x['href']})\n" for x in links
     )
     write_atomic(reports / "pages.md", md.encode())
-    html = render("pages.html.j2", links=links, title="Search, compare and champion pages")
+    html = render("pages.html.j2", links=links, title="Search and champion pages")
     write_atomic(reports / "pages.html", html.encode())
     return reports / "pages.html"

@@ -1,5 +1,5 @@
 """Operations for real: served deployments run from the API and checked in a browser,
-champion/challenger retraining both ways, a 4-trial search, and the compare page.
+champion/challenger retraining both ways and a 4-trial search.
 
 One real Prefect server (127.0.0.1, a free port, its own PREFECT_HOME) serves the module.
 One project copy (git, the CI profile, a tiny format-exact MNIST mirror) is built with
@@ -524,38 +524,6 @@ def test_search_runs_four_trials_as_dvc_experiments(project, server):
     assert table and table[-1].type == "table"
 
 
-# --- compare two commits ----------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_compare_renders_one_self_contained_page(project):
-    root, env = project
-    metrics_file = root / "metrics" / f"{MODEL}.json"
-    metrics = json.loads(metrics_file.read_text())
-    old_acc = metrics["test"]["accuracy"]
-    metrics["test"]["accuracy"] = 0.999  # stubbed: what a second commit's run wrote
-    metrics_file.write_text(json.dumps(metrics))
-    for hist in (root / "dvclive" / MODEL / "plots" / "metrics").glob("*.tsv"):
-        lines = hist.read_text().splitlines()  # a second epoch: step 2, the first's values
-        hist.write_text("\n".join(lines + [lines[-1].replace("1\t", "2\t", 1)]) + "\n")
-    P.set_params(root / "params.yaml", {f"train.models.{MODEL}.epochs": 2})
-    sh(["git", "commit", "-qam", "second run"], root, env)
-
-    out = tmp = root / "cmp.html"
-    sh(
-        [sys.executable, "-m", "rnnflow.cli", "compare", "HEAD~1", "HEAD", "-o", str(tmp)],
-        root,
-        env,
-    )
-    page = out.read_text()
-    assert page.count("<html") == 1
-    assert "http://" not in page and "https://" not in page  # nothing from a CDN
-    assert "<style>" in page and page.count("data:image/png;base64,") == 1  # one model's curves
-    assert "test.accuracy" in page and f"{old_acc:.6g}" in page and "0.999" in page
-    assert f"train.models.{MODEL}.epochs" in page
-    assert "epochs: A 1, B 2" in page
-
-
 # --- fast unit checks -------------------------------------------------------------------
 
 
@@ -628,7 +596,7 @@ def test_search_spaces_grid_and_samplers():
 def test_ops_commands_have_help(capsys):
     from rnnflow import cli
 
-    for op in ("repro", "serve", "retrain", "compare", "search"):
+    for op in ("repro", "serve", "retrain", "search"):
         with pytest.raises(SystemExit) as exc:
             cli.main([op, "--help"])
         assert exc.value.code == 0

@@ -1,4 +1,4 @@
-"""The pages rnnflow writes — report, compare, search, retrain judgement — from one renderer.
+"""The pages rnnflow writes — report, search, retrain judgement — from one renderer.
 
 Each page is rendered from small fixture data in a tmp dir (no training, no DVC run) and
 checked twice: parsed with the stdlib ``html.parser`` (runs everywhere), and, where
@@ -14,7 +14,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -249,7 +248,7 @@ def report_root(root: Path, pages: bool = True) -> Layout:
         },
     )
     if pages:
-        for rel in ("search/tiny.html", "compare/abc1234..def5678.html", "retrain/digits_cnn.html"):
+        for rel in ("search/tiny.html", "retrain/digits_cnn.html"):
             path = layout.reports / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(
@@ -306,35 +305,6 @@ def search_page(tmp_path: Path) -> dict[str, Path]:
     trials = search_trials()
     best = best_trial(trials, spec.direction)
     return write_report(tmp_path / "project", "tiny", spec, trials, best, True)
-
-
-HIST = [
-    {"epoch": 1.0, "train_loss": 1.0, "val_loss": 0.9, "val_accuracy": 0.6},
-    {"epoch": 2.0, "train_loss": 0.7, "val_loss": 0.65, "val_accuracy": 0.75},
-    {"epoch": 3.0, "train_loss": 0.5, "val_loss": 0.55, "val_accuracy": 0.8},
-]
-
-
-def compare_html(
-    la: str = "HEAD~1 (abc1234)", lb: str = "HEAD (def5678)", same_curves: bool = True
-) -> str:
-    from pipelines.ops import compare as C
-
-    mrows = [
-        {"file": "metrics/m.json", "metric": "test.accuracy", "a": 0.8, "b": 0.9, "change": 0.1},
-        {"file": "metrics/m.json", "metric": "test.n", "a": 100, "b": 100, "change": 0},
-    ]
-    prows = [{"file": "params.yaml", "param": "train.models.m.epochs", "a": 2, "b": 3}]
-    b = HIST if same_curves else HIST + [{**HIST[-1], "epoch": 4.0}]
-    return C.page(la, lb, mrows, prows, [{"model": "m", "a": HIST, "b": b}])
-
-
-@pytest.fixture
-def compare_page(tmp_path: Path) -> Path:
-    path = tmp_path / "project" / "reports" / "compare" / "abc1234..def5678.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(compare_html())
-    return path
 
 
 def judged(decision: str = "promoted"):
@@ -544,13 +514,9 @@ def test_report_links_the_ops_pages_index_which_the_ops_keep(report_pages, tmp_p
     for name in ("index.html", "index.md"):
         assert (bare.reports / name).read_bytes() == (report_pages.reports / name).read_bytes()
 
-    R.write_pages_index(report_pages.reports)  # what search, compare and retrain call
+    R.write_pages_index(report_pages.reports)  # what search and retrain call
     hrefs = [a.attrs["href"] for a in dom(report_pages.reports / "pages.html").find_all("a")]
-    assert hrefs[1:] == [
-        "search/tiny.html",
-        "compare/abc1234..def5678.html",
-        "retrain/digits_cnn.html",
-    ]
+    assert hrefs[1:] == ["search/tiny.html", "retrain/digits_cnn.html"]
     for href in hrefs:
         assert (index.parent / href).is_file()  # relative, and there
     assert "[tiny](search/tiny.html)" in (report_pages.reports / "pages.md").read_text()
@@ -590,84 +556,6 @@ def test_search_progress_axis_has_whole_trial_numbers():
     ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
     assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
     R.pyplot().close(fig)
-
-
-# --- the compare page ---------------------------------------------------------------------
-
-
-def hue_share(img: np.ndarray, hue: str) -> float:
-    """Share of the pixels clearly blue (A's colour) or red (B's), blended or not."""
-    r, b = img[..., 0], img[..., 2]
-    return float(((b - r > 0.2) if hue == "blue" else (r - b > 0.2)).mean())
-
-
-def test_compare_draws_both_revisions_distinctly():
-    text = compare_html(same_curves=True)  # identical curves: A must still show
-    self_contained(text)
-    root = dom(text)
-    legend = [li.text for li in root.find("ul", id="revisions").find_all("li")]
-    assert legend == ["A: HEAD~1 (abc1234)", "B: HEAD (def5678)"]
-    img = png_of(root.find("figure").find("img").attrs["src"])
-    blue, red = hue_share(img, "blue"), hue_share(img, "red")
-    assert blue > 0.004 and red > 0.004, (blue, red)  # both lines visible, A under B
-    heads = [th.text for th in root.find("table").find_all("th")]
-    assert "A (HEAD~1 (abc1234))" in heads and "B (HEAD (def5678))" in heads
-    assert "epochs: A 3, B 3" in text
-
-
-def test_compare_curve_legend_names_both_revisions(monkeypatch):
-    from pipelines.ops import compare as C
-
-    seen: list[list[str]] = []
-    real = C.R.figure_png
-
-    def spy(fig, *a, **k):
-        seen.append(
-            [
-                t.get_text()
-                for ax in fig.axes
-                if ax.get_legend()
-                for t in ax.get_legend().get_texts()
-            ]
-        )
-        return real(fig, *a, **k)
-
-    monkeypatch.setattr(C.R, "figure_png", spy)
-    C.curves_png("m", HIST, HIST, "main (abc1234)", "workspace")
-    labels = seen[0]
-    assert any("A: main (abc1234)" in t for t in labels)
-    assert any("B: workspace" in t for t in labels)
-
-
-def _git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=root, capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
-def test_compare_names_pages_by_commit_hashes(tmp_path):
-    from pipelines.ops import compare as C
-
-    _git(tmp_path, "init", "-q")
-    _git(tmp_path, "config", "user.name", "ci")
-    _git(tmp_path, "config", "user.email", "ci@localhost")
-    for i in range(2):
-        (tmp_path / "f.txt").write_text(str(i))
-        _git(tmp_path, "add", "f.txt")
-        _git(tmp_path, "commit", "-qm", f"c{i}")
-    a, b = (
-        _git(tmp_path, "rev-parse", "--short", "HEAD~1"),
-        _git(tmp_path, "rev-parse", "--short", "HEAD"),
-    )
-    out = C.default_out(tmp_path, "HEAD~1", "HEAD")
-    assert out == tmp_path / "reports" / "compare" / f"{a}..{b}.html"
-    assert "~" not in out.name and "HEAD" not in out.name
-    assert C.default_out(tmp_path, a, None).name == f"{a}..workspace.html"
-    assert C.default_out(tmp_path, "HEAD", "workspace").name == f"{b}..workspace.html"
-    assert C.label(tmp_path, "HEAD~1") == f"HEAD~1 ({a})"
-    assert C.label(tmp_path, a) == a and C.label(tmp_path, None) == "workspace"
-    with pytest.raises(SystemExit, match="unknown revision"):
-        C.default_out(tmp_path, "no-such-rev", None)
 
 
 # --- the retrain judgement ----------------------------------------------------------------
@@ -713,18 +601,15 @@ def test_retrain_flow_writes_the_champion_page(tmp_path, monkeypatch):
 # --- in a browser -------------------------------------------------------------------------
 
 
-def test_pages_in_headless_chromium(
-    report_pages, search_page, compare_page, retrain_page, tmp_path
-):
+def test_pages_in_headless_chromium(report_pages, search_page, retrain_page, tmp_path):
     """Every page opened from disk in Chromium: rendered, screenshotted, checked in the DOM."""
     if not CHROMIUM.exists():
         pytest.skip("no /usr/bin/chromium (`make test` installs it when run as root)")
     sync_api = pytest.importorskip("playwright.sync_api")
     reports = report_pages.reports
-    # The fixtures share tmp_path/project: the real search, compare and retrain pages now sit
+    # The fixtures share tmp_path/project: the real search and retrain pages now sit
     # where the pages index the report links lists them.
     assert search_page["html"] == reports / "search" / "tiny.html"
-    assert compare_page == reports / "compare" / "abc1234..def5678.html"
     assert retrain_page == reports / "retrain" / "digits_cnn.html"
     shots = tmp_path / "screenshots"
     shots.mkdir()
@@ -778,14 +663,12 @@ def test_pages_in_headless_chromium(
             found["best"] = page.eval_on_selector_all(
                 "#best-params tr", "els => els.map(e => e.innerText)"
             )
-            visit("compare/abc1234..def5678.html", "compare.png")
-            found["legend"] = page.inner_text("#revisions")
             visit("retrain/digits_cnn.html", "retrain.png")
             found["h1"] = page.inner_text("h1")
         finally:
             browser.close()
     assert all(u.startswith(("file://", "data:")) for u in requests), requests  # offline
-    for shot in ("report.png", "search.png", "compare.png", "retrain.png"):
+    for shot in ("report.png", "search.png", "retrain.png"):
         assert (shots / shot).read_bytes()[:4] == b"\x89PNG"
         assert found[shot]["broken"] == 0, (shot, found[shot])
     assert found["report.png"]["imgs"] >= DIGITS + 3
@@ -793,7 +676,6 @@ def test_pages_in_headless_chromium(
     assert found["na"] and set(found["na"]) == {"italic"}
     assert found["after_click"].endswith("/search/tiny.html")
     assert len(found["best"]) == 3 and "0.03" in found["best"][1]
-    assert "A: HEAD~1 (abc1234)" in found["legend"] and "B: HEAD (def5678)" in found["legend"]
     assert found["h1"] == "retrain digits_cnn: promoted"
     keep = os.environ.get("RNNFLOW_SCREENSHOTS")
     if keep:
