@@ -302,17 +302,3 @@ def git_head(root: Path) -> tuple[str | None, bool]:
     dirty = bool(git(root, "status", "--porcelain", "--untracked-files=no", check=False))
     return head, dirty
 
-
-def git_show(root: Path, rev: str | None, path: str) -> str | None:
-    """``path`` as of ``rev`` (None or ``workspace``: the file on disk); None if absent."""
-    if rev in (None, "", "workspace"):
-        file = root / path
-        return file.read_text() if file.exists() else None
-    proc = subprocess.run(
-        ["git", "show", f"{rev}:{path}"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        env=subprocess_env(root),
-    )
-    return proc.stdout if proc.returncode == 0 else None
