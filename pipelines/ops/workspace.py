@@ -301,4 +301,3 @@ def git_head(root: Path) -> tuple[str | None, bool]:
         return None, True
     dirty = bool(git(root, "status", "--porcelain", "--untracked-files=no", check=False))
     return head, dirty
-
