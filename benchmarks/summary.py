@@ -4,6 +4,7 @@
     python benchmarks/summary.py --write    # rewrite the blocks of BENCHMARKS.md in place
     python benchmarks/summary.py --check    # exit 1 and print a diff if a block is stale
     python benchmarks/summary.py --timings  # record the last main job's train timings
+    python benchmarks/summary.py --timings books_lm   # only that model's (the others kept)
 
 BENCHMARKS.md keeps its prose by hand; each generated table sits between
 ``<!-- summary:NAME -->`` and ``<!-- /summary:NAME -->``, made by ``BLOCKS[NAME]``
@@ -34,20 +35,32 @@ BLOCK_RE = re.compile(
 )
 
 
-def record_timings(root: Path) -> Path:
+def record_timings(root: Path, only: list[str] | None = None) -> Path:
     """``benchmarks/results/main_job.json`` from the last run's ``reports/timings/*.json``
-    (written by the train stage, not committed), with the commit it ran."""
+    (written by the train stage, not committed), each model with the commit it ran. With
+    ``only``, just those models are recorded; the others keep the run that timed them (when
+    the last run shared the CPU for every model but the ones that changed)."""
     import subprocess
 
-    found = sorted((root / "reports" / "timings").glob("*.json"))
+    found = {p.stem: p for p in sorted((root / "reports" / "timings").glob("*.json"))}
     if not found:
         raise SystemExit(f"{root}/reports/timings/ is empty: run the main job (`make repro`) first")
+    unknown = sorted(set(only or ()) - set(found))
+    if unknown:
+        raise SystemExit(f"no reports/timings/<model>.json for {', '.join(unknown)}")
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True
     ).stdout.strip()
-    models = {p.stem: json.loads(p.read_text()) for p in found}
     path = root / "benchmarks" / "results" / f"{MAIN_JOB}.json"
-    path.write_text(json.dumps({"commit": commit, "models": models}, indent=2) + "\n")
+    old = json.loads(path.read_text()) if only and path.exists() else {}
+    models = {
+        name: {**entry, "commit": entry.get("commit", old.get("commit"))}
+        for name, entry in (old.get("models") or {}).items()
+    }
+    for name in only or found:
+        models[name] = {**json.loads(found[name].read_text()), "commit": commit}
+    doc = {"commit": commit, "models": dict(sorted(models.items()))}
+    path.write_text(json.dumps(doc, indent=2) + "\n")
     return path
 
 
@@ -106,13 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--check", action="store_true", help="exit 1 with a diff if one is stale")
     mode.add_argument(
         "--timings",
-        action="store_true",
+        nargs="*",
+        metavar="MODEL",
         help=f"record the last main job's train timings (reports/timings/) in "
-        f"benchmarks/results/{MAIN_JOB}.json",
+        f"benchmarks/results/{MAIN_JOB}.json; with MODELs, only theirs",
     )
     args = parser.parse_args(argv)
-    if args.timings:
-        print(f"wrote {record_timings(args.root)}")
+    if args.timings is not None:
+        print(f"wrote {record_timings(args.root, args.timings or None)}")
         return 0
     blocks = render(args.root)
     if not (args.write or args.check):

@@ -183,6 +183,37 @@ def test_data_half_block_from_results(summary, tmp_path):
     assert "2 CPUs (AMD EPYC), load average 0.3" in block  # timings name their machine
 
 
+def test_timings_of_named_models_replace_only_theirs(tmp_path):
+    """``--timings MODEL``: that model's run is recorded, every other keeps the run (and the
+    commit) that timed it."""
+    root = tmp_path / "project"
+    (root / "reports" / "timings").mkdir(parents=True)
+    (root / "benchmarks" / "results").mkdir(parents=True)
+    results = root / "benchmarks" / "results" / "main_job.json"
+    old = {"commit": "a" * 40, "models": {"m1": {"wall_seconds": 1.0}, "m2": {"wall_seconds": 2.0}}}
+    results.write_text(json.dumps(old))
+    for name, wall in (("m1", 10.0), ("m2", 20.0)):  # m1's run shared the CPU: not recorded
+        (root / "reports" / "timings" / f"{name}.json").write_text(
+            json.dumps({"wall_seconds": wall})
+        )
+
+    def timings(*models: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, str(SCRIPT), "--root", str(root), "--timings", *models]
+        return subprocess.run(cmd, capture_output=True, text=True)
+
+    assert timings("m2").returncode == 0
+    models = json.loads(results.read_text())["models"]
+    assert models["m1"] == {"wall_seconds": 1.0, "commit": "a" * 40}
+    assert models["m2"]["wall_seconds"] == 20.0 and models["m2"]["commit"] != "a" * 40
+    bad = timings("m3")
+    assert bad.returncode != 0 and "m3" in bad.stderr
+    assert timings().returncode == 0  # no names: every model of the last run
+    assert {m: e["wall_seconds"] for m, e in json.loads(results.read_text())["models"].items()} == {
+        "m1": 10.0,
+        "m2": 20.0,
+    }
+
+
 def test_scale_and_memory_blocks_from_the_committed_results(summary, tmp_path):
     """Both tables come from one scale_es_en.json: the committed one, copied to a fake root."""
     root = _fake_root(tmp_path)
