@@ -57,12 +57,6 @@ class Expect:
         return cls("expect_column_values_to_be_unique", {"column": column})
 
     @classmethod
-    def rows_between(cls, min_value: int | None = None, max_value: int | None = None) -> Expect:
-        return cls(
-            "expect_table_row_count_to_be_between", {"min_value": min_value, "max_value": max_value}
-        )
-
-    @classmethod
     def matches(cls, column: str, regex: str) -> Expect:
         return cls("expect_column_values_to_match_regex", {"column": column, "regex": regex})
 
