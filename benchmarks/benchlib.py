@@ -28,10 +28,10 @@ from rnnflow.env import MIRROR_ENV, mirror_dir  # noqa: E402
 
 
 class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """The docstring as written; an option's default, unless None, after its help."""
+    """The docstring as written; an option's default, unless None or False, after its help."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        return action.help if action.default is None else super()._get_help_string(action)
+        return action.help if action.default in (None, False) else super()._get_help_string(action)
 
 
 def parser(doc: str, script: str) -> argparse.ArgumentParser:

@@ -14,7 +14,6 @@ BENCHMARKS.md keeps its prose by hand; each generated table sits between
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import json
 import re
@@ -26,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # a checkout that is not pip-installed, and this folder's modules when imported by path
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
+import benchlib as B  # noqa: E402
 import summary_quality  # noqa: E402
 import summary_speed  # noqa: E402
-from benchlib import MAIN_JOB, Missing  # noqa: E402
 
 BLOCK_RE = re.compile(
     r"(<!-- summary:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /summary:(?P=name) -->)", re.S
@@ -51,7 +50,7 @@ def record_timings(root: Path, only: list[str] | None = None) -> Path:
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True
     ).stdout.strip()
-    path = root / "benchmarks" / "results" / f"{MAIN_JOB}.json"
+    path = root / "benchmarks" / "results" / f"{B.MAIN_JOB}.json"
     old = json.loads(path.read_text()) if only and path.exists() else {}
     models = {
         name: {**entry, "commit": entry.get("commit", old.get("commit"))}
@@ -79,7 +78,7 @@ BLOCKS: dict[str, Callable[[Path], list[str]]] = {
 def _block(fn: Callable[[Path], list[str]], root: Path) -> str:
     try:
         lines = fn(root)
-    except Missing as e:
+    except B.Missing as e:
         lines = [f"_Not measured yet: no `{e.args[0]}` (make it with `{e.args[1]}`)._"]
     return "\n".join(lines).rstrip("\n") + "\n"
 
@@ -104,12 +103,7 @@ def rewrite(text: str, blocks: dict[str, str]) -> tuple[str, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python benchmarks/summary.py",
-        description=__doc__.split("\n\n")[0],
-        epilog="\n\n".join(__doc__.split("\n\n")[2:]),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = B.parser(__doc__, __file__)
     parser.add_argument(
         "--root", type=Path, default=ROOT, help="project root: params.yaml, metrics/, results"
     )
@@ -122,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         nargs="*",
         metavar="MODEL",
         help=f"record the last main job's train timings (reports/timings/) in "
-        f"benchmarks/results/{MAIN_JOB}.json; with MODELs, only theirs",
+        f"benchmarks/results/{B.MAIN_JOB}.json; with MODELs, only theirs",
     )
     args = parser.parse_args(argv)
     if args.timings is not None:
