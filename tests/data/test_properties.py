@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from stages.core.hashing import row_hash, uniform
@@ -199,6 +199,7 @@ def test_hash_split_is_stable_and_per_row(values, frac, seed, data):
 
 @settings(max_examples=40, deadline=None)
 @given(frac=FRACTIONS, seed=st.integers(0, 2**63 - 1), start=st.integers(0, 10**9))
+@example(frac=(1.192092896e-07, 0.39696095580984664), seed=4003, start=0)  # 1 row at n * p = 0.005
 def test_hash_split_proportions(frac, seed, start):
     n = 40_000
     table = pa.table({"k": pa.array(np.arange(start, start + n, dtype=np.int64))})
@@ -207,7 +208,9 @@ def test_hash_split_proportions(frac, seed, start):
     )
     for name, p in (("validation", frac[0]), ("test", frac[1]), ("train", 1 - frac[0] - frac[1])):
         got = float(np.mean(split == name))
-        assert abs(got - p) <= 6 * (p * (1 - p) / n) ** 0.5 + 1e-9, (name, got, p)
+        # 6 binomial sigmas, plus 2 rows: where n * p is far below 1 the normal bound is 0
+        # rows, yet one row lands there with probability n * p (about 0.5 % at p = 1e-7).
+        assert abs(got - p) <= 6 * (p * (1 - p) / n) ** 0.5 + 2 / n, (name, got, p)
 
 
 @FAST
