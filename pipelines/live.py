@@ -22,7 +22,7 @@ DVC owns both), no report, no system monitor, and Studio off (``DVC_STUDIO_OFFLI
 curves are re-logged from it, so a run killed between the checkpoint and the DVCLive write (or
 whose outputs ``dvc repro`` removed before rerunning the stage) continues the same curves.
 
-``history``/``train_metrics`` read the files back (report, compare, benchmarks).
+``history``/``train_metrics`` read the files back (report, benchmarks).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +52,6 @@ RUN_PARAMS = ("model", "corpus", "family", "task", "keep", "device", "amp", "tor
 
 def live_dir(root: Path, model: str) -> Path:
     return Path(root) / LIVE_DIR / model
-
-
-def relpath(model: str, name: str = "") -> str:
-    """``dvclive/<model>/<name>`` as a repository path (git show, dvc.yaml)."""
-    return "/".join(p for p in (LIVE_DIR, model, name) if p)
 
 
 # --- writing ---------------------------------------------------------------------------
@@ -238,26 +233,3 @@ def _yaml(text: str) -> dict[str, Any]:
 def models(root: Path) -> list[str]:
     """Models with a DVCLive directory under ``root``."""
     return sorted(p.parent.name for p in (Path(root) / LIVE_DIR).glob("*/metrics.json"))
-
-
-def history_at(read: Callable[[str], str | None], names: Iterable[str], model: str):
-    """Per-epoch rows of ``model`` through ``read`` (repository path → text or None) and
-    ``names`` (the repository paths that exist)."""
-    prefix = relpath(model, CURVES) + "/"
-    texts = {}
-    for path in names:
-        if path.startswith(prefix) and path.endswith(".tsv") and "/" not in path[len(prefix) :]:
-            text = read(path)
-            if text is not None:
-                texts[Path(path).stem] = text
-    return history_from_tsv(texts)
-
-
-def models_in(names: Iterable[str]) -> list[str]:
-    """Models with DVCLive curves among repository paths ``names``."""
-    found = set()
-    for path in names:
-        parts = path.split("/")
-        if len(parts) >= 5 and parts[0] == LIVE_DIR and "/".join(parts[2:4]) == CURVES:
-            found.add(parts[1])
-    return sorted(found)

@@ -65,7 +65,6 @@ class Task:
     monitor: str = ""
     report_extras: tuple[str, ...] = ()
     text: bool = False  # a text task: tokenizer files travel with the model
-    generates: bool = False  # continues a prompt (`rnnflow generate`)
 
     def __init__(self) -> None:
         if not self.monitor:

@@ -170,7 +170,6 @@ class LanguageModel(TextTask):
     higher_is_better = False
     report_extras = ("unk_rate", "ngram_perplexity", "cache_perplexity", "ngram_cache_perplexity")
     sides = ("ids",)
-    generates = True  # rnnflow generate continues a prompt
 
     def make_job(self, cfg, corpus, device, amp_dtype=None, rank=0, world=1) -> LMJob:
         return LMJob(cfg, corpus, device, amp_dtype, rank, world)

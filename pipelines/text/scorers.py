@@ -39,23 +39,19 @@ def chrf(hypotheses: Sequence[str], references: Sequence[Sequence[str | None]]) 
     return {"score": float(res.score), "signature": str(metric.get_signature())}
 
 
+def _ngrams(toks: Sequence[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)]
+
+
 def distinct(hypotheses: Sequence[Sequence[str]] | Sequence[str], n: int) -> float:
     """distinct-n (Li et al. 2016): distinct n-grams / all n-grams over all hypotheses
     (token lists, or strings split on whitespace)."""
-    seen: set[tuple[str, ...]] = set()
-    total = 0
-    for hyp in hypotheses:
-        toks = hyp.split() if isinstance(hyp, str) else list(hyp)
-        grams = [tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)]
-        total += len(grams)
-        seen.update(grams)
-    return len(seen) / total if total else 0.0
+    grams = [_ngrams(h.split() if isinstance(h, str) else h, n) for h in hypotheses]
+    total = sum(map(len, grams))
+    return len({g for hyp in grams for g in hyp}) / total if total else 0.0
 
 
 def repeats(hypotheses: Sequence[Sequence[str]], n: int) -> float:
     """Share of hypotheses (token lists) that hold some n-gram twice: a looping output."""
-    looping = sum(
-        len(grams) != len(set(grams))
-        for grams in ([tuple(h[i : i + n]) for i in range(len(h) - n + 1)] for h in hypotheses)
-    )
+    looping = sum(len(g) != len(set(g)) for g in (_ngrams(h, n) for h in hypotheses))
     return looping / len(hypotheses) if hypotheses else 0.0

@@ -58,7 +58,8 @@ def ban_repeats(logp: torch.Tensor, prefix: torch.Tensor, n: int) -> torch.Tenso
                 rows.append(b)
                 toks.append(seq[i + n - 1])
     if rows:
-        logp = logp.index_put((torch.tensor(rows), torch.tensor(toks)), torch.tensor(float("-inf")))
+        at = (torch.tensor(rows, device=logp.device), torch.tensor(toks, device=logp.device))
+        logp = logp.index_put(at, torch.tensor(float("-inf"), device=logp.device))
     return logp
 
 

@@ -67,21 +67,6 @@ def test_files_dvclive_writes_after_a_tiny_training(tmp_path):
     assert [r["epoch"] for r in L.history(live)] == [1, 2]
 
 
-def test_history_readers_read_the_dvclive_curves_of_a_commit():
-    files = {
-        "dvclive/n/plots/metrics/val_loss.tsv": "step\tval_loss\n1\t0.3\n2\t0.25\n",
-        "dvclive/n/plots/metrics/train_loss.tsv": "step\ttrain_loss\n1\t0.6\n2\t0.5\n",
-        "dvclive/n/metrics.json": "{}",
-        "dvclive/o/metrics.json": "{}",  # no curves: not a model with a history
-    }
-    assert L.models_in(files) == ["n"]
-    assert L.history_at(files.get, files, "n") == [
-        {"epoch": 1, "train_loss": 0.6, "val_loss": 0.3},
-        {"epoch": 2, "train_loss": 0.5, "val_loss": 0.25},
-    ]
-    assert L.history_at(files.get, files, "o") == []
-
-
 # --- DVC reads what DVCLive wrote -------------------------------------------------------
 
 PARAMS = """\
