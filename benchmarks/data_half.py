@@ -1,17 +1,21 @@
-"""The data half of the DAG (every hop of every corpus), as ``dvc repro`` runs it.
+"""The data half of the DAG (every hop of every corpus) as ``dvc repro`` runs it, and the
+pipeline's overhead: a ``dvc repro`` and a ``dvc status`` with nothing to do.
 
-    python benchmarks/data_half.py [--root CHECKOUT] [--repeat 1] [--targets tokenize]
+    python benchmarks/data_half.py [--root CHECKOUT] [--repeat 1] [--noop-repeat 5]
 
-Runs ``dvc repro --force <targets>`` (``tokenize``: every fetch, clean, format, sample and
-tokenize stage) ``--repeat`` times in an up-to-date ``--root``, the sources from the corpora
-mirror; dvc.lock must come out byte-identical after every run (the hops wrote exactly the
-locked outputs). Writes the fastest time to ``benchmarks/results/data_half.json``.
+In an up-to-date ``--root`` (after ``make repro`` or ``dvc pull``): first ``dvc repro`` and
+``dvc status`` of the whole DAG ``--noop-repeat`` times each (no stage may run), then
+``dvc repro --force <targets>`` (``tokenize``: every fetch, clean, format, sample and tokenize
+stage) ``--repeat`` times, the sources from the corpora mirror; dvc.lock must come out
+byte-identical after every run (the hops wrote exactly the locked outputs). Writes the fastest
+forced run and the no-op medians to ``benchmarks/results/data_half.json``.
 """
 
 from __future__ import annotations
 
 import json
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -29,20 +33,36 @@ def dvc(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, cwd=root, env=B.env_with_mirror(), capture_output=True, text=True)
 
 
+def timed(root: Path, *args: str) -> float:
+    """Seconds of one ``dvc ARGS`` in ``root`` that must fail no check and run no stage."""
+    began = time.perf_counter()
+    out = dvc(root, *args)
+    secs = time.perf_counter() - began
+    if out.returncode != 0 or "Running stage" in out.stdout + out.stderr:
+        raise SystemExit(f"dvc {' '.join(args)} did work or failed:\n{out.stderr[-3000:]}")
+    return secs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = B.parser(__doc__, __file__)
     parser.add_argument("--root", type=Path, default=B.ROOT, help="an up-to-date checkout")
     parser.add_argument("--repeat", type=int, default=1, help="runs")
+    parser.add_argument("--noop-repeat", type=int, default=5, help="no-op runs of each command")
     parser.add_argument("--targets", nargs="+", default=["tokenize"], help="dvc repro targets")
     parser.add_argument("--out", type=Path, default=B.RESULTS / "data_half.json", help="results")
     args = parser.parse_args(argv)
     root = args.root.resolve()
 
-    status = dvc(root, "status", "--json", *args.targets)
+    status = dvc(root, "status", "--json")
     if status.returncode != 0 or json.loads(status.stdout or "{}"):
-        raise SystemExit(f"{root}: {' '.join(args.targets)} not up to date; `dvc repro` first")
+        raise SystemExit(f"{root}: not up to date; `dvc repro` first")
     lock = (root / "dvc.lock").read_bytes()
     machine = B.machine(platform=platform.platform())
+    noop = {
+        cmd: round(statistics.median(timed(root, cmd) for _ in range(args.noop_repeat)), 2)
+        for cmd in ("repro", "status")
+    }
+    print(f"nothing to do, median seconds: {noop}", file=sys.stderr)
     runs = []
     for rep in range(args.repeat):
         began = time.perf_counter()
@@ -62,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         "repeat": args.repeat,
         "wall_s": min(r["wall_s"] for r in runs),
         "runs": runs,
+        "noop_median_s": noop,
+        "noop_repeat": args.noop_repeat,
         "machine": {**machine, "load_avg_at_end": B.load_avg()},
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **B.params_record(*DATA_SECTIONS, root=root),

@@ -370,8 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     doc = json.loads(args.out.read_text()) if args.out.exists() else {"benchmark": "peers"}
     runners = {"lm": run_lm, "translator": run_translator, "mnist": peers_mnist.run_mnist}
     for part in args.parts:
+        # each part keeps the facts (the commit too) of the run that measured it
         facts = {"device": name, "torch": str(torch.__version__), "when": B.now()}
-        facts["commit"] = B.commit()  # each part keeps the commit it was measured on
+        facts["commit"] = B.commit()
         machine = B.machine()
         doc[part] = runners[part](args, device)
         doc[part].update(facts, machine={**machine, "load_avg_at_end": B.load_avg()})

@@ -119,10 +119,6 @@ def parquet_rows(d: Path) -> int | None:
     return sum(pq.ParquetFile(f).metadata.num_rows for f in files) if files else None
 
 
-#: How peak RSS is measured (recorded with every hop; the tables show no other kind).
-RSS_SOURCE = "VmHWM"
-
-
 def tree_hwm(pid: int) -> int:
     """The largest VmHWM (peak resident set since its exec) of ``pid`` and its descendants
     (Dask workers). Not ``wait4``'s ``ru_maxrss``: Linux starts a child's maxrss at its
@@ -172,7 +168,7 @@ def run_hop(hop: str, params: Path, root: Path, env: dict[str, str], every: floa
         "rc": proc.returncode,
         "wall_s": round(wall, 2),
         "peak_rss_bytes": peak["rss"],
-        "peak_rss_source": f"{RSS_SOURCE} of the hop and its child processes, every {every} s",
+        "peak_rss_source": f"VmHWM of the hop and its child processes, every {every} s",
         "peak_tmp_bytes": peak["tmp"],
         "peak_downloads_bytes": peak["downloads"],
     }

@@ -67,7 +67,7 @@ def record_timings(root: Path, only: list[str] | None = None) -> Path:
 BLOCKS: dict[str, Callable[[Path], list[str]]] = {
     name.replace("_", "-"): getattr(module, f"block_{name}")
     for module, names in [
-        (summary_speed, "data_half tokenize_speed memory noop_repro"),
+        (summary_speed, "data_half tokenize_speed memory"),
         (summary_quality, "peers_lm peers_translator peers_mnist models text_quality seed_spread"),
         (summary_speed, "ddp_lm scale engine gpu_stages"),
     ]

@@ -15,11 +15,16 @@ import benchlib as T
 def block_data_half(root: Path) -> list[str]:
     doc = T.result(root, "data_half", "python benchmarks/data_half.py")
     wall, n = doc["wall_s"], doc["stages"]
-    head = [f"`dvc repro --force tokenize` ({n} hops)", "wall", "per hop"]
-    row = ["each hop a `python -m stages.<hop>` process", f"{wall:.1f} s ({wall / 60:.1f} min)"]
-    return T.table(head, [[*row, f"{wall / n:.2f} s"]]) + [
+    head = ["command", "wall", "per stage"]
+    rows = [[f"`dvc repro --force tokenize` ({n} data hops)", f"{wall:.1f} s", f"{wall / n:.2f} s"]]
+    rows += [
+        [f"`dvc {cmd}`, whole DAG, nothing to do", f"{secs:.2f} s", ""]
+        for cmd, secs in doc.get("noop_median_s", {}).items()
+    ]
+    return T.table(head, rows) + [
         "",
-        f"Best of {doc['repeat']}; dvc.lock byte-identical after every run: "
+        f"Forced run: best of {doc['repeat']}; no-op: median of {doc.get('noop_repeat')}; "
+        "dvc.lock byte-identical after every run: "
         f"{all(r['lock_unchanged'] for r in doc['runs'])}; {T.cpus(doc)}, load "
         f"average {doc['machine']['load_avg_at_start'][0]:.1f} at the start; "
         f"{doc['measured_at']}.",
@@ -152,20 +157,6 @@ def block_ddp_lm(root: Path) -> list[str]:
         f"{ratios}. {doc['machine']['cpus']} CPUs, load average "
         f"{doc['machine']['load_avg_at_start'][0]} at the start; {doc['date']}.",
     ]
-
-
-def block_noop_repro(root: Path) -> list[str]:
-    doc = T.result(root, "noop_repro", "python benchmarks/noop_repro.py")
-    med, low = doc["median"], doc["min"]
-    head = [f"command ({doc['stages']} stages, {doc['repeat']} runs each)"]
-    head += ["libyaml (`ruamel.yaml.clib`)", "pure-Python YAML (the default)", "pure / libyaml"]
-    rows = [
-        [f"`dvc {cmd}`, nothing to do"]
-        + [f"{med[f'{cmd}_{y}']:.2f} s (min {low[f'{cmd}_{y}']:.2f})" for y in ("libyaml", "pure")]
-        + [f"{doc[f'ratio_{cmd}']:.2f}x"]
-        for cmd in ("repro", "status")
-    ]
-    return T.table(head, rows, f"Median seconds; {doc['machine']}; {doc['when']}.")
 
 
 def block_gpu_stages(root: Path) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import shutil
 import time
 import zipfile
@@ -37,19 +38,10 @@ def length_pool(pool_dir: Path) -> np.ndarray:
 def word_types(n: int, consonants: str, vowels: str) -> list[str]:
     """``n`` distinct made-up words by frequency rank: 1, 2, then 3+ syllables."""
     syl = [c + v for c in consonants for v in vowels]
-    b = len(syl)
-    words = []
-    for r in range(n):
-        k, base = 1, 0
-        while r - base >= b**k:
-            base += b**k
-            k += 1
-        x, parts = r - base, []
-        for _ in range(k):
-            x, d = divmod(x, b)
-            parts.append(syl[d])
-        words.append("".join(reversed(parts)))
-    return words
+    words = itertools.chain.from_iterable(
+        itertools.product(syl, repeat=k) for k in itertools.count(1)
+    )
+    return ["".join(w) for w in itertools.islice(words, n)]
 
 
 class Generator:

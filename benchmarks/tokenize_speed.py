@@ -166,14 +166,11 @@ def best_of(repeats: int, fn: Callable[[], tuple]) -> tuple[float, tuple]:
 
 def first_difference(ids, ref) -> str | None:
     """Where two columns of id lists (Arrow or Python) first differ; None where they do not."""
-    arrow = (pa.Array, pa.ChunkedArray)
-    a, b = (c.to_pylist() if isinstance(c, arrow) else list(c) for c in (ids, ref))
+    a, b = (c.to_pylist() if isinstance(c, pa.Array | pa.ChunkedArray) else c for c in (ids, ref))
+    a, b = [list(x) for x in a], [list(x) for x in b]
     if len(a) != len(b):
         return f"{len(a)} rows vs {len(b)}"
-    for i, (x, y) in enumerate(zip(a, b)):
-        if list(x) != list(y):
-            return f"row {i}: {list(x)} vs {list(y)}"
-    return None
+    return next((f"row {i}: {x} vs {y}" for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
 
 
 def main(argv: list[str] | None = None) -> int:
