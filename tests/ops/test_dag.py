@@ -135,10 +135,10 @@ def test_dask_engine_reruns_the_heavy_hops_to_the_same_md5s(fresh_clone) -> None
     root, env = fresh_clone
     params_file = root / "params.yaml"
     params = params_file.read_text()
-    local = "data:\n  engine: local\n"
+    local = "data: {engine: local,"
     assert local in params, "params.yaml's data section moved; update this test"
     lock = (root / "dvc.lock").read_text()
-    params_file.write_text(params.replace(local, "data:\n  engine: dask\n"))
+    params_file.write_text(params.replace(local, "data: {engine: dask,"))
     try:
         stages = ["clean@es_en", "sample@es_en", "tokenize@es_en"]
         out = sh(["dvc", "repro", "--force", "--single-item", *stages], root, env)
