@@ -173,15 +173,14 @@ def test_gpu_block_from_results(summary, tmp_path):
 def test_data_half_block_from_results(summary, tmp_path):
     root = _fake_root(tmp_path)
     assert summary.render(root)["data-half"].startswith("_Not measured yet")
-    machine = {"cpu": "AMD EPYC", "cpus": 2, "load_avg_at_start": [0.3, 0, 0]}
     (root / "benchmarks" / "results" / "data_half.json").write_text(json.dumps({
         "stages": 40, "repeat": 1, "wall_s": 190.0, "noop_median_s": {"repro": 4.5, "status": 3.25},
-        "noop_repeat": 5, "runs": [{"lock_unchanged": True}], "machine": machine,
-        "measured_at": "T"}))  # fmt: skip
+        "noop_repeat": 5, "runs": [{"lock_unchanged": True}], "measured_at": "T",
+        "machine": {"cpu": "AMD EPYC", "cpus": 2, "load_avg_at_start": [0.3, 0, 0]}}))  # fmt: skip
     block = summary.render(root)["data-half"]
     assert "| `dvc repro --force tokenize` (40 data hops) | 190.0 s | 4.75 s |" in block
-    assert "| `dvc repro`, whole DAG, nothing to do | 4.50 s | |" in block
-    assert "| `dvc status`, whole DAG, nothing to do | 3.25 s | |" in block
+    for cmd, secs in (("repro", "4.50"), ("status", "3.25")):
+        assert f"| `dvc {cmd}`, whole DAG, nothing to do | {secs} s | |" in block
     assert "no-op: median of 5" in block
     assert "byte-identical after every run: True" in block
     assert "2 CPUs (AMD EPYC), load average 0.3" in block  # timings name their machine
