@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,6 +22,29 @@ from rnnflow.config import deep_merge, load_params
 from rnnflow.env import PROJECT_ROOT
 
 REAL_MIRROR = PROJECT_ROOT.parent / "shared" / "corpora"
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@contextlib.contextmanager
+def chromium(profile: Path, width: int = 1280, height: int = 900) -> Iterator[Any]:
+    """A headless Chromium context (Debian's ``/usr/bin/chromium`` driven by playwright, its
+    profile in ``profile``) with no background network traffic; the test is skipped where
+    either is missing (a failure under CI, which installs both)."""
+    if not CHROMIUM.exists():
+        pytest.skip("no /usr/bin/chromium (`make test` installs it when run as root)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+             "--disable-background-networking", "--disable-component-update"]  # fmt: skip
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            str(profile), executable_path=str(CHROMIUM), headless=True, args=flags,
+            viewport={"width": width, "height": height},
+        )  # fmt: skip
+        try:
+            yield browser
+        finally:
+            browser.close()
+
 
 #: Words of a skip reason that name something CI provides: the corpora mirror (../shared beside
 #: the clone) and the browser (`make system` installs chromium, the test extra playwright).

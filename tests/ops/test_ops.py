@@ -22,10 +22,9 @@ import pytest
 from pipelines.ops import params as P
 from pipelines.ops import workspace as W
 from rnnflow.config import load_params
-from tests.conftest import RUN_OUTPUTS, copy_checkout, lock_held, sha256
+from tests.conftest import RUN_OUTPUTS, chromium, copy_checkout, lock_held, sha256
 from tests.ops.conftest import client, copy_params, stop
 
-CHROMIUM = Path("/usr/bin/chromium")
 MODEL = "mnist_logreg"
 KEY = MODEL.replace("_", "-")  # its Prefect artifact keys (lowercase, digits, dashes)
 
@@ -287,66 +286,34 @@ def subflow_runs(api: str, parent_id) -> list:
 
 def browser_text(url: str, shot: Path, tmp_path: Path) -> tuple[Path, str]:
     """The text of the page at ``url`` in headless Chromium, and its screenshot at ``shot``."""
-    if not CHROMIUM.exists():
-        pytest.skip("no /usr/bin/chromium (`make test` installs it when run as root)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(url, wait_until="load", timeout=60_000)
-            page.screenshot(path=str(shot), full_page=True)
-            return shot, page.inner_text("body")
-        finally:
-            browser.close()
+    with chromium(tmp_path / "chromium-profile", width=1400) as browser:
+        page = browser.new_page()
+        page.goto(url, wait_until="load", timeout=60_000)
+        page.screenshot(path=str(shot), full_page=True)
+        return shot, page.inner_text("body")
 
 
 def check_run_page_in_browser(ui: str, run, tmp_path: Path, trained) -> None:
     """The flow run's page in headless Chromium shows its name and state, and the train
     subflow's Artifacts tab its epoch table; screenshots saved."""
-    if not CHROMIUM.exists():
-        pytest.skip("no /usr/bin/chromium (`make test` installs it when run as root)")
-    sync_api = pytest.importorskip("playwright.sync_api")
     shot = tmp_path / "flow-run.png"
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ]
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=flags,
-            viewport={"width": 1400, "height": 900},
+    with chromium(tmp_path / "chromium-profile", width=1400) as browser:
+        page = browser.new_page()
+        page.goto(f"{ui}/runs/flow-run/{run.id}", wait_until="load", timeout=60_000)
+        page.get_by_text(run.name).first.wait_for(timeout=60_000)
+        page.get_by_text("Completed").first.wait_for(timeout=60_000)
+        page.get_by_text("repro", exact=True).first.wait_for(timeout=30_000)  # the flow
+        page.screenshot(path=str(shot), full_page=True)
+        text = page.inner_text("body")
+        page.goto(f"{ui}/runs/flow-run/{trained.id}", timeout=60_000)
+        page.get_by_text("Artifacts", exact=True).first.click(timeout=60_000)
+        page.wait_for_function(
+            "key => document.body.innerText.includes(key)",
+            arg=f"train-{KEY}-summary",
+            timeout=60_000,
         )
-        try:
-            page = browser.new_page()
-            page.goto(f"{ui}/runs/flow-run/{run.id}", wait_until="load", timeout=60_000)
-            page.get_by_text(run.name).first.wait_for(timeout=60_000)
-            page.get_by_text("Completed").first.wait_for(timeout=60_000)
-            page.get_by_text("repro", exact=True).first.wait_for(timeout=30_000)  # the flow
-            page.screenshot(path=str(shot), full_page=True)
-            text = page.inner_text("body")
-            page.goto(f"{ui}/runs/flow-run/{trained.id}", timeout=60_000)
-            page.get_by_text("Artifacts", exact=True).first.click(timeout=60_000)
-            page.wait_for_function(
-                "key => document.body.innerText.includes(key)",
-                arg=f"train-{KEY}-summary",
-                timeout=60_000,
-            )
-            page.screenshot(path=str(tmp_path / "train-artifacts.png"), full_page=True)
-            artifacts_tab = page.inner_text("body")
-        finally:
-            browser.close()
+        page.screenshot(path=str(tmp_path / "train-artifacts.png"), full_page=True)
+        artifacts_tab = page.inner_text("body")
     assert run.name in text and "Completed" in text
     assert trained.name in artifacts_tab and f"train {MODEL}: one row per epoch" in artifacts_tab
     assert shot.read_bytes()[:4] == b"\x89PNG"

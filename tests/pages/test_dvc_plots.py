@@ -8,11 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from rnnflow.env import PROJECT_ROOT
+from tests.conftest import chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
 DVC = Path(sys.executable).parent / "dvc"
 
 
@@ -24,9 +22,6 @@ def test_the_template_asks_the_network_for_nothing() -> None:
 
 
 def test_dvc_plots_show_draws_every_plot_offline(tmp_path: Path) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip("no /usr/bin/chromium (`make test` installs it when run as root)")
-    sync_api = pytest.importorskip("playwright.sync_api")
     out = tmp_path / "plots"
     proc = subprocess.run(
         [str(DVC), "plots", "show", "-o", str(out), "dvclive/mnist_cnn", "plots/mnist_cnn"],
@@ -45,23 +40,17 @@ def test_dvc_plots_show_draws_every_plot_offline(tmp_path: Path) -> None:
             blocked.append(r.request.url)
             r.abort()
 
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-gpu"]
+    with chromium(tmp_path / "chromium-profile") as browser:
+        page = browser.new_page()
+        page.route("**/*", route)
+        page.goto((out / "index.html").as_uri(), wait_until="load", timeout=60_000)
+        divs = page.eval_on_selector_all("body > div[id]", "els => els.length")
+        page.wait_for_function(
+            "n => document.querySelectorAll('body > div[id] svg, body > div[id] canvas')"
+            ".length >= n",
+            arg=divs,
+            timeout=60_000,
         )
-        try:
-            page = browser.new_page()
-            page.route("**/*", route)
-            page.goto((out / "index.html").as_uri(), wait_until="load", timeout=60_000)
-            divs = page.eval_on_selector_all("body > div[id]", "els => els.length")
-            page.wait_for_function(
-                "n => document.querySelectorAll('body > div[id] svg, body > div[id] canvas')"
-                ".length >= n",
-                arg=divs,
-                timeout=60_000,
-            )
-            page.screenshot(path=str(tmp_path / "dvc-plots.png"), full_page=True)
-        finally:
-            browser.close()
+        page.screenshot(path=str(tmp_path / "dvc-plots.png"), full_page=True)
     assert divs >= 5, divs  # mnist_cnn: its curves (one per metric) and confusion matrix
     assert blocked == []

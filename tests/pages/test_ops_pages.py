@@ -13,11 +13,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from pipelines import render as R
 from pipelines.ops import judgement as J
-from tests.conftest import write_params
+from tests.conftest import chromium, write_params
 from tests.pages.conftest import (
     DIGITS,
     SEARCH_SPEC,
@@ -29,9 +27,6 @@ from tests.pages.conftest import (
     section,
     self_contained,
 )
-
-CHROMIUM = Path("/usr/bin/chromium")
-
 
 # --- the search page ----------------------------------------------------------------------
 
@@ -118,9 +113,6 @@ def test_retrain_flow_writes_the_champion_page(tmp_path, monkeypatch):
 
 def test_pages_in_headless_chromium(report_pages, search_page, retrain_page, tmp_path):
     """Every page opened from disk in Chromium: rendered, screenshotted, checked in the DOM."""
-    if not CHROMIUM.exists():
-        pytest.skip("no /usr/bin/chromium (`make test` installs it when run as root)")
-    sync_api = pytest.importorskip("playwright.sync_api")
     reports = report_pages.reports
     # The fixtures share tmp_path/project: the real search and retrain pages now sit
     # where the pages index the report links lists them.
@@ -128,60 +120,40 @@ def test_pages_in_headless_chromium(report_pages, search_page, retrain_page, tmp
     assert retrain_page == reports / "retrain" / "digits_cnn.html"
     shots = tmp_path / "screenshots"
     shots.mkdir()
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ]
     found: dict[str, Any] = {}
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=flags,
-            viewport={"width": 1280, "height": 900},
+    with chromium(tmp_path / "chromium-profile") as browser:
+        page = browser.new_page()
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+
+        def visit(rel: str, shot: str) -> None:
+            page.goto((reports / rel).as_uri(), wait_until="load", timeout=30_000)
+            page.screenshot(path=str(shots / shot), full_page=True)
+            found[shot] = {
+                "broken": page.eval_on_selector_all(
+                    "img", "els => els.filter(e => !(e.complete && e.naturalWidth > 0)).length"
+                ),
+                "imgs": page.eval_on_selector_all("img", "els => els.length"),
+            }
+
+        visit("index.html", "report.png")
+        found["digits"] = page.eval_on_selector_all(
+            "div.digits figure", "els => els.map(e => e.innerText.trim())"
         )
-        try:
-            page = browser.new_page()
-            requests: list[str] = []
-            page.on("request", lambda r: requests.append(r.url))
-
-            def visit(rel: str, shot: str) -> None:
-                page.goto((reports / rel).as_uri(), wait_until="load", timeout=30_000)
-                page.screenshot(path=str(shots / shot), full_page=True)
-                found[shot] = {
-                    "broken": page.eval_on_selector_all(
-                        "img", "els => els.filter(e => !(e.complete && e.naturalWidth > 0)).length"
-                    ),
-                    "imgs": page.eval_on_selector_all("img", "els => els.length"),
-                }
-
-            visit("index.html", "report.png")
-            found["digits"] = page.eval_on_selector_all(
-                "div.digits figure", "els => els.map(e => e.innerText.trim())"
-            )
-            found["na"] = page.eval_on_selector_all(
-                "td.na", "els => els.map(e => getComputedStyle(e).fontStyle)"
-            )
-            page.click("nav.pages a[href='pages.html']")  # the index the ops pages keep
-            page.wait_for_load_state("load")
-            page.click("nav.pages a[href='search/tiny.html']")
-            page.wait_for_load_state("load")
-            found["after_click"] = page.url
-            visit("search/tiny.html", "search.png")
-            found["best"] = page.eval_on_selector_all(
-                "#best-params tr", "els => els.map(e => e.innerText)"
-            )
-            visit("retrain/digits_cnn.html", "retrain.png")
-            found["h1"] = page.inner_text("h1")
-        finally:
-            browser.close()
+        found["na"] = page.eval_on_selector_all(
+            "td.na", "els => els.map(e => getComputedStyle(e).fontStyle)"
+        )
+        page.click("nav.pages a[href='pages.html']")  # the index the ops pages keep
+        page.wait_for_load_state("load")
+        page.click("nav.pages a[href='search/tiny.html']")
+        page.wait_for_load_state("load")
+        found["after_click"] = page.url
+        visit("search/tiny.html", "search.png")
+        found["best"] = page.eval_on_selector_all(
+            "#best-params tr", "els => els.map(e => e.innerText)"
+        )
+        visit("retrain/digits_cnn.html", "retrain.png")
+        found["h1"] = page.inner_text("h1")
     assert all(u.startswith(("file://", "data:")) for u in requests), requests  # offline
     for shot in ("report.png", "search.png", "retrain.png"):
         assert (shots / shot).read_bytes()[:4] == b"\x89PNG"
