@@ -1,75 +1,24 @@
-"""Text models on tiny corpora in the real token contract: every family learns, beam 1 is
-greedy, BLEU goes through sacrebleu unchanged, the n-gram baselines are right by hand,
-resume is exact, the data helpers are vectorised and correct, the CLIs and report work."""
+"""Text models on tiny corpora in the real token contract (``conftest.py``): every family
+learns, beam 1 is greedy, BLEU goes through sacrebleu unchanged, the n-gram baselines are
+right by hand, resume is exact, the data helpers are vectorised and correct."""
 
 from __future__ import annotations
 
-import io
-import json
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from pipelines import data as D
-from pipelines import live as L
 from pipelines import tasks, text
 from pipelines.config import VALIDATION_DECODE, DecodeConfig, Layout, model_config
-from pipelines.flows.evaluate import record_path
 from pipelines.flows.train import save_outputs
-from pipelines.models import BOS, EOS, PAD, UNK, build_model
+from pipelines.models import EOS, UNK, build_model
 from pipelines.text import data as T
 from pipelines.text import ngram, scorers
 from pipelines.training import fit
-from rnnflow.env import PROJECT_ROOT
+from tests.models.conftest import CFGS, DECODE, load
 from tests.textdata import write_text_corpus
-
-SMALL = dict(embedding=32, hidden=32, layers=1, dropout=0.0, batch_size=16, lr=0.01, seed=0)
-CFGS = {
-    "lm": dict(
-        corpus="lm",
-        family="lm",
-        epochs=2,
-        bptt=8,
-        softmax="adaptive",
-        cutoffs=[10],
-        **{**SMALL, "dropout": 0.1},
-    ),
-    "translate": dict(corpus="translate", family="seq2seq", epochs=4, **SMALL),
-    "dialogue": dict(corpus="dialogue", family="seq2seq", epochs=2, **SMALL),
-}
-#: how each toy model decodes (evaluate.models.<model> in a project's params.yaml)
-DECODE = {
-    "lm": DecodeConfig(),
-    "translate": DecodeConfig(beam=3, max_decode_len=12),
-    "dialogue": DecodeConfig(top_k=3, max_decode_len=8),
-}
-
-
-def load(layout: Layout, task: str) -> text.Bundle:
-    """A toy model of ``trained``, decoding as :data:`DECODE` says."""
-    return text.load_bundle(layout.model(f"toy_{task}"), decode=DECODE[task])
-
-
-@pytest.fixture(scope="module")
-def corpora(tmp_path_factory):
-    root = tmp_path_factory.mktemp("text")
-    return {task: write_text_corpus(root / task, task) for task in CFGS}
-
-
-@pytest.fixture(scope="module")
-def trained(corpora, tmp_path_factory):
-    """Each toy model trained once, saved as the train stage saves it."""
-    layout = Layout(tmp_path_factory.mktemp("root"))
-    out = {}
-    for task, params in CFGS.items():
-        cfg = model_config(**params)
-        corpus = tasks.load_corpus(corpora[task])
-        result = fit(cfg, corpus, progress=False)
-        save_outputs(layout, f"toy_{task}", cfg, corpus, result)
-        out[task] = (cfg, corpus, result)
-    return layout, out
 
 
 @pytest.mark.parametrize("task", sorted(CFGS))
@@ -357,7 +306,6 @@ def test_nucleus_keeps_the_smallest_set_reaching_top_p():
 
 
 def test_sampling_length_floor_and_repetition_penalty(trained, corpora):
-    from pipelines.models import EOS
 
     layout, _ = trained
     bundle = load(layout, "dialogue")
@@ -421,252 +369,3 @@ def test_decoding_is_the_evaluate_side_and_no_field_of_training(corpora, trained
     src = T.Ragged.from_lists([[5, 6, 7, 8, 9, 10]])
     (row,) = text.decode_rows(wide.model, src, "greedy", wide.decode, torch.device("cpu"))
     assert len(row) <= 3
-
-
-# --- data ------------------------------------------------------------------------------
-
-
-def test_ragged_padding_stream_and_buckets():
-    r = T.Ragged.from_lists([[5, 6, 7], [8], [9, 10]])
-    assert r.take(np.array([2, 0])).values.tolist() == [9, 10, 5, 6, 7]
-    x, n = T.padded(r, np.array([0, 1]), bos=True, eos=True)
-    assert x.tolist() == [[BOS, 5, 6, 7, EOS], [BOS, 8, EOS, PAD, PAD]] and n.tolist() == [5, 3]
-    assert T.lm_stream(r).tolist() == [EOS, 5, 6, 7, EOS, 8, EOS, 9, 10, EOS]
-    xb, yb, tx, ty = T.batchify(T.lm_stream(r), 2)
-    assert torch.equal(torch.cat([xb.flatten(), tx.flatten()]), torch.tensor(T.lm_stream(r)[:-1]))
-    assert torch.equal(torch.cat([yb.flatten(), ty.flatten()]), torch.tensor(T.lm_stream(r)[1:]))
-
-    lengths = np.random.default_rng(0).integers(1, 50, 1000)
-    batches = T.bucket_batches(lengths, 32, D.epoch_generator(0, 1), chunk_batches=8)
-    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
-    spread = np.mean([np.ptp(lengths[b]) for b in batches])
-    assert spread < 0.5 * np.mean(
-        [np.ptp(lengths[np.arange(i, i + 32) % 1000]) for i in range(0, 1000, 32)]
-    )
-    again = T.bucket_batches(lengths, 32, D.epoch_generator(0, 1), chunk_batches=8)
-    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
-
-
-def test_model_vocabulary_maps_rare_tokens_to_unk():
-    values = np.array([4, 4, 4, 5, 5, 6, 9, 9, 9, 9])
-    keep = T.keep_ids(values, 12, min_freq=2)
-    assert keep.tolist() == [0, 1, 2, 3, 9, 4, 5]  # specials, then by frequency
-    lut = T.lookup(keep, 12)
-    assert lut[[9, 4, 6, 11, PAD, EOS]].tolist() == [4, 5, UNK, UNK, PAD, EOS]
-    assert T.keep_ids(values, 12, max_vocab=5).tolist() == [0, 1, 2, 3, 9]
-    assert T.keep_ids(values, 12) is None
-
-
-def test_detokenize_and_truecase():
-    import pyarrow as pa
-
-    tc = T.fit_truecaser(
-        pa.array(["Tom is here.", "I saw Tom and Mary.", "Where is Mary?", "So I left.", "the end"])
-    )
-    assert tc["tom"] == "Tom" and tc["mary"] == "Mary" and tc["i"] == "I"
-    assert "the" not in tc and "is" not in tc
-    toks = ["i", "don", "'", "t", "know", ",", "tom", ".", "it", "costs", "$", "3", ".", "5", "?"]
-    assert text.detokenize(toks, tc) == "I don't know, Tom. It costs $3.5?"
-    assert text.detokenize(["¿", "dónde", "está", "?"]) == "¿Dónde está?"
-    assert text.detokenize(["he", "said", '"', "hi", '"', "."]) == 'He said "hi".'
-
-
-# --- CLIs and report -------------------------------------------------------------------
-
-
-def test_cli_help(capsys):
-    from pipelines.cli import chat, ddp_train, generate, translate
-
-    for mod in (translate, chat, generate, ddp_train):
-        with pytest.raises(SystemExit) as exc:
-            mod.main(["--help"])
-        assert exc.value.code == 0
-    out = capsys.readouterr().out
-    assert "Spanish" in out and "chatbot" in out and "--prompt" in out
-    assert "torch.distributed.run" in out
-
-
-def test_clis_answer_even_with_unknown_words(trained, monkeypatch, capsys):
-    from pipelines.cli import chat, generate, translate
-    from rnnflow.cli import main as rnnflow
-
-    layout, _ = trained
-    root = str(layout.root)
-    assert (
-        rnnflow(
-            [
-                "translate",
-                "--model",
-                "toy_translate",
-                "--root",
-                root,
-                "el gato come pan .",
-                "el zorro xyz come .",
-            ]
-        )
-        == 0
-    )
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0] == "The cat eats bread." and len(lines) == 2 and lines[1]
-    monkeypatch.setattr("sys.stdin", io.StringIO("hi how are you ?\nqwerty zzz ?\n\n"))
-    assert chat.main(["--model", "toy_dialogue", "--root", root, "--greedy", "--show-unknown"]) == 0
-    out = capsys.readouterr().out
-    assert "unknown: qwerty, zzz" in out and len(out.strip().splitlines()) == 3
-    assert (
-        generate.main(
-            [
-                "--model",
-                "toy_lm",
-                "--root",
-                root,
-                "--prompt",
-                "the cat",
-                "--seed",
-                "0",
-                "-n",
-                "2",
-                "--length",
-                "6",
-            ]
-        )
-        == 0
-    )
-    gen = capsys.readouterr().out.strip().splitlines()
-    assert len(gen) == 2 and all(g.startswith("The cat") for g in gen)
-    assert translate.main(["--model", "missing", "--root", root, "x"]) == 2
-
-
-def test_report_shows_text_metrics_and_samples(tmp_path):
-    from pipelines.flows.report import build
-    from rnnflow.io import write_json
-
-    layout = Layout(tmp_path)
-    L.write_run(
-        layout.live("tr"),
-        {
-            "model": "tr",
-            "corpus": "es_en",
-            "family": "seq2seq",
-            "epochs": 2,
-            "val_perplexity": 9.0,
-            "wall_seconds": 1.0,
-            "device": "cpu",
-        },
-        [],
-    )
-    write_json(
-        record_path(layout, "tr"),
-        {
-            "model": "tr",
-            "test": {
-                "n": 10,
-                "loss": 2.0,
-                "perplexity": 7.4,
-                "bleu": 31.5,
-                "chrf": 50.0,
-                "tatoeba": {"bleu": 40.1},
-            },
-            "validation": {"perplexity": 8.0},
-        },
-    )
-    write_json(
-        layout.samples("tr"),
-        {
-            "model": "tr",
-            "task": "translate",
-            "rows": [
-                {"source": "hola | amigo", "reference": "hello friend", "beam": "hello friend"}
-            ],
-        },
-    )
-    md, rows = build(layout, "t")
-    assert rows[0]["metric"] == "bleu" and rows[0]["test"] == 31.5
-    assert "tatoeba.bleu 40.1" in rows[0]["test_extra"]
-    assert "## Samples: tr (translate)" in md and "hola \\| amigo" in md
-    assert "hello friend" in (tmp_path / "reports/index.html").read_text()
-
-
-# --- data-parallel ---------------------------------------------------------------------
-
-
-def test_two_process_ddp_keeps_replicas_identical(corpora, tmp_path):
-    """torchrun, 2 processes, gloo on CPU, 3 steps: both ranks end with identical weights,
-    which moved from the start, and rank 0 wrote the model."""
-    import subprocess
-    import sys
-
-    root = tmp_path / "root"
-    tok = root / "data/05_tokens/translate"
-    tok.mkdir(parents=True)
-    for f in corpora["translate"].iterdir():
-        (tok / f.name).write_bytes(f.read_bytes())
-    model = {
-        **CFGS["translate"],
-        "epochs": 1,
-        "max_batches": 3,
-        "dropout": 0.1,
-        "softmax": "adaptive",
-        "cutoffs": [8],
-    }
-    (root / "params.yaml").write_text(
-        json.dumps({"train": {"device": "cpu", "threads": 1, "models": {"toy": model}}})
-    )
-    dump = tmp_path / "dump"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node=2",
-            "--standalone",
-            "-m",
-            "pipelines.cli.ddp_train",
-            "toy",
-            "--root",
-            str(root),
-            "--dump",
-            str(dump),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        cwd=str(PROJECT_ROOT),
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    r0, r1 = (json.loads((dump / f"rank{k}.json").read_text()) for k in (0, 1))
-    assert r0["world"] == r1["world"] == 2
-    assert r0["checksums"] == r1["checksums"]
-    saved = torch.load(root / "models/toy/model.pt", weights_only=True)
-    torch.manual_seed(0)  # fit's seed: the weights every rank started from
-    start = build_model("seq2seq", model_config(**model), saved["spec"])
-    from pipelines.cli.ddp_train import state_checksums
-
-    moved = state_checksums(start)
-    assert moved.keys() == r0["checksums"].keys()
-    assert sum(moved[k] != r0["checksums"][k] for k in moved) > len(moved) // 2
-    assert (root / "checkpoints/toy/last.pt").exists()
-
-
-def test_train_stage_with_nproc_2_trains_in_two_processes(corpora, tmp_path):
-    """`nproc: 2` in the model's params: the train flow itself launches two gloo ranks, and the
-    outputs the stage declares (model, DVCLive record) are theirs."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    from pipelines.flows.train import train
-
-    root = tmp_path / "root"
-    tok = root / "data/05_tokens/translate"
-    tok.mkdir(parents=True)
-    for f in corpora["translate"].iterdir():
-        (tok / f.name).write_bytes(f.read_bytes())
-    model = {**CFGS["translate"], "epochs": 1, "max_batches": 3, "nproc": 2}
-    (root / "params.yaml").write_text(
-        json.dumps({"train": {"device": "cpu", "threads": 1, "models": {"toy": model}}})
-    )
-    with prefect_test_harness(server_startup_timeout=120):
-        metrics = train("toy", root=str(root))
-    params = L._yaml((root / "dvclive/toy/params.yaml").read_text())
-    assert params["world"] == 2  # written by rank 0 of a two-process group
-    assert "nproc" not in params["config"]  # how it ran is not what it trained
-    saved = torch.load(root / "models/toy/model.pt", weights_only=True)
-    assert saved["name"] == "toy" and metrics["epochs"] == 1 and metrics["wall_seconds"] > 0

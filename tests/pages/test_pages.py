@@ -147,6 +147,7 @@ def test_report_headline_comes_from_the_task_not_a_list(report_pages):
             assert f'"{name}"' not in source and f"'{name}'" not in source, name
     rows = {r["model"]: r for r in RT.metrics_rows(RP.gather(report_pages))}
     assert rows["tr"]["metric"] == tasks.get("translate").headline
+    assert rows["tr"]["test"] == 31.5 and "tatoeba.bleu 40.1" in rows["tr"]["test_extra"]
     assert rows["digits_cnn"]["metric"] == tasks.get("classify").headline
     assert rows["digits_cnn"]["better"] == "higher"
 
@@ -168,6 +169,7 @@ def test_report_draws_digit_samples_as_a_grid(report_pages):
     # rows: [] shows nothing (no section), text samples stay a table
     assert "Samples: digits_lstm" not in md and "Samples: adder" not in md
     assert "## Samples: tr (translate)" in md and "hola \\| amigo" in md
+    assert "hello friend" in (report_pages.reports / "index.html").read_text()
 
 
 def test_report_links_the_ops_pages_index_which_the_ops_keep(report_pages, tmp_path):
