@@ -77,6 +77,31 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytes
     return report
 
 
+def sh(
+    args: list[str], cwd: Path, env: dict[str, str], timeout: float = 2400, stderr: bool = True
+) -> str:
+    """``args`` run in ``cwd`` with no stdin: its stdout (and stderr, unless ``stderr`` is
+    False), or an AssertionError holding the tails of both when it fails."""
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)  # fmt: skip
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(map(str, args))} exited {proc.returncode}\n"
+            f"stdout:\n{proc.stdout[-5000:]}\nstderr:\n{proc.stderr[-8000:]}"
+        )
+    return proc.stdout + (proc.stderr if stderr else "")
+
+
+def project_env(base: dict[str, str] | None = None, **extra: str) -> dict[str, str]:
+    """The environment of commands run in a project copy: ``base`` (default: this process's),
+    this interpreter's ``bin`` first on PATH, a git identity for commits, then ``extra``."""
+    env = dict(os.environ if base is None else base)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    for who in ("AUTHOR", "COMMITTER"):
+        env.update({f"GIT_{who}_NAME": "ci", f"GIT_{who}_EMAIL": "ci@localhost"})
+    return {**env, **extra}
+
+
 def load_script(path: Path, name: str | None = None):
     """A script outside the packages (``benchmarks/*.py``) imported as a module, for its tests."""
     import importlib.util

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from rnnflow.config import dump_yaml, load_params
-from tests.conftest import copy_checkout
+from tests.conftest import copy_checkout, sh
 from tests.data.loopback import Server, self_signed_cert, serving
 from tests.data.text_mirror import GUTENBERG_FOOTER, GUTENBERG_HEADER
 
@@ -177,16 +177,6 @@ def point_params_at(root: Path, base: str, files: dict[str, bytes]) -> None:
     # Block style, as params.yaml is written: `dvc exp run -S` keeps a file's style, and a
     # URL in a flow sequence (`urls: [http://127.0.0.1:8000/]`) is an error for libyaml.
     dump_yaml(params, root / "params.yaml")
-
-
-def sh(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 2400) -> str:
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)} exited {proc.returncode}\n"
-            f"stdout:\n{proc.stdout[-5000:]}\nstderr:\n{proc.stderr[-8000:]}"
-        )
-    return proc.stdout + proc.stderr
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,8 @@ from pipelines import live as L
 from pipelines import tasks
 from pipelines.config import Layout, model_config
 from tests import synthetic
-from tests.conftest import PROJECT_ROOT, copy_checkout
+from tests.conftest import PROJECT_ROOT, copy_checkout, project_env
+from tests.conftest import sh as run
 
 TINY = dict(corpus="digits", family="cnn", epochs=2, batch_size=64, lr=0.01, seed=0)
 
@@ -80,13 +79,7 @@ train:
 
 
 def sh(args: list[str], cwd: Path, env: dict[str, str]) -> str:
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)} exited {proc.returncode}\n"
-            f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-6000:]}"
-        )
-    return proc.stdout
+    return run(args, cwd, env, timeout=600, stderr=False)  # stdout: JSON is read from it
 
 
 def train_stage_only(dvc_yaml: str, root: Path) -> str:
@@ -111,18 +104,7 @@ def project(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     (root / "params.yaml").write_text(PARAMS)
     (root / "dvc.yaml").write_text(train_stage_only((PROJECT_ROOT / "dvc.yaml").read_text(), root))
     synthetic.write(root / "data/05_tokens/digits", "images", n=300)
-    env = dict(os.environ)
-    env.update(
-        {
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-            "PREFECT_HOME": str(root / ".prefect"),
-            "GIT_AUTHOR_NAME": "ci",
-            "GIT_AUTHOR_EMAIL": "ci@localhost",
-            "GIT_COMMITTER_NAME": "ci",
-            "GIT_COMMITTER_EMAIL": "ci@localhost",
-            "PYTHONPATH": str(root),
-        }
-    )
+    env = project_env(PREFECT_HOME=str(root / ".prefect"), PYTHONPATH=str(root))
     for key in ("PREFECT_API_URL", "DVC_STUDIO_OFFLINE"):  # .dvc/config alone keeps it off
         env.pop(key, None)
     sh(["git", "init", "-q"], root, env)

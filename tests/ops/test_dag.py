@@ -7,26 +7,15 @@ does nothing and that `dvc metrics diff` / `dvc plots diff` work across two comm
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REAL_MIRROR, copy_checkout
+from tests.conftest import REAL_MIRROR, copy_checkout, project_env, sh
 
 pytestmark = pytest.mark.slow
-
-
-def sh(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 1500) -> str:
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)} exited {proc.returncode}\n"
-            f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-6000:]}"
-        )
-    return proc.stdout + proc.stderr
 
 
 @pytest.fixture(scope="module")
@@ -34,20 +23,9 @@ def fresh_clone(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     if not (REAL_MIRROR / "mnist").is_dir():
         pytest.skip("the real corpora mirror ../shared/corpora is not present")
     dst = copy_checkout(tmp_path_factory.mktemp("clone") / "rnnflow")
-    env = dict(os.environ)
-    env.update(
-        {
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-            "RNNFLOW_MIRROR": str(REAL_MIRROR),
-            "PREFECT_HOME": str(dst / ".prefect"),
-            "GIT_AUTHOR_NAME": "ci",
-            "GIT_AUTHOR_EMAIL": "ci@localhost",
-            "GIT_COMMITTER_NAME": "ci",
-            "GIT_COMMITTER_EMAIL": "ci@localhost",
-            # The copy imports its own code (DVC runs `python -m stages...` in its root).
-            "PYTHONPATH": str(dst),
-        }
-    )
+    # The copy imports its own code (DVC runs `python -m stages...` in its root).
+    env = project_env(RNNFLOW_MIRROR=str(REAL_MIRROR), PREFECT_HOME=str(dst / ".prefect"),
+                      PYTHONPATH=str(dst))  # fmt: skip
     env.pop("PREFECT_API_URL", None)
     sh(["git", "init", "-q"], dst, env)
     sh(["git", "add", "-A"], dst, env)

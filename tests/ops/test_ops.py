@@ -22,7 +22,15 @@ import pytest
 from pipelines.ops import params as P
 from pipelines.ops import workspace as W
 from rnnflow.config import load_params
-from tests.conftest import RUN_OUTPUTS, chromium, copy_checkout, lock_held, sha256
+from tests.conftest import (
+    RUN_OUTPUTS,
+    chromium,
+    copy_checkout,
+    lock_held,
+    project_env,
+    sh,
+    sha256,
+)
 from tests.ops.conftest import client, copy_params, stop
 
 MODEL = "mnist_logreg"
@@ -51,39 +59,6 @@ def _tiny_mnist_mirror(mirror: Path) -> dict:
     return {"urls": [], "files": files, "rows": {"train": 400, "test": 150}}
 
 
-def sh(args: list[str], cwd: Path, env: dict, timeout: float = 600) -> str:
-    proc = subprocess.run(
-        args,
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-    if proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(map(str, args))} exited {proc.returncode}\n"
-            f"stdout:\n{proc.stdout[-5000:]}\nstderr:\n{proc.stderr[-5000:]}"
-        )
-    return proc.stdout + proc.stderr
-
-
-def project_env(root: Path, base_env: dict, mirror: Path) -> dict:
-    env = dict(base_env)
-    env.update(
-        {
-            "RNNFLOW_MIRROR": str(mirror),
-            "PYTHONPATH": str(root),
-            "GIT_AUTHOR_NAME": "ci",
-            "GIT_AUTHOR_EMAIL": "ci@localhost",
-            "GIT_COMMITTER_NAME": "ci",
-            "GIT_COMMITTER_EMAIL": "ci@localhost",
-        }
-    )
-    return env
-
-
 @pytest.fixture(scope="module")
 def base_project(tmp_path_factory, server):
     """A git copy of the project, CI profile + tiny MNIST, with mnist_logreg reproduced."""
@@ -93,7 +68,7 @@ def base_project(tmp_path_factory, server):
     source = _tiny_mnist_mirror(mirror)
     root = top / "base"
     copy_checkout(root, skip=RUN_OUTPUTS + ("registry/",))
-    env = project_env(root, senv, mirror)
+    env = project_env(senv, RNNFLOW_MIRROR=str(mirror), PYTHONPATH=str(root))
     # The tiny mirror takes the place of the published files in the copy's catalogue.
     catalogue = root / "sources" / "mnist.yaml"
     catalogue.write_text(json.dumps({**load_params(catalogue), "published": source}))
@@ -132,7 +107,7 @@ def project(base_project, server, tmp_path) -> tuple[Path, dict]:
     base, mirror = base_project
     root = tmp_path / "proj"
     shutil.copytree(base, root, symlinks=True, ignore=shutil.ignore_patterns("tmp"))
-    return root, project_env(root, server[2], mirror)
+    return root, project_env(server[2], RNNFLOW_MIRROR=str(mirror), PYTHONPATH=str(root))
 
 
 def artifacts_of(api: str, flow_run_id) -> list:
