@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from rnnflow.env import PROJECT_ROOT
+from tests.conftest import sh
 
 #: Seconds one ``rnnflow`` command may take: the checks read params.yaml only, so even a loaded
 #: machine answers in a few seconds; a command that goes on to load a model or start Prefect is
@@ -188,3 +189,26 @@ def rnnflow(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         out, err = proc.communicate()
         pytest.fail(f"rnnflow {' '.join(args)}: still running after {CASE_TIMEOUT_S} s\n{err}")
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+#: The two flows of :func:`tiny_project`'s stages.
+FLOWS = ("rnnflow-session-first", "rnnflow-session-second")
+BIN = Path(sys.executable).parent
+
+
+def tiny_project(root: Path, env: dict, script: str) -> None:
+    """A git+DVC project whose two stages each run ``script`` (one Prefect flow) once."""
+    root.mkdir()
+    (root / "flow.py").write_text(script)
+    stages = "".join(
+        f"  {s}:\n    cmd: {sys.executable} flow.py {name} {s}.txt\n"
+        f"    deps: [flow.py]\n    outs: [{s}.txt]\n"
+        for s, name in zip(("first", "second"), FLOWS)
+    )
+    (root / "dvc.yaml").write_text("stages:\n" + stages)
+    sh(["git", "init", "-q"], root, env)
+    sh([BIN / "dvc", "init", "-q"], root, env)
+    sh([BIN / "dvc", "config", "core.analytics", "false"], root, env)
+    sh([BIN / "dvc", "config", "core.check_update", "false"], root, env)
+    sh(["git", "add", "-A"], root, env)
+    sh(["git", "commit", "-qm", "tiny flow project"], root, env)

@@ -19,10 +19,10 @@ import pytest
 
 from pipelines.ops.prefect_session import healthy, prefect_server
 from rnnflow.env import PROJECT_ROOT
-from tests.ops.conftest import CHILD_SCRIPT, clean_env
+from tests.conftest import sh
+from tests.ops.conftest import CHILD_SCRIPT, FLOWS, clean_env, tiny_project
 
 BIN = Path(sys.executable).parent
-FLOWS = ("rnnflow-session-first", "rnnflow-session-second")
 
 FLOW_SCRIPT = textwrap.dedent('''\
     """A trivial stage: one flow run, one log line, one Markdown artifact, one output file."""
@@ -43,41 +43,6 @@ FLOW_SCRIPT = textwrap.dedent('''\
 
     out.write_text(stage() + "\\n")
     ''')
-
-
-def _run(args: list, cwd: Path, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [str(a) for a in args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-    assert proc.returncode == 0, (
-        f"{' '.join(map(str, args))} exited {proc.returncode}\n"
-        f"stdout:\n{proc.stdout[-5000:]}\nstderr:\n{proc.stderr[-5000:]}"
-    )
-    return proc
-
-
-def _tiny_project(root: Path, env: dict, script: str) -> None:
-    """A git+DVC project whose two stages each run ``script`` (one Prefect flow) once."""
-    root.mkdir()
-    (root / "flow.py").write_text(script)
-    stages = "".join(
-        f"  {s}:\n    cmd: {sys.executable} flow.py {name} {s}.txt\n"
-        f"    deps: [flow.py]\n    outs: [{s}.txt]\n"
-        for s, name in zip(("first", "second"), FLOWS)
-    )
-    (root / "dvc.yaml").write_text("stages:\n" + stages)
-    _run(["git", "init", "-q"], root, env)
-    _run([BIN / "dvc", "init", "-q"], root, env)
-    _run([BIN / "dvc", "config", "core.analytics", "false"], root, env)
-    _run([BIN / "dvc", "config", "core.check_update", "false"], root, env)
-    _run(["git", "add", "-A"], root, env)
-    _run(["git", "commit", "-qm", "tiny flow project"], root, env)
 
 
 # --- fast: no server -------------------------------------------------------------------
@@ -143,9 +108,9 @@ def test_dvc_repro_runs_persist_in_the_session_server(tmp_path, monkeypatch):
 
     root, home = tmp_path / "proj", tmp_path / ".prefect"
     env = clean_env(PREFECT_HOME=str(home))
-    _tiny_project(root, env, FLOW_SCRIPT)
+    tiny_project(root, env, FLOW_SCRIPT)
 
-    proc = _run(
+    out = sh(
         [
             sys.executable,
             "-m",
@@ -159,7 +124,6 @@ def test_dvc_repro_runs_persist_in_the_session_server(tmp_path, monkeypatch):
         root,
         env,
     )
-    out = proc.stdout + proc.stderr
     assert (root / "first.txt").read_text().strip() == FLOWS[0]
     assert (root / "second.txt").read_text().strip() == FLOWS[1]
     assert "Starting temporary server" not in out, out[-3000:]  # no per-stage server
@@ -191,101 +155,6 @@ def test_dvc_repro_runs_persist_in_the_session_server(tmp_path, monkeypatch):
                 assert [a.key for a in arts] == [flows[run.flow_id]], arts
                 assert f"# {flows[run.flow_id]}" in arts[0].data
     assert "PREFECT_API_URL" not in os.environ
-
-
-# --- lineage: the flows dvc repro starts are children of the run that started it -------------
-
-
-def test_lineage_env_outside_a_run_is_empty(monkeypatch):
-    from pipelines import lineage
-
-    assert lineage.child_env() == {}
-    monkeypatch.setenv(lineage.TAGS_ENV, " a, b,,a ,session:1 ")
-    assert lineage.env_tags() == ["a", "b", "session:1"]
-
-
-def test_lineage_without_parent_runs_the_flow_plainly(monkeypatch):
-    """No RNNFLOW_PARENT_TASK_RUN: run_stage_flow is a plain call (no server needed for this)."""
-    from pipelines import lineage
-
-    monkeypatch.delenv(lineage.PARENT_ENV, raising=False)
-    seen = {}
-
-    def fake_flow(**kw):
-        seen.update(kw)
-        return "done"
-
-    assert lineage.run_stage_flow(fake_flow, model="m", root=None) == "done"
-    assert seen == {"model": "m", "root": None}
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_repro_flow_runs_are_children_of_the_repro_run(tmp_path, monkeypatch):
-    """``python -m pipelines.ops.repro`` inside a session: afterwards the API lists both stage
-    runs as subflow runs of the ``repro`` run (parent_flow_run_id), Completed, with the
-    session's tag; the repro run carries the tag too."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        FlowFilter,
-        FlowFilterName,
-        FlowRunFilter,
-        FlowRunFilterParentFlowRunId,
-    )
-    from prefect.client.schemas.objects import StateType
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    root, home = tmp_path / "proj", tmp_path / ".prefect"
-    env = clean_env(PREFECT_HOME=str(home))
-    _tiny_project(root, env, CHILD_SCRIPT)
-
-    cmd = [sys.executable, "-m", "pipelines.ops.prefect_session", "--home", home]
-    _run(
-        [
-            *cmd,
-            "--tag",
-            "lineage-test",
-            "--",
-            sys.executable,
-            "-m",
-            "pipelines.ops.repro",
-            "--root",
-            root,
-        ],
-        root,
-        env,
-    )
-    assert (root / "first.txt").read_text().strip() == f"{FLOWS[0]} ran"
-    assert (root / "second.txt").read_text().strip() == f"{FLOWS[1]} ran"
-
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    monkeypatch.setenv("PREFECT_HOME", str(home))
-    with prefect_server(home, quiet=True) as api, temporary_settings({PREFECT_API_URL: api}):
-        with get_client(sync_client=True) as client:
-            (parent,) = client.read_flow_runs(
-                flow_filter=FlowFilter(name=FlowFilterName(any_=["repro"]))
-            )
-            assert parent.state.type == StateType.COMPLETED, parent.state
-            assert parent.parent_task_run_id is None  # the repro run itself is top-level
-            assert "lineage-test" in parent.tags, parent.tags
-            children = client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(
-                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent.id])
-                )
-            )
-            names = {
-                f.id: f.name
-                for f in client.read_flows(
-                    flow_filter=FlowFilter(name=FlowFilterName(any_=list(FLOWS)))
-                )
-            }
-            assert sorted(names.get(r.flow_id, "?") for r in children) == sorted(FLOWS), children
-            for run in children:
-                assert run.state.type == StateType.COMPLETED, run.state
-                assert "lineage-test" in run.tags, run.tags
-                owner = client.read_task_run(run.parent_task_run_id)
-                assert owner.flow_run_id == parent.id
-                assert owner.name.startswith("run_dvc"), owner.name
 
 
 # --- faults: a dead server fails a stage fast; a stage dies with its parent -------------------
@@ -369,9 +238,9 @@ def test_stage_dies_with_a_killed_dvc(tmp_path, shell, parent):
         f"stages:\n  stall:\n    cmd: {sys.executable} stage.py pid.txt\n"
         "    deps: [stage.py]\n    outs: [out.txt]\n"
     )
-    _run(["git", "init", "-q"], root, env)
-    _run([BIN / "dvc", "init", "-q"], root, env)
-    _run([BIN / "dvc", "config", "core.analytics", "false"], root, env)
+    sh(["git", "init", "-q"], root, env)
+    sh([BIN / "dvc", "init", "-q"], root, env)
+    sh([BIN / "dvc", "config", "core.analytics", "false"], root, env)
 
     dvc = subprocess.Popen(
         [BIN / "dvc", "repro"],
