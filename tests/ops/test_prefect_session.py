@@ -20,9 +20,7 @@ import pytest
 from pipelines.ops.prefect_session import healthy, prefect_server
 from rnnflow.env import PROJECT_ROOT
 from tests.conftest import sh
-from tests.ops.conftest import CHILD_SCRIPT, FLOWS, clean_env, tiny_project
-
-BIN = Path(sys.executable).parent
+from tests.ops.conftest import BIN, CHILD_SCRIPT, FLOWS, clean_env, tiny_project
 
 FLOW_SCRIPT = textwrap.dedent('''\
     """A trivial stage: one flow run, one log line, one Markdown artifact, one output file."""
