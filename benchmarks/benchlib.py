@@ -66,24 +66,16 @@ def load_avg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def cpu_model() -> str:
-    """The CPU's name (``/proc/cpuinfo``; else ``platform.processor()``): timings from two
-    machines are not comparable, so every result names its CPU."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine(**extra: Any) -> dict[str, Any]:
-    """CPU model and count, Python and the load average when the measurement starts."""
-    cpus, python = os.cpu_count(), platform.python_version()
+    """CPU model (``/proc/cpuinfo``, else ``platform.processor()``: timings from two machines
+    are not comparable) and count, Python and the load average when the measurement starts."""
+    info = Path("/proc/cpuinfo")
+    lines = info.read_text().splitlines() if info.exists() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    cpu = names[0] if names else platform.processor() or platform.machine()
     return {
-        "cpu": cpu_model(), "cpus": cpus, "python": python, "load_avg_at_start": load_avg(),
-        **extra,
+        "cpu": cpu, "cpus": os.cpu_count(), "python": platform.python_version(),
+        "load_avg_at_start": load_avg(), **extra,
     }  # fmt: skip
 
 

@@ -134,27 +134,6 @@ def finish(live: Any, summary: Mapping[str, Any]) -> None:
     live.end()
 
 
-def write_run(
-    directory: Path,
-    record: Mapping[str, Any],
-    history: list[dict[str, Any]],
-    config: Mapping[str, Any] | None = None,
-) -> None:
-    """A whole run's DVCLive directory from a flat record (:func:`flatten`'s shape) and its
-    per-epoch rows (test fixtures use it); ``train_metrics``/``history`` read back what was
-    given."""
-    columns = [c for c in (history[0] if history else {}) if c != "epoch"]
-    live = open_live(directory, resume=False)
-    log_params(live, config or {}, {k: record[k] for k in RUN_PARAMS if k in record})
-    relog(live, history, columns)
-    saved = {
-        k: v
-        for k, v in record.items()
-        if k in ("train_loss", "val_loss") or (k.startswith("val_") and not isinstance(v, str))
-    }
-    finish(live, {**{k: record[k] for k in RUN_METRICS if k in record}, "saved": saved})
-
-
 # --- reading ---------------------------------------------------------------------------
 
 

@@ -31,18 +31,8 @@ from pipelines.config import DecodeConfig
 from pipelines.models import UNK, build_model
 from pipelines.text import data as T
 
-__all__ = [
-    "TextTask",
-    "TextJob",
-    "Bundle",
-    "load_bundle",
-    "make_job",
-    "evaluate",
-    "decode_rows",
-    "translate",
-    "load_for_cli",
-    "perplexity",
-]
+__all__ = ["TextTask", "TextJob", "Bundle", "load_bundle", "make_job", "evaluate"]
+__all__ += ["decode_rows", "translate", "load_for_cli", "perplexity"]
 
 
 def perplexity(nll: float, n: int) -> float:

@@ -19,6 +19,28 @@ from pipelines.config import Layout
 from pipelines.flows.evaluate import record_path
 from pipelines.ops import judgement as J
 
+
+def write_run(
+    directory: Path,
+    record: dict[str, Any],
+    history: list[dict[str, Any]],
+    config: dict[str, Any] | None = None,
+) -> None:
+    """A whole run's DVCLive directory from a flat record (``live.flatten``'s shape) and its
+    per-epoch rows, written with the same DVCLive calls as training, so ``train_metrics`` and
+    ``history`` read back what was given."""
+    columns = [c for c in (history[0] if history else {}) if c != "epoch"]
+    live = L.open_live(directory, resume=False)
+    L.log_params(live, config or {}, {k: record[k] for k in L.RUN_PARAMS if k in record})
+    L.relog(live, history, columns)
+    saved = {
+        k: v
+        for k, v in record.items()
+        if k in ("train_loss", "val_loss") or (k.startswith("val_") and not isinstance(v, str))
+    }
+    L.finish(live, {**{k: record[k] for k in L.RUN_METRICS if k in record}, "saved": saved})
+
+
 # --- querying a page ----------------------------------------------------------------------
 
 
@@ -103,7 +125,7 @@ def report_root(root: Path, pages: bool = True) -> Layout:
         {"epoch": 3, "train_loss": 0.5, "val_loss": 0.6, "val_accuracy": 0.9},
     ]
     for name in ("digits_cnn", "digits_lstm"):  # DVCLive directories, as training writes them
-        L.write_run(
+        write_run(
             layout.live(name),
             {
                 "model": name,
@@ -143,7 +165,7 @@ def report_root(root: Path, pages: bool = True) -> Layout:
     write_json(
         layout.samples("digits_lstm"), {"model": "digits_lstm", "task": "classify", "rows": []}
     )
-    L.write_run(
+    write_run(
         layout.live("tr"),
         {
             "model": "tr",

@@ -19,6 +19,7 @@ from pipelines import live as L
 from rnnflow.config import ConfigError, section
 from rnnflow.env import PROJECT_ROOT as ROOT
 from tests.conftest import load_script
+from tests.pages.conftest import write_run
 
 SCRIPT = ROOT / "benchmarks" / "summary.py"
 
@@ -69,7 +70,7 @@ def _fake_root(tmp_path: Path) -> Path:
             "validation": {"n": 1853, "accuracy": 0.993},
         },
     )
-    L.write_run(L.live_dir(root, "mnist_cnn"), train, [])
+    write_run(L.live_dir(root, "mnist_cnn"), train, [])
     w(
         "books_lm.json",
         {
@@ -77,7 +78,7 @@ def _fake_root(tmp_path: Path) -> Path:
             "validation": {"perplexity": 92.4, "ngram_perplexity": 131.7},
         },
     )
-    L.write_run(L.live_dir(root, "books_lm"), train, [])
+    write_run(L.live_dir(root, "books_lm"), train, [])
     w(
         "es_en_translator.json",
         {
@@ -94,7 +95,7 @@ def _fake_root(tmp_path: Path) -> Path:
             },
         },
     )
-    L.write_run(L.live_dir(root, "es_en_translator"), train, [])
+    write_run(L.live_dir(root, "es_en_translator"), train, [])
     return root
 
 
