@@ -4,6 +4,7 @@ environment a Prefect subprocess gets, the project's params in a throw-away root
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -15,10 +16,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from pipelines.ops import params as P
+from rnnflow.config import load_params
 from rnnflow.env import PROJECT_ROOT
-from tests.conftest import sh
+from tests.conftest import RUN_OUTPUTS, copy_checkout, project_env, sh, sha256
 
 #: Seconds one ``rnnflow`` command may take: the checks read params.yaml only, so even a loaded
 #: machine answers in a few seconds; a command that goes on to load a model or start Prefect is
@@ -212,3 +216,95 @@ def tiny_project(root: Path, env: dict, script: str) -> None:
     sh([BIN / "dvc", "config", "core.check_update", "false"], root, env)
     sh(["git", "add", "-A"], root, env)
     sh(["git", "commit", "-qm", "tiny flow project"], root, env)
+
+
+#: The model the end-to-end ops tests reproduce, retrain and search.
+MODEL = "mnist_logreg"
+
+
+# --- a project copy with MODEL reproduced (the end-to-end ops tests) ---------------------
+
+
+def _tiny_mnist_mirror(mirror: Path) -> dict:
+    """A format-exact tiny MNIST (IDX gz) mirror; returns the params source for it."""
+    from stages.corpora.idx import write_idx
+
+    (mirror / "mnist").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    files = {}
+    for part, n in (("train", 400), ("test", 150)):
+        labels = np.arange(n, dtype=np.uint8) % 10
+        images = rng.integers(0, 40, size=(n, 28, 28), dtype=np.uint8)
+        images[np.arange(n), labels * 2 + 4, 4:24] = 255  # a bright row per digit: learnable
+        prefix = "train" if part == "train" else "t10k"
+        for kind, arr in (("images", images), ("labels", labels)):
+            name = f"{prefix}-{kind}-idx{3 if kind == 'images' else 1}-ubyte.gz"
+            write_idx(mirror / "mnist" / name, arr)
+            files[f"{part}_{kind}"] = {"path": name, "checksum": sha256(mirror / "mnist" / name)}
+    return {"urls": [], "files": files, "rows": {"train": 400, "test": 150}}
+
+
+@pytest.fixture(scope="module")
+def base_project(tmp_path_factory, server):
+    """A git copy of the project, CI profile + tiny MNIST, with mnist_logreg reproduced."""
+    _, _, senv = server
+    top = tmp_path_factory.mktemp("ops")
+    mirror = top / "mirror"
+    source = _tiny_mnist_mirror(mirror)
+    root = top / "base"
+    copy_checkout(root, skip=RUN_OUTPUTS + ("registry/",))
+    env = project_env(senv, RNNFLOW_MIRROR=str(mirror), PYTHONPATH=str(root))
+    # The tiny mirror takes the place of the published files in the copy's catalogue.
+    catalogue = root / "sources" / "mnist.yaml"
+    catalogue.write_text(json.dumps({**load_params(catalogue), "published": source}))
+    P.set_params(root / "params.yaml", {"fetch.mnist.source": ["published"]})
+    sh([sys.executable, "-m", "rnnflow.cli", "profile", "ci"], root, env)
+    P.set_params(
+        root / "params.yaml",
+        {
+            "sample.mnist.train": None,
+            "sample.mnist.validation": None,
+            "sample.mnist.test": None,
+            f"train.models.{MODEL}.lr": 0.003,
+            "train.device": "cpu",
+            "train.threads": 1,
+            "retrain.model": MODEL,
+        },
+    )
+    # retrain.margin stays `measured`: this model's validation spread over seeds, as
+    # benchmarks/seed_spread.py records it, is 0.01.
+    spread = {"model": MODEL, "metric": "accuracy", "spreads": {"validation.accuracy": 0.01}}
+    (root / "benchmarks" / "results" / "seed_spread.json").write_text(
+        json.dumps({"rows": [spread]})
+    )
+    sh(["git", "init", "-q"], root, env)
+    sh(["git", "add", "-A"], root, env)
+    sh(["git", "commit", "-qm", "fresh copy"], root, env)
+    sh([str(Path(sys.executable).parent / "dvc"), "repro", f"evaluate@{MODEL}"], root, env)
+    sh(["git", "add", "-A"], root, env)
+    sh(["git", "commit", "-qm", "repro mnist_logreg"], root, env)
+    return root, mirror
+
+
+@pytest.fixture
+def project(base_project, server, tmp_path) -> tuple[Path, dict]:
+    """This test's own copy of the base project, and the environment to run in it."""
+    base, mirror = base_project
+    root = tmp_path / "proj"
+    shutil.copytree(base, root, symlinks=True, ignore=shutil.ignore_patterns("tmp"))
+    return root, project_env(server[2], RNNFLOW_MIRROR=str(mirror), PYTHONPATH=str(root))
+
+
+def artifacts_of(api: str, flow_run_id) -> list:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with client(api) as c:
+        return c.read_artifacts(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+
+
+def params_of(root: Path) -> dict:
+    from rnnflow.config import load_params
+
+    return load_params(root / "params.yaml")

@@ -113,3 +113,15 @@ def test_the_run_fails_under_ci_and_lists_skip_reasons(ci: str | None, tmp_path:
         assert reason in summary, (reason, out.stdout[-3000:])
     assert out.returncode == (1 if ci else 0), out.stdout[-3000:]
     assert summary.count("SKIPPED") == (1 if ci else 4), summary
+
+
+def test_ops_commands_have_help(capsys):
+    from rnnflow import cli
+
+    for op in ("repro", "serve", "retrain", "search"):
+        with pytest.raises(SystemExit) as exc:
+            cli.main([op, "--help"])
+        assert exc.value.code == 0
+    assert cli.main(["serve", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "retrain/scheduled\tschedule: 0 3 * * *" in out and "repro/repro" in out

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import rnnflow.config as config
+from pipelines.ops import params as P
 from rnnflow.env import PROJECT_ROOT
 from stages.core.catalogue import with_catalogue
 from stages.core.config import SourcedFetchConfig
@@ -129,3 +130,20 @@ def test_decoding_settings_for_a_model_not_trained_are_an_error() -> None:
     params["evaluate"]["models"]["es_en_translater"] = {"beam": 3}
     with pytest.raises(config.ConfigError, match="evaluate.models.es_en_translater: no model"):
         check_params(params)
+
+
+def test_set_params_keeps_comments_and_rejects_unknown_sections(tmp_path):
+    from rnnflow.config import ConfigError
+
+    path = copy_params(tmp_path)
+    key = "train.models.mnist_cnn"
+    changed = P.set_params(path, {f"{key}.lr": 0.01, f"{key}.weight_decay": 0.0001})
+    assert changed == {f"{key}.lr": (0.003, 0.01), f"{key}.weight_decay": (None, 0.0001)}
+    text = path.read_text()
+    assert "# rnnflow params" in text and "lr: 0.01" in text
+    assert P.set_params(path, {f"{key}.lr": 0.01}) == {}
+    with pytest.raises(ConfigError, match="nosuch"):
+        P.set_params(path, {"train.nosuch.lr": 1})
+    with pytest.raises(ConfigError, match="'max_batches' is not a field of family 'cnn_bn'"):
+        P.set_params(path, {f"{key}.max_batches": 5})
+    assert P.parse_assignments(["a.b=3", "c=[1, 2]", "d=x"]) == {"a.b": 3, "c": [1, 2], "d": "x"}

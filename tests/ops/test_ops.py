@@ -9,120 +9,23 @@ One project copy (git, the CI profile, a tiny format-exact MNIST mirror) is buil
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from pipelines.ops import params as P
 from pipelines.ops import workspace as W
-from rnnflow.config import load_params
 from tests.conftest import (
-    RUN_OUTPUTS,
     chromium,
-    copy_checkout,
-    lock_held,
-    project_env,
     sh,
-    sha256,
 )
-from tests.ops.conftest import client, copy_params, stop
+from tests.ops.conftest import MODEL, artifacts_of, client, params_of, stop
 
-MODEL = "mnist_logreg"
 KEY = MODEL.replace("_", "-")  # its Prefect artifact keys (lowercase, digits, dashes)
-
-
-# --- fixtures ---------------------------------------------------------------------------
-
-
-def _tiny_mnist_mirror(mirror: Path) -> dict:
-    """A format-exact tiny MNIST (IDX gz) mirror; returns the params source for it."""
-    from stages.corpora.idx import write_idx
-
-    (mirror / "mnist").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    files = {}
-    for part, n in (("train", 400), ("test", 150)):
-        labels = np.arange(n, dtype=np.uint8) % 10
-        images = rng.integers(0, 40, size=(n, 28, 28), dtype=np.uint8)
-        images[np.arange(n), labels * 2 + 4, 4:24] = 255  # a bright row per digit: learnable
-        prefix = "train" if part == "train" else "t10k"
-        for kind, arr in (("images", images), ("labels", labels)):
-            name = f"{prefix}-{kind}-idx{3 if kind == 'images' else 1}-ubyte.gz"
-            write_idx(mirror / "mnist" / name, arr)
-            files[f"{part}_{kind}"] = {"path": name, "checksum": sha256(mirror / "mnist" / name)}
-    return {"urls": [], "files": files, "rows": {"train": 400, "test": 150}}
-
-
-@pytest.fixture(scope="module")
-def base_project(tmp_path_factory, server):
-    """A git copy of the project, CI profile + tiny MNIST, with mnist_logreg reproduced."""
-    _, _, senv = server
-    top = tmp_path_factory.mktemp("ops")
-    mirror = top / "mirror"
-    source = _tiny_mnist_mirror(mirror)
-    root = top / "base"
-    copy_checkout(root, skip=RUN_OUTPUTS + ("registry/",))
-    env = project_env(senv, RNNFLOW_MIRROR=str(mirror), PYTHONPATH=str(root))
-    # The tiny mirror takes the place of the published files in the copy's catalogue.
-    catalogue = root / "sources" / "mnist.yaml"
-    catalogue.write_text(json.dumps({**load_params(catalogue), "published": source}))
-    P.set_params(root / "params.yaml", {"fetch.mnist.source": ["published"]})
-    sh([sys.executable, "-m", "rnnflow.cli", "profile", "ci"], root, env)
-    P.set_params(
-        root / "params.yaml",
-        {
-            "sample.mnist.train": None,
-            "sample.mnist.validation": None,
-            "sample.mnist.test": None,
-            f"train.models.{MODEL}.lr": 0.003,
-            "train.device": "cpu",
-            "train.threads": 1,
-            "retrain.model": MODEL,
-        },
-    )
-    # retrain.margin stays `measured`: this model's validation spread over seeds, as
-    # benchmarks/seed_spread.py records it, is 0.01.
-    spread = {"model": MODEL, "metric": "accuracy", "spreads": {"validation.accuracy": 0.01}}
-    (root / "benchmarks" / "results" / "seed_spread.json").write_text(
-        json.dumps({"rows": [spread]})
-    )
-    sh(["git", "init", "-q"], root, env)
-    sh(["git", "add", "-A"], root, env)
-    sh(["git", "commit", "-qm", "fresh copy"], root, env)
-    sh([str(Path(sys.executable).parent / "dvc"), "repro", f"evaluate@{MODEL}"], root, env)
-    sh(["git", "add", "-A"], root, env)
-    sh(["git", "commit", "-qm", "repro mnist_logreg"], root, env)
-    return root, mirror
-
-
-@pytest.fixture
-def project(base_project, server, tmp_path) -> tuple[Path, dict]:
-    """This test's own copy of the base project, and the environment to run in it."""
-    base, mirror = base_project
-    root = tmp_path / "proj"
-    shutil.copytree(base, root, symlinks=True, ignore=shutil.ignore_patterns("tmp"))
-    return root, project_env(server[2], RNNFLOW_MIRROR=str(mirror), PYTHONPATH=str(root))
-
-
-def artifacts_of(api: str, flow_run_id) -> list:
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    with client(api) as c:
-        return c.read_artifacts(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-        )
-
-
-def params_of(root: Path) -> dict:
-    from rnnflow.config import load_params
-
-    return load_params(root / "params.yaml")
 
 
 # --- served deployments, a run through the API, the UI in a browser ---------------------
@@ -464,84 +367,3 @@ def test_search_runs_four_trials_as_dvc_experiments(project, server):
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["search-tiny"]))
         )
     assert table and table[-1].type == "table"
-
-
-# --- fast unit checks -------------------------------------------------------------------
-
-
-def test_decide_needs_more_than_the_margin():
-    from pipelines.ops.judgement import decide
-
-    assert decide(None, 0.5, True, 0.01, "acc")[0] is True
-    assert decide(0.90, 0.905, True, 0.01, "acc")[0] is False
-    assert decide(0.90, 0.92, True, 0.01, "acc")[0] is True
-    assert decide(0.90, 0.80, True, 0.0, "acc")[0] is False
-    assert decide(0.30, 0.20, False, 0.05, "rmse")[0] is True  # lower is better
-    assert decide(0.30, 0.28, False, 0.05, "rmse")[0] is False
-    assert decide(0.9, float("nan"), True, 0.0, "acc")[0] is False
-
-
-def test_set_params_keeps_comments_and_rejects_unknown_sections(tmp_path):
-    from rnnflow.config import ConfigError
-
-    path = copy_params(tmp_path)
-    key = "train.models.mnist_cnn"
-    changed = P.set_params(path, {f"{key}.lr": 0.01, f"{key}.weight_decay": 0.0001})
-    assert changed == {f"{key}.lr": (0.003, 0.01), f"{key}.weight_decay": (None, 0.0001)}
-    text = path.read_text()
-    assert "# rnnflow params" in text and "lr: 0.01" in text
-    assert P.set_params(path, {f"{key}.lr": 0.01}) == {}
-    with pytest.raises(ConfigError, match="nosuch"):
-        P.set_params(path, {"train.nosuch.lr": 1})
-    with pytest.raises(ConfigError, match="'max_batches' is not a field of family 'cnn_bn'"):
-        P.set_params(path, {f"{key}.max_batches": 5})
-    assert P.parse_assignments(["a.b=3", "c=[1, 2]", "d=x"]) == {"a.b": 3, "c": [1, 2], "d": "x"}
-
-
-def test_workspace_lock_keeps_a_second_run_out(tmp_path):
-    with lock_held(tmp_path, "holder"):
-        with pytest.raises(W.WorkspaceBusy, match="holder"):
-            with W.workspace_lock(tmp_path, "second", timeout=0.5, poll=0.1):
-                pass
-    with W.workspace_lock(tmp_path, "after", timeout=5):  # released when its holder died
-        with W.workspace_lock(tmp_path, "nested", timeout=0):  # re-entrant in one process
-            pass
-
-
-def test_search_spaces_grid_and_samplers():
-    from pipelines.ops.search_spec import Sampler, SearchSpec, grid_points
-
-    spec = SearchSpec.model_validate(
-        {
-            "model": "m",
-            "method": "grid",
-            "space": {
-                "a.lr": {"type": "loguniform", "low": 1e-3, "high": 1e-1, "points": 3},
-                "a.bs": {"type": "categorical", "choices": [32, 64]},
-                "a.n": {"type": "int", "low": 1, "high": 2},
-            },
-        }
-    )
-    points = grid_points(spec)
-    assert len(points) == 12 and points[0] == {"a.lr": 0.001, "a.bs": 32, "a.n": 1}
-    assert sorted({p["a.lr"] for p in points}) == [0.001, 0.01, 0.1]
-    for method in ("random", "tpe"):
-        s = spec.model_copy(update={"method": method, "n_trials": 5})
-        a, b = Sampler(s), Sampler(s)
-        va = [a.ask(i) for i in range(3)]
-        assert va == [b.ask(i) for i in range(3)]  # seeded
-        for v in va:
-            assert 1e-3 <= v["a.lr"] <= 1e-1 and v["a.bs"] in (32, 64) and v["a.n"] in (1, 2)
-        a.tell(0, 0.5)
-
-
-def test_ops_commands_have_help(capsys):
-    from rnnflow import cli
-
-    for op in ("repro", "serve", "retrain", "search"):
-        with pytest.raises(SystemExit) as exc:
-            cli.main([op, "--help"])
-        assert exc.value.code == 0
-    assert cli.main(["serve", "--list"]) == 0
-    out = capsys.readouterr().out
-    assert "retrain/scheduled\tschedule: 0 3 * * *" in out and "repro/repro" in out

@@ -17,7 +17,7 @@ import pytest
 from pipelines.ops import judgement as J
 from pipelines.ops import retrain as RT
 from pipelines.ops import workspace as W
-from tests.conftest import write_params
+from tests.conftest import lock_held, write_params
 
 MODEL = "mnist_logreg"
 
@@ -193,3 +193,25 @@ def test_the_registry_gets_no_second_entry_for_a_judged_fingerprint(
     assert verdict.decision == "already judged"
     assert len(history) == 3
     assert _git(root, "tag", "-l").split() == before
+
+
+def test_decide_needs_more_than_the_margin():
+    from pipelines.ops.judgement import decide
+
+    assert decide(None, 0.5, True, 0.01, "acc")[0] is True
+    assert decide(0.90, 0.905, True, 0.01, "acc")[0] is False
+    assert decide(0.90, 0.92, True, 0.01, "acc")[0] is True
+    assert decide(0.90, 0.80, True, 0.0, "acc")[0] is False
+    assert decide(0.30, 0.20, False, 0.05, "rmse")[0] is True  # lower is better
+    assert decide(0.30, 0.28, False, 0.05, "rmse")[0] is False
+    assert decide(0.9, float("nan"), True, 0.0, "acc")[0] is False
+
+
+def test_workspace_lock_keeps_a_second_run_out(tmp_path):
+    with lock_held(tmp_path, "holder"):
+        with pytest.raises(W.WorkspaceBusy, match="holder"):
+            with W.workspace_lock(tmp_path, "second", timeout=0.5, poll=0.1):
+                pass
+    with W.workspace_lock(tmp_path, "after", timeout=5):  # released when its holder died
+        with W.workspace_lock(tmp_path, "nested", timeout=0):  # re-entrant in one process
+            pass

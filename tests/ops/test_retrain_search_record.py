@@ -164,3 +164,30 @@ def test_search_baseline_is_read_from_the_evaluate_record(tmp_path):
     assert S.baseline_value(tmp_path, _spec()) == pytest.approx(0.93)
     (tmp_path / "dvclive" / "m" / "metrics.json").unlink()
     assert S.baseline_value(tmp_path, _spec()) is None
+
+
+def test_search_spaces_grid_and_samplers():
+    from pipelines.ops.search_spec import Sampler, SearchSpec, grid_points
+
+    spec = SearchSpec.model_validate(
+        {
+            "model": "m",
+            "method": "grid",
+            "space": {
+                "a.lr": {"type": "loguniform", "low": 1e-3, "high": 1e-1, "points": 3},
+                "a.bs": {"type": "categorical", "choices": [32, 64]},
+                "a.n": {"type": "int", "low": 1, "high": 2},
+            },
+        }
+    )
+    points = grid_points(spec)
+    assert len(points) == 12 and points[0] == {"a.lr": 0.001, "a.bs": 32, "a.n": 1}
+    assert sorted({p["a.lr"] for p in points}) == [0.001, 0.01, 0.1]
+    for method in ("random", "tpe"):
+        s = spec.model_copy(update={"method": method, "n_trials": 5})
+        a, b = Sampler(s), Sampler(s)
+        va = [a.ask(i) for i in range(3)]
+        assert va == [b.ask(i) for i in range(3)]  # seeded
+        for v in va:
+            assert 1e-3 <= v["a.lr"] <= 1e-1 and v["a.bs"] in (32, 64) and v["a.n"] in (1, 2)
+        a.tell(0, 0.5)
