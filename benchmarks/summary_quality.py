@@ -111,9 +111,10 @@ def _text_row(root: Path, name: str, m: dict, ev: dict, tr: dict) -> list[Any]:
                     f"{s.get('bleu_greedy', 0):.1f}, chrF {s.get('chrf', 0):.1f}"
                 )
         if "outputs_with_copied_source_words" in test:
+            n = test["copied_source_words"]
             parts.append(
                 f"{100 * test['outputs_with_copied_source_words']:.1f} % of outputs keep a "
-                f"Spanish word ({test['copied_source_words']} words)"
+                f"Spanish word ({n} word{'' if n == 1 else 's'})"
             )
         metric = "; ".join([*parts, f"perplexity {test['perplexity']:.1f} ({unk})"])
         base = "—"
