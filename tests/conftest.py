@@ -148,16 +148,14 @@ def run_hop(hop: str, corpus: str, root: Path) -> int:
     )
 
 
-@pytest.fixture
-def mnist_mirror(tmp_path: Path) -> tuple[Path, dict]:
-    """A format-exact tiny MNIST mirror (IDX gz files) and a matching params source."""
+def write_mnist_mirror(mirror: Path, train: int = 300, test: int = 100) -> dict:
+    """Format-exact tiny MNIST IDX gz files under ``mirror/mnist``; the catalogue entry for them."""
     from stages.corpora.idx import write_idx
 
-    mirror = tmp_path / "mirror"
     (mirror / "mnist").mkdir(parents=True)
     rng = np.random.default_rng(0)
     files = {}
-    for part, n in (("train", 300), ("test", 100)):
+    for part, n in (("train", train), ("test", test)):
         labels = np.arange(n, dtype=np.uint8) % 10
         images = rng.integers(0, 40, size=(n, 28, 28), dtype=np.uint8)
         # Each digit gets a bright stripe at its own row: learnable, and never blank.
@@ -167,11 +165,14 @@ def mnist_mirror(tmp_path: Path) -> tuple[Path, dict]:
             name = f"{prefix}-{kind}-idx{3 if kind == 'images' else 1}-ubyte.gz"
             write_idx(mirror / "mnist" / name, arr)
             files[f"{part}_{kind}"] = {"path": name, "checksum": sha256(mirror / "mnist" / name)}
-    source = {
-        "source": "fixture",
-        "sources": {"fixture": {"urls": [], "files": files, "rows": {"train": 300, "test": 100}}},
-    }
-    return mirror, source
+    return {"urls": [], "files": files, "rows": {"train": train, "test": test}}
+
+
+@pytest.fixture
+def mnist_mirror(tmp_path: Path) -> tuple[Path, dict]:
+    """A format-exact tiny MNIST mirror (IDX gz files) and a matching params source."""
+    mirror = tmp_path / "mirror"
+    return mirror, {"source": "fixture", "sources": {"fixture": write_mnist_mirror(mirror)}}
 
 
 @pytest.fixture

@@ -16,13 +16,12 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from pipelines.ops import params as P
 from rnnflow.config import load_params
 from rnnflow.env import PROJECT_ROOT
-from tests.conftest import RUN_OUTPUTS, copy_checkout, project_env, sh, sha256
+from tests.conftest import RUN_OUTPUTS, copy_checkout, project_env, sh, write_mnist_mirror
 
 #: Seconds one ``rnnflow`` command may take: the checks read params.yaml only, so even a loaded
 #: machine answers in a few seconds; a command that goes on to load a model or start Prefect is
@@ -225,32 +224,13 @@ MODEL = "mnist_logreg"
 # --- a project copy with MODEL reproduced (the end-to-end ops tests) ---------------------
 
 
-def _tiny_mnist_mirror(mirror: Path) -> dict:
-    """A format-exact tiny MNIST (IDX gz) mirror; returns the params source for it."""
-    from stages.corpora.idx import write_idx
-
-    (mirror / "mnist").mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    files = {}
-    for part, n in (("train", 400), ("test", 150)):
-        labels = np.arange(n, dtype=np.uint8) % 10
-        images = rng.integers(0, 40, size=(n, 28, 28), dtype=np.uint8)
-        images[np.arange(n), labels * 2 + 4, 4:24] = 255  # a bright row per digit: learnable
-        prefix = "train" if part == "train" else "t10k"
-        for kind, arr in (("images", images), ("labels", labels)):
-            name = f"{prefix}-{kind}-idx{3 if kind == 'images' else 1}-ubyte.gz"
-            write_idx(mirror / "mnist" / name, arr)
-            files[f"{part}_{kind}"] = {"path": name, "checksum": sha256(mirror / "mnist" / name)}
-    return {"urls": [], "files": files, "rows": {"train": 400, "test": 150}}
-
-
 @pytest.fixture(scope="module")
 def base_project(tmp_path_factory, server):
     """A git copy of the project, CI profile + tiny MNIST, with mnist_logreg reproduced."""
     _, _, senv = server
     top = tmp_path_factory.mktemp("ops")
     mirror = top / "mirror"
-    source = _tiny_mnist_mirror(mirror)
+    source = write_mnist_mirror(mirror, train=400, test=150)
     root = top / "base"
     copy_checkout(root, skip=RUN_OUTPUTS + ("registry/",))
     env = project_env(senv, RNNFLOW_MIRROR=str(mirror), PYTHONPATH=str(root))
