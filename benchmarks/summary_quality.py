@@ -66,6 +66,8 @@ def _text_row(root: Path, name: str, m: dict, ev: dict, tr: dict) -> list[Any]:
             what += f", {'/'.join(m['origins'])} rows"
     what += f", {m.get('softmax', 'full')} softmax"
     unk = f"<unk> {100 * test['unk_rate']:.1f} %" if "unk_rate" in test else "<unk> rate —"
+    if "words" in test:  # a subword vocabulary: perplexities per word
+        unk += f", per word: {test['tokens']:,} tokens over {test['words']:,} words"
 
     def vs(model: float, kn: float) -> str:
         return f"{model:.1f} vs {kn:.1f} ({100 * (model / kn - 1):+.1f} %)"

@@ -110,9 +110,10 @@ def write_text_corpus(
     n_test: int = 40,
     seed: int = 0,
     kind: str = "word",
+    vocab_size: int = 120,
 ) -> Path:
-    """``spec.json``, ``vocab.json`` (``kind="bpe"``: a cased ``tokenizer.json``) and the
-    three Parquet splits of a toy corpus."""
+    """``spec.json``, ``vocab.json`` (``kind="bpe"``: a cased ``tokenizer.json`` of
+    ``vocab_size`` pieces) and the three Parquet splits of a toy corpus."""
     make, columns, task_spec = TASKS[task]
     rng = np.random.default_rng(seed)
     directory = Path(directory)
@@ -125,7 +126,7 @@ def write_text_corpus(
             data[key] = pa.array([r[key] for r in rows], pa.string())
         tables[split] = pa.table(data)
     cfg = texttok.TextTokenizeConfig(
-        kind=kind, min_freq=1, lowercase=kind == "word", vocab_size=120
+        kind=kind, min_freq=1, lowercase=kind == "word", vocab_size=vocab_size
     )
     artifacts = texttok.fit([tables["train"]], columns, cfg)
     for split, table in tables.items():

@@ -120,6 +120,23 @@ def unk_rate(r: Ragged, n: int) -> float:
     return float(np.count_nonzero(r.values == UNK)) / n if n else float("nan")
 
 
+def word_count(spec: dict[str, Any], texts: pa.Array | pa.ChunkedArray) -> int | None:
+    """The words of ``texts`` plus one ``<eos>`` per row, for a subword vocabulary: the unit
+    its perplexities are divided by, so they compare with a word vocabulary's (whose tokens
+    are the same words, as the word tokenizer splits them). None for a word vocabulary."""
+    if spec.get("kind") != "bpe":
+        return None
+    from rnnflow.codec import pretokenize
+
+    return int(pc.sum(pc.list_value_length(pretokenize(texts))).as_py() or 0) + len(texts)
+
+
+def per_word(perplexity: float, tokens: int, words: int | None) -> float:
+    """A perplexity over ``tokens`` scored tokens as one over ``words`` words (the same total
+    log-likelihood); unchanged when ``words`` is None."""
+    return float(np.exp(np.log(perplexity) * tokens / words)) if words else perplexity
+
+
 def lm_stream(r: Ragged) -> np.ndarray:
     """All documents in one stream: ``<eos> doc1 <eos> doc2 <eos> ...`` (int64).
 

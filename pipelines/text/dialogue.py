@@ -4,11 +4,12 @@ Perplexity of the human replies beside two count models of the same text the mod
 from (the train replies, and the decoder's pretraining lines when it has them), on the same
 tokens: an add-one unigram (``unigram_perplexity``) and an interpolated Kneser–Ney trigram
 (``ngram_perplexity``; its history runs across line boundaries, as for the LM), and the same
-trigram of the train replies alone (``ngram_replies_perplexity``). On the test
-contexts: distinct-1/2 of sampled (top-k, nucleus, repetition penalty, length floor) and greedy
-replies, the share of greedy replies holding some trigram twice (``repeats_greedy``), and the
-share of replies that repeat a training reply verbatim (``copied``, ``copied_greedy``); sample
-rows: context, human reply, greedy and sampled replies.
+trigram of the train replies alone (``ngram_replies_perplexity``). With a subword vocabulary
+every perplexity is per word (``data.word_count``), as with a word vocabulary. On the test
+contexts, over words: distinct-1/2 of sampled (top-k, nucleus, repetition penalty, length
+floor) and greedy replies, the share of greedy replies holding some trigram twice
+(``repeats_greedy``), and the share of replies that repeat a training reply verbatim
+(``copied``, ``copied_greedy``); sample rows: context, human reply, greedy and sampled replies.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import torch
 
 from pipelines.tasks import register
 from pipelines.text import Bundle, decode_rows, ngram, scorers
 from pipelines.text import data as T
 from pipelines.text.seq2seq import Seq2SeqTask
+from rnnflow.codec import pretokenize
 from rnnflow.io import read_table
 
 
@@ -58,13 +61,15 @@ class Dialogue(Seq2SeqTask):
         # another domain): reported too, so the model is held to both
         kn_replies = kn if train_stream is replies else ngram.KneserNey(vocab).fit(replies)
 
-        def count_models(part: T.TextSplit) -> dict[str, Any]:
+        def count_models(part: T.TextSplit, words: int | None) -> dict[str, Any]:
             stream = T.lm_stream(part.sides["target"])
-            return {
-                "unigram_perplexity": ngram.unigram_perplexity(train_stream[1:], stream[1:], vocab),
-                "ngram_perplexity": kn.perplexity(stream),
+            n = len(stream) - 1
+            unigram = ngram.unigram_perplexity(train_stream[1:], stream[1:], vocab)
+            return {  # per word, as the model's perplexity
+                "unigram_perplexity": T.per_word(unigram, n, words),
+                "ngram_perplexity": T.per_word(kn.perplexity(stream), n, words),
                 "ngram_tokens": len(train_stream) - 1,
-                "ngram_replies_perplexity": kn_replies.perplexity(stream),
+                "ngram_replies_perplexity": T.per_word(kn_replies.perplexity(stream), n, words),
             }
 
         return count_models
@@ -78,8 +83,15 @@ class Dialogue(Seq2SeqTask):
             bundle.model, test.sides["source"], "sample", cfg, device, batch=batch, generator=gen
         )
         greedy = decode_rows(bundle.model, test.sides["source"], "greedy", cfg, device, batch=batch)
-        toks = lambda rows: [codec.tokens(r, "target") for r in rows]  # noqa: E731
-        refs = [codec.tokens(test.sides["target"].row(i), "target") for i in range(len(test))]
+
+        def toks(rows: list[list[int]]) -> list[list[str]]:
+            # distinct-n and repeats count words: a subword reply's pieces joined first
+            if bundle.spec.get("kind") != "bpe":
+                return [codec.tokens(r, "target") for r in rows]
+            texts = pa.array([codec.text(r, "target") for r in rows], pa.string())
+            return pretokenize(texts).to_pylist()
+
+        refs = toks([test.sides["target"].row(i).tolist() for i in range(len(test))])
         out = {
             "distinct_1": scorers.distinct(toks(sampled), 1),
             "distinct_2": scorers.distinct(toks(sampled), 2),

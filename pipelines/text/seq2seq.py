@@ -180,8 +180,9 @@ class Seq2SeqTask(TextTask):
         self,
         bundle: Bundle,
         directory: Path,
-    ) -> Callable[[T.TextSplit], dict[str, Any]] | None:
-        """Extra metrics of one split (a baseline fitted on train), or None."""
+    ) -> Callable[[T.TextSplit, int | None], dict[str, Any]] | None:
+        """Extra metrics of one split (a baseline fitted on train), or None; called with the
+        split and its word count (:func:`~pipelines.text.data.word_count`)."""
         return None
 
     def test_scores(
@@ -211,17 +212,22 @@ class Seq2SeqTask(TextTask):
         extra = self.baseline(bundle, directory)
         metrics: dict[str, Any] = {}
         for split in ("validation", "test"):
-            part, _ = self.split(bundle, directory, split)
+            part, refs = self.split(bundle, directory, split, text=[tgt_col])
+            assert refs is not None
             nll, n = pairs_nll(model, part, device, amp_dtype)
+            # per word: a subword model's perplexity on the scale of a word model's
+            words = T.word_count(spec, refs.column(tgt_col))
             metrics[split] = {
                 "n": len(part),
                 "tokens": n,
                 "loss": nll / n,
-                "perplexity": perplexity(nll, n),
+                "perplexity": perplexity(nll, words or n),
                 "unk_rate": T.unk_rate(part.sides["target"], n),
             }
+            if words:
+                metrics[split].update(words=words, token_perplexity=perplexity(nll, n))
             if extra is not None:
-                metrics[split].update(extra(part))
+                metrics[split].update(extra(part, words))
         test, table = self.split(bundle, directory, "test", text=[src_col, tgt_col])
         scores, samples = self.test_scores(
             bundle, test, table, src_col, tgt_col, device, batch, directory

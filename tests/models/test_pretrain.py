@@ -118,7 +118,7 @@ def test_count_baseline_reads_what_the_model_learned_from(corpus_dir, tmp_path):
     task = tasks.get("dialogue")
     scores = task.baseline(bundle, corpus_dir)
     test, _ = task.split(bundle, corpus_dir, "test")
-    got = scores(test)
+    got = scores(test, None)  # a word vocabulary: per token is per word
     replies = task.split(bundle, corpus_dir, "train")[0].sides["target"]
     # every reply token + <eos> per reply, and every line token + <eos> per line
     assert got["ngram_tokens"] == len(replies.values) + len(replies) + 40 * 6 + 8 * 5
@@ -132,6 +132,6 @@ def test_count_baseline_reads_what_the_model_learned_from(corpus_dir, tmp_path):
         corpus,
         fit(model_config(**BASE), corpus, progress=False),
     )
-    alone = task.baseline(load_bundle(Layout(plain).model("chat")), corpus_dir)(test)
+    alone = task.baseline(load_bundle(Layout(plain).model("chat")), corpus_dir)(test, None)
     assert alone["ngram_tokens"] == len(replies.values) + len(replies)
     assert alone["ngram_perplexity"] == pytest.approx(got["ngram_replies_perplexity"])

@@ -284,6 +284,31 @@ def test_chatbot_metrics(corpora, trained):
     assert {"context", "reply (human)", "greedy", "sampled"} <= set(samples[0])
 
 
+def test_subword_chatbot_is_scored_per_word(tmp_path):
+    """On a subword vocabulary the chatbot's perplexities (model and count models) are per
+    word, on the scale of a word vocabulary's, and distinct-n counts words, not pieces."""
+    from rnnflow.codec import pretokenize
+
+    # few pieces: most words are cut in two or more
+    directory = write_text_corpus(tmp_path / "bpe", "dialogue", kind="bpe", vocab_size=40)
+    corpus = tasks.load_corpus(directory)
+    cfg = model_config(**{**CFGS["dialogue"], "epochs": 4})
+    layout = Layout(tmp_path)
+    save_outputs(layout, "bpe_chat", cfg, corpus, fit(cfg, corpus, progress=False))
+    bundle = text.load_bundle(layout.model("bpe_chat"), decode=DECODE["dialogue"])
+    metrics, _ = text.evaluate(bundle, directory, torch.device("cpu"))
+    test = metrics["test"]
+    _, table = T.load_split(directory, "test", bundle.spec, ["response"])
+    words = pretokenize(table.column("response")).to_pylist()
+    assert test["words"] == sum(map(len, words)) + len(words) < test["tokens"]
+    assert test["unk_rate"] == 0.0
+    ratio = test["tokens"] / test["words"]
+    assert test["perplexity"] == pytest.approx(test["token_perplexity"] ** ratio)
+    # the context tells which reply follows: per word too, the model beats the trigram
+    assert test["perplexity"] < test["ngram_perplexity"] < test["unigram_perplexity"]
+    assert test["distinct_2_reference"] == pytest.approx(scorers.distinct(words, 2))
+
+
 def test_copied_counts_verbatim_training_replies():
     from pipelines.text.dialogue import copied
 
