@@ -153,6 +153,8 @@ class Seq2SeqConfig(TextConfig):
     teacher_forcing: float = Field(1.0, ge=0, le=1)  # share of teacher-forced batches
     origins: list[str] | None = None  # train/validate on rows of these origins only
     pretrain: PretrainConfig | None = None  # the decoder first learns monolingual lines
+    # pointer-generator: the decoder may copy a source token (needs attention)
+    copy_source: bool = False
 
 
 def _by_family(*classes: type[ModelConfig]) -> dict[str, type[ModelConfig]]:

@@ -87,12 +87,31 @@ def _dialogue_rows(rng, n):
     return out
 
 
+# 60 made-up names, the same in every split
+NAMES = ["".join(w) for w in np.random.default_rng(7).choice(list("bcdfgklmnprstvz"), (60, 5))]
+
+
+def _echo_rows(rng, n):
+    # each name in few rows: a reply names the context's name, which a decoder can take from
+    # its context far sooner than it can learn each name as an output word
+    names = NAMES
+    return [
+        {"context": f"my name is {name}", "response": f"hello {name}"}
+        for name in (names[i] for i in rng.integers(len(names), size=n))
+    ]
+
+
 TASKS = {
     "lm": (_lm_rows, ("text",), {"task": "lm", "ids": "text_ids"}),
     "translate": (
         _translate_rows,
         ("src", "tgt"),
         {"task": "translate", "source": "src_ids", "target": "tgt_ids"},
+    ),
+    "echo": (
+        _echo_rows,
+        ("context", "response"),
+        {"task": "dialogue", "source": "context_ids", "target": "response_ids"},
     ),
     "dialogue": (
         _dialogue_rows,

@@ -13,6 +13,9 @@ the PyTorch seq2seq translation and chatbot tutorials.
   teacher-forcing ratio, decided per batch by the trainer).
 - Decoding: ``greedy``, ``sample`` (temperature, top-k) and a batched ``beam_search`` (all
   sentences × beams in one tensor; final scores normalised by ``length ** length_penalty``).
+- ``copy`` (pointer-generator, See, Liu & Manning 2017): each step's distribution mixes the
+  softmax with the attention weights put on the source's tokens, by a learned gate
+  ``p_gen = σ(w·[c_t; h_t; x_t])``, so a reply can take a word from its context.
 
 Imports only torch (the throughput benchmark runs it where Prefect is not installed).
 """
@@ -20,13 +23,32 @@ Imports only torch (the throughput benchmark runs it where Prefect is not instal
 from __future__ import annotations
 
 import math
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from pipelines.models import BOS, EOS, PAD, register, text_vocab_size
+from pipelines.models import BOS, EOS, PAD, UNK, register, text_vocab_size
 from pipelines.text.lm_model import CELLS, Hidden, Softmax, no_unk, pick
+
+
+class Copy(NamedTuple):
+    """A copying decoder's attention ``weights`` ``(B, T, S)``, its gate ``p_gen``
+    ``(B, T, 1)`` and the source ``src`` ``(B, S)`` in target ids."""
+
+    weights: torch.Tensor
+    p_gen: torch.Tensor
+    src: torch.Tensor
+
+
+def copy_ids(spec: dict[str, Any]) -> torch.Tensor:
+    """Model source id → model target id of the same corpus token (``<unk>`` where the target
+    vocabulary lacks it): what a copying model writes for each source token."""
+    own = spec.get("model_vocab") or {}
+    corpus = list(range(int(spec["vocab_size"])))
+    target = {tok: i for i, tok in enumerate(own.get("target", corpus))}
+    return torch.tensor([target.get(tok, UNK) for tok in own.get("source", corpus)])
 
 
 def _map_state(fn, state: Hidden) -> Hidden:
@@ -68,6 +90,8 @@ class Seq2Seq(nn.Module):
     """``forward(src, src_len, tgt_in, tgt_out) -> (nll_sum, n_tokens)``; ``(B, T)`` batches
     padded with ``<pad>``; ``tgt_in`` starts with ``<bos>``, ``tgt_out`` ends with ``<eos>``."""
 
+    copy_ids: torch.Tensor  # a buffer, when the model copies
+
     def __init__(
         self,
         src_vocab: int,
@@ -81,12 +105,17 @@ class Seq2Seq(nn.Module):
         bidirectional: bool = True,
         softmax: str = "full",
         cutoffs: list[int] | None = None,
+        copy_ids: torch.Tensor | None = None,
     ) -> None:
+        """``copy_ids``: with it the model copies (pointer-generator); ``copy_ids[i]`` is the
+        target id of source token ``i`` (:func:`copy_ids`)."""
         super().__init__()
         if cell not in CELLS:
             raise ValueError(f"unknown cell {cell!r} (known: {sorted(CELLS)})")
         if attention not in ("general", "dot", "none"):
             raise ValueError(f"unknown attention {attention!r}")
+        if copy_ids is not None and attention == "none":
+            raise ValueError("copy needs attention: it copies where the decoder attends")
         if bidirectional and hidden % 2:
             raise ValueError(f"a bidirectional encoder needs an even hidden size, got {hidden}")
         rnn = CELLS[cell]
@@ -109,6 +138,11 @@ class Seq2Seq(nn.Module):
         if attention != "none":
             self.w_c = nn.Linear(2 * hidden, hidden, bias=False)
         self.out = Softmax(hidden, tgt_vocab, softmax, cutoffs)
+        self.gate: nn.Linear | None = None
+        if copy_ids is not None:
+            self.gate = nn.Linear(2 * hidden + embedding, 1)
+            # derived from the spec at every build: not part of the weights
+            self.register_buffer("copy_ids", copy_ids.long(), persistent=False)
 
     @classmethod
     def from_config(cls, cfg, spec) -> Seq2Seq:
@@ -124,6 +158,7 @@ class Seq2Seq(nn.Module):
             bidirectional=cfg.bidirectional,
             softmax=cfg.softmax,
             cutoffs=cfg.cutoffs,
+            copy_ids=copy_ids(spec) if cfg.copy_source else None,
         )
 
     # --- pieces --------------------------------------------------------------------------
@@ -133,7 +168,9 @@ class Seq2Seq(nn.Module):
         src: torch.Tensor,
         src_len: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, Hidden]:
-        """Encoder outputs ``(B, S, H)``, the padding mask ``(B, S)`` and the decoder's start."""
+        """Encoder outputs ``(B, S, H)``, the source ``(B, S)`` as the decoder sees it (its
+        ids in the target vocabulary when the model copies; ``<pad>`` marks padding) and the
+        decoder's start."""
         packed = pack_padded_sequence(
             self.drop(self.src_embed(src)), src_len.cpu(), batch_first=True, enforce_sorted=False
         )
@@ -146,37 +183,55 @@ class Seq2Seq(nn.Module):
                 return h.view(n2 // 2, 2, b, h2).transpose(1, 2).reshape(n2 // 2, b, 2 * h2)
 
             state = _map_state(merge, state)
-        return out, src != PAD, state
+        if self.gate is None:
+            return out, src, state
+        return out, self.copy_ids[src], state
 
-    def _scores(self, dec: torch.Tensor, enc: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _scores(self, dec: torch.Tensor, enc: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
         """Attention logits ``(B, T, S)``, ``-inf`` at source padding."""
         query = self.w_a(dec) if self.attention == "general" else dec
         scores = torch.bmm(query, enc.transpose(1, 2))
-        return scores.masked_fill(~mask[:, None, :], float("-inf"))
-
-    def _attend(self, dec: torch.Tensor, enc: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if self.attention == "none":
-            return dec
-        context = torch.bmm(self._scores(dec, enc, mask).softmax(-1), enc)
-        return torch.tanh(self.w_c(torch.cat([context, dec], -1)))
+        return scores.masked_fill((src == PAD)[:, None, :], float("-inf"))
 
     def decode(
-        self, tokens: torch.Tensor, state: Hidden, enc: torch.Tensor, mask: torch.Tensor
-    ) -> tuple[torch.Tensor, Hidden]:
-        """Attentional hidden states ``(B, T, H)`` for decoder inputs ``tokens`` ``(B, T)``."""
-        out, state = self.decoder(self.drop(self.tgt_embed(tokens)), state)
-        return self.drop(self._attend(out, enc, mask)), state
+        self, tokens: torch.Tensor, state: Hidden, enc: torch.Tensor, src: torch.Tensor
+    ) -> tuple[torch.Tensor, Hidden, Copy | None]:
+        """Attentional hidden states ``(B, T, H)`` for decoder inputs ``tokens`` ``(B, T)``,
+        and what the copy needs (when the model copies)."""
+        emb = self.drop(self.tgt_embed(tokens))
+        out, state = self.decoder(emb, state)
+        if self.attention == "none":
+            return self.drop(out), state, None
+        weights = self._scores(out, enc, src).softmax(-1)
+        context = torch.bmm(weights, enc)
+        feats = self.drop(torch.tanh(self.w_c(torch.cat([context, out], -1))))
+        if self.gate is None:
+            return feats, state, None
+        p_gen = torch.sigmoid(self.gate(torch.cat([context, out, emb], -1)))
+        return feats, state, Copy(weights, p_gen, src)
+
+    def log_probs(self, feats: torch.Tensor, copy: Copy | None) -> torch.Tensor:
+        """``(B, T, V)`` log-probabilities: the softmax's, mixed with the copy distribution
+        (``p_gen · softmax + (1 − p_gen) · attention on each source token``) when copying."""
+        logp = self.out.log_probs(feats)
+        if copy is None:
+            return logp
+        index = copy.src[:, None, :].expand(-1, feats.size(1), -1)
+        mixed = (copy.p_gen * logp.exp()).scatter_add(-1, index, (1 - copy.p_gen) * copy.weights)
+        return mixed.clamp_min(1e-30).log()
 
     def step(
         self,
         tokens: torch.Tensor,
         state: Hidden,
         enc: torch.Tensor,
-        mask: torch.Tensor,
+        src: torch.Tensor,
     ) -> tuple[torch.Tensor, Hidden]:
         """One decoding step: log-probabilities ``(B, V)`` of the token after ``tokens``."""
-        feats, state = self.decode(tokens[:, None], state, enc, mask)
-        return self.out.log_probs(feats[:, 0]), state
+        feats, state, copy = self.decode(tokens[:, None], state, enc, src)
+        if copy is None:
+            return self.out.log_probs(feats[:, 0]), state
+        return self.log_probs(feats, copy)[:, 0], state
 
     # --- training --------------------------------------------------------------------------
 
@@ -188,17 +243,22 @@ class Seq2Seq(nn.Module):
         tgt_out: torch.Tensor,
         teacher_forcing: bool = True,
     ) -> tuple[torch.Tensor, int]:
-        enc, mask, state = self.encode(src, src_len)
+        enc, ids, state = self.encode(src, src_len)
+        keep = tgt_out != PAD
         if teacher_forcing:
-            feats, _ = self.decode(tgt_in, state, enc, mask)
+            feats, _, copy = self.decode(tgt_in, state, enc, ids)
+            if copy is not None:
+                logp = self.log_probs(feats, copy).gather(-1, tgt_out[..., None])[..., 0]
+                return -(logp * keep).sum(), int(keep.sum())
         else:  # free running: the model's own greedy choice is the next input
+            if self.gate is not None:
+                raise NotImplementedError("copy trains teacher-forced only (teacher_forcing 1)")
             tok, steps = tgt_in[:, 0], []
             for _ in range(tgt_in.size(1)):
-                f, state = self.decode(tok[:, None], state, enc, mask)
+                f, state, _ = self.decode(tok[:, None], state, enc, ids)
                 steps.append(f)
                 tok = self.out.log_probs(f[:, 0].detach()).argmax(-1)
             feats = torch.cat(steps, 1)
-        keep = tgt_out != PAD
         return self.out.nll(feats, tgt_out, keep), int(keep.sum())
 
     # --- decoding --------------------------------------------------------------------------
@@ -269,13 +329,13 @@ class Seq2Seq(nn.Module):
         min_len=0,
         no_repeat_ngram=0,
     ):
-        enc, mask, state = self.encode(src, src_len)
+        enc, ids, state = self.encode(src, src_len)
         tok = torch.full((src.size(0),), BOS, dtype=torch.long, device=src.device)
         done = torch.zeros_like(tok, dtype=torch.bool)
         used = None  # (B, V): tokens already emitted, for the repetition penalty
         out = []
         for t in range(max_len):
-            logp, state = self.step(tok, state, enc, mask)
+            logp, state = self.step(tok, state, enc, ids)
             logp = no_unk(logp) if block_unk else logp
             if not greedy:  # a sampled reply never holds <pad>/<bos>; <eos> waits for min_len
                 barred = [PAD, BOS, EOS] if t < min_len else [PAD, BOS]
@@ -308,8 +368,8 @@ class Seq2Seq(nn.Module):
         hypothesis keeps its score (it continues with ``<pad>`` at no cost); the winner is the
         highest ``score / length ** length_penalty``. ``beam=1`` is greedy decoding."""
         b, k = src.size(0), beam
-        enc, mask, state = self.encode(src, src_len)
-        enc, mask = enc.repeat_interleave(k, 0), mask.repeat_interleave(k, 0)
+        enc, ids, state = self.encode(src, src_len)
+        enc, ids = enc.repeat_interleave(k, 0), ids.repeat_interleave(k, 0)
         state = _map_state(lambda h: h.repeat_interleave(k, 1), state)
         dev = src.device
         scores = torch.full((b, k), float("-inf"), device=dev)
@@ -319,7 +379,7 @@ class Seq2Seq(nn.Module):
         lengths = torch.zeros(b * k, dtype=torch.long, device=dev)
         base = (torch.arange(b, device=dev) * k)[:, None]
         for _ in range(max_len):
-            logp, state = self.step(tokens[:, -1], state, enc, mask)
+            logp, state = self.step(tokens[:, -1], state, enc, ids)
             logp = no_unk(logp) if block_unk else logp
             vocab = logp.size(-1)
             finished = torch.full_like(logp[:1], float("-inf"))
