@@ -329,7 +329,14 @@ def test_twitter_tokenize_writes_es_en_english_lines_in_its_vocabulary(text_root
     params = deep_merge(es_en_files(mirror), tweet_files(mirror))
     params["tokenize"] = {
         "twitter": {
-            "monolingual": {"corpus": "es_en", "column": "tgt", "into": "response", "max_length": 5}
+            "kind": "word",  # its <unk> shows the lines are in the tweets' vocabulary
+            "lowercase": True,
+            "monolingual": {
+                "corpus": "es_en",
+                "column": "tgt",
+                "into": "response",
+                "max_length": 5,
+            },
         }
     }
     write_params(text_root, params)
