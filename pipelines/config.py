@@ -156,6 +156,13 @@ class Seq2SeqConfig(TextConfig):
     # pointer-generator: the decoder may copy a source token (needs attention)
     copy_source: bool = False
 
+    @model_validator(mode="after")
+    def _copying(self) -> Seq2SeqConfig:
+        # the model copies where it attends, and trains teacher-forced only
+        if self.copy_source and (self.attention == "none" or self.teacher_forcing < 1):
+            raise ValueError("copy_source needs attention and teacher_forcing 1")
+        return self
+
 
 def _by_family(*classes: type[ModelConfig]) -> dict[str, type[ModelConfig]]:
     return {f: c for c in classes for f in get_args(c.model_fields["family"].annotation)}

@@ -122,6 +122,17 @@ def test_a_field_of_another_family_is_an_error_naming_model_family_and_field() -
     assert (type(cfg).__name__, cfg.hidden) == ("MLPConfig", 8)
 
 
+def test_a_copying_seq2seq_needs_attention_and_teacher_forcing() -> None:
+    """copy_source is refused with settings it cannot train with, before anything runs."""
+    from pipelines.config import model_config
+
+    base = {"corpus": "twitter", "family": "seq2seq", "epochs": 1, "copy_source": True}
+    assert model_config(base).copy_source
+    for bad in ({"attention": "none"}, {"teacher_forcing": 0.5}):
+        with pytest.raises(ValueError, match="copy_source needs attention and teacher_forcing 1"):
+            model_config({**base, **bad})
+
+
 def test_decoding_settings_for_a_model_not_trained_are_an_error() -> None:
     """A typo in an ``evaluate.models`` name would otherwise decode with the defaults."""
     from pipelines.ops.params import check_params
