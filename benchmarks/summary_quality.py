@@ -62,6 +62,8 @@ def _text_row(root: Path, name: str, m: dict, ev: dict, tr: dict) -> list[Any]:
             f"{'bi' if m.get('bidirectional', True) else ''}{cell} {m.get('layers')}×"
             f"{m.get('hidden')} + {m.get('attention', 'general')} attention"
         )
+        if m.get("copy_source"):
+            what += ", copying"
         if m.get("origins"):
             what += f", {'/'.join(m['origins'])} rows"
     what += f", {m.get('softmax', 'full')} softmax"

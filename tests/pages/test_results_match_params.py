@@ -34,14 +34,21 @@ def stale(doc, params: dict) -> list[str]:
     if {"model", "update", "config"} <= doc.keys():
         if doc["model"] not in params.get("train", {}).get("models", {}):
             return [f"{doc['model']}: no longer in train.models"]
-        now = parse(TrainConfig, params, "train").model(doc["model"])
-        now = now.model_copy(update=doc["update"]).model_dump(mode="json")
+        cfg = parse(TrainConfig, params, "train").model(doc["model"])
+        now = cfg.model_copy(update=doc["update"]).model_dump(mode="json")
+        # a field added since the result ran, at its default, is what the code did before it
+        # existed (a new option is off by default)
+        added = {
+            k
+            for k, f in type(cfg).model_fields.items()
+            if k not in doc["config"] and now.get(k) == f.get_default(call_default_factory=True)
+        }
         # every field the model's family has now; a recorded field it no longer has (another
         # family's, or decoding, now evaluate's) never reached its training
         out += [
             f"{doc['model']}.{k}: {doc['config'].get(k)!r} recorded, {now[k]!r} now"
             for k in sorted(now)
-            if now[k] != doc["config"].get(k)
+            if now[k] != doc["config"].get(k) and k not in added
         ]
     for key, value in (doc.get("params") or {}).items():
         try:
@@ -97,5 +104,11 @@ def test_a_result_goes_stale_when_the_params_it_ran_move():
     fields = sorted(line.split(":")[0] for line in got)
     assert fields == ["books_lm.dropout", "params tokenize.books"]
     assert any("0.123 now" in line for line in got)
+    # a field the record predates counts at its default only
+    older = {"runs": [benchlib.model_record("es_en_translator")]}
+    del older["runs"][0]["config"]["copy_source"]
+    assert stale(older, params) == []
+    moved["train"]["models"]["es_en_translator"]["copy_source"] = True
+    assert stale(older, moved) == ["es_en_translator.copy_source: None recorded, True now"]
     del moved["train"]["models"]["books_lm"]
     assert "books_lm: no longer in train.models" in stale(doc, moved)
