@@ -1,11 +1,13 @@
-"""Chat with the trained seq2seq chatbot: type a line, get a reply; an empty line or EOF ends.
+r"""Chat with the trained seq2seq chatbot: type a line, get a reply; an empty line or EOF ends.
 
     rnnflow chat
     printf 'hi there\nhow are you?\n' | python -m pipelines.cli.chat --greedy
 
-Replies are sampled from the ``top_k`` most likely words at the model's ``temperature``
-(``--greedy``: the most likely word each step; ``--beam K``: beam search). Words the model
-never saw are read as ``<unk>`` — it still answers, and ``--show-unknown`` says which.
+Replies are sampled as the model's evaluation samples them (``evaluate.models.<model>`` in
+params.yaml: nucleus ``top_p``, ``temperature``, repetition penalty; ``--top-k`` and
+``--temperature`` override); ``--greedy`` takes the most likely token each step, ``--beam K``
+searches. A model on a word vocabulary reads words it never saw as ``<unk>`` and still answers
+(``--show-unknown`` names them); a subword model has no unknown words.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import argparse
 import sys
 
 import rnnflow  # noqa: F401,I001  offline/telemetry env defaults first
-from pipelines.cli import fail, model_error, non_negative_int, positive_int, task_error, temperature
+from pipelines.cli import fail, model_error, non_negative_int, positive_int, temperature
+from pipelines.cli.loading import load_text_model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,12 +63,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipelines import text
 
-    bundle = text.load_for_cli("chat", args.model, args.root)
-    if bundle is None:
-        return 2
-    task = bundle.spec["task"]  # what the model was trained for, even without params.yaml
-    if error := task_error("chat", args.model, task, f"task {task}"):
-        return fail("chat", error)
+    bundle = load_text_model("chat", args.model, args.root)
+    if isinstance(bundle, int):
+        return bundle
     update = {
         k: v for k, v in (("top_k", args.top_k), ("temperature", args.temperature)) if v is not None
     }
@@ -75,8 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     interactive = sys.stdin.isatty()
     decoding = "beam" if args.beam else "greedy" if args.greedy else "sample"
     codec = bundle.codec
-    if codec is None:  # a text task's bundle always has one
-        return fail("chat", f"{args.model} has no text codec")
+    assert codec is not None  # load_text_model checked
     while True:
         if interactive:
             print("you> ", end="", flush=True)

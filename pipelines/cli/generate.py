@@ -15,7 +15,8 @@ import argparse
 import sys
 
 import rnnflow  # noqa: F401,I001  offline/telemetry env defaults first
-from pipelines.cli import fail, model_error, non_negative_int, positive_int, task_error, temperature
+from pipelines.cli import fail, model_error, non_negative_int, positive_int, temperature
+from pipelines.cli.loading import load_text_model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,17 +62,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from pipelines import text
-
-    bundle = text.load_for_cli("generate", args.model, args.root)
-    if bundle is None:
-        return 2
-    task = bundle.spec["task"]  # what the model was trained for, even without params.yaml
-    if error := task_error("generate", args.model, task, f"task {task}"):
-        return fail("generate", error)
+    bundle = load_text_model("generate", args.model, args.root)
+    if isinstance(bundle, int):
+        return bundle
     cfg, codec, model = bundle.decode, bundle.codec, bundle.model
-    if codec is None:  # a text task's bundle always has one
-        return fail("generate", f"{args.model} has no text codec")
+    assert codec is not None  # load_text_model checked
     gen = torch.Generator()
     gen.manual_seed(args.seed) if args.seed is not None else gen.seed()
     ids = torch.from_numpy(codec.encode([args.prompt], "ids").values)

@@ -4,8 +4,10 @@
     python -m pipelines.cli.translate --beam 1 "¿dónde está la biblioteca?" "tengo hambre."
     echo "me gusta leer." | python -m pipelines.cli.translate
 
-Reads ``models/<model>/model.pt`` (weights, vocabulary, truecaser: no data files needed).
-Words the model never saw are read as ``<unk>``; the translation still comes out.
+Reads ``models/<model>/model.pt`` (weights and tokenizer: no data files needed) and decodes
+as its evaluation did (``evaluate.models.<model>``: beam, length penalty). A model on a word
+vocabulary reads words it never saw as ``<unk>`` (``--show-unknown`` names them); a subword
+model has no unknown words.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import argparse
 import sys
 
 import rnnflow  # noqa: F401,I001  offline/telemetry env defaults first
-from pipelines.cli import fail, model_error, positive_int, task_error
+from pipelines.cli import fail, model_error, positive_int
+from pipelines.cli.loading import load_text_model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,18 +59,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipelines import text
 
-    bundle = text.load_for_cli("translate", args.model, args.root)
-    if bundle is None:
-        return 2
-    task = bundle.spec["task"]  # what the model was trained for, even without params.yaml
-    if error := task_error("translate", args.model, task, f"task {task}"):
-        return fail("translate", error)
+    bundle = load_text_model("translate", args.model, args.root)
+    if isinstance(bundle, int):
+        return bundle
+    codec = bundle.codec
+    assert codec is not None  # load_text_model checked
     for src, out in zip(lines, text.translate_lines(bundle, lines, beam=args.beam)):
-        if (
-            args.show_unknown
-            and bundle.codec
-            and (unk := bundle.codec.unknown_words(src, "source"))
-        ):
+        if args.show_unknown and (unk := codec.unknown_words(src, "source")):
             print(f"(unknown: {', '.join(unk)})", file=sys.stderr)
         print(out)
     return 0
