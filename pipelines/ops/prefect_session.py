@@ -8,11 +8,10 @@ its own (~13 s cold, per training or evaluation stage) and its runs vanish with 
 command instead: when ``PREFECT_API_URL`` is unset it starts ``prefect server start --host
 127.0.0.1 --port <free port>`` once, with ``PREFECT_HOME=<home>`` (its SQLite database lives
 there, so the runs of every session stay and show in the UI of the next server over that home),
-waits for ``/api/health``, runs the command with ``PREFECT_API_URL`` pointing at it, waits (a
-grace period at most) for every process the command started to exit, then stops the server
-(SIGTERM, then SIGKILL after a grace period), also on Ctrl-C: a stage killed with its session
-still reports its run Crashed. When ``PREFECT_API_URL`` is already set, that server is used and
-nothing is started. The exit code is the command's (128+N when it died of signal N).
+waits for ``/api/health``, runs the command with ``PREFECT_API_URL`` pointing at it, then stops
+the server (SIGTERM, then SIGKILL after a grace period), also on Ctrl-C. When
+``PREFECT_API_URL`` is already set, that server is used and nothing is started. The exit code
+is the command's (128+N when it died of signal N).
 
 Every flow run the command starts carries the tag ``session:<UTC time>`` (or ``--tag``; through
 ``RNNFLOW_RUN_TAGS``, see ``pipelines.lineage``), so the UI's tag filter shows what one session,
@@ -110,28 +109,6 @@ def stop_process(proc: subprocess.Popen, grace: float = 20.0) -> int | None:
     return proc.returncode
 
 
-def clients(api: str) -> list[int]:
-    """Pids of the other processes started with ``PREFECT_API_URL=api``: the session's
-    command and everything below it, orphans included (Linux ``/proc``; [] elsewhere)."""
-    needle = f"PREFECT_API_URL={api}".encode()
-    pids = []
-    for entry in Path("/proc").glob("[0-9]*"):
-        with contextlib.suppress(OSError, ValueError):
-            env = (entry / "environ").read_bytes().split(b"\0")
-            if needle in env and int(entry.name) != os.getpid():
-                pids.append(int(entry.name))
-    return pids
-
-
-def wait_for_clients(api: str, timeout: float) -> None:
-    """Wait up to ``timeout`` seconds for :func:`clients` to exit. A killed ``dvc repro`` ends
-    before its stage, which still has to report its run as Crashed: stopped first, the server
-    would keep that run Running for ever."""
-    deadline = time.monotonic() + timeout
-    while clients(api) and time.monotonic() < deadline:
-        time.sleep(0.2)
-
-
 def _server_env(home: Path, api: str) -> dict[str, str]:
     """The server's environment: ours, minus client settings, plus its home and safe defaults.
 
@@ -183,11 +160,9 @@ def prefect_server(
     appended to ``home/server.log``), wait up to ``startup_timeout`` seconds for
     ``/api/health``, and set ``PREFECT_API_URL`` in ``os.environ`` for the block (so every child
     process inherits it; the previous value is restored after). On exit, Ctrl-C included, the
-    server waits up to ``grace`` seconds for the processes the block started to exit (a stage
-    outliving a killed ``dvc repro`` still reports its run), then gets SIGTERM and, after
-    ``grace`` seconds, SIGKILL. It runs in its own session, so a Ctrl-C at the terminal reaches
-    the command but not the server, which is stopped only after the command has finished
-    writing its runs.
+    server gets SIGTERM and, after ``grace`` seconds, SIGKILL. It runs in its own session, so a
+    Ctrl-C at the terminal reaches the command but not the server, which is stopped only after
+    the command has finished writing its runs.
 
     Raises :class:`ServerStartError` (with the tail of the server's log) if it exits early or
     is not healthy in time; with no ``port`` given, a lost race for the free port is retried.
@@ -265,8 +240,6 @@ def prefect_server(
             os.environ.pop("PREFECT_API_URL", None)
         else:
             os.environ["PREFECT_API_URL"] = previous
-        with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl-C: stop it now
-            wait_for_clients(api, grace)
         code = stop_process(proc, grace)
         if not quiet:
             how = signal.Signals(-code).name if code and code < 0 else f"exit {code}"

@@ -157,96 +157,6 @@ def test_dvc_repro_runs_persist_in_the_session_server(tmp_path, monkeypatch):
 
 # --- faults: a dead server fails a stage fast; a stage dies with its parent -------------------
 
-
-def _start_stall(
-    root: Path, env: dict, script: str, prefix: list | tuple = ()
-) -> tuple[subprocess.Popen, str]:
-    """A git+DVC project whose one stage runs ``script``; ``[*prefix, dvc, repro]`` started in
-    it, and what the stage wrote to ``pid.txt`` once it runs."""
-    import time
-
-    root.mkdir()
-    (root / "stage.py").write_text(script)
-    (root / "dvc.yaml").write_text(
-        f"stages:\n  stall:\n    cmd: {sys.executable} stage.py pid.txt\n"
-        "    deps: [stage.py]\n    outs: [out.txt]\n"
-    )
-    sh(["git", "init", "-q"], root, env)
-    sh([BIN / "dvc", "init", "-q"], root, env)
-    sh([BIN / "dvc", "config", "core.analytics", "false"], root, env)
-    proc = subprocess.Popen(
-        [*prefix, BIN / "dvc", "repro"],
-        cwd=root,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 180
-    while not (root / "pid.txt").exists() or not (root / "pid.txt").read_text():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("the stage never started")
-        time.sleep(0.2)
-    return proc, (root / "pid.txt").read_text()
-
-
-KILLED_FLOW = "rnnflow-session-killed"
-KILLED_SCRIPT = textwrap.dedent(f'''\
-    """A stage whose flow records its pid, then waits to be killed with its session."""
-    import os, sys, time
-    from pathlib import Path
-
-    from prefect import flow
-
-    from pipelines.lineage import run_stage_flow
-
-    @flow(name="{KILLED_FLOW}")
-    def stage(out: str) -> None:
-        Path(out).write_text(str(os.getpid()))
-        time.sleep(120)
-
-    run_stage_flow(stage, out=sys.argv[1])
-    ''')
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(600)
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
-def test_a_killed_session_records_its_running_stage_as_crashed(tmp_path, monkeypatch):
-    """SIGTERM to the session ends dvc at once and its stage a moment later: the server stays
-    up until the stage has reported its run, which shows Crashed, not Running for ever."""
-    import signal
-
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
-    from prefect.client.schemas.objects import StateType
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    root, home = tmp_path / "proj", tmp_path / ".prefect"
-    env = clean_env(PREFECT_HOME=str(home))
-    cmd = [sys.executable, "-m", "pipelines.ops.prefect_session", "--home", home, "--"]
-    session, pid = _start_stall(root, env, KILLED_SCRIPT, cmd)
-    try:
-        stage = int(pid)
-        session.send_signal(signal.SIGTERM)
-        session.wait(120)
-        assert not _alive(stage), "the stage outlived its session"
-    finally:
-        if session.poll() is None:
-            session.kill()
-        with contextlib.suppress(Exception):
-            os.kill(int((root / "pid.txt").read_text()), signal.SIGKILL)
-
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    monkeypatch.setenv("PREFECT_HOME", str(home))
-    with prefect_server(home, quiet=True) as api, temporary_settings({PREFECT_API_URL: api}):
-        with get_client(sync_client=True) as client:
-            runs = client.read_flow_runs(
-                flow_filter=FlowFilter(name=FlowFilterName(any_=[KILLED_FLOW]))
-            )
-    assert [r.state.type for r in runs] == [StateType.CRASHED], [r.state for r in runs]
-
-
 STALL_SCRIPT = textwrap.dedent('''\
     """A stage whose flow runs through run_stage_flow; it records its pid and parent, then waits."""
     import os, sys, time
@@ -320,9 +230,29 @@ def test_stage_dies_with_a_killed_dvc(tmp_path, shell, parent):
         pytest.skip(f"no {shell}")
     root = tmp_path / "proj"
     env = clean_env(SHELL=shell)
-    dvc, text = _start_stall(root, env, STALL_SCRIPT)
+    root.mkdir()
+    (root / "stage.py").write_text(STALL_SCRIPT)
+    (root / "dvc.yaml").write_text(
+        f"stages:\n  stall:\n    cmd: {sys.executable} stage.py pid.txt\n"
+        "    deps: [stage.py]\n    outs: [out.txt]\n"
+    )
+    sh(["git", "init", "-q"], root, env)
+    sh([BIN / "dvc", "init", "-q"], root, env)
+    sh([BIN / "dvc", "config", "core.analytics", "false"], root, env)
+
+    dvc = subprocess.Popen(
+        [BIN / "dvc", "repro"],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        pid, seen = text.split()
+        deadline = time.monotonic() + 120
+        while not (root / "pid.txt").exists() or not (root / "pid.txt").read_text():
+            assert dvc.poll() is None and time.monotonic() < deadline, "the stage never started"
+            time.sleep(0.2)
+        pid, seen = (root / "pid.txt").read_text().split()
         child = int(pid)
         assert seen == parent, f"the stage's parent is {seen!r}, not {parent}"
         dvc.send_signal(signal.SIGKILL)
