@@ -9,7 +9,9 @@ command instead: when ``PREFECT_API_URL`` is unset it starts ``prefect server st
 127.0.0.1 --port <free port>`` once, with ``PREFECT_HOME=<home>`` (its SQLite database lives
 there, so the runs of every session stay and show in the UI of the next server over that home),
 waits for ``/api/health``, runs the command with ``PREFECT_API_URL`` pointing at it, then stops
-the server (SIGTERM, then SIGKILL after a grace period), also on Ctrl-C. When
+the server (SIGTERM, then SIGKILL after a grace period), also on Ctrl-C. A process the command
+leaves behind (a stage whose ``dvc`` was killed, still reporting its crash) is adopted and waited
+for, up to the same grace period, before the server stops: its run ends Crashed, not Running. When
 ``PREFECT_API_URL`` is already set, that server is used and nothing is started. The exit code
 is the command's (128+N when it died of signal N).
 
@@ -259,13 +261,68 @@ def _terminal_signals_child() -> bool:
     return False
 
 
+def _adopt_orphans() -> None:
+    """Become the parent of every process our command leaves behind (Linux; best effort)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1)  # 36: PR_SET_CHILD_SUBREAPER
+    except Exception:
+        pass
+
+
+def _orphans() -> list[int]:
+    """Our running children in our own session: what the command left behind.
+
+    The server is a child too, but in a session of its own. Zombies are reaped, not counted.
+    """
+    me, sid, found = os.getpid(), os.getsid(0), []
+    if not sys.platform.startswith("linux"):  # no subreaper: nothing is adopted
+        return found
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) != me or int(fields[3]) != sid:
+            continue
+        if fields[0] == "Z":
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(int(entry.name), os.WNOHANG)
+        else:
+            found.append(int(entry.name))
+    return found
+
+
+def wait_for_orphans(grace: float = 20.0) -> None:
+    """Wait up to ``grace`` seconds for the processes the command left behind.
+
+    A stage whose ``dvc`` is killed learns it within a second (``die_with_parent``) and then
+    reports its crash to the server; stopping the server before that leaves its run Running.
+    """
+    deadline = time.monotonic() + grace
+    if not (left := _orphans()):
+        return
+    print(
+        f"prefect_session: waiting up to {grace:.0f} s for {len(left)} process(es) the command "
+        "left behind, so their runs end in a final state",
+        file=sys.stderr,
+    )
+    while _orphans() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def run_command(cmd: Sequence[str]) -> int:
     """Run ``cmd``; its exit code (128+N if signal N ended it).
 
     SIGTERM and SIGHUP are passed on to it. A SIGINT is passed on unless the terminal already
     sent it to the whole foreground process group (the child included); either way this
-    process waits for the command to end, so the server outlives the command's last write.
+    process waits for the command to end, and for what it left behind (:func:`wait_for_orphans`),
+    so the server outlives the command's last write.
     """
+    _adopt_orphans()
     proc = subprocess.Popen(list(cmd))
     terminal = _terminal_signals_child()
 
@@ -277,6 +334,7 @@ def run_command(cmd: Sequence[str]) -> int:
     old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         code = proc.wait()
+        wait_for_orphans()
     finally:
         for s, h in old.items():
             signal.signal(s, h)

@@ -175,6 +175,19 @@ STALL_SCRIPT = textwrap.dedent('''\
     ''')
 
 
+def stall_project(root: Path, env: dict[str, str], script: str) -> None:
+    """A git+DVC project in ``root`` whose one stage runs ``script`` (which writes pid.txt)."""
+    root.mkdir()
+    (root / "stage.py").write_text(script)
+    (root / "dvc.yaml").write_text(
+        f"stages:\n  stall:\n    cmd: {sys.executable} stage.py pid.txt\n"
+        "    deps: [stage.py]\n    outs: [out.txt]\n"
+    )
+    sh(["git", "init", "-q"], root, env)
+    sh([BIN / "dvc", "init", "-q"], root, env)
+    sh([BIN / "dvc", "config", "core.analytics", "false"], root, env)
+
+
 def _alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie nobody reaped yet counts as gone)."""
     try:
@@ -230,15 +243,7 @@ def test_stage_dies_with_a_killed_dvc(tmp_path, shell, parent):
         pytest.skip(f"no {shell}")
     root = tmp_path / "proj"
     env = clean_env(SHELL=shell)
-    root.mkdir()
-    (root / "stage.py").write_text(STALL_SCRIPT)
-    (root / "dvc.yaml").write_text(
-        f"stages:\n  stall:\n    cmd: {sys.executable} stage.py pid.txt\n"
-        "    deps: [stage.py]\n    outs: [out.txt]\n"
-    )
-    sh(["git", "init", "-q"], root, env)
-    sh([BIN / "dvc", "init", "-q"], root, env)
-    sh([BIN / "dvc", "config", "core.analytics", "false"], root, env)
+    stall_project(root, env, STALL_SCRIPT)
 
     dvc = subprocess.Popen(
         [BIN / "dvc", "repro"],
@@ -266,3 +271,56 @@ def test_stage_dies_with_a_killed_dvc(tmp_path, shell, parent):
             dvc.kill()
         with contextlib.suppress(Exception):
             os.kill(int((root / "pid.txt").read_text().split()[0]), signal.SIGKILL)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_CHILD_SUBREAPER")
+def test_killed_session_leaves_its_stage_run_crashed(tmp_path, monkeypatch):
+    """SIGTERM to a session running ``dvc repro``: dvc dies at once and its stage a second later
+    (``die_with_parent``); the server waits for the stage, so its run reads Crashed, not Running,
+    and no stage is left retrying a gone server."""
+    import signal
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import StateType
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    root, home = tmp_path / "proj", tmp_path / ".prefect"
+    env = clean_env(PREFECT_HOME=str(home))
+    flow_stage = STALL_SCRIPT.replace("from pipelines", "from prefect import flow\nfrom pipelines")
+    stall_project(root, env, flow_stage.replace("def stage(", "@flow(name='stall')\ndef stage("))
+    log = tmp_path / "session.log"
+    with log.open("w") as err:  # not a pipe: a stage left behind would hold it open
+        session = subprocess.Popen(
+            [sys.executable, "-m", "pipelines.ops.prefect_session", "--home", home, "--"]
+            + [BIN / "dvc", "repro"],
+            cwd=root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    stage, left = None, False
+    try:
+        deadline = time.monotonic() + 180
+        while not (root / "pid.txt").exists() or not (root / "pid.txt").read_text():
+            assert session.poll() is None and time.monotonic() < deadline, "no stage ran"
+            time.sleep(0.2)
+        stage = int((root / "pid.txt").read_text().split()[0])
+        session.send_signal(signal.SIGTERM)
+        session.wait(60)
+        left = _alive(stage)
+    finally:
+        if session.poll() is None:
+            session.kill()
+        if stage and _alive(stage):
+            os.kill(stage, signal.SIGKILL)
+    assert not left, "the stage outlived its session: " + log.read_text()[-3000:]
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(home))
+    with prefect_server(home, quiet=True) as api, temporary_settings({PREFECT_API_URL: api}):
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs()
+    assert [run.state.type for run in runs] == [StateType.CRASHED], runs
