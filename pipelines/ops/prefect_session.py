@@ -43,6 +43,18 @@ from rnnflow.env import PROJECT_ROOT, apply_offline_defaults
 
 HOST = "127.0.0.1"
 LOG_NAME = "server.log"
+#: Seconds the server gets to stop, and the command's leftover processes to end, before more force.
+GRACE = 20.0
+
+
+def _prctl(option: int, arg: int) -> None:
+    """Linux's ``prctl(option, arg)``; a no-op where libc has none (its guards are best effort)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(option, arg)
+    except Exception:
+        pass
 
 
 def _die_with_parent() -> None:
@@ -51,12 +63,7 @@ def _die_with_parent() -> None:
     Not ``pipelines.lineage.die_with_parent``: that one watches from a thread, which ``exec``
     does not carry into the server.
     """
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
-    except Exception:  # no libc prctl (not Linux): the guard is best effort
-        pass
+    _prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
 
 
 class ServerStartError(RuntimeError):
@@ -89,7 +96,7 @@ def _tail(path: Path, offset: int, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:]) or "(empty)"
 
 
-def stop_process(proc: subprocess.Popen, grace: float = 20.0) -> int | None:
+def stop_process(proc: subprocess.Popen, grace: float = GRACE) -> int | None:
     """SIGTERM ``proc``; SIGKILL it if it is still running after ``grace`` seconds.
 
     A Ctrl-C while waiting kills it at once (and is then re-raised): the server never
@@ -152,7 +159,7 @@ def prefect_server(
     home: Path,
     port: int | None = None,
     startup_timeout: float = 120.0,
-    grace: float = 20.0,
+    grace: float = GRACE,
     quiet: bool = False,
 ) -> Iterator[str]:
     """Yield the API URL of a Prefect server that runs for the ``with`` block.
@@ -263,12 +270,7 @@ def _terminal_signals_child() -> bool:
 
 def _adopt_orphans() -> None:
     """Become the parent of every process our command leaves behind (Linux; best effort)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(36, 1)  # 36: PR_SET_CHILD_SUBREAPER
-    except Exception:
-        pass
+    _prctl(36, 1)  # 36: PR_SET_CHILD_SUBREAPER
 
 
 def _orphans() -> list[int]:
@@ -296,7 +298,7 @@ def _orphans() -> list[int]:
     return found
 
 
-def wait_for_orphans(grace: float = 20.0) -> None:
+def wait_for_orphans(grace: float = GRACE) -> None:
     """Wait up to ``grace`` seconds for the processes the command left behind.
 
     A stage whose ``dvc`` is killed learns it within a second (``die_with_parent``) and then
