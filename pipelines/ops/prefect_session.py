@@ -268,11 +268,6 @@ def _terminal_signals_child() -> bool:
     return False
 
 
-def _adopt_orphans() -> None:
-    """Become the parent of every process our command leaves behind (Linux; best effort)."""
-    _prctl(36, 1)  # 36: PR_SET_CHILD_SUBREAPER
-
-
 def _orphans() -> list[int]:
     """Our running children in our own session: what the command left behind.
 
@@ -324,7 +319,7 @@ def run_command(cmd: Sequence[str]) -> int:
     process waits for the command to end, and for what it left behind (:func:`wait_for_orphans`),
     so the server outlives the command's last write.
     """
-    _adopt_orphans()
+    _prctl(36, 1)  # PR_SET_CHILD_SUBREAPER: what the command leaves behind becomes our child
     proc = subprocess.Popen(list(cmd))
     terminal = _terminal_signals_child()
 
