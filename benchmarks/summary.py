@@ -5,6 +5,7 @@
     python benchmarks/summary.py --check    # exit 1 and print a diff if a block is stale
     python benchmarks/summary.py --timings  # record the last main job's train timings
     python benchmarks/summary.py --timings books_lm   # only that model's (the others kept)
+    python benchmarks/summary.py --rerun    # record how this machine's rerun compares with HEAD's
 
 BENCHMARKS.md keeps its prose by hand; each generated table sits between
 ``<!-- summary:NAME -->`` and ``<!-- /summary:NAME -->``, made by ``BLOCKS[NAME]``
@@ -58,8 +59,53 @@ def record_timings(root: Path, only: list[str] | None = None) -> Path:
     }
     for name in only or found:
         models[name] = {**json.loads(found[name].read_text()), "commit": commit}
-    doc = {"commit": commit, "models": dict(sorted(models.items()))}
+    # the machine that ran the models: timings, and the last bits of every weight, depend on it
+    machine = {k: v for k, v in B.machine().items() if k in ("cpu", "cpus", "python")}
+    doc = {"commit": commit, "machine": machine, "models": dict(sorted(models.items()))}
     path.write_text(json.dumps(doc, indent=2) + "\n")
+    return path
+
+
+def record_rerun(root: Path) -> Path:
+    """``benchmarks/results/rerun.json``: the models this checkout retrained with exactly the
+    inputs of the committed reference run (``train@<model>``'s deps and params in ``dvc.lock``
+    equal to HEAD's), each with whether its weights came out byte-identical and both runs'
+    metrics. What a rerun on another machine moves, measured, not assumed."""
+    import subprocess
+
+    import yaml
+
+    def at_head(path: str) -> str:
+        git = ["git", "show", f"HEAD:{path}"]
+        return subprocess.run(git, cwd=root, capture_output=True, text=True, check=True).stdout
+
+    def trains(lock: str) -> dict[str, dict]:
+        stages = yaml.safe_load(lock)["stages"]
+        return {k.split("@", 1)[1]: v for k, v in stages.items() if k.startswith("train@")}
+
+    ref, now = trains(at_head("dvc.lock")), trains((root / "dvc.lock").read_text())
+    models = {}
+    for name, st in sorted(now.items()):
+        old = ref.get(name, {})
+        same_inputs = all(old.get(k) == st.get(k) for k in ("deps", "params"))
+        # the train stage's timings (never committed, never pulled): trained in this checkout
+        if not same_inputs or not (root / "reports" / "timings" / f"{name}.json").exists():
+            continue  # from other inputs, or not trained here: no like-for-like pair
+        weights = [next(o["md5"] for o in s["outs"] if o["path"] == f"models/{name}")
+                   for s in (old, st)]  # fmt: skip
+        models[name] = {
+            **B.model_record(name),
+            "identical": weights[0] == weights[1],
+            "reference": json.loads(at_head(f"metrics/{name}.json")),
+            "rerun": json.loads((root / "metrics" / f"{name}.json").read_text()),
+        }
+    if not models:
+        raise SystemExit("no model retrained here from the reference run's inputs: run the main "
+                         "job (`make repro`) from a fresh clone first")  # fmt: skip
+    path = root / "benchmarks" / "results" / "rerun.json"
+    B.write(path, {"what": "the committed reference run (HEAD) against a from-scratch rerun on "
+                   "the machine below", "machine": B.machine(), "measured_at": B.now(),
+                   "models": models}, say=False)  # fmt: skip
     return path
 
 
@@ -68,7 +114,8 @@ BLOCKS: dict[str, Callable[[Path], list[str]]] = {
     name.replace("_", "-"): getattr(module, f"block_{name}")
     for module, names in [
         (summary_speed, "data_half tokenize_speed memory"),
-        (summary_quality, "peers_lm peers_translator peers_mnist models text_quality seed_spread"),
+        (summary_quality, "peers_lm peers_translator peers_mnist models text_quality"),
+        (summary_quality, "seed_spread rerun"),
         (summary_speed, "ddp_lm scale engine gpu_stages"),
     ]
     for name in names.split()
@@ -118,7 +165,16 @@ def main(argv: list[str] | None = None) -> int:
         help=f"record the last main job's train timings (reports/timings/) in "
         f"benchmarks/results/{B.MAIN_JOB}.json; with MODELs, only theirs",
     )
+    mode.add_argument(
+        "--rerun",
+        action="store_true",
+        help="record how this checkout's rerun of the main job compares with HEAD's "
+        "(benchmarks/results/rerun.json)",
+    )
     args = parser.parse_args(argv)
+    if args.rerun:
+        print(f"wrote {record_rerun(args.root)}")
+        return 0
     if args.timings is not None:
         print(f"wrote {record_timings(args.root, args.timings or None)}")
         return 0

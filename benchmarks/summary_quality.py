@@ -253,3 +253,21 @@ def block_seed_spread(root: Path) -> list[str]:
         "only above the validation spread.",
         *(["", *notes] if notes else []),
     )
+
+
+def block_rerun(root: Path) -> list[str]:
+    how = "make repro on a fresh clone, then python benchmarks/summary.py --rerun"
+    doc = T.result(root, "rerun", how)
+    rows = []
+    for name, m in doc["models"].items():
+        for split, values in m["reference"].items():
+            for key, ref in values.items():
+                new = m["rerun"][split][key]
+                rows.append([name, f"{split}.{key}", f"{ref:.6g}", f"{new:.6g}",
+                             f"{new - ref:+.2g}" if new != ref else "0",
+                             "yes" if m["identical"] else "no"])  # fmt: skip
+    head = ["model", "metric", "reference run", "rerun", "change", "weights byte-identical"]
+    ref = T.read_json(root / "benchmarks" / "results" / f"{T.MAIN_JOB}.json") or {}
+    made = f" (made on {T.cpus(ref)})" if ref.get("machine") else ""
+    when = f"Rerun from scratch on {T.cpus(doc)}, {doc.get('measured_at')}"
+    return T.table(head, rows, f"{when}, against the reference run it names{made}.")

@@ -49,6 +49,22 @@ def published(base_url: str, **extra: object) -> dict:
     return params
 
 
+def mirror_source(root: Path, checksum: str | None = None, **extra: object) -> dict:
+    """Put BODY in the test mirror and return its catalogue entry (pinned to BODY's sha256
+    unless ``checksum`` says otherwise)."""
+    mirror = root.parent / "mirror" / "twitter"
+    mirror.mkdir(parents=True)
+    (mirror / "pairs.txt.gz").write_bytes(BODY)
+    checksum = checksum or "sha256:" + hashlib.sha256(BODY).hexdigest()
+    pairs = {"path": "pairs.txt.gz", "checksum": checksum, **extra}
+    return {
+        "format": "alternating",
+        "origin": "twitter",
+        "files": {"pairs": pairs},
+        "rows": {"twitter": 20},
+    }
+
+
 @pytest.fixture
 def server(https_server: Server) -> Server:
     """The published files, over https: unpinned files are never fetched over plain http."""
@@ -196,23 +212,9 @@ def test_the_lock_records_the_url_after_redirects(tofu_root: Path, server: Serve
 
 
 def test_unreachable_source_falls_through_to_the_mirror(text_root: Path, dead_url: str) -> None:
-    mirror = text_root.parent / "mirror" / "twitter"
-    mirror.mkdir(parents=True)
-    (mirror / "pairs.txt.gz").write_bytes(BODY)
     params = published(dead_url)
     params["fetch"]["twitter"]["source"] = ["published", "mirror"]
-    params["fetch"]["twitter"]["sources"]["mirror"] = {
-        "format": "alternating",
-        "origin": "twitter",
-        "files": {
-            "pairs": {
-                "path": "pairs.txt.gz",
-                "size": None,
-                "checksum": "sha256:" + hashlib.sha256(BODY).hexdigest(),
-            }
-        },
-        "rows": {"twitter": 20},
-    }
+    params["fetch"]["twitter"]["sources"]["mirror"] = mirror_source(text_root, size=None)
     write_params(text_root, params)
     assert run_hop("fetch", "twitter", text_root) == 0
     report = read_json(text_root / "reports" / "fetch" / "twitter.json")
@@ -227,18 +229,11 @@ def test_unreachable_source_falls_through_to_the_mirror(text_root: Path, dead_ur
 def test_wrong_mirror_bytes_stop_the_run_rather_than_fall_through(
     text_root: Path, dead_url: str, capsys
 ) -> None:
-    mirror = text_root.parent / "mirror" / "twitter"
-    mirror.mkdir(parents=True)
-    (mirror / "pairs.txt.gz").write_bytes(BODY)
     params = published(dead_url)
     params["fetch"]["twitter"]["source"] = ["mirror", "published"]
-    params["fetch"]["twitter"]["sources"]["mirror"] = {
-        "format": "alternating",
-        "origin": "twitter",
-        "files": {
-            "pairs": {"path": "pairs.txt.gz", "size": None, "checksum": "sha256:" + "0" * 64}
-        },
-    }
+    params["fetch"]["twitter"]["sources"]["mirror"] = mirror_source(
+        text_root, "sha256:" + "0" * 64, size=None
+    )
     write_params(text_root, params)
     assert run_hop("fetch", "twitter", text_root) == 1
     assert "checksum mismatch" in capsys.readouterr().err
@@ -308,25 +303,11 @@ def test_a_source_passed_over_half_way_records_nothing(
     mirror, and the first file (downloaded, never read) must not enter the lock."""
     monkeypatch.delenv("RNNFLOW_MIRROR")
     server.files["twitter_en.txt.gz"] = BODY
-    mirror = text_root.parent / "mirror" / "twitter"
-    mirror.mkdir(parents=True)
-    (mirror / "pairs.txt.gz").write_bytes(BODY)
     monkeypatch.setenv("RNNFLOW_MIRROR", str(text_root.parent / "mirror"))
     params = published(server.base)
     params["fetch"]["twitter"]["sources"]["published"]["files"]["extra"] = {"path": "missing.gz"}
     params["fetch"]["twitter"]["source"] = ["published", "mirror"]
-    params["fetch"]["twitter"]["sources"]["mirror"] = {
-        "format": "alternating",
-        "origin": "twitter",
-        "files": {
-            "pairs": {
-                "path": "pairs.txt.gz",
-                "size": None,
-                "checksum": "sha256:" + hashlib.sha256(BODY).hexdigest(),
-            }
-        },
-        "rows": {"twitter": 20},
-    }
+    params["fetch"]["twitter"]["sources"]["mirror"] = mirror_source(text_root, size=None)
     write_params(text_root, params)
     assert run_hop("fetch", "twitter", text_root) == 0
     assert read_json(text_root / "reports" / "fetch" / "twitter.json")["sources"] == {
@@ -344,26 +325,10 @@ def test_the_catalogue_file_serves_and_the_report_names_no_machine_path(
     """``sources/<corpus>.yaml`` holds the sources params.yaml's ``source`` orders; the fetch
     report names mirror files under ``$RNNFLOW_MIRROR``, never this machine's paths; a
     catalogue in both places is refused, naming the file."""
-    mirror = text_root.parent / "mirror" / "twitter"
-    mirror.mkdir(parents=True)
-    (mirror / "pairs.txt.gz").write_bytes(BODY)
     params = published(dead_url)
     section = params["fetch"]["twitter"]
     section["source"] = ["published", "mirror"]
-    catalogue = {
-        **section.pop("sources"),
-        "mirror": {
-            "format": "alternating",
-            "origin": "twitter",
-            "files": {
-                "pairs": {
-                    "path": "pairs.txt.gz",
-                    "checksum": "sha256:" + hashlib.sha256(BODY).hexdigest(),
-                }
-            },
-            "rows": {"twitter": 20},
-        },
-    }
+    catalogue = {**section.pop("sources"), "mirror": mirror_source(text_root)}
     (text_root / "sources").mkdir()
     (text_root / "sources" / "twitter.yaml").write_text(json.dumps(catalogue))
     path = write_params(text_root, params)

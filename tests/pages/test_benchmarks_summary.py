@@ -211,6 +211,7 @@ def test_timings_of_named_models_replace_only_theirs(tmp_path):
     bad = timings("m3")
     assert bad.returncode != 0 and "m3" in bad.stderr
     assert timings().returncode == 0  # no names: every model of the last run
+    assert json.loads(results.read_text())["machine"]["cpus"]  # the machine that made them
     assert {m: e["wall_seconds"] for m, e in json.loads(results.read_text())["models"].items()} == {
         "m1": 10.0,
         "m2": 20.0,
@@ -307,3 +308,64 @@ def test_ddp_block_puts_the_process_counts_side_by_side(summary, tmp_path):
     block = summary.render(root)["ddp-lm"]
     assert "| 2 | 125.0 | 8,000 | 5.3100 | 202.3 |" in block
     assert "2 processes / 1: 0.80× the tokens/s" in block
+
+
+def test_rerun_pairs_only_models_retrained_from_the_reference_inputs(summary, tmp_path):
+    """``--rerun`` compares a model with the committed record only when this checkout
+    retrained it from the same deps and params; it says whether the weights came out
+    byte-identical and shows both runs' metrics with the change."""
+    root = tmp_path / "project"
+    (root / "benchmarks" / "results").mkdir(parents=True)
+    (root / "metrics").mkdir()
+
+    def lock(weights: dict[str, str], lr: float = 0.1) -> str:
+        stages = {
+            f"train@{m}": {
+                "deps": [{"path": "data/05_tokens/mnist", "md5": "d1"}],
+                "params": {"params.yaml": {f"train.models.{m}": {"lr": lr}}},
+                "outs": [{"path": f"models/{m}", "md5": md5}],
+            }
+            for m, md5 in weights.items()
+        }
+        return json.dumps({"schema": "2.0", "stages": stages})
+
+    def metrics(m: str, accuracy: float) -> None:
+        doc = {"test": {"accuracy": accuracy}, "validation": {"accuracy": accuracy}}
+        (root / "metrics" / f"{m}.json").write_text(json.dumps(doc))
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+
+    (root / "dvc.lock").write_text(
+        lock({"mnist_logreg": "w1", "mnist_mlp": "w2", "mnist_cnn": "w3", "mnist_lstm": "w4"})
+    )
+    for m in ("mnist_logreg", "mnist_mlp", "mnist_cnn", "mnist_lstm"):
+        metrics(m, 0.9)
+    shutil.copy(ROOT / "params.yaml", root / "params.yaml")  # the other blocks read it
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "record")
+    # the rerun: mnist_logreg reproduced, mnist_mlp to other weights, mnist_cnn from other
+    # params; mnist_lstm was pulled, not trained here (no timings)
+    doc = json.loads(lock({"mnist_logreg": "w1", "mnist_mlp": "w2b", "mnist_lstm": "w4"}))
+    doc["stages"] |= json.loads(lock({"mnist_cnn": "w3b"}, lr=0.2))["stages"]
+    (root / "dvc.lock").write_text(json.dumps(doc))
+    metrics("mnist_mlp", 0.91)
+    metrics("mnist_cnn", 0.5)
+    for m in ("mnist_logreg", "mnist_mlp", "mnist_cnn"):
+        (root / "reports" / "timings").mkdir(parents=True, exist_ok=True)
+        (root / "reports" / "timings" / f"{m}.json").write_text("{}")
+
+    cmd = [sys.executable, str(SCRIPT), "--root", str(root), "--rerun"]
+    assert subprocess.run(cmd, capture_output=True, text=True).returncode == 0
+    models = json.loads((root / "benchmarks" / "results" / "rerun.json").read_text())["models"]
+    assert sorted(models) == ["mnist_logreg", "mnist_mlp"]
+    assert models["mnist_logreg"]["identical"] and not models["mnist_mlp"]["identical"]
+    assert models["mnist_mlp"]["reference"]["test"]["accuracy"] == 0.9
+    assert models["mnist_mlp"]["rerun"]["test"]["accuracy"] == 0.91
+    job = {"models": {}, "machine": {"cpu": "AMD EPYC", "cpus": 2}}
+    (root / "benchmarks" / "results" / "main_job.json").write_text(json.dumps(job))
+    block = summary.render(root)["rerun"]
+    assert "(made on 2 CPUs (AMD EPYC))" in block, block
+    assert "| mnist_mlp | test.accuracy | 0.9 | 0.91 | +0.01 | no |" in block, block
+    assert "| mnist_logreg | validation.accuracy | 0.9 | 0.9 | 0 | yes |" in block, block
