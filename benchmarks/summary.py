@@ -59,11 +59,15 @@ def record_timings(root: Path, only: list[str] | None = None) -> Path:
     }
     for name in only or found:
         models[name] = {**json.loads(found[name].read_text()), "commit": commit}
-    # the machine that ran the models: timings, and the last bits of every weight, depend on it
-    machine = {k: v for k, v in B.machine().items() if k in ("cpu", "cpus", "python")}
-    doc = {"commit": commit, "machine": machine, "models": dict(sorted(models.items()))}
+    doc = {"commit": commit, "machine": trained_on(), "models": dict(sorted(models.items()))}
     path.write_text(json.dumps(doc, indent=2) + "\n")
     return path
+
+
+def trained_on() -> dict[str, object]:
+    """The machine that trained the models: their timings, and the last bits of every weight,
+    depend on it (BENCHMARKS.md, "Another machine")."""
+    return {k: v for k, v in B.machine().items() if k in ("cpu", "cpus", "python")}
 
 
 def record_rerun(root: Path) -> Path:
@@ -104,7 +108,7 @@ def record_rerun(root: Path) -> Path:
                          "job (`make repro`) from a fresh clone first")  # fmt: skip
     path = root / "benchmarks" / "results" / "rerun.json"
     B.write(path, {"what": "the committed reference run (HEAD) against a from-scratch rerun on "
-                   "the machine below", "machine": B.machine(), "measured_at": B.now(),
+                   "the machine below", "machine": trained_on(), "measured_at": B.now(),
                    "models": models}, say=False)  # fmt: skip
     return path
 

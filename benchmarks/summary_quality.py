@@ -258,16 +258,21 @@ def block_seed_spread(root: Path) -> list[str]:
 def block_rerun(root: Path) -> list[str]:
     how = "make repro on a fresh clone, then python benchmarks/summary.py --rerun"
     doc = T.result(root, "rerun", how)
+
+    def cell(ref: float, new: float) -> str:
+        return f"{ref:.6g} → {new:.6g}" + (f" ({new - ref:+.2g})" if new != ref else " (same)")
+
     rows = []
     for name, m in doc["models"].items():
-        for split, values in m["reference"].items():
-            for key, ref in values.items():
-                new = m["rerun"][split][key]
-                rows.append([name, f"{split}.{key}", f"{ref:.6g}", f"{new:.6g}",
-                             f"{new - ref:+.2g}" if new != ref else "0",
-                             "yes" if m["identical"] else "no"])  # fmt: skip
-    head = ["model", "metric", "reference run", "rerun", "change", "weights byte-identical"]
+        ref, new = m["reference"], m["rerun"]
+        for key in ref["test"]:
+            splits = [cell(ref[s][key], new[s][key]) for s in ("validation", "test")]
+            rows.append([name, key, *splits, "yes" if m["identical"] else "no"])
+    head = ["model", "metric", "validation: reference → rerun", "test: reference → rerun",
+            "weights byte-identical"]  # fmt: skip
     ref = T.read_json(root / "benchmarks" / "results" / f"{T.MAIN_JOB}.json") or {}
-    made = f" (made on {T.cpus(ref)})" if ref.get("machine") else ""
+    made = f", made on {T.cpus(ref)}" if ref.get("machine") else ""
     when = f"Rerun from scratch on {T.cpus(doc)}, {doc.get('measured_at')}"
-    return T.table(head, rows, f"{when}, against the reference run it names{made}.")
+    return T.table(
+        head, rows, f"{when}; reference: the record committed at `rerun.json`'s commit{made}."
+    )

@@ -192,13 +192,6 @@ def project(tmp_path: Path, mnist_mirror, monkeypatch) -> Path:
     return root
 
 
-@pytest.fixture
-def real_mirror() -> Path:
-    if not (REAL_MIRROR / "mnist").is_dir():
-        pytest.skip("the real corpora mirror ../shared/corpora is not present")
-    return REAL_MIRROR
-
-
 #: What the committed reference run adds to a checkout (DVC outputs and the lock). Test copies
 #: leave it out by default, so a stage that did not run cannot pass for one that did.
 RUN_OUTPUTS = (
@@ -232,10 +225,6 @@ def copy_checkout(dst: Path, skip: tuple[str, ...] = RUN_OUTPUTS) -> Path:
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst / rel)
     return dst
-
-
-def copy_tree(src: Path, dst: Path) -> None:
-    shutil.copytree(src, dst, dirs_exist_ok=True)
 
 
 @contextlib.contextmanager
