@@ -52,14 +52,20 @@ def record_timings(root: Path, only: list[str] | None = None) -> Path:
         ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True
     ).stdout.strip()
     path = root / "benchmarks" / "results" / f"{B.MAIN_JOB}.json"
-    old = json.loads(path.read_text()) if only and path.exists() else {}
+    recorded = json.loads(path.read_text()) if path.exists() else {}
+    old = recorded if only else {}
+    machine = trained_on()
+    if (was := (recorded.get("machine") or {}).get("cpu")) and was != machine["cpu"]:
+        print(f"note: the recorded run was made on {was}, this one on {machine['cpu']}: its "
+              "metrics moved with the machine too (BENCHMARKS.md, \"Another machine\")",
+              file=sys.stderr)  # fmt: skip
     models = {
         name: {**entry, "commit": entry.get("commit", old.get("commit"))}
         for name, entry in (old.get("models") or {}).items()
     }
     for name in only or found:
         models[name] = {**json.loads(found[name].read_text()), "commit": commit}
-    doc = {"commit": commit, "machine": trained_on(), "models": dict(sorted(models.items()))}
+    doc = {"commit": commit, "machine": machine, "models": dict(sorted(models.items()))}
     path.write_text(json.dumps(doc, indent=2) + "\n")
     return path
 

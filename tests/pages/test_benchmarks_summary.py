@@ -211,7 +211,11 @@ def test_timings_of_named_models_replace_only_theirs(tmp_path):
     bad = timings("m3")
     assert bad.returncode != 0 and "m3" in bad.stderr
     assert timings().returncode == 0  # no names: every model of the last run
-    assert json.loads(results.read_text())["machine"]["cpus"]  # the machine that made them
+    recorded = json.loads(results.read_text())
+    assert recorded["machine"]["cpus"]  # the machine that made them
+    recorded["machine"]["cpu"] = "another CPU"
+    results.write_text(json.dumps(recorded))
+    assert "was made on another CPU, this one on" in timings().stderr  # a record across machines
     assert {m: e["wall_seconds"] for m, e in json.loads(results.read_text())["models"].items()} == {
         "m1": 10.0,
         "m2": 20.0,
