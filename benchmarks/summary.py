@@ -56,9 +56,8 @@ def record_timings(root: Path, only: list[str] | None = None) -> Path:
     old = recorded if only else {}
     machine = trained_on()
     if (was := (recorded.get("machine") or {}).get("cpu")) and was != machine["cpu"]:
-        print(f"note: the recorded run was made on {was}, this one on {machine['cpu']}: its "
-              "metrics moved with the machine too (BENCHMARKS.md, \"Another machine\")",
-              file=sys.stderr)  # fmt: skip
+        print(f"note: the recorded run was made on {was}, this one on {machine['cpu']}: "
+              "its metrics moved with the machine too", file=sys.stderr)  # fmt: skip
     models = {
         name: {**entry, "commit": entry.get("commit", old.get("commit"))}
         for name, entry in (old.get("models") or {}).items()
@@ -71,16 +70,14 @@ def record_timings(root: Path, only: list[str] | None = None) -> Path:
 
 
 def trained_on() -> dict[str, object]:
-    """The machine that trained the models: their timings, and the last bits of every weight,
-    depend on it (BENCHMARKS.md, "Another machine")."""
+    """The machine that trained the models: their timings and the last bits of their weights."""
     return {k: v for k, v in B.machine().items() if k in ("cpu", "cpus", "python")}
 
 
 def record_rerun(root: Path) -> Path:
-    """``benchmarks/results/rerun.json``: the models this checkout retrained with exactly the
-    inputs of the committed reference run (``train@<model>``'s deps and params in ``dvc.lock``
-    equal to HEAD's), each with whether its weights came out byte-identical and both runs'
-    metrics. What a rerun on another machine moves, measured, not assumed."""
+    """``benchmarks/results/rerun.json``: the models this checkout trained from exactly the inputs
+    of the committed reference run (``train@<model>``'s deps and params in ``dvc.lock`` equal to
+    HEAD's), each with whether its weights came out byte-identical and both runs' metrics."""
     import subprocess
 
     import yaml
