@@ -40,7 +40,7 @@ def record_timings(root: Path, only: list[str] | None = None) -> Path:
     (written by the train stage, not committed), each model with the commit it ran. With
     ``only``, just those models are recorded; the others keep the run that timed them (when
     the last run shared the CPU for every model but the ones that changed)."""
-    import subprocess
+    from pipelines.ops.workspace import git
 
     found = {p.stem: p for p in sorted((root / "reports" / "timings").glob("*.json"))}
     if not found:
@@ -48,9 +48,7 @@ def record_timings(root: Path, only: list[str] | None = None) -> Path:
     unknown = sorted(set(only or ()) - set(found))
     if unknown:
         raise SystemExit(f"no reports/timings/<model>.json for {', '.join(unknown)}")
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True
-    ).stdout.strip()
+    commit = git(root, "rev-parse", "HEAD", check=False)
     path = root / "benchmarks" / "results" / f"{B.MAIN_JOB}.json"
     recorded = json.loads(path.read_text()) if path.exists() else {}
     old = recorded if only else {}
@@ -78,18 +76,22 @@ def record_rerun(root: Path) -> Path:
     """``benchmarks/results/rerun.json``: the models this checkout trained from exactly the inputs
     of the committed reference run (``train@<model>``'s deps and params in ``dvc.lock`` equal to
     HEAD's), each with whether its weights came out byte-identical and both runs' metrics."""
-    import subprocess
-
     import yaml
 
+    from pipelines.ops.workspace import CommandFailed, git
+
     def at_head(path: str) -> str:
-        git = ["git", "show", f"HEAD:{path}"]
-        return subprocess.run(git, cwd=root, capture_output=True, text=True, check=True).stdout
+        try:
+            return git(root, "show", f"HEAD:{path}")
+        except (CommandFailed, FileNotFoundError) as e:
+            raise SystemExit(f"--rerun: no {path} committed at HEAD in {root} ({e})") from None
 
     def trains(lock: str) -> dict[str, dict]:
         stages = yaml.safe_load(lock)["stages"]
         return {k.split("@", 1)[1]: v for k, v in stages.items() if k.startswith("train@")}
 
+    if not (root / "dvc.lock").exists():
+        raise SystemExit(f"--rerun: no {root}/dvc.lock: run the main job (`make repro`) first")
     ref, now = trains(at_head("dvc.lock")), trains((root / "dvc.lock").read_text())
     models = {}
     for name, st in sorted(now.items()):

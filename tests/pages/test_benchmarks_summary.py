@@ -340,6 +340,10 @@ def test_rerun_pairs_only_models_retrained_from_the_reference_inputs(summary, tm
     def git(*args: str) -> None:
         subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
 
+    cmd = [sys.executable, str(SCRIPT), "--root", str(root), "--rerun"]
+    nothing = subprocess.run(cmd, capture_output=True, text=True)  # before any run: said in a line
+    assert nothing.returncode != 0 and "dvc.lock: run the main job" in nothing.stderr
+    assert "Traceback" not in nothing.stderr
     (root / "dvc.lock").write_text(
         lock({"mnist_logreg": "w1", "mnist_mlp": "w2", "mnist_cnn": "w3", "mnist_lstm": "w4"})
     )
@@ -360,7 +364,6 @@ def test_rerun_pairs_only_models_retrained_from_the_reference_inputs(summary, tm
         (root / "reports" / "timings").mkdir(parents=True, exist_ok=True)
         (root / "reports" / "timings" / f"{m}.json").write_text("{}")
 
-    cmd = [sys.executable, str(SCRIPT), "--root", str(root), "--rerun"]
     assert subprocess.run(cmd, capture_output=True, text=True).returncode == 0
     models = json.loads((root / "benchmarks" / "results" / "rerun.json").read_text())["models"]
     assert sorted(models) == ["mnist_logreg", "mnist_mlp"]
