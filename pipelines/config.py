@@ -33,6 +33,22 @@ class PretrainConfig(Config):
     lr: float | None = Field(None, gt=0)  # None: the model's lr
 
 
+class NegativeConfig(Config):
+    """seq2seq: negative training against generic replies (He & Glass 2020), after the pair
+    epochs and from the weights they kept: ``epochs`` more over the pairs, with their own Adam
+    at a constant ``lr``. Each batch's contexts are also answered greedily; a reply the model
+    gave more than ``max_repeats`` times among its last ``window`` greedy replies is pushed
+    down by ``weight`` × its tokens' mean unlikelihood, −log(1 − p) (Welleck et al. 2020).
+    The weights after its last epoch are the model's."""
+
+    epochs: int = Field(1, ge=1)
+    lr: float = Field(3e-4, gt=0)
+    weight: float = Field(1.0, gt=0)
+    max_repeats: int = Field(2, ge=1)
+    window: int = Field(2000, ge=1)
+    max_len: int = Field(25, ge=1)  # greedy replies are cut at this many tokens
+
+
 class ModelConfig(Config):
     """What every entry of ``train.models`` has: the corpus, the family and how to optimise.
     Each family adds its own fields (:data:`FAMILIES`); a field of another family is an error."""
@@ -155,12 +171,16 @@ class Seq2SeqConfig(TextConfig):
     pretrain: PretrainConfig | None = None  # the decoder first learns monolingual lines
     # pointer-generator: the decoder may copy a source token (needs attention)
     copy_source: bool = False
+    negative: NegativeConfig | None = None  # then push down the replies it repeats
 
     @model_validator(mode="after")
     def _copying(self) -> Seq2SeqConfig:
         # the model copies where it attends, and trains teacher-forced only
         if self.copy_source and (self.attention == "none" or self.teacher_forcing < 1):
             raise ValueError("copy_source needs attention and teacher_forcing 1")
+        # its greedy decoding runs outside DistributedDataParallel's forward
+        if self.negative is not None and self.nproc * self.nnodes > 1:
+            raise ValueError("negative trains in one process (nproc 1, nnodes 1)")
         return self
 
 

@@ -1,6 +1,7 @@
-"""The optimizer steps of an epoch (:func:`run_steps`) and of a decoder's pretraining
-(:func:`pretrain`), with a tqdm bar on a terminal and a progress line in the log (and so the
-Prefect UI) every :data:`PROGRESS_EVERY` seconds; :func:`pipelines.training.fit` calls them.
+"""The optimizer steps of an epoch (:func:`run_steps`), of a decoder's pretraining
+(:func:`pretrain`) and of a chatbot's negative training (:func:`negative`), with a tqdm bar
+on a terminal and a progress line in the log (and so the Prefect UI) every
+:data:`PROGRESS_EVERY` seconds; :func:`pipelines.training.fit` calls them.
 """
 
 from __future__ import annotations
@@ -132,3 +133,50 @@ def pretrain(
         record["seconds"],
     )
     return record
+
+
+def negative(
+    cfg: ModelConfig,
+    job: Any,
+    net: torch.nn.Module,
+    model: torch.nn.Module,
+    scaler: torch.amp.GradScaler,
+    device: torch.device,
+    progress: bool | None,
+    rank: int,
+    name: str,
+    log: Any,
+) -> list[dict[str, Any]]:
+    """``cfg.negative`` epochs of ``job.losses(..., negative=True)`` from ``model``'s weights,
+    with their own Adam at a constant rate; a validation row per epoch (``job.validate``)."""
+    neg = getattr(cfg, "negative", None)
+    if neg is None or not hasattr(job, "unlikelihood"):
+        raise ValueError(f"{name}: negative training is for seq2seq models with a negative section")
+    opt = torch.optim.Adam(model.parameters(), lr=neg.lr, weight_decay=cfg.weight_decay)
+    rows = []
+    for e in range(neg.epochs):
+        t0 = time.perf_counter()
+        gen = D.epoch_generator(cfg.seed + 104729, e)  # a stream of its own, as pretraining's
+        model.train()
+        summed, n = run_steps(
+            job.losses(net, e, gen, negative=True),
+            epoch_bar(job.num_batches(), f"{name} negative {e + 1}/{neg.epochs}", progress, rank),
+            model,
+            opt,
+            scaler,
+            cfg.grad_clip,
+            device,
+            log if rank == 0 else None,
+        )
+        val = job.validate(model)
+        rows.append(
+            {
+                "epoch": cfg.epochs + e + 1,
+                "train_loss": float(summed) / max(n, 1),
+                "val_loss": val["loss"],
+                **{f"val_{k}": v for k, v in val.items() if k != "loss"},
+                "seconds": round(time.perf_counter() - t0, 3),
+            }
+        )
+        log.info("%s negative %d/%d: %s", name, e + 1, neg.epochs, rows[-1])
+    return rows

@@ -26,7 +26,7 @@ from pipelines.config import ModelConfig
 from pipelines.integrity import code_hash
 from pipelines.models import build_model
 from pipelines.outputs import logger, save_torch
-from pipelines.steps import epoch_bar, pretrain, run_steps
+from pipelines.steps import epoch_bar, negative, pretrain, run_steps
 
 
 def curve_columns(task_name: str) -> list[str]:
@@ -315,6 +315,14 @@ def fit(
                     "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                 },
             )
+    if getattr(cfg, "negative", None) is not None and len(history) >= cfg.epochs:
+        if cfg.keep == "best" and best["state"] is not None:
+            model.load_state_dict(best["state"])  # from the kept weights
+        for row in negative(cfg, job, net, model, scaler, device, progress, rank, name, log):
+            history.append(row)
+            if dvclive is not None:
+                L.log_epoch(dvclive, row, columns)
+        best = {"epoch": len(history), "state": None}  # its last weights are the model
     return FitResult(
         model=model,
         history=history,

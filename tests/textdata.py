@@ -101,6 +101,18 @@ def _echo_rows(rng, n):
     ]
 
 
+def _generic_rows(rng, n):
+    # the echo, but most rows answer every name with one generic reply: the most likely
+    # reply to any context is then the generic one
+    return [
+        {
+            "context": r["context"],
+            "response": "i do not know" if rng.random() < 0.6 else r["response"],
+        }
+        for r in _echo_rows(rng, n)
+    ]
+
+
 TASKS = {
     "lm": (_lm_rows, ("text",), {"task": "lm", "ids": "text_ids"}),
     "translate": (
@@ -110,6 +122,11 @@ TASKS = {
     ),
     "echo": (
         _echo_rows,
+        ("context", "response"),
+        {"task": "dialogue", "source": "context_ids", "target": "response_ids"},
+    ),
+    "generic": (
+        _generic_rows,
         ("context", "response"),
         {"task": "dialogue", "source": "context_ids", "target": "response_ids"},
     ),

@@ -8,6 +8,7 @@ batch from the epoch's generator), masked cross-entropy.
 
 from __future__ import annotations
 
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from pipelines.models import PAD
 from pipelines.scoring import autocast
 from pipelines.text import Bundle, Codec, TextJob, TextTask, perplexity
 from pipelines.text import data as T
@@ -44,6 +46,9 @@ class Seq2SeqJob(TextJob):
         )
         self.n_train, self.n_validation = len(self.train), len(self.val)
         self.monolingual = corpus.monolingual
+        neg = getattr(cfg, "negative", None)
+        # the greedy replies of the negative epochs so far, newest last
+        self.recent: deque[tuple[int, ...]] = deque(maxlen=neg.window if neg else 1)
         if val_bleu_rows:  # the first rows by row_id: a hash draw across origins
             assert self.val.row_id is not None and self.val.text is not None
             pick = np.sort(np.argsort(self.val.row_id, kind="stable")[:val_bleu_rows])
@@ -93,7 +98,10 @@ class Seq2SeqJob(TextJob):
         model: torch.nn.Module,
         epoch: int,
         gen: torch.Generator,
+        negative: bool = False,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+        """One epoch's batch losses; with ``negative``, plus ``cfg.negative.weight`` × the
+        unlikelihood of the replies the model repeats (:meth:`unlikelihood`)."""
         batches = T.bucket_batches(self.lengths, self.cfg.batch_size, gen)
         if self.cfg.max_batches:
             batches = batches[: self.cfg.max_batches]
@@ -105,9 +113,32 @@ class Seq2SeqJob(TextJob):
             if len(idx) < self.world:  # every rank needs rows, or the step would hang
                 continue
             mine = idx[self.rank :: self.world]
+            batch = pair_batch(self.train, mine, self.device)
             with autocast(self.device, self.amp_dtype):
-                nll, n = model(*pair_batch(self.train, mine, self.device), teacher_forcing=forced)
-            yield nll / max(n, 1), nll.detach(), n
+                nll, n = model(*batch, teacher_forcing=forced)
+                loss = nll / max(n, 1)
+                if negative:
+                    loss = loss + self.cfg.negative.weight * self.unlikelihood(model, *batch[:2])
+            yield loss, nll.detach(), n
+
+    def unlikelihood(self, model: Any, src: torch.Tensor, src_len: torch.Tensor) -> torch.Tensor:
+        """Negative training: greedy replies to ``src`` that the model gave too often lately
+        (``cfg.negative``), each token's −log(1 − p) averaged; 0 when there are none."""
+        neg = self.cfg.negative
+        model.eval()
+        replies = model.greedy(src, src_len, neg.max_len, block_unk=True, no_repeat_ngram=3)
+        model.train()
+        self.recent.extend(tuple(r) for r in replies)
+        counts = Counter(self.recent)
+        bad = [i for i, r in enumerate(replies) if counts[tuple(r)] > neg.max_repeats]
+        if not bad:
+            return src.new_zeros((), dtype=torch.float)
+        rows = T.Ragged.from_lists([replies[i] for i in bad])
+        every = np.arange(len(bad))
+        tgt_in, _ = T.padded(rows, every, bos=True)
+        tgt_out, _ = T.padded(rows, every, eos=True)
+        to = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
+        return unlikelihood(model, src[bad], src_len[bad], to(tgt_in), to(tgt_out))
 
     def validate(self, model: torch.nn.Module) -> dict[str, float]:
         nll, n = pairs_nll(model, self.val, self.device, self.amp_dtype)
@@ -144,6 +175,22 @@ def pair_batch(
     tgt_out, _ = T.padded(split.sides["target"], idx, eos=True)
     to = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
     return to(src), torch.from_numpy(src_len), to(tgt_in), to(tgt_out)
+
+
+def unlikelihood(
+    model: Any,
+    src: torch.Tensor,
+    src_len: torch.Tensor,
+    tgt_in: torch.Tensor,
+    tgt_out: torch.Tensor,
+) -> torch.Tensor:
+    """Mean over ``tgt_out``'s tokens of −log(1 − p(token)): pushes a whole reply down and,
+    unlike a negated NLL, is bounded as p → 0 (Welleck et al. 2020)."""
+    enc, ids, state = model.encode(src, src_len)
+    feats, _, copy = model.decode(tgt_in, state, enc, ids)
+    p = model.log_probs(feats, copy).gather(-1, tgt_out[..., None])[..., 0].exp()
+    keep = tgt_out != PAD
+    return -(torch.log1p(-p.clamp(max=1 - 1e-5)) * keep).sum() / keep.sum()
 
 
 @torch.no_grad()

@@ -255,6 +255,35 @@ def test_copying_decoder_takes_the_name_from_its_context(tmp_path):
     assert exact[False] < 0.5 < 0.9 < exact[True]  # 0.0 and 1.0 here
 
 
+def test_negative_training_turns_one_generic_reply_into_answers(tmp_path):
+    """Most train rows answer any name with "i do not know", the rest with the name: greedy,
+    a copying model trained on likelihood alone gives the generic reply to every context;
+    after ``negative`` epochs (the reply pushed down once it recurs) it answers with the name
+    (0.0 and 1.0 of the test contexts here), and those epochs' weights are the model's."""
+    directory = write_text_corpus(tmp_path / "generic", "generic", n=400)
+    corpus = tasks.load_corpus(directory)
+    named = {}
+    for key, negative in (("none", None), ("on", {"epochs": 2, "lr": 0.01, "window": 200})):
+        cfg = model_config(
+            corpus="generic", family="seq2seq", epochs=4, copy_source=True, negative=negative,
+            **SMALL,
+        )  # fmt: skip
+        result = fit(cfg, corpus, progress=False)
+        assert [r["epoch"] for r in result.history] == list(range(1, 5 + 2 * bool(negative)))
+        layout = Layout(tmp_path / key)
+        save_outputs(layout, "chat", cfg, corpus, result)
+        bundle = text.load_bundle(layout.model("chat"), decode=DecodeConfig(max_decode_len=8))
+        part, table = tasks.get("dialogue").split(bundle, directory, "test", text=["context"])
+        assert table is not None
+        rows = text.decode_rows(
+            bundle.model, part.sides["source"], "greedy", bundle.decode, torch.device("cpu")
+        )
+        replies = [bundle.codec.text(r, "target").lower() for r in rows]
+        names = [c.split()[-1] for c in table.column("context").to_pylist()]
+        named[key] = sum(n in r for r, n in zip(replies, names)) / len(names)
+    assert named["none"] < 0.2 and named["on"] > 0.8, named
+
+
 def test_sampling_length_floor_and_repetition_penalty(trained, corpora):
 
     layout, _ = trained

@@ -133,6 +133,17 @@ def test_a_copying_seq2seq_needs_attention_and_teacher_forcing() -> None:
             model_config({**base, **bad})
 
 
+def test_negative_training_is_refused_across_processes() -> None:
+    """Its greedy decoding runs outside DistributedDataParallel's forward: one process only."""
+    from pipelines.config import model_config
+
+    base = {"corpus": "twitter", "family": "seq2seq", "epochs": 1, "negative": {"weight": 1}}
+    assert model_config(base).negative.max_repeats == 2
+    for bad in ({"nproc": 2}, {"nnodes": 2, "rdzv_endpoint": "host:29500"}):
+        with pytest.raises(ValueError, match="negative trains in one process"):
+            model_config({**base, **bad})
+
+
 def test_decoding_settings_for_a_model_not_trained_are_an_error() -> None:
     """A typo in an ``evaluate.models`` name would otherwise decode with the defaults."""
     from pipelines.ops.params import check_params
