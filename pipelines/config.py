@@ -36,10 +36,11 @@ class PretrainConfig(Config):
 class NegativeConfig(Config):
     """seq2seq: negative training against generic replies (He & Glass 2020), after the pair
     epochs and from the weights they kept: ``epochs`` more over the pairs, with their own Adam
-    at a constant ``lr``. Each batch's contexts are also answered greedily; a reply the model
-    gave more than ``max_repeats`` times among its last ``window`` greedy replies is pushed
-    down by ``weight`` × its tokens' mean unlikelihood, −log(1 − p) (Welleck et al. 2020).
-    The weights after its last epoch are the model's."""
+    at a constant ``lr``. Each batch's contexts are also answered greedily. Among the last
+    ``window`` greedy replies, a reply given more than ``max_repeats`` times is pushed down by
+    ``weight`` × its tokens' mean unlikelihood, −log(1 − p) (Welleck et al. 2020), and the
+    likelihood weighs each target token down by how often they use it (FACE, Jiang et al.
+    2019). The weights after its last epoch are the model's."""
 
     epochs: int = Field(1, ge=1)
     lr: float = Field(3e-4, gt=0)

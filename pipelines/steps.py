@@ -138,19 +138,18 @@ def pretrain(
 def negative(
     cfg: ModelConfig,
     job: Any,
-    net: torch.nn.Module,
     model: torch.nn.Module,
     scaler: torch.amp.GradScaler,
     device: torch.device,
     progress: bool | None,
-    rank: int,
     name: str,
     log: Any,
 ) -> list[dict[str, Any]]:
     """``cfg.negative`` epochs of ``job.losses(..., negative=True)`` from ``model``'s weights,
-    with their own Adam at a constant rate; a validation row per epoch (``job.validate``)."""
+    with their own Adam at a constant rate; a validation row per epoch (``job.validate``).
+    One process only (the config refuses more): its greedy replies bypass DDP's forward."""
     neg = getattr(cfg, "negative", None)
-    if neg is None or not hasattr(job, "unlikelihood"):
+    if neg is None or not hasattr(job, "negative_loss"):
         raise ValueError(f"{name}: negative training is for seq2seq models with a negative section")
     opt = torch.optim.Adam(model.parameters(), lr=neg.lr, weight_decay=cfg.weight_decay)
     rows = []
@@ -159,14 +158,14 @@ def negative(
         gen = D.epoch_generator(cfg.seed + 104729, e)  # a stream of its own, as pretraining's
         model.train()
         summed, n = run_steps(
-            job.losses(net, e, gen, negative=True),
-            epoch_bar(job.num_batches(), f"{name} negative {e + 1}/{neg.epochs}", progress, rank),
+            job.losses(model, e, gen, negative=True),
+            epoch_bar(job.num_batches(), f"{name} negative {e + 1}/{neg.epochs}", progress, 0),
             model,
             opt,
             scaler,
             cfg.grad_clip,
             device,
-            log if rank == 0 else None,
+            log,
         )
         val = job.validate(model)
         rows.append(

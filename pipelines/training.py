@@ -318,7 +318,7 @@ def fit(
     if getattr(cfg, "negative", None) is not None and len(history) >= cfg.epochs:
         if cfg.keep == "best" and best["state"] is not None:
             model.load_state_dict(best["state"])  # from the kept weights
-        for row in negative(cfg, job, net, model, scaler, device, progress, rank, name, log):
+        for row in negative(cfg, job, model, scaler, device, progress, name, log):
             history.append(row)
             if dvclive is not None:
                 L.log_epoch(dvclive, row, columns)

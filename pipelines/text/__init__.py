@@ -309,7 +309,25 @@ def decode_rows(
     generator: torch.Generator | None = None,
 ) -> list[list[int]]:
     """Decode every row of ``src`` (``greedy``, ``beam`` or ``sample``), in the input order,
-    as ``cfg`` says."""
+    as ``cfg`` says; in eval mode (no dropout), whatever mode ``model`` was in and is left in."""
+    was = model.training
+    model.eval()
+    try:
+        return _decode_rows(model, src, mode, cfg, device, beam, batch, generator)
+    finally:
+        model.train(was)
+
+
+def _decode_rows(
+    model,
+    src: T.Ragged,
+    mode: str,
+    cfg: DecodeConfig,
+    device: torch.device,
+    beam: int | None,
+    batch: int,
+    generator: torch.Generator | None,
+) -> list[list[int]]:
     beam = beam or cfg.beam
     per = max(1, batch // beam) if mode == "beam" else batch
     out: list[list[int] | None] = [None] * len(src)

@@ -100,8 +100,7 @@ class Seq2SeqJob(TextJob):
         gen: torch.Generator,
         negative: bool = False,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
-        """One epoch's batch losses; with ``negative``, plus ``cfg.negative.weight`` × the
-        unlikelihood of the replies the model repeats (:meth:`unlikelihood`)."""
+        """One epoch's batch losses (with ``negative``, :meth:`negative_loss`'s)."""
         batches = T.bucket_batches(self.lengths, self.cfg.batch_size, gen)
         if self.cfg.max_batches:
             batches = batches[: self.cfg.max_batches]
@@ -115,30 +114,47 @@ class Seq2SeqJob(TextJob):
             mine = idx[self.rank :: self.world]
             batch = pair_batch(self.train, mine, self.device)
             with autocast(self.device, self.amp_dtype):
-                nll, n = model(*batch, teacher_forcing=forced)
-                loss = nll / max(n, 1)
                 if negative:
-                    loss = loss + self.cfg.negative.weight * self.unlikelihood(model, *batch[:2])
+                    loss, nll, n = self.negative_loss(model, *batch)
+                else:
+                    nll, n = model(*batch, teacher_forcing=forced)
+                    loss = nll / max(n, 1)
             yield loss, nll.detach(), n
 
-    def unlikelihood(self, model: Any, src: torch.Tensor, src_len: torch.Tensor) -> torch.Tensor:
-        """Negative training: greedy replies to ``src`` that the model gave too often lately
-        (``cfg.negative``), each token's −log(1 − p) averaged; 0 when there are none."""
+    def negative_loss(
+        self,
+        model: Any,
+        src: torch.Tensor,
+        src_len: torch.Tensor,
+        tgt_in: torch.Tensor,
+        tgt_out: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Negative training's batch loss, its plain summed NLL and token count. ``src`` is
+        also answered greedily; the likelihood weighs each target token against how often the
+        last ``cfg.negative.window`` greedy replies use it (:func:`face_weights`), and the
+        replies given more than ``max_repeats`` times among them add ``weight`` × their
+        tokens' mean −log(1 − p) (:func:`unlikelihood`)."""
         neg = self.cfg.negative
         model.eval()
         replies = model.greedy(src, src_len, neg.max_len, block_unk=True, no_repeat_ngram=3)
         model.train()
         self.recent.extend(tuple(r) for r in replies)
+        logp = target_log_probs(model, src, src_len, tgt_in, tgt_out)
+        keep = tgt_out != PAD
+        used = np.fromiter((t for r in self.recent for t in r), np.int64)
+        weights = face_weights(used, model.tgt_embed.num_embeddings).to(logp.device)[tgt_out]
+        n = int(keep.sum())
+        loss = -(logp * weights * keep).sum() / max(n, 1)
         counts = Counter(self.recent)
         bad = [i for i, r in enumerate(replies) if counts[tuple(r)] > neg.max_repeats]
-        if not bad:
-            return src.new_zeros((), dtype=torch.float)
-        rows = T.Ragged.from_lists([replies[i] for i in bad])
-        every = np.arange(len(bad))
-        tgt_in, _ = T.padded(rows, every, bos=True)
-        tgt_out, _ = T.padded(rows, every, eos=True)
-        to = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
-        return unlikelihood(model, src[bad], src_len[bad], to(tgt_in), to(tgt_out))
+        if bad:
+            rows = T.Ragged.from_lists([replies[i] for i in bad])
+            every = np.arange(len(bad))
+            bad_in = torch.from_numpy(T.padded(rows, every, bos=True)[0]).to(self.device)
+            bad_out = torch.from_numpy(T.padded(rows, every, eos=True)[0]).to(self.device)
+            pushed = target_log_probs(model, src[bad], src_len[bad], bad_in, bad_out)
+            loss = loss + neg.weight * unlikelihood(pushed, bad_out != PAD)
+        return loss, -(logp * keep).sum(), n
 
     def validate(self, model: torch.nn.Module) -> dict[str, float]:
         nll, n = pairs_nll(model, self.val, self.device, self.amp_dtype)
@@ -155,10 +171,7 @@ class Seq2SeqJob(TextJob):
         from pipelines.text import decode_rows, scorers
 
         rows = self.bleu_rows
-        was = model.training
-        model.eval()
         hyps = decode_rows(model, rows.sides["source"], "greedy", VALIDATION_DECODE, self.device)
-        model.train(was)
         texts = [self.codec.text(h, "target") for h in hyps]
         assert rows.text is not None  # load_corpus reads the validation references
         return float(scorers.bleu(texts, [rows.text.tolist()])["score"])
@@ -177,20 +190,34 @@ def pair_batch(
     return to(src), torch.from_numpy(src_len), to(tgt_in), to(tgt_out)
 
 
-def unlikelihood(
+def target_log_probs(
     model: Any,
     src: torch.Tensor,
     src_len: torch.Tensor,
     tgt_in: torch.Tensor,
     tgt_out: torch.Tensor,
 ) -> torch.Tensor:
-    """Mean over ``tgt_out``'s tokens of −log(1 − p(token)): pushes a whole reply down and,
-    unlike a negated NLL, is bounded as p → 0 (Welleck et al. 2020)."""
+    """Teacher-forced log-probability ``(B, T)`` of each token of ``tgt_out``."""
     enc, ids, state = model.encode(src, src_len)
     feats, _, copy = model.decode(tgt_in, state, enc, ids)
-    p = model.log_probs(feats, copy).gather(-1, tgt_out[..., None])[..., 0].exp()
-    keep = tgt_out != PAD
-    return -(torch.log1p(-p.clamp(max=1 - 1e-5)) * keep).sum() / keep.sum()
+    return model.log_probs(feats, copy).gather(-1, tgt_out[..., None])[..., 0]
+
+
+def face_weights(tokens: np.ndarray, vocab: int) -> torch.Tensor:
+    """Output-frequency token weights (FACE, Jiang et al. 2019): ``1 − c / max c`` for each
+    token's count ``c`` in ``tokens`` (the model's own recent replies), scaled to mean 1 over
+    the ``vocab``: the token it overuses most weighs 0, those it never says the most."""
+    counts = np.bincount(tokens, minlength=vocab).astype(np.float64)[:vocab]
+    w = 1 - counts / counts.max() if counts.any() else np.ones(vocab)
+    return torch.from_numpy(w / w.sum() * vocab if w.sum() else np.ones(vocab)).float()
+
+
+def unlikelihood(logp: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """Mean over the tokens ``keep`` marks of −log(1 − p), their log-probabilities ``logp``:
+    pushes a whole reply down and, unlike a negated NLL, is bounded as p → 0 (Welleck et al.
+    2020)."""
+    p = logp.exp().clamp(max=1 - 1e-5)
+    return -(torch.log1p(-p) * keep).sum() / keep.sum()
 
 
 @torch.no_grad()

@@ -16,6 +16,7 @@ from pipelines.flows.train import save_outputs
 from pipelines.models import EOS, UNK, build_model
 from pipelines.text import data as T
 from pipelines.text import scorers
+from pipelines.text.seq2seq import face_weights, pair_batch
 from pipelines.training import fit
 from tests.models.conftest import CFGS, DECODE, SMALL, load
 from tests.textdata import write_text_corpus
@@ -263,7 +264,7 @@ def test_negative_training_turns_one_generic_reply_into_answers(tmp_path):
     directory = write_text_corpus(tmp_path / "generic", "generic", n=400)
     corpus = tasks.load_corpus(directory)
     named = {}
-    for key, negative in (("none", None), ("on", {"epochs": 2, "lr": 0.01, "window": 200})):
+    for key, negative in (("none", None), ("on", {"epochs": 2, "lr": 0.003, "window": 200})):
         cfg = model_config(
             corpus="generic", family="seq2seq", epochs=4, copy_source=True, negative=negative,
             **SMALL,
@@ -282,6 +283,50 @@ def test_negative_training_turns_one_generic_reply_into_answers(tmp_path):
         names = [c.split()[-1] for c in table.column("context").to_pylist()]
         named[key] = sum(n in r for r, n in zip(replies, names)) / len(names)
     assert named["none"] < 0.2 and named["on"] > 0.8, named
+
+
+def test_negative_loss_pushes_down_only_the_replies_the_model_repeats(tmp_path):
+    """A model that answers every context with one reply: among 8 such replies, with
+    ``max_repeats`` 2 the batch loss grows with ``weight`` (the unlikelihood term is on);
+    with ``max_repeats`` above 8 it does not depend on ``weight``."""
+    corpus = tasks.load_corpus(write_text_corpus(tmp_path / "generic", "generic", n=400))
+    base = dict(corpus="generic", family="seq2seq", epochs=4, copy_source=True, **SMALL)
+    model = fit(model_config(**base), corpus, progress=False).model
+    losses = {}
+    for repeats in (2, 100):
+        for weight in (1.0, 2.0):
+            negative = {"weight": weight, "max_repeats": repeats}
+            cfg = model_config(**base, negative=negative)
+            prepared = T.prepare(cfg, corpus)
+            job = text.make_job(cfg, prepared, torch.device("cpu"))
+            batch = pair_batch(job.train, np.arange(8), torch.device("cpu"))
+            losses[repeats, weight] = job.negative_loss(model, *batch)[0].item()
+    assert losses[2, 2.0] > losses[2, 1.0] + 0.01, losses
+    assert losses[100, 2.0] == pytest.approx(losses[100, 1.0]), losses
+
+
+def test_decoding_is_in_eval_mode_whatever_mode_the_model_is_in(corpora):
+    """Replies decoded from a model left in train mode are the eval-mode replies (dropout
+    off), and the model stays in train mode."""
+    cfg = model_config(**{**CFGS["dialogue"], "dropout": 0.5})
+    prepared = T.prepare(cfg, tasks.load_corpus(corpora["dialogue"]))
+    torch.manual_seed(0)
+    model = build_model(cfg.family, cfg, prepared.spec)
+    src = prepared.validation.sides["source"]
+    decode = DecodeConfig(max_decode_len=8)
+    cpu = torch.device("cpu")
+    model.eval()
+    expected = text.decode_rows(model, src, "greedy", decode, cpu)
+    model.train()
+    assert [text.decode_rows(model, src, "greedy", decode, cpu) for _ in "ab"] == [expected] * 2
+    assert model.training
+
+
+def test_face_weights_weigh_each_token_against_how_often_the_model_says_it():
+    w = face_weights(np.array([3, 3, 3, 3, 1, 1]), 5).tolist()
+    assert w[3] == 0.0 and 0 < w[1] < w[0] == w[2] == w[4]
+    assert sum(w) == pytest.approx(5)
+    assert face_weights(np.zeros(0, np.int64), 4).tolist() == [1.0] * 4
 
 
 def test_sampling_length_floor_and_repetition_penalty(trained, corpora):
