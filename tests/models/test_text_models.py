@@ -233,6 +233,21 @@ def test_subword_chatbot_is_scored_per_word(tmp_path):
     assert test["distinct_2_reference"] == pytest.approx(scorers.distinct(words, 2))
 
 
+def greedy_test_replies(root, cfg, corpus, result, directory, column):
+    """Save ``result`` as the train stage does under ``root``, reload it and answer the test
+    contexts of ``directory`` greedily: the lowercased replies and the test table with
+    ``column``."""
+    layout = Layout(root)
+    save_outputs(layout, "chat", cfg, corpus, result)
+    bundle = text.load_bundle(layout.model("chat"), decode=DecodeConfig(max_decode_len=8))
+    part, table = tasks.get("dialogue").split(bundle, directory, "test", text=[column])
+    assert table is not None
+    rows = text.decode_rows(
+        bundle.model, part.sides["source"], "greedy", bundle.decode, torch.device("cpu")
+    )
+    return [bundle.codec.text(r, "target").lower() for r in rows], table
+
+
 def test_copying_decoder_takes_the_name_from_its_context(tmp_path):
     """With ``copy_source`` (pointer-generator) the decoder writes a rare context word: on 60
     made-up names, a few rows each, after 3 epochs the copying model answers every test
@@ -242,15 +257,10 @@ def test_copying_decoder_takes_the_name_from_its_context(tmp_path):
     exact = {}
     for copy in (False, True):
         cfg = model_config(corpus="echo", family="seq2seq", epochs=3, copy_source=copy, **SMALL)
-        layout = Layout(tmp_path / str(copy))
-        save_outputs(layout, "echo", cfg, corpus, fit(cfg, corpus, progress=False))
-        bundle = text.load_bundle(layout.model("echo"), decode=DecodeConfig(max_decode_len=8))
-        part, table = tasks.get("dialogue").split(bundle, directory, "test", text=["response"])
-        assert table is not None
-        rows = text.decode_rows(
-            bundle.model, part.sides["source"], "greedy", bundle.decode, torch.device("cpu")
+        result = fit(cfg, corpus, progress=False)
+        replies, table = greedy_test_replies(
+            tmp_path / str(copy), cfg, corpus, result, directory, "response"
         )
-        replies = [bundle.codec.text(r, "target").lower() for r in rows]
         want = table.column("response").to_pylist()
         exact[copy] = sum(r == w for r, w in zip(replies, want)) / len(want)
     assert exact[False] < 0.5 < 0.9 < exact[True]  # 0.0 and 1.0 here
@@ -259,7 +269,8 @@ def test_copying_decoder_takes_the_name_from_its_context(tmp_path):
 def test_negative_training_turns_one_generic_reply_into_answers(tmp_path):
     """Most train rows answer any name with "i do not know", the rest with the name: greedy,
     a copying model trained on likelihood alone gives the generic reply to every context;
-    after ``negative`` epochs (the reply pushed down once it recurs) it answers with the name
+    after ``negative`` epochs (the reply pushed down once it recurs, its pieces weighed down)
+    it answers with the name
     (0.0 and 1.0 of the test contexts here), and those epochs' weights are the model's."""
     directory = write_text_corpus(tmp_path / "generic", "generic", n=400)
     corpus = tasks.load_corpus(directory)
@@ -271,15 +282,9 @@ def test_negative_training_turns_one_generic_reply_into_answers(tmp_path):
         )  # fmt: skip
         result = fit(cfg, corpus, progress=False)
         assert [r["epoch"] for r in result.history] == list(range(1, 5 + 2 * bool(negative)))
-        layout = Layout(tmp_path / key)
-        save_outputs(layout, "chat", cfg, corpus, result)
-        bundle = text.load_bundle(layout.model("chat"), decode=DecodeConfig(max_decode_len=8))
-        part, table = tasks.get("dialogue").split(bundle, directory, "test", text=["context"])
-        assert table is not None
-        rows = text.decode_rows(
-            bundle.model, part.sides["source"], "greedy", bundle.decode, torch.device("cpu")
+        replies, table = greedy_test_replies(
+            tmp_path / key, cfg, corpus, result, directory, "context"
         )
-        replies = [bundle.codec.text(r, "target").lower() for r in rows]
         names = [c.split()[-1] for c in table.column("context").to_pylist()]
         named[key] = sum(n in r for r, n in zip(replies, names)) / len(names)
     assert named["none"] < 0.2 and named["on"] > 0.8, named
