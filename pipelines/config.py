@@ -40,7 +40,10 @@ class NegativeConfig(Config):
     ``window`` greedy replies, a reply given more than ``max_repeats`` times is pushed down by
     ``weight`` × its tokens' mean unlikelihood, −log(1 − p) (Welleck et al. 2020), and the
     likelihood weighs each target token down by how often they use it (FACE, Jiang et al.
-    2019). The weights after its last epoch are the model's."""
+    2019). With ``contrast`` above 0, each gold reply must also be likelier after its own
+    context than after the batch's next one, by ``margin`` nats a token (the mean over its
+    tokens of log p(y|x) − log p(y|x'), through a softplus): replies that fit any context lose
+    their edge. The weights after its last epoch are the model's."""
 
     epochs: int = Field(1, ge=1)
     lr: float = Field(3e-4, gt=0)
@@ -48,6 +51,8 @@ class NegativeConfig(Config):
     max_repeats: int = Field(2, ge=1)
     window: int = Field(2000, ge=1)
     max_len: int = Field(25, ge=1)  # greedy replies are cut at this many tokens
+    contrast: float = Field(0.0, ge=0)  # 0: no context contrast
+    margin: float = Field(1.0, ge=0)
 
 
 class ModelConfig(Config):

@@ -133,7 +133,8 @@ class Seq2SeqJob(TextJob):
         also answered greedily; the likelihood weighs each target token against how often the
         last ``cfg.negative.window`` greedy replies use it (:func:`face_weights`), and the
         replies given more than ``max_repeats`` times among them add ``weight`` × their
-        tokens' mean −log(1 − p) (:func:`unlikelihood`)."""
+        tokens' mean −log(1 − p) (:func:`unlikelihood`); with ``contrast``, each reply's
+        log-likelihood gap over the next row's context below ``margin`` adds its softplus."""
         neg = self.cfg.negative
         model.eval()
         replies = model.greedy(src, src_len, neg.max_len, block_unk=True, no_repeat_ngram=3)
@@ -145,6 +146,11 @@ class Seq2SeqJob(TextJob):
         weights = face_weights(used, model.tgt_embed.num_embeddings).to(logp.device)[tgt_out]
         n = int(keep.sum())
         loss = -(logp * weights * keep).sum() / max(n, 1)
+        if neg.contrast:
+            other = torch.roll(torch.arange(len(src)), 1)  # each row's context, the next row's
+            elsewhere = target_log_probs(model, src[other], src_len[other], tgt_in, tgt_out)
+            gap = ((logp - elsewhere) * keep).sum(1) / keep.sum(1).clamp(min=1)
+            loss = loss + neg.contrast * torch.nn.functional.softplus(neg.margin - gap).mean()
         counts = Counter(self.recent)
         bad = [i for i, r in enumerate(replies) if counts[tuple(r)] > neg.max_repeats]
         if bad:

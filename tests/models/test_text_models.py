@@ -310,6 +310,29 @@ def test_negative_loss_pushes_down_only_the_replies_the_model_repeats(tmp_path):
     assert losses[100, 2.0] == pytest.approx(losses[100, 1.0]), losses
 
 
+def test_context_contrast_charges_replies_that_fit_any_context(tmp_path):
+    """With ``contrast``, each reply pays the softplus of ``margin`` minus how much likelier it
+    is after its own context than after the next row's: all of it when the contexts are the
+    same, little when the model answers each name from its context (the echo corpus)."""
+    corpus = tasks.load_corpus(write_text_corpus(tmp_path / "echo", "echo"))
+    base = dict(corpus="echo", family="seq2seq", epochs=3, copy_source=True, **SMALL)
+    model = fit(model_config(**base), corpus, progress=False).model
+    added = {}
+    for rows in ("same", "distinct"):
+        idx = np.zeros(8, int) if rows == "same" else np.arange(8)
+        loss = {}
+        for contrast in (0.0, 2.0):
+            negative = {"contrast": contrast, "margin": 3.0, "max_repeats": 100}
+            cfg = model_config(**base, negative=negative)
+            job = text.make_job(cfg, T.prepare(cfg, corpus), torch.device("cpu"))
+            batch = pair_batch(job.train, idx, torch.device("cpu"))
+            loss[contrast] = job.negative_loss(model, *batch)[0].item()
+        added[rows] = loss[2.0] - loss[0.0]
+    full = 2.0 * math.log1p(math.exp(3.0))
+    assert added["same"] == pytest.approx(full, rel=1e-4), added
+    assert added["distinct"] < 0.5 * full, added
+
+
 def test_decoding_is_in_eval_mode_whatever_mode_the_model_is_in(corpora):
     """Replies decoded from a model left in train mode are the eval-mode replies (dropout
     off), and the model stays in train mode."""
