@@ -41,7 +41,7 @@ class NegativeConfig(Config):
     ``weight`` × its tokens' mean unlikelihood, −log(1 − p) (Welleck et al. 2020), and the
     likelihood weighs each target token down by how often they use it (FACE, Jiang et al.
     2019). With ``contrast`` above 0, each gold reply must also be likelier after its own
-    context than after the batch's next one, by ``margin`` nats a token (the mean over its
+    context than after the batch's previous row's, by ``margin`` nats a token (the mean over its
     tokens of log p(y|x) − log p(y|x'), through a softplus): replies that fit any context lose
     their edge. The weights after its last epoch are the model's."""
 

@@ -134,7 +134,7 @@ class Seq2SeqJob(TextJob):
         last ``cfg.negative.window`` greedy replies use it (:func:`face_weights`), and the
         replies given more than ``max_repeats`` times among them add ``weight`` × their
         tokens' mean −log(1 − p) (:func:`unlikelihood`); with ``contrast``, each reply's
-        log-likelihood gap over the next row's context below ``margin`` adds its softplus."""
+        log-likelihood gap over the previous row's context below ``margin`` adds its softplus."""
         neg = self.cfg.negative
         model.eval()
         replies = model.greedy(src, src_len, neg.max_len, block_unk=True, no_repeat_ngram=3)
@@ -147,7 +147,7 @@ class Seq2SeqJob(TextJob):
         n = int(keep.sum())
         loss = -(logp * weights * keep).sum() / max(n, 1)
         if neg.contrast:
-            other = torch.roll(torch.arange(len(src)), 1)  # each row's context, the next row's
+            other = torch.roll(torch.arange(len(src)), 1)  # row i's reply after row i-1's context
             elsewhere = target_log_probs(model, src[other], src_len[other], tgt_in, tgt_out)
             gap = ((logp - elsewhere) * keep).sum(1) / keep.sum(1).clamp(min=1)
             loss = loss + neg.contrast * torch.nn.functional.softplus(neg.margin - gap).mean()

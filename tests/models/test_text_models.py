@@ -312,7 +312,7 @@ def test_negative_loss_pushes_down_only_the_replies_the_model_repeats(tmp_path):
 
 def test_context_contrast_charges_replies_that_fit_any_context(tmp_path):
     """With ``contrast``, each reply pays the softplus of ``margin`` minus how much likelier it
-    is after its own context than after the next row's: all of it when the contexts are the
+    is after its own context than after the previous row's: all of it when the contexts are the
     same, little when the model answers each name from its context (the echo corpus)."""
     corpus = tasks.load_corpus(write_text_corpus(tmp_path / "echo", "echo"))
     base = dict(corpus="echo", family="seq2seq", epochs=3, copy_source=True, **SMALL)
