@@ -87,7 +87,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"(unknown: {', '.join(unk)})")
         ids = codec.encode([line], "source")
         out = text.decode_rows(
-            bundle.model, ids, decoding, cfg, torch.device("cpu"), beam=args.beam, generator=gen
+            bundle.model,
+            ids,
+            decoding,
+            cfg,
+            torch.device("cpu"),
+            beam=args.beam,
+            generator=gen,
+            codec=codec,
         )[0]
         reply = codec.text(out, "target") or "..."
         print(f"bot> {reply}" if interactive else reply, flush=True)

@@ -207,13 +207,20 @@ def decode_rows(
     beam: int | None = None,
     batch: int = 512,
     generator: torch.Generator | None = None,
+    codec: Codec | None = None,
 ) -> list[list[int]]:
     """Decode every row of ``src`` (``greedy``, ``beam`` or ``sample``), in the input order,
-    as ``cfg`` says; in eval mode (no dropout), whatever mode ``model`` was in and is left in."""
+    as ``cfg`` says; in eval mode (no dropout), whatever mode ``model`` was in and is left in.
+    With the model's ``codec``, ``no_repeat_ngram`` holds for the reply's words too, as the
+    scores count them (a word can be spelt by other pieces, or in another case)."""
+    reject = None
+    if codec is not None and cfg.no_repeat_ngram:
+        n = cfg.no_repeat_ngram
+        reject = lambda ids: codec.repeats(ids, "target", n)  # noqa: E731
     was = model.training
     model.eval()
     try:
-        return _decode_rows(model, src, mode, cfg, device, beam, batch, generator)
+        return _decode_rows(model, src, mode, cfg, device, beam, batch, generator, reject)
     finally:
         model.train(was)
 
@@ -227,6 +234,7 @@ def _decode_rows(
     beam: int | None,
     batch: int,
     generator: torch.Generator | None,
+    reject: Any,
 ) -> list[list[int]]:
     beam = beam or cfg.beam
     per = max(1, batch // beam) if mode == "beam" else batch
@@ -238,7 +246,7 @@ def _decode_rows(
         if mode == "beam":
             rows = model.beam_search(s, s_len, beam, limit, cfg.length_penalty, cfg.block_unk)
         elif mode == "greedy":
-            rows = model.greedy(s, s_len, limit, cfg.block_unk, cfg.no_repeat_ngram)
+            rows = model.greedy(s, s_len, limit, cfg.block_unk, cfg.no_repeat_ngram, reject)
         else:
             rows = model.sample(
                 s,
@@ -252,6 +260,7 @@ def _decode_rows(
                 cfg.repetition_penalty,
                 cfg.min_decode_len,
                 cfg.no_repeat_ngram,
+                reject,
             )
         for i, r in zip(idx, rows):
             out[i] = r
@@ -269,7 +278,8 @@ def output_texts(
     """Decode ``src`` into readable target text (an ``<unk>`` the model emits stays visible:
     a subword vocabulary has none to emit)."""
     assert bundle.codec is not None  # load_bundle gives a text task's bundle its codec
-    rows = decode_rows(bundle.model, src, mode, bundle.decode, torch.device(device), beam, batch)
+    dev = torch.device(device)
+    rows = decode_rows(bundle.model, src, mode, bundle.decode, dev, beam, batch, codec=bundle.codec)
     return [bundle.codec.text(r, "target") for r in rows]
 
 

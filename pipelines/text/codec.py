@@ -97,6 +97,22 @@ class Codec:
             toks = pretokenize(pa.array([prompt]), lowercase=False)[0].as_py() + toks
         return detokenize(toks)
 
+    def words(self, rows: Sequence[Sequence[int]], side: str) -> list[list[str]]:
+        """Each row's words as the scores count them (distinct-n, repeats): a word vocabulary's
+        tokens; a subword row's text split by ``pretokenize`` (lowercased)."""
+        if self.spec.get("kind") != "bpe":
+            return [self.tokens(r, side) for r in rows]
+        from rnnflow.codec import pretokenize
+
+        texts = pa.array([self.text(r, side) for r in rows], pa.string())
+        return pretokenize(texts).to_pylist()
+
+    def repeats(self, ids: Sequence[int], side: str, n: int) -> bool:
+        """Whether the words of ``ids`` hold some n-gram twice."""
+        words = self.words([ids], side)[0]
+        grams = list(zip(*(words[i:] for i in range(n))))
+        return len(grams) != len(set(grams))
+
     def unknown_words(self, text: str, side: str) -> list[str]:
         """Words of ``text`` the model reads as ``<unk>``."""
         from rnnflow.codec import pretokenize

@@ -18,14 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import torch
 
 from pipelines.tasks import register
 from pipelines.text import Bundle, decode_rows, ngram, scorers
 from pipelines.text import data as T
 from pipelines.text.seq2seq import Seq2SeqTask
-from rnnflow.codec import pretokenize
 from rnnflow.io import read_table
 
 
@@ -79,17 +77,14 @@ class Dialogue(Seq2SeqTask):
         train = self.split(bundle, directory, "train")[0].sides["target"]
         seen = {tuple(train.row(i).tolist()) for i in range(len(train))}
         gen = torch.Generator().manual_seed(bundle.cfg.seed)
+        src = test.sides["source"]
         sampled = decode_rows(
-            bundle.model, test.sides["source"], "sample", cfg, device, batch=batch, generator=gen
+            bundle.model, src, "sample", cfg, device, batch=batch, generator=gen, codec=codec
         )
-        greedy = decode_rows(bundle.model, test.sides["source"], "greedy", cfg, device, batch=batch)
+        greedy = decode_rows(bundle.model, src, "greedy", cfg, device, batch=batch, codec=codec)
 
         def toks(rows: list[list[int]]) -> list[list[str]]:
-            # distinct-n and repeats count words: a subword reply's pieces joined first
-            if bundle.spec.get("kind") != "bpe":
-                return [codec.tokens(r, "target") for r in rows]
-            texts = pa.array([codec.text(r, "target") for r in rows], pa.string())
-            return pretokenize(texts).to_pylist()
+            return codec.words(rows, "target")  # distinct-n and repeats count words
 
         refs = toks([test.sides["target"].row(i).tolist() for i in range(len(test))])
         out = {

@@ -23,6 +23,7 @@ Imports only torch (the throughput benchmark runs it where Prefect is not instal
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
@@ -83,6 +84,31 @@ def ban_repeats(logp: torch.Tensor, prefix: torch.Tensor, n: int) -> torch.Tenso
         at = (torch.tensor(rows, device=logp.device), torch.tensor(toks, device=logp.device))
         logp = logp.index_put(at, torch.tensor(float("-inf"), device=logp.device))
     return logp
+
+
+def avoid(
+    logp: torch.Tensor,
+    tok: torch.Tensor,
+    rows: list[list[int]],
+    done: list[bool],
+    reject: Callable[[list[int]], bool],
+    repick: Callable[[torch.Tensor], torch.Tensor],
+    tries: int = 8,
+) -> torch.Tensor:
+    """``tok`` ``(B,)`` with each token that ``reject(row + [token])`` refuses picked again
+    (``repick``) from its row of ``logp`` without it, up to ``tries`` times; then kept."""
+    for _ in range(tries):
+        bad = [
+            b
+            for b, t in enumerate(tok.tolist())
+            if not done[b] and t not in (EOS, PAD) and reject(rows[b] + [t])
+        ]
+        if not bad:
+            break
+        at = torch.tensor(bad, device=logp.device)
+        logp = logp.index_put((at, tok[at]), torch.tensor(float("-inf"), device=logp.device))
+        tok = tok.index_copy(0, at, repick(logp[at]))
+    return tok
 
 
 @register("seq2seq", tasks=("translate", "dialogue"))
@@ -273,11 +299,19 @@ class Seq2Seq(nn.Module):
         max_len: int,
         block_unk: bool = False,
         no_repeat_ngram: int = 0,
+        reject: Callable[[list[int]], bool] | None = None,
     ) -> list[list[int]]:
         """Most likely token at each step, until ``<eos>`` or ``max_len`` tokens; with
-        ``no_repeat_ngram`` n, never a token that would repeat an n-gram of the reply."""
+        ``no_repeat_ngram`` n, never a token that would repeat an n-gram of the reply, nor one
+        that ``reject`` refuses (it sees the reply so far, that token last)."""
         return self._run(
-            src, src_len, max_len, greedy=True, block_unk=block_unk, no_repeat_ngram=no_repeat_ngram
+            src,
+            src_len,
+            max_len,
+            greedy=True,
+            block_unk=block_unk,
+            no_repeat_ngram=no_repeat_ngram,
+            reject=reject,
         )
 
     @torch.no_grad()
@@ -294,11 +328,13 @@ class Seq2Seq(nn.Module):
         repetition_penalty: float = 1.0,
         min_len: int = 0,
         no_repeat_ngram: int = 0,
+        reject: Callable[[list[int]], bool] | None = None,
     ) -> list[list[int]]:
         """Ancestral sampling from the ``top_k`` most likely tokens at ``temperature``, within
         the ``top_p`` nucleus; a token already in the reply has its probability divided by
         ``repetition_penalty``, ``<eos>`` is barred for the first ``min_len`` tokens, and
-        with ``no_repeat_ngram`` n no n-gram of the reply repeats."""
+        with ``no_repeat_ngram`` n no n-gram of the reply repeats (``reject``: as in
+        :meth:`greedy`)."""
         return self._run(
             src,
             src_len,
@@ -312,6 +348,7 @@ class Seq2Seq(nn.Module):
             repetition_penalty,
             min_len,
             no_repeat_ngram,
+            reject,
         )
 
     def _run(
@@ -328,6 +365,7 @@ class Seq2Seq(nn.Module):
         repetition_penalty=1.0,
         min_len=0,
         no_repeat_ngram=0,
+        reject=None,
     ):
         enc, ids, state = self.encode(src, src_len)
         tok = torch.full((src.size(0),), BOS, dtype=torch.long, device=src.device)
@@ -346,6 +384,16 @@ class Seq2Seq(nn.Module):
             if no_repeat_ngram and out:
                 logp = ban_repeats(logp, torch.stack(out, 1), no_repeat_ngram)
             tok = pick(logp, greedy, temperature, top_k, generator, top_p).masked_fill(done, PAD)
+            if reject is not None:
+                rows = torch.stack(out, 1).tolist() if out else [[] for _ in range(len(tok))]
+                tok = avoid(
+                    logp,
+                    tok,
+                    rows,
+                    done.tolist(),
+                    reject,
+                    lambda lp: pick(lp, greedy, temperature, top_k, generator, top_p),
+                )
             if used is not None:
                 used[torch.arange(tok.size(0), device=tok.device), tok] = True
             out.append(tok)
