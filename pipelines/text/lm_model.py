@@ -14,6 +14,8 @@ Imports only torch (the throughput benchmark runs it where Prefect is not instal
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,6 +34,13 @@ def detach(hidden: Hidden | None) -> Hidden | None:
     if isinstance(hidden, tuple):
         return hidden[0].detach(), hidden[1].detach()
     return hidden.detach()
+
+
+def map_hidden(fn: Callable[[torch.Tensor], torch.Tensor], state: Hidden) -> Hidden:
+    """``fn`` applied to each tensor of a recurrent state (an LSTM's ``(h, c)`` or a GRU's h)."""
+    if isinstance(state, tuple):
+        return fn(state[0]), fn(state[1])
+    return fn(state)
 
 
 class Softmax(nn.Module):
