@@ -13,7 +13,7 @@ import torch
 from pipelines import tasks, text
 from pipelines.config import VALIDATION_DECODE, DecodeConfig, Layout, model_config
 from pipelines.flows.train import save_outputs
-from pipelines.models import EOS, UNK, build_model
+from pipelines.models import build_model
 from pipelines.text import data as T
 from pipelines.text import scorers
 from pipelines.text.seq2seq import face_weights, pair_batch
@@ -41,31 +41,6 @@ def test_text_model_loss_goes_down(corpora, trained, task):
         assert result.history[-1][monitor] == pytest.approx(
             math.exp(result.history[-1]["val_loss"])
         )
-
-
-def test_beam_one_is_greedy_and_decoding_respects_limits(corpora, trained):
-    cfg, corpus, result = trained[1]["translate"]
-    model = result.model.eval()
-    split = T.prepare(cfg, corpus).validation
-    idx = np.arange(24)
-    src, src_len = T.padded(split.sides["source"], idx, eos=True)
-    src, src_len = torch.from_numpy(src), torch.from_numpy(src_len)
-    greedy = model.greedy(src, src_len, 12)
-    assert model.beam_search(src, src_len, 1, 12) == greedy
-    assert any(len(g) > 2 for g in greedy)
-    blocked = model.greedy(src, src_len, 12, block_unk=True)
-    assert model.beam_search(src, src_len, 1, 12, block_unk=True) == blocked
-    assert not any(
-        UNK in r for r in blocked + model.beam_search(src, src_len, 3, 12, block_unk=True)
-    )
-    torch.manual_seed(1)  # an untrained model: long, arbitrary outputs hit the length limit
-    fresh = build_model("seq2seq", cfg, T.prepare(cfg, corpus).spec).eval()
-    rough = fresh.greedy(src, src_len, 5)
-    assert fresh.beam_search(src, src_len, 1, 5) == rough
-    assert (
-        max(len(r) for r in rough) <= 5
-        and max(len(r) for r in fresh.beam_search(src, src_len, 4, 5)) <= 5
-    )
 
 
 def test_translator_scores_with_sacrebleu_on_raw_references(corpora, trained):
@@ -145,27 +120,6 @@ def test_samples_are_the_first_rows_by_hash(corpora, trained):
             table.column("src")[int(i)].as_py() for i in idx[np.argsort(part.row_id[idx])][:per]
         }
     assert {s["source"] for s in samples} == want
-
-
-def test_no_repeat_ngram_blocks_loops_in_greedy_and_sampled_outputs(corpora, trained):
-    cfg, corpus, _ = trained[1]["dialogue"]
-    split = T.prepare(cfg, corpus)
-    torch.manual_seed(3)  # an untrained model loops: many of its outputs repeat a bigram
-    fresh = build_model("seq2seq", cfg, split.spec).eval()
-    rows = split.validation.sides["source"]
-    plain = DecodeConfig(max_decode_len=20, min_decode_len=20)
-    blocked = plain.model_copy(update={"no_repeat_ngram": 2})
-    looping = lambda out: scorers.repeats(out, 2)  # noqa: E731
-    cpu = torch.device("cpu")
-    for mode in ("greedy", "sample"):
-        out = {
-            c.no_repeat_ngram: text.decode_rows(
-                fresh, rows, mode, c, cpu, generator=torch.Generator().manual_seed(0)
-            )
-            for c in (plain, blocked)
-        }
-        assert looping(out[0]) > 0.1, mode
-        assert looping(out[2]) == 0 and max(map(len, out[2])) >= 10, mode
 
 
 def test_lm_scores_every_token_and_beats_nothing_for_free(corpora, trained):
@@ -333,60 +287,11 @@ def test_context_contrast_charges_replies_that_fit_any_context(tmp_path):
     assert added["distinct"] < 0.5 * full, added
 
 
-def test_decoding_is_in_eval_mode_whatever_mode_the_model_is_in(corpora):
-    """Replies decoded from a model left in train mode are the eval-mode replies (dropout
-    off), and the model stays in train mode."""
-    cfg = model_config(**{**CFGS["dialogue"], "dropout": 0.5})
-    prepared = T.prepare(cfg, tasks.load_corpus(corpora["dialogue"]))
-    torch.manual_seed(0)
-    model = build_model(cfg.family, cfg, prepared.spec)
-    src = prepared.validation.sides["source"]
-    decode = DecodeConfig(max_decode_len=8)
-    cpu = torch.device("cpu")
-    model.eval()
-    expected = text.decode_rows(model, src, "greedy", decode, cpu)
-    model.train()
-    assert [text.decode_rows(model, src, "greedy", decode, cpu) for _ in "ab"] == [expected] * 2
-    assert model.training
-
-
 def test_face_weights_weigh_each_token_against_how_often_the_model_says_it():
     w = face_weights(np.array([3, 3, 3, 3, 1, 1]), 5).tolist()
     assert w[3] == 0.0 and 0 < w[1] < w[0] == w[2] == w[4]
     assert sum(w) == pytest.approx(5)
     assert face_weights(np.zeros(0, np.int64), 4).tolist() == [1.0] * 4
-
-
-def test_sampling_length_floor_and_repetition_penalty(trained, corpora):
-
-    layout, _ = trained
-    bundle = load(layout, "dialogue")
-    part, _ = T.load_split(corpora["dialogue"], "test", bundle.spec)
-    rows = part.sides["source"]
-    cfg = bundle.decode.model_copy(update={"min_decode_len": 6, "max_decode_len": 12, "top_k": 0})
-    out = text.decode_rows(
-        bundle.model,
-        rows,
-        "sample",
-        cfg,
-        torch.device("cpu"),
-        generator=torch.Generator().manual_seed(0),
-    )
-    assert all(len(r) >= 6 for r in out), out  # no <eos> before 6 tokens
-    assert all(EOS not in r for r in out)
-    strict = cfg.model_copy(
-        update={"repetition_penalty": 1e9, "min_decode_len": 6, "max_decode_len": 6}
-    )
-    out = text.decode_rows(
-        bundle.model,
-        rows,
-        "sample",
-        strict,
-        torch.device("cpu"),
-        generator=torch.Generator().manual_seed(0),
-    )
-    bad = [r for r in out if not len(set(r)) == len(r) == 6]
-    assert not bad, bad  # nothing repeats
 
 
 @pytest.mark.parametrize("task", ["lm", "dialogue"])
@@ -405,19 +310,3 @@ def test_text_resume_equals_uninterrupted(corpora, tmp_path, task):
     a, b = resumed.model.state_dict(), straight.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in b)
     assert [r["val_loss"] for r in resumed.history] == [r["val_loss"] for r in straight.history]
-
-
-def test_decoding_is_the_evaluate_side_and_no_field_of_training(corpora, trained):
-    """How a model decodes is evaluate's (``evaluate.models.<model>``): a train entry naming
-    a decoding field is an error, and the same weights decode as the bundle's settings say."""
-    from pipelines.config import ConfigError, TrainConfig
-    from rnnflow.config import parse
-
-    entry = {**CFGS["translate"], "beam": 9}
-    with pytest.raises(ConfigError, match="model 'toy': 'beam' is not a field of family 'seq2seq'"):
-        parse(TrainConfig, {"train": {"models": {"toy": entry}}}, "train")
-    layout, _ = trained
-    wide = text.load_bundle(layout.model("toy_translate"), decode=DecodeConfig(max_decode_len=3))
-    src = T.Ragged.from_lists([[5, 6, 7, 8, 9, 10]])
-    (row,) = text.decode_rows(wide.model, src, "greedy", wide.decode, torch.device("cpu"))
-    assert len(row) <= 3
