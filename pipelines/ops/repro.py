@@ -202,13 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="run as the DVC experiment NAME (dvc exp run) instead",
     )
-    parser.add_argument(
-        "--lock-timeout",
-        type=float,
-        default=3600.0,
-        help="seconds to wait for another run holding the workspace (default: %(default)s)",
-    )
-    parser.add_argument("--root", default=None, help="project root (default: this checkout)")
+    W.workspace_arguments(parser)
     args = parser.parse_args(argv)
     out = run_stage_flow(
         repro,

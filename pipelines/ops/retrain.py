@@ -367,13 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         default="params.yaml",
         help="params file, relative to the root (default: %(default)s)",
     )
-    parser.add_argument(
-        "--lock-timeout",
-        type=float,
-        default=3600.0,
-        help="seconds to wait for another run holding the workspace",
-    )
-    parser.add_argument("--root", default=None, help="project root (default: this checkout)")
+    W.workspace_arguments(parser)
     args = parser.parse_args(argv)
     try:
         check_arguments(args.model, args.params, args.root)

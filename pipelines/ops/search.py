@@ -205,13 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--trials", type=positive_int, default=None, help="override n_trials (1 or more)"
     )
-    parser.add_argument(
-        "--lock-timeout",
-        type=float,
-        default=3600.0,
-        help="seconds to wait for another run holding the workspace",
-    )
-    parser.add_argument("--root", default=None, help="project root (default: this checkout)")
+    W.workspace_arguments(parser)
     args = parser.parse_args(argv)
     try:
         check_arguments(args.spec, args.method, args.trials, args.root)

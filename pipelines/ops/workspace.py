@@ -13,6 +13,7 @@ No Prefect or DVC import at module top (both are slow to import); torch is never
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import fcntl
 import json
@@ -110,6 +111,17 @@ def _log(log: Any) -> Any:
 
 
 # --- the lock ---------------------------------------------------------------------------
+
+
+def workspace_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every command that holds the workspace takes: ``--lock-timeout``, ``--root``."""
+    parser.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=3600.0,
+        help="seconds to wait for another run holding the workspace (default: %(default)s)",
+    )
+    parser.add_argument("--root", default=None, help="project root (default: this checkout)")
 
 
 @contextlib.contextmanager
