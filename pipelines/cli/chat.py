@@ -12,60 +12,34 @@ searches. A model on a word vocabulary reads words it never saw as ``<unk>`` and
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import rnnflow  # noqa: F401,I001  offline/telemetry env defaults first
-from pipelines.cli import fail, model_error, non_negative_int, positive_int, temperature
-from pipelines.cli.loading import load_text_model
+from pipelines.cli import positive_int
+from pipelines.cli.loading import load_text_model, sampling_arguments, text_parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="rnnflow chat",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 1)[1],
-    )
-    parser.add_argument(
-        "--model", default="twitter_chatbot", help="model name under models/ (default: %(default)s)"
-    )
-    parser.add_argument("--root", default=None, help="project root (default: this checkout)")
+    parser = text_parser("chat", __doc__, "twitter_chatbot")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--greedy", action="store_true", help="most likely word at each step")
     mode.add_argument(
         "--beam", type=positive_int, default=None, help="beam search with this beam (1 or more)"
     )
-    parser.add_argument(
-        "--top-k",
-        type=non_negative_int,
-        default=None,
-        help="sampling: the k most likely words, 0 = all (default: params)",
-    )
-    parser.add_argument(
-        "--temperature",
-        type=temperature,
-        default=None,
-        help="sampling temperature, above 0 (default: params); 0 is refused: use --greedy",
-    )
-    parser.add_argument("--seed", type=int, default=None, help="sampling seed (default: random)")
+    sampling_arguments(parser)
     parser.add_argument(
         "--show-unknown",
         action="store_true",
         help="print the words read as <unk> before each reply",
     )
     args = parser.parse_args(argv)
-    # Before torch and the model load: a wrong model is told at once, in one line.
-    if error := model_error("chat", args.model, args.root):
-        return fail("chat", error)
-
+    bundle = load_text_model("chat", args.model, args.root)
+    if isinstance(bundle, int):
+        return bundle
     import torch
 
     from pipelines import text
 
-    bundle = load_text_model("chat", args.model, args.root)
-    if isinstance(bundle, int):
-        return bundle
     update = {
         k: v for k, v in (("top_k", args.top_k), ("temperature", args.temperature)) if v is not None
     }

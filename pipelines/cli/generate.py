@@ -11,26 +11,16 @@ the model never saw are read as ``<unk>``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import rnnflow  # noqa: F401,I001  offline/telemetry env defaults first
-from pipelines.cli import fail, model_error, non_negative_int, positive_int, temperature
-from pipelines.cli.loading import load_text_model
+from pipelines.cli import positive_int
+from pipelines.cli.loading import load_text_model, sampling_arguments, text_parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="rnnflow generate",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 1)[1],
-    )
+    parser = text_parser("generate", __doc__, "books_lm")
     parser.add_argument("--prompt", default="", help="text to continue (default: a new document)")
-    parser.add_argument(
-        "--model", default="books_lm", help="model name under models/ (default: %(default)s)"
-    )
-    parser.add_argument("--root", default=None, help="project root (default: this checkout)")
     parser.add_argument(
         "--length",
         type=positive_int,
@@ -39,32 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--greedy", action="store_true", help="most likely word at each step")
     parser.add_argument(
-        "--temperature",
-        type=temperature,
-        default=None,
-        help="sampling temperature, above 0 (default: params); 0 is refused: use --greedy",
-    )
-    parser.add_argument(
-        "--top-k",
-        type=non_negative_int,
-        default=None,
-        help="sampling: the k most likely words, 0 = all (default: params)",
-    )
-    parser.add_argument(
         "-n", "--num", type=positive_int, default=1, help="how many continuations (default: 1)"
     )
-    parser.add_argument("--seed", type=int, default=None, help="sampling seed (default: random)")
+    sampling_arguments(parser)
     parser.add_argument("--no-stop", action="store_true", help="do not stop at <eos>")
     args = parser.parse_args(argv)
-    # Before torch and the model load: a wrong model is told at once, in one line.
-    if error := model_error("generate", args.model, args.root):
-        return fail("generate", error)
-
-    import torch
-
     bundle = load_text_model("generate", args.model, args.root)
     if isinstance(bundle, int):
         return bundle
+    import torch
+
     cfg, codec, model = bundle.decode, bundle.codec, bundle.model
     assert codec is not None  # load_text_model checked
     gen = torch.Generator()

@@ -12,30 +12,18 @@ model has no unknown words.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import rnnflow  # noqa: F401,I001  offline/telemetry env defaults first
 from pipelines.cli import fail, model_error, positive_int
-from pipelines.cli.loading import load_text_model
+from pipelines.cli.loading import load_text_model, text_parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="rnnflow translate",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 1)[1],
-    )
+    parser = text_parser("translate", __doc__, "es_en_translator")
     parser.add_argument(
         "text", nargs="*", help="sentences to translate (default: one per stdin line)"
     )
-    parser.add_argument(
-        "--model",
-        default="es_en_translator",
-        help="model name under models/ (default: %(default)s)",
-    )
-    parser.add_argument("--root", default=None, help="project root (default: this checkout)")
     parser.add_argument(
         "--beam",
         type=positive_int,
