@@ -16,7 +16,7 @@ import sys
 
 import rnnflow  # noqa: F401,I001  offline/telemetry env defaults first
 from pipelines.cli import positive_int
-from pipelines.cli.loading import load_text_model, sampling_arguments, text_parser
+from pipelines.cli.loading import load_text_model, sampling, sampling_arguments, text_parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,12 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipelines import text
 
-    update = {
-        k: v for k, v in (("top_k", args.top_k), ("temperature", args.temperature)) if v is not None
-    }
-    cfg = bundle.decode.model_copy(update=update)
-    gen = torch.Generator()
-    gen.manual_seed(args.seed) if args.seed is not None else gen.seed()
+    cfg, gen = sampling(bundle, args)
     interactive = sys.stdin.isatty()
     decoding = "beam" if args.beam else "greedy" if args.greedy else "sample"
     codec = bundle.codec

@@ -15,7 +15,7 @@ import sys
 
 import rnnflow  # noqa: F401,I001  offline/telemetry env defaults first
 from pipelines.cli import positive_int
-from pipelines.cli.loading import load_text_model, sampling_arguments, text_parser
+from pipelines.cli.loading import load_text_model, sampling, sampling_arguments, text_parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,18 +39,17 @@ def main(argv: list[str] | None = None) -> int:
         return bundle
     import torch
 
-    cfg, codec, model = bundle.decode, bundle.codec, bundle.model
+    cfg, gen = sampling(bundle, args)
+    codec, model = bundle.codec, bundle.model
     assert codec is not None  # load_text_model checked
-    gen = torch.Generator()
-    gen.manual_seed(args.seed) if args.seed is not None else gen.seed()
     ids = torch.from_numpy(codec.encode([args.prompt], "ids").values)
     for _ in range(args.num):
         out = model.generate(  # type: ignore[operator]  # an lm model (task checked)
             ids,
             cfg.max_decode_len if args.length is None else args.length,
             greedy=args.greedy,
-            temperature=cfg.temperature if args.temperature is None else args.temperature,
-            top_k=cfg.top_k if args.top_k is None else args.top_k,
+            temperature=cfg.temperature,
+            top_k=cfg.top_k,
             generator=gen,
             stop_at_eos=not args.no_stop,
             block_unk=cfg.block_unk,

@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING
 from pipelines.cli import fail, model_error, non_negative_int, task_error, temperature
 
 if TYPE_CHECKING:
+    import torch
+
+    from pipelines.config import DecodeConfig
     from pipelines.text import Bundle
 
 
@@ -43,6 +46,17 @@ def sampling_arguments(parser: argparse.ArgumentParser) -> None:
         help="sampling temperature, above 0 (default: params); 0 is refused: use --greedy",
     )
     parser.add_argument("--seed", type=int, default=None, help="sampling seed (default: random)")
+
+
+def sampling(bundle: Bundle, args: argparse.Namespace) -> tuple[DecodeConfig, torch.Generator]:
+    """The model's decoding with the ``--top-k``/``--temperature`` given, and a generator
+    seeded by ``--seed`` (else at random)."""
+    import torch
+
+    given = {k: v for k in ("top_k", "temperature") if (v := getattr(args, k)) is not None}
+    gen = torch.Generator()
+    gen.manual_seed(args.seed) if args.seed is not None else gen.seed()
+    return bundle.decode.model_copy(update=given), gen
 
 
 def load_text_model(command: str, model: str, root: str | None) -> Bundle | int:
