@@ -22,17 +22,20 @@ _DEFAULTS = {
     "HF_HUB_OFFLINE": "1",
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "TOKENIZERS_PARALLELISM": "false",
-    # OpenMP threads that sleep instead of spinning at barriers. On this shared 2-core
-    # machine, with other processes busy, spinning made a 2-thread LSTM training step 25x
-    # slower (16 s vs 0.55 s for the chatbot's step); passive waiting costs nothing idle.
-    "OMP_WAIT_POLICY": "PASSIVE",
 }
+# Turns an OpenMP thread (libgomp: torch's on Linux) spins at a barrier before it sleeps. The
+# default (300,000) makes a 2-thread training step several times slower when another process
+# is busy; sleeping at once (OMP_WAIT_POLICY=PASSIVE) makes it about a third slower when the
+# cores are free. This keeps nearly all of the speed alone (benchmarks/omp_wait.py).
+SPINCOUNT = "10000"
 
 
 def apply_offline_defaults() -> None:
     """Set telemetry-off / offline environment defaults without overriding the user's."""
     for key, value in _DEFAULTS.items():
         os.environ.setdefault(key, value)
+    if "OMP_WAIT_POLICY" not in os.environ:  # a user's wait policy wins over our spin count
+        os.environ.setdefault("GOMP_SPINCOUNT", SPINCOUNT)
     os.environ.setdefault("PREFECT_HOME", str(PROJECT_ROOT / ".prefect"))
     os.environ.setdefault("HF_HOME", str(PROJECT_ROOT / ".cache" / "huggingface"))
 
