@@ -2,8 +2,8 @@
 command line, a model's configuration, the machine a result was measured on, writing a result
 where ``summary.py`` reads it, and reading it back into Markdown tables.
 
-Importing it applies rnnflow's offline defaults (``rnnflow/env.py``: no telemetry, OpenMP
-threads that sleep instead of spinning), so import it before torch.
+Importing it applies rnnflow's offline defaults (``rnnflow/env.py``: no telemetry, how long
+OpenMP threads spin before they sleep), so import it before torch.
 """
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ BLOCKS: dict[str, Callable[[Path], list[str]]] = {
         (summary_speed, "data_half tokenize_speed memory"),
         (summary_quality, "peers_lm peers_translator peers_mnist models text_quality"),
         (summary_quality, "seed_spread rerun"),
-        (summary_speed, "ddp_lm scale engine gpu_stages"),
+        (summary_speed, "ddp_lm omp_wait scale engine gpu_stages"),
     ]
     for name in names.split()
 }

@@ -189,3 +189,26 @@ def block_gpu_stages(root: Path) -> list[str]:
         )
     head = ["device", "model", "train s", "evaluate s", "epoch s × epochs", "test metrics"]
     return T.table(head, rows, *notes)
+
+
+def block_omp_wait(root: Path) -> list[str]:
+    """Training steps under each OpenMP wait setting, alone and beside a busy process
+    (``benchmarks/omp_wait.py``), each against rnnflow's."""
+    doc = T.result(root, "omp_wait", "python benchmarks/omp_wait.py")
+    ms = {(r["setting"], r["busy_neighbour"]): r["ms_per_step"] for r in doc["runs"]}
+    ours = next(r["setting"] for r in doc["runs"] if "rnnflow" in r["setting"])
+    settings = list(dict.fromkeys(r["setting"] for r in doc["runs"]))
+    rows = [
+        [s, *(f"{ms[s, b]:.1f} ({ms[s, b] / ms[ours, b]:.2f}×)" for b in (False, True))]
+        for s in settings
+    ]
+    same = len({r["loss"] for r in doc["runs"]}) == 1
+    cfg = doc["config"]
+    head = ["OpenMP wait", "ms a step, alone (vs rnnflow's)", "beside one busy process"]
+    return T.table(head, rows) + [
+        "",
+        f"{doc['model']} ({cfg.get('layers')}×{cfg.get('hidden')} {cfg.get('cell', '').upper()}, "
+        f"batch {cfg.get('batch_size')}): {doc['steps']} training steps a run after 10 warm-up "
+        f"steps; the last loss is the same in every run: {same}. {T.cpus(doc)}, "
+        f"{T.load_note(doc)}; {doc['date']}.",
+    ]

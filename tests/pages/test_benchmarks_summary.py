@@ -314,6 +314,30 @@ def test_ddp_block_puts_the_process_counts_side_by_side(summary, tmp_path):
     assert "2 processes / 1: 0.80× the tokens/s" in block
 
 
+def test_omp_wait_block_sets_each_setting_against_rnnflows(summary, tmp_path):
+    root = _fake_root(tmp_path)
+    settings = {
+        "sleep at once": (110.0, 140.0),
+        "spin 10,000 turns (rnnflow's default)": (80.0, 233.0),
+    }
+    runs = [
+        {"setting": name, "busy_neighbour": busy, "ms_per_step": ms[busy], "loss": 4.9}
+        for busy in (False, True)
+        for name, ms in settings.items()
+    ]
+    doc = {"model": "es_en_translator", "config": {"layers": 1, "hidden": 256, "cell": "lstm",
+           "batch_size": 64}, "steps": 60, "runs": runs, "date": "t",
+           "machine": {"cpus": 2, "load_avg_at_start": [0.5]}}  # fmt: skip
+    (root / "benchmarks" / "results" / "omp_wait.json").write_text(json.dumps(doc))
+    block = summary.render(root)["omp-wait"]
+    assert "| sleep at once | 110.0 (1.38×) | 140.0 (0.60×) |" in block
+    assert "| spin 10,000 turns (rnnflow's default) | 80.0 (1.00×) | 233.0 (1.00×) |" in block
+    assert "the same in every run: True" in block
+    runs[0]["loss"] = 5.0  # a setting that changed the arithmetic is named, not hidden
+    (root / "benchmarks" / "results" / "omp_wait.json").write_text(json.dumps(doc))
+    assert "the same in every run: False" in summary.render(root)["omp-wait"]
+
+
 def test_rerun_pairs_only_models_retrained_from_the_reference_inputs(summary, tmp_path):
     """``--rerun`` compares a model with the committed record only when this checkout
     retrained it from the same deps and params; it says whether the weights came out

@@ -12,8 +12,8 @@ from tests.conftest import load_script
 
 #: What a committed result must record besides its commit: the models it trained (``model``:
 #: benchlib.model_record) or the params.yaml entries its hops read (``params``).
-RECORDS = {"ddp_lm": "model", "peers": "model", "seed_spread": "model", "data_half": "params",
-           "scale_es_en": "params", "rerun": "model"}  # fmt: skip
+RECORDS = {"ddp_lm": "model", "omp_wait": "model", "peers": "model", "seed_spread": "model",
+           "data_half": "params", "scale_es_en": "params", "rerun": "model"}  # fmt: skip
 
 
 benchlib = load_script(ROOT / "benchmarks" / "benchlib.py", "benchlib")
