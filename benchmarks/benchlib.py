@@ -1,6 +1,5 @@
-"""What the benchmark scripts share: the project on ``sys.path``, the corpora mirror, the
-command line, a model's configuration, the machine a result was measured on, writing a result
-where ``summary.py`` reads it, and reading it back into Markdown tables.
+"""What the benchmark scripts share: running a measurement and writing its result where
+``summary.py`` reads it, and reading results back into Markdown tables.
 
 Importing it applies rnnflow's offline defaults (``rnnflow/env.py``: no telemetry, how long
 OpenMP threads spin before they sleep), so import it before torch.
@@ -12,7 +11,9 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,7 +24,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # a checkout that is not pip-installed
 
-from rnnflow.config import load_params  # noqa: E402
+from rnnflow.config import load_params, parse, section  # noqa: E402
 from rnnflow.env import MIRROR_ENV, mirror_dir  # noqa: E402
 
 
@@ -34,16 +35,20 @@ class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpF
         return action.help if action.default in (None, False) else super()._get_help_string(action)
 
 
-def parser(doc: str, script: str) -> argparse.ArgumentParser:
-    """A script's parser: its docstring's first paragraph above the options, everything after
-    the usage paragraph below them."""
-    description, _usage, *rest = doc.split("\n\n")
-    return argparse.ArgumentParser(
+def parser(doc: str, script: str, results: str | None = None) -> argparse.ArgumentParser:
+    """A script's parser: its docstring's first paragraph above the options, the rest but its
+    indented examples below them; ``results`` names its results file's option, if any."""
+    description, *rest = doc.split("\n\n")
+    p = argparse.ArgumentParser(
         prog=f"python benchmarks/{Path(script).name}",
         description=description,
-        epilog="\n\n".join(rest),
+        epilog="\n\n".join(part for part in rest if not part.startswith("    ")),
         formatter_class=_Help,
     )
+    if results:
+        default = RESULTS / f"{Path(script).stem}.json"
+        p.add_argument(results, type=Path, default=default, help="the results file")
+    return p
 
 
 def mirror() -> Path:
@@ -98,7 +103,6 @@ def write(path: Path, doc: dict[str, Any], say: bool = True) -> None:
 def model_cfg(name: str, **update: Any) -> Any:
     """``train.models.<name>`` of params.yaml as rnnflow parses it, with ``update`` applied."""
     from pipelines.config import TrainConfig
-    from rnnflow.config import parse
 
     cfg = parse(TrainConfig, load_params(ROOT / "params.yaml"), "train").model(name)
     return cfg.model_copy(update=update) if update else cfg
@@ -114,8 +118,6 @@ def model_record(name: str, **update: Any) -> dict[str, Any]:
 def params_record(*keys: str, root: Path = ROOT) -> dict[str, Any]:
     """The entries of ``root``'s params.yaml (dotted keys, e.g. ``tokenize.es_en``) a result
     depends on (checked against params.yaml by the tests)."""
-    from rnnflow.config import section
-
     params = load_params(root / "params.yaml")
     return {"params": {key: section(params, key) for key in keys}}
 
@@ -128,25 +130,11 @@ def sync(device: Any) -> None:
         torch.cuda.synchronize(device)
 
 
-def device_name(device: Any) -> str:
-    """The GPU's name, or the CPU and its torch threads."""
-    import torch
-
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU, {torch.get_num_threads()} threads"
-
-
 def ddp_train(
     name: str, entry: dict[str, Any], nproc: int, tokens: Path, *args: str
 ) -> dict[str, Any]:
-    """``name`` trained as the train stage launches it with ``nproc: N``
-    (``torch.distributed.run`` → ``pipelines.cli.ddp_train``), in a scratch root that links
-    the corpus ``tokens`` (``data/05_tokens/<corpus>``); ``args`` go to ``ddp_train``. The
-    saved ``model.pt`` (loaded), the run's timings file and its DVCLive summary."""
-    import subprocess
-    import tempfile
-
+    """``name`` trained as the train stage launches it with ``nproc: N``, in a scratch root over
+    the corpus ``tokens``; ``args`` go to ``ddp_train``. Its model.pt, timings, DVCLive summary."""
     import torch
 
     with tempfile.TemporaryDirectory(prefix="rnnflow-nproc-") as tmp:
@@ -189,8 +177,7 @@ def result(root: Path, name: str, how: str, part: str | None = None) -> dict[str
 
 
 def table(head: list[str], rows: list[list[Any]], *notes: str) -> list[str]:
-    """A Markdown table (the header, its rule, one line per row), then a blank line and the
-    ``notes`` when there are any."""
+    """A Markdown table, then a blank line and the ``notes`` when there are any."""
     lines = [head, *([str(c) for c in r] for r in rows)]
     out = ["|" + "|".join(f" {c} " if c else " " for c in cells) + "|" for cells in lines]
     return [out[0], "|" + "---|" * len(head), *out[1:], *(["", *notes] if notes else [])]

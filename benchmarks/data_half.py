@@ -1,14 +1,12 @@
 """The data half of the DAG (every hop of every corpus) as ``dvc repro`` runs it, and the
 pipeline's overhead: a ``dvc repro`` and a ``dvc status`` with nothing to do.
 
-    python benchmarks/data_half.py [--root CHECKOUT] [--repeat 1] [--noop-repeat 5]
-
 In an up-to-date ``--root`` (after ``make repro`` or ``dvc pull``): first ``dvc repro`` and
 ``dvc status`` of the whole DAG ``--noop-repeat`` times each (no stage may run), then
 ``dvc repro --force <targets>`` (``tokenize``: every fetch, clean, format, sample and tokenize
 stage) ``--repeat`` times, the sources from the corpora mirror; dvc.lock must come out
-byte-identical after every run (the hops wrote exactly the locked outputs). Writes the fastest
-forced run and the no-op medians to ``benchmarks/results/data_half.json``.
+byte-identical after every run (the hops wrote exactly the locked outputs). Records the
+fastest forced run and the no-op medians.
 """
 
 from __future__ import annotations
@@ -27,49 +25,39 @@ import benchlib as B
 DATA_SECTIONS = ("fetch", "clean", "format", "sample", "tokenize", "data")
 
 
-def dvc(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``dvc ARGS`` of this interpreter's environment, its ``python`` first on PATH."""
-    cmd = [str(Path(sys.executable).parent / "dvc"), *args]
-    return subprocess.run(cmd, cwd=root, env=B.env_with_mirror(), capture_output=True, text=True)
-
-
-def timed(root: Path, *args: str) -> float:
-    """Seconds of one ``dvc ARGS`` in ``root`` that must fail no check and run no stage."""
+def dvc(root: Path, *args: str, work: bool = False) -> tuple[float, subprocess.CompletedProcess]:
+    """Seconds of ``dvc ARGS`` in ``root`` (this interpreter's, its ``python`` first on PATH)
+    and its outcome; exits when it fails or, unless it is to ``work``, runs a stage."""
+    cmd, env = [str(Path(sys.executable).parent / "dvc"), *args], B.env_with_mirror()
     began = time.perf_counter()
-    out = dvc(root, *args)
+    out = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
     secs = time.perf_counter() - began
-    if out.returncode != 0 or "Running stage" in out.stdout + out.stderr:
+    if out.returncode != 0 or (not work and "Running stage" in out.stdout + out.stderr):
         raise SystemExit(f"dvc {' '.join(args)} did work or failed:\n{out.stderr[-3000:]}")
-    return secs
+    return secs, out
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = B.parser(__doc__, __file__)
+    parser = B.parser(__doc__, __file__, "--out")
     parser.add_argument("--root", type=Path, default=B.ROOT, help="an up-to-date checkout")
     parser.add_argument("--repeat", type=int, default=1, help="runs")
     parser.add_argument("--noop-repeat", type=int, default=5, help="no-op runs of each command")
     parser.add_argument("--targets", nargs="+", default=["tokenize"], help="dvc repro targets")
-    parser.add_argument("--out", type=Path, default=B.RESULTS / "data_half.json", help="results")
     args = parser.parse_args(argv)
     root = args.root.resolve()
 
-    status = dvc(root, "status", "--json")
-    if status.returncode != 0 or json.loads(status.stdout or "{}"):
+    if json.loads(dvc(root, "status", "--json")[1].stdout or "{}"):
         raise SystemExit(f"{root}: not up to date; `dvc repro` first")
     lock = (root / "dvc.lock").read_bytes()
     machine = B.machine(platform=platform.platform())
     noop = {
-        cmd: round(statistics.median(timed(root, cmd) for _ in range(args.noop_repeat)), 2)
+        cmd: round(statistics.median(dvc(root, cmd)[0] for _ in range(args.noop_repeat)), 2)
         for cmd in ("repro", "status")
     }
     print(f"nothing to do, median seconds: {noop}", file=sys.stderr)
     runs = []
     for rep in range(args.repeat):
-        began = time.perf_counter()
-        out = dvc(root, "repro", "--force", *args.targets)
-        wall = time.perf_counter() - began
-        if out.returncode != 0:
-            raise SystemExit(f"dvc repro failed:\n{out.stderr[-3000:]}")
+        wall, out = dvc(root, "repro", "--force", *args.targets, work=True)
         stages = (out.stdout + out.stderr).count("Running stage")
         unchanged = (root / "dvc.lock").read_bytes() == lock
         runs.append({"wall_s": round(wall, 2), "stages": stages, "lock_unchanged": unchanged})

@@ -11,17 +11,15 @@ validation loss after the epoch, in ``benchmarks/results/ddp_lm.json``.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import benchlib as B
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = B.parser(__doc__, __file__)
+    parser = B.parser(__doc__, __file__, "--json")
     parser.add_argument("model", nargs="?", default="books_lm", help="a key of train.models")
     parser.add_argument("--nproc", type=int, nargs="+", default=[1, 2], help="process counts")
     parser.add_argument("--epochs", type=int, default=1, help="epochs per run")
-    parser.add_argument("--json", type=Path, default=B.RESULTS / "ddp_lm.json", help="results")
     args = parser.parse_args(argv)
 
     import torch
@@ -29,37 +27,32 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines import tasks
     from pipelines.config import Layout
     from pipelines.text import data as T
-    from rnnflow.config import load_params
 
-    layout = Layout(B.ROOT)
-    entry = load_params(B.ROOT / "params.yaml")["train"]["models"][args.model]
-    tokens = layout.tokens(entry["corpus"])
+    entry = B.models(B.ROOT)[args.model]
+    tokens = Layout(B.ROOT).tokens(entry["corpus"])
     corpus = tasks.load_corpus(tokens)
     per_epoch = len(T.lm_stream(corpus.train.sides["ids"])) - 1  # every token + <eos> a doc
     machine = B.machine(torch=torch.__version__)
     runs = {}
     for n in args.nproc:
         got = B.ddp_train(args.model, entry, n, tokens, "--epochs", str(args.epochs))
-        seconds = sum(got["timings"]["epoch_seconds"])
         runs[str(n)] = {
             "epoch_seconds": got["timings"]["epoch_seconds"],
-            "tokens_per_s": round(per_epoch * args.epochs / seconds),
+            "tokens_per_s": round(per_epoch * args.epochs / sum(got["timings"]["epoch_seconds"])),
             "val_loss": got["live"]["val_loss"],
             "val_perplexity": got["live"].get("val_perplexity"),
         }
         print(f"nproc {n}: {runs[str(n)]}", flush=True)
-    B.write(
-        args.json,
-        {
-            "benchmark": "ddp_lm",
-            **B.model_record(args.model, epochs=args.epochs),
-            "train_tokens_per_epoch": per_epoch,
-            "runs": runs,
-            "date": B.now(),
-            "machine": machine,
-            "command": "python benchmarks/ddp_lm.py " + " ".join(argv or sys.argv[1:]),
-        },
-    )
+    doc = {
+        "benchmark": "ddp_lm",
+        **B.model_record(args.model, epochs=args.epochs),
+        "train_tokens_per_epoch": per_epoch,
+        "runs": runs,
+        "date": B.now(),
+        "machine": machine,
+        "command": "python benchmarks/ddp_lm.py " + " ".join(argv or sys.argv[1:]),
+    }
+    B.write(args.json, doc)
     return 0
 
 

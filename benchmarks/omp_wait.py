@@ -8,8 +8,7 @@ beside one busy process.
 Each run is a fresh process (OpenMP reads its settings once, when torch loads) that trains
 ``train.models.<model>`` as params.yaml configures it on the real ``data/05_tokens/<corpus>``
 batches, with torch's default threads. Milliseconds a step (forward, backward, Adam) after 10
-warm-up steps, and the last step's loss (the wait changes time, not arithmetic), in
-``benchmarks/results/omp_wait.json``.
+warm-up steps, and the last step's loss (the wait changes time, not arithmetic).
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import benchlib as B
 
@@ -74,9 +72,7 @@ def run(model: str, n: int, variables: dict[str, str], busy: bool) -> dict[str, 
     neighbour = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
     try:
         cmd = [sys.executable, __file__, model, "--steps", str(n), "--child"]
-        out = subprocess.run(
-            cmd, env={**env, **variables}, check=True, capture_output=True, text=True
-        )
+        out = subprocess.run(cmd, env=env | variables, check=True, capture_output=True, text=True)
     finally:
         if neighbour is not None:
             neighbour.kill()
@@ -85,14 +81,11 @@ def run(model: str, n: int, variables: dict[str, str], busy: bool) -> dict[str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = B.parser(__doc__, __file__)
-    parser.add_argument(
-        "model", nargs="?", default="es_en_translator", help="a key of train.models"
-    )
-    parser.add_argument("--steps", type=int, default=60, help="timed steps a run")
-    parser.add_argument("--json", type=Path, default=B.RESULTS / "omp_wait.json", help="results")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    p = B.parser(__doc__, __file__, "--json")
+    p.add_argument("model", nargs="?", default="es_en_translator", help="a key of train.models")
+    p.add_argument("--steps", type=int, default=60, help="timed steps a run")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
     if args.child:
         print(json.dumps(steps(args.model, args.steps)))
         return 0
@@ -105,18 +98,16 @@ def main(argv: list[str] | None = None) -> int:
             where = "beside a busy process" if busy else "alone"
             print(f"{name}, {where}: {got['ms_per_step']:.1f} ms a step, loss {got['loss']!r}")
     machine["load_avg_at_end"] = B.load_avg()
-    B.write(
-        args.json,
-        {
-            "benchmark": "omp_wait",
-            **B.model_record(args.model),
-            "steps": args.steps,
-            "runs": runs,
-            "date": B.now(),
-            "machine": machine,
-            "command": "python benchmarks/omp_wait.py " + " ".join(argv or sys.argv[1:]),
-        },
-    )
+    doc = {
+        "benchmark": "omp_wait",
+        **B.model_record(args.model),
+        "steps": args.steps,
+        "runs": runs,
+        "date": B.now(),
+        "machine": machine,
+        "command": "python benchmarks/omp_wait.py " + " ".join(argv or sys.argv[1:]),
+    }
+    B.write(args.json, doc)
     return 0
 
 

@@ -1,8 +1,6 @@
 """Training against real peers: rnnflow's models and loops vs the pytorch/examples programs
 they follow, on the same data, side by side in one run.
 
-    python benchmarks/peers.py [--parts lm translator mnist] [--max-seconds 240] [--device cuda]
-
 ``lm``: rnnflow's loop (``LMJob`` and ``fit``'s optimizer step, schedule and clipping) against
 ``word_language_model`` (``RNNModel``: ``nn.LSTM`` + full ``Linear`` softmax; ``main.py``'s
 ``batchify``/``get_batch``/``repackage_hidden`` loop; plain SGD lr 20 divided by 4 after an epoch
@@ -21,8 +19,7 @@ against the same network with the tutorials' full softmax: target tokens/s.
 against rnnflow's loop (``TensorJob`` + ``fit``'s step) on the same ``Net``, initialisation and
 optimizer, no augmentation; then ``mnist_cnn`` as params.yaml trains it.
 
-Needs the tokenize hop's outputs (``--tokens``) and, for mnist, ``$RNNFLOW_MIRROR``. Writes
-``benchmarks/results/peers.json`` (``--out``).
+Needs the tokenize hop's outputs (``--tokens``) and, for mnist, ``$RNNFLOW_MIRROR``.
 """
 
 from __future__ import annotations
@@ -241,12 +238,23 @@ def run_lm(args: argparse.Namespace, device: torch.device) -> dict:
     corpus = T.prepare(cfg, tasks.load_corpus(args.tokens / cfg.corpus))
     vocab = text_vocab_size(corpus.spec, "ids")
     stream = T.lm_stream(corpus.train.sides["ids"])
-    val = T.lm_stream(corpus.validation.sides["ids"])
-    if args.val_tokens:
-        val = val[: args.val_tokens]
+    val = T.lm_stream(corpus.validation.sides["ids"])[: args.val_tokens or None]
     print(f"[lm] books: vocab {vocab:,}, {len(stream):,} train, {len(val):,} validation tokens")
     full = cfg.model_copy(update={"softmax": "full"})
-    out = {
+    # the loop comparison: the peer's network (full softmax), same optimizer as its Adam row;
+    # then rnnflow's own choices (adaptive softmax)
+    runs = {
+        name: race_rnnflow(c, corpus, device, args, val, name)
+        for name, c in (("rnnflow_full_softmax", full), ("rnnflow", cfg))
+    }
+    for o in args.peer_optimizer:
+        runs[f"word_language_model_{o}"] = race_example(cfg, stream, vocab, device, args, val, o)
+    ours = {k: r for k, r in runs.items() if k.startswith("rnnflow")}
+    for name, r in runs.items():
+        if name not in ours:
+            r["vs"] = {k: compare(o, r, args.targets) for k, o in ours.items()}
+            print(f"[lm] rnnflow vs {name}: {r['vs']}")
+    return {
         **B.model_record("books_lm"),
         "vocab": vocab,
         "train_tokens": len(stream),
@@ -254,23 +262,8 @@ def run_lm(args: argparse.Namespace, device: torch.device) -> dict:
         "max_seconds": args.max_seconds,
         "eval_every": args.eval_every,
         "targets": args.targets,
-        "runs": {
-            # the loop comparison: the peer's network (full softmax), same optimizer as its
-            # Adam row; then rnnflow's own choices (adaptive softmax)
-            name: race_rnnflow(c, corpus, device, args, val, name)
-            for name, c in (("rnnflow_full_softmax", full), ("rnnflow", cfg))
-        },
+        "runs": runs,
     }
-    for o in args.peer_optimizer:
-        out["runs"][f"word_language_model_{o}"] = race_example(
-            cfg, stream, vocab, device, args, val, o
-        )
-    ours = {k: r for k, r in out["runs"].items() if k.startswith("rnnflow")}
-    for name, r in out["runs"].items():
-        if name not in ours:
-            r["vs"] = {k: compare(o, r, args.targets) for k, o in ours.items()}
-            print(f"[lm] rnnflow vs {name}: {r['vs']}")
-    return out
 
 
 def compare(ours: dict, theirs: dict, targets: list[float]) -> dict:
@@ -300,12 +293,7 @@ def run_translator(args: argparse.Namespace, device: torch.device) -> dict:
     corpus = T.prepare(base, tasks.load_corpus(args.tokens / base.corpus))
     job = Seq2SeqJob(base, corpus, device)
     src_v, tgt_v = (text_vocab_size(corpus.spec, s) for s in ("source", "target"))
-    out = {
-        **B.model_record("es_en_translator"),
-        "src_vocab": src_v,
-        "tgt_vocab": tgt_v,
-        "runs": {},
-    }
+    out = {**B.model_record("es_en_translator"), "src_vocab": src_v, "tgt_vocab": tgt_v, "runs": {}}
     full = base.model_copy(update={"softmax": "full"})
     for label, cfg in (
         ("rnnflow (adaptive softmax, as trained)", base),
@@ -342,7 +330,7 @@ def run_translator(args: argparse.Namespace, device: torch.device) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = B.parser(__doc__, __file__)
+    p = B.parser(__doc__, __file__, "--out")
     parts = ["lm", "translator", "mnist"]
     p.add_argument("--parts", nargs="+", default=parts, choices=parts)
     p.add_argument("--tokens", type=Path, default=B.ROOT / "data" / "05_tokens")
@@ -356,21 +344,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peer-optimizer", nargs="+", choices=["sgd", "adam"], default=["sgd", "adam"])
     p.add_argument("--steps", type=int, default=30, help="translator: timed steps")
     p.add_argument("--mnist-batch", type=int, default=128)
-    p.add_argument("--out", type=Path, default=B.RESULTS / "peers.json")
     args = p.parse_args(argv)
     if {"lm", "translator"} & set(args.parts) and not args.tokens.is_dir():
         raise SystemExit(f"{args.tokens}: no tokenize-hop outputs (`make repro` first)")
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
+    name = f"CPU, {torch.get_num_threads()} threads"
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    name = B.device_name(device)
-    # parts not run this time keep their last results, each with the facts of its own run
+        name = torch.cuda.get_device_name(device)
+    # parts not run this time keep their last results, each with the facts (the commit too) of
+    # the run that measured it
     doc = json.loads(args.out.read_text()) if args.out.exists() else {"benchmark": "peers"}
     runners = {"lm": run_lm, "translator": run_translator, "mnist": peers_mnist.run_mnist}
     for part in args.parts:
-        # each part keeps the facts (the commit too) of the run that measured it
         facts = {"device": name, "torch": str(torch.__version__), "when": B.now()}
         facts["commit"] = B.commit()
         machine = B.machine()

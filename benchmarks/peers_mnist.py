@@ -32,18 +32,6 @@ class ExampleNet(nn.Module):
         return F.log_softmax(self.fc2(self.dropout2(x)), dim=1)
 
 
-class _Images(nn.Module):
-    """``(B, H, W)`` batches, as TensorJob gives them, into a network that takes ``(B, 1, H, W)``.
-    The example's log-softmax output under rnnflow's cross-entropy is its own NLL loss."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.unsqueeze(1))
-
-
 class ExampleMNIST(torch.utils.data.Dataset):
     """``datasets.MNIST(transform=Compose([ToTensor(), Normalize((0.1307,), (0.3081,))]))``
     per item, from the uint8 arrays (no PIL round trip)."""
@@ -104,10 +92,11 @@ def run_mnist(args: argparse.Namespace, device: torch.device) -> dict:
     # the loops alone: the example's network, initialisation and optimizer, no augmentation
     torch.manual_seed(1)  # the example's --seed default, as below
     net = ExampleNet().to(device)
-    same = rnnflow_epoch(
-        cfg.model_copy(update={"augment": False}), _Images(net),
-        torch.optim.Adadelta(net.parameters(), lr=1.0),
-    )  # fmt: skip
+    # (B, H, W) batches, as TensorJob gives them, into a network that takes (B, 1, H, W); the
+    # example's log-softmax output under rnnflow's cross-entropy is its own NLL loss
+    images = nn.Sequential(nn.Unflatten(1, (1, 28)), net)
+    adadelta = torch.optim.Adadelta(net.parameters(), lr=1.0)
+    same = rnnflow_epoch(cfg.model_copy(update={"augment": False}), images, adadelta)
     out["runs"]["rnnflow_loop"] = {"loop": "TensorJob + the example's Net and Adadelta lr 1.0"}
     out["runs"]["rnnflow_loop"] |= same
 

@@ -1,7 +1,5 @@
 """Scale by simulation: the es_en hops on a SYNTHETIC OpenSubtitles-sized corpus.
 
-    python benchmarks/scale_es_en.py [--pairs 10000000] [--compare-pairs 1000000] [--workdir DIR]
-
 Generates ``--pairs`` made-up pairs in the published ``en-es.txt.zip`` layout (its README says
 it is synthetic): sentence lengths of the mirror's real pairs, Zipf–Mandelbrot words,
 ``--dup-fraction`` duplicate pairs (under clean's 1 % ``max_drop_fraction``) and
@@ -12,8 +10,8 @@ runs them again on fewer pairs to fit ``a + b·rows`` per hop up to ``--extrapol
 clean, sample and tokenize on ``data.engine: dask`` (1 and ``--workers`` workers), compared byte
 for byte with local's.
 
-Writes ``benchmarks/results/scale_es_en.json`` (``--out``), the ``scale``, ``memory`` and
-``engine`` tables of BENCHMARKS.md (which says more). Hours at 10M pairs: run it alone.
+Its results make the ``scale``, ``memory`` and ``engine`` tables of BENCHMARKS.md (which says
+more). Hours at 10M pairs: run it alone.
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import os
 import platform
@@ -35,8 +32,11 @@ from pathlib import Path
 
 import benchlib as B
 import numpy as np
-import pyarrow.parquet as pq
 from synth_es_en import Generator, generate_zip, length_pool
+
+from rnnflow.config import load_params
+from rnnflow.io import parquet_rows
+from stages.core.filecheck import file_digest
 
 HOPS = ("fetch", "clean", "format", "sample", "tokenize")
 #: The hops, in order, and their output layers.
@@ -61,20 +61,9 @@ MEMORY_NOTES = {
 # --- the throw-away project ------------------------------------------------------------------
 
 
-def copy_project(dst: Path) -> None:
-    """The checkout's tracked and untracked, not ignored, files into ``dst``."""
-    ls = ["git", "ls-files", "-co", "--exclude-standard"]
-    for rel in subprocess.check_output(ls, cwd=B.ROOT, text=True).splitlines():
-        if (B.ROOT / rel).is_file():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(B.ROOT / rel, dst / rel)
-
-
 def write_params(root: Path, zip_info: dict) -> Path:
     """The copy's params with es_en reading only the synthetic zip (as JSON, which is YAML),
     its catalogue in ``sources/es_en.yaml``."""
-    from rnnflow.config import load_params
-
     params = load_params(root / "params.yaml")
     base = params["fetch"][CORPUS]
     archive = {"path": ZIP_NAME, "checksum": "sha256:" + zip_info["sha256"]}
@@ -112,11 +101,6 @@ def du(path: Path) -> int:
             with contextlib.suppress(FileNotFoundError):  # a hop's temporary file, gone since
                 total += os.lstat(os.path.join(dirpath, f)).st_size
     return total
-
-
-def parquet_rows(d: Path) -> int | None:
-    files = sorted(d.glob("*.parquet"))
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in files) if files else None
 
 
 def tree_hwm(pid: int) -> int:
@@ -180,10 +164,14 @@ def run_pipeline(sub: Path, n: int, args: argparse.Namespace, lengths: np.ndarra
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     logs.mkdir(exist_ok=True)
-    copy_project(root)
-    gen = Generator(lengths, args)
+    # the copy: the checkout's tracked and untracked, not ignored, files
+    ls = ["git", "ls-files", "-co", "--exclude-standard"]
+    for rel in subprocess.check_output(ls, cwd=B.ROOT, text=True).splitlines():
+        if (B.ROOT / rel).is_file():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(B.ROOT / rel, root / rel)
     zip_path = mirror / MIRROR_SUB / ZIP_NAME
-    zip_info = generate_zip(zip_path, n, gen, args.chunk, args.compresslevel)
+    zip_info = generate_zip(zip_path, n, Generator(lengths, args), args.chunk, args.compresslevel)
     zip_info["path"] = str(zip_path.relative_to(sub))
     print(f"[{n:,}] {zip_info}", flush=True)
     params = write_params(root, zip_info)
@@ -192,12 +180,13 @@ def run_pipeline(sub: Path, n: int, args: argparse.Namespace, lengths: np.ndarra
     for hop in HOP_DIRS:
         res = run_hop(hop, params, root, env, args.poll, logs / f"{hop}.log")
         out_dir = root / "data" / HOP_DIRS[hop] / CORPUS
-        rows_out = parquet_rows(out_dir) if out_dir.is_dir() else None
+        files = sorted(out_dir.glob("*.parquet"))
+        rows_out = sum(map(parquet_rows, files)) if files else None
         res.update(
             rows_in=rows_in,
             rows_out=rows_out,
             rows_per_s=round(rows_in / res["wall_s"], 1) if res["wall_s"] else None,
-            output_bytes=du(out_dir) if out_dir.is_dir() else 0,
+            output_bytes=du(out_dir),
             log=f"logs/{hop}.log",
         )
         hops[hop] = res
@@ -220,18 +209,12 @@ def digests(root: Path) -> dict[str, str]:
         p for h in ENGINE_HOPS for p in sorted((root / "data" / HOP_DIRS[h] / CORPUS).rglob("*"))
     ]
     files += [root / "reports" / h / f"{CORPUS}.json" for h in ("clean", "tokenize")]
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in files
-        if p.is_file()
-    }
+    return {str(p.relative_to(root)): file_digest(p, "sha256") for p in files if p.is_file()}
 
 
 def dask_check(sub: Path, serial: dict, args: argparse.Namespace) -> dict:
     """clean, sample and tokenize again with ``data.engine: dask`` on a LocalCluster of 1 and
     of ``--workers`` workers: wall, peak RSS (the largest process), bytes equal to local's."""
-    from rnnflow.config import load_params
-
     root = sub / "project"
     env = hop_env(root, sub / "mirror")
     local = digests(root)
@@ -295,13 +278,12 @@ def _complete(run: dict) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = B.parser(__doc__, __file__)
+    p = B.parser(__doc__, __file__, "--out")
     p.add_argument("--pairs", type=int, default=10_000_000, help="synthetic pairs, main run")
     p.add_argument("--compare-pairs", type=int, default=1_000_000, help="second run (0: none)")
     p.add_argument("--extrapolate-to", type=int, default=61_000_000, help="published: ~61M")
     p.add_argument("--workdir", type=Path, help="for the zips and project copies (none: tmp)")
     p.add_argument("--keep", action="store_true", help="keep the workdir afterwards")
-    p.add_argument("--out", type=Path, default=B.RESULTS / "scale_es_en.json")
     p.add_argument("--length-pool", type=Path, help="OpenSubtitles2018-ctxpro dir (none: mirror's)")
     p.add_argument("--vocab", type=int, default=50_000, help="word types per language")
     p.add_argument("--zipf-s", type=float, default=1.0, help="Zipf-Mandelbrot exponent")

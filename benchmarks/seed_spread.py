@@ -7,7 +7,7 @@ Each model is trained by the train stage's ``fit`` as ``params.yaml`` configures
 ``seed``, then scored on its validation and test splits; seed 0, the committed reference run, is
 read from ``metrics/<model>.json``. ``retrain.margin: measured`` promotes above the validation
 spread. ``--nproc N`` also trains seed 0 with ``nproc: N`` (data-parallel) and scores it beside
-the spread. Writes ``benchmarks/results/seed_spread.json``, keeping the rows of other models.
+the spread. The results file keeps the rows of other models.
 """
 
 from __future__ import annotations
@@ -23,12 +23,11 @@ SPLITS = ("validation", "test")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = B.parser(__doc__, __file__)
+    parser = B.parser(__doc__, __file__, "--json")
     parser.add_argument("models", nargs="+", help="keys of train.models (tensor tasks)")
     seeds = "extra seeds (none: keep the runs the results file holds)"
     parser.add_argument("--seeds", type=int, nargs="*", default=[1], help=seeds)
     parser.add_argument("--root", type=Path, default=B.ROOT, help="project root (data/, metrics/)")
-    parser.add_argument("--json", type=Path, default=B.RESULTS / "seed_spread.json", help="results")
     parser.add_argument("--nproc", type=int, default=0, help="also train seed 0 with N processes")
     args = parser.parse_args(argv)
 
@@ -39,7 +38,6 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.models import build_model
     from pipelines.tensor import load_split
     from pipelines.training import fit
-    from rnnflow.config import load_params
 
     def score(model, task, spec: dict, data: dict) -> dict[str, float]:
         """``{"<split>.<headline metric>": score}`` of ``model`` on each split of ``data``."""
@@ -52,20 +50,21 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(2)
     machine = B.machine(torch=torch.__version__)  # the load average as the measuring starts
     layout = Layout(args.root)
-    models = load_params(args.root / "params.yaml")["train"]["models"]
+    models = B.models(args.root)
     before = json.loads(args.json.read_text())["rows"] if args.json.exists() else []
     rows = []
     for name in args.models:
         cfg0 = model_config(**models[name])
         ref = json.loads(layout.metrics(name).read_text())
-        corpus = tasks.load_corpus(layout.tokens(cfg0.corpus))
+        tokens = layout.tokens(cfg0.corpus)
+        corpus = tasks.load_corpus(tokens)
         task = tasks.for_spec(corpus.spec)
         head = task.headline
         runs = [
             {"seed": cfg0.seed, "from": f"metrics/{name}.json"}
             | {f"{split}.{head}": ref[split][head] for split in SPLITS}
         ]
-        data = {split: load_split(layout.tokens(cfg0.corpus), split) for split in SPLITS}
+        data = {split: load_split(tokens, split) for split in SPLITS}
         if not args.seeds:  # the runs measured before (an --nproc run beside them)
             runs = next(r["runs"] for r in before if r["model"] == name)
         for seed in args.seeds:
@@ -83,12 +82,11 @@ def main(argv: list[str] | None = None) -> int:
         row = {**B.model_record(name), "metric": head, "runs": runs, "spreads": spreads}
         if args.nproc > 1:
             t0 = time.perf_counter()
-            saved = B.ddp_train(name, models[name], args.nproc, layout.tokens(cfg0.corpus))["saved"]
+            saved = B.ddp_train(name, models[name], args.nproc, tokens)["saved"]
             model = build_model(saved["family"], model_config(**saved["config"]), saved["spec"])
             model.load_state_dict(saved["state_dict"])
-            model.eval()
             dist: dict = {"nproc": args.nproc, "seed": cfg0.seed, "batch_size": cfg0.batch_size}
-            dist |= score(model, task, corpus.spec, data)
+            dist |= score(model.eval(), task, corpus.spec, data)
             key = f"validation.{head}"
             low, high = min(r[key] for r in runs), max(r[key] for r in runs)
             dist["within_validation_spread"] = low <= dist[key] <= high
@@ -97,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name} nproc {args.nproc}: {dist}", flush=True)
         rows.append(row)
     # models measured before and not now keep their rows
-    rows += [r for r in before if r["model"] not in args.models and "spreads" in r]
+    rows += [r for r in before if r["model"] not in args.models]
     doc = {
         "what": "score of the kept epoch per training seed on both splits (seed 0: the reference "
         "run); retrain.margin 'measured' is the validation spread",

@@ -36,21 +36,19 @@ BLOCK_RE = re.compile(
 
 
 def record_timings(root: Path, only: list[str] | None = None) -> Path:
-    """``benchmarks/results/main_job.json`` from the last run's ``reports/timings/*.json``
-    (written by the train stage, not committed), each model with the commit it ran. With
-    ``only``, just those models are recorded; the others keep the run that timed them (when
-    the last run shared the CPU for every model but the ones that changed)."""
+    """``benchmarks/results/main_job.json`` from the last run's ``reports/timings/*.json``, each
+    model with the commit it ran. With ``only``, just those models are recorded; the others keep
+    the run that timed them (when the last run shared the CPU for all but the changed ones)."""
     from pipelines.ops.workspace import git
 
     found = {p.stem: p for p in sorted((root / "reports" / "timings").glob("*.json"))}
     if not found:
         raise SystemExit(f"{root}/reports/timings/ is empty: run the main job (`make repro`) first")
-    unknown = sorted(set(only or ()) - set(found))
-    if unknown:
+    if unknown := sorted(set(only or ()) - set(found)):
         raise SystemExit(f"no reports/timings/<model>.json for {', '.join(unknown)}")
     commit = git(root, "rev-parse", "HEAD", check=False)
     path = root / "benchmarks" / "results" / f"{B.MAIN_JOB}.json"
-    recorded = json.loads(path.read_text()) if path.exists() else {}
+    recorded = B.read_json(path) or {}
     old = recorded if only else {}
     machine = trained_on()
     if (was := (recorded.get("machine") or {}).get("cpu")) and was != machine["cpu"]:
@@ -131,31 +129,27 @@ BLOCKS: dict[str, Callable[[Path], list[str]]] = {
 }
 
 
-def _block(fn: Callable[[Path], list[str]], root: Path) -> str:
-    try:
-        lines = fn(root)
-    except B.Missing as e:
-        lines = [f"_Not measured yet: no `{e.args[0]}` (make it with `{e.args[1]}`)._"]
-    return "\n".join(lines).rstrip("\n") + "\n"
-
-
 def render(root: Path) -> dict[str, str]:
     """Every block's Markdown (ending in a newline)."""
-    return {name: _block(fn, root) for name, fn in BLOCKS.items()}
+    out = {}
+    for name, fn in BLOCKS.items():
+        try:
+            lines = fn(root)
+        except B.Missing as e:
+            lines = [f"_Not measured yet: no `{e.args[0]}` (make it with `{e.args[1]}`)._"]
+        out[name] = "\n".join(lines).rstrip("\n") + "\n"
+    return out
 
 
-def rewrite(text: str, blocks: dict[str, str]) -> tuple[str, list[str]]:
-    """``text`` with every marked block replaced; also the names of unknown markers."""
-    unknown: list[str] = []
+def rewrite(text: str, blocks: dict[str, str]) -> tuple[str, set[str]]:
+    """``text`` with every known marked block replaced; also the names of all its markers."""
+    present: set[str] = set()
 
     def sub(m: re.Match) -> str:
-        name = m.group("name")
-        if name not in blocks:
-            unknown.append(name)
-            return m.group(0)
-        return m.group(1) + blocks[name] + m.group(4)
+        present.add(name := m.group("name"))
+        return m.group(1) + blocks[name] + m.group(4) if name in blocks else m.group(0)
 
-    return BLOCK_RE.sub(sub, text), unknown
+    return BLOCK_RE.sub(sub, text), present
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,25 +161,16 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true", help="rewrite the blocks in place")
     mode.add_argument("--check", action="store_true", help="exit 1 with a diff if one is stale")
-    mode.add_argument(
-        "--timings",
-        nargs="*",
-        metavar="MODEL",
-        help=f"record the last main job's train timings (reports/timings/) in "
-        f"benchmarks/results/{B.MAIN_JOB}.json; with MODELs, only theirs",
-    )
-    mode.add_argument(
-        "--rerun",
-        action="store_true",
-        help="record how this checkout's rerun of the main job compares with HEAD's "
-        "(benchmarks/results/rerun.json)",
-    )
+    timings = (f"record the last main job's train timings (reports/timings/) in "
+               f"benchmarks/results/{B.MAIN_JOB}.json; with MODELs, only theirs")  # fmt: skip
+    mode.add_argument("--timings", nargs="*", metavar="MODEL", help=timings)
+    rerun = ("record how this checkout's rerun of the main job compares with HEAD's "
+             "(benchmarks/results/rerun.json)")  # fmt: skip
+    mode.add_argument("--rerun", action="store_true", help=rerun)
     args = parser.parse_args(argv)
-    if args.rerun:
-        print(f"wrote {record_rerun(args.root)}")
-        return 0
-    if args.timings is not None:
-        print(f"wrote {record_timings(args.root, args.timings or None)}")
+    if args.rerun or args.timings is not None:
+        path = record_rerun(args.root) if args.rerun else record_timings(args.root, args.timings)
+        print(f"wrote {path}")
         return 0
     blocks = render(args.root)
     if not (args.write or args.check):
@@ -194,9 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     doc = args.doc or args.root / "BENCHMARKS.md"
     text = doc.read_text()
-    new, unknown = rewrite(text, blocks)
-    present = {m.group("name") for m in BLOCK_RE.finditer(text)}
-    if unknown:
+    new, present = rewrite(text, blocks)
+    if unknown := sorted(present - set(BLOCKS)):
         print(f"{doc}: unknown summary blocks {unknown} (known: {sorted(BLOCKS)})", file=sys.stderr)
         return 2
     if absent := sorted(set(BLOCKS) - present):

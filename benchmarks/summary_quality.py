@@ -55,17 +55,13 @@ def block_models(root: Path) -> list[str]:
 
 def _text_row(root: Path, name: str, m: dict, ev: dict, tr: dict) -> list[Any]:
     test, val = ev.get("test", {}), ev.get("validation", {})
-    cell = str(m.get("cell", "lstm")).upper()
-    what = f"{m.get('layers')}×{m.get('hidden')} {cell}"
+    cell, size = str(m.get("cell", "lstm")).upper(), f"{m.get('layers')}×{m.get('hidden')}"
+    what = f"{size} {cell}"
     if m.get("family") == "seq2seq":
-        what = (
-            f"{'bi' if m.get('bidirectional', True) else ''}{cell} {m.get('layers')}×"
-            f"{m.get('hidden')} + {m.get('attention', 'general')} attention"
-        )
-        if m.get("copy_source"):
-            what += ", copying"
-        if m.get("origins"):
-            what += f", {'/'.join(m['origins'])} rows"
+        bi = "bi" if m.get("bidirectional", True) else ""
+        what = f"{bi}{cell} {size} + {m.get('attention', 'general')} attention"
+        what += ", copying" if m.get("copy_source") else ""
+        what += f", {'/'.join(m['origins'])} rows" if m.get("origins") else ""
     what += f", {m.get('softmax', 'full')} softmax"
     unk = f"<unk> {100 * test['unk_rate']:.1f} %" if "unk_rate" in test else "<unk> rate —"
     if "words" in test:  # a subword vocabulary: perplexities per word
@@ -79,12 +75,8 @@ def _text_row(root: Path, name: str, m: dict, ev: dict, tr: dict) -> list[Any]:
             f"perplexity {vs(test['perplexity'], test['ngram_perplexity'])} ({unk}); "
             f"distinct-2 sampled {test.get('distinct_2', 0):.3f}, greedy "
             f"{test.get('distinct_2_greedy', 0):.3f}; "
-            + (
-                f"{100 * test['repeats_greedy']:.1f} % greedy replies hold a trigram twice; "
-                if "repeats_greedy" in test
-                else ""
-            )
-            + f"{100 * test.get('copied', 0):.1f} % sampled replies copied from training"
+            f"{100 * test['repeats_greedy']:.1f} % greedy replies hold a trigram twice; "
+            f"{100 * test.get('copied', 0):.1f} % sampled replies copied from training"
         )
         base = (
             f"KN trigram of the same {test.get('ngram_tokens', 0):,} tokens (pretraining lines "
@@ -108,12 +100,12 @@ def _text_row(root: Path, name: str, m: dict, ev: dict, tr: dict) -> list[Any]:
             f"{(test.get('decoding') or {}).get('beam', '')} / {test.get('bleu_greedy', 0):.1f} "
             f"greedy, chrF {test.get('chrf', 0):.1f}"
         ]
-        for origin, s in test.items():
-            if isinstance(s, dict) and isinstance(s.get("bleu"), (int, float)):
-                parts.append(
-                    f"{origin} (n={s.get('n')}): BLEU {s['bleu']:.1f} / "
-                    f"{s.get('bleu_greedy', 0):.1f}, chrF {s.get('chrf', 0):.1f}"
-                )
+        parts += [
+            f"{origin} (n={s.get('n')}): BLEU {s['bleu']:.1f} / "
+            f"{s.get('bleu_greedy', 0):.1f}, chrF {s.get('chrf', 0):.1f}"
+            for origin, s in test.items()
+            if isinstance(s, dict) and isinstance(s.get("bleu"), (int, float))
+        ]
         if "outputs_with_copied_source_words" in test:
             n = test["copied_source_words"]
             parts.append(
@@ -131,33 +123,19 @@ def block_text_quality(root: Path) -> list[str]:
     head = ["model", "test metrics (model vs baseline)", "baseline", "train wall (s)"]
     head += ["epochs (best)", "device"]
     out = T.table(head, _per_model(root, True, functools.partial(_text_row, root), len(head)))
-    evals = (
-        T.read_json(root / "reports" / "evaluate" / f"{name}.json") or {} for name in T.models(root)
-    )
-    sacrebleu = [(ev.get("test") or {}).get("signature") for ev in evals]
-    bleu = next((sig["bleu"] for sig in sacrebleu if isinstance(sig, dict)), None)
-    return out + (["", f"BLEU signature: `{bleu}`."] if bleu else [])
+    evals = [T.read_json(root / "reports" / "evaluate" / f"{n}.json") or {} for n in T.models(root)]
+    sigs = [s for ev in evals if isinstance(s := (ev.get("test") or {}).get("signature"), dict)]
+    return out + (["", f"BLEU signature: `{sigs[0]['bleu']}`."] if sigs else [])
 
 
-def _peers(root: Path, part: str) -> tuple[dict[str, Any], dict[str, Any], str]:
-    """peers.json, its ``part`` and the line saying where it ran."""
-    doc = T.result(root, "peers", f"python benchmarks/peers.py --parts {part}", part)
-    run = {**doc, **doc[part]}  # a part's own run facts, else the file's (one run for all)
-    return run, doc[part], f"{run['device']}; {T.load_note(run)}; {run['when']}."
-
-
-def _resolution(lm: dict) -> str:
-    """How finely the seconds to a perplexity are read: a target is first seen at the validation
-    after it was reached."""
-    every = lm["eval_every"]
-    return (
-        f"validated every {every:g} training s and at each epoch end, so a time to a target "
-        f"is late by up to {every:g} s"
-    )
+def _peers(root: Path, part: str) -> tuple[dict[str, Any], str]:
+    """peers.json's ``part`` (with the facts of the run that measured it) and where it ran."""
+    run = T.result(root, "peers", f"python benchmarks/peers.py --parts {part}", part)[part]
+    return run, f"{run['device']}; {T.load_note(run)}; {run['when']}."
 
 
 def block_peers_lm(root: Path) -> list[str]:
-    doc, lm, where = _peers(root, "lm")
+    lm, where = _peers(root, "lm")
     runs = lm["runs"]
     shown = [
         str(t)
@@ -181,17 +159,20 @@ def block_peers_lm(root: Path) -> list[str]:
                 else "no target perplexity reached by both"
             )
             notes.append(f"{ours} vs {name}: {v['tokens_per_s_ratio']}× the tokens/s; {at}")
+    # a target is first seen at the validation after it was reached
+    every = lm["eval_every"]
     return T.table(head, rows) + [
         "",
         "; ".join(notes) + "." if notes else "",
-        f"torch {doc['torch']}; vocabulary {lm['vocab']:,}; {lm['train_tokens']:,} train "
+        f"torch {lm['torch']}; vocabulary {lm['vocab']:,}; {lm['train_tokens']:,} train "
         f"tokens; validation on {lm['val_tokens']:,} tokens; budget {lm['max_seconds']:g} "
-        f"training s per run; {_resolution(lm)}; {where}",
+        f"training s per run; validated every {every:g} training s and at each epoch end, so a "
+        f"time to a target is late by up to {every:g} s; {where}",
     ]
 
 
 def block_peers_translator(root: Path) -> list[str]:
-    _, t, where = _peers(root, "translator")
+    t, where = _peers(root, "translator")
     rows = [[name, f"{r['tokens_per_s']:,}", r["steps"]] for name, r in t["runs"].items()]
     return T.table(["model", "target tokens/s", "steps"], rows) + [
         "",
@@ -201,7 +182,7 @@ def block_peers_translator(root: Path) -> list[str]:
 
 
 def block_peers_mnist(root: Path) -> list[str]:
-    _, m, where = _peers(root, "mnist")
+    m, where = _peers(root, "mnist")
     runs = ({"name": name, **r} for name, r in m["runs"].items())
     rows = T.rows_of(runs, "{name}: {loop}", "{seconds}", "{images_per_s:,}", "{test_accuracy:.4f}")
     return T.table(["loop (one epoch)", "seconds", "images/s", "test accuracy"], rows) + [
@@ -216,35 +197,32 @@ def block_peers_mnist(root: Path) -> list[str]:
 def block_seed_spread(root: Path) -> list[str]:
     how = "python benchmarks/seed_spread.py mnist_cnn --seeds 1 2"
     doc = T.result(root, "seed_spread", how)
-    rows = []
+    rows, notes, refs = [], [], []
     for r in doc["rows"]:
         val, test = f"validation.{r['metric']}", f"test.{r['metric']}"
         seeds = "; ".join(f"{x['seed']}: {x[val]:.4f} / {x[test]:.4f}" for x in r["runs"])
         rows.append([r["model"], r["metric"], seeds, f"{r['spreads'][val]:.4f}",
                      f"{r['spreads'][test]:.4f}"])  # fmt: skip
-    notes = []
-    for r in doc["rows"]:
         if d := r.get("distributed"):
-            val, test = d["validation." + r["metric"]], d["test." + r["metric"]]
             where = "within" if d["within_validation_spread"] else "outside"
             notes.append(
                 f"{r['model']} trained by {d['nproc']} data-parallel processes (`nproc: "
                 f"{d['nproc']}`, seed {d['seed']}, effective batch {d['batch_size']}): "
-                f"validation {val:.4f} / test {test:.4f}, {where} the validation spread."
+                f"validation {d[val]:.4f} / test {d[test]:.4f}, {where} the validation spread."
             )
-    for r in doc["rows"]:  # is each seed-0 row still the committed run? say which
+        # is the seed-0 row still the committed run? say which
         ref = T.read_json(root / "metrics" / f"{r['model']}.json") or {}
         got = [(ref.get(s) or {}).get(r["metric"]) for s in ("validation", "test")]
         zero = next((x for x in r["runs"] if x["seed"] == ref.get("seed", 0)), None)
-        if zero is None or None in got:
-            continue
-        same = [zero[f"{s}.{r['metric']}"] for s in ("validation", "test")] == got
-        notes.append(
-            f"{r['model']}: the seed-{zero['seed']} row "
-            + ("is the committed reference run's result." if same else
-               f"was measured before the committed reference run, which scores "
-               f"validation {got[0]:.4f} / test {got[1]:.4f}.")
-        )  # fmt: skip
+        if zero is not None and None not in got:
+            same = [zero[val], zero[test]] == got
+            refs.append(
+                f"{r['model']}: the seed-{zero['seed']} row "
+                + ("is the committed reference run's result." if same else
+                   f"was measured before the committed reference run, which scores "
+                   f"validation {got[0]:.4f} / test {got[1]:.4f}.")
+            )  # fmt: skip
+    notes += refs
     head = ["model", "metric", "seed: validation / test", "validation spread", "test spread"]
     return T.table(
         head,

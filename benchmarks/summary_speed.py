@@ -9,21 +9,18 @@ from typing import Any
 
 import benchlib as T
 
-# --- benchmarks/results/*.json ---------------------------------------------------------------
-
 
 def block_data_half(root: Path) -> list[str]:
     doc = T.result(root, "data_half", "python benchmarks/data_half.py")
     wall, n = doc["wall_s"], doc["stages"]
-    head = ["command", "wall", "per stage"]
     rows = [[f"`dvc repro --force tokenize` ({n} data hops)", f"{wall:.1f} s", f"{wall / n:.2f} s"]]
     rows += [
         [f"`dvc {cmd}`, whole DAG, nothing to do", f"{secs:.2f} s", ""]
-        for cmd, secs in doc.get("noop_median_s", {}).items()
+        for cmd, secs in doc["noop_median_s"].items()
     ]
-    return T.table(head, rows) + [
+    return T.table(["command", "wall", "per stage"], rows) + [
         "",
-        f"Forced run: best of {doc['repeat']}; no-op: median of {doc.get('noop_repeat')}; "
+        f"Forced run: best of {doc['repeat']}; no-op: median of {doc['noop_repeat']}; "
         "dvc.lock byte-identical after every run: "
         f"{all(r['lock_unchanged'] for r in doc['runs'])}; {T.cpus(doc)}, load "
         f"average {doc['machine']['load_avg_at_start'][0]:.1f} at the start; "
@@ -40,8 +37,8 @@ def block_tokenize_speed(root: Path) -> list[str]:
         "",
         f"{doc['pairs']:,} pairs = {doc['sentences']:,} sentences of {doc['data']}; "
         f"vocabulary {doc['vocab_size']:,}; every path checked to give the same "
-        f"vocabulary and ids; tokenizers {m.get('tokenizers')} (its parallelism "
-        f"{m['tokenizers_parallelism']}), datasets {m.get('datasets')}; "
+        f"vocabulary and ids; tokenizers {m['tokenizers']} (its parallelism "
+        f"{m['tokenizers_parallelism']}), datasets {m['datasets']}; "
         f"{T.cpus(doc)}, {T.load_note(doc)}; {doc['when']}.",
     ]
 
@@ -61,8 +58,7 @@ def _scale(root: Path) -> tuple[dict[str, Any], str]:
 
 
 def rss(hop: dict[str, Any]) -> str:
-    """A hop's peak RSS (the VmHWM of its processes); ``n/m`` for a hop that ended before the
-    first sample."""
+    """A hop's peak RSS; ``n/m`` for a hop that ended before the first sample."""
     return T.mib(hop["peak_rss_bytes"]) if hop["peak_rss_bytes"] else "n/m"
 
 
@@ -107,7 +103,6 @@ def block_scale(root: Path) -> list[str]:
 
 def block_engine(root: Path) -> list[str]:
     """clean/sample/tokenize with ``data.engine`` local vs dask (1 and N workers), side by side."""
-
     doc, _ = _scale(root)
     runs = doc["dask"]
     workers = sorted({w for d in runs.values() for w in d["runs"]}, key=int)
@@ -161,8 +156,7 @@ def block_ddp_lm(root: Path) -> list[str]:
 
 def block_gpu_stages(root: Path) -> list[str]:
     """The main job's training half with the ``gpu`` profile on a GPU (``benchmarks/gpu.sh``):
-    per model the train and evaluate wall time and exit code, the mean epoch and the test
-    metrics."""
+    per model each stage's wall time and exit code, the mean epoch and the test metrics."""
     found = sorted((root / "benchmarks" / "results").glob("gpu_stages_*.json"))
     if not found:
         raise T.Missing("benchmarks/results/gpu_stages_<device>.json", "bash benchmarks/gpu.sh")
@@ -171,8 +165,8 @@ def block_gpu_stages(root: Path) -> list[str]:
         dev, stages = doc["device"], doc["stages"]
         for model in sorted({k.split("@", 1)[1] for k in stages}):
             tr, ev = stages.get(f"train@{model}"), stages.get(f"evaluate@{model}")
-            epochs = (doc.get("epoch_seconds") or {}).get(model) or []
-            test = ((doc.get("metrics") or {}).get(model) or {}).get("test") or {}
+            epochs = doc["epoch_seconds"].get(model) or []
+            test = (doc["metrics"].get(model) or {}).get("test") or {}
             times = [f"{s['seconds']:.1f} (exit {s['rc']})" if s else "—" for s in (tr, ev)]
             rows.append(
                 [dev, model, *times,
@@ -180,10 +174,10 @@ def block_gpu_stages(root: Path) -> list[str]:
                  ", ".join(f"{k} {v:.4g}" for k, v in test.items()) or "—"]
             )  # fmt: skip
         total = sum(st["seconds"] for st in stages.values())
-        cut = doc.get("unfinished") or []
+        cut = doc["unfinished"]
         never = 2 * len(T.models(root)) - len(stages) - len(cut)  # train + evaluate per model
         notes.append(
-            f"{dev}, torch {doc['torch']}, profile `{doc.get('profile', 'gpu')}`: {total:.1f} s "
+            f"{dev}, torch {doc['torch']}, profile `{doc['profile']}`: {total:.1f} s "
             f"in all; cut short by the time limit: {', '.join(cut) or 'none'}; "
             f"{max(never, 0)} more stages not started."
         )
@@ -197,10 +191,9 @@ def block_omp_wait(root: Path) -> list[str]:
     doc = T.result(root, "omp_wait", "python benchmarks/omp_wait.py")
     ms = {(r["setting"], r["busy_neighbour"]): r["ms_per_step"] for r in doc["runs"]}
     ours = next(r["setting"] for r in doc["runs"] if "rnnflow" in r["setting"])
-    settings = list(dict.fromkeys(r["setting"] for r in doc["runs"]))
     rows = [
         [s, *(f"{ms[s, b]:.1f} ({ms[s, b] / ms[ours, b]:.2f}×)" for b in (False, True))]
-        for s in settings
+        for s in dict.fromkeys(r["setting"] for r in doc["runs"])  # in the order run
     ]
     same = len({r["loss"] for r in doc["runs"]}) == 1
     cfg = doc["config"]

@@ -1,24 +1,20 @@
-r"""Word tokenization speed: rnnflow's tokenize hop vs HF ``tokenizers`` and
+"""Word tokenization speed: rnnflow's tokenize hop vs HF ``tokenizers`` and
 ``datasets.Dataset.map``.
-
-    python benchmarks/tokenize_speed.py [--corpus PATH] [--repeats 3]
 
 On the same sentences (default: the mirror's Tatoeba es–en pairs,
 ``$RNNFLOW_MIRROR/es-en/tatoeba/spa.txt``; ``--corpus``: any English<TAB>Spanish file) every
-path fits a word vocabulary over both columns (lowercase, every character that is not a letter,
-digit, mark or space split off, whitespace split; min_freq 2; most frequent first, ties
-alphabetical, the four specials first), then encodes both columns to ids (unknown → ``<unk>``):
+path fits the hop's word vocabulary over both columns (lowercase, punctuation split off,
+min_freq 2, most frequent first, ties alphabetical), then encodes both columns to ids:
 
-- rnnflow: ``stages.corpora.texttok.fit`` + ``encode`` per 65,536-row batch, as the hop runs;
-- HF tokenizers: ``WordLevel`` with ``Lowercase`` and the pre-tokenizer
-  ``Split(r"[^\p{L}\p{N}\p{M}\s]", "isolated")`` + ``WhitespaceSplit`` (the stock
-  ``Whitespace`` splits differently), fitted by ``WordLevelTrainer``,
-  then ``encode_batch``; and encode only, with rnnflow's vocabulary;
+- rnnflow: ``stages.corpora.texttok.fit`` + ``encode``, as the hop runs;
+- HF tokenizers: ``WordLevel`` with a pre-tokenizer that splits as rnnflow's does (the stock
+  ``Whitespace`` splits differently), fitted by ``WordLevelTrainer``, then ``encode_batch``;
+  and encode only, with rnnflow's vocabulary;
 - ``datasets.Dataset.map(batched=True)``, with ``num_proc=2`` and 1: pre-tokenise, count, encode.
 
 Every path is checked to give the same vocabulary and ids (or, where HF's trainer orders the
-vocabulary otherwise, the same token set and the same tokens). Writes sentences/s for the best
-of ``--repeats`` runs to ``benchmarks/results/tokenize_speed.json`` (``--out``).
+vocabulary otherwise, the same token set and the same tokens); sentences/s of the best of
+``--repeats`` runs.
 """
 
 from __future__ import annotations
@@ -64,14 +60,6 @@ def load(corpus: Path | None) -> tuple[pa.Table, str]:
     return table.add_column(0, "row_id", pa.array(np.arange(table.num_rows, dtype=np.uint64))), what
 
 
-def vocab_index(counts: dict[str, int]) -> tuple[list[str], dict[str, int]]:
-    """Specials + tokens seen ≥ MIN_FREQ, most frequent first, ties alphabetical; and each
-    token's id."""
-    kept = [(-c, t) for t, c in counts.items() if c >= MIN_FREQ and t not in SPECIALS]
-    vocab = list(SPECIALS) + [t for _, t in sorted(kept)]
-    return vocab, {t: i for i, t in enumerate(vocab)}
-
-
 # --- the paths: each returns (vocab, {column: list of id lists}) -----------------
 
 
@@ -113,7 +101,10 @@ def run_datasets(ds, num_proc: int = 1) -> tuple[list[str], dict[str, object]]:
     counts: Counter = Counter()
     for t, n in zip(counted.column("token").to_pylist(), counted.column("count").to_pylist()):
         counts[t] += n
-    vocab, index = vocab_index(counts)
+    # specials + tokens seen ≥ MIN_FREQ, most frequent first, ties alphabetical: the hop's order
+    kept = sorted((-c, t) for t, c in counts.items() if c >= MIN_FREQ and t not in SPECIALS)
+    vocab = list(SPECIALS) + [t for _, t in kept]
+    index = {t: i for i, t in enumerate(vocab)}
 
     def enc(batch):
         return {
@@ -125,25 +116,17 @@ def run_datasets(ds, num_proc: int = 1) -> tuple[list[str], dict[str, object]]:
     return vocab, {c: out.data.column(f"{c}_ids") for c in COLS}
 
 
-def hf_tokenizer(vocab: list[str] | None = None):
-    """The HF ``WordLevel`` tokenizer equivalent to rnnflow's word pre-tokeniser (empty, to be
-    trained; or over ``vocab``, ids = positions)."""
-    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
+def run_hf(texts: dict[str, list[str]], vocab: list[str] | None = None):
+    """HF's ``WordLevel`` tokenizer, splitting as rnnflow's word pre-tokeniser does, fitted by the
+    library's trainer (given ``vocab``: over it, ids = positions), then ``encode_batch`` on both
+    columns."""
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 
     ids = None if vocab is None else {t: i for i, t in enumerate(vocab)}
     tok = Tokenizer(models.WordLevel(ids, unk_token=SPECIALS[UNK]))
     tok.normalizer = normalizers.Lowercase()
     split = pre_tokenizers.Split(Regex(PUNCT_RE.strip("()")), behavior="isolated")
     tok.pre_tokenizer = pre_tokenizers.Sequence([split, pre_tokenizers.WhitespaceSplit()])
-    return tok
-
-
-def run_hf(texts: dict[str, list[str]], vocab: list[str] | None = None):
-    """Fit a WordLevel vocabulary with the library's trainer (given ``vocab``: encode only, with
-    it), then ``encode_batch`` both columns."""
-    from tokenizers import trainers
-
-    tok = hf_tokenizer(vocab)
     if vocab is None:
         trainer = trainers.WordLevelTrainer(
             min_frequency=MIN_FREQ, special_tokens=list(SPECIALS), show_progress=False
@@ -174,17 +157,17 @@ def first_difference(ids, ref) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = B.parser(__doc__, __file__)
+    parser = B.parser(__doc__, __file__, "--out")
     parser.add_argument("--corpus", type=Path, help="English<TAB>Spanish pairs (none: Tatoeba)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per path; the best counts")
     parser.add_argument("--num-proc", type=int, default=2, help="datasets.map worker processes")
-    parser.add_argument("--out", type=Path, default=B.RESULTS / "tokenize_speed.json")
     args = parser.parse_args(argv)
 
     import datasets
     import tokenizers
 
     datasets.disable_progress_bars()
+    machine = B.machine(tokenizers=tokenizers.__version__, datasets=datasets.__version__)
     table, what = load(args.corpus)
     sentences = table.num_rows * len(COLS)
     texts = {c: table.column(c).to_pylist() for c in COLS}
@@ -239,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         "num_proc": args.num_proc,
         "when": B.now(),
         "machine": {
-            **B.machine(tokenizers=tokenizers.__version__, datasets=datasets.__version__),
+            **machine,
             "tokenizers_parallelism": os.environ["TOKENIZERS_PARALLELISM"],
             "load_avg_at_end": B.load_avg(),
         },
