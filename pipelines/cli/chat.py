@@ -33,9 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         help="print the words read as <unk> before each reply",
     )
     args = parser.parse_args(argv)
-    bundle = load_text_model("chat", args.model, args.root)
-    if isinstance(bundle, int):
-        return bundle
+    loaded = load_text_model("chat", args.model, args.root)
+    if isinstance(loaded, int):
+        return loaded
+    bundle, codec = loaded
     import torch
 
     from pipelines import text
@@ -43,8 +44,6 @@ def main(argv: list[str] | None = None) -> int:
     cfg, gen = sampling(bundle, args)
     interactive = sys.stdin.isatty()
     decoding = "beam" if args.beam else "greedy" if args.greedy else "sample"
-    codec = bundle.codec
-    assert codec is not None  # load_text_model checked
     while True:
         if interactive:
             print("you> ", end="", flush=True)

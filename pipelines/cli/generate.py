@@ -34,17 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     sampling_arguments(parser)
     parser.add_argument("--no-stop", action="store_true", help="do not stop at <eos>")
     args = parser.parse_args(argv)
-    bundle = load_text_model("generate", args.model, args.root)
-    if isinstance(bundle, int):
-        return bundle
+    loaded = load_text_model("generate", args.model, args.root)
+    if isinstance(loaded, int):
+        return loaded
+    bundle, codec = loaded
     import torch
 
     cfg, gen = sampling(bundle, args)
-    codec, model = bundle.codec, bundle.model
-    assert codec is not None  # load_text_model checked
     ids = torch.from_numpy(codec.encode([args.prompt], "ids").values)
     for _ in range(args.num):
-        out = model.generate(  # type: ignore[operator]  # an lm model (task checked)
+        out = bundle.model.generate(  # type: ignore[operator]  # an lm model (task checked)
             ids,
             cfg.max_decode_len if args.length is None else args.length,
             greedy=args.greedy,

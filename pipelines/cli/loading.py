@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     import torch
 
     from pipelines.config import DecodeConfig
-    from pipelines.text import Bundle
+    from pipelines.text import Bundle, Codec
 
 
 def text_parser(command: str, doc: str, model: str) -> argparse.ArgumentParser:
@@ -59,11 +59,11 @@ def sampling(bundle: Bundle, args: argparse.Namespace) -> tuple[DecodeConfig, to
     return bundle.decode.model_copy(update=given), gen
 
 
-def load_text_model(command: str, model: str, root: str | None) -> Bundle | int:
-    """Model ``model`` (under ``root``'s ``models/``) for ``rnnflow command``, or the exit code
-    after telling the user in one line why it cannot serve: not a model of the project,
-    missing, failing its integrity check, or trained for another task (read from the model
-    itself, so a root without params.yaml is checked too)."""
+def load_text_model(command: str, model: str, root: str | None) -> tuple[Bundle, Codec] | int:
+    """Model ``model`` (under ``root``'s ``models/``) for ``rnnflow command`` and its text codec,
+    or the exit code after telling the user in one line why it cannot serve: not a model of the
+    project, missing, failing its integrity check, or trained for another task (read from the
+    model itself, so a root without params.yaml is checked too)."""
     # Before torch and the model load: a wrong model is told at once, in one line.
     if error := model_error(command, model, root):
         return fail(command, error)
@@ -77,4 +77,4 @@ def load_text_model(command: str, model: str, root: str | None) -> Bundle | int:
         return fail(command, error)
     if bundle.codec is None:  # a text task's bundle always has one
         return fail(command, f"{model} has no text codec")
-    return bundle
+    return bundle, bundle.codec

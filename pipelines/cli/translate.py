@@ -47,11 +47,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipelines import text
 
-    bundle = load_text_model("translate", args.model, args.root)
-    if isinstance(bundle, int):
-        return bundle
-    codec = bundle.codec
-    assert codec is not None  # load_text_model checked
+    loaded = load_text_model("translate", args.model, args.root)
+    if isinstance(loaded, int):
+        return loaded
+    bundle, codec = loaded
     for src, out in zip(lines, text.translate_lines(bundle, lines, beam=args.beam)):
         if args.show_unknown and (unk := codec.unknown_words(src, "source")):
             print(f"(unknown: {', '.join(unk)})", file=sys.stderr)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pipelines.ops import workspace as W
 from pipelines.ops.retrain_config import RetrainConfig
-from rnnflow.config import ConfigError
+from rnnflow.config import ConfigError, flatten
 
 Decision = Literal["promoted", "rejected", "no change", "already judged"]
 
@@ -37,6 +37,8 @@ class Candidate:
 
 @dataclass
 class Verdict:
+    """What a retrain run decided about its challenger, and why."""
+
     decision: Decision
     reason: str
     champion_value: float | None
@@ -75,8 +77,12 @@ def fingerprint(params: dict[str, Any], deps: dict[str, str]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def improvement(champion: float, challenger: float, higher_is_better: bool) -> float:
-    """How much better the challenger is (negative: worse)."""
+def improvement(
+    champion: float | None, challenger: float | None, higher_is_better: bool
+) -> float | None:
+    """How much better the challenger is (negative: worse); None when either has no value."""
+    if champion is None or challenger is None:
+        return None
     return challenger - champion if higher_is_better else champion - challenger
 
 
@@ -93,6 +99,7 @@ def decide(
     if champion is None or (isinstance(champion, float) and math.isnan(champion)):
         return True, f"no champion yet: the first model with a {metric} is the champion"
     gain = improvement(champion, challenger, higher_is_better)
+    assert gain is not None  # both have values
     word = "higher" if higher_is_better else "lower"
     if gain > margin:
         return True, (
@@ -114,8 +121,6 @@ def decide(
 
 def changes(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows ``key, champion, challenger`` for keys whose values differ (flattened)."""
-    from rnnflow.config import flatten
-
     a, b = flatten(old or {}), flatten(new or {})
     return [
         {"key": k, "champion": a.get(k), "challenger": b.get(k)}
@@ -125,8 +130,7 @@ def changes(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def numeric_leaves(data: Any) -> dict[str, float]:
-    from rnnflow.config import flatten
-
+    """The numbers in ``data``, by flattened key."""
     return {
         k: v
         for k, v in flatten(data if isinstance(data, dict) else {}).items()
@@ -134,13 +138,14 @@ def numeric_leaves(data: Any) -> dict[str, float]:
     }
 
 
-def last_judged(history: list[dict[str, Any]], fp: str) -> dict[str, Any] | None:
-    """The latest entry of ``history`` that judged a challenger with fingerprint ``fp``."""
+def last_judged(history: list[dict[str, Any]], fp: str | None = None) -> dict[str, Any] | None:
+    """The latest entry of ``history`` that judged a challenger (promoted or rejected it),
+    with fingerprint ``fp`` when given."""
     return next(
         (
             e
             for e in reversed(history or [])
-            if e.get("fingerprint") == fp and e.get("decision") in ("promoted", "rejected")
+            if e.get("decision") in ("promoted", "rejected") and fp in (None, e.get("fingerprint"))
         ),
         None,
     )
@@ -148,12 +153,8 @@ def last_judged(history: list[dict[str, Any]], fp: str) -> dict[str, Any] | None
 
 # --- the champion page ---------------------------------------------------------------------
 
-TITLES = {
-    "promoted": "promoted",
-    "rejected": "not promoted",
-    "no change": "no change",
-    "already judged": "already judged",
-}
+#: A page's title by decision, where it is not the decision itself.
+TITLES = {"rejected": "not promoted"}
 
 
 def judgement_context(
@@ -171,14 +172,9 @@ def judgement_context(
     run's: a "no change" or "already judged" run only adds a line to ``runs``.
     """
     champ = champ or {}
-    gain = (
-        improvement(verdict.champion_value, cand.value, cfg.higher_is_better)
-        if verdict.champion_value is not None and cand.value is not None
-        else None
-    )
-    real = verdict.decision in ("promoted", "rejected")
     latest: dict[str, Any] | None
-    if real:  # this run is the latest decision; the registry gives its version and commit
+    if verdict.decision in ("promoted", "rejected"):
+        # This run is the latest decision; the registry gives its version and commit.
         latest = {
             **(last_judged(history, cand.fingerprint) or {}),
             "decision": verdict.decision,
@@ -190,10 +186,7 @@ def judgement_context(
             "reason": verdict.reason,
         }
     else:
-        latest = next(
-            (e for e in reversed(history or []) if e.get("decision") in ("promoted", "rejected")),
-            None,
-        )
+        latest = last_judged(history)
     headline = None
     if latest is not None:
         value, against = latest.get("value"), latest.get("champion_value")
@@ -204,16 +197,13 @@ def judgement_context(
             "metric": latest.get("metric", cfg.metric),
             "challenger": value,
             "champion": against,
-            "improvement": (
-                improvement(against, value, cfg.higher_is_better)
-                if value is not None and against is not None
-                else None
-            ),
+            "improvement": improvement(against, value, cfg.higher_is_better),
             "margin": latest.get("margin", cfg.margin),
             "judged": latest.get("time"),
         }
+    title = headline["decision"] if headline else verdict.decision
     return {
-        "title": TITLES[headline["decision"] if headline else verdict.decision],
+        "title": TITLES.get(title, title),
         "model": cand.model,
         "decision": verdict.decision,
         "reason": verdict.reason,
@@ -225,7 +215,7 @@ def judgement_context(
             "metric": cfg.metric,
             "champion": verdict.champion_value,
             "challenger": cand.value,
-            "improvement": gain,
+            "improvement": improvement(verdict.champion_value, cand.value, cfg.higher_is_better),
             "margin": cfg.margin,
             "higher is better": cfg.higher_is_better,
             "champion rescored": verdict.champion_rescored,
@@ -282,21 +272,6 @@ def write_pages(root: Path, markdown: str, html: str, model: str) -> Path:
     return out / f"{model}.html"
 
 
-def append_run(root: Path, model: str, row: dict[str, Any]) -> list[dict[str, Any]]:
-    """Add one run to ``reports/retrain/<model>.json`` (every run, oldest first); all runs.
-
-    "no change" and "already judged" runs create no registry tag, so this log is where
-    they are seen.
-    """
-    from pipelines.outputs import write_atomic
-
-    path = root / "reports" / "retrain" / f"{model}.json"
-    runs = json.loads(path.read_text()) if path.exists() else []
-    runs.append(row)
-    write_atomic(path, json.dumps(runs, indent=1, default=str).encode())
-    return runs
-
-
 def write_record(
     root: Path,
     cand: Candidate,
@@ -306,12 +281,19 @@ def write_record(
     ran: list[str],
     history: list[dict[str, Any]],
 ) -> tuple[str, Path]:
-    """Log this run, then rewrite the model's pages; (Markdown, HTML path)."""
+    """Add this run to ``reports/retrain/<model>.json`` (every run, oldest first), then
+    rewrite the model's pages; (Markdown, HTML path).
+
+    "no change" and "already judged" runs create no registry tag, so that log is where they
+    are seen.
+    """
+    from pipelines.outputs import write_atomic
+
     judged = verdict.decision in ("promoted", "rejected") and history
     version = history[-1] if judged else {}
-    runs = append_run(
-        root,
-        cand.model,
+    path = root / "reports" / "retrain" / f"{cand.model}.json"
+    runs = json.loads(path.read_text()) if path.exists() else []
+    runs.append(
         {
             "time": cand.time,
             "decision": verdict.decision,
@@ -321,7 +303,8 @@ def write_record(
             "commit": version.get("registered_at"),
             "fingerprint": cand.fingerprint,
             "reason": verdict.reason,
-        },
+        }
     )
+    write_atomic(path, json.dumps(runs, indent=1, default=str).encode())
     markdown, html = report_pages(cand, verdict, champ, cfg, ran, history, runs)
     return markdown, write_pages(root, markdown, html, cand.model)

@@ -133,10 +133,10 @@ def check_params(params: dict[str, Any], root: Path | None = None) -> None:
     """Validate a whole params document as the stages will read it; ConfigError names the key.
 
     ``train``, ``evaluate``, ``report``, ``retrain`` and ``data`` go through their typed
-    configs; each hop section
-    through its corpus adapter's config (what ``stages/<hop>.py`` parses), a corpus's fetch
-    section with its source catalogue (``root/sources/<corpus>.yaml``) when ``root`` is given.
-    Every model, corpus and source name, and every ``corpus`` value, must be an identifier.
+    configs; each hop section through its corpus adapter's config (what ``stages/<hop>.py``
+    parses), a corpus's fetch section with its source catalogue (``root/sources/<corpus>.yaml``)
+    when ``root`` is given. Every model, corpus and source name, and every ``corpus`` value,
+    must be an identifier (model and source names are checked by their typed configs).
     """
     from pipelines.config import EvaluateConfig, ReportConfig, TrainConfig
     from pipelines.ops.retrain_config import RetrainConfig
@@ -152,8 +152,6 @@ def check_params(params: dict[str, Any], root: Path | None = None) -> None:
         if name in params:
             parse(model, params, name)
     trained = dig(params, "train.models") or {}
-    for model_name in trained:
-        check_identifier(model_name, "train.models: model")
     for model_name in dig(params, "evaluate.models") or {}:
         if model_name not in trained:
             raise ConfigError(
@@ -174,7 +172,7 @@ def check_params(params: dict[str, Any], root: Path | None = None) -> None:
                 check_identifier(corpus, "fetch: corpus")
                 params = catalogued(params, corpus, root)
     for hop in HOPS:
-        for corpus, raw in (params.get(hop) or {}).items():
+        for corpus in params.get(hop) or {}:
             if hop == "fetch" and corpus == "network":
                 parse(network_config, params, "fetch.network")
                 continue
@@ -186,12 +184,6 @@ def check_params(params: dict[str, Any], root: Path | None = None) -> None:
             adapter = corpora.get(corpus)
             model = sample_config if hop == "sample" else getattr(adapter, f"{hop.title()}Config")
             parse(model, params, f"{hop}.{corpus}")
-            if hop == "fetch" and isinstance(raw, dict):
-                for source in raw.get("sources") or {}:
-                    check_identifier(source, f"fetch.{corpus}.sources: source")
-                listed = raw.get("source")
-                for source in [listed] if isinstance(listed, str) else listed or []:
-                    check_identifier(source, f"fetch.{corpus}.source: source")
 
 
 def check_workspace_params(root: Path) -> None:

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from rnnflow.env import PROJECT_ROOT
+from rnnflow.io import write_bytes
 
 VEGA_LITE = "5.21"  # DVC's plot templates are Vega-Lite 5 specs
 
@@ -73,10 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     page = template()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(page)
-    tmp.replace(args.out)
+    write_bytes(args.out, page.encode())
     print(f"{args.out}: {len(page):,} characters")
     return 0
 

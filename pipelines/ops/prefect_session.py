@@ -85,6 +85,11 @@ def healthy(api_url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def _say(message: str) -> None:
+    """Tell the user ``message`` on stderr, as this command."""
+    print(f"prefect_session: {message}", file=sys.stderr)
+
+
 def _tail(path: Path, offset: int, lines: int = 40) -> str:
     """The last ``lines`` lines written to ``path`` after byte ``offset``."""
     try:
@@ -103,23 +108,20 @@ def stop_process(proc: subprocess.Popen, grace: float = GRACE) -> int | None:
     outlives its session.
     """
     if proc.poll() is None:
+        proc.terminate()
         try:
-            proc.terminate()
-            try:
-                proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        except BaseException:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-            raise
+            proc.wait(grace)
+        except BaseException as exc:  # still running after the grace period, or a Ctrl-C
+            proc.kill()
+            proc.wait(10)
+            if not isinstance(exc, subprocess.TimeoutExpired):
+                raise
     return proc.returncode
 
 
 def _server_env(home: Path, api: str) -> dict[str, str]:
-    """The server's environment: ours, minus client settings, plus its home and safe defaults.
+    """The server's environment: ours (telemetry off: :func:`apply_offline_defaults`), minus
+    client settings, plus its home and safe defaults.
 
     Any web page the user visits can send requests to a port on 127.0.0.1, so CSRF protection
     is on (Prefect's client and UI fetch tokens themselves) and CORS grants only the UI's own
@@ -139,19 +141,10 @@ def _server_env(home: Path, api: str) -> dict[str, str]:
             "PREFECT_SERVER_API_CSRF_PROTECTION_ENABLED": "true",
             # The UI opened as localhost:<port> calls the API at 127.0.0.1:<port>: cross-origin.
             "PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS": f"{ui},{ui.replace(HOST, 'localhost')}",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": env.get(
-                "PREFECT_SERVER_ANALYTICS_ENABLED", "false"
-            ),
-            "DO_NOT_TRACK": env.get("DO_NOT_TRACK", "1"),
             "PYTHONUNBUFFERED": "1",
         }
     )
     return env
-
-
-def _prefect_cli() -> list[str]:
-    beside = Path(sys.executable).parent / "prefect"
-    return [str(beside)] if beside.exists() else [sys.executable, "-m", "prefect"]
 
 
 @contextlib.contextmanager
@@ -168,10 +161,10 @@ def prefect_server(
     start --host 127.0.0.1 --port <port or a free one>`` with ``PREFECT_HOME=home`` (its output
     appended to ``home/server.log``), wait up to ``startup_timeout`` seconds for
     ``/api/health``, and set ``PREFECT_API_URL`` in ``os.environ`` for the block (so every child
-    process inherits it; the previous value is restored after). On exit, Ctrl-C included, the
-    server gets SIGTERM and, after ``grace`` seconds, SIGKILL. It runs in its own session, so a
-    Ctrl-C at the terminal reaches the command but not the server, which is stopped only after
-    the command has finished writing its runs.
+    process inherits it; unset again after). On exit, Ctrl-C included, the server gets SIGTERM
+    and, after ``grace`` seconds, SIGKILL. It runs in its own session, so a Ctrl-C at the
+    terminal reaches the command but not the server, which is stopped only after the command
+    has finished writing its runs.
 
     Raises :class:`ServerStartError` (with the tail of the server's log) if it exits early or
     is not healthy in time; with no ``port`` given, a lost race for the free port is retried.
@@ -179,9 +172,7 @@ def prefect_server(
     existing = os.environ.get("PREFECT_API_URL", "").strip()
     if existing:
         if not quiet:
-            print(
-                f"prefect_session: using the server at PREFECT_API_URL={existing}", file=sys.stderr
-            )
+            _say(f"using the server at PREFECT_API_URL={existing}")
         yield existing
         return
 
@@ -202,7 +193,8 @@ def prefect_server(
             log.flush()
             began = time.monotonic()
             proc = subprocess.Popen(
-                [*_prefect_cli(), "server", "start", "--host", HOST, "--port", str(use_port)],
+                [sys.executable, "-m", "prefect", "server", "start"]
+                + ["--host", HOST, "--port", str(use_port)],
                 env=_server_env(home, api),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -235,27 +227,19 @@ def prefect_server(
         )
 
     if not quiet:
-        print(
-            f"prefect_session: Prefect server at {api} (UI http://{HOST}:{use_port}, "
-            f"PREFECT_HOME={home}, healthy in {time.monotonic() - began:.1f} s)",
-            file=sys.stderr,
+        _say(
+            f"Prefect server at {api} (UI http://{HOST}:{use_port}, PREFECT_HOME={home}, "
+            f"healthy in {time.monotonic() - began:.1f} s)"
         )
-    previous = os.environ.get("PREFECT_API_URL")
-    os.environ["PREFECT_API_URL"] = api
+    os.environ["PREFECT_API_URL"] = api  # unset or blank before: a set one returned above
     try:
         yield api
     finally:
-        if previous is None:
-            os.environ.pop("PREFECT_API_URL", None)
-        else:
-            os.environ["PREFECT_API_URL"] = previous
+        os.environ.pop("PREFECT_API_URL", None)
         code = stop_process(proc, grace)
         if not quiet:
             how = signal.Signals(-code).name if code and code < 0 else f"exit {code}"
-            print(
-                f"prefect_session: stopped the Prefect server ({how}); its runs are kept in {home}",
-                file=sys.stderr,
-            )
+            _say(f"stopped the Prefect server ({how}); its runs are kept in {home}")
 
 
 def _terminal_signals_child() -> bool:
@@ -302,10 +286,9 @@ def wait_for_orphans(grace: float = GRACE) -> None:
     deadline = time.monotonic() + grace
     if not (left := _orphans()):
         return
-    print(
-        f"prefect_session: waiting up to {grace:.0f} s for {len(left)} process(es) the command "
-        "left behind, so their runs end in a final state",
-        file=sys.stderr,
+    _say(
+        f"waiting up to {grace:.0f} s for {len(left)} process(es) the command left behind, "
+        "so their runs end in a final state"
     )
     while _orphans() and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -383,10 +366,10 @@ def main(argv: list[str] | None = None) -> int:
         with prefect_server(home, args.port, args.startup_timeout):
             return run_command(cmd)
     except ServerStartError as exc:
-        print(f"prefect_session: {exc}", file=sys.stderr)
+        _say(str(exc))
         return 1
     except FileNotFoundError as exc:
-        print(f"prefect_session: {exc}", file=sys.stderr)
+        _say(str(exc))
         return 127
     except KeyboardInterrupt:
         return 130

@@ -52,12 +52,6 @@ SUMMARY_KEYS = (
 )
 
 
-def _semver(version: str) -> Any:
-    from gto.versions import SemVer
-
-    return SemVer(version)
-
-
 def _counter(tag: str) -> int:
     """N of an incremental GTO tag ``name#stage#N`` (0 for a simple tag)."""
     m = re.search(r"#(\d+)$", tag or "")
@@ -85,10 +79,7 @@ def parse_judgement(message: str | None) -> dict[str, Any] | None:
 
 
 class GitTagRegistry:
-    """Champion and judgements of each model, read from and written to GTO tags in ``root``.
-
-    Same interface as the JSON registry it replaces: ``champion``, ``history``, ``record``.
-    """
+    """Champion and judgements of each model, read from and written to GTO tags in ``root``."""
 
     def __init__(self, root: Path, stage: str = STAGE):
         self.root = Path(root)
@@ -107,6 +98,7 @@ class GitTagRegistry:
         shows them (``gto show <model> --json``), each with ``entry``: its judgement."""
         from gto import api
         from gto.exceptions import ArtifactNotFound
+        from gto.versions import SemVer
 
         try:
             found = api.show(
@@ -118,7 +110,7 @@ class GitTagRegistry:
             )
         except ArtifactNotFound:  # no tag of this model yet
             return []
-        found = sorted(found, key=lambda v: _semver(v["version"]))
+        found = sorted(found, key=lambda v: SemVer(v["version"]))
         for v in found:
             reg = (v.get("registrations") or [{}])[-1]
             v["tag"] = reg.get("tag")
@@ -142,8 +134,9 @@ class GitTagRegistry:
         """Every registered version's judgement, oldest first."""
         return [self._entry(v) for v in self.versions(model)]
 
-    def champion_version(self, model: str) -> dict[str, Any] | None:
-        """The version the stage was assigned to last (and not unassigned since).
+    def champion(self, model: str) -> dict[str, Any] | None:
+        """The judgement of the version the stage was assigned to last (and not unassigned
+        since).
 
         "Last" by the incremental tag counter GTO gives every assignment of an artifact
         (``#champion#N``), so a hand-made rollback (``gto assign``) counts, and two
@@ -157,11 +150,7 @@ class GitTagRegistry:
                 n = max((_counter(a.get("tag")) for a in vs.get("assignments") or []), default=0)
                 if n > best_n:
                     best, best_n = v, n
-        return best
-
-    def champion(self, model: str) -> dict[str, Any] | None:
-        v = self.champion_version(model)
-        return self._entry(v) if v else None
+        return self._entry(best) if best else None
 
     # --- writing -----------------------------------------------------------------------
 
@@ -170,24 +159,6 @@ class GitTagRegistry:
         out = W.git(self.root, "var", "GIT_COMMITTER_IDENT", check=False)
         m = re.match(r"^(.*?) <(.*?)> \d+", out)
         return (m.group(1), m.group(2)) if m and m.group(1) else FALLBACK_IDENT
-
-    def _git(self, *args: str, env: dict[str, str] | None = None) -> str:
-        import subprocess
-
-        full = {**W.subprocess_env(self.root), **(env or {})}
-        proc = subprocess.run(
-            ["git", *args],
-            cwd=self.root,
-            env=full,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-        )
-        if proc.returncode != 0:
-            raise W.CommandFailed(
-                ["git", *args], proc.returncode, (proc.stdout + proc.stderr).splitlines()
-            )
-        return proc.stdout.strip()
 
     def snapshot(self, model: str, title: str) -> str:
         """A commit of the workspace as judged (tracked files), parent HEAD, on no branch."""
@@ -198,24 +169,26 @@ class GitTagRegistry:
             "GIT_COMMITTER_NAME": name,
             "GIT_COMMITTER_EMAIL": email,
         }
-        real_index = Path(self._git("rev-parse", "--path-format=absolute", "--git-path", "index"))
+        real_index = Path(
+            W.git(self.root, "rev-parse", "--path-format=absolute", "--git-path", "index")
+        )
         with tempfile.TemporaryDirectory(prefix="rnnflow-snapshot-") as tmp:
             index = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
             if real_index.exists():  # keeps git's stat cache: only changed files are hashed
                 Path(index["GIT_INDEX_FILE"]).write_bytes(real_index.read_bytes())
             else:
-                self._git("read-tree", "HEAD", env=index)
-            self._git("add", "-u", env=index)
+                W.git(self.root, "read-tree", "HEAD", env=index)
+            W.git(self.root, "add", "-u", env=index)
             wanted = [
                 p
                 for p in ("dvc.lock", "params.yaml", f"metrics/{model}.json")
                 if (self.root / p).exists()
             ]
             ignored = set(W.git(self.root, "check-ignore", *wanted, check=False).split())
-            if [p for p in wanted if p not in ignored]:
-                self._git("add", "--", *[p for p in wanted if p not in ignored], env=index)
-            tree = self._git("write-tree", env=index)
-        return self._git("commit-tree", tree, "-p", "HEAD", "-m", title, env=ident)
+            if tracked := [p for p in wanted if p not in ignored]:
+                W.git(self.root, "add", "--", *tracked, env=index)
+            tree = W.git(self.root, "write-tree", env=index)
+        return W.git(self.root, "commit-tree", tree, "-p", "HEAD", "-m", title, env=ident)
 
     def wait_past(self, prefix: str) -> None:
         """Wait until the clock is past the second of the latest tag named ``prefix*``.
@@ -235,13 +208,6 @@ class GitTagRegistry:
         while time.time() < last + 1:
             time.sleep(min(0.05, last + 1 - time.time() + 0.001))
 
-    def _rev_for(self, model: str, dirty: bool, title: str) -> tuple[str, bool]:
-        head = W.git(self.root, "rev-parse", "HEAD")
-        taken = any(v["commit_hexsha"] == head for v in self.versions(model))
-        if not dirty and not taken:
-            return head, False
-        return self.snapshot(model, title), True
-
     def record(self, model: str, entry: dict[str, Any]) -> dict[str, Any]:
         """Register the judged challenger as a new version; assign the stage if promoted.
 
@@ -256,15 +222,19 @@ class GitTagRegistry:
 
             entry["dvc_lock"] = "sha256:" + hashlib.sha256(lock.read_bytes()).hexdigest()
         fp = entry.get("fingerprint")
-        rev, snap = self._rev_for(
-            model,
-            bool(entry.get("dirty")),
-            f"rnnflow retrain snapshot: {model} challenger {fp}\n\n"
-            f"The workspace as retraining judged it: HEAD plus its "
-            f"uncommitted tracked changes. On no branch; the version "
-            f"tag of {model} keeps it.",
+        # At HEAD when the workspace is clean and HEAD has no version of the model yet.
+        rev = W.git(self.root, "rev-parse", "HEAD")
+        entry["snapshot"] = bool(entry.get("dirty")) or any(
+            v["commit_hexsha"] == rev for v in self.versions(model)
         )
-        entry["snapshot"] = snap
+        if entry["snapshot"]:
+            rev = self.snapshot(
+                model,
+                f"rnnflow retrain snapshot: {model} challenger {fp}\n\n"
+                f"The workspace as retraining judged it: HEAD plus its "
+                f"uncommitted tracked changes. On no branch; the version "
+                f"tag of {model} keeps it.",
+            )
         name, email = self.ident()
         self.wait_past(f"{model}@")
         title = f"retrain {model}: {entry.get('decision')} (challenger {fp})"

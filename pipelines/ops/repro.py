@@ -61,7 +61,7 @@ def metrics_diff_rows(diff: dict[str, Any]) -> list[dict[str, Any]]:
     out: they are not metrics, and timings differ on every run.
     """
     rows = []
-    for path, metrics in sorted(W.metric_files(diff).items()):
+    for path, metrics in sorted((diff or {}).items()):
         for key, d in sorted((metrics or {}).items()):
             d = d if isinstance(d, dict) else {}
             old, new = d.get("old"), d.get("new")
@@ -84,6 +84,7 @@ def summary_markdown(
     mdiff: list[dict[str, Any]],
     experiment: str | None,
 ) -> str:
+    """The run's Markdown artifact: overrides, stages run and restored, metrics changed."""
     what = " ".join(targets) or "(whole DAG)"
     cmd = f"dvc exp run -n {experiment}" if experiment else "dvc repro"
     back = restored(run)
@@ -115,23 +116,7 @@ def apply_overrides(root: str, overrides: dict[str, Any]) -> dict[str, tuple[Any
 @task(cache_policy=NO_CACHE)
 def run_dvc(root: str, targets: list[str], force: bool, experiment: str | None) -> W.Run:
     """``dvc repro`` (or ``dvc exp run``), streamed into the log."""
-    path = W.resolve_root(root)
-    if experiment:
-        P.check_workspace_params(path)
-        return W.stream(
-            [
-                W.tool("dvc"),
-                "exp",
-                "run",
-                "-n",
-                experiment,
-                *(["--force"] if force else []),
-                *targets,
-            ],
-            path,
-            logger(),
-        )
-    return W.dvc_repro(path, targets, force, logger())
+    return W.dvc_repro(W.resolve_root(root), targets, force, logger(), experiment)
 
 
 @flow(name="repro")

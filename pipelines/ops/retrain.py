@@ -44,8 +44,10 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
+from pipelines.cli import fail
 from pipelines.lineage import run_stage_flow
 from pipelines.ops import params as P
 from pipelines.ops import workspace as W
@@ -129,24 +131,29 @@ def retrain_config(
 
 
 def data_deps(deps: dict[str, str]) -> dict[str, str]:
+    """The data files among ``deps`` (path → hash)."""
     return {p: h for p, h in deps.items() if p.startswith("data/")}
+
+
+def cache_objects(root: Path, out_hash: str) -> dict[str, tuple[str, Path]]:
+    """The files of a ``models/<model>`` output in the DVC cache, by the output's hash:
+    relative path (``""`` for an output that is one file) → (md5, cache object)."""
+    from dvc.repo import Repo  # type: ignore[import-untyped]
+
+    with Repo(str(root)) as repo:
+        odb = repo.cache.local
+        if not out_hash.endswith(".dir"):
+            return {"": (out_hash, Path(odb.oid_to_path(out_hash)))}
+        listing = json.loads(Path(odb.oid_to_path(out_hash)).read_text())
+        return {e["relpath"]: (e["md5"], Path(odb.oid_to_path(e["md5"]))) for e in listing}
 
 
 def cached_weights(root: Path, out_hash: str) -> Path:
     """``model.pt`` of a ``models/<model>`` output, from the DVC cache by its hash; its bytes
     are checked against that hash first (DVC trusts its cache, a flipped byte goes unseen)."""
-    from dvc.repo import Repo  # type: ignore[import-untyped]
-
     from pipelines.integrity import IntegrityError, file_md5
 
-    with Repo(str(root)) as repo:
-        odb = repo.cache.local
-        listing = Path(odb.oid_to_path(out_hash))
-        md5 = out_hash
-        if out_hash.endswith(".dir"):
-            entries = json.loads(listing.read_text())
-            md5 = next(e["md5"] for e in entries if e["relpath"] == "model.pt")
-        weights = Path(odb.oid_to_path(md5))
+    md5, weights = cache_objects(root, out_hash)["model.pt" if out_hash.endswith(".dir") else ""]
     if file_md5(weights) != md5:
         raise IntegrityError(
             f"{weights}: the champion's cached model.pt does not hash to {md5} (damaged cache "
@@ -220,15 +227,7 @@ def restore_champion(root: Path, model: str, out_hash: str) -> None:
     so a rejected challenger's weights are not what the workspace serves or ships."""
     import shutil
 
-    from dvc.repo import Repo
-
-    with Repo(str(root)) as repo:
-        odb = repo.cache.local
-        if out_hash.endswith(".dir"):
-            listing = json.loads(Path(odb.oid_to_path(out_hash)).read_text())
-            files = {e["relpath"]: Path(odb.oid_to_path(e["md5"])) for e in listing}
-        else:
-            files = {"": Path(odb.oid_to_path(out_hash))}
+    files = {rel: path for rel, (_, path) in cache_objects(root, out_hash).items()}
     missing = [str(p) for p in files.values() if not p.exists()]
     if missing:
         raise FileNotFoundError(f"champion of {model} not in the DVC cache: {missing}")
@@ -288,15 +287,6 @@ def evaluate_and_record(
     return cand, verdict, champ, history
 
 
-def _flow_run_name() -> str | None:
-    try:
-        from prefect.runtime import flow_run
-
-        return flow_run.name
-    except Exception:
-        return None
-
-
 @flow(name="retrain")
 def retrain(
     model: str | None = None,
@@ -310,7 +300,7 @@ def retrain(
     with W.workspace_lock(path, f"retrain {cfg.model}", lock_timeout, log=logger()):
         ran = reproduce(str(path), [f"evaluate@{cfg.model}"])
         cand, verdict, champ, history = evaluate_and_record(
-            str(path), cfg, params_path, _flow_run_name()
+            str(path), cfg, params_path, flow_run.name
         )
     markdown, page = write_record(path, cand, verdict, champ, cfg, ran, history)
     W.publish_markdown(
@@ -342,14 +332,13 @@ def check_arguments(model: str | None, params_path: str, root: str | None) -> st
     params = load_params(W.inside(path, params_path, "params file"))
     models = section(params, "train.models")
     cfg = retrain_config(params, model)
-    if cfg.model in models:
-        retrain_config(params, model, path)  # a margin to measure that nobody measured
     if cfg.model not in models:
         where = "--model" if model else "retrain.model in params.yaml"
         raise ConfigError(
             f"no model {cfg.model!r} to retrain ({where}); train.models has: "
             f"{', '.join(sorted(models))}"
         )
+    retrain_config(params, model, path)  # a margin to measure that nobody measured
     return cfg.model
 
 
@@ -372,8 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_arguments(args.model, args.params, args.root)
     except ConfigError as exc:
-        print(f"rnnflow retrain: error: {exc}", file=sys.stderr)
-        return 2
+        return fail("retrain", str(exc))
     out = run_stage_flow(
         retrain,
         model=args.model,

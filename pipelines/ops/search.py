@@ -3,12 +3,12 @@
     python -m pipelines.ops.search search/mnist_logreg.yaml
     python -m pipelines.ops.search search/mnist_cnn.yaml --method random --trials 6
 
-The spec (YAML) names the model, the metric (a dotted key of evaluate's record,
-``reports/evaluate/<model>.json``), the
-direction, the method and the space: dotted params keys with ``{type: loguniform|uniform,
-low, high}``, ``{type: int, low, high, step}`` or ``{type: categorical, choices: [...]}``.
-Grid search walks the product of the values (``points`` values for a continuous range);
-random and TPE search ask Optuna (``TPESampler``, seeded) for each trial's values.
+The spec (YAML, :mod:`pipelines.ops.search_spec`) names the model, the metric (a dotted key of
+evaluate's record, ``reports/evaluate/<model>.json``), the direction, the method and the space:
+dotted params keys with ``{type: loguniform|uniform, low, high}``, ``{type: int, low, high,
+step}`` or ``{type: categorical, choices: [...]}``. Grid search walks the product of the values
+(``points`` values for a continuous range); random and TPE search ask Optuna (``TPESampler``,
+seeded) for each trial's values.
 
 Trials run one after another under the workspace lock. Each writes its values into
 params.yaml (comments kept) and runs ``dvc exp run -n <name> evaluate@<model>``, so DVC
@@ -18,10 +18,10 @@ restores its outputs from DVC's run cache) only when it beats the *baseline*: th
 model's value of the same validation metric, read from the workspace's evaluate record
 (else ``dvclive/<model>/metrics.json``) before the first trial. Otherwise, or with
 ``apply_best: false``, the searched params go back to their values before the search, and
-the page says so. The baseline heads the results table, and
-``reports/search/<spec>.{md,html,json}`` hold the results table and a best-params summary
-(rendered by :mod:`pipelines.render`: the best params as a table, the progress plot with whole
-trial numbers), also published as Prefect artifacts.
+the page says so. The baseline heads the results table, and ``reports/search/<spec>.{md,html,
+json}`` hold the results table and a best-params summary (rendered by :mod:`pipelines.render`:
+the best params as a table, the progress plot with whole trial numbers), also published as
+Prefect artifacts.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from prefect.cache_policies import NO_CACHE
 
 import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
 from pipelines import render as R
-from pipelines.cli import positive_int
+from pipelines.cli import fail, positive_int
 from pipelines.lineage import run_stage_flow
 from pipelines.ops import params as P
 from pipelines.ops import workspace as W
@@ -118,12 +118,7 @@ def search(
 ) -> dict[str, Any]:
     """Run a search spec; ``method`` / ``n_trials`` override the spec's."""
     path = W.resolve_root(root)
-    # Specs come only from the project's search/ folder: the path is a run parameter.
-    spec_file = (path / spec_path).resolve()
-    if spec_file.parent != (path / "search").resolve():
-        raise ConfigError(f"search spec {spec_path!r} is outside the project's search/ folder")
-    spec = load_spec(spec_file, method=method, n_trials=n_trials)
-    name = spec_file.stem
+    name, spec = check_arguments(spec_path, method, n_trials, root)
     log = logger()
     if W.git_head(path)[0] is None:
         raise ConfigError(f"{path}: `dvc exp run` needs a git repository with a commit")
@@ -155,7 +150,7 @@ def search(
     W.publish_table(rows, W.artifact_key("search", name), f"search {name}: trials")
     W.publish_markdown(
         # the Markdown summary: counts and the best trial's params
-        R.render("search.md.j2", **page_context(spec, name, trials, best, applied, baseline, note)),
+        R.render("search.md.j2", **page_context(spec, name, trials, best, baseline, note)),
         W.artifact_key("search", name, "best"),
         f"search {name}: best params",
     )
@@ -174,19 +169,22 @@ def search(
 
 def check_arguments(
     spec_path: str, method: str | None, n_trials: int | None, root: str | None
-) -> SearchSpec:
-    """The spec a run would search, read and validated as the flow will; a
-    :class:`ConfigError` saying what is wrong and which specs exist otherwise. Run before the
-    flow, so a mistake costs no Prefect server and no workspace lock."""
+) -> tuple[str, SearchSpec]:
+    """The name and spec a run would search, read and validated; a :class:`ConfigError`
+    saying what is wrong and which specs exist otherwise. Specs come only from the project's
+    search/ folder: the path is a run parameter. The command runs this before the flow too,
+    so a mistake costs no Prefect server and no workspace lock."""
     path = W.resolve_root(root)
     folder = (path / "search").resolve()
     spec_file = (path / spec_path).resolve()
     have = ", ".join(str(p.relative_to(path)) for p in sorted(folder.glob("*.yaml"))) or "none"
     if spec_file.parent != folder:
-        raise ConfigError(f"search spec {spec_path!r} is not in the project's search/ ({have})")
+        raise ConfigError(
+            f"search spec {spec_path!r} is outside the project's search/ folder ({have})"
+        )
     if not spec_file.is_file():
         raise ConfigError(f"no search spec {spec_path!r} (have: {have})")
-    return load_spec(spec_file, method=method, n_trials=n_trials)
+    return spec_file.stem, load_spec(spec_file, method=method, n_trials=n_trials)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -210,8 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_arguments(args.spec, args.method, args.trials, args.root)
     except ConfigError as exc:
-        print(f"rnnflow search: error: {exc}", file=sys.stderr)
-        return 2
+        return fail("search", str(exc))
     out = run_stage_flow(
         search,
         spec_path=args.spec,

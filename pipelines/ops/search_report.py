@@ -19,7 +19,10 @@ def table_rows(
     best: dict[str, Any] | None,
     baseline: float | None = None,
 ) -> list[dict[str, Any]]:
-    """The results table: the current model (baseline) first, then every trial."""
+    """The results table: the current model (baseline) first, then every trial. Params
+    columns are named by the last key part when those are unique."""
+    short = [k.rsplit(".", 1)[-1] for k in spec.space]
+    named = dict(zip(spec.space, short)) if len(set(short)) == len(short) else {}
     rows = []
     if baseline is not None:
         rows.append({"trial": "", "experiment": "baseline (current model)", spec.metric: baseline})
@@ -28,10 +31,7 @@ def table_rows(
             {
                 "trial": t["trial"],
                 "experiment": t["experiment"],
-                **{
-                    k.rsplit(".", 1)[-1] if _short_ok(spec) else k: v
-                    for k, v in t["params"].items()
-                },
+                **{named.get(k, k): v for k, v in t["params"].items()},
                 spec.metric: t["value"],
                 "state": t["state"],
                 "seconds": t["seconds"],
@@ -39,12 +39,6 @@ def table_rows(
             }
         )
     return rows
-
-
-def _short_ok(spec: SearchSpec) -> bool:
-    """Column names by the last key part when those are unique."""
-    short = [k.rsplit(".", 1)[-1] for k in spec.space]
-    return len(set(short)) == len(short)
 
 
 def progress_figure(trials: list[dict[str, Any]], spec: SearchSpec):
@@ -73,11 +67,13 @@ def page_context(
     name: str,
     trials: list[dict[str, Any]],
     best: dict[str, Any] | None,
-    applied: bool,
     baseline: float | None = None,
     note: str | None = None,
+    rows: list[dict[str, Any]] | None = None,
+    png: bytes = b"",
 ) -> dict[str, Any]:
-    """What the search templates (``search.md.j2``, ``search.html.j2``) show."""
+    """What the search templates (``search.md.j2``, ``search.html.j2``) show; the results
+    table ``rows`` and the progress plot ``png`` only on the report's page."""
     how = note if note is not None else apply_decision(best, baseline, spec)[1]
     return {
         "title": f"search {name}",
@@ -98,10 +94,10 @@ def page_context(
         "overrides": " ".join(P.as_s_args(best["params"])) if best is not None else "",
         "applied_note": how,
         "applied_note_html": how.replace("`", ""),
-        "trials": None,
-        "trial_cols": None,
-        "png_name": None,
-        "png_src": None,
+        "trials": rows,
+        "trial_cols": (R.columns(rows) or None) if rows is not None else None,
+        "png_name": f"{name}.png" if png else None,
+        "png_src": R.data_uri(png) if png else None,
     }
 
 
@@ -127,13 +123,7 @@ def write_report(
         else b""
     )
     paths = {ext: out / f"{name}.{ext}" for ext in ("md", "html", "json", "png")}
-    ctx = page_context(spec, name, trials, best, applied, baseline, note)
-    ctx.update(
-        trials=rows,
-        trial_cols=R.columns(rows) or None,
-        png_name=f"{name}.png" if png else None,
-        png_src=R.data_uri(png) if png else None,
-    )
+    ctx = page_context(spec, name, trials, best, baseline, note, rows, png)
     if png:
         write_atomic(paths["png"], png)
     write_atomic(paths["md"], R.render("search.md.j2", **ctx).encode())

@@ -93,6 +93,7 @@ class SearchSpec(Config):
 
 
 def load_spec(path: Path, **overrides: Any) -> SearchSpec:
+    """The spec file at ``path``, with the ``overrides`` that are not None."""
     from pydantic import ValidationError
 
     try:
@@ -143,6 +144,7 @@ class Sampler:
         self._open: dict[int, Any] = {}
 
     def ask(self, number: int) -> dict[str, Any]:
+        """The values of trial ``number``."""
         if self.grid is not None:
             return dict(self.grid[number])
         dists = {k: d.distribution() for k, d in self.spec.space.items()}
@@ -151,6 +153,7 @@ class Sampler:
         return {k: _round(trial.params[k]) for k in self.spec.space}
 
     def tell(self, number: int, value: float | None) -> None:
+        """Trial ``number``'s result (None or NaN: it failed)."""
         trial = self._open.pop(number, None)
         if trial is None:
             return
@@ -163,6 +166,7 @@ class Sampler:
 
 
 def best_trial(trials: list[dict[str, Any]], direction: str) -> dict[str, Any] | None:
+    """The successful trial with the best value (None if none succeeded)."""
     ok = [
         t
         for t in trials

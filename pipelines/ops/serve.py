@@ -29,16 +29,11 @@ import sys
 from typing import Any
 
 import rnnflow  # noqa: F401,I001  first: offline/telemetry env before Prefect reads it
+from pipelines.cli import fail
 from rnnflow.config import ConfigError, load_params, parse
 from rnnflow.env import PROJECT_ROOT
 
 TAGS = ["rnnflow"]
-
-
-def api_url() -> str | None:
-    from prefect.settings import get_current_settings
-
-    return get_current_settings().api.url
 
 
 def deployments(params: dict[str, Any], schedule: bool = True, pool: str | None = None) -> list:
@@ -119,8 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params(PROJECT_ROOT / args.params)
         deps = deployments(params, schedule=not args.no_schedule, pool=args.pool)
     except ConfigError as exc:
-        print(f"rnnflow serve: error: {exc}", file=sys.stderr)
-        return 2
+        return fail("serve", str(exc))
     if args.list:
         for d in deps:
             sched = (
@@ -129,7 +123,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"{d.flow_name}/{d.name}\tschedule: {sched}\t{d.description}")
         return 0
-    if not api_url():
+    from prefect import serve
+    from prefect.exceptions import PrefectHTTPStatusError
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
         print(
             "rnnflow serve: PREFECT_API_URL is not set. Start a server and point at it:\n"
             "  prefect server start --host 127.0.0.1 --port 4200\n"
@@ -137,8 +135,6 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    from prefect import serve
-    from prefect.exceptions import PrefectHTTPStatusError
 
     try:
         if args.pool:

@@ -42,7 +42,6 @@ LOCK_FILE = Path(".dvc") / "tmp" / "rnnflow.lock"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _RAN = re.compile(r"^Running stage '([^']+)'")
 _SKIPPED = re.compile(r"^Stage '([^']+)' didn't change, skipping")
-_HELD: dict[str, int] = {}  # lock path → depth: the lock is re-entrant within one process
 
 
 class WorkspaceBusy(RuntimeError):
@@ -99,6 +98,7 @@ def check_targets(targets: list[str], experiment: str | None = None) -> None:
 
 
 def utc_now() -> str:
+    """The time now, UTC, to the second (ISO 8601)."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
@@ -139,14 +139,6 @@ def workspace_lock(
     never leaves the workspace locked.
     """
     path = Path(root) / LOCK_FILE
-    key = str(path.resolve())
-    if _HELD.get(key):
-        _HELD[key] += 1
-        try:
-            yield path
-        finally:
-            _HELD[key] -= 1
-        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -168,11 +160,9 @@ def workspace_lock(
                 time.sleep(poll)
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} {what} since {utc_now()}\n".encode())
-        _HELD[key] = 1
         try:
             yield path
         finally:
-            _HELD.pop(key, None)
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
@@ -195,7 +185,6 @@ def subprocess_env(root: Path) -> dict[str, str]:
     bindir = str(Path(sys.executable).parent)
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH")) if p)
-    env.setdefault("DVC_NO_ANALYTICS", "1")
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -222,6 +211,7 @@ class Run:
 
     @property
     def skipped(self) -> list[str]:
+        """Stages DVC found up to date (``Stage 'x' didn't change, skipping``)."""
         return [m.group(1) for ln in self.lines if (m := _SKIPPED.match(ln))]
 
 
@@ -258,12 +248,14 @@ def stream(
     return run
 
 
-def capture(cmd: list[str], root: Path, check: bool = True) -> str:
-    """Run ``cmd`` in ``root`` quietly; its stdout."""
+def capture(
+    cmd: list[str], root: Path, check: bool = True, env: dict[str, str] | None = None
+) -> str:
+    """Run ``cmd`` in ``root`` quietly (``env`` added to :func:`subprocess_env`); its stdout."""
     proc = subprocess.run(
         cmd,
         cwd=root,
-        env=subprocess_env(root),
+        env={**subprocess_env(root), **(env or {})},
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
@@ -278,31 +270,27 @@ def dvc_json(root: Path, *args: str) -> Any:
     return json.loads(capture([tool("dvc"), *args, "--json"], root) or "null")
 
 
-def metric_files(diff: Any) -> dict[str, Any]:
-    """``dvc metrics diff --json`` → ``{file: {metric: {old, new, diff}}}``.
-
-    The CLI prints the files at the top level (DVC 3.67); the Python API wraps them in
-    ``{"diff": ...}``: accept both.
-    """
-    diff = diff or {}
-    inner = diff.get("diff")
-    return inner if isinstance(inner, dict) and "diff" not in inner else diff
-
-
 def dvc_repro(
-    root: Path, targets: list[str] | None = None, force: bool = False, log: Any = None
+    root: Path,
+    targets: list[str] | None = None,
+    force: bool = False,
+    log: Any = None,
+    experiment: str | None = None,
 ) -> Run:
-    """``dvc repro [targets]`` (empty: the whole DAG), streamed into the log."""
+    """``dvc repro [targets]`` (empty: the whole DAG), or with ``experiment`` ``dvc exp run -n
+    experiment [targets]``, streamed into the log."""
     check_workspace_params(root)
-    cmd = [tool("dvc"), "repro", *(["--force"] if force else []), *(targets or [])]
+    run = ["exp", "run", "-n", experiment] if experiment else ["repro"]
+    cmd = [tool("dvc"), *run, *(["--force"] if force else []), *(targets or [])]
     return stream(cmd, root, log)
 
 
 # --- git --------------------------------------------------------------------------------
 
 
-def git(root: Path, *args: str, check: bool = True) -> str:
-    return capture(["git", *args], root, check=check).strip()
+def git(root: Path, *args: str, check: bool = True, env: dict[str, str] | None = None) -> str:
+    """``git args`` in ``root`` (``env`` added to its environment); its stdout, stripped."""
+    return capture(["git", *args], root, check, env).strip()
 
 
 def git_head(root: Path) -> tuple[str | None, bool]:
