@@ -14,7 +14,6 @@ import functools
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,16 +22,8 @@ import pyarrow as pa
 from rnnflow import io
 from rnnflow.config import parse
 from stages import corpora
-from stages.core.hashing import row_hash
+from stages.core.hashing import in_sorted, row_hash
 from stages.core.hop import HopRun, cli, parts
-
-
-def drop_nulls(table: pa.Table) -> tuple[pa.Table, int]:
-    """Drop rows with a null in any column; return the table and the count dropped."""
-    if table.num_rows == 0 or all(c.null_count == 0 for c in table.columns):
-        return table, 0
-    kept = table.drop_null()
-    return kept, table.num_rows - kept.num_rows
 
 
 class Deduper:
@@ -54,25 +45,19 @@ class Deduper:
         hashes = row_hash(table, self.columns).to_numpy()
         first = np.zeros(len(hashes), dtype=bool)
         first[np.unique(hashes, return_index=True)[1]] = True  # first copy within the batch
-        pos = np.searchsorted(self.seen, hashes)
-        known = (
-            (pos < len(self.seen)) & (self.seen[np.minimum(pos, len(self.seen) - 1)] == hashes)
-            if len(self.seen)
-            else np.zeros(len(hashes), dtype=bool)
-        )
-        keep = first & ~known
+        keep = first & ~in_sorted(hashes, self.seen)
         new = np.sort(hashes[keep])  # unique, and none of them in ``seen``
         self.seen = np.insert(self.seen, np.searchsorted(self.seen, new), new)
         kept = table.filter(pa.array(keep))
         return kept, table.num_rows - kept.num_rows
 
 
-def clean_batch(adapter: Any, cfg: Any, batch: pa.RecordBatch) -> tuple[pa.Table, Counter[str]]:
+def clean_batch(adapter: Any, cfg: Any, table: pa.Table) -> tuple[pa.Table, Counter[str]]:
     """One input batch without its null rows, cleaned by the corpus's rules; the drop counts.
     A pure function of the batch, so the engine may run it anywhere (:mod:`stages.core.engine`)."""
-    table, n = drop_nulls(pa.Table.from_batches([batch]))
-    dropped: Counter[str] = Counter({"null": n})
-    table, reasons = adapter.clean(table, cfg)
+    kept = table.drop_null() if any(c.null_count for c in table.columns) else table
+    dropped: Counter[str] = Counter({"null": table.num_rows - kept.num_rows})
+    table, reasons = adapter.clean(kept, cfg)
     dropped.update(reasons)
     return table, dropped
 
@@ -84,34 +69,28 @@ def body_for(corpus: str, _args: object):
         adapter = corpora.get(corpus)
         cfg = parse(adapter.CleanConfig, run.params, f"clean.{corpus}")
         dedupe = Deduper(adapter.clean_key) if cfg.dedupe else None
+        work = functools.partial(clean_batch, adapter, cfg)
         report: dict[str, dict] = {}
         for part in parts(run.inputs):
-            src = run.inputs / f"{part}.parquet"
+            rows_in = io.parquet_rows(run.inputs / f"{part}.parquet")
             dropped: Counter[str] = Counter()
-            rows_in = io.parquet_rows(src)
 
-            def cleaned(src: Path, dropped: Counter[str]) -> Iterator[pa.Table]:
-                work = functools.partial(clean_batch, adapter, cfg)
-                for table, reasons in run.map(work, io.iter_batches(src)):
+            def cleaned(part: str, dropped: Counter[str]) -> Iterator[pa.Table]:
+                for table, reasons in run.engine.map(work, run.tables(part)):
                     dropped.update(reasons)
                     if dedupe is not None:  # across batches: here, in order
                         table, n = dedupe(table)
                         dropped["duplicate"] += n
                     yield table
 
-            rows = run.write_stream(part, cleaned(src, dropped), adapter.clean_suite(part, cfg))
+            rows = run.write_stream(part, cleaned(part, dropped), adapter.clean_suite(part, cfg))
             report[part] = {
                 "rows_in": rows_in,
                 "rows_out": rows,
                 "dropped": dict(sorted((k, v) for k, v in dropped.items() if v)),
             }
-            run.check_rows(
-                part,
-                rows,
-                int(np.ceil(rows_in * (1 - cfg.max_drop_fraction))),
-                rows_in,
-                f"at most {cfg.max_drop_fraction:.1%} dropped",
-                params_key=f"clean.{corpus}.max_drop_fraction",
+            run.check_dropped(
+                part, rows, rows_in, cfg.max_drop_fraction, f"clean.{corpus}.max_drop_fraction"
             )
         total_in = sum(p["rows_in"] for p in report.values())
         total_out = sum(p["rows_out"] for p in report.values())
@@ -131,7 +110,7 @@ def body_for(corpus: str, _args: object):
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m stages.clean CORPUS``."""
-    return cli("clean", __doc__.split("\n\n")[0], body_for, argv, corpora=corpora.names())
+    return cli("clean", __doc__, body_for, argv, corpora=corpora.names())
 
 
 if __name__ == "__main__":

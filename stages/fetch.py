@@ -22,11 +22,9 @@ file paths and ``mirror_dir`` (inside the mirror), and everything written or del
 http only for sha256-pinned files; a first-use download that fails any check is deleted,
 never served later. ``fetch.<corpus>.max_expanded_bytes`` caps every decompressor.
 
-A text source may instead be a Hugging Face dataset (format ``hf``: ``dataset``, ``config``,
-``split``, ``revision``, ``data_files``, ``columns``), read through ``datasets`` from the
-local cache (offline, the default) or the Hub; a dataset that cannot be loaded is passed over
-like a missing file. Without a pinned ``revision`` the lock records a digest of the values
-read (and the resolved revision), verified on every later run.
+A text source may instead be a Hugging Face dataset (format ``hf``, see
+:mod:`stages.corpora.text`): without a pinned ``revision`` the lock records a digest of the
+values read (and the resolved revision), verified on every later run.
 """
 
 from __future__ import annotations
@@ -43,12 +41,11 @@ from rnnflow import io
 from rnnflow.config import ConfigError, check_identifier, parse
 from rnnflow.env import MIRROR_ENV, mirror_dir
 from stages import corpora
-from stages.core.catalogue import catalogue_path, with_catalogue
+from stages.core.catalogue import SourceLock, catalogue_path, lock_path, with_catalogue
 from stages.core.config import NetworkConfig
 from stages.core.context import FetchContext
 from stages.core.download import inside
 from stages.core.hop import HopRun, batches_of, cli
-from stages.core.lock import SourceLock, lock_path
 
 
 def fetch_report(
@@ -89,7 +86,6 @@ def portable(node: Any, prefixes: dict[Path | None, str]) -> Any:
         for prefix, name in prefixes.items():
             if prefix is not None:
                 node = node.replace(f"{prefix.resolve()}/", f"{name}/")
-        return node
     return node
 
 
@@ -100,11 +96,6 @@ def in_project(run: HopRun, rel: str) -> Path:
     """``run.root / rel``, confirmed to resolve inside the project root (a symlinked
     ``data/`` or ``sources/`` must not carry writes and deletions elsewhere)."""
     return inside(run.root / rel, run.root, rel, "the project root")
-
-
-def mirror_of(mirror: Path, sub: str, corpus: str) -> Path:
-    """The corpus's directory of the mirror: ``fetch.<corpus>.mirror_dir`` must stay inside."""
-    return inside(mirror / sub, mirror, f"params fetch.{corpus}.mirror_dir {sub!r}", "the mirror")
 
 
 def body_for(corpus: str, args: argparse.Namespace | None):
@@ -130,13 +121,16 @@ def body_for(corpus: str, args: argparse.Namespace | None):
         if not isinstance(strict, bool):
             raise ConfigError(f"params fetch.require_pinned must be true or false, got {strict!r}")
         mirror = mirror_dir()
-        sub = adapter.mirror_subdir(cfg) or corpus
+        # The corpus's directory of the mirror: ``fetch.<corpus>.mirror_dir`` (a text corpus
+        # may set it; default: the corpus name) must stay inside.
+        sub = getattr(cfg, "mirror_dir", None) or corpus
+        sub_key = f"params fetch.{corpus}.mirror_dir {sub!r}"
         lock_file = in_project(run, lock_path(Path(), corpus).as_posix())
         report = in_project(run, f"reports/fetch/{corpus}.json")
         lock = SourceLock.load(lock_file, corpus)
         ctx = FetchContext(
             net,
-            mirror_of(mirror, sub, corpus) if mirror else None,
+            inside(mirror / sub, mirror, sub_key, "the mirror") if mirror else None,
             in_project(run, f"data/downloads/{corpus}"),
             corpus=corpus,
             lock=lock,
@@ -183,14 +177,7 @@ def _add_args(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m stages.fetch CORPUS [--update]``."""
-    return cli(
-        "fetch",
-        __doc__.split("\n\n")[0],
-        body_for,
-        argv,
-        add_args=_add_args,
-        corpora=corpora.names(),
-    )
+    return cli("fetch", __doc__, body_for, argv, add_args=_add_args, corpora=corpora.names())
 
 
 if __name__ == "__main__":

@@ -10,11 +10,8 @@ params.yaml section ``sample.<corpus>``.
 
 from __future__ import annotations
 
-import functools
 import sys
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -69,11 +66,6 @@ def keep_mask(
     return mask
 
 
-def batch_lengths(adapter: Any, batch: pa.RecordBatch) -> np.ndarray:
-    """The adapter's length of each row of one batch (what ``max_length`` bounds)."""
-    return np.asarray(adapter.lengths(pa.Table.from_batches([batch])))
-
-
 def body_for(corpus: str, _args: object):
     """Build the hop body for ``corpus``."""
 
@@ -85,21 +77,19 @@ def body_for(corpus: str, _args: object):
             src = run.inputs / f"{split}.parquet"
             ids = io.read_table(src, columns=["row_id"])["row_id"].to_numpy()
             eligible = np.ones(len(ids), dtype=bool)
-            if cfg.max_length is not None:
-                work = functools.partial(batch_lengths, adapter)
-                lengths = np.concatenate(list(run.map(work, io.iter_batches(src))) or [np.zeros(0)])
-                eligible = lengths <= cfg.max_length
+            if cfg.max_length is not None:  # the adapter's length of each row, batch by batch
+                lengths = list(run.engine.map(adapter.lengths, run.tables(split)))
+                eligible = np.concatenate(lengths or [np.zeros(0)]) <= cfg.max_length
             n = target_rows(getattr(cfg, split), int(eligible.sum()))
             mask = keep_mask(ids, n, cfg.seed, eligible)
 
-            def kept(src: Path, mask: np.ndarray) -> Iterator[pa.Table]:
+            def kept(split: str, mask: np.ndarray) -> Iterator[pa.Table]:
                 offset = 0
-                for batch in io.iter_batches(src):
-                    part = mask[offset : offset + batch.num_rows]
-                    offset += batch.num_rows
-                    yield pa.Table.from_batches([batch]).filter(pa.array(part))
+                for table in run.tables(split):
+                    yield table.filter(pa.array(mask[offset : offset + table.num_rows]))
+                    offset += table.num_rows
 
-            rows = run.write_stream(split, kept(src, mask), fmt_suite)
+            rows = run.write_stream(split, kept(split, mask), fmt_suite)
             run.check_rows(
                 split,
                 rows,
@@ -115,7 +105,7 @@ def body_for(corpus: str, _args: object):
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m stages.sample CORPUS``."""
-    return cli("sample", __doc__.split("\n\n")[0], body_for, argv, corpora=corpora.names())
+    return cli("sample", __doc__, body_for, argv, corpora=corpora.names())
 
 
 if __name__ == "__main__":

@@ -15,12 +15,9 @@ params.yaml section ``tokenize.<corpus>``.
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from rnnflow import io
@@ -36,11 +33,6 @@ def stats_path(corpus: str, root: Path = PROJECT_ROOT) -> Path:
     return root / "reports" / "tokenize" / f"{corpus}.json"
 
 
-def tokenize_batch(adapter: Any, artifacts: dict, cfg: Any, batch: pa.RecordBatch) -> pa.Table:
-    """One batch in the fitted vocabulary (``artifacts``): a pure function of the batch."""
-    return adapter.tokenize(pa.Table.from_batches([batch]), artifacts, cfg)
-
-
 def body_for(corpus: str, _args: object):
     """Build the hop body for ``corpus``."""
 
@@ -49,31 +41,21 @@ def body_for(corpus: str, _args: object):
         cfg = parse(adapter.TokenizeConfig, run.params, f"tokenize.{corpus}")
         train = run.inputs / "train.parquet"
         artifacts = adapter.fit(io.iter_batches(train), cfg)
-        for name, content in artifacts.items():
-            if isinstance(content, (dict, list)):
-                io.write_json(run.out / name, content)
+        for name, content in artifacts.items():  # spec.json, vocab.json, tokenizer.json …
+            if isinstance(content, str):
+                (run.out / name).write_text(content)
             else:
-                (run.out / name).write_text(
-                    content if isinstance(content, str) else json.dumps(content)
-                )
+                io.write_json(run.out / name, content)
         suite = adapter.tokens_suite(artifacts, cfg)
+        # One batch in the fitted vocabulary: a pure function of the batch.
+        work = functools.partial(adapter.tokenize, artifacts=artifacts, cfg=cfg)
         stats_of = getattr(adapter, "token_stats", None)
         stats: dict[str, dict] = {}
         for split in SPLITS:
-            src = run.inputs / f"{split}.parquet"
-            rows_in = io.parquet_rows(src)
-            work = functools.partial(tokenize_batch, adapter, artifacts, cfg)
-            stream = run.map(work, io.iter_batches(src))
-            rows = run.write_stream(split, stream, suite)
-            low = int(np.ceil(rows_in * (1 - cfg.max_drop_fraction)))
-            run.check_rows(
-                split,
-                rows,
-                low,
-                rows_in,
-                f"at most {cfg.max_drop_fraction:.1%} dropped",
-                params_key=f"tokenize.{corpus}.max_drop_fraction",
-            )
+            rows_in = io.parquet_rows(run.inputs / f"{split}.parquet")
+            rows = run.write_stream(split, run.engine.map(work, run.tables(split)), suite)
+            key = f"tokenize.{corpus}.max_drop_fraction"
+            run.check_dropped(split, rows, rows_in, cfg.max_drop_fraction, key)
             stats[split] = {"rows": rows}
             if stats_of is not None:
                 stats[split].update(stats_of(run.out / f"{split}.parquet", artifacts, cfg))
@@ -106,35 +88,27 @@ def write_monolingual(run: HopRun, corpus: str, mono, artifacts: dict) -> dict:
             f"tokenize.{corpus}.monolingual.column: {run.rel(src)} has no column "
             f"{mono.column!r} (or row_id); its columns: {columns}"
         )
-    suite = Suite(
-        f"{corpus}.monolingual",
-        texttok.suite_expectations((mono.into,), artifacts),
-        schema=texttok.tokens_schema((mono.into,)),
-    )
+    into = (mono.into,)  # validated like a split's ``<into>`` column
+    expectations = texttok.suite_expectations(into, artifacts)
+    suite = Suite(f"{corpus}.monolingual", expectations, schema=texttok.tokens_schema(into))
     stream = (
         texttok.encode_monolingual(pa.Table.from_batches([b]), mono, artifacts)
         for b in io.iter_batches(src, columns=["row_id", mono.column])
     )
     rows = run.write_stream("monolingual", stream, suite)
-    run.check_rows(
-        "monolingual",
-        rows,
-        1,
-        None,
-        "at least one line",
-        params_key=f"tokenize.{corpus}.monolingual",
-    )
+    key = f"tokenize.{corpus}.monolingual"
+    run.check_rows("monolingual", rows, 1, None, "at least one line", params_key=key)
     table = io.read_table(run.out / "monolingual.parquet", columns=[f"{mono.into}_ids"])
     return {
         "rows": rows,
         "from": f"{mono.corpus}/train.{mono.column}",
-        "unk_rate": texttok.unk_rate(table, (mono.into,), artifacts)[mono.into],
+        "unk_rate": texttok.unk_rate(table, into, artifacts)[mono.into],
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m stages.tokenize CORPUS``."""
-    return cli("tokenize", __doc__.split("\n\n")[0], body_for, argv, corpora=corpora.names())
+    return cli("tokenize", __doc__, body_for, argv, corpora=corpora.names())
 
 
 if __name__ == "__main__":

@@ -12,12 +12,23 @@ The ``sample`` section is not extended by adapters and stays in ``stages/sample.
 from __future__ import annotations
 
 import urllib.parse
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from rnnflow.config import Config, Identifier, check_identifier
+from rnnflow.config import Config, ConfigError, Identifier, check_identifier, load_params
+
+
+def read_params(path: Path) -> dict[str, Any]:
+    """:func:`load_params`, with a YAML syntax error reported as a :class:`ConfigError`."""
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        return load_params(path)
+    except YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+
 
 # --- fetch -----------------------------------------------------------------------------------
 

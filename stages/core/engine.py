@@ -1,12 +1,5 @@
-"""Where a hop's per-batch work runs: in the hop's own process, or on Dask workers.
-
-``params.yaml``::
-
-    data:
-      engine: local          # local | dask
-      dask:
-        address: null        # null: a LocalCluster on this machine; or tcp://host:8786
-        workers: 2           # the LocalCluster's worker processes (one thread each)
+"""Where a hop's per-batch work runs: in the hop's own process, or on Dask workers
+(``params.yaml`` ``data``: :class:`DataConfig`).
 
 The heavy hops (clean, sample, tokenize) hand their per-batch function to :meth:`Engine.map`.
 With ``dask`` each input batch is one Dask task; results come back **in input order** and
@@ -47,7 +40,7 @@ class DaskConfig(Config):
 class DataConfig(Config):
     """``data``: how the heavy hops run (not what they write)."""
 
-    engine: Literal["local", "dask"] = "local"
+    engine: Literal["local", "dask"] = "local"  # local | dask
     dask: DaskConfig = DaskConfig()
 
 
@@ -72,7 +65,22 @@ class Engine:
         return self._dask_map(fn, items)
 
     def _dask_map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
-        client = self._connect()
+        if self._client is None:  # a Dask cluster started on first use
+            from dask.distributed import Client, LocalCluster
+
+            dask = self.cfg.dask
+            if dask.address:
+                self._client = Client(dask.address)
+            else:
+                self._cluster = LocalCluster(
+                    n_workers=dask.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.WARNING,
+                )
+                self._client = Client(self._cluster)
+        client = self._client
         # Two tasks per worker keep every worker busy while the hop writes; more would only
         # hold more batches in memory.
         window = 2 * max(len(client.scheduler_info().get("workers", {})), 1)
@@ -94,29 +102,12 @@ class Engine:
             return future.result()
         except KilledWorker as exc:
             where = self.cfg.dask.address or "the LocalCluster"
+            name = getattr(fn, "func", fn).__name__  # a functools.partial: its function's
             raise RuntimeError(
-                f"data.engine dask: the workers of {where} running {fn.__name__} died "
+                f"data.engine dask: the workers of {where} running {name} died "
                 f"({exc}); a worker out of memory is the usual cause: fewer `data.dask.workers` "
                 f"on this machine, or bigger ones"
             ) from None
-
-    def _connect(self) -> Any:
-        if self._client is None:
-            from dask.distributed import Client, LocalCluster
-
-            dask = self.cfg.dask
-            if dask.address:
-                self._client = Client(dask.address)
-            else:
-                self._cluster = LocalCluster(
-                    n_workers=dask.workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
-                    silence_logs=logging.WARNING,
-                )
-                self._client = Client(self._cluster)
-        return self._client
 
     def close(self) -> None:
         """Say what ran where; stop the cluster this engine started (a remote one is only

@@ -1,6 +1,5 @@
-"""Great Expectations, imported once per process (about 2.5 s, so lazily) with the
-dependencies rnnflow never uses deferred, its in-memory context, and its expectation
-classes by name."""
+"""Great Expectations, imported once per process (about 2.5 s, so lazily) with the dependencies
+rnnflow never uses deferred, its in-memory context, and its expectation classes by name."""
 
 from __future__ import annotations
 

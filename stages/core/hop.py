@@ -18,19 +18,17 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from rnnflow import io
-from rnnflow.config import ConfigError, load_params
+from rnnflow.config import ConfigError
 from rnnflow.env import PROJECT_ROOT
+from stages.core.config import read_params
 from stages.core.engine import Engine
-from stages.core.validate import Expect, Result, Suite, ValidationFailed, check, validate
-
-T = TypeVar("T")
-R = TypeVar("R")
+from stages.core.validate import Expect, Result, Suite, ValidationFailed, validate, write_report
 
 # Data layers by name (Kedro's convention): the number says where in the flow a file is.
 LAYERS = {
@@ -47,11 +45,6 @@ SPLITS = ("train", "validation", "test")
 def data_dir(hop: str, corpus: str, root: Path = PROJECT_ROOT) -> Path:
     """Output directory of ``hop`` for ``corpus``."""
     return root / "data" / LAYERS[hop] / corpus
-
-
-def input_dir(hop: str, corpus: str, root: Path = PROJECT_ROOT) -> Path:
-    """Output directory of the hop before ``hop``."""
-    return data_dir(HOPS[HOPS.index(hop) - 1], corpus, root)
 
 
 def parts(directory: Path) -> list[str]:
@@ -76,16 +69,18 @@ class HopRun:
     root: Path = PROJECT_ROOT
     results: list[Result] = field(default_factory=list)
     rows_out: dict[str, int] = field(default_factory=dict)
+    #: Where a hop's per-batch work runs (``data.engine``: this process or Dask workers).
     engine: Engine = field(default_factory=Engine)
-
-    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
-        """``fn`` over ``items`` in order, where ``data.engine`` says (this process or Dask
-        workers): a hop's per-batch work, whose results it writes as they come."""
-        return self.engine.map(fn, items)
 
     @property
     def inputs(self) -> Path:
-        return input_dir(self.hop, self.corpus, self.root)
+        """Output directory of the hop before this one."""
+        return data_dir(HOPS[HOPS.index(self.hop) - 1], self.corpus, self.root)
+
+    def tables(self, part: str, columns: list[str] | None = None) -> Iterator[pa.Table]:
+        """The input file of ``part``, streamed as one table a record batch."""
+        for batch in io.iter_batches(self.inputs / f"{part}.parquet", columns=columns):
+            yield pa.Table.from_batches([batch])
 
     def final_path(self, part: str) -> Path:
         """Where ``part`` will live once the hop succeeds (used in messages)."""
@@ -116,18 +111,14 @@ class HopRun:
         if not res.success:
             raise ValidationFailed([res])
 
-    def write_stream(
-        self, part: str, batches: Iterable[pa.RecordBatch | pa.Table], suite: Suite | None
-    ) -> int:
-        """Validate and write batches to ``<part>.parquet``; return the row count."""
+    def write_stream(self, part: str, tables: Iterable[pa.Table], suite: Suite) -> int:
+        """Validate and write tables to ``<part>.parquet``; return the row count."""
         rows = 0
         path = self.out / f"{part}.parquet"
         try:
             with io.BatchWriter(path) as writer:
-                for batch in batches:
-                    table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
-                    if suite is not None:
-                        self.validate(table, suite, part, row_offset=rows)
+                for table in tables:
+                    self.validate(table, suite, part, row_offset=rows)
                     writer.write(table)
                     rows += table.num_rows
         except OSError as exc:
@@ -159,25 +150,11 @@ class HopRun:
         """
         rows, min_rows = int(rows), int(min_rows)
         max_rows = int(max_rows) if max_rows is not None else None
-        frame = pa.table(
-            {
-                "rows": [rows],
-                "min_rows": [min_rows],
-                "max_rows": [max_rows if max_rows is not None else rows],
-            }
-        )
+        high = max_rows if max_rows is not None else rows
+        frame = pa.table({"rows": [rows], "min_rows": [min_rows], "max_rows": [high]})
         suite = Suite(
             f"{self.corpus}.{self.hop}.row_count ({why})",
-            (
-                Expect(
-                    "expect_column_pair_values_a_to_be_greater_than_b",
-                    {"column_A": "rows", "column_B": "min_rows", "or_equal": True},
-                ),
-                Expect(
-                    "expect_column_pair_values_a_to_be_greater_than_b",
-                    {"column_A": "max_rows", "column_B": "rows", "or_equal": True},
-                ),
-            ),
+            (Expect.at_least("rows", "min_rows"), Expect.at_least("max_rows", "rows")),
         )
         try:
             self.validate(frame, suite, part)
@@ -194,13 +171,19 @@ class HopRun:
                 detail += (
                     f"; if the data is right, change the expected count in {where} {params_key}"
                 )
-            for res in exc.results:
-                for failure in res.failures:
-                    failure.detail = detail
-                    failure.values, failure.rows = [], []
-                    break  # one line says it all
+            for res in exc.results:  # one line says it all
                 res.failures = res.failures[:1]
+                for failure in res.failures:
+                    failure.detail, failure.values, failure.rows = detail, [], []
             raise ValidationFailed(exc.results, exc.report_path) from None
+
+    def check_dropped(
+        self, part: str, rows: int, rows_in: int, fraction: float, params_key: str, why: str = ""
+    ) -> None:
+        """At most ``fraction`` of ``rows_in`` dropped (``params_key`` sets it)."""
+        low = int(np.ceil(rows_in * (1 - fraction)))
+        reason = f"at most {fraction:.1%} dropped{why}"
+        self.check_rows(part, rows, low, rows_in, reason, params_key=params_key)
 
     def check_disjoint(self) -> None:
         """No ``row_id`` may occur in two splits (checked on the written files)."""
@@ -218,15 +201,15 @@ class HopRun:
         Checked on the written files through the same adapter, by 64-bit content hash; a
         failure quotes a few of the shared sentences.
         """
-        from stages.core.hashing import row_hash
+        from stages.core.hashing import value_hashes
 
         values = {}
         for part in splits:
-            hashes = []
-            for batch in io.iter_batches(self.out / f"{part}.parquet", columns=list(columns)):
-                table = pa.Table.from_batches([batch])
-                hashes += [row_hash(table, (col,)).to_numpy() for col in columns]
-            values[part] = np.unique(np.concatenate(hashes)) if hashes else np.zeros(0, np.uint64)
+            hashes = [np.zeros(0, np.uint64)] + [
+                value_hashes(pa.Table.from_batches([batch]), columns)
+                for batch in io.iter_batches(self.out / f"{part}.parquet", columns=list(columns))
+            ]
+            values[part] = np.unique(np.concatenate(hashes))
         name = f"{self.corpus}.{self.hop}.sentences_disjoint[{','.join(columns)}]"
         try:
             self._check_unique(values, "sentence", name)
@@ -302,24 +285,23 @@ def execute(
     root: Path = PROJECT_ROOT,
 ) -> int:
     """Run ``body`` for one hop/corpus with atomic output; return a process exit code."""
-    from stages.core.validate import write_report
-
     started = time.perf_counter()
     final = data_dir(hop, corpus, root)
     # The previous output stays until a complete, validated new one replaces it.
     run: HopRun | None = None
     engine: Engine | None = None
     try:
-        params = _load_params(params_path or root / "params.yaml")
+        params = read_params(params_path or root / "params.yaml")
         engine = Engine.from_params(params)
         with io.atomic_dir(final) as tmp:
             run = HopRun(hop, corpus, params, tmp, root, engine=engine)
             body(run)
-            check(hop, corpus, run.results, root)
+            if not all(r.success for r in run.results):
+                raise ValidationFailed(run.results)
+            write_report(hop, corpus, run.results, root)
     except ValidationFailed as exc:
         if run is not None:
-            path = write_report(hop, corpus, run.results, root)
-            exc.report_path = path
+            exc.report_path = write_report(hop, corpus, run.results, root)
         print(
             f"rnnflow {hop} {corpus}: stopped, output not written\n{exc.render()}", file=sys.stderr
         )
@@ -341,16 +323,6 @@ def execute(
     return 0
 
 
-def _load_params(path: Path) -> dict[str, Any]:
-    """:func:`load_params`, with a YAML syntax error reported as a :class:`ConfigError`."""
-    from ruamel.yaml.error import YAMLError
-
-    try:
-        return load_params(path)
-    except YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-
-
 def _with_stage_hint(exc: io.ParquetReadError, root: Path) -> io.ParquetReadError:
     """Name the DVC stage that re-creates a damaged file under ``data/<layer>/<corpus>/``."""
     try:
@@ -368,28 +340,26 @@ def _with_stage_hint(exc: io.ParquetReadError, root: Path) -> io.ParquetReadErro
 
 def cli(
     hop: str,
-    description: str,
+    doc: str | None,
     body_for: Callable[[str, argparse.Namespace], Callable[[HopRun], None]],
     argv: list[str] | None = None,
     add_args: Callable[[argparse.ArgumentParser], None] | None = None,
     *,
     corpora: Sequence[str],
 ) -> int:
-    """The shared command line of every hop: ``python -m stages.<hop> CORPUS``.
+    """The shared command line of every hop: ``python -m stages.<hop> CORPUS``, described
+    by the first paragraph of the hop module's ``doc``.
 
     ``corpora`` are the accepted corpus names: the hop passes its registry's
     (``stages.corpora.names()``), so the framework never imports the stages above it.
     ``add_args`` lets a hop add its own flags (e.g. ``fetch --update``); they reach
     ``body_for`` in the parsed namespace.
     """
+    description = (doc or "").split("\n\n")[0]
     parser = argparse.ArgumentParser(prog=f"rnnflow {hop}", description=description)
     parser.add_argument("corpus", choices=list(corpora), help="which corpus to process")
-    parser.add_argument(
-        "--params",
-        type=Path,
-        default=None,
-        help="params file (default: params.yaml in the project root)",
-    )
+    params_help = "params file (default: params.yaml in the project root)"
+    parser.add_argument("--params", type=Path, help=params_help)
     if add_args is not None:
         add_args(parser)
     args = parser.parse_args(argv)

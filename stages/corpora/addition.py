@@ -12,22 +12,20 @@ import pyarrow.compute as pc
 
 from stages.core.context import FetchContext
 from stages.core.validate import Expect, Suite
-from stages.corpora.base import Corpus
-from stages.corpora.synthetic import GeneratedConfig, SyntheticCleanConfig, fixed_list
+from stages.corpora.synthetic import Generated, GeneratedConfig, fixed_list
 
 
 class AdditionConfig(GeneratedConfig):
     bits: int = 8
 
 
-class Addition(Corpus):
+class Addition(Generated):
     """Binary addition, bit by bit: inputs (a_i, b_i), output the sum's bit i, LSB first."""
 
     name = "addition"
     clean_key = ("a", "b")
     key_columns = ("a", "b")
     FetchConfig = AdditionConfig
-    CleanConfig = SyntheticCleanConfig
 
     def fetch(self, cfg: AdditionConfig, ctx: FetchContext) -> dict[str, pa.Table]:
         space = 2 ** (2 * cfg.bits)
@@ -47,9 +45,6 @@ class Addition(Corpus):
             )
         }
 
-    def expected_rows(self, part: str, cfg: AdditionConfig) -> tuple[int, int | None]:
-        return cfg.n, cfg.n
-
     def raw_suite(self, part: str, cfg: Any) -> Suite:
         return Suite(
             "addition.raw",
@@ -62,14 +57,8 @@ class Addition(Corpus):
         )
 
     def format(self, table: pa.Table, cfg: Any) -> pa.Table:
-        return pa.table(
-            {
-                "a": table.column("a"),
-                "b": table.column("b"),
-                "sum": pc.add(table.column("a"), table.column("b")),
-                "bits": table.column("bits"),
-            }
-        )
+        a, b = table.column("a"), table.column("b")
+        return pa.table({"a": a, "b": b, "sum": pc.add(a, b), "bits": table.column("bits")})
 
     def formatted_suite(self, cfg: Any) -> Suite:
         return Suite(
@@ -115,13 +104,8 @@ class Addition(Corpus):
             return ((table.column(col).to_numpy()[:, None] >> shifts) & 1).astype(np.int8)
 
         x = np.stack([lsb("a"), lsb("b")], axis=2).reshape(table.num_rows, steps * 2)
-        return pa.table(
-            {
-                "row_id": table.column("row_id"),
-                "x": fixed_list(x, pa.int8()),
-                "y": fixed_list(lsb("sum"), pa.int8()),
-            }
-        )
+        y = fixed_list(lsb("sum"), pa.int8())
+        return pa.table({"row_id": table.column("row_id"), "x": fixed_list(x, pa.int8()), "y": y})
 
     def tokens_suite(self, artifacts: dict[str, Any], cfg: Any) -> Suite:
         steps = artifacts["spec.json"]["x_shape"][0]

@@ -50,10 +50,6 @@ class Corpus:
         table, or an iterable of tables for sources streamed in chunks."""
         raise NotImplementedError
 
-    def mirror_subdir(self, cfg: Any) -> str | None:
-        """Directory of ``$RNNFLOW_MIRROR`` holding this corpus (None: the corpus name)."""
-        return None
-
     def expected_rows(self, part: str, cfg: Any) -> tuple[int, int | None]:
         """Inclusive bounds on the rows of a fetched part."""
         return 1, None

@@ -17,8 +17,7 @@ import pyarrow.compute as pc
 
 from stages.core.context import FetchContext
 from stages.core.validate import Expect, Suite
-from stages.corpora.base import Corpus
-from stages.corpora.synthetic import GeneratedConfig, SyntheticCleanConfig, fixed_list
+from stages.corpora.synthetic import Generated, GeneratedConfig, fixed_list
 
 
 def bits_strings(values: np.ndarray, width: int) -> pa.Array:
@@ -54,16 +53,17 @@ class BitsConfig(GeneratedConfig):
     width: int
 
 
-class _BitStrings(Corpus):
+class _BitStrings(Generated):
     """Shared by parity and counting: rows of '0'/'1' strings, target = count of ones."""
 
     clean_key = ("bits",)
     key_columns = ("bits",)
     FetchConfig = BitsConfig
-    CleanConfig = SyntheticCleanConfig
     #: Parity draws with replacement from 2**50 (no collisions in practice); counting
     #: draws without replacement from 2**16 so every string is distinct.
     with_replacement = True
+    #: More ``spec.json`` entries (parity: what the count of ones is used to derive).
+    extra_spec: dict[str, str] = {}
 
     def fetch(self, cfg: BitsConfig, ctx: FetchContext) -> dict[str, pa.Table]:
         rng = np.random.default_rng(cfg.seed)
@@ -75,9 +75,6 @@ class _BitStrings(Corpus):
                 raise ValueError(f"{self.name}: n={cfg.n} > 2**{cfg.width} distinct strings")
             strings = bits_strings(rng.choice(2**cfg.width, size=cfg.n, replace=False), cfg.width)
         return {"all": pa.table({"bits": strings})}
-
-    def expected_rows(self, part: str, cfg: BitsConfig) -> tuple[int, int | None]:
-        return cfg.n, cfg.n
 
     def raw_suite(self, part: str, cfg: Any) -> Suite:
         return Suite(
@@ -117,10 +114,7 @@ class _BitStrings(Corpus):
         if not rows:
             raise ValueError(f"{self.name} tokenize: the train split is empty")
         assert width is not None  # set by the first batch with rows
-        return {"spec.json": self.spec(width)}
-
-    def spec(self, width: int) -> dict[str, Any]:
-        return {
+        spec = {
             "task": "classify",
             "x_shape": [width, 1],
             "x_dtype": "int8",
@@ -128,17 +122,12 @@ class _BitStrings(Corpus):
             "y_shape": [],
             "target": "count of ones",
         }
+        return {"spec.json": {**spec, **self.extra_spec}}
 
     def tokenize(self, table: pa.Table, artifacts: dict[str, Any], cfg: Any) -> pa.Table:
         width = artifacts["spec.json"]["x_shape"][0]
-        x = bits_matrix(table.column("bits"), width)
-        return pa.table(
-            {
-                "row_id": table.column("row_id"),
-                "x": fixed_list(x, pa.int8()),
-                "y": table.column("ones"),
-            }
-        )
+        x = fixed_list(bits_matrix(table.column("bits"), width), pa.int8())
+        return pa.table({"row_id": table.column("row_id"), "x": x, "y": table.column("ones")})
 
     def tokens_suite(self, artifacts: dict[str, Any], cfg: Any) -> Suite:
         width = artifacts["spec.json"]["x_shape"][0]
@@ -158,9 +147,7 @@ class Parity(_BitStrings):
     """Parity of 50-bit strings (predict the count of ones, derive the parity)."""
 
     name = "parity"
-
-    def spec(self, width: int) -> dict[str, Any]:
-        return {**super().spec(width), "derived": "parity"}
+    extra_spec = {"derived": "parity"}
 
 
 class Counting(_BitStrings):

@@ -47,11 +47,9 @@ class Books(TextCorpus):
                 f"fetch.books.sources.{name}: format {source.format!r} is not a "
                 f"book format (gutenberg)"
             )
+        header, limit = source.gutenberg_header, cfg.max_expanded_bytes
         for doc_id, path in files.items():
-            for text in read_book(path, cfg.chunk_lines, source.gutenberg_header, source.member):
-                yield pa.table(
-                    {"doc_id": pa.array([doc_id] * len(text), pa.string()), "text": text}
-                )
+            yield from _rows(doc_id, read_book(path, cfg.chunk_lines, header, source.member, limit))
 
     #: hf: ``columns: {text: …}`` or ``{doc_id: …, text: …}``: one book a row (its whole
     #: text; ``doc_id`` defaults to ``<source>/<row number>``), read into paragraphs as a
@@ -73,16 +71,18 @@ class Books(TextCorpus):
             )
             for i, (doc_id, body) in enumerate(zip(ids, texts)):
                 label = f"dataset {source.dataset!r} row {row + i} (doc_id {doc_id})"
-                for text in book_paragraphs(
-                    _lines(body or "", cfg.chunk_lines), label, source.gutenberg_header
-                ):
-                    yield pa.table(
-                        {"doc_id": pa.array([doc_id] * len(text), pa.string()), "text": text}
-                    )
+                lines = _lines(body or "", cfg.chunk_lines)
+                yield from _rows(doc_id, book_paragraphs(lines, label, source.gutenberg_header))
             row += len(texts)
 
     def raw_schema(self) -> dict[str, str]:
         return {"doc_id": "string", "text": "string"}
+
+
+def _rows(doc_id: str, paragraphs: Iterator[pa.Array]) -> Iterator[pa.Table]:
+    """One ``(doc_id, text)`` row per paragraph of one book."""
+    for text in paragraphs:
+        yield pa.table({"doc_id": pa.array([doc_id] * len(text), pa.string()), "text": text})
 
 
 def _lines(body: str, chunk_lines: int) -> Iterator[tuple[int, pa.Array]]:

@@ -27,11 +27,9 @@ import pyarrow as pa
 
 from stages.core.context import HFDataset
 from stages.core.validate import Expect, Suite
-from stages.corpora.text.cleaning import length_ratio
 from stages.corpora.text.config import TextCleanConfig, TextFetchConfig, TextSourceConfig
-from stages.corpora.text.corpus import TextCorpus
-from stages.corpora.text.formats import read_parallel, read_tsv
-from stages.corpora.text.opening import zip_member
+from stages.corpora.text.corpus import TextCorpus, as_text, length_ratio
+from stages.corpora.text.formats import read_parallel, read_tsv, zip_member
 
 
 class EsEnFetchConfig(TextFetchConfig):
@@ -79,7 +77,7 @@ class EsEn(TextCorpus):
                     f"per language (keys {list(langs)}) or one .zip, got "
                     f"{sorted(files)}"
                 )
-            for src, tgt in read_parallel(sides, cfg.chunk_lines):
+            for src, tgt in read_parallel(sides, cfg.chunk_lines, cfg.max_expanded_bytes):
                 yield _pairs(src, tgt, origin)
         elif source.format == "tsv":
             if not set(langs) <= set(source.column_list):
@@ -88,7 +86,10 @@ class EsEn(TextCorpus):
                     f"got {source.columns}"
                 )
             (path,) = files.values()
-            for table in read_tsv(path, source.column_list, cfg.chunk_lines, source.member):
+            tables = read_tsv(
+                path, source.column_list, cfg.chunk_lines, source.member, cfg.max_expanded_bytes
+            )
+            for table in tables:
                 yield _pairs(table.column(cfg.src_lang), table.column(cfg.tgt_lang), origin)
         else:
             raise ValueError(
@@ -104,16 +105,14 @@ class EsEn(TextCorpus):
     ) -> Iterator[pa.Table]:
         origin = source.origin or name
         for table in data.tables(self.hf_mapping(name, source), cfg.chunk_lines):
-            yield _pairs(_text(table.column("src")), _text(table.column("tgt")), origin)
+            yield _pairs(as_text(table.column("src")), as_text(table.column("tgt")), origin)
 
     def raw_schema(self) -> dict[str, str]:
         return {"src": "string", "tgt": "string", "origin": "string"}
 
+    # Every row's ``origin`` is its part's (a part is one origin).
     def raw_suite(self, part: str, cfg: Any) -> Suite:
-        base = super().raw_suite(part, cfg)
-        return Suite(
-            base.name, base.expectations + (Expect.in_set("origin", [part]),), schema=base.schema
-        )
+        return super().raw_suite(part, cfg).plus(Expect.in_set("origin", [part]))
 
     def extra_drops(self, table: pa.Table, cfg: EsEnCleanConfig) -> list[tuple[str, np.ndarray]]:
         if cfg.max_length_ratio is None:
@@ -122,14 +121,7 @@ class EsEn(TextCorpus):
         return [("length_ratio", ratio > cfg.max_length_ratio)]
 
     def clean_suite(self, part: str, cfg: Any) -> Suite:
-        base = super().clean_suite(part, cfg)
-        return Suite(
-            base.name, base.expectations + (Expect.in_set("origin", [part]),), schema=base.schema
-        )
-
-
-def _text(col: pa.ChunkedArray) -> pa.ChunkedArray:
-    return col if col.type == pa.string() else col.cast(pa.string())
+        return super().clean_suite(part, cfg).plus(Expect.in_set("origin", [part]))
 
 
 def _pairs(

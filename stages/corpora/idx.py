@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import math
-import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from rnnflow.io import write_bytes
 from stages.core.config import MAX_EXPANDED_BYTES
 
 # IDX dtype codes -> big-endian numpy dtypes (the format stores multi-byte values MSB first).
@@ -186,12 +186,6 @@ def read_mnist_pair(
     return x, y
 
 
-def _umask() -> int:
-    from rnnflow.io import umask
-
-    return umask()
-
-
 def _dtype_code(dtype: np.dtype) -> int:
     for code, idx_dtype in IDX_DTYPES.items():
         if idx_dtype.kind == dtype.kind and idx_dtype.itemsize == dtype.itemsize:
@@ -208,7 +202,6 @@ def write_idx(path: Path, array: np.ndarray, *, gzip_: bool = True) -> None:
     The gzip header carries no timestamp, so equal arrays give byte-identical files (stable
     checksums for fixtures and DVC).
     """
-    path = Path(path)
     array = np.asarray(array)
     code = _dtype_code(array.dtype)
     if array.ndim == 0 or array.ndim > 255:
@@ -216,22 +209,10 @@ def write_idx(path: Path, array: np.ndarray, *, gzip_: bool = True) -> None:
     if any(n >= 2**32 for n in array.shape):
         raise ValueError(f"IDX dimensions must fit in uint32, got {array.shape}")
     header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    payload = np.ascontiguousarray(array, dtype=IDX_DTYPES[code]).tobytes()
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if gzip_:
-                with gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) as gz:
-                    gz.write(header)
-                    gz.write(payload)
-            else:
-                fh.write(header)
-                fh.write(payload)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 → what open() would give
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    data = header + np.ascontiguousarray(array, dtype=IDX_DTYPES[code]).tobytes()
+    if gzip_:
+        buffer = io.BytesIO()
+        with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0) as gz:
+            gz.write(data)
+        data = buffer.getvalue()
+    write_bytes(path, data)  # atomically, with the umask's mode

@@ -131,13 +131,8 @@ class Mnist(Corpus):
         }
 
     def tokenize(self, table: pa.Table, artifacts: dict[str, Any], cfg: Any) -> pa.Table:
-        return pa.table(
-            {
-                "row_id": table.column("row_id"),
-                "x": table.column("image"),
-                "y": pc.cast(table.column("label"), pa.int64()),
-            }
-        )
+        y = pc.cast(table.column("label"), pa.int64())
+        return pa.table({"row_id": table.column("row_id"), "x": table.column("image"), "y": y})
 
     def tokens_suite(self, artifacts: dict[str, Any], cfg: Any) -> Suite:
         return Suite(

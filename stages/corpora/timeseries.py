@@ -12,8 +12,7 @@ import pyarrow as pa
 from stages.core.config import FormatConfig, SplitConfig
 from stages.core.context import FetchContext
 from stages.core.validate import Expect, Suite
-from stages.corpora.base import Corpus
-from stages.corpora.synthetic import GeneratedConfig, SyntheticCleanConfig, fixed_list
+from stages.corpora.synthetic import Generated, GeneratedConfig, fixed_list
 
 
 class SeriesConfig(GeneratedConfig):
@@ -27,7 +26,7 @@ class SeriesFormatConfig(FormatConfig):
     split: SplitConfig = SplitConfig(method="ordered", validation=0.1, test=0.1)
 
 
-class TimeSeries(Corpus):
+class TimeSeries(Generated):
     """Next-value prediction on a generated series, from sliding windows."""
 
     name = "timeseries"
@@ -35,7 +34,6 @@ class TimeSeries(Corpus):
     key_columns = ("t",)
     format_whole_part = True
     FetchConfig = SeriesConfig
-    CleanConfig = SyntheticCleanConfig
     FormatConfig = SeriesFormatConfig
 
     def fetch(self, cfg: SeriesConfig, ctx: FetchContext) -> dict[str, pa.Table]:
@@ -45,9 +43,6 @@ class TimeSeries(Corpus):
         value = sum(a * np.sin(2 * np.pi * t / p) for p, a in zip(cfg.periods, cfg.amplitudes))
         value = value + np.random.default_rng(cfg.seed).normal(0.0, cfg.noise, cfg.n)
         return {"all": pa.table({"t": t, "value": value.astype(np.float64)})}
-
-    def expected_rows(self, part: str, cfg: SeriesConfig) -> tuple[int, int | None]:
-        return cfg.n, cfg.n
 
     def raw_suite(self, part: str, cfg: Any) -> Suite:
         return Suite(

@@ -25,9 +25,8 @@ import pyarrow.compute as pc
 from stages.core.context import HFDataset
 from stages.core.hashing import row_hash
 from stages.core.validate import Expect, Suite
-from stages.corpora.text.cleaning import mask_urls_and_handles
 from stages.corpora.text.config import TextCleanConfig, TextFetchConfig, TextSourceConfig
-from stages.corpora.text.corpus import TextCorpus
+from stages.corpora.text.corpus import TextCorpus, as_text, mask_urls_and_handles
 from stages.corpora.text.formats import read_alternating
 
 
@@ -61,10 +60,6 @@ def with_threads(pairs: Iterator[pa.Table]) -> Iterator[pa.Table]:
         yield table.add_column(0, "thread", pa.array(thread, pa.uint64()))
 
 
-def _text(col: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
-    return col if col.type == pa.string() else col.cast(pa.string())
-
-
 def dialogue_pairs(turns: pa.ChunkedArray, key: str) -> pa.Table:
     """Dialogues (a list of utterances a row) → ``(context, response)`` rows: each pair of
     consecutive turns, dialogue by dialogue (a dialogue of n turns gives n - 1 rows)."""
@@ -72,7 +67,7 @@ def dialogue_pairs(turns: pa.ChunkedArray, key: str) -> pa.Table:
     if not (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)):
         raise ValueError(f"{key}: expected a list of utterances a row, got {arr.type}")
     lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False)
-    flat = _text(pc.list_flatten(arr))
+    flat = as_text(pc.list_flatten(arr))
     pairs = np.maximum(lengths.astype(np.int64) - 1, 0)
     starts = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.int64)
     first = np.cumsum(pairs) - pairs
@@ -101,7 +96,8 @@ class Twitter(TextCorpus):
                 f"{sorted(files)}"
             )
         (path,) = files.values()
-        yield from with_threads(read_alternating(path, cfg.chunk_lines, source.member))
+        lines = read_alternating(path, cfg.chunk_lines, source.member, cfg.max_expanded_bytes)
+        yield from with_threads(lines)
 
     #: hf: ``columns: {context: …, response: …}`` (a pair a row), or ``{turns: …}`` (a
     #: list of utterances a row: a dialogue, read as the pairs of consecutive turns, which
@@ -118,17 +114,14 @@ class Twitter(TextCorpus):
             yield from with_threads(dialogue_pairs(t.column("turns"), key) for t in tables)
         else:
             yield from with_threads(
-                pa.table({c: _text(t.column(c)) for c in ("context", "response")}) for t in tables
+                pa.table({c: as_text(t.column(c)) for c in ("context", "response")}) for t in tables
             )
 
     def raw_schema(self) -> dict[str, str]:
         return {"thread": "uint64", "context": "string", "response": "string"}
 
     def raw_suite(self, part: str, cfg: Any) -> Suite:
-        base = super().raw_suite(part, cfg)
-        return Suite(
-            base.name, base.expectations + (Expect.not_null("thread"),), schema=base.schema
-        )
+        return super().raw_suite(part, cfg).plus(Expect.not_null("thread"))
 
     def prepare(self, arr: pa.ChunkedArray, cfg: TwitterCleanConfig) -> pa.ChunkedArray:
         return mask_urls_and_handles(arr, cfg.url_token, cfg.user_token)

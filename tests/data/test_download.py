@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from stages.core.config import NetworkConfig
 from stages.core.download import obtain
 from stages.core.filecheck import ChecksumMismatch, DownloadError, FileSpec, verify
 from tests.data.loopback import BODY, PATH, SHA, Server
@@ -16,9 +18,12 @@ pytestmark = pytest.mark.usefixtures("no_proxy")
 SPEC = FileSpec(PATH, SHA, size=len(BODY))
 
 
-def _fetch(dest: Path, urls: list[str], mirror: Path | None = None, **kw: object) -> Path:
-    kw = {"retries": 2, "timeout_s": 5.0, "backoff_s": 0.0, "progress": False, **kw}
-    return obtain(SPEC, urls=urls, mirror=mirror, dest_dir=dest, **kw).path
+def _fetch(
+    dest: Path, urls: list[str], mirror: Path | None = None, progress: bool = False, **net: Any
+) -> Path:
+    network = NetworkConfig(**{"retries": 2, "timeout_s": 5.0, "backoff_s": 0.0, **net})
+    got = obtain(SPEC, urls=urls, mirror=mirror, dest_dir=dest, network=network, progress=progress)
+    return got.path
 
 
 def test_download_verifies_and_lands_at_final_path(server: Server, tmp_path: Path) -> None:

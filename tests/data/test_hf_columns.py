@@ -26,7 +26,7 @@ def test_hf_source_config_is_checked() -> None:
 
 
 def test_column_paths_reach_into_structs_and_lists_of_structs() -> None:
-    from stages.core.hfcolumns import column_path
+    from stages.core.context import column_path
 
     table = pa.table(
         {
@@ -43,7 +43,7 @@ def test_column_paths_reach_into_structs_and_lists_of_structs() -> None:
 
 
 def test_content_digest_ignores_batching_and_sees_values() -> None:
-    from stages.core.hfcolumns import ContentDigest
+    from stages.core.context import ContentDigest
 
     table = pa.table(
         {

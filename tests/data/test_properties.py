@@ -17,13 +17,13 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from stages.core.hashing import row_hash, uniform
+from rnnflow import codec
+from stages.core.hashing import in_sorted, row_hash, uniform
 from stages.corpora import texttok
 from stages.corpora.idx import IDX_DTYPES, IdxError, read_idx, write_idx
-from stages.corpora.text.formats import read_alternating, read_parallel, read_tsv
-from stages.corpora.text.opening import TextSourceError
+from stages.corpora.text.formats import TextSourceError, read_alternating, read_parallel, read_tsv
 from stages.corpora.texttok import SPECIALS, UNK, TextTokenizeConfig
-from stages.format import SplitConfig, assign_hash, in_sorted
+from stages.format import SplitConfig, assign_hash
 
 FAST = settings(
     max_examples=100,
@@ -67,18 +67,18 @@ def test_word_codec_round_trip_keeps_in_vocabulary_words(train, other, min_freq,
     vocab = art["vocab.json"]
     assert vocab[: len(SPECIALS)] == list(SPECIALS) and len(set(vocab)) == len(vocab)
     known = set(vocab[len(SPECIALS) :])
-    words = texttok.pretokenize(pa.array(train), lowercase).to_pylist()
+    words = codec.pretokenize(pa.array(train), lowercase).to_pylist()
     counts = Counter(w for row in words for w in row)
     assert known == {w for w, n in counts.items() if n >= min_freq}
 
     texts = train + other
-    ids = texttok.encode_word(pa.array(texts), vocab, lowercase)
+    ids = codec.encode_word(pa.array(texts), vocab, lowercase)
     assert ids.type == pa.list_(pa.int32())
     for text, row, tokens in zip(
-        texts, ids.to_pylist(), texttok.pretokenize(pa.array(texts), lowercase).to_pylist()
+        texts, ids.to_pylist(), codec.pretokenize(pa.array(texts), lowercase).to_pylist()
     ):
         assert all(0 <= i < len(vocab) for i in row)
-        decoded = texttok.decode(row, art)
+        decoded = codec.decode(row, art)
         assert decoded == [t if t in known else SPECIALS[UNK] for t in tokens], text
         # No text ever encodes to pad/bos/eos: those are the models' to add.
         assert not set(row) & {0, 1, 2}

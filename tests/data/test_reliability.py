@@ -25,7 +25,7 @@ from stages.core.config import MAX_EXPANDED_BYTES
 from stages.core.hop import HopRun, data_dir
 from stages.core.validate import ValidationFailed
 from stages.corpora.idx import IdxError, read_idx, write_idx
-from stages.corpora.text import formats, lines, opening
+from stages.corpora.text import formats
 from stages.corpora.text.config import TextFetchConfig
 from tests.conftest import run_hop, sha256
 from tests.data.text_mirror import es_en_params, fails, mirror, write_lines, write_moses_zip
@@ -83,7 +83,7 @@ def test_tsv_line_with_a_tab_inside_a_sentence_is_an_error(tmp_path: Path) -> No
     path = write_lines(
         tmp_path / "spa.txt", ["Hi.\tHola.", "Bye.\tAdiós.", "Tab\there.\tTabulador.", "Yes.\tSí."]
     )
-    with pytest.raises(opening.TextSourceError) as exc:
+    with pytest.raises(formats.TextSourceError) as exc:
         list(formats.read_tsv(path, ["en", "es"], 10))
     msg = str(exc.value)
     assert str(path) in msg and "line 3" in msg and "expected 2" in msg and "found 3" in msg
@@ -285,10 +285,10 @@ def test_hostile_zip_members_are_refused(tmp_path: Path, bad: str) -> None:
         path = _zip(tmp_path / "a.zip", {**members, bad: "evil\n"})
         member = bad
     for call in (
-        lambda: opening.zip_member(path, suffix=".en"),
-        lambda: list(lines.read_lines(path, 10, member)),
+        lambda: formats.zip_member(path, suffix=".en"),
+        lambda: list(formats.read_lines(path, 10, member)),
     ):
-        with pytest.raises(opening.TextSourceError) as exc:
+        with pytest.raises(formats.TextSourceError) as exc:
             call()
         assert str(path) in str(exc.value) and "refusing" in str(exc.value)
 
@@ -305,27 +305,28 @@ def test_hostile_zip_in_a_hop_writes_nothing(text_root: Path, capsys) -> None:
 def test_gzip_bomb_stops_at_the_limit(tmp_path: Path) -> None:
     path = tmp_path / "bomb.txt.gz"
     path.write_bytes(gzip.compress(b"aaaa\nbbbb\n" * 100_000))  # 1 MB from ~2 kB
-    with pytest.raises(opening.TextSourceError, match="expands to more than 100,000 bytes"):
+    with pytest.raises(formats.TextSourceError, match="expands to more than 100,000 bytes"):
         list(formats.read_alternating(path, 50, max_expanded_bytes=100_000))
-    # The corpus's setting reaches readers through the adapter wrapper, named by its key.
-    with pytest.raises(opening.TextSourceError, match=r"100,000 bytes.*fetch.twitter.sources.x"):
-        list(opening.naming(formats.read_alternating(path, 50), "fetch.twitter.sources.x", 100_000))
+    # The adapter wrapper names the source's params key.
+    lines = formats.read_alternating(path, 50, max_expanded_bytes=100_000)
+    with pytest.raises(formats.TextSourceError, match=r"100,000 bytes.*fetch.twitter.sources.x"):
+        list(formats.naming(lines, "fetch.twitter.sources.x"))
     assert sum(len(t) for t in formats.read_alternating(path, 50)) == 100_000  # default: reads
     assert TextFetchConfig.model_fields["max_expanded_bytes"].default == MAX_EXPANDED_BYTES
 
 
 def test_zip_bomb_is_refused_before_expanding(tmp_path: Path) -> None:
     path = _zip(tmp_path / "bomb.zip", {"c.en": "a\n" * 500_000})
-    with pytest.raises(opening.TextSourceError, match="declares 1,000,000 bytes"):
-        list(lines.read_lines(path, 10, "c.en", max_expanded_bytes=10_000))
+    with pytest.raises(formats.TextSourceError, match="declares 1,000,000 bytes"):
+        list(formats.read_lines(path, 10, "c.en", max_expanded_bytes=10_000))
 
 
 def test_line_without_breaks_stops_before_filling_memory(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(opening, "MAX_LINE_BYTES", 10_000)
+    monkeypatch.setattr(formats, "MAX_LINE_BYTES", 10_000)
     for name in ("long.txt", "long.txt.gz"):
         path = write_lines(tmp_path / name, ["short", "x" * 3_000_000, "short"])
-        with pytest.raises(opening.TextSourceError, match="line longer than 10,000 bytes"):
-            list(lines.read_lines(path, 10))
+        with pytest.raises(formats.TextSourceError, match="line longer than 10,000 bytes"):
+            list(formats.read_lines(path, 10))
 
 
 # --- 8. disk full -------------------------------------------------------------------------------

@@ -22,10 +22,10 @@ from rnnflow.config import ConfigError, parse
 from rnnflow.env import PROJECT_ROOT
 from stages import corpora
 from stages.core import download
+from stages.core.catalogue import lock_path
 from stages.core.config import MAX_EXPANDED_BYTES, SourcedFetchConfig
 from stages.core.download import obtain
 from stages.core.filecheck import DownloadError, FileSpec
-from stages.core.lock import lock_path
 from tests.conftest import real_params, run_hop, write_params
 from tests.data.loopback import BODY, PATH, SHA, Server
 from tests.data.text_mirror import overlay
@@ -287,8 +287,7 @@ def tar_gz_bomb(path: Path, expanded: int) -> Path:
 @pytest.mark.parametrize("kind", ["idx_claim", "idx_trailing", "zip", "tar_gz"])
 def test_every_decompressor_stops_at_the_cap(tmp_path: Path, kind: str) -> None:
     from stages.corpora import idx
-    from stages.corpora.text.lines import read_lines
-    from stages.corpora.text.opening import TextSourceError
+    from stages.corpora.text.formats import TextSourceError, read_lines
 
     cap = 1 << 20
     if kind.startswith("idx"):

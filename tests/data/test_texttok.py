@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from rnnflow import codec
 from stages.core.hop import data_dir
 from stages.core.validate import Suite, validate
 from stages.corpora import texttok
@@ -42,14 +43,14 @@ def fit(pairs, **cfg) -> dict:
 
 
 def test_pretokenize_lowercases_and_splits_punctuation() -> None:
-    got = texttok.pretokenize(pa.array(["¿Cómo  estás?", "  Don't stop_me 3.5 ", "", "   "]))
+    got = codec.pretokenize(pa.array(["¿Cómo  estás?", "  Don't stop_me 3.5 ", "", "   "]))
     assert got.to_pylist() == [
         ["¿", "cómo", "estás", "?"],
         ["don", "'", "t", "stop", "_", "me", "3", ".", "5"],
         [],
         [],
     ]
-    kept = texttok.pretokenize(pa.array(["Hola Mundo"]), lowercase=False)
+    kept = codec.pretokenize(pa.array(["Hola Mundo"]), lowercase=False)
     assert kept.to_pylist() == [["Hola", "Mundo"]]
 
 
@@ -102,10 +103,10 @@ def test_encode_round_trips_types_and_unknowns() -> None:
     assert out.schema.field("src_ids").type == pa.list_(pa.int32())
     assert out["src"].equals(val["src"]) and out["row_id"].equals(val["row_id"])
     ids = out["src_ids"][0].as_py()
-    tokens = texttok.pretokenize(val["src"])[0].as_py()
-    assert texttok.decode(ids, art) == [t if t in art["vocab.json"] else "<unk>" for t in tokens]
+    tokens = codec.pretokenize(val["src"])[0].as_py()
+    assert codec.decode(ids, art) == [t if t in art["vocab.json"] else "<unk>" for t in tokens]
     assert ids[tokens.index("on")] == UNK and ids[tokens.index("zebra")] == UNK
-    assert texttok.decode(out["tgt_ids"][0].as_py(), art) == ["el", "gato", "se", "sentó", "."]
+    assert codec.decode(out["tgt_ids"][0].as_py(), art) == ["el", "gato", "se", "sentó", "."]
     assert 1 not in ids and 2 not in ids  # no <bos>/<eos> added
 
 
@@ -253,10 +254,10 @@ def test_hop_fits_on_train_only_and_writes_token_report(tmp_path: Path, monkeypa
     vocab = json.loads((out / "vocab.json").read_text())
     assert "zebra" not in vocab and vocab[:4] == list(SPECIALS)
     val = pq.read_table(out / "validation.parquet")
-    assert texttok.decode(
+    assert codec.decode(
         val["src_ids"][0].as_py(), {"spec.json": {"kind": "word"}, "vocab.json": vocab}
     ) == ["the", "<unk>", "sat", "."]
-    assert texttok.load_artifacts(out)["vocab.json"] == vocab
+    assert codec.load_artifacts(out)["vocab.json"] == vocab
     report = json.loads(stats_path("toytext", root).read_text())
     assert report["splits"]["train"]["columns"]["src"]["unk_rate"] == 0.0
     assert report["splits"]["validation"]["columns"]["src"]["unk_rate"] == 0.25

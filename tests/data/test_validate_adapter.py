@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from stages.core.tableview import _row_min_max, _row_min_max_grouped
+from stages.core.validate import _row_min_max, _row_min_max_grouped
 
 CASES = [
     pa.FixedSizeListArray.from_arrays(pa.array(np.arange(12, dtype=np.uint8)), 4),

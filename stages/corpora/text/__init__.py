@@ -1,15 +1,7 @@
-"""What the text corpora share, one module per job.
-
-- :mod:`~stages.corpora.text.config`: the ``fetch``/``clean`` configs of a text corpus, its
-  sources and their formats.
-- :mod:`~stages.corpora.text.opening`: opening a plain, gzip or zip-member file for reading
-  bytes, with the safety limits.
-- :mod:`~stages.corpora.text.lines`: streaming a file as chunks of decoded lines.
-- :mod:`~stages.corpora.text.formats`: the line-based formats (``moses``, ``tsv``,
-  ``alternating``); :mod:`~stages.corpora.text.gutenberg`: books (``gutenberg``).
-- :mod:`~stages.corpora.text.cleaning`: pure cleaning functions on Arrow string arrays.
-- :mod:`~stages.corpora.text.corpus`: :class:`~stages.corpora.text.corpus.TextCorpus`,
-  the base of the text adapters.
+"""What the text corpora share: their configs (:mod:`~stages.corpora.text.config`), reading
+their files (:mod:`~stages.corpora.text.formats`; books: :mod:`~stages.corpora.text.gutenberg`)
+and the adapter base with its cleaning
+(:mod:`~stages.corpora.text.corpus`).
 
 Reading (fetch). A text source names its files (with checksums) and a ``format``:
 
@@ -30,7 +22,7 @@ Reading (fetch). A text source names its files (with checksums) and a ``format``
   adapter says which names it takes
   (:meth:`~stages.corpora.text.corpus.TextCorpus.read_hf`). Rows stream in batches of
   ``chunk_lines``; the lock records a digest of the mapped values
-  (:class:`stages.core.hfcolumns.ContentDigest`).
+  (:class:`stages.core.context.ContentDigest`).
 
 A file ending in ``.gz`` is read through gzip; a ``.zip`` through its ``member``. Files are
 read in chunks of ``chunk_lines`` lines, each chunk one Arrow table, so memory stays flat

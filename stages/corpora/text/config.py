@@ -47,11 +47,6 @@ class TextSourceConfig(DatasetSourceConfig):
         return self
 
     @property
-    def column_map(self) -> dict[str, str]:
-        """hf: raw column → dataset column."""
-        return dict(self.columns) if isinstance(self.columns, dict) else {}
-
-    @property
     def column_list(self) -> list[str]:
         """tsv: the field names."""
         return list(self.columns) if isinstance(self.columns, list) else []
@@ -75,13 +70,8 @@ class TextFetchConfig(FetchConfig):
         """The listed sources grouped by origin (part), each group in listed order."""
         groups: dict[str, list[tuple[str, TextSourceConfig]]] = {}
         for name, source in listed(self.source, self.sources):
-            groups.setdefault(part_name(name, source), []).append((name, source))
+            groups.setdefault(source.origin or name, []).append((name, source))
         return groups
-
-
-def part_name(name: str, source: TextSourceConfig) -> str:
-    """The fetched part (and ``origin``) a source is written to."""
-    return source.origin or name
 
 
 class TextCleanConfig(CleanConfig):

@@ -1,5 +1,5 @@
-"""Books (format ``gutenberg``): one row per paragraph, the Project Gutenberg header and
-licence footer stripped (at fetch, because the markers are line-level state)."""
+"""Books (format ``gutenberg``): one row per paragraph, the Project Gutenberg header and licence
+footer stripped (at fetch, because the markers are line-level state)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from stages.corpora.text.lines import read_lines
-from stages.corpora.text.opening import TextSourceError, describe
+from stages.core.config import MAX_EXPANDED_BYTES
+from stages.corpora.text.formats import TextSourceError, describe, read_lines
 
 #: The "End of the Project Gutenberg EBook of …" line just before the END marker.
 _TRAILER = r"(?i)^end of (the )?project gutenberg"
@@ -22,6 +22,10 @@ _CREDITS = (
 )
 _START_RE2 = r"(?i)^\s*\*{3}\s*START OF (THE|THIS) PROJECT GUTENBERG E-?BOOK"
 _END_RE2 = r"(?i)^\s*\*{3}\s*END OF (THE|THIS) PROJECT GUTENBERG E-?BOOK"
+
+
+def _matches(lines: pa.Array, regex: str) -> np.ndarray:
+    return pc.match_substring_regex(lines, regex).to_numpy(zero_copy_only=False)
 
 
 def paragraphs(lines: pa.Array) -> tuple[pa.Array, pa.Array]:
@@ -50,7 +54,7 @@ def read_book(
     chunk_lines: int,
     gutenberg_header: bool = True,
     member: str | None = None,
-    max_expanded_bytes: int | None = None,
+    max_expanded_bytes: int = MAX_EXPANDED_BYTES,
 ) -> Iterator[pa.Array]:
     """Stream a plain-text book as arrays of paragraphs, Gutenberg header/footer stripped.
 
@@ -59,11 +63,8 @@ def read_book(
     open it ("Produced by …") and the "End of the Project Gutenberg EBook of …" trailer; a
     file without either marker is an error, so a licence never reaches the corpus unnoticed.
     """
-    yield from book_paragraphs(
-        read_lines(path, chunk_lines, member, max_expanded_bytes),
-        describe(path, member),
-        gutenberg_header,
-    )
+    lines = read_lines(path, chunk_lines, member, max_expanded_bytes)
+    yield from book_paragraphs(lines, describe(path, member), gutenberg_header)
 
 
 def book_paragraphs(
@@ -78,17 +79,13 @@ def book_paragraphs(
         if ended:
             continue  # the licence: read (so damage is still detected) but not kept
         if not inside:
-            hit = np.flatnonzero(
-                pc.match_substring_regex(lines, _START_RE2).to_numpy(zero_copy_only=False)
-            )
+            hit = np.flatnonzero(_matches(lines, _START_RE2))
             if not len(hit):
                 continue
             inside = True
             lines = lines.slice(int(hit[0]) + 1)
         if gutenberg_header:
-            hit = np.flatnonzero(
-                pc.match_substring_regex(lines, _END_RE2).to_numpy(zero_copy_only=False)
-            )
+            hit = np.flatnonzero(_matches(lines, _END_RE2))
             if len(hit):
                 lines = lines.slice(0, int(hit[0]))
                 ended = True
@@ -97,11 +94,8 @@ def book_paragraphs(
             lines = pa.concat_arrays([lines, pa.array([""])])  # close the last paragraph
         done, pending = paragraphs(lines)
         if gutenberg_header:
-            boiler = pc.match_substring_regex(done, _TRAILER).to_numpy(zero_copy_only=False)
             opening = np.arange(emitted, emitted + len(done)) < 2
-            boiler |= opening & pc.match_substring_regex(done, _CREDITS).to_numpy(
-                zero_copy_only=False
-            )
+            boiler = _matches(done, _TRAILER) | (opening & _matches(done, _CREDITS))
             emitted += len(done)
             done = done.filter(pa.array(~boiler))
         if len(done):
