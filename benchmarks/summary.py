@@ -37,8 +37,9 @@ BLOCK_RE = re.compile(
 
 def record_timings(root: Path, only: list[str] | None = None) -> Path:
     """``benchmarks/results/main_job.json`` from the last run's ``reports/timings/*.json``, each
-    model with the commit it ran. With ``only``, just those models are recorded; the others keep
-    the run that timed them (when the last run shared the CPU for all but the changed ones)."""
+    model with the commit and the machine it ran on. With ``only``, just those models are
+    recorded; the others keep the run (and machine) that timed them (when the last run shared
+    the CPU for all but the changed ones, or ran on another machine)."""
     from pipelines.ops.workspace import git
 
     found = {p.stem: p for p in sorted((root / "reports" / "timings").glob("*.json"))}
@@ -55,11 +56,15 @@ def record_timings(root: Path, only: list[str] | None = None) -> Path:
         print(f"note: the recorded run was made on {was}, this one on {machine['cpu']}: "
               "its metrics moved with the machine too", file=sys.stderr)  # fmt: skip
     models = {
-        name: {**entry, "commit": entry.get("commit", old.get("commit"))}
+        name: {
+            **entry,
+            "commit": entry.get("commit", old.get("commit")),
+            "machine": entry.get("machine", old.get("machine")),
+        }
         for name, entry in (old.get("models") or {}).items()
     }
     for name in only or found:
-        models[name] = {**json.loads(found[name].read_text()), "commit": commit}
+        models[name] = {**json.loads(found[name].read_text()), "commit": commit, "machine": machine}
     doc = {"commit": commit, "machine": machine, "models": dict(sorted(models.items()))}
     path.write_text(json.dumps(doc, indent=2) + "\n")
     return path

@@ -193,7 +193,9 @@ def test_timings_of_named_models_replace_only_theirs(tmp_path):
     (root / "reports" / "timings").mkdir(parents=True)
     (root / "benchmarks" / "results").mkdir(parents=True)
     results = root / "benchmarks" / "results" / "main_job.json"
-    old = {"commit": "a" * 40, "models": {"m1": {"wall_seconds": 1.0}, "m2": {"wall_seconds": 2.0}}}
+    was = {"cpu": "another CPU", "cpus": 2}
+    models = {"m1": {"wall_seconds": 1.0}, "m2": {"wall_seconds": 2.0}}
+    old = {"commit": "a" * 40, "machine": was, "models": models}
     results.write_text(json.dumps(old))
     for name, wall in (("m1", 10.0), ("m2", 20.0)):  # m1's run shared the CPU: not recorded
         (root / "reports" / "timings" / f"{name}.json").write_text(
@@ -206,8 +208,9 @@ def test_timings_of_named_models_replace_only_theirs(tmp_path):
 
     assert timings("m2").returncode == 0
     models = json.loads(results.read_text())["models"]
-    assert models["m1"] == {"wall_seconds": 1.0, "commit": "a" * 40}
+    assert models["m1"] == {"wall_seconds": 1.0, "commit": "a" * 40, "machine": was}
     assert models["m2"]["wall_seconds"] == 20.0 and models["m2"]["commit"] != "a" * 40
+    assert models["m2"]["machine"]["cpu"] != "another CPU"  # each run names its own machine
     bad = timings("m3")
     assert bad.returncode != 0 and "m3" in bad.stderr
     assert timings().returncode == 0  # no names: every model of the last run
